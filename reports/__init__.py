@@ -1,0 +1,1 @@
+"""reports layer of the EAN ablation framework (see DESIGN.md)."""

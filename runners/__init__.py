@@ -1,0 +1,1 @@
+"""runners layer of the EAN ablation framework (see DESIGN.md)."""
