@@ -1,0 +1,18 @@
+"""EAN model parts behind registries, and the builder that composes them from a plain config."""
+
+from ean.models.build import MODEL_DEFAULTS, ModelConfigError, build_model, frames_per_segment, resolve_model_config
+from ean.models.ean_net import EAN
+from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
+
+__all__ = [
+    "BACKBONES",
+    "BLOCKS",
+    "EAN",
+    "FUSIONS",
+    "MODEL_DEFAULTS",
+    "REGIONS",
+    "ModelConfigError",
+    "build_model",
+    "frames_per_segment",
+    "resolve_model_config",
+]

@@ -1,0 +1,200 @@
+"""The one place where a model config (a plain dict) becomes a network.
+
+A model config is the ``model`` section of a resolved study config. Every key has a default
+(``MODEL_DEFAULTS``); an unknown key is an error listing the valid ones, and every part name is checked
+against its registry. ``build_model`` accepts the whole resolved config (it reads ``config["model"]``)
+or the model section itself.
+
+Keys:
+    backbone: ``BACKBONES`` name (resnet50; resnet18 for smoke runs).
+    pretrained: None, ``"torchvision"`` or a path to an ImageNet state dict for the backbone.
+    num_classes: K.
+    num_segments: T (8 or 16: one implementation).
+    modality: ``"rgb"`` (one frame per segment) or ``"rgb_lmc"`` (5 frames per segment, with LMC).
+    input_size: training crop size (sets the SOI-Tr's positional embedding size).
+    temporal_conv, motion_excitation: the ResNet baseline's temporal parts in every bottleneck.
+    block: ``BLOCKS`` name; block_stages: stages (1-5) followed by a block; block_options: keyword
+        arguments of the block (eab: pool, inter_relu, dilation, factorization).
+    fusion: ``FUSIONS`` name, the EAB's matrix M (read by ``eab`` only).
+    regions: ``REGIONS`` name; region_stages: stages followed by a SOI-Tr; num_regions: R per frame;
+        region_options: keyword arguments of the region strategy (fasterrcnn: weights, cache_dir, ...).
+    soi_options: keyword arguments of the SOI-Tr (depth, heads, head_dim, mlp_hidden).
+    lmc_options: keyword arguments of the LMC (latent, units, ...).
+    dropout: before the classifier.
+    rgb_frame: ``"middle"`` (the authors' code) or ``"first"`` (the paper's text) frame of each segment.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from typing import Any
+
+from torch import nn
+
+import ean.models.blocks  # noqa: F401  (registers the blocks)
+import ean.models.fusion  # noqa: F401
+import ean.models.soi  # noqa: F401
+from ean.models import backbone as _backbones  # noqa: F401
+from ean.models.ean_net import EAN
+from ean.models.lmc import LatentMotionCode
+from ean.models.pretrained import load_pretrained
+from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
+from ean.models.soi.soi_tr import SOITransformer
+
+MODEL_DEFAULTS: dict[str, Any] = {
+    "backbone": "resnet50",
+    "pretrained": None,
+    "num_classes": 174,
+    "num_segments": 8,
+    "modality": "rgb",
+    "input_size": 224,
+    "temporal_conv": True,
+    "motion_excitation": True,
+    "block": "eab",
+    "block_stages": [1, 2, 3, 4],
+    "block_options": {},
+    "fusion": "dynamic",
+    "regions": "saliency",
+    "region_stages": [5],
+    "num_regions": 4,
+    "region_options": {},
+    "soi_options": {},
+    "lmc_options": {},
+    "dropout": 0.5,
+    "rgb_frame": "middle",
+}
+MODALITIES = ("rgb", "rgb_lmc")
+RGB_FRAMES = ("middle", "first")
+LMC_FRAMES = 5
+
+
+class ModelConfigError(ValueError):
+    """A model config that cannot be built; the message names the key, the value and the valid choices."""
+
+
+def resolve_model_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Fills defaults and validates a model config; returns a new dict (the input is not changed)."""
+    section = config.get("model", config)
+    unknown = sorted(set(section) - set(MODEL_DEFAULTS))
+    if unknown:
+        hints = [difflib.get_close_matches(k, MODEL_DEFAULTS, n=1) for k in unknown]
+        said = ", ".join(
+            f"'{k}'" + (f" (did you mean '{h[0]}'?)" if h else "") for k, h in zip(unknown, hints, strict=True)
+        )
+        raise ModelConfigError(f"unknown model key {said}; valid keys: {', '.join(MODEL_DEFAULTS)}")
+    cfg = copy.deepcopy(MODEL_DEFAULTS)
+    cfg.update(copy.deepcopy(dict(section)))
+    _validate(cfg)
+    return cfg
+
+
+def _choice(cfg: dict, key: str, choices: tuple) -> None:
+    if cfg[key] not in choices:
+        raise ModelConfigError(f"model.{key} = {cfg[key]!r}; valid: {', '.join(map(str, choices))}")
+
+
+def _validate(cfg: dict) -> None:
+    BACKBONES.check(cfg["backbone"])
+    BLOCKS.check(cfg["block"])
+    FUSIONS.check(cfg["fusion"])
+    REGIONS.check(cfg["regions"])
+    _choice(cfg, "modality", MODALITIES)
+    _choice(cfg, "rgb_frame", RGB_FRAMES)
+    for key in ("block_stages", "region_stages"):
+        stages = cfg[key]
+        if not isinstance(stages, list | tuple) or not all(isinstance(s, int) and 1 <= s <= 5 for s in stages):
+            raise ModelConfigError(f"model.{key} = {stages!r}; must be a list of stages among 1, 2, 3, 4, 5")
+    for key in ("num_classes", "num_segments", "num_regions", "input_size"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ModelConfigError(f"model.{key} = {cfg[key]!r}; must be a positive integer")
+    if cfg["input_size"] % 32:
+        raise ModelConfigError(f"model.input_size = {cfg['input_size']}; must be a multiple of 32")
+
+
+def _checked_options(family: str, factory: Any, options: dict, fixed: dict) -> dict:
+    params = inspect.signature(factory).parameters
+    valid = [p for p in params if p not in fixed]
+    bad = [k for k in options if k not in valid]
+    if bad:
+        raise ModelConfigError(f"{family} options {bad} are not accepted; valid options: {', '.join(valid)}")
+    return {**fixed, **options}
+
+
+def stage_stride(stage: int) -> int:
+    """Downsampling of the feature map after ``stage`` (1: stem, 4; 2: 4; 3: 8; 4: 16; 5: 32)."""
+    return 4 * 2 ** max(stage - 2, 0)
+
+
+def build_blocks(cfg: dict, channels: list[int]) -> dict[str, nn.Module]:
+    """Stage (as a string) -> block, for every stage in ``block_stages`` (none when block is ``none``)."""
+    factory = BLOCKS.get(cfg["block"])
+    blocks = {}
+    for stage in sorted(set(cfg["block_stages"])):
+        fixed = {"channels": channels[stage - 1], "num_segments": cfg["num_segments"]}
+        if "fusion" in inspect.signature(factory).parameters:
+            fixed["fusion"] = cfg["fusion"]
+        block = factory(**_checked_options(f"block '{cfg['block']}'", factory, cfg["block_options"], fixed))
+        if block is not None:
+            blocks[str(stage)] = block
+    return blocks
+
+
+def build_sois(cfg: dict, channels: list[int]) -> dict[str, nn.Module]:
+    """Stage (as a string) -> SOI-Tr with its region strategy, for every stage in ``region_stages``."""
+    factory = REGIONS.get(cfg["regions"])
+    sois = {}
+    for stage in sorted(set(cfg["region_stages"])):
+        fixed = {
+            "channels": channels[stage - 1],
+            "num_segments": cfg["num_segments"],
+            "num_regions": cfg["num_regions"],
+        }
+        regions = factory(**_checked_options(f"regions '{cfg['regions']}'", factory, cfg["region_options"], fixed))
+        if regions is None:
+            continue
+        size = cfg["input_size"] // stage_stride(stage)
+        soi_args = _checked_options("soi", SOITransformer, cfg["soi_options"], {})
+        sois[str(stage)] = SOITransformer(channels[stage - 1], cfg["num_segments"], size, regions, **soi_args)
+    return sois
+
+
+def build_model(config: dict[str, Any]) -> EAN:
+    """Builds the network a (resolved) config describes.
+
+    Args:
+        config: a resolved study config with a ``model`` section, or the model section itself.
+
+    Returns:
+        An ``EAN`` taking clips (N, T, L, 3, H, W) (L = 1 for RGB, 5 for RGB+LMC) to logits (N, K).
+    """
+    cfg = resolve_model_config(config)
+    backbone = BACKBONES.build(
+        cfg["backbone"],
+        num_segments=cfg["num_segments"],
+        temporal_conv=cfg["temporal_conv"],
+        motion_excitation=cfg["motion_excitation"],
+    )
+    if cfg["pretrained"]:
+        load_pretrained(backbone, cfg["pretrained"], cfg["backbone"])
+    channels = backbone.stage_channels
+    lmc = None
+    if cfg["modality"] == "rgb_lmc":
+        lmc_args = _checked_options("lmc", LatentMotionCode, cfg["lmc_options"], {"frames_per_segment": LMC_FRAMES})
+        lmc = LatentMotionCode(out_channels=channels[0], **lmc_args)
+    return EAN(
+        backbone,
+        build_blocks(cfg, channels),
+        build_sois(cfg, channels),
+        lmc,
+        num_classes=cfg["num_classes"],
+        num_segments=cfg["num_segments"],
+        dropout=cfg["dropout"],
+        rgb_frame=None if cfg["rgb_frame"] == "middle" else 0,
+    )
+
+
+def frames_per_segment(config: dict[str, Any]) -> int:
+    """Frames each segment of the model's input holds: 5 for RGB+LMC, 1 for RGB."""
+    return LMC_FRAMES if resolve_model_config(config)["modality"] == "rgb_lmc" else 1

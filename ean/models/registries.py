@@ -1,0 +1,37 @@
+"""The registries of the model's swappable families, each stating the contract its variants meet.
+
+Feature maps inside the network use the TSN layout ``(N*T, C, H, W)``: N clips of T segments stacked on
+the batch axis; a part that mixes time reshapes internally with ``num_segments``.
+"""
+
+from ean.registry import Registry
+
+BACKBONES = Registry(
+    "backbone",
+    contract="backbone(temporal_conv: bool, motion_excitation: bool, num_segments: int) -> ResNet; "
+    "torchvision parameter names; stem (N*T, 3, H, W) -> (N*T, C1, H/4, W/4), stage k halves H, W.",
+    required_args=("temporal_conv", "motion_excitation", "num_segments"),
+)
+
+BLOCKS = Registry(
+    "block",
+    contract="block(channels: int, num_segments: int, **options) -> nn.Module or None (no block); "
+    "(N*T, C, H, W) -> (N*T, C, H, W), a residual block that starts close to the identity.",
+    required_args=("channels", "num_segments"),
+)
+
+FUSIONS = Registry(
+    "fusion",
+    contract="fusion(channels: int, num_segments: int) -> Fusion; forward(x, context) with x, context "
+    "(N*T, C, H, W) -> (N*T, C, H, W): mixes channels by a matrix M (C x C) per clip; "
+    "matrix(context) -> (N, C, C) or None for a fixed permutation/identity.",
+    required_args=("channels", "num_segments"),
+)
+
+REGIONS = Registry(
+    "regions",
+    contract="regions(channels: int, num_segments: int, num_regions: int, **options) -> Regions or None "
+    "(no SOI-Tr); forward(features (N, C, T, H, W), clip (N, T, 3, Hin, Win)) -> weights (N, T, R, H, W), "
+    "each map summing to 1 over H, W (or None: every position is a token).",
+    required_args=("channels", "num_segments", "num_regions"),
+)

@@ -1,0 +1,131 @@
+"""Regions from torchvision's Faster R-CNN, run frozen on the sampled frames (Table 7, 'Faster RCNN').
+
+The detector sees each frame (un-normalised to [0, 1]); its R most confident boxes become uniform weight
+maps on the feature grid; frames with fewer than R boxes are padded with the central region. Boxes can be
+cached on disk by the frame's content hash, so evaluation and repeated epochs do not run it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ean.constants import IMAGENET_MEAN, IMAGENET_STD
+from ean.models.registries import REGIONS
+from ean.models.soi.regions.masks import box_masks, central_box
+
+
+def build_detector(weights: str | None, min_size: int, proposals: int) -> nn.Module:
+    """torchvision's fasterrcnn_resnet50_fpn in eval mode with frozen parameters.
+
+    Args:
+        weights: None (random: tests), ``"torchvision"`` (COCO weights, downloaded once) or a file path.
+        min_size: the detector's input size (frames are resized so the short side is this).
+        proposals: RPN proposals kept after NMS at test time (the box head's cost grows with it).
+    """
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights, fasterrcnn_resnet50_fpn
+
+    tv_weights = FasterRCNN_ResNet50_FPN_Weights.DEFAULT if weights == "torchvision" else None
+    detector = fasterrcnn_resnet50_fpn(
+        weights=tv_weights,
+        weights_backbone=None,
+        min_size=min_size,
+        max_size=min_size,
+        rpn_post_nms_top_n_test=proposals,
+        rpn_pre_nms_top_n_test=proposals,
+    )
+    if weights not in (None, "torchvision"):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"Faster R-CNN weights file not found: {path}")
+        detector.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    detector.eval()
+    for p in detector.parameters():
+        p.requires_grad_(False)
+    return detector
+
+
+@REGIONS.register("fasterrcnn")
+class FasterRCNNRegions(nn.Module):
+    """R detected boxes per frame, padded with the central region, as weight maps.
+
+    Args:
+        channels, num_segments: the stage's (unused beyond the contract).
+        num_regions: R.
+        weights: detector weights (see ``build_detector``).
+        score_threshold: boxes below this score are dropped.
+        min_size: detector input size.
+        proposals: RPN proposals at test time.
+        cache_dir: directory for cached boxes (None: no cache).
+
+    Shapes: features (N, D, T, h, w), clip (N*T, 3, H, W) normalised -> weights (N, T, R, h, w).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_segments: int,
+        num_regions: int = 4,
+        weights: str | None = None,
+        score_threshold: float = 0.5,
+        min_size: int = 224,
+        proposals: int = 100,
+        cache_dir: str | None = None,
+    ):
+        super().__init__()
+        self.num_regions, self.score_threshold = num_regions, score_threshold
+        self.detector = build_detector(weights, min_size, proposals)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> FasterRCNNRegions:
+        super().train(mode)
+        self.detector.eval()  # frozen: always in inference mode
+        return self
+
+    def _cache_path(self, frame: torch.Tensor) -> Path:
+        digest = hashlib.sha1(frame.to(torch.float16).cpu().numpy().tobytes()).hexdigest()
+        return self.cache_dir / digest[:2] / f"{digest}.pt"
+
+    @torch.no_grad()
+    def boxes(self, frames: torch.Tensor) -> torch.Tensor:
+        """(F, 3, H, W) normalised frames -> (F, R, 4) boxes in pixels, padded with the central region."""
+        images = (frames.float() * self.std + self.mean).clamp(0, 1)
+        cached = [self._load(img) for img in images]
+        todo = [i for i, b in enumerate(cached) if b is None]
+        if todo:
+            detections = self.detector([images[i] for i in todo])
+            for i, det in zip(todo, detections, strict=True):
+                cached[i] = self._select(det, images.shape[-2:])
+                self._store(images[i], cached[i])
+        return torch.stack(cached).to(frames.device)
+
+    def _select(self, det: dict, size: tuple[int, int]) -> torch.Tensor:
+        keep = det["boxes"][det["scores"] >= self.score_threshold][: self.num_regions].cpu()
+        pad = central_box(tuple(size)).expand(self.num_regions - len(keep), 4)
+        return torch.cat([keep, pad])
+
+    def _load(self, image: torch.Tensor) -> torch.Tensor | None:
+        if self.cache_dir is None:
+            return None
+        path = self._cache_path(image)
+        return torch.load(path, weights_only=True) if path.is_file() else None
+
+    def _store(self, image: torch.Tensor, boxes: torch.Tensor) -> None:
+        if self.cache_dir is None:
+            return
+        path = self._cache_path(image)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(boxes, tmp)
+        tmp.replace(path)
+
+    def forward(self, features: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+        n, _, t, h, w = features.shape
+        boxes = self.boxes(clip)  # (N*T, R, 4)
+        masks = box_masks(boxes, tuple(clip.shape[-2:]), (h, w))
+        return masks.view(n, t, self.num_regions, h, w)

@@ -1,0 +1,81 @@
+"""Model parts against reference implementations: temporal convs, regions, LMC, SOI-Tr."""
+
+import torch
+from torch import nn
+
+from ean.models.lmc import LatentMotionCode
+from ean.models.soi.regions.fasterrcnn import FasterRCNNRegions
+from ean.models.soi.regions.fixed import FixedRegions, grid_boxes
+from ean.models.soi.regions.masks import box_masks
+from ean.models.temporal import DepthwiseTemporalConv, TemporalConv
+
+
+def to_clips(x: torch.Tensor, t: int) -> torch.Tensor:
+    nt, c, h, w = x.shape
+    return x.view(nt // t, t, c, h, w).transpose(1, 2)
+
+
+def test_temporal_conv_equals_conv3d():
+    torch.manual_seed(0)
+    for groups, dilation in [(1, 1), (1, 2), (2, 1)]:
+        conv = TemporalConv(6, 4, num_segments=5, kernel_size=3, dilation=dilation, groups=groups)
+        ref = nn.Conv3d(6, 4, (3, 1, 1), padding=(dilation, 0, 0), dilation=(dilation, 1, 1), groups=groups, bias=False)
+        # taps: (g, k, C_out/g) output layout -> Conv3d weight (C_out, C_in/g, k, 1, 1)
+        w = conv.taps.weight.view(groups, 3, 4 // groups, 6 // groups)
+        with torch.no_grad():
+            ref.weight.copy_(w.permute(0, 2, 3, 1).reshape(4, 6 // groups, 3, 1, 1))
+        x = torch.randn(10, 6, 3, 3)
+        expected = ref(to_clips(x, 5)).transpose(1, 2).reshape(10, 4, 3, 3)
+        torch.testing.assert_close(conv(x), expected)
+
+
+def test_depthwise_temporal_conv_starts_as_a_temporal_shift():
+    conv = DepthwiseTemporalConv(16, num_segments=4)
+    x = torch.randn(8, 16, 2, 2)
+    y = conv(x).view(2, 4, 16, 2, 2)
+    clips = x.view(2, 4, 16, 2, 2)
+    torch.testing.assert_close(y[:, :-1, :2], clips[:, 1:, :2])  # 1/8 from the next frame
+    assert y[:, -1, :2].abs().sum() == 0
+    torch.testing.assert_close(y[:, 1:, 2:4], clips[:, :-1, 2:4])  # 1/8 from the previous frame
+    torch.testing.assert_close(y[:, :, 4:], clips[:, :, 4:])
+
+
+def test_box_masks_cover_the_box_and_sum_to_one():
+    masks = box_masks(torch.tensor([[0.0, 0.0, 32.0, 32.0], [40.0, 40.0, 41.0, 41.0]]), (64, 64), (4, 4))
+    torch.testing.assert_close(masks.sum(dim=(-2, -1)), torch.ones(2))
+    assert (masks[0, :2, :2] == 0.25).all() and masks[0, 2:].sum() == 0
+    assert masks[1, 2, 2] == 1.0  # a box smaller than a cell takes its nearest cell
+
+
+def test_fixed_regions_tile_the_frame():
+    boxes = grid_boxes(4, (8, 8))
+    assert boxes.tolist() == [[0, 0, 4, 4], [4, 0, 8, 4], [0, 4, 4, 8], [4, 4, 8, 8]]
+    weights = FixedRegions(64, 4, 4)(torch.randn(2, 16, 4, 8, 8))
+    assert weights.shape == (2, 4, 4, 8, 8)
+    torch.testing.assert_close(weights.sum(dim=(-2, -1)), torch.ones(2, 4, 4))
+
+
+def test_fasterrcnn_regions_pad_with_the_centre_and_cache_boxes(tmp_path):
+    torch.manual_seed(0)
+    regions = FasterRCNNRegions(2048, 2, num_regions=3, score_threshold=2.0, min_size=64, cache_dir=str(tmp_path))
+    regions.train()
+    assert not regions.detector.training and not any(p.requires_grad for p in regions.parameters())
+    clip = torch.randn(4, 3, 64, 64)
+    boxes = regions.boxes(clip)
+    assert boxes.shape == (4, 3, 4)
+    assert boxes.eq(torch.tensor([16.0, 16.0, 48.0, 48.0])).all()  # nothing scores 2.0: all central
+    assert len(list(tmp_path.rglob("*.pt"))) == 4
+    regions.detector = None  # a second call must come from the cache alone
+    torch.testing.assert_close(regions.boxes(clip), boxes)
+    weights = regions(torch.randn(2, 16, 2, 4, 4), clip)
+    assert weights.shape == (2, 2, 3, 4, 4)
+    assert (weights[..., 1:3, 1:3] == 0.25).all()  # the central region of a 4 x 4 grid
+
+
+def test_lmc_maps_segments_to_the_stem_resolution():
+    lmc = LatentMotionCode()
+    x = torch.randn(3, 5, 3, 64, 64)
+    out = lmc(x)
+    assert out.shape == (3, 64, 16, 16)
+    still = lmc(torch.ones(3, 5, 3, 64, 64))  # no motion: the code of zero differences, same everywhere
+    torch.testing.assert_close(still[0], still[1])
