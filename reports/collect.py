@@ -1,0 +1,153 @@
+"""MLflow -> a tidy DataFrame: one row per trial run of a study, with its tags, status and final metrics.
+
+Reads any tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``, ...) through ``MlflowClient``;
+never writes. The column names are ``RUN_COLUMNS``; see ``reports.mlflow_schema`` for what the runner logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Run, ViewType
+from mlflow.tracking import MlflowClient
+
+from reports import mlflow_schema as S
+
+#: Columns of the tidy runs table, in order.
+RUN_COLUMNS = (
+    "run_id",
+    "parent_run_id",
+    "study",
+    "row",
+    "row_label",
+    "seed",
+    "status",
+    "trial_key",
+    "git_commit",
+    "code_version",
+    "data_fingerprint",
+    "dataset",
+    "protocol",
+    "error",
+    "start_time",
+    "end_time",
+    *S.FINAL_METRICS,
+)
+
+_TAG_COLUMNS = {
+    "parent_run_id": S.TAG_PARENT_RUN_ID,
+    "study": S.TAG_STUDY,
+    "row": S.TAG_ROW,
+    "row_label": S.TAG_ROW_LABEL,
+    "trial_key": S.TAG_TRIAL_KEY,
+    "git_commit": S.TAG_GIT_COMMIT,
+    "code_version": S.TAG_CODE_VERSION,
+    "data_fingerprint": S.TAG_DATA_FINGERPRINT,
+    "dataset": S.TAG_DATASET,
+    "protocol": S.TAG_PROTOCOL,
+    "error": S.TAG_ERROR,
+}
+
+
+class StudyNotFoundError(LookupError):
+    """The tracking store has no experiment named after the study."""
+
+
+@dataclass(frozen=True)
+class StudyRuns:
+    """What MLflow holds about one study.
+
+    Attributes:
+        trials: the tidy runs table (``RUN_COLUMNS``), one row per trial run, oldest first.
+        study_hashes: ``ean.study_hash`` of each study (parent) run, by parent run id.
+        experiment_id: the MLflow experiment's id.
+    """
+
+    trials: pd.DataFrame
+    study_hashes: dict[str, str]
+    experiment_id: str
+
+
+def collect_runs(study: str, tracking_uri: str | None = None) -> StudyRuns:
+    """Reads every trial run and study run of ``study`` from MLflow.
+
+    Args:
+        study: the study's name (= the MLflow experiment name).
+        tracking_uri: any MLflow tracking URI; ``None`` uses MLflow's default (``MLFLOW_TRACKING_URI``).
+
+    Returns:
+        The study's runs.
+
+    Raises:
+        StudyNotFoundError: there is no experiment named ``study`` at that URI.
+    """
+    _check_sqlite_exists(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        names = sorted(e.name for e in client.search_experiments(max_results=50))
+        raise StudyNotFoundError(
+            f"no MLflow experiment named {study!r} at {client.tracking_uri!r} "
+            f"(experiments there: {', '.join(names) or 'none'}); run the study first or pass its tracking URI"
+        )
+    trials = [_run_record(r) for r in _search(client, experiment.experiment_id, S.trial_filter(study))]
+    parents = _search(client, experiment.experiment_id, S.study_filter(study))
+    hashes = {r.info.run_id: r.data.tags.get(S.TAG_STUDY_HASH, "") for r in parents}
+    return StudyRuns(trials=runs_frame(trials), study_hashes=hashes, experiment_id=experiment.experiment_id)
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """Builds the tidy runs table from run records (dicts keyed by ``RUN_COLUMNS``), oldest run first."""
+    frame = pd.DataFrame.from_records(records, columns=list(RUN_COLUMNS))
+    frame["seed"] = frame["seed"].astype("Int64")
+    for col in S.FINAL_METRICS:
+        frame[col] = frame[col].astype("float64")
+    for col in ("start_time", "end_time"):
+        frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
+    return frame.sort_values(["start_time", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def _check_sqlite_exists(tracking_uri: str | None) -> None:
+    """Refuses a sqlite URI whose file does not exist (MLflow would create an empty store there)."""
+    prefix = "sqlite:///"
+    if tracking_uri and tracking_uri.startswith(prefix) and tracking_uri != prefix + ":memory:":
+        path = Path(tracking_uri[len(prefix) :])
+        if not path.exists():
+            raise StudyNotFoundError(f"no MLflow store at {tracking_uri!r} ({path.resolve()} does not exist)")
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _run_record(run: Run) -> dict:
+    tags = run.data.tags
+    record = {col: tags.get(tag) for col, tag in _TAG_COLUMNS.items()}
+    record.update(
+        run_id=run.info.run_id,
+        seed=_parse_seed(tags.get(S.TAG_SEED)),
+        status=run.info.status,
+        start_time=run.info.start_time,
+        end_time=run.info.end_time,
+    )
+    for metric in S.FINAL_METRICS:
+        record[metric] = run.data.metrics.get(metric)
+    return record
+
+
+def _parse_seed(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,236 @@
+"""Build a study's tables and figures from MLflow: ``python -m reports.make studies/table8.yaml``.
+
+Reads the study's runs from any MLflow tracking URI, lays out the table of the spec (see
+``reports.table``) and writes, under ``--out`` (default ``outputs/reports/<study>``):
+
+- ``<study>.md``: the Markdown table with notes and a provenance footnote (also printed);
+- ``<study>.tex``: the LaTeX table (booktabs) to ``\\input`` in a paper, and ``<study>_standalone.tex``,
+  a document around it that compiles with pdflatex;
+- ``<study>.csv``: the table's numbers (absolute units); ``<study>_runs.csv``: every trial run found,
+  with whether it was used and why not;
+- ``figures/``: top-1 against GFLOPs, and per non-baseline row the classes it improves most (PNG, PDF).
+
+``make_report`` does the same from Python (the study runner calls it at the end of a study).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from reports import figures
+from reports.collect import StudyNotFoundError, collect_runs
+from reports.latex import latex_document, render_latex
+from reports.markdown import render_markdown
+from reports.results import compared_metrics, results_frame, row_results
+from reports.scores import download_scores, mean_per_class_accuracy
+from reports.select import Selection, select_runs
+from reports.spec import MEASURED, SpecError, StudySpec, load_spec
+from reports.table import Table, build_table
+
+FORMATS = ("md", "latex", "csv")
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+@dataclass
+class Report:
+    """What ``make_report`` produced.
+
+    Attributes:
+        table: the table's layout (render it again with ``reports.markdown`` / ``reports.latex``).
+        markdown: the Markdown table.
+        files: every file written.
+        warnings: things that could not be produced (e.g. a figure without scores).
+    """
+
+    table: Table
+    markdown: str
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_report(
+    spec: StudySpec | str | Path,
+    out: str | Path | None = None,
+    tracking_uri: str | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    draw_figures: bool = True,
+    paper: bool | None = None,
+    delta_metrics: tuple[str, ...] = ("top1",),
+    decimals: int = 1,
+    dataset: str | None = None,
+    code_version: str | None = None,
+    generated: dt.datetime | str | None = None,
+) -> Report:
+    """Builds a study's tables (and figures) from MLflow and writes them under ``out``.
+
+    Args:
+        spec: the study spec, or the path of its YAML file.
+        out: output directory; ``None``: ``outputs/reports/<study>``.
+        tracking_uri: MLflow tracking URI; ``None``: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
+        formats: any of ``"md"``, ``"latex"``, ``"csv"``.
+        draw_figures: also draw the figures.
+        paper: show the paper's values beside ours; ``None``: when the spec has them.
+        delta_metrics: metrics compared against the baseline row.
+        decimals: decimals of accuracies.
+        dataset: use only runs of this dataset (default: the one with the most finished runs).
+        code_version: use only runs of this code version (default: as for ``dataset``).
+        generated: the date in the provenance; ``None``: now.
+
+    Raises:
+        SpecError: the spec is invalid.
+        StudyNotFoundError: the tracking store has no experiment of the study.
+        ValueError: an unknown format.
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown format(s) {', '.join(unknown)}; valid formats: {', '.join(FORMATS)}")
+    bad = [m for m in delta_metrics if m not in MEASURED]
+    if bad:
+        raise ValueError(f"cannot compare {', '.join(bad)} to the baseline; measured columns: {', '.join(MEASURED)}")
+    spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
+    runs = collect_runs(spec.name, tracking_uri)
+    out.mkdir(parents=True, exist_ok=True)
+    selection = select_runs(spec, runs.trials, dataset=dataset, code_version=code_version)
+    table = build_table(
+        spec,
+        selection,
+        runs.study_hashes,
+        paper=paper,
+        delta_metrics=delta_metrics,
+        decimals=decimals,
+        generated=generated,
+    )
+    report = Report(table=table, markdown=render_markdown(table))
+    report.files += _write_tables(spec, table, report.markdown, out, formats)
+    if "csv" in formats:
+        report.files += _write_csv(spec, selection, runs.trials, delta_metrics, out)
+    if draw_figures:
+        _draw_figures(spec, selection, tracking_uri, out / "figures", report)
+    return report
+
+
+def _write_tables(spec: StudySpec, table: Table, markdown: str, out: Path, formats) -> list[Path]:
+    files = []
+    if "md" in formats:
+        files.append(_write(out / f"{spec.name}.md", markdown))
+    if "latex" in formats:
+        fragment = render_latex(table)
+        files.append(_write(out / f"{spec.name}.tex", fragment))
+        files.append(_write(out / f"{spec.name}_standalone.tex", latex_document(fragment)))
+    return files
+
+
+def _write_csv(spec: StudySpec, selection: Selection, trials: pd.DataFrame, delta_metrics, out: Path) -> list[Path]:
+    frame = results_frame(spec, row_results(spec, selection, compared_metrics(spec, delta_metrics)))
+    runs = trials.copy()
+    runs["used"] = runs["run_id"].isin(selection.chosen["run_id"])
+    reasons = dict(zip(selection.excluded["run_id"], selection.excluded["reason"], strict=True))
+    runs["excluded_because"] = runs["run_id"].map(reasons).fillna("")
+    paths = [out / f"{spec.name}.csv", out / f"{spec.name}_runs.csv"]
+    frame.to_csv(paths[0], index=False)
+    runs.to_csv(paths[1], index=False)
+    return paths
+
+
+def _draw_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out: Path, report: Report) -> None:
+    results = row_results(spec, selection, ())
+    frame = results_frame(spec, results)
+    report.files += figures.plot_accuracy_vs_flops(frame, out / f"{spec.name}_top1_vs_gflops", title=spec.title)
+    if spec.baseline is None:
+        return
+    base = _class_accuracy(spec.baseline, selection, tracking_uri)
+    if base is None:
+        report.warnings.append(f"no per-class figures: the baseline {spec.baseline!r} has no finished run with scores")
+        return
+    for row in spec.rows:
+        if row.id == spec.baseline:
+            continue
+        acc = _class_accuracy(row.id, selection, tracking_uri)
+        if acc is None or acc[1] != base[1]:
+            report.warnings.append(f"no per-class figure for {row.id!r}: no finished run with scores of its classes")
+            continue
+        name = out / f"{spec.name}_classes_{row.id}"
+        baseline_label = spec.row(spec.baseline).label
+        report.files += figures.plot_class_improvements(acc[1], acc[0], base[0], name, row.label, baseline_label)
+
+
+def _class_accuracy(row: str, selection: Selection, tracking_uri: str):
+    chosen = selection.chosen
+    finished = chosen[(chosen["row"] == row) & (chosen["status"] == "FINISHED")]
+    scores = [download_scores(run_id, tracking_uri) for run_id in finished["run_id"]]
+    scores = [s for s in scores if s is not None]
+    return mean_per_class_accuracy(scores) if scores else None
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _resolve_study(study: str) -> Path:
+    path = Path(study)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    return Path("studies") / f"{study}.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m reports.make``."""
+    p = argparse.ArgumentParser(
+        prog="python -m reports.make",
+        description="Build a study's tables (Markdown, LaTeX, CSV) and figures from its MLflow runs.",
+        epilog="Example: python -m reports.make studies/table8.yaml --format md,latex --out outputs/table8",
+    )
+    p.add_argument("study", help="the study spec file (studies/table8.yaml) or a study name (table8)")
+    p.add_argument("--format", default=",".join(FORMATS), help="comma-separated: md, latex, csv (default: all)")
+    p.add_argument("--out", type=Path, help="output directory (default: outputs/reports/<study>)")
+    p.add_argument(
+        "--mlflow-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})"
+    )
+    p.add_argument("--no-figures", action="store_true", help="write the tables only")
+    p.add_argument("--no-paper", action="store_true", help="leave out the paper's reported values")
+    p.add_argument("--delta", default="top1", help="metrics compared to the baseline, comma-separated (top1)")
+    p.add_argument("--decimals", type=int, default=1, help="decimals of accuracies (default: 1)")
+    p.add_argument("--dataset", help="use only runs of this dataset (default: the one with most finished runs)")
+    p.add_argument("--code-version", help="use only runs of this code version (default: as for --dataset)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0 ok, 2 bad spec, study or arguments)."""
+    args = build_parser().parse_args(argv)
+    try:
+        report = make_report(
+            _resolve_study(args.study),
+            out=args.out,
+            tracking_uri=args.mlflow_uri,
+            formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
+            draw_figures=not args.no_figures,
+            paper=False if args.no_paper else None,
+            delta_metrics=tuple(m.strip() for m in args.delta.split(",") if m.strip()),
+            decimals=args.decimals,
+            dataset=args.dataset,
+            code_version=args.code_version,
+        )
+    except (SpecError, StudyNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.markdown)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for path in report.files:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""What the study runner writes to MLflow and the reports read: the one place these names are defined.
+
+The runner (``runners``) imports these constants to write runs; ``reports`` imports them to read. Layout:
+
+- Experiment: named after the study (``StudySpec.name``), tagged ``mlflow.experimentKind`` =
+  ``custom_model_development`` so the MLflow UI opens it on the training runs table.
+- One parent run per runner invocation: tags ``ean.kind`` = ``study``, ``ean.study``, ``ean.study_hash``
+  (``reports.spec.spec_hash`` of the spec file).
+- One child run per trial (row x seed), run name ``"{study}/{row}/seed{seed}"``
+  (``run_name``): tags ``mlflow.parentRunId``, ``ean.kind`` = ``trial``, ``ean.study``, ``ean.row``,
+  ``ean.row_label``, ``ean.seed`` (an integer as a string), ``ean.trial_key``, ``ean.git_commit``,
+  ``ean.code_version``, ``ean.data_fingerprint``, ``ean.dataset`` (the dataset's registry name),
+  ``ean.protocol`` (clips x crops, e.g. ``"1x1"``) and, on failed runs, ``ean.error`` (the reason).
+  Status FINISHED, FAILED, RUNNING or KILLED. Several runs of one trial key exist only when the older
+  ones FAILED or were KILLED; a report uses the newest FINISHED run of each (row, seed), else the newest.
+- Final metrics: ``top1``, ``top5`` (percent, 0-100), ``val_loss``, ``params`` (count of trainable
+  parameters), ``flops`` (multiply-accumulates of one clip). Per-epoch metrics (step = epoch):
+  ``train_loss``, ``train_top1``, ``val_top1``, ``val_top5``, ``lr``.
+- Params: the flattened resolved config (``model.block`` = ``eab``, ``data.dataset`` = ...).
+- Artifacts: ``config.yaml`` (the resolved config) and ``scores/val_scores.npz`` with arrays ``scores``
+  (N x K float32 softmax scores), ``labels`` (N int), ``video_index`` (N int: rows with the same index
+  are clips/crops of one video) and ``class_names`` (K str).
+"""
+
+from __future__ import annotations
+
+# -- experiment ------------------------------------------------------------------------------------
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+# -- tags --------------------------------------------------------------------------------------------
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"
+TAG_KIND = "ean.kind"
+KIND_STUDY = "study"
+KIND_TRIAL = "trial"
+TAG_STUDY = "ean.study"
+TAG_STUDY_HASH = "ean.study_hash"
+TAG_ROW = "ean.row"
+TAG_ROW_LABEL = "ean.row_label"
+TAG_SEED = "ean.seed"
+TAG_TRIAL_KEY = "ean.trial_key"
+TAG_GIT_COMMIT = "ean.git_commit"
+TAG_CODE_VERSION = "ean.code_version"
+TAG_DATA_FINGERPRINT = "ean.data_fingerprint"
+TAG_DATASET = "ean.dataset"
+TAG_PROTOCOL = "ean.protocol"
+TAG_ERROR = "ean.error"
+
+#: Tags every trial run carries (``ean.error`` only on failed runs).
+TRIAL_TAGS = (
+    TAG_PARENT_RUN_ID,
+    TAG_KIND,
+    TAG_STUDY,
+    TAG_ROW,
+    TAG_ROW_LABEL,
+    TAG_SEED,
+    TAG_TRIAL_KEY,
+    TAG_GIT_COMMIT,
+    TAG_CODE_VERSION,
+    TAG_DATA_FINGERPRINT,
+    TAG_DATASET,
+    TAG_PROTOCOL,
+)
+#: Tags every study (parent) run carries.
+STUDY_TAGS = (TAG_KIND, TAG_STUDY, TAG_STUDY_HASH)
+
+# -- run status (MLflow's RunStatus names) ------------------------------------------------------------
+STATUS_FINISHED = "FINISHED"
+STATUS_FAILED = "FAILED"
+STATUS_RUNNING = "RUNNING"
+STATUS_KILLED = "KILLED"
+
+# -- metrics -----------------------------------------------------------------------------------------
+METRIC_TOP1 = "top1"
+METRIC_TOP5 = "top5"
+METRIC_VAL_LOSS = "val_loss"
+METRIC_PARAMS = "params"
+METRIC_FLOPS = "flops"
+#: Logged once at the end of a trial (``params`` and ``flops`` may be logged at its start).
+FINAL_METRICS = (METRIC_TOP1, METRIC_TOP5, METRIC_VAL_LOSS, METRIC_PARAMS, METRIC_FLOPS)
+#: Logged once per epoch with ``step`` = the epoch.
+EPOCH_METRICS = ("train_loss", "train_top1", "val_top1", "val_top5", "lr")
+
+# -- artifacts -----------------------------------------------------------------------------------------
+ARTIFACT_CONFIG = "config.yaml"
+ARTIFACT_SCORES = "scores/val_scores.npz"
+SCORES_ARRAYS = ("scores", "labels", "video_index", "class_names")
+
+
+def run_name(study: str, row: str, seed: int) -> str:
+    """The name of a trial run, e.g. ``"table8/only_soitr/seed0"``."""
+    return f"{study}/{row}/seed{seed}"
+
+
+def protocol_tag(clips: int, crops: int) -> str:
+    """The ``ean.protocol`` tag value: clips x crops, e.g. ``"1x1"``."""
+    return f"{clips}x{crops}"
+
+
+def trial_filter(study: str) -> str:
+    """The ``search_runs`` filter string that selects the trial runs of a study."""
+    return f"tags.`{TAG_KIND}` = '{KIND_TRIAL}' AND tags.`{TAG_STUDY}` = '{_quote(study)}'"
+
+
+def study_filter(study: str) -> str:
+    """The ``search_runs`` filter string that selects the study (parent) runs of a study."""
+    return f"tags.`{TAG_KIND}` = '{KIND_STUDY}' AND tags.`{TAG_STUDY}` = '{_quote(study)}'"
+
+
+def _quote(value: str) -> str:
+    if "'" in value:
+        raise ValueError(f"a study name cannot contain a quote: {value!r}")
+    return value

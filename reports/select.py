@@ -1,0 +1,153 @@
+"""Which runs make up a table: runs that belong together, and one run per (row, seed).
+
+Runs are only compared when they share the spec's evaluation protocol, the dataset and the code version.
+The dataset and code version are those of the group with the most FINISHED runs (ties: the newest run)
+unless the caller pins them. Every run left out is listed with the reason, so nothing is dropped silently;
+the only runs left out without a word are older FAILED/KILLED/RUNNING attempts of a (row, seed) that a
+later choice supersedes. For each (row, seed) the newest FINISHED run is chosen; if none finished, the
+newest run of any status (it marks the cell as failed, running or killed).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+
+from reports import mlflow_schema as S
+from reports.spec import StudySpec
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The runs a table is built from.
+
+    Attributes:
+        chosen: one run per (row, seed) that has any compatible run; the tidy runs columns, in spec order.
+        excluded: runs left out because they do not belong to this table, with a ``reason`` column.
+        protocol: the evaluation protocol of the table (clips x crops, e.g. ``"1x1"``).
+        dataset: the dataset registry name of the chosen runs (``None`` when there are none).
+        code_version: the code version of the chosen runs (``None`` when there are none).
+    """
+
+    chosen: pd.DataFrame
+    excluded: pd.DataFrame
+    protocol: str
+    dataset: str | None
+    code_version: str | None
+
+    def run(self, row: str, seed: int) -> dict | None:
+        """The chosen run of (row, seed) as a dict of the tidy columns, or ``None`` if it has none."""
+        hit = self.chosen[(self.chosen["row"] == row) & (self.chosen["seed"] == seed)]
+        return None if hit.empty else hit.iloc[0].to_dict()
+
+
+def select_runs(
+    spec: StudySpec, trials: pd.DataFrame, dataset: str | None = None, code_version: str | None = None
+) -> Selection:
+    """Chooses the runs of a table from all trial runs of its study.
+
+    Args:
+        spec: the study spec (rows, seeds, protocol).
+        trials: the tidy runs table from ``reports.collect``.
+        dataset: keep only runs of this dataset; ``None`` picks the group with the most finished runs.
+        code_version: keep only runs of this code version; ``None`` picks as for ``dataset``.
+
+    Returns:
+        The chosen and the excluded runs.
+    """
+    trials = trials.reset_index(drop=True)
+    records = [{**rec, "_index": i} for i, rec in enumerate(trials.to_dict("records"))]
+    excluded: list[tuple[int, str]] = []
+    candidates = []
+    for rec in records:
+        reason = _spec_mismatch(spec, rec)
+        (excluded.append((rec["_index"], reason)) if reason else candidates.append(rec))
+    group = _main_group(candidates, dataset, code_version)
+    compatible = []
+    for rec in candidates:
+        reason = _group_mismatch(rec, group)
+        (excluded.append((rec["_index"], reason)) if reason else compatible.append(rec))
+    excluded.sort()
+    return Selection(
+        chosen=trials.loc[_newest_per_trial(spec, compatible)].reset_index(drop=True),
+        excluded=trials.loc[[i for i, _ in excluded]].assign(reason=[r for _, r in excluded]).reset_index(drop=True),
+        protocol=spec.protocol.tag,
+        dataset=group[0] if compatible else dataset,
+        code_version=group[1] if compatible else code_version,
+    )
+
+
+def describe_exclusions(selection: Selection, labels: dict[str, str]) -> list[str]:
+    """One sentence per reason, naming the runs, e.g. ``"protocol 10x3 (this table: 1x1): +EAB seed 0"``.
+
+    Args:
+        selection: the selection.
+        labels: printed label by row id (rows not in the spec are named by their id).
+    """
+    lines = []
+    ex = selection.excluded
+    for reason in dict.fromkeys(ex["reason"]):
+        runs = ex[ex["reason"] == reason]
+        names = [_run_label(r, labels) for r in runs.to_dict("records")]
+        count = f"{len(names)} run{'s' if len(names) != 1 else ''}"
+        lines.append(f"{count} of {reason}: {', '.join(names)}")
+    return lines
+
+
+def _run_label(rec: dict, labels: dict[str, str]) -> str:
+    seed = rec["seed"]
+    seed_text = f"seed {seed}" if not pd.isna(seed) else "no seed"
+    return f"{labels.get(rec['row'], rec['row'])} {seed_text} ({rec['status']})"
+
+
+def _spec_mismatch(spec: StudySpec, rec: dict) -> str | None:
+    if rec["row"] not in spec.row_ids:
+        return f"row {rec['row']!r}, which is not in the spec"
+    if pd.isna(rec["seed"]) or int(rec["seed"]) not in spec.seeds:
+        return f"a seed not in the spec's seeds {list(spec.seeds)}"
+    if rec["protocol"] != spec.protocol.tag:
+        return f"protocol {_shown(rec['protocol'])} (this table: {spec.protocol.tag}, clips x crops)"
+    return None
+
+
+def _main_group(records: list[dict], dataset: str | None, code_version: str | None) -> tuple:
+    """(dataset, code_version) of the table: pinned values, else the group with the most finished runs."""
+    pool = [
+        r
+        for r in records
+        if (dataset is None or r["dataset"] == dataset) and (code_version is None or r["code_version"] == code_version)
+    ]
+    if not pool:
+        return dataset, code_version
+    finished = Counter((r["dataset"], r["code_version"]) for r in pool if r["status"] == S.STATUS_FINISHED)
+    newest = {}
+    for r in pool:  # records are oldest first, so the last one seen is the newest
+        newest[(r["dataset"], r["code_version"])] = r["start_time"]
+    return max(newest, key=lambda g: (finished[g], newest[g]))
+
+
+def _group_mismatch(rec: dict, group: tuple) -> str | None:
+    dataset, code_version = group
+    if rec["dataset"] != dataset:
+        return f"dataset {_shown(rec['dataset'])} (this table: {_shown(dataset)})"
+    if rec["code_version"] != code_version:
+        return f"code version {_shown(rec['code_version'])} (this table: {_shown(code_version)})"
+    return None
+
+
+def _newest_per_trial(spec: StudySpec, records: list[dict]) -> list[int]:
+    """Indices of the chosen run of each (row, seed), in spec order."""
+    chosen = {}
+    for rec in records:  # oldest first: a later run replaces an earlier one unless that one finished
+        key = (rec["row"], int(rec["seed"]))
+        held = chosen.get(key)
+        if held is None or rec["status"] == S.STATUS_FINISHED or held["status"] != S.STATUS_FINISHED:
+            chosen[key] = rec
+    return [chosen[(r, s)]["_index"] for r in spec.row_ids for s in spec.seeds if (r, s) in chosen]
+
+
+def _shown(value) -> str:
+    """A tag value for a message; a missing tag reads "(untagged)"."""
+    return "(untagged)" if value is None or (isinstance(value, float) and pd.isna(value)) or value == "" else str(value)

@@ -1,0 +1,394 @@
+"""The study spec: a YAML file that declares one paper table (rows x seeds) and how to run and print it.
+
+A spec is data only (DESIGN.md): ``yaml.safe_load``, no ``_target_``, no resolvers that read the
+environment. Example (``studies/table8.yaml``)::
+
+    name: table8                      # lowercase identifier; also the MLflow experiment name
+    title: "Table 8: Comparison of different spatial-temporal blocks."
+    overrides: [model=ean8f_rgb, data=something_v1, trainer=paper]
+    seeds: [0, 1, 2]
+    protocol: {clips: 1, crops: 1}    # tagged on runs as "1x1" (clips x crops)
+    columns: [rfs, multi_scale, params, flops, top1, top5]
+    column_titles: {rfs: RFS, multi_scale: "Multi-scale?"}
+    baseline: only_soitr
+    rows:
+      - id: only_soitr
+        label: "Only SOI-Tr"
+        overrides: [block=none]
+        cells: {rfs: "-", multi_scale: "-"}
+        paper: {params: 30.3, flops: 33.8, top1: 49.3, top5: 77.9}
+    profiles:
+      smoke: [data=synthetic, trainer=smoke]
+
+Columns named in ``MEASURED`` (``params``, ``flops``, ``top1``, ``top5``) are read from MLflow; every other
+column is descriptive and each row gives its text in ``cells``. ``column_titles`` may also title the row
+label column with the key ``label`` (default "Model"). ``paper`` holds the paper's reported values in the
+units the paper prints: params in M, FLOPs in G (multiply-accumulates per clip), accuracies in percent.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+_FORBIDDEN = ("_target_", "${oc.env", "${env:")
+
+#: Measured columns and their default titles; their values come from MLflow, not from the spec.
+MEASURED: dict[str, str] = {"params": "Param", "flops": "FLOPs", "top1": "Top1 (%)", "top5": "Top5 (%)"}
+#: The key in ``column_titles`` that titles the row label column.
+LABEL_COLUMN = "label"
+DEFAULT_LABEL_TITLE = "Model"
+
+REQUIRED_KEYS = ("name", "title", "seeds", "protocol", "columns", "rows")
+OPTIONAL_KEYS = ("description", "overrides", "column_titles", "baseline", "profiles")
+ROW_REQUIRED_KEYS = ("id", "label")
+ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper")
+PROTOCOL_KEYS = ("clips", "crops")
+
+
+class SpecError(ValueError):
+    """A study spec is invalid; the message names the file, the row (if any), the bad value and valid keys."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Evaluation protocol: clips per video x crops per clip.
+
+    Attributes:
+        clips: temporal clips sampled per video at test time.
+        crops: spatial crops per clip at test time.
+    """
+
+    clips: int
+    crops: int
+
+    @property
+    def tag(self) -> str:
+        """The protocol as tagged on MLflow runs, e.g. ``"1x1"``."""
+        return f"{self.clips}x{self.crops}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a named set of overrides, its descriptive cells and the paper's values.
+
+    Attributes:
+        id: lowercase identifier, unique in the spec; tagged on runs as ``ean.row``.
+        label: the row's name as printed.
+        overrides: Hydra overrides of this row (applied after the spec's common overrides).
+        cells: text of each descriptive column.
+        paper: the paper's reported values by measured column (params in M, flops in G, accuracies in %).
+    """
+
+    id: str
+    label: str
+    overrides: tuple[str, ...] = ()
+    cells: dict[str, str] = field(default_factory=dict)
+    paper: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study spec. Build it with ``load_spec`` or ``parse_spec``.
+
+    Attributes:
+        name: lowercase identifier; the MLflow experiment name.
+        title: the table's title as printed (may start with "Table N:").
+        description: free text.
+        overrides: Hydra overrides common to all rows.
+        seeds: the seeds every row runs with.
+        protocol: the evaluation protocol.
+        columns: the table's columns in order (measured and descriptive).
+        column_titles: titles of columns (and of the label column under ``"label"``) that override defaults.
+        baseline: the id of the row differences are taken against, or ``None``.
+        rows: the rows in table order.
+        profiles: named override sets (e.g. ``smoke``), applied on request after the row's overrides.
+        source: the file the spec was read from (for messages); not part of the spec's hash.
+    """
+
+    name: str
+    title: str
+    seeds: tuple[int, ...]
+    protocol: Protocol
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+    description: str = ""
+    overrides: tuple[str, ...] = ()
+    column_titles: dict[str, str] = field(default_factory=dict)
+    baseline: str | None = None
+    profiles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = "<spec>"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def row_ids(self) -> tuple[str, ...]:
+        """Row ids in table order."""
+        return tuple(r.id for r in self.rows)
+
+    @property
+    def measured_columns(self) -> tuple[str, ...]:
+        """The columns whose values come from MLflow, in table order."""
+        return tuple(c for c in self.columns if c in MEASURED)
+
+    @property
+    def descriptive_columns(self) -> tuple[str, ...]:
+        """The columns whose values come from each row's ``cells``, in table order."""
+        return tuple(c for c in self.columns if c not in MEASURED)
+
+    def row(self, row_id: str) -> Row:
+        """Returns the row with id ``row_id``; raises ``KeyError`` naming the valid ids."""
+        for r in self.rows:
+            if r.id == row_id:
+                return r
+        raise KeyError(f"no row {row_id!r} in study {self.name!r}; rows: {', '.join(self.row_ids)}")
+
+    def title_of(self, column: str) -> str:
+        """The printed title of a column (or of the label column for ``"label"``)."""
+        if column in self.column_titles:
+            return self.column_titles[column]
+        if column == LABEL_COLUMN:
+            return DEFAULT_LABEL_TITLE
+        return MEASURED.get(column, column)
+
+
+def spec_hash(spec: StudySpec) -> str:
+    """A stable 12-hex-digit hash of the spec's content (key order and file location do not matter).
+
+    The runner tags study runs with it as ``ean.study_hash`` so a report can tell which spec produced them.
+    """
+    canonical = json.dumps(spec.raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Reads and validates a study spec file.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        The validated spec.
+
+    Raises:
+        SpecError: the file is missing, not YAML, or not a valid spec (the message says where and why).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the study spec: {e}") from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML: {e}") from None
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
+    """Validates a spec already loaded from YAML (a plain dict) and builds a ``StudySpec``.
+
+    Args:
+        data: the loaded YAML document.
+        source: where it came from, for error messages.
+
+    Raises:
+        SpecError: on unknown or missing keys, wrong types, duplicate row ids, an unknown baseline,
+            or a forbidden string (``_target_``, ``${oc.env...}``, ``${env:...}``).
+    """
+    ctx = _Ctx(source)
+    _check_forbidden(data, ctx, row=None)
+    _check_keys(data, REQUIRED_KEYS, OPTIONAL_KEYS, ctx, what="study spec")
+    columns = _str_list(data["columns"], ctx, "columns", ident=True, unique=True, nonempty=True)
+    rows = _rows(data["rows"], columns, ctx)
+    baseline = data.get("baseline")
+    if baseline is not None and baseline not in [r.id for r in rows]:
+        ctx.fail(f"baseline {baseline!r} is not a row id. Valid row ids: {', '.join(r.id for r in rows)}")
+    return StudySpec(
+        name=_ident(data["name"], ctx, "name"),
+        title=_string(data["title"], ctx, "title"),
+        description=_string(data.get("description", ""), ctx, "description"),
+        overrides=tuple(_str_list(data.get("overrides", []), ctx, "overrides")),
+        seeds=_seeds(data["seeds"], ctx),
+        protocol=_protocol(data["protocol"], ctx),
+        columns=tuple(columns),
+        column_titles=_column_titles(data.get("column_titles", {}), columns, ctx),
+        baseline=baseline,
+        rows=tuple(rows),
+        profiles=_profiles(data.get("profiles", {}), ctx),
+        source=source,
+        raw=copy.deepcopy(data),
+    )
+
+
+# -- validation helpers --------------------------------------------------------------------------------
+
+
+class _Ctx:
+    """Where a value sits (file and row), for error messages."""
+
+    def __init__(self, source: str, row: str | None = None):
+        self.source, self.row = source, row
+
+    def at_row(self, row: str) -> _Ctx:
+        return _Ctx(self.source, row)
+
+    def fail(self, message: str) -> None:
+        where = f"{self.source}: row {self.row!r}: " if self.row else f"{self.source}: "
+        raise SpecError(where + message)
+
+
+def _check_forbidden(value: Any, ctx: _Ctx, row: str | None) -> None:
+    if isinstance(value, dict):
+        if row is None and isinstance(value.get("id"), str):
+            row = value["id"]
+        for k, v in value.items():
+            _check_forbidden(k, ctx, row)
+            _check_forbidden(v, ctx, row)
+    elif isinstance(value, list):
+        for v in value:
+            _check_forbidden(v, ctx, row)
+    elif isinstance(value, str):
+        for bad in _FORBIDDEN:
+            if bad in value:
+                where = ctx.at_row(row) if row else ctx
+                where.fail(
+                    f"{value!r} contains {bad!r}: a study spec is data only; it cannot name Python code "
+                    "or read the environment"
+                )
+
+
+def _check_keys(data: Any, required: tuple, optional: tuple, ctx: _Ctx, what: str) -> None:
+    valid = ", ".join(required + optional)
+    if not isinstance(data, dict):
+        ctx.fail(f"the {what} must be a mapping, got {type(data).__name__}. Valid keys: {valid}")
+    for key in data:
+        if key not in required and key not in optional:
+            ctx.fail(f"unknown key {key!r} in the {what}. Valid keys: {valid}")
+    for key in required:
+        if key not in data:
+            ctx.fail(f"missing key {key!r} in the {what}. Valid keys: {valid} (required: {', '.join(required)})")
+
+
+def _string(value: Any, ctx: _Ctx, key: str) -> str:
+    if not isinstance(value, str):
+        hint = " (quote it: YAML reads yes/no/on/off as booleans)" if isinstance(value, bool) else ""
+        ctx.fail(f"{key} must be a string, got {type(value).__name__} {value!r}{hint}")
+    return value
+
+
+def _ident(value: Any, ctx: _Ctx, key: str) -> str:
+    if not isinstance(value, str) or not _IDENT.match(value):
+        ctx.fail(f"{key} must be a lowercase identifier (letters, digits, '_'), got {value!r}")
+    return value
+
+
+def _str_list(value: Any, ctx: _Ctx, key: str, ident=False, unique=False, nonempty=False) -> list[str]:
+    if not isinstance(value, list):
+        ctx.fail(f"{key} must be a list of strings, got {type(value).__name__} {value!r}")
+    if nonempty and not value:
+        ctx.fail(f"{key} must not be empty")
+    items = [(_ident if ident else _string)(v, ctx, f"{key} entry") for v in value]
+    if unique and len(set(items)) != len(items):
+        dup = sorted({v for v in items if items.count(v) > 1})
+        ctx.fail(f"{key} has duplicates: {', '.join(dup)}")
+    return items
+
+
+def _seeds(value: Any, ctx: _Ctx) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        ctx.fail(f"seeds must be a non-empty list of integers, got {value!r}")
+    for s in value:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            ctx.fail(f"seeds must be non-negative integers, got {s!r}")
+    if len(set(value)) != len(value):
+        ctx.fail(f"seeds has duplicates: {value!r}")
+    return tuple(value)
+
+
+def _protocol(value: Any, ctx: _Ctx) -> Protocol:
+    _check_keys(value, PROTOCOL_KEYS, (), ctx, what="protocol")
+    for key in PROTOCOL_KEYS:
+        v = value[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            ctx.fail(f"protocol.{key} must be a positive integer, got {v!r}")
+    return Protocol(clips=value["clips"], crops=value["crops"])
+
+
+def _column_titles(value: Any, columns: list[str], ctx: _Ctx) -> dict[str, str]:
+    if not isinstance(value, dict):
+        ctx.fail(f"column_titles must be a mapping of column to title, got {value!r}")
+    valid = [LABEL_COLUMN, *columns]
+    for k, v in value.items():
+        if k not in valid:
+            ctx.fail(f"column_titles names unknown column {k!r}. Valid keys: {', '.join(valid)}")
+        _string(v, ctx, f"column_titles.{k}")
+    return dict(value)
+
+
+def _profiles(value: Any, ctx: _Ctx) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        ctx.fail(f"profiles must be a mapping of name to a list of overrides, got {value!r}")
+    out = {}
+    for name, overrides in value.items():
+        _ident(name, ctx, "profile name")
+        out[name] = tuple(_str_list(overrides, ctx, f"profiles.{name}"))
+    return out
+
+
+def _rows(value: Any, columns: list[str], ctx: _Ctx) -> list[Row]:
+    if not isinstance(value, list) or not value:
+        ctx.fail(f"rows must be a non-empty list of mappings, got {value!r}")
+    rows: list[Row] = []
+    for i, data in enumerate(value):
+        row_name = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else f"#{i + 1}"
+        rctx = ctx.at_row(row_name)
+        _check_keys(data, ROW_REQUIRED_KEYS, ROW_OPTIONAL_KEYS, rctx, what="row")
+        row = Row(
+            id=_ident(data["id"], rctx, "id"),
+            label=_string(data["label"], rctx, "label"),
+            overrides=tuple(_str_list(data.get("overrides", []), rctx, "overrides")),
+            cells=_cells(data.get("cells", {}), columns, rctx),
+            paper=_paper(data.get("paper", {}), rctx),
+        )
+        if row.id in [r.id for r in rows]:
+            rctx.fail(f"duplicate row id {row.id!r}; row ids must be unique")
+        rows.append(row)
+    return rows
+
+
+def _cells(value: Any, columns: list[str], ctx: _Ctx) -> dict[str, str]:
+    descriptive = [c for c in columns if c not in MEASURED]
+    if not isinstance(value, dict):
+        ctx.fail(f"cells must be a mapping of column to text, got {value!r}")
+    for k, v in value.items():
+        if k not in descriptive:
+            valid = ", ".join(descriptive) or "(none)"
+            ctx.fail(
+                f"cells names {k!r}, which is not a descriptive column. Valid keys: {valid} "
+                f"(measured columns {', '.join(MEASURED)} come from MLflow)"
+            )
+        _string(v, ctx, f"cells.{k}")
+    missing = [c for c in descriptive if c not in value]
+    if missing:
+        ctx.fail(
+            f"cells lacks the descriptive column(s) {', '.join(missing)} (columns not in {', '.join(MEASURED)} "
+            "are descriptive and every row gives their text; use '-' for none)"
+        )
+    return dict(value)
+
+
+def _paper(value: Any, ctx: _Ctx) -> dict[str, float]:
+    if not isinstance(value, dict):
+        ctx.fail(f"paper must be a mapping of measured column to number, got {value!r}")
+    for k, v in value.items():
+        if k not in MEASURED:
+            ctx.fail(f"paper names unknown measured column {k!r}. Valid keys: {', '.join(MEASURED)}")
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            ctx.fail(f"paper.{k} must be a number, got {v!r}")
+    return {k: float(v) for k, v in value.items()}

@@ -1,0 +1,349 @@
+"""The layout of a results table, independent of its output format (Markdown, LaTeX).
+
+``build_table`` turns a spec and its chosen runs into a ``Table``: columns in the spec's order, rows in
+the spec's order, cells as plain (Unicode) text with a bold flag and a footnote mark, notes under the
+table and the provenance. Layout of the columns: the row label, the descriptive columns and the measured
+ones in the spec's order (each accuracy column followed by "paper (Δ)" when the paper's values are
+shown; Param and FLOPs name the paper's value in their cell where it differs from ours), one
+"Δ... (95% CI)" column per metric compared with the baseline, and "Seeds" (finished / planned).
+
+Cell conventions: accuracies as mean ± std over the finished seeds (one decimal by default); Param in M
+and FLOPs in G (multiply-accumulates per clip), as the paper prints them; the best accuracy of a column
+in bold (ties: all); a row whose seeds did not all finish carries a mark on its Seeds cell and a note
+that names each seed's status; a row without a finished seed shows its status instead of numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from reports import mlflow_schema as S
+from reports.results import MISSING, RowResult, compared_metrics, row_results
+from reports.select import Selection, describe_exclusions
+from reports.spec import LABEL_COLUMN, StudySpec, spec_hash
+
+#: Measured columns where higher is better (bolded); params and FLOPs are costs and are not ranked.
+HIGHER_IS_BETTER = (S.METRIC_TOP1, S.METRIC_TOP5)
+#: Cost columns: unit and scale as printed (the paper's convention: Param in M, FLOPs in G).
+COSTS = {S.METRIC_PARAMS: ("M", 1e6), S.METRIC_FLOPS: ("G", 1e9)}
+#: Short metric names used in derived column titles.
+SHORT_NAMES = {"params": "Param", "flops": "FLOPs", "top1": "Top1", "top5": "Top5"}
+#: Printed names of dataset registry names (others are printed as they are).
+DATASET_TITLES = {
+    "something_v1": "Something V1",
+    "something_v2": "Something V2",
+    "kinetics400": "Kinetics-400",
+    "diving48": "Diving48",
+    "synthetic": "Synthetic",
+}
+_MARKS = "abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: Unicode text, bold or not, and an optional footnote mark (``"a"`` or ``"*"``)."""
+
+    text: str
+    bold: bool = False
+    mark: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: its key, printed title, header group (e.g. the dataset; ``""`` for none) and alignment."""
+
+    key: str
+    title: str
+    group: str = ""
+    align: str = "c"
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """A row of cells aligned with ``Table.columns``."""
+
+    id: str
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note under the table; ``mark`` is the footnote mark it explains (``""`` for a plain remark)."""
+
+    mark: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the numbers come from.
+
+    Attributes:
+        study: the study name.
+        spec_hash: hash of the spec file the table was built with (``reports.spec.spec_hash``).
+        study_hashes: ``ean.study_hash`` of the study runs that produced the chosen runs.
+        git_commits: git commits of the chosen runs.
+        code_versions: code versions of the chosen runs.
+        data_fingerprints: data fingerprints of the chosen runs.
+        run_ids: (row id, run ids of that row) in table order.
+        generated: when the table was generated (ISO date and time, UTC).
+    """
+
+    study: str
+    spec_hash: str
+    study_hashes: tuple[str, ...]
+    git_commits: tuple[str, ...]
+    code_versions: tuple[str, ...]
+    data_fingerprints: tuple[str, ...]
+    run_ids: tuple[tuple[str, tuple[str, ...]], ...]
+    generated: str
+
+    def lines(self) -> list[str]:
+        """Human-readable lines, shared by the Markdown footnote and the LaTeX comment."""
+        runs = "; ".join(f"{row}: {', '.join(ids) or 'none'}" for row, ids in self.run_ids)
+        return [
+            f"study {self.study}, spec hash {self.spec_hash}, study hash in MLflow {_join(self.study_hashes)}",
+            f"git commit {_join(self.git_commits)}, code version {_join(self.code_versions)}, "
+            f"data fingerprint {_join(self.data_fingerprints)}",
+            f"MLflow runs: {runs}",
+            f"generated {self.generated}",
+        ]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A results table ready to render."""
+
+    name: str
+    title: str
+    caption: str
+    columns: tuple[Column, ...]
+    rows: tuple[TableRow, ...]
+    notes: tuple[Note, ...]
+    provenance: Provenance
+
+
+def build_table(
+    spec: StudySpec,
+    selection: Selection,
+    study_hashes: dict[str, str] | None = None,
+    *,
+    paper: bool | None = None,
+    delta_metrics: tuple[str, ...] = ("top1",),
+    decimals: int = 1,
+    generated: dt.datetime | str | None = None,
+) -> Table:
+    """Lays out the table of a study from its chosen runs.
+
+    Args:
+        spec: the study spec.
+        selection: the runs to show (``reports.select.select_runs``).
+        study_hashes: ``ean.study_hash`` by study (parent) run id, for the provenance.
+        paper: show the paper's values beside ours; ``None``: when any row has them.
+        delta_metrics: metrics given a "difference to the baseline" column (if the spec has a baseline).
+        decimals: decimals of accuracies and differences.
+        generated: the date put in the provenance; ``None``: now (UTC).
+
+    Returns:
+        The table.
+    """
+    delta_metrics = compared_metrics(spec, delta_metrics)
+    results = row_results(spec, selection, delta_metrics)
+    show_paper = any(r.paper for r in spec.rows) if paper is None else paper
+    paper_cols = [m for m in spec.measured_columns if show_paper and any(m in r.paper for r in spec.rows)]
+    cost_paper = show_paper and any(m in paper_cols for m in COSTS)
+    group = DATASET_TITLES.get(selection.dataset, selection.dataset or "")
+    columns = _columns(spec, paper_cols, delta_metrics, group)
+    notes: list[Note] = []
+    rows = []
+    for res in results:
+        mark = _MARKS[len(notes)] if res.n_finished < len(spec.seeds) else ""
+        if mark:
+            notes.append(Note(mark, _status_note(res)))
+        rows.append(TableRow(res.row.id, tuple(_cell(c.key, res, mark, decimals, show_paper) for c in columns)))
+    rows = _bold_best(columns, rows, results, decimals)
+    notes += _remarks(spec, selection, paper_cols, cost_paper, delta_metrics)
+    return Table(
+        name=spec.name,
+        title=spec.title,
+        caption=_caption(spec, selection, group),
+        columns=columns,
+        rows=tuple(rows),
+        notes=tuple(notes),
+        provenance=_provenance(spec, selection, results, study_hashes or {}, generated),
+    )
+
+
+def _columns(spec: StudySpec, paper_cols: list[str], delta_metrics: tuple, group: str) -> tuple[Column, ...]:
+    cols = [Column(LABEL_COLUMN, spec.title_of(LABEL_COLUMN), align="l")]
+    for c in spec.columns:
+        grp = group if c in HIGHER_IS_BETTER else ""
+        cols.append(Column(c, spec.title_of(c), grp))
+        if c in paper_cols and c not in COSTS:
+            cols.append(Column(f"{c}:paper", f"{SHORT_NAMES[c]} paper (Δ)", grp))
+    cols += [Column(f"{m}:delta", f"Δ{SHORT_NAMES[m]} (95% CI)") for m in delta_metrics]
+    cols.append(Column("seeds", "Seeds"))
+    return tuple(cols)
+
+
+def _cell(key: str, res: RowResult, mark: str, decimals: int, show_paper: bool) -> Cell:
+    metric, _, kind = key.partition(":")
+    if key == LABEL_COLUMN:
+        return Cell(res.row.label)
+    if key == "seeds":
+        return Cell(f"{res.n_finished}/{len(res.status)}", mark=mark)
+    if kind == "paper":
+        return Cell(_paper_text(metric, res, decimals))
+    if kind == "delta":
+        return _delta_cell(res, metric, decimals)
+    if metric in res.summaries:
+        text = _measure_text(metric, res, decimals)
+        if show_paper and metric in COSTS and metric in res.row.paper:
+            paper = _cost_text(metric, res.row.paper[metric] * COSTS[metric][1])
+            text += f" (paper {paper})" if paper != text else ""
+        return Cell(text)
+    return Cell(res.row.cells.get(key, ""))
+
+
+def _measure_text(metric: str, res: RowResult, decimals: int) -> str:
+    s = res.summaries[metric]
+    if s.n == 0:
+        return _status_word(res)
+    if metric in COSTS:
+        return _cost_text(metric, s.mean)
+    return f"{s.mean:.{decimals}f}" + (f" ± {s.std:.{decimals}f}" if s.n > 1 else "")
+
+
+def _paper_text(metric: str, res: RowResult, decimals: int) -> str:
+    if metric not in res.row.paper:
+        return ""
+    p, s = res.row.paper[metric], res.summaries[metric]
+    return f"{p:.1f}" + (f" ({signed(s.mean - p, decimals)})" if s.n else "")
+
+
+def _delta_cell(res: RowResult, metric: str, decimals: int) -> Cell:
+    if metric not in res.deltas:
+        return Cell("baseline")
+    d = res.deltas[metric]
+    if d.n == 0:
+        return Cell("n/a")
+    if d.n == 1:
+        return Cell(f"{signed(d.mean, decimals)} (1 seed)")
+    text = f"{signed(d.mean, decimals)} [{signed(d.low, decimals)}, {signed(d.high, decimals)}]"
+    return Cell(text, mark="*" if d.excludes_zero else "")
+
+
+def _cost_text(metric: str, value: float) -> str:
+    unit, scale = COSTS[metric]
+    return f"{value / scale:.1f}{unit}"
+
+
+def signed(value: float, decimals: int) -> str:
+    """``value`` with an explicit sign; a value that rounds to zero prints as ``+0.0``, never ``-0.0``."""
+    rounded = round(value, decimals)
+    return f"{rounded + 0.0 if rounded != 0 else 0.0:+.{decimals}f}"
+
+
+def _status_word(res: RowResult) -> str:
+    statuses = set(res.status.values())
+    for status in (S.STATUS_RUNNING, "SCHEDULED", S.STATUS_FAILED, S.STATUS_KILLED):
+        if status in statuses:
+            return status.lower()
+    return MISSING.lower()
+
+
+def _status_note(res: RowResult) -> str:
+    parts = []
+    for seed, status in res.status.items():
+        if status == S.STATUS_FINISHED:
+            continue
+        text = f"seed {seed} {status.lower()}"
+        if seed in res.errors:
+            text += f" ({_shorten(res.errors[seed])})"
+        parts.append(text)
+    return f"{res.row.label}: {'; '.join(parts)}."
+
+
+def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], results: list[RowResult], decimals: int) -> list:
+    for j, col in enumerate(columns):
+        if col.key not in HIGHER_IS_BETTER:
+            continue
+        means = [round(r.summaries[col.key].mean, decimals) for r in results]
+        finite = [m for m in means if not math.isnan(m)]
+        if not finite:
+            continue
+        best = max(finite)
+        for i, m in enumerate(means):
+            if m == best:
+                cells = list(rows[i].cells)
+                cells[j] = Cell(cells[j].text, bold=True, mark=cells[j].mark)
+                rows[i] = TableRow(rows[i].id, tuple(cells))
+    return rows
+
+
+def _remarks(spec: StudySpec, selection: Selection, paper_cols: list, cost_paper: bool, delta_metrics) -> list[Note]:
+    notes = []
+    if delta_metrics:
+        base = spec.row(spec.baseline).label
+        notes.append(
+            Note(
+                "*",
+                f"Δ vs {base}: mean paired difference over the seeds both rows finished, with its 95% "
+                "t-interval; * marks an interval that excludes zero.",
+            )
+        )
+    if any(m not in COSTS for m in paper_cols):
+        notes.append(Note("", "paper (Δ): the value reported in the paper, and ours minus it."))
+    if cost_paper:
+        notes.append(Note("", "Param and FLOPs show the paper's value in parentheses where it differs from ours."))
+    labels = {r.id: r.label for r in spec.rows}
+    for line in describe_exclusions(selection, labels):
+        notes.append(Note("", f"Not included: {line}."))
+    return notes
+
+
+def _caption(spec: StudySpec, selection: Selection, group: str) -> str:
+    parts = [f"{group or 'no runs'}, protocol {selection.protocol} (clips x crops)"]
+    parts.append(f"mean ± std over {len(spec.seeds)} seeds (Seeds: finished/planned)")
+    units = []
+    if S.METRIC_PARAMS in spec.columns:
+        units.append("Param in millions")
+    if S.METRIC_FLOPS in spec.columns:
+        units.append("FLOPs in billions of multiply-accumulates per clip")
+    if units:
+        parts.append(", ".join(units))
+    return "; ".join(parts) + "."
+
+
+def _provenance(spec, selection: Selection, results, study_hashes: dict, generated) -> Provenance:
+    chosen = selection.chosen
+    if generated is None:
+        generated = dt.datetime.now(dt.timezone.utc)
+    if isinstance(generated, dt.datetime):
+        generated = generated.strftime("%Y-%m-%d %H:%M UTC")
+    parents = _unique(chosen["parent_run_id"])
+    return Provenance(
+        study=spec.name,
+        spec_hash=spec_hash(spec),
+        study_hashes=tuple(dict.fromkeys(study_hashes[p] for p in parents if study_hashes.get(p))),
+        git_commits=_unique(chosen["git_commit"]),
+        code_versions=_unique(chosen["code_version"]),
+        data_fingerprints=_unique(chosen["data_fingerprint"]),
+        run_ids=tuple((r.row.id, r.run_ids) for r in results),
+        generated=generated,
+    )
+
+
+def _unique(values) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+
+def _join(values: tuple[str, ...]) -> str:
+    return ", ".join(values) if values else "(none)"
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,1 @@
+"""Tests of the reports package (MLflow -> tables and figures)."""

@@ -1,0 +1,160 @@
+"""MLflow -> tidy runs table, and the choice of runs: one per (row, seed), incompatible runs left out and named."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from reports.collect import RUN_COLUMNS, StudyNotFoundError, collect_runs, runs_frame
+from reports.select import describe_exclusions, select_runs
+from tests.reports.mlflow_fixture import OTHER_STUDY_HASH, RUNS
+
+
+@pytest.fixture(scope="module")
+def collected(fixture_store):
+    uri, spec = fixture_store
+    return spec, collect_runs(spec.name, uri)
+
+
+def test_collect_reads_every_trial_run_as_a_tidy_row(collected):
+    spec, runs = collected
+    trials = runs.trials
+    assert tuple(trials.columns) == RUN_COLUMNS
+    assert len(trials) == len(RUNS)
+    assert list(zip(trials["row"], trials["seed"], trials["status"], strict=True)) == [r[:3] for r in RUNS]
+    assert str(trials["seed"].dtype) == "Int64"
+    eab0 = trials[(trials["row"] == "eab") & (trials["seed"] == 0) & (trials["protocol"] == "1x1")].iloc[0]
+    assert eab0["top1"] == pytest.approx(51.7) and eab0["params"] == 36_021_000 and eab0["dataset"] == "something_v1"
+    failed = trials[trials["status"] == "FAILED"]
+    assert failed["top1"].isna().all() and set(failed["error"]) >= {"CUDA out of memory", "NaN loss at epoch 3"}
+    assert trials["start_time"].is_monotonic_increasing
+
+
+def test_collect_reads_study_hashes_of_parent_runs(collected):
+    spec, runs = collected
+    assert len(runs.study_hashes) == 3
+    assert OTHER_STUDY_HASH in runs.study_hashes.values()
+    assert set(runs.trials["parent_run_id"]) <= set(runs.study_hashes)
+
+
+def test_unknown_study_is_an_error_naming_the_experiments(fixture_store):
+    uri, spec = fixture_store
+    with pytest.raises(StudyNotFoundError, match=r"no MLflow experiment named 'table99'.*fixture_blocks"):
+        collect_runs("table99", uri)
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path):
+    with pytest.raises(StudyNotFoundError, match="no MLflow store"):
+        collect_runs("table8", f"sqlite:///{tmp_path / 'none.db'}")
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_selection_keeps_one_run_per_row_and_seed(collected):
+    spec, runs = collected
+    sel = select_runs(spec, runs.trials)
+    assert (sel.dataset, sel.code_version, sel.protocol) == ("something_v1", "v1", "1x1")
+    keys = list(zip(sel.chosen["row"], sel.chosen["seed"], sel.chosen["status"], strict=True))
+    assert keys == [
+        ("only_soitr", 0, "FINISHED"),
+        ("only_soitr", 1, "FINISHED"),
+        ("only_soitr", 2, "FINISHED"),
+        ("s_block", 0, "FINISHED"),
+        ("s_block", 1, "FINISHED"),
+        ("s_block", 2, "FINISHED"),
+        ("l_block", 0, "FINISHED"),
+        ("l_block", 1, "FINISHED"),
+        ("incep_block", 0, "FINISHED"),
+        ("incep_block", 1, "FAILED"),
+        ("incep_block", 2, "FINISHED"),  # the retry, not the older failed run
+        ("eab", 0, "FINISHED"),
+        ("eab", 1, "FINISHED"),
+        ("eab", 2, "FINISHED"),
+        ("dead_block", 0, "FAILED"),
+        ("dead_block", 1, "RUNNING"),
+    ]
+    assert (sel.chosen["protocol"] == "1x1").all() and (sel.chosen["dataset"] == "something_v1").all()
+    assert sel.run("eab", 0)["top1"] == pytest.approx(51.7)  # not the newer 10x3 run (53.0)
+    assert sel.run("l_block", 2) is None
+
+
+def test_incompatible_runs_are_excluded_with_the_reason(collected):
+    spec, runs = collected
+    sel = select_runs(spec, runs.trials)
+    ex = sel.excluded
+    reasons = {(r, s): why for r, s, why in zip(ex["row"], ex["seed"], ex["reason"], strict=True)}
+    assert reasons == {
+        ("old_row", 0): "row 'old_row', which is not in the spec",
+        ("eab", 0): "protocol 10x3 (this table: 1x1, clips x crops)",
+        ("eab", 1): "dataset kinetics400 (this table: something_v1)",
+        ("eab", 2): "code version v2 (this table: v1)",
+    }
+    lines = describe_exclusions(sel, {r.id: r.label for r in spec.rows})
+    assert "1 run of protocol 10x3 (this table: 1x1, clips x crops): +EAB seed 0 (FINISHED)" in lines
+    # The superseded failed attempt of incep_block seed 2 is neither chosen nor reported as excluded.
+    superseded = runs.trials[(runs.trials["row"] == "incep_block") & (runs.trials["error"] == "worker died")]
+    assert superseded["run_id"].iloc[0] not in set(sel.chosen["run_id"]) | set(sel.excluded["run_id"])
+
+
+def test_pinned_dataset_selects_the_other_group(collected):
+    spec, runs = collected
+    sel = select_runs(spec, runs.trials, dataset="kinetics400")
+    assert list(zip(sel.chosen["row"], sel.chosen["seed"], strict=True)) == [("eab", 1)]
+    assert (sel.excluded["reason"] == "dataset something_v1 (this table: kinetics400)").sum() == 18
+
+
+def _record(i, row="a", seed=0, status="FINISHED", dataset="d1", code="v1", protocol="1x1"):
+    return {
+        "run_id": f"r{i}",
+        "row": row,
+        "seed": seed,
+        "status": status,
+        "dataset": dataset,
+        "code_version": code,
+        "protocol": protocol,
+        "start_time": 1_000 * i,
+        "top1": 50.0,
+    }
+
+
+def test_group_with_most_finished_runs_wins_even_if_older(fixture_store):
+    _, spec = fixture_store
+    records = [
+        _record(1, "only_soitr", 0, code="v1"),
+        _record(2, "only_soitr", 1, code="v1"),
+        _record(3, "only_soitr", 2, code="v2"),  # newer, but a single finished run
+        _record(4, "s_block", 0, status="FAILED", code="v2"),
+    ]
+    sel = select_runs(spec, runs_frame(records))
+    assert sel.code_version == "v1"
+    assert set(sel.chosen["run_id"]) == {"r1", "r2"}
+    assert set(sel.excluded["run_id"]) == {"r3", "r4"}
+
+
+def test_tie_goes_to_the_newest_group_and_failed_runs_give_way_to_finished(fixture_store):
+    _, spec = fixture_store
+    records = [
+        _record(1, "only_soitr", 0, code="v1"),
+        _record(2, "only_soitr", 1, status="FINISHED", code="v2"),
+        _record(3, "only_soitr", 1, status="FAILED", code="v2"),  # newer than the finished run: ignored
+    ]
+    sel = select_runs(spec, runs_frame(records))
+    assert sel.code_version == "v2"
+    assert list(sel.chosen["run_id"]) == ["r2"]
+
+
+def test_runs_without_tags_are_excluded_and_called_untagged(fixture_store):
+    _, spec = fixture_store
+    records = [_record(1, "only_soitr", 0), _record(2, "only_soitr", 1), _record(3, "s_block", 0, dataset=None)]
+    records.append({**_record(4, "s_block", 1), "protocol": None})
+    sel = select_runs(spec, runs_frame(records))
+    assert list(sel.excluded["reason"]) == [
+        "dataset (untagged) (this table: d1)",
+        "protocol (untagged) (this table: 1x1, clips x crops)",
+    ]
+
+
+def test_no_runs_gives_an_empty_selection(fixture_store):
+    _, spec = fixture_store
+    sel = select_runs(spec, runs_frame([]))
+    assert sel.chosen.empty and sel.excluded.empty and sel.dataset is None
+    assert isinstance(sel.chosen, pd.DataFrame)

@@ -1,0 +1,113 @@
+"""The command line and ``make_report``: files written, errors reported, the layering rule kept."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.make import main, make_report
+from tests.reports.golden_files import mask_run_ids
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parent / "data" / "fixture_blocks.yaml"
+
+
+def test_report_writes_tables_csv_and_figures(fixture_report):
+    report, out = fixture_report
+    names = {p.name for p in out.iterdir() if p.is_file()}
+    assert names == {
+        "fixture_blocks.md",
+        "fixture_blocks.tex",
+        "fixture_blocks_standalone.tex",
+        "fixture_blocks.csv",
+        "fixture_blocks_runs.csv",
+    }
+    assert set(report.files) >= {out / n for n in names}
+    assert (out / "fixture_blocks.md").read_text(encoding="utf-8") == report.markdown
+    golden = (Path(__file__).parent / "golden" / "fixture_blocks.md").read_text(encoding="utf-8")
+    assert mask_run_ids(report.markdown) == golden
+
+
+def test_csv_holds_numbers_in_absolute_units(fixture_report):
+    _, out = fixture_report
+    table = pd.read_csv(out / "fixture_blocks.csv").set_index("row")
+    assert list(table.index) == ["only_soitr", "s_block", "l_block", "incep_block", "eab", "dead_block"]
+    assert table.loc["eab", "top1_mean"] == pytest.approx(51.9)
+    assert table.loc["eab", "params_mean"] == 36_021_000 and table.loc["eab", "params_paper"] == pytest.approx(36e6)
+    assert table.loc["l_block", "seeds_finished"] == 2 and table.loc["l_block", "seeds_planned"] == 3
+    assert table.loc["eab", "top1_delta_low"] > 0 and table.loc["s_block", "top1_delta_low"] < 0
+    runs = pd.read_csv(out / "fixture_blocks_runs.csv", keep_default_na=False)
+    assert len(runs) == 21 and runs["used"].sum() == 16
+    assert set(runs.loc[runs["protocol"] == "10x3", "excluded_because"]) == {
+        "protocol 10x3 (this table: 1x1, clips x crops)"
+    }
+
+
+def test_cli_writes_the_requested_formats_and_prints_the_table(fixture_store, tmp_path, capsys):
+    uri, _ = fixture_store
+    code = main([str(FIXTURE), "--format", "md,latex", "--out", str(tmp_path), "--mlflow-uri", uri, "--no-figures"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| Models " in printed and f"wrote {tmp_path / 'fixture_blocks.tex'}" in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fixture_blocks.md",
+        "fixture_blocks.tex",
+        "fixture_blocks_standalone.tex",
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "pdf"], "unknown format(s) pdf; valid formats: md, latex, csv"),
+        (["--delta", "top7"], "cannot compare top7 to the baseline"),
+    ],
+)
+def test_cli_rejects_bad_options(fixture_store, tmp_path, capsys, args, message):
+    uri, _ = fixture_store
+    assert main([str(FIXTURE), "--out", str(tmp_path), "--mlflow-uri", uri, *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reports_a_bad_spec_and_an_unknown_study(fixture_store, tmp_path, capsys):
+    uri, _ = fixture_store
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(FIXTURE.read_text(encoding="utf-8").replace("baseline: only_soitr", "baseline: nope"))
+    assert main([str(bad), "--mlflow-uri", uri, "--out", str(tmp_path)]) == 2
+    assert "bad.yaml: baseline 'nope' is not a row id" in capsys.readouterr().err
+    table8 = REPO / "studies" / "table8.yaml"
+    assert main([str(table8), "--mlflow-uri", uri, "--out", str(tmp_path)]) == 2
+    assert "no MLflow experiment named 'table8'" in capsys.readouterr().err
+
+
+def test_make_report_takes_a_path_and_a_generated_date(fixture_store, tmp_path):
+    uri, _ = fixture_store
+    report = make_report(FIXTURE, out=tmp_path, tracking_uri=uri, formats=("md",), draw_figures=False, generated="X")
+    assert report.table.provenance.generated == "X" and report.files == [tmp_path / "fixture_blocks.md"]
+
+
+def test_module_entry_point_has_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "reports.make", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    for option in ("--format", "--out", "--mlflow-uri", "--no-figures", "--no-paper", "--dataset", "--code-version"):
+        assert option in result.stdout
+
+
+def test_reports_never_imports_ray_or_hydra():
+    for path in (REPO / "reports").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in {"ray", "hydra", "omegaconf"}, f"{path.name} imports {name}"

@@ -1,0 +1,139 @@
+"""Tables from fixture runs in a real MLflow store: golden Markdown and LaTeX, and the rules behind them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reports.collect import collect_runs
+from reports.latex import render_latex
+from reports.markdown import escape_markdown, render_markdown
+from reports.select import select_runs
+from reports.table import build_table, signed
+from tests.reports.golden_files import check_golden, mask_run_ids
+
+DATE = "2025-01-01 00:00 UTC"
+
+
+@pytest.fixture(scope="module")
+def store(fixture_store):
+    uri, spec = fixture_store
+    runs = collect_runs(spec.name, uri)
+    return spec, runs, select_runs(spec, runs.trials)
+
+
+@pytest.fixture(scope="module")
+def table(store):
+    spec, runs, sel = store
+    return build_table(spec, sel, runs.study_hashes, generated=DATE)
+
+
+def cells(table, row_id):
+    row = next(r for r in table.rows if r.id == row_id)
+    return {c.key: cell for c, cell in zip(table.columns, row.cells, strict=True)}
+
+
+def test_markdown_matches_golden(table):
+    check_golden("fixture_blocks.md", mask_run_ids(render_markdown(table)))
+
+
+def test_latex_matches_golden(table):
+    check_golden("fixture_blocks.tex", mask_run_ids(render_latex(table)))
+
+
+def test_markdown_without_paper_columns_matches_golden(store):
+    spec, runs, sel = store
+    table = build_table(spec, sel, runs.study_hashes, paper=False, delta_metrics=("top1", "top5"), generated=DATE)
+    check_golden("fixture_blocks_nopaper.md", mask_run_ids(render_markdown(table)))
+
+
+def test_columns_follow_the_spec_then_deltas_and_seeds(table):
+    assert [c.title for c in table.columns] == [
+        "Models",
+        "RFS",
+        "Multi-scale?",
+        "Param",
+        "FLOPs",
+        "Top1 (%)",
+        "Top1 paper (Δ)",
+        "Top5 (%)",
+        "Top5 paper (Δ)",
+        "ΔTop1 (95% CI)",
+        "Seeds",
+    ]
+    assert [r.id for r in table.rows] == ["only_soitr", "s_block", "l_block", "incep_block", "eab", "dead_block"]
+    groups = {c.key: c.group for c in table.columns}
+    assert {k for k, g in groups.items() if g} == {"top1", "top1:paper", "top5", "top5:paper"}
+    assert groups["top1"] == "Something V1"
+
+
+def test_mean_std_units_and_paper_values(table):
+    base = cells(table, "only_soitr")
+    assert base["top1"].text == "49.3 ± 0.2" and base["params"].text == "30.3M" and base["flops"].text == "33.8G"
+    assert base["top5:paper"].text == "77.9 (-0.1)"
+    assert cells(table, "l_block")["params"].text == "31.5M (paper 30.9M)"  # ours differs from the paper
+
+
+def test_best_accuracy_is_bold_only_there(table):
+    bold = {(r.id, c.key) for r in table.rows for c, cell in zip(table.columns, r.cells, strict=True) if cell.bold}
+    assert bold == {("eab", "top1"), ("eab", "top5")}
+
+
+def test_paired_difference_to_baseline_with_interval_and_mark(table):
+    assert cells(table, "only_soitr")["top1:delta"].text == "baseline"
+    eab = cells(table, "eab")["top1:delta"]
+    assert eab.text == "+2.6 [+2.4, +2.8]" and eab.mark == "*"
+    s_block = cells(table, "s_block")["top1:delta"]
+    assert s_block.text == "+0.2 [-0.1, +0.6]" and s_block.mark == ""
+    assert cells(table, "dead_block")["top1:delta"].text == "n/a"
+
+
+def test_missing_failed_and_running_cells_are_marked_never_dropped(table):
+    notes = {n.mark: n.text for n in table.notes}
+    l_block, incep, dead = cells(table, "l_block"), cells(table, "incep_block"), cells(table, "dead_block")
+    assert (l_block["seeds"].text, l_block["seeds"].mark) == ("2/3", "a")
+    assert notes["a"] == "+L-Block: seed 2 missing."
+    assert (incep["seeds"].text, incep["seeds"].mark) == ("2/3", "b")
+    assert notes["b"] == "+Incep_Block #2 & 50% {x}: seed 1 failed (CUDA out of memory)."
+    assert dead["top1"].text == "running" and dead["seeds"].text == "0/3"
+    assert notes["c"] == "+Dead-Block: seed 0 failed (NaN loss at epoch 3); seed 1 running; seed 2 missing."
+    assert dead["params"].text == "31.0M"  # the model's size is known from the failed run
+    assert cells(table, "eab")["seeds"].mark == ""
+
+
+def test_excluded_runs_are_named_in_the_notes(table):
+    text = " ".join(n.text for n in table.notes)
+    assert "Not included: 1 run of protocol 10x3 (this table: 1x1, clips x crops): +EAB seed 0 (FINISHED)." in text
+    assert "dataset kinetics400 (this table: something_v1): +EAB seed 1" in text
+    assert "code version v2 (this table: v1): +EAB seed 2" in text
+    assert "row 'old_row', which is not in the spec" in text
+
+
+def test_provenance_names_hash_commit_runs_and_date(store, table):
+    spec, runs, sel = store
+    prov = table.provenance
+    assert prov.generated == DATE and prov.git_commits == ("0123456789abcdef0123456789abcdef01234567",)
+    assert prov.study_hashes == (prov.spec_hash,)  # the other invocation's hash belongs to an excluded run
+    assert dict(prov.run_ids)["l_block"] == tuple(sel.chosen[sel.chosen["row"] == "l_block"]["run_id"])
+    md, tex = render_markdown(table), render_latex(table)
+    assert re.search(r"^\[\^provenance\]: Provenance: study fixture\\_blocks, spec hash [0-9a-f]{12}", md, re.M)
+    assert all(run_id in md and run_id in tex for run_id in sel.chosen["run_id"])
+    assert tex.startswith("% Generated by reports.make.\n% study fixture_blocks, spec hash")
+
+
+def test_table_without_runs_marks_every_cell_missing(store):
+    spec, runs, sel = store
+    empty = select_runs(spec, runs.trials.iloc[0:0])
+    table = build_table(spec, empty, {}, generated=DATE)
+    assert all(cells(table, r)["top1"].text == "missing" for r in spec.row_ids)
+    assert all(cells(table, r)["seeds"].text == "0/3" for r in spec.row_ids)
+    assert "no runs" in table.caption
+
+
+def test_signed_never_prints_negative_zero():
+    assert signed(-0.02, 1) == "+0.0" and signed(-0.26, 1) == "-0.3" and signed(1.0, 2) == "+1.00"
+
+
+def test_markdown_escapes_pipes_and_emphasis():
+    assert escape_markdown("a|b *c* _d_ <e>") == "a\\|b \\*c\\* \\_d\\_ &lt;e&gt;"
