@@ -1,0 +1,262 @@
+"""Data-loading throughput of one worker: the whole ean.data pipeline against decoding alone, in one run.
+
+Writes the same clips (240p and 360p, 2-6 s, 30 fps) as H.264 mp4, VP9 webm and JPEG frame folders, then
+measures clips/s of one process (1 torch thread, 1 decoder thread), round-robin over the methods:
+
+- decode alone: decord ``VideoReader`` + ``get_batch`` of exactly the indices the pipeline samples;
+- PyAV: sequential decode up to the last of those indices;
+- pipeline: ``dataset[(index, seed)]`` of ``ean.data`` (open, sample, decode, multi-scale crop + resize,
+  flip, normalise), 8 x 224 sparse and 8 x 5 dense, with the decoder in a killable process (the default,
+  ``decode_timeout_s=30``) and in-process (``decode_timeout_s=0``);
+- naive: decord, then a per-frame PIL resize / crop / flip / to-tensor / normalise (the TSN-style pipeline).
+
+Ratios are printed against decode alone measured in the same run; ``--record`` writes the figures into
+the "Data loading" section of benchmarks/RESULTS.md (other sections are kept).
+
+    python benchmarks/data_loading.py --record
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from ean.data import build_dataset
+from ean.data.readers.decord_core import open_decord
+from ean.data.synthetic.generate import write_mp4
+from ean.data.synthetic.render import render_clip
+from ean.data.synthetic.scenes import sample_action
+from ean.data.to_frames import convert_video
+
+SIZES = {"240p": (240, 426), "360p": (360, 640)}
+SECONDS = (2, 4, 6)
+FPS = 30
+GPU_RATES = (50, 100, 200, 400)
+MARK_START, MARK_END = "<!-- data_loading:start -->", "<!-- data_loading:end -->"
+
+
+def write_clips(folder: str) -> dict[str, list[str]]:
+    """The same clips as mp4, webm and frame folders: {"mp4 240p": [paths], ...}."""
+    sets = defaultdict(list)
+    for name, (h, w) in SIZES.items():
+        for k, seconds in enumerate(SECONDS):
+            rng = np.random.default_rng(k)
+            n = seconds * FPS
+            frames = render_clip(sample_action(k % 10, w, h, 0.1 * h, rng), 0.1 * h, [((200, 40, 40), "ball")],
+                                 n, (n // 4, 3 * n // 4), h, w, rng)  # fmt: skip
+            stem = os.path.join(folder, f"{name}_{seconds}s")
+            write_mp4(stem + ".mp4", frames, FPS, "libx264")
+            write_mp4(stem + ".webm", frames, FPS, "libvpx-vp9")
+            convert_video(stem + ".mp4", stem, short_side=0, quality=90)
+            sets[f"mp4 {name}"].append(stem + ".mp4")
+            sets[f"webm {name}"].append(stem + ".webm")
+            sets[f"frames {name}"].append(stem)
+    return sets
+
+
+def make_dataset(folder: str, paths: list[str], dense: bool, timeout: float):
+    lines = [f"{os.path.relpath(p, folder)} {0} 0" for p in paths]
+    list_path = os.path.join(folder, f"list_{abs(hash(tuple(paths)))}.txt")
+    with open(list_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cfg = {"dataset": "list_file", "root": folder, "train_list": list_path, "resize": [240, 320]}
+    cfg.update(frames_per_segment=5 if dense else 1, decode_timeout_s=timeout, max_bad_fraction=0.0)
+    return build_dataset(cfg, "train")
+
+
+def sampled_indices(dataset, index: int, seed: int, num_frames: int) -> np.ndarray:
+    """The indices ``dataset[(index, seed)]`` decodes (the same random stream)."""
+    return dataset.sampler.train(num_frames, np.random.default_rng(seed))
+
+
+def decode_alone(path: str, dataset, index: int, seed: int) -> None:
+    reader = open_decord(path, 1)
+    reader.get_batch(np.unique(sampled_indices(dataset, index, seed, len(reader))).tolist()).asnumpy()
+
+
+def pyav_sequential(path: str, dataset, index: int, seed: int, num_frames: int) -> None:
+    import av
+
+    wanted = set(np.unique(sampled_indices(dataset, index, seed, num_frames)).tolist())
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                frame.to_ndarray(format="rgb24")
+            if i >= max(wanted):
+                break
+
+
+def naive_pil(path: str, dataset, index: int, seed: int) -> None:
+    """decord, then per frame: PIL resize to 320x240, crop, resize to 224, flip, to tensor, normalise."""
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
+    reader = open_decord(path, 1)
+    frames = reader.get_batch(sampled_indices(dataset, index, seed, len(reader)).reshape(-1).tolist()).asnumpy()
+    out = []
+    for frame in frames:
+        image = Image.fromarray(frame).resize((320, 240), Image.BILINEAR).crop((20, 10, 230, 220))
+        image = image.resize((224, 224), Image.BILINEAR).transpose(Image.FLIP_LEFT_RIGHT)
+        out.append(TF.normalize(TF.to_tensor(image), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+    torch.stack(out)
+
+
+def run(sets: dict[str, list[str]], folder: str, repeats: int) -> dict[str, float]:
+    """clips/s of every (method, source) pair, measured round-robin over ``repeats`` passes."""
+    methods = {}
+    for dense in (False, True):
+        tag = "8x5 dense" if dense else "8x1 sparse"
+        for source, paths in sets.items():
+            for timeout, how in ((30.0, "pipeline"), (0.0, "pipeline in-process")):
+                if source.startswith("frames") and timeout:
+                    continue  # frame folders never use the decoder process
+                ds = make_dataset(folder, paths, dense, timeout)
+                methods[(how, tag, source)] = lambda i, s, ds=ds: ds[(i, s)]
+            if source.startswith("frames"):
+                continue
+            ds = make_dataset(folder, paths, dense, 0.0)
+            lengths = [len(open_decord(p, 1)) for p in paths]
+            methods[("decord alone", tag, source)] = lambda i, s, ds=ds, p=paths: decode_alone(p[i], ds, i, s)
+            methods[("PyAV sequential", tag, source)] = lambda i, s, ds=ds, p=paths, n=lengths: pyav_sequential(
+                p[i], ds, i, s, n[i]
+            )
+            if not dense:
+                methods[("naive PIL", tag, source)] = lambda i, s, ds=ds, p=paths: naive_pil(p[i], ds, i, s)
+    totals, counts = defaultdict(float), defaultdict(int)
+    for method in methods.values():  # warm-up: decoder processes, caches
+        method(0, 0)
+    for rep in range(repeats):
+        for key, method in methods.items():
+            n = len(sets[key[2]])
+            for i in range(n):
+                start = time.perf_counter()
+                method(i, rep * 1000 + i)
+                totals[key] += time.perf_counter() - start
+                counts[key] += 1
+    return {key: counts[key] / totals[key] for key in methods}
+
+
+def loader_scaling(folder: str, paths: list[str], workers: int, batches: int = 6) -> float:
+    """clips/s of a DataLoader with ``workers`` worker processes (batch 4, sparse, webm)."""
+    ds = make_dataset(folder, paths * 12, dense=False, timeout=30.0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers, shuffle=True)
+    it = iter(loader)
+    next(it)  # start the workers
+    start = time.perf_counter()
+    done = sum(next(it)[0].shape[0] for _ in range(batches))
+    return done / (time.perf_counter() - start)
+
+
+def report(rates: dict, scaling: dict[int, float], command: str, seconds: float) -> str:
+    machine = f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
+    lines = [
+        f"Command: `{command}` ({seconds:.0f} s in all). Machine: {machine}; one process, 1 torch thread, "
+        f"1 decoder thread. Clips: {', '.join(SIZES)} at {FPS} fps, {'/'.join(map(str, SECONDS))} s, H.264 mp4 "
+        "(libx264 defaults: one keyframe per clip), VP9 webm (realtime), and JPEG frame folders (quality 90, "
+        "native size) of the same clips. Pipeline: resize 240x320 folded into a multi-scale crop to 224, flip, "
+        "normalise (float32 output).",
+        "",
+        "| input | source | decord alone | PyAV seq. | pipeline (decoder process) | pipeline (in-process) | naive |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for tag in ("8x1 sparse", "8x5 dense"):
+        for source in sorted({k[2] for k in rates if k[1] == tag}):
+            base = rates.get(("decord alone", tag, source.replace("frames", "mp4")))
+            cells = []
+            for how in ("decord alone", "PyAV sequential", "pipeline", "pipeline in-process", "naive PIL"):
+                r = rates.get((how, tag, source))
+                cells.append("-" if r is None else f"{r:.1f} ({r / base:.2f}x)" if base else f"{r:.1f}")
+            lines.append(f"| {tag} | {source} | " + " | ".join(cells) + " |")
+    lines += ["", "clips/s of one worker (ratio to decord alone on the same indices; frames: to the mp4's).", ""]
+    lines += goal_lines(rates) + [""] + frames_lines(rates) + [""] + worker_lines(rates, scaling)
+    return "\n".join(lines)
+
+
+def goal_lines(rates: dict) -> list[str]:
+    """The issue's goals against this run: pipeline >= 0.75x decode alone, frame folders >= 3x webm."""
+    out = ["Goals (issue 4), this run:"]
+    for tag in ("8x1 sparse", "8x5 dense"):
+        for how in ("pipeline", "pipeline in-process"):
+            ratios = [
+                rates[(how, tag, src)] / rates[("decord alone", tag, src)]
+                for src in (f"{c} {s}" for c in ("mp4", "webm") for s in SIZES)
+            ]
+            met = sum(r >= 0.75 for r in ratios)
+            out.append(f"- {tag}, {how}: {min(ratios):.2f}-{max(ratios):.2f}x decode alone ({met}/4 sources >= 0.75x)")
+    return out
+
+
+def frames_lines(rates: dict) -> list[str]:
+    out = []
+    for tag in ("8x1 sparse", "8x5 dense"):
+        for size in SIZES:
+            frames = rates[("pipeline in-process", tag, f"frames {size}")]
+            webm = rates[("pipeline", tag, f"webm {size}")]
+            mp4 = rates[("pipeline", tag, f"mp4 {size}")]
+            out.append(
+                f"- {tag} {size}: frame folders {frames / webm:.1f}x the webm pipeline, {frames / mp4:.1f}x mp4."
+            )
+    return ["Frame folders against video (whole pipeline, default settings):", *out]
+
+
+def worker_lines(rates: dict, scaling: dict[int, float]) -> list[str]:
+    head = "| GPU consumes (clips/s) | " + " | ".join(map(str, GPU_RATES)) + " |"
+    out = ["Workers (one per core) to keep a GPU fed, 8x1 sparse pipeline, from the one-worker rates above:", "", head]
+    out.append("|---|" + "---|" * len(GPU_RATES))
+    for source in ("webm 240p", "mp4 360p", "frames 240p", "frames 360p"):
+        how = "pipeline in-process" if source.startswith("frames") else "pipeline"
+        r = rates[(how, "8x1 sparse", source)]
+        out.append(f"| {source} ({r:.0f}/worker) | " + " | ".join(str(math.ceil(g / r)) for g in GPU_RATES) + " |")
+    one, two = scaling[1], scaling[2]
+    out += ["", f"DataLoader check (webm 240p, batch 4): 1 worker {one:.1f} clips/s, 2 workers {two:.1f} clips/s "
+            f"({two / one:.2f}x on this 2-core machine, the training process sharing the cores)."]  # fmt: skip
+    return out
+
+
+def record(text: str, path: str) -> None:
+    """Replaces (or appends) the data-loading section of RESULTS.md, keeping every other section."""
+    section = f"{MARK_START}\n## Data loading (ean.data, issue 4)\n\n{text}\n{MARK_END}\n"
+    old = "# Benchmark results\n\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+    if MARK_START in old and MARK_END in old:
+        new = old[: old.index(MARK_START)] + section + old[old.index(MARK_END) + len(MARK_END) + 1 :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="round-robin passes (default 3)")
+    parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
+    parser.add_argument("--note", default="", help="a sentence recorded with the figures (e.g. machine load)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    began = time.time()
+    with tempfile.TemporaryDirectory(prefix="ean-bench-") as folder:
+        sets = write_clips(folder)
+        print(f"clips written in {time.time() - began:.1f} s", file=sys.stderr)
+        rates = run(sets, folder, args.repeats)
+        scaling = {w: loader_scaling(folder, sets["webm 240p"], w) for w in (1, 2)}
+    command = "python benchmarks/data_loading.py" + (" --record" if args.record else "")
+    text = report(rates, scaling, command, time.time() - began) + (f"\n\nNote: {args.note}" if args.note else "")
+    print(text)
+    if args.record:
+        record(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Config -> datasets and loaders: the only place in ``ean.data`` that reads a config.
+
+``data_cfg`` is a plain dict. Keys (defaults in ``DEFAULTS``; every other key is passed through to the
+dataset's constructor, see each dataset's docstring):
+
+==================== ========================================================================================
+``dataset``          registry name: something_v1, something_v2, kinetics400, diving48, list_file, synthetic
+``root``             data root (str); the dataset's files are found below it
+``num_segments``     T, segments per clip (8 or 16)
+``frames_per_segment`` L, consecutive frames per segment: 1 sparse, 5 dense (LMC input)
+``resize``           working size before cropping: [H, W] (e.g. [240, 320]) or an int short side (256);
+                     ``None``/absent: the dataset's default (240x320 for Something and synthetic, else 256)
+``crop_size``        S, crop side (224)
+``test_crop_size``   crop side at test time (default ``crop_size``; 256 for Kinetics' 3 crops)
+``scales``           multi-scale crop scales ([1, .875, .75, .66])
+``flip``             random horizontal flip in training, labels of mirrored classes swapped (bool)
+``test_clips``       clips per video at test time (1; 2 for Diving48, 10 for Kinetics)
+``test_crops``       crops per clip at test time: 1 (centre) or 3
+``num_workers``      DataLoader worker processes (used by ``build_loader`` only)
+``max_bad_fraction`` stop with DataError when more than this fraction of the files is bad (0.01)
+``decode_timeout_s`` give up on a video decode after this many seconds (30); 0 decodes in-process, no timeout
+``decode_threads``   decord threads per worker for mp4 (1; webm always uses 1)
+``media``            "video" or "frames" (frame folders from ``python -m ean.data.to_frames``); V2, K400, Diving48
+``frames_root``      where those frame folders are (default ``<root>/frames``)
+``image_tmpl``       frame file names ("{:05d}.jpg")
+synthetic only       ``num_videos`` (100), ``num_classes`` (10), ``size`` (96), ``seed`` (0), ``min_frames``,
+                     ``max_frames``
+list_file only       ``train_list``, ``val_list``, ``class_names``
+==================== ========================================================================================
+
+A sample is ``(clip, label, index)``; the loader gives clips of shape (B, T, L, 3, S, S) in training and
+(B, V, T, L, 3, S, S) at test when V = test_clips * test_crops > 1. Call ``loader.sampler.set_epoch(epoch)``
+each epoch when ``distributed``, and ``loader.dataset.bad_files.epoch_report()`` to report bad files.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler, SequentialSampler
+
+import ean.data.datasets  # noqa: F401  (registers the datasets)
+from ean.data.clip_dataset import ClipDataset
+from ean.data.errors import DataError
+from ean.data.registry import DATASETS
+
+DEFAULTS: dict[str, Any] = {
+    "num_segments": 8,
+    "frames_per_segment": 1,
+    "crop_size": 224,
+    "scales": [1.0, 0.875, 0.75, 0.66],
+    "flip": True,
+    "test_clips": 1,
+    "test_crops": 1,
+    "num_workers": 2,
+    "max_bad_fraction": 0.01,
+    "decode_timeout_s": 30.0,
+}
+LOADER_KEYS = ("num_workers",)
+
+
+def dataset_kwargs(data_cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The registry name and the constructor keyword arguments of a data config."""
+    cfg = {**DEFAULTS, **data_cfg}
+    missing = [k for k in ("dataset", "root") if cfg.get(k) is None]
+    if missing:
+        raise DataError(
+            f"data config lacks {missing}; it needs at least 'dataset' (one of {DATASETS.names()}) and 'root'"
+        )
+    name = cfg.pop("dataset")
+    DATASETS.check(name)
+    kwargs = {k: v for k, v in cfg.items() if k not in LOADER_KEYS and v is not None}
+    if isinstance(kwargs.get("resize"), (list, tuple)):
+        kwargs["resize"] = tuple(int(v) for v in kwargs["resize"])
+    if "scales" in kwargs:
+        kwargs["scales"] = tuple(float(s) for s in kwargs["scales"])
+    kwargs["root"] = str(kwargs["root"])
+    return name, kwargs
+
+
+def build_dataset(data_cfg: dict[str, Any], split: str) -> Dataset:
+    """The dataset named by ``data_cfg["dataset"]`` for ``split`` ("train" or "val")."""
+    name, kwargs = dataset_kwargs(data_cfg)
+    try:
+        return DATASETS.build(name, split=split, **kwargs)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        known = sorted(_accepted_keys(DATASETS.get(name)) | set(LOADER_KEYS) | {"dataset"})
+        raise DataError(f"data config for {name!r}: {e}. Known keys: {', '.join(known)}") from None
+
+
+def _accepted_keys(cls: type) -> set[str]:
+    keys = set()
+    for klass in cls.__mro__:
+        if klass is object or not issubclass(klass, ClipDataset):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        keys |= {p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
+    return keys - {"self", "records", "class_names", "train", "split"}
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seeds ``random`` and numpy in a DataLoader worker from its torch seed (base seed + worker id)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+class SeededSampler(Sampler):
+    """Yields ``(index, seed)``: the indices of ``sampler``, each with a seed for its random augmentation.
+
+    The seeds come from a generator seeded once, in the training process, so a run's clips depend on the
+    seed only, not on the number of workers or on which worker loads which sample.
+
+    Args:
+        sampler: the order of the indices (random, sequential or distributed).
+        seed: seed of the augmentation seeds.
+    """
+
+    def __init__(self, sampler: Sampler, seed: int):
+        self.sampler = sampler
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        for index in self.sampler:
+            yield int(index), int(torch.randint(2**62, (), generator=self.generator))
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forwards to a DistributedSampler (call once per epoch); a no-op for the others."""
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+
+def build_loader(
+    data_cfg: dict[str, Any], split: str, batch_size: int, seed: int, distributed: bool = False
+) -> DataLoader:
+    """A DataLoader over ``build_dataset(data_cfg, split)``, reproducible for a given seed.
+
+    Training shuffles and drops the last incomplete batch; validation keeps the order and every video. The
+    order, each clip's augmentation (a per-sample seed, see SeededSampler) and the workers' seeds all derive
+    from ``seed``, so batches do not depend on ``num_workers``. ``distributed`` shuffles with a
+    DistributedSampler (``loader.sampler.sampler``); call ``loader.sampler.set_epoch(epoch)`` each epoch.
+    """
+    dataset = build_dataset(data_cfg, split)
+    train = split == "train"
+    generator = torch.Generator().manual_seed(seed)
+    if distributed:
+        order = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=train)
+        rank = order.rank
+    else:
+        order = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+        rank = 0
+    sampler = SeededSampler(order, seed * 1_000_003 + rank + 1)
+    workers = int(data_cfg.get("num_workers", DEFAULTS["num_workers"]))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        worker_init_fn=seed_worker,
+        generator=generator,
+        drop_last=train and len(dataset) >= batch_size,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+    )

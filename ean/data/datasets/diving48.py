@@ -1,0 +1,91 @@
+"""Diving48 as distributed: trimmed ``.mp4`` clips and JSON annotations.
+
+Layout under ``root`` (the first existing candidate of each is used)::
+
+    Diving48_V2_train.json | Diving48_train.json      [{"vid_name", "label", "start_frame", "end_frame"}, ...]
+    Diving48_V2_test.json | Diving48_test.json        (the "val" split)
+    Diving48_vocab.json (optional)                    [[takeoff, somersault, twist, flight], ...] per class
+    rgb/<vid_name>.mp4 | videos/<vid_name>.mp4 | <vid_name>.mp4
+
+``start_frame`` / ``end_frame`` locate each clip in its source video; the distributed ``rgb`` clips are
+already cut to them, so the whole file is read. Without a vocabulary, classes are named ``class_<i>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ean.data.clip_dataset import ClipDataset
+from ean.data.errors import DataError
+from ean.data.layout import check_root, check_split, find_file, find_media_dir, media_options
+from ean.data.records import VideoRecord, as_frames
+from ean.data.registry import DATASETS
+
+NAME = "diving48"
+LIST_FILES = {
+    "train": ("Diving48_V2_train.json", "Diving48_train.json"),
+    "val": ("Diving48_V2_test.json", "Diving48_test.json"),
+}
+VOCAB_FILE = "Diving48_vocab.json"
+VIDEO_DIRS = ("rgb", "videos", ".")
+NUM_CLASSES = 48
+
+
+def read_entries(path: str) -> list[tuple[str, int]]:
+    """(vid_name, label) of every entry; checks the fields of the official format."""
+    with open(path) as f:
+        entries = json.load(f)
+    for entry in entries[:1]:
+        missing = {"vid_name", "label", "start_frame", "end_frame"} - set(entry)
+        if missing:
+            raise DataError(f"{NAME}: {path}: entries lack {sorted(missing)}")
+    return [(str(e["vid_name"]), int(e["label"])) for e in entries]
+
+
+def read_class_names(root: str) -> list[str]:
+    """Class names from the vocabulary (its four attributes joined), or ``class_<i>`` without one."""
+    path = os.path.join(root, VOCAB_FILE)
+    if not os.path.isfile(path):
+        return [f"class_{i}" for i in range(NUM_CLASSES)]
+    with open(path) as f:
+        return [" ".join(str(part) for part in attributes) for attributes in json.load(f)]
+
+
+@DATASETS.register(NAME)
+class Diving48(ClipDataset):
+    """Diving48 (48 dive classes) from its official files.
+
+    Args:
+        root: folder holding ``rgb/`` and the JSON lists.
+        split: ``"train"`` or ``"val"`` (the official test list).
+        media: ``"video"`` or ``"frames"`` (frame folders written by ``python -m ean.data.to_frames``).
+        frames_root: where the frame folders are (default ``<root>/frames``).
+        resize: working size (default short side 256).
+        **options: the rest of :class:`ClipDataset`'s keyword arguments.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        *,
+        media: str = "video",
+        frames_root: str | None = None,
+        resize: int | Sequence[int] = 256,
+        **options: Any,
+    ):
+        root, split = check_root(root, NAME), check_split(split, NAME)
+        frames_root = media_options(media, root, frames_root, NAME)
+        entries = read_entries(find_file(root, LIST_FILES[split], f"{split} list JSON", NAME))
+        class_names = read_class_names(root)
+        bad = [label for _, label in entries if not 0 <= label < len(class_names)]
+        if bad:
+            raise DataError(f"{NAME}: labels {sorted(set(bad))[:5]} outside 0..{len(class_names) - 1}")
+        video_dir = find_media_dir(root, VIDEO_DIRS, "video folder", NAME, frames_root)
+        records = [VideoRecord(os.path.join(video_dir, vid + ".mp4"), label) for vid, label in entries]
+        if frames_root:
+            records = as_frames(records, root, frames_root)
+        super().__init__(records, class_names, train=split == "train", resize=resize, **options)

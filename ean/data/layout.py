@@ -1,0 +1,72 @@
+"""Finding a dataset's files under its root: clear errors that say what was expected where."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from ean.data.errors import DataError
+
+SPLITS = ("train", "val")
+
+
+def check_root(root: str | os.PathLike, dataset: str) -> str:
+    """Returns ``root`` as a string; DataError if it is not an existing folder."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise DataError(f"{dataset}: data root {root!r} does not exist or is not a folder (set data.root)")
+    return root
+
+
+def check_split(split: str, dataset: str) -> str:
+    if split not in SPLITS:
+        raise DataError(f"{dataset}: split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return split
+
+
+def find_file(root: str, candidates: Sequence[str], what: str, dataset: str) -> str:
+    """The first of ``candidates`` (paths relative to ``root``, or absolute) that is a file."""
+    for name in candidates:
+        path = os.path.join(root, name)
+        if os.path.isfile(path):
+            return path
+    tried = "\n".join(f"  {os.path.join(root, c)}" for c in candidates)
+    raise DataError(f"{dataset}: {what} not found; expected one of:\n{tried}")
+
+
+def find_dir(root: str, candidates: Sequence[str], what: str, dataset: str) -> str:
+    """The first of ``candidates`` (relative to ``root``) that is a folder."""
+    for name in candidates:
+        path = os.path.normpath(os.path.join(root, name))
+        if os.path.isdir(path):
+            return path
+    tried = "\n".join(f"  {os.path.normpath(os.path.join(root, c))}" for c in candidates)
+    raise DataError(f"{dataset}: {what} not found; expected one of:\n{tried}")
+
+
+def media_options(media: str, root: str, frames_root: str | None, dataset: str) -> str | None:
+    """Checks ``media`` ("video" or "frames"); returns the frames root for frames (default ``<root>/frames``)."""
+    if media not in ("video", "frames"):
+        raise DataError(f"{dataset}: media must be 'video' or 'frames', got {media!r}")
+    if media == "video":
+        return None
+    frames_root = frames_root or os.path.join(root, "frames")
+    if not os.path.isdir(frames_root):
+        raise DataError(
+            f"{dataset}: frames folder {frames_root!r} not found (media='frames'); "
+            f"write it with `python -m ean.data.to_frames --dataset {dataset} --root {root}`"
+        )
+    return frames_root
+
+
+def find_media_dir(
+    root: str, candidates: Sequence[str], what: str, dataset: str, frames_root: str | None = None
+) -> str:
+    """The videos' folder under ``root``. Reading frames (``frames_root`` given), the videos may be gone: the
+    candidate whose copy exists under ``frames_root`` is returned (record paths are mapped there later)."""
+    if frames_root is None:
+        return find_dir(root, candidates, what, dataset)
+    for name in candidates:
+        if os.path.isdir(os.path.join(frames_root, name)):
+            return os.path.normpath(os.path.join(root, name))
+    return find_dir(frames_root, candidates, f"frame folders of the {what}", dataset)

@@ -1,0 +1,65 @@
+"""The decoder process of SubprocessVideoReader: a loop that opens videos and decodes frames on request.
+
+Run as a script (``python decode_child.py READ_FD WRITE_FD BUFFER_FD``) so that starting it imports decord
+and numpy only (``decord_core`` is found beside this file). It first sends ``("ready",)``; then requests are
+pickled tuples on the read pipe::
+
+    ("open", path, num_threads) -> ("ok", num_frames) | ("error", reason)
+    ("get", indices)            -> ("ok", shape, buffer_size) | ("error", reason)
+
+Decoded frames are written into the shared buffer file (an unlinked file both processes hold, grown here
+when a batch does not fit), so they cross without a copy through a pipe. It exits when its parent closes
+the request pipe (or dies).
+"""
+
+import mmap
+import os
+import sys
+from multiprocessing.connection import Connection
+
+import numpy as np
+from decord_core import DecodeFailure, decode_indices, open_decord
+
+
+class SharedBuffer:
+    """The shared file, mapped; grown (by powers of two) to fit ``size`` bytes."""
+
+    def __init__(self, fd: int):
+        self.fd, self.map = fd, None
+
+    def fit(self, size: int) -> mmap.mmap:
+        if self.map is None or len(self.map) < size:
+            capacity = 1 << max(size - 1, 1).bit_length()
+            os.ftruncate(self.fd, capacity)
+            self.map = mmap.mmap(self.fd, capacity)
+        return self.map
+
+
+def serve(requests: Connection, replies: Connection, buffer: SharedBuffer) -> None:
+    """Says ("ready",) once imported, then answers requests until the parent closes the pipe."""
+    replies.send(("ready",))
+    reader = None
+    while True:
+        try:
+            request = requests.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if request[0] == "open":
+                reader = None
+                reader = open_decord(request[1], request[2])
+                replies.send(("ok", len(reader)))
+            else:
+                frames = decode_indices(reader, np.asarray(request[1]))
+                shared = buffer.fit(frames.nbytes)
+                np.frombuffer(shared, dtype=np.uint8, count=frames.size).reshape(frames.shape)[...] = frames
+                replies.send(("ok", frames.shape, len(shared)))
+        except DecodeFailure as e:
+            replies.send(("error", e.reason))
+        except Exception as e:  # anything else about this file: the parent marks it bad
+            replies.send(("error", f"{type(e).__name__}: {e}"))
+
+
+if __name__ == "__main__":
+    fds = [int(a) for a in sys.argv[1:4]]
+    serve(Connection(fds[0], writable=False), Connection(fds[1], readable=False), SharedBuffer(fds[2]))

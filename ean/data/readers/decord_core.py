@@ -1,0 +1,59 @@
+"""decord calls shared by the in-process reader and the decoder process (imports numpy and decord only).
+
+Kept free of torch and of other ``ean`` modules so the decoder process starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class DecodeFailure(Exception):
+    """A video cannot be opened or decoded; ``reason`` says why in one line."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def decoder_threads(path: str, num_threads: int) -> int:
+    """VP9 webm can fail with more than 2 decoder threads in decord 0.6: webm always decodes with one."""
+    return 1 if path.lower().endswith(".webm") else num_threads
+
+
+def open_decord(path: str, num_threads: int = 1):
+    """A ``decord.VideoReader`` of ``path``; raises DecodeFailure for empty, truncated or non-video files."""
+    import decord  # imported here: reading frame folders must not need decord
+
+    try:
+        reader = decord.VideoReader(path, num_threads=decoder_threads(path, num_threads))
+        frames = len(reader)
+    except Exception as e:  # decord raises DECORDError / RuntimeError with ffmpeg's message
+        raise DecodeFailure(f"cannot open video ({type(e).__name__}: {_first_line(e)})") from None
+    if frames < 1:
+        raise DecodeFailure("video has no frames")
+    return reader
+
+
+def decode_indices(reader, indices: np.ndarray) -> np.ndarray:
+    """Decodes frames ``indices`` (any shape) of an open reader, each distinct frame once.
+
+    Returns:
+        uint8 array (N, H, W, 3), N = ``indices.size``, in the order of ``indices.reshape(-1)``.
+    """
+    flat = np.asarray(indices, dtype=np.int64).reshape(-1)
+    unique, inverse = np.unique(flat, return_inverse=True)
+    try:
+        frames = reader.get_batch(unique.tolist()).asnumpy()
+    except Exception as e:
+        raise DecodeFailure(f"cannot decode frames ({type(e).__name__}: {_first_line(e)})") from None
+    if frames.shape[0] != unique.size:
+        raise DecodeFailure(f"decoded {frames.shape[0]} frames, expected {unique.size}")
+    if unique.size == flat.size and bool((unique == flat).all()):
+        return frames
+    return frames[inverse.reshape(-1)]
+
+
+def _first_line(error: Exception) -> str:
+    lines = [s for s in str(error).strip().splitlines() if s.strip()]
+    return lines[0][:200] if lines else "no message"

@@ -1,0 +1,179 @@
+"""Writes a synthetic dataset in Something-Something V2's format: mp4 videos (PyAV) and JSON annotations.
+
+Layout written under ``root``::
+
+    videos/<id>.mp4                 H.264, ``size`` x ``size * 4 / 3`` pixels, 12 fps
+    labels.json                     {"Moving something from left to right": "0", ...}
+    train.json, validation.json     [{"id", "label", "template", "placeholders"}, ...]
+    synthetic.json                  the generation parameters (a root is reused only with the same ones)
+
+Deterministic by seed: video ``i`` has class ``i % num_classes`` and its own random stream
+``default_rng([seed, i])``; the last fifth (at least one) of each class's videos goes to validation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from ean.data.errors import DataError
+from ean.data.synthetic.render import COLOURS, SHAPES, render_clip
+from ean.data.synthetic.scenes import TEMPLATES, sample_action
+
+MANIFEST = "synthetic.json"
+FORMAT_VERSION = 1
+FPS = 12
+
+
+def generate_synthetic(
+    root: str,
+    *,
+    num_videos: int = 100,
+    num_classes: int = 10,
+    size: int = 96,
+    seed: int = 0,
+    min_frames: int = 24,
+    max_frames: int = 48,
+) -> str:
+    """Writes the dataset under ``root`` unless it is already there with the same parameters.
+
+    Args:
+        root: output folder (created; must be absent, empty or a synthetic dataset of the same parameters).
+        num_videos: videos in total (train + validation).
+        num_classes: classes used, the first ``num_classes`` of TEMPLATES (at most 10).
+        size: frame height in pixels (even); width is ``size * 4 / 3`` rounded to even.
+        seed: the random seed; the same parameters give the same files.
+        min_frames: shortest clip in frames.
+        max_frames: longest clip in frames.
+
+    Returns:
+        ``root``.
+    """
+    params = {
+        "format": FORMAT_VERSION,
+        "num_videos": num_videos,
+        "num_classes": num_classes,
+        "size": size,
+        "seed": seed,
+        "min_frames": min_frames,
+        "max_frames": max_frames,
+    }
+    _check_params(params)
+    root = os.fspath(root)
+    if _existing(root, params):
+        return root
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".synthetic-", dir=parent)
+    try:
+        _write(scratch, params)
+        _publish(scratch, root, params)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return root
+
+
+def _check_params(params: dict) -> None:
+    if not 1 <= params["num_classes"] <= len(TEMPLATES):
+        raise DataError(f"synthetic: num_classes must be 1..{len(TEMPLATES)}, got {params['num_classes']}")
+    if params["size"] < 16 or params["size"] % 2:
+        raise DataError(f"synthetic: size must be an even number >= 16, got {params['size']}")
+    if not 2 <= params["min_frames"] <= params["max_frames"]:
+        raise DataError("synthetic: need 2 <= min_frames <= max_frames")
+    if params["num_videos"] < 2 * params["num_classes"]:
+        raise DataError("synthetic: num_videos must be at least 2 * num_classes")
+
+
+def _existing(root: str, params: dict) -> bool:
+    """True if ``root`` holds this dataset; DataError if it holds anything else."""
+    manifest = os.path.join(root, MANIFEST)
+    if os.path.isfile(manifest):
+        with open(manifest) as f:
+            found = json.load(f)
+        if found != params:
+            raise DataError(
+                f"synthetic: {root!r} holds a synthetic dataset generated with {found}, not {params}; "
+                "use another data root (or delete that folder)"
+            )
+        return True
+    if os.path.isdir(root) and os.listdir(root):
+        raise DataError(f"synthetic: {root!r} is not empty and holds no {MANIFEST}; refusing to write there")
+    return False
+
+
+def _publish(scratch: str, root: str, params: dict) -> None:
+    """Moves the finished dataset into place (atomically; a concurrent writer of the same data may win)."""
+    try:
+        if os.path.isdir(root):
+            os.rmdir(root)  # empty, checked above
+        os.rename(scratch, root)
+    except OSError:
+        if not _existing(root, params):
+            raise
+
+
+def _write(folder: str, params: dict) -> None:
+    os.makedirs(os.path.join(folder, "videos"))
+    width = int(round(params["size"] * 4 / 3 / 2)) * 2
+    splits: dict[str, list] = {"train": [], "validation": []}
+    for i in range(params["num_videos"]):
+        entry = _write_video(folder, i, params, width)
+        splits["validation" if _is_validation(i, params["num_videos"], params["num_classes"]) else "train"].append(
+            entry
+        )
+    labels = {t.replace("[", "").replace("]", ""): str(k) for k, t in enumerate(TEMPLATES[: params["num_classes"]])}
+    for name, content in [("labels", labels), *splits.items(), ("synthetic", params)]:
+        with open(os.path.join(folder, f"{name}.json"), "w") as f:
+            json.dump(content, f, indent=1)
+
+
+def _is_validation(i: int, num_videos: int, num_classes: int) -> bool:
+    """The last fifth (at least one) of each class's videos are for validation."""
+    per_class = len(range(i % num_classes, num_videos, num_classes))
+    return i // num_classes >= per_class - max(1, round(per_class / 5))
+
+
+def _write_video(folder: str, i: int, params: dict, width: int) -> dict:
+    rng = np.random.default_rng([params["seed"], i])
+    label, height = i % params["num_classes"], params["size"]
+    radius = float(rng.uniform(0.06, 0.22) * height)
+    if label == 4:
+        radius = min(radius, 0.12 * height)
+    count = 2 if label in (7, 8) else 1
+    objects = [(str(rng.choice(list(COLOURS))), str(rng.choice(SHAPES))) for _ in range(count)]
+    num_frames = int(rng.integers(params["min_frames"], params["max_frames"] + 1))
+    duration = int(rng.uniform(0.25, 0.9) * num_frames)
+    start = int(rng.integers(0, num_frames - duration + 1))
+    action = sample_action(label, width, height, radius, rng)
+    frames = render_clip(
+        action, radius, [(COLOURS[c], s) for c, s in objects], num_frames, (start, start + duration), height, width, rng
+    )
+    vid = str(i + 1)
+    write_mp4(os.path.join(folder, "videos", f"{vid}.mp4"), frames, FPS)
+    names = [f"{c} {s}" for c, s in objects]
+    template = TEMPLATES[label]
+    text = template
+    for name in names:
+        text = text.replace("[something]", name, 1)
+    return {"id": vid, "label": text.lower(), "template": template, "placeholders": names}
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: int = FPS, codec: str = "libx264") -> None:
+    """Encodes uint8 frames (N, H, W, 3), H and W even, into a video file with PyAV."""
+    import av
+
+    with av.open(path, "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast", "crf": "20"}
+        elif codec == "libvpx-vp9":
+            stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())

@@ -1,0 +1,138 @@
+"""The synthetic dataset: real mp4 files in SSv2's format, deterministic by seed, read like something_v2."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from ean.data import DataError, build_dataset, build_loader, generate_synthetic
+from ean.data.readers import DecordVideoReader
+from ean.data.synthetic import TEMPLATES
+from ean.data.synthetic.scenes import sample_action
+
+SMALL = {"num_videos": 30, "num_classes": 10, "size": 32, "min_frames": 12, "max_frames": 16}
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def digest(root):
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(os.path.join(root, "videos"))):
+        h.update(read(os.path.join(root, "videos", name), "rb"))
+    for name in ("labels.json", "train.json", "validation.json"):
+        h.update(read(os.path.join(root, name), "rb"))
+    return h.hexdigest()
+
+
+def test_generation_is_deterministic_by_seed(tmp_path):
+    a = generate_synthetic(str(tmp_path / "a"), seed=3, **SMALL)
+    b = generate_synthetic(str(tmp_path / "b"), seed=3, **SMALL)
+    c = generate_synthetic(str(tmp_path / "c"), seed=4, **SMALL)
+    assert digest(a) == digest(b) != digest(c)
+
+
+def test_files_follow_something_v2s_format(tmp_path):
+    root = generate_synthetic(str(tmp_path / "s"), **SMALL)
+    labels = json.loads(read(os.path.join(root, "labels.json")))
+    assert labels["Moving something from left to right"] == "0" and len(labels) == 10
+    train = json.loads(read(os.path.join(root, "train.json")))
+    val = json.loads(read(os.path.join(root, "validation.json")))
+    assert len(train) == 20 and len(val) == 10  # the last of each class's 3 videos
+    entry = train[0]
+    assert set(entry) == {"id", "label", "template", "placeholders"}
+    assert (
+        entry["template"] == TEMPLATES[0] and entry["label"] == f"moving {entry['placeholders'][0]} from left to right"
+    )
+    video = DecordVideoReader().open(os.path.join(root, "videos", f"{entry['id']}.mp4"))
+    assert 12 <= len(video) <= 16 and video.get(np.array([0])).shape == (1, 3, 32, 42)
+
+
+def test_the_dataset_generates_on_first_use_and_reuses_its_files(synthetic_root):
+    cfg = {"dataset": "synthetic", "root": synthetic_root, **SMALL, "num_segments": 4, "crop_size": 32}
+    train = build_dataset(cfg, "train")
+    first = os.path.getmtime(os.path.join(synthetic_root, "labels.json"))
+    val = build_dataset(cfg, "val")
+    assert os.path.getmtime(os.path.join(synthetic_root, "labels.json")) == first
+    assert (len(train), len(val), train.num_classes) == (20, 10, 10)
+    assert train.flip_labels.pairs == {0: 1, 1: 0}  # left to right <-> right to left
+    clip, label, index = train[5]
+    assert clip.shape == (4, 1, 3, 32, 32) and label in (train.labels[5], train.flip_labels.flipped(train.labels[5]))
+    with pytest.raises(DataError, match="generated with"):
+        build_dataset({**cfg, "seed": 1}, "train")
+
+
+def test_generation_refuses_a_foreign_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(DataError, match="not empty"):
+        generate_synthetic(str(tmp_path), **SMALL)
+
+
+def test_actions_need_time_to_tell_apart():
+    rng = np.random.default_rng(0)
+    fall = sample_action(6, 128, 96, 10.0, rng)
+    ys = [fall.states(p)[0].y for p in np.linspace(0, 1, 11)]
+    assert ys[0] == ys[4] and np.all(np.diff(np.diff(ys[4:])) > 0)  # at rest, then accelerating
+    pretend = sample_action(9, 128, 96, 10.0, rng)
+    start, middle, end = (pretend.states(p)[0] for p in (0.0, 0.5, 1.0))
+    assert (start.x, start.y) == pytest.approx((end.x, end.y)) and (middle.x, middle.y) != (start.x, start.y)
+    closer = sample_action(7, 128, 96, 10.0, rng)
+    gap = [abs(closer.states(p)[0].x - closer.states(p)[1].x) for p in (0.0, 1.0)]
+    assert gap[1] < gap[0]
+
+
+def loader_batches(root, seed, workers, epochs=1):
+    cfg = {"dataset": "synthetic", "root": root, **SMALL, "num_segments": 4, "frames_per_segment": 2}
+    loader = build_loader({**cfg, "crop_size": 32, "num_workers": workers}, "train", batch_size=4, seed=seed)
+    return [batch for _ in range(epochs) for batch in loader]
+
+
+def test_loader_batches_shapes_and_reproducibility(synthetic_root):
+    a = loader_batches(synthetic_root, seed=0, workers=0, epochs=2)
+    b = loader_batches(synthetic_root, seed=0, workers=0, epochs=2)
+    c = loader_batches(synthetic_root, seed=1, workers=0)
+    clips, labels, index = a[0]
+    assert clips.shape == (4, 4, 2, 3, 32, 32) and clips.dtype == torch.float32
+    assert labels.dtype == torch.int64 and index.dtype == torch.int64
+    assert len(a) == 10  # 20 videos, batches of 4, two epochs
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[2], y[2]) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(a[0][2], a[4][2]) or not torch.equal(a[0][0], a[4][0])  # epochs differ
+    assert not all(torch.equal(x[0], y[0]) for x, y in zip(a, c, strict=True))
+
+
+def test_batches_do_not_depend_on_the_number_of_workers(synthetic_root):
+    a = loader_batches(synthetic_root, seed=0, workers=2)
+    b = loader_batches(synthetic_root, seed=0, workers=0)
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+
+
+def test_val_loader_keeps_order_and_every_video(synthetic_root):
+    cfg = {"dataset": "synthetic", "root": synthetic_root, **SMALL, "num_segments": 4, "crop_size": 32}
+    loader = build_loader({**cfg, "num_workers": 0, "test_clips": 2}, "val", batch_size=3, seed=0)
+    batches = list(loader)
+    assert torch.cat([i for _, _, i in batches]).tolist() == list(range(10))
+    assert batches[0][0].shape == (3, 2, 4, 1, 3, 32, 32)
+
+
+def test_distributed_loader_uses_a_distributed_sampler(synthetic_root, tmp_path):
+    cfg = {"dataset": "synthetic", "root": synthetic_root, **SMALL, "num_workers": 0}
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed not built")
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        loader = build_loader(cfg, "train", batch_size=4, seed=0, distributed=True)
+        assert (
+            isinstance(loader.sampler.sampler, torch.utils.data.DistributedSampler) and loader.sampler.sampler.seed == 0
+        )
+        loader.sampler.set_epoch(3)
+        assert loader.sampler.sampler.epoch == 3
+        assert next(iter(loader))[0].shape[0] == 4
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,53 @@
+"""The to_frames command: a video dataset converted into JPEG frame folders that the same class reads."""
+
+import os
+
+import pytest
+
+from ean.data import DataError, build_dataset
+from ean.data.to_frames import main as to_frames_main
+from tests.data.media import decode_levels
+
+CFG = {"num_segments": 4, "resize": [48, 64], "crop_size": 32, "decode_timeout_s": 0}
+
+
+@pytest.mark.filterwarnings("ignore:kinetics400")
+@pytest.mark.parametrize(
+    "name,fixture,count,folder,frames",
+    [
+        ("something_v2", "something_v2_root", 6, "20bn-something-something-v2/21", 26),
+        ("kinetics400", "kinetics_root", 5, "val/zumba/ddd_000030_000040", 22),
+        ("diving48", "diving48_root", 3, "rgb/vid_c_00003", 30),
+    ],
+)
+def test_converted_frames_give_the_same_clips(name, fixture, count, folder, frames, tmp_path, capsys, request):
+    root = request.getfixturevalue(fixture)
+    out = tmp_path / "frames"
+    with pytest.raises(DataError, match="to_frames"):
+        build_dataset({"dataset": name, "root": str(root), "media": "frames"}, "val")
+    argv = ["--dataset", name, "--root", str(root), "--out", str(out), "--workers", "1"]
+    assert to_frames_main([*argv, "--short-side", "0"]) == 0
+    assert f"{count} of {count} videos are frame folders" in capsys.readouterr().err
+    folder = out / folder
+    assert sorted(os.listdir(folder))[:2] == ["00001.jpg", "00002.jpg"] and len(os.listdir(folder)) == frames
+
+    cfg = {"dataset": name, "root": str(root), **CFG}
+    videos = build_dataset(cfg, "val")
+    frames = build_dataset({**cfg, "media": "frames", "frames_root": str(out)}, "val")
+    assert frames.records[0].media == "frames" and frames.labels == videos.labels
+    for i in range(len(videos)):
+        assert (decode_levels(videos[i][0]) == decode_levels(frames[i][0])).all()
+
+    mtime = os.path.getmtime(folder)
+    assert to_frames_main(argv) == 0  # finished folders are skipped: an interrupted run resumes
+    assert os.path.getmtime(folder) == mtime
+
+
+def test_short_side_resize(something_v2_root, tmp_path):
+    out = tmp_path / "f256"
+    argv = ["--dataset", "something_v2", "--root", str(something_v2_root), "--out", str(out), "--splits", "val"]
+    assert to_frames_main([*argv, "--short-side", "24", "--workers", "1"]) == 0
+    from PIL import Image
+
+    with Image.open(out / "20bn-something-something-v2" / "22" / "00001.jpg") as image:
+        assert image.size == (32, 24)

@@ -1,0 +1,78 @@
+"""Whole-clip transforms: crop geometry, resize folded into the crop, identical normalisation."""
+
+import numpy as np
+import pytest
+import torch
+
+from ean.data.clip_transform import EvalClipTransform, TrainClipTransform
+from ean.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Box,
+    Normalize,
+    center_crop_box,
+    crop_resize,
+    multiscale_crop_box,
+    resized_shape,
+    three_crop_boxes,
+)
+
+
+def uniform_frames(n=4, h=120, w=160, colour=(200, 100, 50)):
+    frames = torch.empty(n, 3, h, w, dtype=torch.uint8)
+    frames[:] = torch.tensor(colour, dtype=torch.uint8).view(1, 3, 1, 1)
+    return frames
+
+
+def test_resized_shape_fixed_or_short_side():
+    assert resized_shape(360, 640, (240, 320)) == (240, 320)
+    assert resized_shape(360, 640, 256) == (256, 455)
+    assert resized_shape(640, 360, 256) == (455, 256)
+
+
+def test_multiscale_crop_uses_the_tsn_sizes_and_positions():
+    sides = {int(240 * s) for s in (1, 0.875, 0.75, 0.66)}
+    rng = np.random.default_rng(0)
+    boxes = [multiscale_crop_box(240, 320, 224, (1, 0.875, 0.75, 0.66), rng) for _ in range(500)]
+    for b in boxes:
+        assert b.height in sides and b.width in sides
+        assert b.top >= 0 and b.top + b.height <= 240 and b.left >= 0 and b.left + b.width <= 320
+    assert len({(b.top, b.left) for b in boxes}) > 13  # 13 positions per crop size
+    assert {b.height for b in boxes} == {240, 210, 180, 158}  # int(240 * s); only sides within 3 px of 224 snap
+
+
+def test_center_and_three_crops():
+    assert center_crop_box(240, 320, 224) == Box(8, 48, 224, 224)
+    assert three_crop_boxes(256, 340, 256) == [Box(0, 0, 256, 256), Box(0, 42, 256, 256), Box(0, 84, 256, 256)]
+    assert three_crop_boxes(340, 256, 256)[2] == Box(84, 0, 256, 256)
+
+
+def test_crop_resize_maps_the_box_to_source_pixels():
+    frames = torch.arange(100, dtype=torch.uint8).view(1, 1, 10, 10).expand(2, 3, 10, 10)
+    # working size 20x20 is the source upscaled 2x: box (4, 6, 10, 10) covers source rows 2..6, cols 3..7
+    out = crop_resize(frames, Box(4, 6, 10, 10), (20, 20), (5, 5))
+    assert torch.equal(out, frames[:, :, 2:7, 3:8])
+    scaled = crop_resize(frames, Box(0, 0, 20, 20), (20, 20), (5, 5))
+    assert scaled.shape == (2, 3, 5, 5) and scaled.dtype == torch.uint8
+
+
+def test_normalize_is_imagenet_mean_std():
+    out = Normalize()(uniform_frames(1, 2, 2))
+    expected = [(c / 255 - m) / s for c, m, s in zip((200, 100, 50), IMAGENET_MEAN, IMAGENET_STD, strict=True)]
+    assert out.dtype == torch.float32
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor(expected), atol=1e-6)
+
+
+def test_training_and_test_normalise_identically():
+    frames = uniform_frames()
+    train, _ = TrainClipTransform((240, 320), 112, flip=False)(frames, 0, np.random.default_rng(0))
+    test = EvalClipTransform((240, 320), 112, crops=3)(frames)
+    assert train.shape == (1, 4, 3, 112, 112) and test.shape == (3, 4, 3, 112, 112)
+    assert torch.equal(train[0, 0, :, 50, 50], test[0, 0, :, 50, 50])
+    assert torch.equal(train.amin(dim=(0, 1, 3, 4)), test.amax(dim=(0, 1, 3, 4)))
+    assert torch.equal(train[0, 0, :, 0, 0], Normalize()(frames[:1, :, :1, :1])[0, :, 0, 0])
+
+
+def test_test_transform_rejects_two_crops():
+    with pytest.raises(ValueError):
+        EvalClipTransform(256, 224, crops=2)
