@@ -1,6 +1,13 @@
 """EAN model parts behind registries, and the builder that composes them from a plain config."""
 
-from ean.models.build import MODEL_DEFAULTS, ModelConfigError, build_model, frames_per_segment, resolve_model_config
+from ean.models.build import (
+    MODEL_DEFAULTS,
+    ModelConfigError,
+    build_model,
+    check_model_config,
+    frames_per_segment,
+    resolve_model_config,
+)
 from ean.models.ean_net import EAN
 from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
 
@@ -13,6 +20,7 @@ __all__ = [
     "REGIONS",
     "ModelConfigError",
     "build_model",
+    "check_model_config",
     "frames_per_segment",
     "resolve_model_config",
 ]

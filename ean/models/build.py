@@ -160,6 +160,25 @@ def build_sois(cfg: dict, channels: list[int]) -> dict[str, nn.Module]:
     return sois
 
 
+def check_model_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validates a model config, part options included, without building anything (cheap; no downloads).
+
+    Returns:
+        The resolved model config.
+    """
+    cfg = resolve_model_config(config)
+    block = BLOCKS.get(cfg["block"])
+    fixed = {"channels": 64, "num_segments": cfg["num_segments"]}
+    if "fusion" in inspect.signature(block).parameters:
+        fixed["fusion"] = cfg["fusion"]
+    _checked_options(f"block '{cfg['block']}'", block, cfg["block_options"], fixed)
+    fixed = {"channels": 64, "num_segments": cfg["num_segments"], "num_regions": cfg["num_regions"]}
+    _checked_options(f"regions '{cfg['regions']}'", REGIONS.get(cfg["regions"]), cfg["region_options"], fixed)
+    _checked_options("soi", SOITransformer, cfg["soi_options"], {})
+    _checked_options("lmc", LatentMotionCode, cfg["lmc_options"], {"frames_per_segment": LMC_FRAMES})
+    return cfg
+
+
 def build_model(config: dict[str, Any]) -> EAN:
     """Builds the network a (resolved) config describes.
 

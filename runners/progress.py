@@ -1,0 +1,74 @@
+"""A compact progress display for a study: trials done / running / failed, epochs, elapsed and ETA."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
+
+
+class Progress:
+    """Prints one line per event: ``[done 3/10 | running 2 | failed 0] name: message | 1:02 elapsed, ~2:10 left``.
+
+    The remaining time is estimated from the epochs done so far (all trials of a study train the same
+    number of epochs).
+
+    Args:
+        total: trials to run in this invocation.
+        epochs: epochs per trial.
+    Prints to ``sys.stdout`` as it is at each call (Tune pickles its callbacks, so no stream is held).
+    """
+
+    def __init__(self, total: int, epochs: int):
+        self.total, self.epochs = total, max(epochs, 1)
+        self.start = time.monotonic()
+        self.done = self.failed = 0
+        self.running: set[str] = set()
+        self.epochs_done: dict[str, int] = {}
+
+    def _eta(self) -> str:
+        finished_epochs = sum(self.epochs_done.values())
+        if not finished_epochs:
+            return "?"
+        per_epoch = (time.monotonic() - self.start) / finished_epochs
+        left = self.total * self.epochs - finished_epochs
+        return "~" + _clock(per_epoch * max(left, 0))
+
+    def _print(self, name: str, message: str) -> None:
+        state = f"done {self.done}/{self.total} | running {len(self.running)} | failed {self.failed}"
+        elapsed = _clock(time.monotonic() - self.start)
+        print(f"[{state}] {name}: {message} | {elapsed} elapsed, {self._eta()} left", file=sys.stdout, flush=True)
+
+    def started(self, name: str) -> None:
+        self.running.add(name)
+        self._print(name, "started")
+
+    def epoch(self, name: str, epoch: int, metrics: dict[str, float]) -> None:
+        """After epoch ``epoch`` (1-based) of trial ``name``."""
+        self.running.add(name)
+        self.epochs_done[name] = epoch
+        shown = ", ".join(f"{k} {metrics[k]:.3g}" for k in ("train_loss", "val_top1") if k in metrics)
+        self._print(name, f"epoch {epoch}/{self.epochs} {shown}")
+
+    def finished(self, name: str, top1: float | None) -> None:
+        self.running.discard(name)
+        self.done += 1
+        self.epochs_done[name] = self.epochs
+        self._print(name, "finished" + (f", top1 {top1:.1f}%" if top1 is not None else ""))
+
+    def failed_trial(self, name: str, reason: str) -> None:
+        self.running.discard(name)
+        self.failed += 1
+        self.epochs_done[name] = self.epochs
+        self._print(name, f"FAILED: {reason.splitlines()[0] if reason else '?'}")
+
+    def retrying(self, name: str, reason: str) -> None:
+        self._print(name, f"crashed, retrying from its last checkpoint ({reason.splitlines()[0] if reason else '?'})")

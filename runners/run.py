@@ -1,0 +1,236 @@
+"""``python -m runners.run STUDY.yaml [overrides ...]``: plan a study, run its new trials on Ray, log to MLflow.
+
+Every (row, seed) of the spec becomes a trial composed with Hydra from ``studies/conf``; all of them are
+checked before anything starts (exit 2 naming file, row, value and the valid choices). Trials with a
+FINISHED run in MLflow are cached; the others run on a local Ray (or ``--address``), retried from their
+last checkpoint when they crash. At the end the study's table is printed and written (``reports.make``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ean
+from reports.spec import SpecError, StudySpec, load_spec, spec_hash
+from runners.plan import PlanError, Trial, build_plan
+from runners.progress import Progress
+
+EXIT_OK, EXIT_FAILED_TRIALS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m runners.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n"
+        "  python -m runners.run studies/table8.yaml --profile smoke      # synthetic data, minutes on a CPU\n"
+        "  python -m runners.run studies/table8.yaml --dry-run            # the plan: trials, keys, cached?\n"
+        "  python -m runners.run table8 data.root=/data/sth1 --address auto --mlflow-uri http://head:5000\n",
+    )
+    parser.add_argument("study", help="a study spec file, or a name in studies/ (table8 -> studies/table8.yaml)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every trial, e.g. trainer.epochs=10")
+    parser.add_argument("--profile", help="a named override set of the spec (e.g. smoke)")
+    parser.add_argument("--seeds", help="comma-separated seeds instead of the spec's (e.g. 0,1)")
+    parser.add_argument("--rows", help="comma-separated row ids to run (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and exit; nothing runs or is logged")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON, one entry per trial")
+    parser.add_argument("--address", help="a Ray cluster to join (e.g. auto or ray://head:10001); default: local")
+    parser.add_argument(
+        "--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
+    )
+    parser.add_argument(
+        "--storage", default="runs", help="checkpoints and trial files; shared by all nodes (default: runs)"
+    )
+    parser.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    parser.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial from its checkpoint")
+    parser.add_argument("--rerun", action="store_true", help="run trials again even when a FINISHED run exists")
+    parser.add_argument("--no-report", action="store_true", help="do not build the table at the end")
+    return parser.parse_intermixed_args(argv)
+
+
+def find_spec(study: str) -> Path:
+    path = Path(study)
+    if path.is_file():
+        return path
+    named = Path(__file__).resolve().parents[1] / "studies" / f"{study}.yaml"
+    if named.is_file():
+        return named
+    known = sorted(p.stem for p in named.parent.glob("*.yaml"))
+    raise SpecError(f"no study file '{study}'; studies in {named.parent}: {', '.join(known)}")
+
+
+def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[int], StudySpec]:
+    """The profile's overrides, the seeds and the spec restricted to ``--rows``."""
+    profile = []
+    if args.profile:
+        if args.profile not in spec.profiles:
+            valid = ", ".join(spec.profiles) or "(none)"
+            raise SpecError(f"{spec.source}: unknown profile '{args.profile}'; valid profiles: {valid}")
+        profile = list(spec.profiles[args.profile])
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(spec.seeds)
+    except ValueError:
+        raise SpecError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
+    if args.rows:
+        wanted = args.rows.split(",")
+        unknown = [r for r in wanted if r not in {row.id for row in spec.rows}]
+        if unknown:
+            raise SpecError(f"unknown rows {unknown}; rows of {spec.name}: {', '.join(r.id for r in spec.rows)}")
+        import dataclasses
+
+        spec = dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r.id in wanted))
+    return profile, seeds, spec
+
+
+def check_overrides(overrides: list[str]) -> None:
+    for item in overrides:
+        if "_target_" in item or "oc.env" in item or "${env:" in item:
+            raise SpecError(f"override '{item}' names code or reads the environment; overrides choose values only")
+
+
+def profile_trials(trials: list[Trial]) -> None:
+    """Params and FLOPs of each trial's model (counted once per distinct model config, random weights)."""
+    from ean.profile import profile_model
+
+    cache: dict[str, dict[str, int]] = {}
+    for trial in trials:
+        model = copy.deepcopy(trial.config["model"])
+        model["pretrained"] = None
+        if "weights" in model.get("region_options", {}):
+            model["region_options"]["weights"] = None
+        key = json.dumps(model, sort_keys=True)
+        if key not in cache:
+            profile = profile_model(model)
+            cache[key] = {"params": profile.params, "flops": profile.macs}
+        trial.profile = cache[key]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def plan_table(trials: list[Trial]) -> str:
+    lines = [f"{'trial':40} {'key':16} {'state':7} {'params':>8} {'FLOPs':>8}"]
+    for t in trials:
+        p = f"{t.profile['params'] / 1e6:.2f}M" if t.profile else "-"
+        f = f"{t.profile['flops'] / 1e9:.2f}G" if t.profile else "-"
+        lines.append(f"{t.name:40} {t.key:16} {t.state:7} {p:>8} {f:>8}")
+    return "\n".join(lines)
+
+
+def plan_json(trials: list[Trial]) -> str:
+    entries = [
+        {
+            "row": t.row.id,
+            "seed": t.seed,
+            "trial_key": t.key,
+            "state": t.state,
+            "cached": t.state == "cached",
+            "params": t.profile.get("params"),
+            "flops": t.profile.get("flops"),
+            "config": t.config,
+        }
+        for t in trials
+    ]
+    return json.dumps(entries, indent=2)
+
+
+def open_tracker(uri: str, spec: StudySpec, create: bool):
+    """The study's tracker, or None for a dry run against a store that does not exist yet."""
+    from runners.tracking import StudyTracker
+
+    if not create and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None
+    return StudyTracker(uri, spec.name, spec_hash(spec))
+
+
+def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]) -> int:
+    """Opens the runs, runs the new trials on Ray, closes the runs; returns the exit status."""
+    from runners.scheduler import run_trials
+
+    tracker = open_tracker(uri, spec, create=True)
+    tracker.mark_cached(trials, args.rerun)
+    todo = [t for t in trials if t.state != "cached"]
+    stale = tracker.reconcile({t.key for t in todo})
+    if stale:
+        print(f"reconciled {len(stale)} run(s) left RUNNING by a stopped driver (marked KILLED)")
+    if not todo:
+        print(f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached); --rerun runs them again")
+        return EXIT_OK
+    print(f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo)} cached; MLflow: {uri}")
+    profile_trials(todo)
+    tracker.start_parent(args.profile, ["python -m runners.run", *argv])
+    tags = {
+        "ean.git_commit": git_commit(),
+        "ean.code_version": ean.__version__,
+    }
+    for trial in todo:
+        data = trial.config["data"]
+        proto = f"{data.get('test_clips', 1)}x{data.get('test_crops', 1)}"
+        tracker.open_trial(trial, {**tags, "ean.dataset": data["dataset"], "ean.protocol": proto}, args.rerun)
+    epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
+    storage = Path(args.storage).resolve()
+    outcome: dict[str, str] = {}
+    try:
+        outcome = run_trials(
+            todo, tracker, storage, args.address, args.max_concurrent, args.max_failures, Progress(len(todo), epochs)
+        )
+    finally:
+        failed = [t for t in todo if outcome.get(t.key) != "finished"]
+        for t in failed:
+            if t.key not in outcome:
+                tracker.fail_trial(t.run_id, "not completed: the run was interrupted")
+        tracker.end_parent("FINISHED" if not failed else "FAILED")
+    if failed:
+        print(f"{len(failed)} trial(s) failed: " + ", ".join(t.name for t in failed), file=sys.stderr)
+        return EXIT_FAILED_TRIALS
+    return EXIT_OK
+
+
+def report(spec_path: Path, uri: str) -> None:
+    from reports.make import make_report
+
+    result = make_report(spec_path, tracking_uri=uri)
+    print(result.markdown if hasattr(result, "markdown") else result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        spec_path = find_spec(args.study)
+        spec = load_spec(spec_path)
+        profile, seeds, spec = select(spec, args)
+        check_overrides(args.overrides)
+        trials = build_plan(spec, profile, args.overrides, seeds, Path.cwd())
+    except (SpecError, PlanError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from runners.tracking import default_tracking_uri
+
+    uri = args.mlflow_uri or default_tracking_uri()
+    if args.dry_run:
+        tracker = open_tracker(uri, spec, create=False)
+        if tracker is not None:
+            tracker.mark_cached(trials, args.rerun)
+        profile_trials(trials)
+        print(plan_json(trials) if args.json else plan_table(trials))
+        return EXIT_OK
+    status = execute(spec, trials, args, uri, argv)
+    if not args.no_report:
+        report(spec_path, uri)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

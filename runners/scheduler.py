@@ -1,0 +1,175 @@
+"""Ray Tune runs a study's new trials; a driver-side callback writes everything to MLflow.
+
+A local Ray is started on demand (``ray.init``), or an existing cluster joined with ``--address``. Each
+trial asks for its config's resources (CPUs, GPUs, fractions of a GPU); a trial with several workers runs
+DDP inside (Ray Train's TorchTrainer) and reserves only a token itself so its workers get the devices.
+Failed trials are retried from their last checkpoint (``FailureConfig(max_failures)``). Actors are reused
+between trials to save Ray's per-trial start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune import PlacementGroupFactory
+from ray.tune.experiment import Trial as TuneTrial
+
+from runners.plan import Trial
+from runners.progress import Progress
+from runners.tracking import StudyTracker
+from runners.trainable import FINAL_FILE, trial_function
+
+TOKEN_MEMORY = 1024 * 1024  # what a DDP trial's own process reserves (its workers reserve the devices)
+
+
+def trial_resources(config: dict[str, Any]) -> PlacementGroupFactory:
+    """The resources of one trial from its config's ``resources`` section."""
+    res = config["trial"]["config"].get("resources", {})
+    if res.get("workers", 1) > 1:
+        return PlacementGroupFactory([{"memory": TOKEN_MEMORY}])
+    bundle = {"CPU": float(res.get("cpus", 1))}
+    if res.get("gpus", 0):
+        bundle["GPU"] = float(res["gpus"])
+    return PlacementGroupFactory([bundle])
+
+
+def workdir_of(storage: Path, trial: Trial) -> Path:
+    return storage / trial.study / trial.key
+
+
+def payload(trial: Trial, storage: Path) -> dict[str, Any]:
+    """The plain dict a Ray trial receives."""
+    return {
+        "name": trial.name,
+        "key": trial.key,
+        "config": trial.config,
+        "workdir": str(workdir_of(storage, trial)),
+    }
+
+
+class MlflowTrialLogger(tune.Callback):
+    """Driver-side: logs each trial's epochs and end to its MLflow run, and updates the progress display."""
+
+    def __init__(self, tracker: StudyTracker, run_ids: dict[str, str], progress: Progress):
+        self.tracker, self.run_ids, self.progress = tracker, run_ids, progress
+        self.outcome: dict[str, str] = {}
+
+    def _ids(self, trial: TuneTrial) -> tuple[str, str, str]:
+        info = trial.config["trial"]
+        return info["key"], info["name"], self.run_ids[info["key"]]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
+        self.progress.started(self._ids(trial)[1])
+
+    def on_trial_result(self, iteration: int, trials: list, trial: TuneTrial, result: dict, **info: Any) -> None:
+        key, name, run_id = self._ids(trial)
+        if result.get("final"):
+            return
+        if "epoch" in result:
+            epoch = int(result["epoch"])
+            metrics = {k: v for k, v in result.items() if k in EPOCH_KEYS and isinstance(v, int | float)}
+            self.tracker.log_epoch(run_id, epoch, metrics)
+            self.progress.epoch(name, epoch, metrics)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
+        key, name, run_id = self._ids(trial)
+        workdir = trial.config["trial"]["workdir"]
+        final = _read_final(Path(workdir))
+        if "error" in final or not final:
+            reason = final.get("error", "the trial ended without a result")
+            self.tracker.fail_trial(run_id, reason)
+            self.outcome[key] = "failed"
+            self.progress.failed_trial(name, reason)
+            return
+        self.tracker.finish_trial(run_id, final, final.get("scores_path"), workdir)
+        self.outcome[key] = "finished"
+        self.progress.finished(name, final.get("top1"))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
+        key, name, run_id = self._ids(trial)
+        reason = _error_text(trial)
+        self.tracker.fail_trial(run_id, reason)
+        self.outcome[key] = "failed"
+        self.progress.failed_trial(name, reason)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
+        self.progress.retrying(self._ids(trial)[1], _error_text(trial))
+
+
+EPOCH_KEYS = (
+    "train_loss",
+    "train_top1",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "lr",
+    "clips_per_s",
+    "peak_memory_mb",
+    "bad_files",
+)
+
+
+def _read_final(workdir: Path) -> dict[str, Any]:
+    path = workdir / FINAL_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _error_text(trial: TuneTrial) -> str:
+    path = getattr(trial, "error_file", None) or ""
+    text = Path(path).read_text() if path and Path(path).is_file() else str(getattr(trial, "error_msg", "") or "")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "the trial failed (no message)"
+
+
+def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Joins the cluster at ``address``, or starts a local Ray sized to this machine (quietly)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+
+
+def run_trials(
+    trials: list[Trial],
+    tracker: StudyTracker,
+    storage: Path,
+    address: str | None,
+    max_concurrent: int | None,
+    max_failures: int,
+    progress: Progress,
+) -> dict[str, str]:
+    """Runs ``trials`` on Ray Tune; returns trial key -> ``finished`` or ``failed``."""
+    start_ray(address)
+    run_ids = {t.key: t.run_id for t in trials}
+    logger = MlflowTrialLogger(tracker, run_ids, progress)
+    names = {t.key: t.name for t in trials}
+    tuner = tune.Tuner(
+        tune.with_resources(trial_function, trial_resources),
+        param_space={"trial": tune.grid_search([payload(t, storage) for t in trials])},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda t: names[t.config["trial"]["key"]].replace("/", "-"),
+            trial_dirname_creator=lambda t: t.config["trial"]["key"],
+        ),
+        run_config=tune.RunConfig(
+            name=f"{trials[0].study}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(storage / "_ray"),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=[logger],
+            verbose=0,
+        ),
+    )
+    tuner.fit()
+    return logger.outcome

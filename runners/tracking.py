@@ -1,0 +1,206 @@
+"""MLflow bookkeeping of a study: the driver alone writes, following ``reports.mlflow_schema``.
+
+One parent run per invocation; exactly one child run per trial key, reopened (never duplicated) on retry
+or resume; runs left RUNNING by a killed driver are reconciled on the next invocation. Metrics are written
+in batches (``log_batch``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from reports import mlflow_schema as S
+from runners.plan import Trial
+
+MAX_PARAMS_PER_BATCH = 100
+PARAM_VALUE_LIMIT = 6000
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"model": {"block": "eab"}}`` -> ``{"model.block": "eab"}`` (values as MLflow param strings)."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value) if not isinstance(value, str) else value
+    return out
+
+
+class StudyTracker:
+    """The MLflow side of one study invocation.
+
+    Args:
+        tracking_uri: any MLflow tracking URI (``sqlite:///mlflow.db``, ``http://host:5000`` ...).
+        study: the study's name (the experiment's name).
+        study_hash: ``reports.spec.spec_hash`` of the spec.
+    """
+
+    def __init__(self, tracking_uri: str, study: str, study_hash: str):
+        self.uri, self.study, self.study_hash = tracking_uri, study, study_hash
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_id = self._experiment()
+        self.parent_id: str | None = None
+        self._last_epoch: dict[str, int] = {}
+
+    def _experiment(self) -> str:
+        found = self.client.get_experiment_by_name(self.study)
+        exp_id = found.experiment_id if found else self.client.create_experiment(self.study)
+        self.client.set_experiment_tag(exp_id, S.EXPERIMENT_KIND_TAG, S.EXPERIMENT_KIND)
+        return exp_id
+
+    # -- reading --------------------------------------------------------------------------------------
+    def trial_runs(self) -> dict[str, list[Any]]:
+        """Trial key -> the study's trial runs with that key, newest first."""
+        runs = self.client.search_runs(
+            [self.experiment_id], S.trial_filter(self.study), max_results=50000, order_by=["attributes.start_time DESC"]
+        )
+        by_key: dict[str, list[Any]] = {}
+        for run in runs:
+            by_key.setdefault(run.data.tags.get(S.TAG_TRIAL_KEY, ""), []).append(run)
+        return by_key
+
+    def mark_cached(self, trials: list[Trial], rerun: bool) -> None:
+        """Sets each trial's state and run id from the store: cached, resume (reopen) or new."""
+        runs = self.trial_runs()
+        for trial in trials:
+            existing = runs.get(trial.key, [])
+            finished = [r for r in existing if r.info.status == S.STATUS_FINISHED]
+            if finished and not rerun:
+                trial.state, trial.run_id = "cached", finished[0].info.run_id
+            elif existing and existing[0].info.status != S.STATUS_FINISHED:
+                trial.state, trial.run_id = "resume", existing[0].info.run_id
+            else:  # new; with --rerun, run_id is the FINISHED run it supersedes
+                trial.state, trial.run_id = "new", finished[0].info.run_id if finished else None
+
+    # -- the invocation ---------------------------------------------------------------------------------
+    def reconcile(self, planned_keys: set[str]) -> list[str]:
+        """Marks KILLED the runs a killed driver left RUNNING whose keys are not planned now; returns them."""
+        stale = []
+        for key, runs in self.trial_runs().items():
+            for run in runs:
+                if run.info.status == S.STATUS_RUNNING and key not in planned_keys:
+                    self._end(run.info.run_id, S.STATUS_KILLED, "left RUNNING by a stopped driver; not planned now")
+                    stale.append(run.info.run_id)
+        parents = self.client.search_runs([self.experiment_id], S.study_filter(self.study), max_results=1000)
+        for run in parents:
+            if run.info.status == S.STATUS_RUNNING:
+                self.client.set_terminated(run.info.run_id, S.STATUS_KILLED)
+        return stale
+
+    def start_parent(self, profile: str | None, argv: list[str]) -> str:
+        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        tags = {S.TAG_KIND: S.KIND_STUDY, S.TAG_STUDY: self.study, S.TAG_STUDY_HASH: self.study_hash}
+        tags["ean.profile"] = profile or ""
+        tags["ean.command"] = " ".join(argv)[:5000]
+        run = self.client.create_run(self.experiment_id, run_name=f"{self.study} {stamp}", tags=tags)
+        self.parent_id = run.info.run_id
+        return self.parent_id
+
+    def end_parent(self, status: str) -> None:
+        if self.parent_id:
+            self.client.set_terminated(self.parent_id, status)
+
+    def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> str:
+        """Creates the trial's run, or reopens its unfinished one; returns the run id."""
+        all_tags = {
+            S.TAG_PARENT_RUN_ID: self.parent_id or "",
+            S.TAG_KIND: S.KIND_TRIAL,
+            S.TAG_STUDY: self.study,
+            S.TAG_ROW: trial.row.id,
+            S.TAG_ROW_LABEL: trial.row.label,
+            S.TAG_SEED: str(trial.seed),
+            S.TAG_TRIAL_KEY: trial.key,
+            S.TAG_DATA_FINGERPRINT: trial.data_fingerprint,
+            **tags,
+        }
+        if trial.state == "resume" and trial.run_id:
+            run_id = trial.run_id
+            self.client.update_run(run_id, status=S.STATUS_RUNNING)
+            if S.TAG_ERROR in self._tags(run_id):
+                self.client.delete_tag(run_id, S.TAG_ERROR)
+            self._last_epoch[run_id] = self._logged_epochs(run_id)
+        else:
+            if rerun and trial.run_id:
+                self.client.set_tag(trial.run_id, "ean.superseded", "rerun requested")
+                self.client.set_terminated(trial.run_id, S.STATUS_KILLED)
+            run = self.client.create_run(self.experiment_id, run_name=S.run_name(self.study, trial.row.id, trial.seed))
+            run_id = run.info.run_id
+            self._log_params(run_id, trial.config)
+            self._log_config(run_id, trial.config)
+            self._last_epoch[run_id] = 0
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
+        if trial.profile:
+            self.log_metrics(run_id, {S.METRIC_PARAMS: trial.profile["params"], S.METRIC_FLOPS: trial.profile["flops"]})
+        trial.run_id = run_id
+        return run_id
+
+    def _tags(self, run_id: str) -> dict[str, str]:
+        return self.client.get_run(run_id).data.tags
+
+    def _logged_epochs(self, run_id: str) -> int:
+        history = self.client.get_metric_history(run_id, "train_loss")
+        return max((m.step for m in history), default=0)
+
+    def _log_params(self, run_id: str, config: dict[str, Any]) -> None:
+        params = [Param(k, v[:PARAM_VALUE_LIMIT]) for k, v in flatten(config).items()]
+        for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
+
+    def _log_config(self, run_id: str, config: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / S.ARTIFACT_CONFIG
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            self.client.log_artifact(run_id, str(path))
+
+    # -- results --------------------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if _is_number(v)]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[i : i + 1000])
+
+    def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> bool:
+        """Logs one epoch's metrics at step = epoch (1-based), once (an epoch replayed after a resume is skipped)."""
+        if epoch <= self._last_epoch.get(run_id, 0):
+            return False
+        self.log_metrics(run_id, metrics, step=epoch)
+        self._last_epoch[run_id] = epoch
+        return True
+
+    def finish_trial(self, run_id: str, final: dict[str, Any], scores_path: str | None, workdir: str) -> None:
+        self.log_metrics(run_id, {k: final[k] for k in (S.METRIC_TOP1, S.METRIC_TOP5, S.METRIC_VAL_LOSS) if k in final})
+        if scores_path and Path(scores_path).is_file():
+            self.client.log_artifact(run_id, scores_path, artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
+        per_class = final.get("per_class_top1")
+        if per_class:
+            self.client.log_dict(run_id, per_class, "per_class_top1.json")
+        self.client.set_tag(run_id, "ean.workdir", workdir)
+        self.client.set_terminated(run_id, S.STATUS_FINISHED)
+
+    def fail_trial(self, run_id: str, reason: str) -> None:
+        self._end(run_id, S.STATUS_FAILED, reason)
+
+    def _end(self, run_id: str, status: str, reason: str) -> None:
+        self.client.set_tag(run_id, S.TAG_ERROR, reason[:4900])
+        self.client.set_terminated(run_id, status)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` if set (as MLflow's own tools honour it), else ``sqlite:///mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"

@@ -1,0 +1,116 @@
+"""Bad specs and overrides are rejected before anything runs: exit 2, a precise message, nothing logged."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runners.run import EXIT_BAD_INPUT, main
+
+GOOD = {
+    "name": "tiny",
+    "title": "A tiny study",
+    "overrides": ["data=synthetic", "trainer=smoke", "model.backbone=resnet18"],
+    "seeds": [0],
+    "protocol": {"clips": 1, "crops": 1},
+    "columns": ["params", "top1"],
+    "baseline": "base",
+    "rows": [
+        {"id": "base", "label": "Baseline", "overrides": ["block=none"]},
+        {"id": "eab", "label": "+EAB", "overrides": ["block=eab"]},
+    ],
+    "profiles": {"smoke": ["model.num_segments=4"]},
+}
+
+
+def write_spec(tmp_path: Path, **changes) -> Path:
+    spec = {**GOOD, **changes}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def run_cli(tmp_path: Path, spec: Path, *extra: str) -> None:
+    db = tmp_path / "mlflow.db"
+    code = main([str(spec), "--mlflow-uri", f"sqlite:///{db}", "--storage", str(tmp_path / "runs"), *extra])
+    assert code == EXIT_BAD_INPUT
+    assert not db.exists(), "a rejected spec must log nothing"
+    assert not (tmp_path / "runs").exists(), "a rejected spec must start nothing"
+
+
+def row(overrides):
+    return [{"id": "base", "label": "Baseline", "overrides": overrides}]
+
+
+CASES = {
+    "unknown spec key": ({"rowz": []}, [], ["rowz"]),
+    "unknown block": (
+        {"rows": row(["block=s_blok"])},
+        [],
+        ["unknown block 's_blok'", "valid block options", "s_block"],
+    ),
+    "unknown fusion": ({"rows": row(["fusion=dynamc"])}, [], ["unknown fusion 'dynamc'", "dynamic"]),
+    "unknown model key": ({"rows": row(["model.blok=eab"])}, [], ["unknown config key 'model.blok'"]),
+    "unknown block option": (
+        {"rows": row(["+model.block_options.pooling=max"])},
+        [],
+        ["row 'base'", "options ['pooling'] are not accepted", "valid options: pool"],
+    ),
+    "code in a spec": ({"rows": row(["+model._target_=os.system"])}, [], ["_target_"]),
+    "environment resolver": ({"rows": row(["model.pretrained=${oc.env:HOME}"])}, [], ["oc.env"]),
+    "missing dataset": (
+        {"overrides": ["data=something_v1", "data.root=/nonexistent/sth"]},
+        [],
+        ["data.root '/nonexistent/sth' does not exist", "something_v1", "data=synthetic"],
+    ),
+    "wrong type": (
+        {"rows": row(["model.num_segments=eight"])},
+        [],
+        ["model.num_segments = 'eight'", "positive integer"],
+    ),
+    "unknown dataset": ({"rows": row(["data.dataset=ucf101"])}, [], ["unknown dataset 'ucf101'", "something_v2"]),
+    "unknown profile": ({}, ["--profile", "fast"], ["unknown profile 'fast'", "valid profiles: smoke"]),
+    "duplicate rows": ({"rows": row([]) * 2}, [], ["base"]),
+    "baseline not a row": ({"baseline": "resnet"}, [], ["resnet"]),
+    "bad resources": ({"rows": row(["resources.workers=0"])}, [], ["resources.workers = 0"]),
+    "unknown trainer key": ({"rows": row(["trainer.epoch=3"])}, [], ["unknown config key 'trainer.epoch'"]),
+    "bad seeds": ({}, ["--seeds", "0,one"], ["--seeds must be comma-separated integers"]),
+    "unknown row selected": ({}, ["--rows", "eab,l_block"], ["unknown rows ['l_block']"]),
+    "code in a command-line override": ({}, ["+model._target_=os.system"], ["names code"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_rejected_with_a_precise_message(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    changes, extra, expected = CASES[case]
+    run_cli(tmp_path, write_spec(tmp_path, **changes), *extra)
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    for text in expected:
+        assert text in err, f"{case}: {text!r} not in {err!r}"
+
+
+def test_every_problem_is_reported_at_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {"id": "a", "label": "A", "overrides": ["block=s_blok"]},
+        {"id": "b", "label": "B", "overrides": ["regions=detector"]},
+    ]
+    run_cli(tmp_path, write_spec(tmp_path, rows=rows, baseline="a"))
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err and "row 'a'" in err and "row 'b'" in err and "unknown regions 'detector'" in err
+
+
+def test_unknown_study_name_lists_the_studies(tmp_path, capsys):
+    assert main(["table99", "--mlflow-uri", f"sqlite:///{tmp_path}/m.db"]) == EXIT_BAD_INPUT
+    assert "table8" in capsys.readouterr().err
+
+
+def test_a_good_spec_plans_without_running(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "mlflow.db"
+    assert main([str(write_spec(tmp_path)), "--dry-run", "--mlflow-uri", f"sqlite:///{db}"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny/base/seed0" in out and "tiny/eab/seed0" in out and "new" in out
+    assert not db.exists()

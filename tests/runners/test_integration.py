@@ -1,0 +1,160 @@
+"""The study runner end to end with a real local Ray and a real MLflow store (sqlite and a server)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from runners.run import main
+from tests.runners.conftest import cli_args, run_subprocess, tiny_spec, trial_runs, write_yaml
+
+pytestmark = pytest.mark.slow
+
+ROW_BASE = {"id": "base", "label": "Baseline", "overrides": ["block=none", "regions=none"]}
+ROW_EAB = {"id": "eab", "label": "+EAB", "overrides": ["block=eab", "regions=none"]}
+
+
+def by_row(runs) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for run in runs:
+        out.setdefault(run.data.tags["ean.row"], []).append(run)
+    return out
+
+
+def test_cache_hit_added_row_and_rerun(study_dir, capsys):
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([ROW_BASE]))
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0
+    runs = trial_runs(study_dir)
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    first = runs[0]
+    assert first.info.run_name == "tiny/base/seed0"
+    assert {"top1", "top5", "params", "flops", "train_loss"} <= set(first.data.metrics)
+    assert first.data.params["model.block"] == "none"
+    for tag in ("ean.trial_key", "ean.git_commit", "ean.data_fingerprint", "mlflow.parentRunId"):
+        assert first.data.tags.get(tag)
+
+    capsys.readouterr()
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0  # cached: nothing runs
+    assert "all 1 trials already FINISHED" in capsys.readouterr().out
+    assert len(trial_runs(study_dir)) == 1
+
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([ROW_BASE, ROW_EAB]))
+    assert main(cli_args(study_dir, spec)) == 0  # only the new row runs; the table is printed
+    rows = by_row(trial_runs(study_dir))
+    assert [r.info.run_id for r in rows["base"]] == [first.info.run_id]
+    assert [r.info.status for r in rows["eab"]] == ["FINISHED"]
+    assert "+EAB" in capsys.readouterr().out
+
+    assert main(cli_args(study_dir, spec, "--rerun", "--rows", "base", "--no-report")) == 0
+    base = sorted(by_row(trial_runs(study_dir))["base"], key=lambda r: r.info.start_time)
+    assert [r.info.status for r in base] == ["KILLED", "FINISHED"]  # the old run is superseded, not duplicated
+    assert base[0].data.tags.get("ean.superseded")
+
+
+def test_killed_driver_is_reconciled_and_the_study_finishes(study_dir):
+    rows = [ROW_BASE, ROW_EAB]
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec(rows, seeds=(0, 1)))
+    args = cli_args(study_dir, spec, "--no-report", "--max-concurrent", "1", "trainer.epochs=3")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "runners.run", *args],
+        cwd=study_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait until a first epoch is logged, then kill the driver hard
+        line = driver.stdout.readline()
+        if "epoch 1/3" in line or driver.poll() is not None:  # epochs are 1-based
+            break
+    assert driver.poll() is None, "the driver ended before it could be killed"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert any(r.info.status == "RUNNING" for r in trial_runs(study_dir))
+
+    result = run_subprocess(study_dir, args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = trial_runs(study_dir)
+    keys = [r.data.tags["ean.trial_key"] for r in runs]
+    assert len(set(keys)) == 4 and len(keys) == 4, "exactly one run per trial key"
+    assert all(r.info.status == "FINISHED" for r in runs)
+    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+        assert sorted(steps) == [1, 2, 3], f"each epoch logged once: {steps}"
+
+
+def test_crash_once_resumes_from_checkpoint_and_nan_fails_alone(study_dir):
+    rows = [
+        ROW_BASE,
+        {"id": "nan", "label": "Diverges", "overrides": ["block=none", "regions=none", "trainer.lr=1e30"]},
+    ]
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec(rows))
+    result = run_subprocess(
+        study_dir,
+        cli_args(study_dir, spec, "--no-report", "trainer.epochs=2"),
+        env={"EAN_TEST_FAIL_ONCE_AFTER_EPOCH": "1"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr  # one trial failed
+    assert "retrying from its last checkpoint" in result.stdout
+    runs = by_row(trial_runs(study_dir))
+    base, nan = runs["base"][0], runs["nan"][0]
+    assert base.info.status == "FINISHED"
+    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
+    steps = [m.step for m in client.get_metric_history(base.info.run_id, "train_loss")]
+    assert sorted(steps) == [1, 2], "epoch 1 came from before the crash, epoch 2 after the resume"
+    assert nan.info.status == "FAILED"
+    assert "epoch" in nan.data.tags["ean.error"] and "step" in nan.data.tags["ean.error"]
+
+
+def test_ddp_trial_with_two_workers_through_ray_train(study_dir):
+    row = {"id": "ddp", "label": "DDP", "overrides": ["block=none", "regions=none", "resources=ddp2"]}
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([row]))
+    result = run_subprocess(study_dir, cli_args(study_dir, spec, "--no-report"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run,) = trial_runs(study_dir)
+    assert run.info.status == "FINISHED" and "top1" in run.data.metrics
+    assert run.data.params["resources.workers"] == "2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tracking_server_on_loopback(study_dir):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{study_dir / 'server.db'}", "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        client = MlflowClient(uri)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                client.search_experiments()
+                break
+            except Exception:
+                time.sleep(1)
+        spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([ROW_BASE]))
+        args = [str(spec), "--mlflow-uri", uri, "--storage", str(study_dir / "runs")]
+        assert main(args) == 0
+        exp = client.get_experiment_by_name("tiny")
+        runs = client.search_runs([exp.experiment_id], "tags.`ean.kind` = 'trial'")
+        assert [r.info.status for r in runs] == ["FINISHED"]
+        artifacts = [a.path for a in client.list_artifacts(runs[0].info.run_id)]
+        assert "config.yaml" in artifacts and "scores" in artifacts
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
