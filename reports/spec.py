@@ -50,7 +50,7 @@ DEFAULT_LABEL_TITLE = "Model"
 REQUIRED_KEYS = ("name", "title", "seeds", "protocol", "columns", "rows")
 OPTIONAL_KEYS = ("description", "overrides", "column_titles", "baseline", "profiles")
 ROW_REQUIRED_KEYS = ("id", "label")
-ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper")
+ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble")
 PROTOCOL_KEYS = ("clips", "crops")
 
 
@@ -86,6 +86,8 @@ class Row:
         overrides: Hydra overrides of this row (applied after the spec's common overrides).
         cells: text of each descriptive column.
         paper: the paper's reported values by measured column (params in M, flops in G, accuracies in %).
+        ensemble: ids of earlier rows whose per-video scores this row averages (the paper's "En" rows);
+            such a row trains nothing and has no overrides.
     """
 
     id: str
@@ -93,6 +95,7 @@ class Row:
     overrides: tuple[str, ...] = ()
     cells: dict[str, str] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
+    ensemble: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -355,11 +358,27 @@ def _rows(value: Any, columns: list[str], ctx: _Ctx) -> list[Row]:
             overrides=tuple(_str_list(data.get("overrides", []), rctx, "overrides")),
             cells=_cells(data.get("cells", {}), columns, rctx),
             paper=_paper(data.get("paper", {}), rctx),
+            ensemble=tuple(_str_list(data.get("ensemble", []), rctx, "ensemble", ident=True, unique=True)),
         )
         if row.id in [r.id for r in rows]:
             rctx.fail(f"duplicate row id {row.id!r}; row ids must be unique")
+        _check_ensemble(row, rows, rctx)
         rows.append(row)
     return rows
+
+
+def _check_ensemble(row: Row, earlier: list[Row], ctx: _Ctx) -> None:
+    if not row.ensemble:
+        return
+    if row.overrides:
+        ctx.fail("an ensemble row has no overrides: it averages the scores of its member rows")
+    trainable = [r.id for r in earlier if not r.ensemble]
+    unknown = [m for m in row.ensemble if m not in trainable]
+    if unknown or len(row.ensemble) < 2:
+        ctx.fail(
+            f"ensemble must name at least two earlier trained rows; {unknown or row.ensemble} "
+            f"not valid. Valid: {', '.join(trainable) or '(none)'}"
+        )
 
 
 def _cells(value: Any, columns: list[str], ctx: _Ctx) -> dict[str, str]:

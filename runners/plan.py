@@ -122,7 +122,7 @@ def build_plan(
     """Composes and checks every (row, seed) of the spec; raises ``PlanError`` listing all problems."""
     trials, problems = [], {}
     with hydra_context():
-        for row in spec.rows:
+        for row in (r for r in spec.rows if not r.ensemble):
             for seed in seeds:
                 try:
                     config = compose_config(row_overrides(spec, row, profile, cli_overrides, seed))

@@ -166,6 +166,7 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
         print(f"reconciled {len(stale)} run(s) left RUNNING by a stopped driver (marked KILLED)")
     if not todo:
         print(f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached); --rerun runs them again")
+        _ensembles(spec, trials, tracker, args.rerun)
         return EXIT_OK
     print(f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo)} cached; MLflow: {uri}")
     profile_trials(todo)
@@ -191,10 +192,21 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
             if t.key not in outcome:
                 tracker.fail_trial(t.run_id, "not completed: the run was interrupted")
         tracker.end_parent("FINISHED" if not failed else "FAILED")
+    _ensembles(spec, trials, tracker, args.rerun)
     if failed:
         print(f"{len(failed)} trial(s) failed: " + ", ".join(t.name for t in failed), file=sys.stderr)
         return EXIT_FAILED_TRIALS
     return EXIT_OK
+
+
+def _ensembles(spec: StudySpec, trials: list[Trial], tracker, rerun: bool) -> None:
+    if not any(r.ensemble for r in spec.rows):
+        return
+    from runners.ensembles import run_ensembles
+
+    seeds = sorted({t.seed for t in trials})
+    for name, state in run_ensembles(spec, seeds, tracker, rerun).items():
+        print(f"ensemble {name}: {state}")
 
 
 def report(spec_path: Path, uri: str) -> None:

@@ -27,7 +27,7 @@ def test_table8_spec_has_the_papers_rows_in_order():
         ("block=eab",),
     ]
     assert spec.overrides == ("model=ean8f_rgb", "data=something_v1", "trainer=paper")
-    assert spec.profiles["smoke"] == ("data=synthetic", "trainer=smoke", "model.backbone=resnet18")
+    assert spec.profiles["smoke"][:3] == ("data=synthetic", "trainer=smoke", "model.backbone=resnet18")
     assert spec.baseline == "only_soitr"
     assert spec.measured_columns == ("params", "flops", "top1", "top5")
     assert spec.descriptive_columns == ("rfs", "multi_scale")
@@ -157,3 +157,38 @@ def test_spec_is_frozen():
     spec = load_spec(FIXTURE)
     with pytest.raises(AttributeError):
         spec.name = "other"
+
+
+def _spec_with_rows(rows):
+    return {
+        "name": "en",
+        "title": "t",
+        "seeds": [0],
+        "protocol": {"clips": 1, "crops": 1},
+        "columns": ["top1"],
+        "rows": rows,
+    }
+
+
+def test_ensemble_rows_name_earlier_trained_rows():
+    rows = [
+        {"id": "a", "label": "A", "overrides": ["model.num_segments=8"]},
+        {"id": "b", "label": "B", "overrides": ["model.num_segments=16"]},
+        {"id": "en", "label": "En", "ensemble": ["a", "b"]},
+    ]
+    spec = parse_spec(_spec_with_rows(rows))
+    assert spec.rows[2].ensemble == ("a", "b") and spec.rows[0].ensemble == ()
+
+
+@pytest.mark.parametrize(
+    ("ensemble_row", "message"),
+    [
+        ({"id": "en", "label": "En", "ensemble": ["a", "zz"]}, "Valid: a, b"),
+        ({"id": "en", "label": "En", "ensemble": ["a"]}, "at least two"),
+        ({"id": "en", "label": "En", "ensemble": ["a", "b"], "overrides": ["x=1"]}, "no overrides"),
+    ],
+)
+def test_bad_ensemble_rows_are_rejected(ensemble_row, message):
+    rows = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}, ensemble_row]
+    with pytest.raises(SpecError, match=message):
+        parse_spec(_spec_with_rows(rows))

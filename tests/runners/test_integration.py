@@ -158,3 +158,22 @@ def test_tracking_server_on_loopback(study_dir):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_ensemble_row_averages_the_member_scores(study_dir):
+    rows = [
+        {"id": "a", "label": "A", "overrides": ["block=none", "regions=none"]},
+        {"id": "b", "label": "B", "overrides": ["block=none", "regions=none", "model.num_segments=2"]},
+        {"id": "en", "label": "En", "ensemble": ["a", "b"]},
+    ]
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec(rows))
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0
+    runs = by_row(trial_runs(study_dir))
+    (en,) = runs["en"]
+    assert en.info.status == "FINISHED"
+    a, b = runs["a"][0], runs["b"][0]
+    assert en.data.metrics["flops"] == a.data.metrics["flops"] + b.data.metrics["flops"]
+    assert 0 <= en.data.metrics["top1"] <= 100
+    assert set(en.data.tags["ean.ensemble_of"].split(",")) == {a.info.run_id, b.info.run_id}
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0  # cached: no second ensemble run
+    assert len(by_row(trial_runs(study_dir))["en"]) == 1

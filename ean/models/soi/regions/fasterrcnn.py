@@ -57,7 +57,7 @@ class FasterRCNNRegions(nn.Module):
         num_regions: R.
         weights: detector weights (see ``build_detector``).
         score_threshold: boxes below this score are dropped.
-        min_size: detector input size.
+        min_size: detector input size (None: the frames' own size).
         proposals: RPN proposals at test time.
         cache_dir: directory for cached boxes (None: no cache).
 
@@ -71,13 +71,14 @@ class FasterRCNNRegions(nn.Module):
         num_regions: int = 4,
         weights: str | None = None,
         score_threshold: float = 0.5,
-        min_size: int = 224,
+        min_size: int | None = None,
         proposals: int = 100,
         cache_dir: str | None = None,
     ):
         super().__init__()
         self.num_regions, self.score_threshold = num_regions, score_threshold
-        self.detector = build_detector(weights, min_size, proposals)
+        self.min_size = min_size
+        self.detector = build_detector(weights, min_size or 224, proposals)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -98,6 +99,9 @@ class FasterRCNNRegions(nn.Module):
         cached = [self._load(img) for img in images]
         todo = [i for i, b in enumerate(cached) if b is None]
         if todo:
+            if self.min_size is None:  # detect at the frames' own size
+                self.detector.transform.min_size = (min(images.shape[-2:]),)
+                self.detector.transform.max_size = max(images.shape[-2:])
             detections = self.detector([images[i] for i in todo])
             for i, det in zip(todo, detections, strict=True):
                 cached[i] = self._select(det, images.shape[-2:])

@@ -1,0 +1,81 @@
+"""Ensemble rows (the paper's "En"): per seed, the average of the member rows' per-video softmax scores.
+
+An ensemble cell trains nothing. Once every member trial of a seed has a FINISHED run, the driver fetches
+their score files from MLflow, averages them (``ean.train.ensemble``) and logs one run for the cell, keyed
+by its members' trial keys (cached like any trial). Params and FLOPs are the members' sums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from mlflow.entities import RunTag
+
+from reports import mlflow_schema as S
+from reports.spec import StudySpec
+from runners.tracking import StudyTracker
+
+
+def ensemble_key(member_keys: list[str]) -> str:
+    return "en" + hashlib.sha256(",".join(member_keys).encode()).hexdigest()[:14]
+
+
+def run_ensembles(spec: StudySpec, seeds: list[int], tracker: StudyTracker, rerun: bool) -> dict[str, str]:
+    """Logs every ensemble cell whose members finished; returns ``name -> finished | cached | waiting``."""
+    from ean.train import ensemble
+
+    outcome: dict[str, str] = {}
+    runs = tracker.trial_runs()
+    finished = {
+        (r.data.tags[S.TAG_ROW], r.data.tags[S.TAG_SEED]): r
+        for key_runs in runs.values()
+        for r in key_runs
+        if r.info.status == S.STATUS_FINISHED
+    }
+    for row in (r for r in spec.rows if r.ensemble):
+        for seed in seeds:
+            name = S.run_name(spec.name, row.id, seed)
+            members = [finished.get((m, str(seed))) for m in row.ensemble]
+            if any(m is None for m in members):
+                outcome[name] = "waiting"
+                continue
+            key = ensemble_key([m.data.tags[S.TAG_TRIAL_KEY] for m in members])
+            done = [r for r in runs.get(key, []) if r.info.status == S.STATUS_FINISHED]
+            if done and not rerun:
+                outcome[name] = "cached"
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                files = [
+                    tracker.client.download_artifacts(m.info.run_id, S.ARTIFACT_SCORES, tmp + f"/{i}")
+                    for i, m in enumerate(members)
+                ]
+                result = ensemble(files, out=Path(tmp) / "val_scores.npz")
+                _log(tracker, spec, row, seed, key, members, result)
+            outcome[name] = "finished"
+    return outcome
+
+
+def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, members: list, result: dict) -> None:
+    first = members[0].data
+    client = tracker.client
+    run = client.create_run(tracker.experiment_id, run_name=S.run_name(spec.name, row.id, seed))
+    tags = {
+        S.TAG_PARENT_RUN_ID: tracker.parent_id or first.tags.get(S.TAG_PARENT_RUN_ID, ""),
+        S.TAG_KIND: S.KIND_TRIAL,
+        S.TAG_STUDY: spec.name,
+        S.TAG_ROW: row.id,
+        S.TAG_ROW_LABEL: row.label,
+        S.TAG_SEED: str(seed),
+        S.TAG_TRIAL_KEY: key,
+        "ean.ensemble_of": ",".join(m.info.run_id for m in members),
+    }
+    for tag in (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATA_FINGERPRINT, S.TAG_DATASET, S.TAG_PROTOCOL):
+        tags[tag] = first.tags.get(tag, "")
+    client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    sums = {m: sum(r.data.metrics.get(m, 0.0) for r in members) for m in (S.METRIC_PARAMS, S.METRIC_FLOPS)}
+    tracker.log_metrics(run.info.run_id, {S.METRIC_TOP1: result["top1"], S.METRIC_TOP5: result["top5"], **sums})
+    client.log_artifact(run.info.run_id, result["scores_path"], artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
+    client.log_dict(run.info.run_id, result.get("per_class_top1", {}), "per_class_top1.json")
+    client.set_terminated(run.info.run_id, S.STATUS_FINISHED)

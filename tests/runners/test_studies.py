@@ -1,0 +1,68 @@
+"""The paper's study specs and the Hydra config groups: every spec plans; group files match the registries."""
+
+from pathlib import Path
+
+import pytest
+
+from ean.data import DATASETS
+from ean.models import BLOCKS, FUSIONS, REGIONS
+from reports.spec import load_spec
+from runners.compose import CONF_DIR, group_options
+from runners.plan import build_plan, trial_key
+from tests.models.paper_rows import PAPER_ROWS
+
+STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("table*.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("group", "registry"), [("block", BLOCKS), ("fusion", FUSIONS), ("regions", REGIONS), ("data", DATASETS)]
+)
+def test_config_group_files_and_registry_names_match(group, registry):
+    names = set(registry.names())
+    if group == "data":
+        names.discard("list_file")  # needs the user's own list files: configured inline, no group file
+    assert set(group_options(group)) == names
+
+
+def test_the_papers_studies_are_all_there():
+    assert [p.stem for p in STUDIES] == ["table1", "table10", "table5", "table6", "table7", "table8", "table9"]
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_every_study_plans_with_its_smoke_profile(path, tmp_path):
+    spec = load_spec(path)
+    trials = build_plan(spec, list(spec.profiles["smoke"]), [], [0], tmp_path)
+    trained = [r for r in spec.rows if not r.ensemble]
+    assert [t.row.id for t in trials] == [r.id for r in trained]
+    assert len({t.key for t in trials}) == len(trials), "rows must differ"
+    for trial in trials:
+        assert trial.config["data"]["dataset"] == "synthetic"
+        assert trial.key == trial_key(trial.config, trial.data_fingerprint)
+
+
+def _paper_model(name: str) -> dict:
+    return next(cfg for row_name, cfg, _, _ in PAPER_ROWS if row_name == name)
+
+
+@pytest.mark.parametrize(
+    ("study", "row", "paper_row"),
+    [
+        ("table8", "s_block", "T8 +S-Block"),
+        ("table9", "static", "T9 Static Matrix"),
+        ("table10", "factorized", "T10 (1+1+1)D"),
+        ("table6", "eab12_soi345", "T6 EAB 1-2, SOI-Tr 3-5"),
+        ("table5", "resnet", "T5 ResNet baseline"),
+        ("table1", "ean16f_rgb_lmc", "T1 EAN16F(RGB+LMC)"),
+    ],
+)
+def test_study_rows_build_the_papers_models(study, row, paper_row, tmp_path):
+    """A row composed at full size (with the data root pointed at synthetic data) is the paper's model."""
+    from ean.models import resolve_model_config
+
+    spec = load_spec(CONF_DIR.parents[0] / f"{study}.yaml")
+    (trial,) = [t for t in build_plan(spec, ["data=synthetic"], [], [0], tmp_path) if t.row.id == row]
+    composed = resolve_model_config(trial.config["model"])
+    expected = resolve_model_config({**_paper_model(paper_row), "num_classes": composed["num_classes"]})
+    for key in ("block", "fusion", "regions", "block_stages", "region_stages", "modality", "num_segments"):
+        assert composed[key] == expected[key], key
+    assert composed["block_options"].items() >= expected["block_options"].items()
