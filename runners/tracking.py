@@ -187,6 +187,9 @@ class StudyTracker:
         if per_class:
             self.client.log_dict(run_id, per_class, "per_class_top1.json")
         self.client.set_tag(run_id, "ean.workdir", workdir)
+        checkpoint = Path(workdir) / "checkpoints" / "last.pt"
+        if checkpoint.is_file():
+            self.client.set_tag(run_id, "ean.checkpoint", str(checkpoint))
         self.client.set_terminated(run_id, S.STATUS_FINISHED)
 
     def fail_trial(self, run_id: str, reason: str) -> None:

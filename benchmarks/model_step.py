@@ -1,0 +1,90 @@
+"""Training-step time of EAN against a plain ResNet-50 TSN on the same input, measured in one run.
+
+Forward + backward in train mode, two clips of 8 segments at 224 x 224, 2 CPU threads by default;
+printed as ratios to the ResNet-50 TSN measured alongside (round-robin, median of the repeats).
+On a CUDA device (``--device cuda``) it also measures throughput in clips/s with bf16 autocast and
+channels_last.
+
+    python benchmarks/model_step.py                 # CPU, 2 threads
+    python benchmarks/model_step.py --device cuda   # GPU: clips/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from ean.models import build_model, frames_per_segment
+
+TSN = {"block": "none", "regions": "none", "temporal_conv": False, "motion_excitation": False}
+MODELS = {
+    "ResNet-50 TSN (reference)": TSN,
+    "ResNet baseline (ME + temporal conv)": {"block": "none", "regions": "none"},
+    "EAN 8F RGB": {},
+    "EAN 8F RGB+LMC": {"modality": "rgb_lmc"},
+}
+
+
+def make_step(config: dict, clips: int, size: int, device: str, amp: bool):
+    config = {**config, "input_size": size}
+    model = build_model(config).to(device).train()
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(clips, 8, frames_per_segment(config), 3, size, size, device=device)
+    y = torch.randint(0, 174, (clips,), device=device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=amp):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def timed(step, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clips", type=int, default=None, help="clips per step (default: 2 on CPU, 16 on GPU)")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    gpu = args.device.startswith("cuda")
+    clips = args.clips or (16 if gpu else 2)
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+    steps = {name: make_step(cfg, clips, args.size, args.device, amp=gpu) for name, cfg in MODELS.items()}
+    for step in steps.values():  # warm-up
+        step()
+    times = {name: [] for name in steps}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            times[name].append(timed(step, args.device))
+    ref = statistics.median(next(iter(times.values())))
+    mode = "bf16 autocast + channels_last" if gpu else f"fp32, {args.threads} threads"
+    print(f"train step (forward+backward+SGD), {clips} clips x 8 x {args.size}^2, {args.device}, {mode}")
+    print(f"{'model':40} {'s/step':>8} {'ratio':>7} {'clips/s':>8}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:40} {median:8.3f} {median / ref:6.2f}x {clips / median:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
