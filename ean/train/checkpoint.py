@@ -1,0 +1,126 @@
+"""Checkpoint files and random-number-generator states.
+
+A checkpoint (``workdir/checkpoints/last.pt``) is a dict of tensors and plain data only, written atomically
+(temporary file in the same folder, fsync, ``os.replace``) and loaded with ``torch.load(weights_only=True)``:
+
+    format        CHECKPOINT_FORMAT
+    epoch         epochs completed (the checkpoint sits at the end of this epoch)
+    global_step   optimizer steps taken
+    model         the network's state dict (unwrapped from DDP)
+    optimizer     SGD state (momentum buffers)
+    schedule      the LambdaLR state (its factor's plain parameters included)
+    scaler        GradScaler state ({} unless fp16)
+    rng           one entry per rank (``capture_rng``): torch, CUDA, numpy and Python generators and the
+                  training loader's generators (shuffling order and per-clip augmentation seeds: the
+                  sampler's position at the epoch boundary)
+    history       the metrics reported for each completed epoch
+    config        the resolved config as JSON (a resumed run must match it, see ``fit``)
+    world_size    ranks that trained
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Writes ``state`` to ``path`` atomically: a reader sees the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Loads a checkpoint onto the CPU with ``weights_only=True`` (no code runs while loading)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} is not an ean.train checkpoint of format {CHECKPOINT_FORMAT} (found {found!r})")
+    return state
+
+
+def loader_generators(loader: Any) -> dict[str, torch.Generator]:
+    """The generators that decide a training loader's batches, by role.
+
+    ``order``: the shuffling sampler's; ``augment``: ``SeededSampler``'s per-clip seeds (see
+    ``ean.data.builder``). A DistributedSampler has none (its order is a function of seed and epoch).
+    """
+    found: dict[str, torch.Generator] = {}
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(getattr(sampler, "generator", None), torch.Generator):
+        found["augment"] = sampler.generator
+    inner = getattr(sampler, "sampler", None)
+    if isinstance(getattr(inner, "generator", None), torch.Generator):
+        found["order"] = inner.generator
+    return found
+
+
+def capture_rng(loader: Any = None) -> dict[str, Any]:
+    """This process's generator states (and ``loader``'s, see ``loader_generators``) as plain data."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "gauss": float(np_state[4]),
+        },
+        "python": {"version": py_version, "internal": list(py_internal), "gauss": py_gauss},
+        "loader": {},
+    }
+    if loader is not None:
+        state["loader"] = {name: gen.get_state() for name, gen in loader_generators(loader).items()}
+    return state
+
+
+def restore_rng(state: dict[str, Any], loader: Any = None) -> None:
+    """Sets this process's generators (and ``loader``'s) to a ``capture_rng`` state."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    keys = np_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, np_state["pos"], np_state["has_gauss"], np_state["gauss"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+    if loader is not None:
+        generators = loader_generators(loader)
+        for name, gen_state in state["loader"].items():
+            if name in generators:
+                generators[name].set_state(gen_state)

@@ -1,0 +1,89 @@
+"""Optimizer and learning-rate schedule: SGD with momentum; step decay or cosine, with optional warm-up.
+
+The schedule is a ``LambdaLR`` stepped once per optimizer step. Its factor is a picklable
+:class:`LRFactor` of plain numbers, so ``scheduler.state_dict()`` holds only plain data and loads with
+``torch.load(weights_only=True)``.
+
+Factor at global step ``s`` (epoch ``e = s // steps_per_epoch``, fractional epoch ``t = s / steps_per_epoch``):
+
+    warm-up (s < W = warmup_epochs * steps_per_epoch):  (s + 1) / W
+    step:    lr_gamma ** (number of lr_steps <= e)
+    cosine:  0.5 * (1 + cos(pi * (t - warmup_epochs) / (epochs - warmup_epochs)))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.SGD:
+    """SGD with momentum and weight decay over the model's trainable parameters.
+
+    Args:
+        model: the network (or its DDP wrapper).
+        cfg: a resolved trainer config (``lr``, ``momentum``, ``weight_decay``).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+
+
+@dataclass
+class LRFactor:
+    """The multiplier of the base learning rate at a global step (see the module docstring).
+
+    Attributes:
+        schedule: ``"step"`` or ``"cosine"``.
+        steps_per_epoch: optimizer steps in one epoch.
+        epochs: epochs in the run (the cosine reaches 0 there).
+        lr_steps: 0-based epochs from which one more ``lr_gamma`` applies (step schedule).
+        lr_gamma: the step factor.
+        warmup_epochs: epochs of linear warm-up (may be fractional).
+    """
+
+    schedule: str
+    steps_per_epoch: int
+    epochs: int
+    lr_steps: list[int] = field(default_factory=list)
+    lr_gamma: float = 0.1
+    warmup_epochs: float = 0.0
+
+    def __call__(self, step: int) -> float:
+        warmup_steps = self.warmup_epochs * self.steps_per_epoch
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if self.schedule == "cosine":
+            span = max(self.epochs - self.warmup_epochs, 1e-12)
+            done = min((step / self.steps_per_epoch - self.warmup_epochs) / span, 1.0)
+            return 0.5 * (1.0 + math.cos(math.pi * done))
+        epoch = step // self.steps_per_epoch
+        return self.lr_gamma ** sum(epoch >= s for s in self.lr_steps)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], steps_per_epoch: int) -> LambdaLR:
+    """The per-step schedule of a resolved trainer config.
+
+    Args:
+        optimizer: the optimizer whose learning rates it sets.
+        cfg: a resolved trainer config (``schedule``, ``epochs``, ``lr_steps``, ``lr_gamma``, ``warmup_epochs``).
+        steps_per_epoch: optimizer steps per epoch (``len(loader)``, capped by ``max_steps_per_epoch``).
+    """
+    factor = LRFactor(
+        schedule=cfg["schedule"],
+        steps_per_epoch=max(int(steps_per_epoch), 1),
+        epochs=int(cfg["epochs"]),
+        lr_steps=[int(s) for s in cfg["lr_steps"]],
+        lr_gamma=float(cfg["lr_gamma"]),
+        warmup_epochs=float(cfg["warmup_epochs"]),
+    )
+    return LambdaLR(optimizer, factor)
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate of the first parameter group."""
+    return float(optimizer.param_groups[0]["lr"])

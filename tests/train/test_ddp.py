@@ -1,0 +1,91 @@
+"""Must-show 3: DDP with 2 gloo processes on CPU gives the metrics of one process on the same global batch.
+
+Making the two runs see the same data and compute the same gradients:
+- every training clip is the same whatever the seed (4-frame videos and 4 segments, no random crop, no flip), and
+  each epoch is one step over the whole training set (18 videos: one batch of 18, or 9 per rank), so the
+  different shuffles of RandomSampler and DistributedSampler do not matter;
+- ``batchnorm: frozen`` (BatchNorm uses its running statistics, so a clip's output does not depend on the other
+  clips of its batch; per-rank batch statistics would differ from whole-batch ones) and dropout 0.
+
+What remains is floating-point order: DDP sums two half-batch mean gradients where one process averages 18
+per-clip gradients, and the loss sums are reduced in another order. Measured over the 3 SGD steps: losses
+differ by at most 1.6e-7 relative, weights by at most 1.5e-8 absolute. The test allows 1e-5 relative (1e-6
+absolute) and asks for equal accuracies. The 3 validation videos are split 2 + 1 and padded by the
+DistributedSampler; the padded duplicate must be dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ean.train import fit, load_checkpoint, read_scores
+from tests.train.helpers import FIXED_CLIPS, Recorder, tiny_config, with_changes
+
+COMPARED = ("train_loss", "train_top1", "lr", "val_loss", "val_top1", "val_top5", "bad_files")
+
+
+def _config(root: str, batch_size: int) -> dict:
+    config = tiny_config(
+        root, epochs=3, batch_size=batch_size, max_steps_per_epoch=None, batchnorm="frozen", lr=0.05, clip_grad=None
+    )
+    return with_changes(
+        config,
+        model={"num_classes": FIXED_CLIPS["num_classes"], "dropout": 0.0},
+        data={**FIXED_CLIPS, "resize": [32, 32], "scales": [1.0], "flip": False},
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, root: str, workdir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        recorder = Recorder()
+        result = fit(_config(root, batch_size=18 // world), workdir, reporter=recorder)
+        with open(f"{workdir}/rank{rank}.json", "w") as f:
+            json.dump({"reports": recorder.reports, "result": result}, f)
+    finally:
+        dist.destroy_process_group()
+
+
+def _weights(workdir) -> dict:
+    return load_checkpoint(workdir / "checkpoints" / "last.pt")["model"]
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_match_one_process(fixed_clips_root, tmp_path):
+    single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
+    single = Recorder()
+    single_result = fit(_config(fixed_clips_root, batch_size=18), single_dir, reporter=single)
+    ddp_dir.mkdir()
+    mp.spawn(_worker, args=(2, _free_port(), fixed_clips_root, str(ddp_dir)), nprocs=2, join=True)
+    ranks = [json.loads((ddp_dir / f"rank{r}.json").read_text()) for r in range(2)]
+
+    assert ranks[1]["reports"] == []  # only rank 0 reports
+    assert ranks[0]["result"] == ranks[1]["result"]  # every rank returns the reduced result
+    ddp = [r for r in ranks[0]["reports"] if not r["done"]]
+    assert [r["epoch"] for r in ddp] == [1, 2, 3]
+    for one, two in zip(single.epochs(), ddp, strict=True):
+        for key in COMPARED:
+            assert two["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-5, abs=1e-6), key
+    for key in ("top1", "top5", "mean_class_top1"):
+        assert ranks[0]["result"][key] == single_result[key]
+    assert ranks[0]["result"]["val_loss"] == pytest.approx(single_result["val_loss"], rel=1e-5)
+    assert ranks[0]["result"]["num_videos"] == single_result["num_videos"] == 3  # the padded duplicate dropped
+    one_scores, ddp_scores = read_scores(single_result["scores_path"]), read_scores(ranks[0]["result"]["scores_path"])
+    assert np.array_equal(one_scores.video_index, ddp_scores.video_index)
+    assert np.allclose(one_scores.scores, ddp_scores.scores, rtol=1e-5, atol=1e-6)
+    a, b = _weights(single_dir), _weights(ddp_dir)
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
+    assert single.epochs()[0]["metrics"]["train_loss"] != single.epochs()[-1]["metrics"]["train_loss"]  # it trained

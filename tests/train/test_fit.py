@@ -1,0 +1,183 @@
+"""fit on the synthetic dataset: reports, outputs, exact resume, seeds, errors, and ensembles of trials."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+from ean.train import (
+    EnsembleError,
+    NonFiniteLossError,
+    ResumeError,
+    TrainerConfigError,
+    ensemble,
+    fit,
+    load_checkpoint,
+    read_scores,
+    write_scores,
+)
+from tests.train.helpers import Recorder, SimulatedCrash, tiny_config, with_changes
+
+# Epoch metrics that depend on the computation only (not on timing or on the process's memory).
+EXACT = ("train_loss", "train_top1", "lr", "val_loss", "val_top1", "val_top5", "bad_files")
+EPOCH_KEYS = {"train_loss", "train_top1", "lr", "clips_per_s", "peak_memory_mb", "bad_files", "epoch_time_s"}
+# Three epochs of three steps with dropout, flips and multi-scale crops, a warm-up epoch and a decay at epoch 2:
+# every piece of state that a resume must restore is exercised.
+RESUME = {"epochs": 3, "warmup_epochs": 1, "lr_steps": [2]}
+
+
+def _exact(report: dict) -> dict:
+    return {k: v for k, v in report["metrics"].items() if k in EXACT}
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_root, tmp_path_factory):
+    """Runs fit once per (seed, workers) and keeps (workdir, recorder, result)."""
+    cache = {}
+
+    def run(seed: int = 0, num_workers: int = 0):
+        if (seed, num_workers) not in cache:
+            config = with_changes(tiny_config(synthetic_root, seed=seed, **RESUME), data={"num_workers": num_workers})
+            workdir = tmp_path_factory.mktemp(f"seed{seed}-workers{num_workers}")
+            recorder = Recorder()
+            cache[seed, num_workers] = (config, workdir, recorder, fit(config, workdir, reporter=recorder))
+        return cache[seed, num_workers]
+
+    return run
+
+
+def test_reports_every_epoch_then_done(trained):
+    config, workdir, recorder, result = trained()
+    epochs = recorder.epochs()
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    for report in epochs:
+        assert set(report["metrics"]) == EPOCH_KEYS | {"val_loss", "val_top1", "val_top5"}
+        assert report["checkpoint"] == str(workdir / "checkpoints" / "last.pt")
+        assert 0 <= report["metrics"]["val_top1"] <= 100 and report["metrics"]["bad_files"] == 0
+    assert [r["metrics"]["lr"] for r in epochs] == pytest.approx([0.01, 0.01, 0.001])
+    final = recorder.final()
+    assert final["epoch"] == 3 and final["scores_path"] == result["scores_path"]
+    assert final["metrics"] == {k: result[k] for k in ("top1", "top5", "val_loss", "mean_class_top1")}
+
+
+def test_result_and_scores_file(trained):
+    config, workdir, recorder, result = trained()
+    assert result["epochs"] == 3 and result["protocol"] == "1 clip x 1 crop" and result["num_videos"] == 4
+    assert result["top1"] == recorder.epochs()[-1]["metrics"]["val_top1"]  # 1 x 1: the last evaluation
+    with np.load(workdir / "scores" / "val_scores.npz", allow_pickle=False) as z:
+        assert z["scores"].dtype == np.float32 and z["scores"].shape == (4, 4)
+        assert np.allclose(z["scores"].sum(axis=1), 1, atol=1e-5)
+        assert z["labels"].tolist() == [0, 1, 2, 3] and z["video_index"].tolist() == [0, 1, 2, 3]
+        names = z["class_names"].tolist()
+    assert len(names) == 4 and set(result["per_class_top1"]) == set(names)
+    top1 = 100 * np.mean(read_scores(result["scores_path"]).scores.argmax(1) == np.arange(4))
+    assert result["top1"] == pytest.approx(top1)
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_resume_continues_exactly(trained, tmp_path, num_workers):
+    """Must-show 1: stopped after epoch 1 and resumed = never stopped (weights, optimizer, metrics)."""
+    config, workdir, recorder, result = trained(num_workers=num_workers)
+    crashed = Recorder(fail_after_epoch=1)
+    with pytest.raises(SimulatedCrash):
+        fit(config, tmp_path, reporter=crashed)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1
+    resumed = Recorder()
+    resumed_result = fit(config, tmp_path, reporter=resumed)
+    assert [r["epoch"] for r in resumed.epochs()] == [2, 3]
+    assert [_exact(r) for r in resumed.epochs()] == [_exact(r) for r in recorder.epochs()[1:]]
+    assert resumed_result == {**result, "scores_path": str(tmp_path / "scores" / "val_scores.npz")}
+    a, b = (load_checkpoint(w / "checkpoints" / "last.pt") for w in (workdir, tmp_path))
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    momenta = [[s["momentum_buffer"] for s in c["optimizer"]["state"].values()] for c in (a, b)]
+    assert all(torch.equal(x, y) for x, y in zip(*momenta, strict=True))
+    assert (a["epoch"], a["global_step"], a["schedule"]) == (b["epoch"], b["global_step"], b["schedule"])
+
+
+def test_same_seed_same_metrics_other_seed_differs(trained, synthetic_root, tmp_path):
+    """Must-show 2."""
+    config, _, recorder, result = trained(seed=0)
+    again = Recorder()
+    assert fit(config, tmp_path, reporter=again)["val_loss"] == result["val_loss"]
+    assert [_exact(r) for r in again.epochs()] == [_exact(r) for r in recorder.epochs()]
+    _, _, other, _ = trained(seed=1)
+    assert [r["metrics"]["train_loss"] for r in other.epochs()] != [r["metrics"]["train_loss"] for r in again.epochs()]
+
+
+def test_finished_run_only_evaluates_again(trained):
+    config, workdir, _, result = trained()
+    recorder = Recorder()
+    assert fit(config, workdir, reporter=recorder) == result
+    assert recorder.epochs() == [] and recorder.final()["done"]
+
+
+def test_resume_refuses_another_config(trained):
+    config, workdir, _, _ = trained()
+    with pytest.raises(ResumeError, match=r"trainer.lr: checkpoint 0.01, now 0.02"):
+        fit(with_changes(config, trainer={"lr": 0.02}), workdir)
+
+
+def test_ensemble_of_trials(trained, tmp_path):
+    """The paper's "En" rows: the average of the members' softmax scores."""
+    paths = [trained(seed=s)[3]["scores_path"] for s in (0, 1)]
+    members = [read_scores(p) for p in paths]
+    result = ensemble(paths, out=tmp_path / "en.npz")
+    mean = (members[0].scores + members[1].scores) / 2
+    assert result["top1"] == pytest.approx(100 * np.mean(mean.argmax(1) == members[0].labels))
+    assert result["members"] == 2 and result["num_videos"] == 4 and result["top5"] == 100.0
+    assert np.allclose(read_scores(result["scores_path"]).scores, mean, atol=1e-6)
+    single = ensemble(paths[:1])
+    assert single["top1"] == trained(seed=0)[3]["top1"]
+
+
+def test_ensemble_refuses_mismatched_members(tmp_path):
+    scores = np.full((3, 2), 0.5, dtype=np.float32)
+    base = write_scores(tmp_path / "a.npz", scores, [0, 1, 0], [0, 1, 2], ["x", "y"])
+    other_videos = write_scores(tmp_path / "b.npz", scores, [0, 1, 0], [0, 1, 5], ["x", "y"])
+    other_classes = write_scores(tmp_path / "c.npz", scores, [0, 1, 0], [0, 1, 2], ["x", "z"])
+    other_labels = write_scores(tmp_path / "d.npz", scores, [0, 1, 1], [0, 1, 2], ["x", "y"])
+    with pytest.raises(EnsembleError, match=r"only in .*a.npz: \[2\]; only in .*b.npz: \[5\]"):
+        ensemble([base, other_videos])
+    with pytest.raises(EnsembleError, match="share the classes"):
+        ensemble([base, other_classes])
+    with pytest.raises(EnsembleError, match=r"different labels to videos \[2\]"):
+        ensemble([base, other_labels])
+    with pytest.raises(EnsembleError, match="at least one"):
+        ensemble([])
+
+
+def test_eval_and_checkpoint_every(synthetic_root, tmp_path):
+    recorder = Recorder()
+    config = tiny_config(synthetic_root, epochs=3, eval_every=2, checkpoint_every=2, max_steps_per_epoch=1)
+    fit(config, tmp_path, reporter=recorder)
+    reports = recorder.epochs()
+    assert ["val_top1" in r["metrics"] for r in reports] == [False, True, True]  # and always after the last
+    assert [r["checkpoint"] is not None for r in reports] == [False, True, True]
+
+
+def test_non_finite_loss_stops_the_trial(synthetic_root, tmp_path):
+    config = tiny_config(synthetic_root, lr=1e30, clip_grad=None, epochs=1)
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 1, step [23]"):
+        fit(config, tmp_path)
+
+
+def test_num_classes_must_match_the_dataset(synthetic_root, tmp_path):
+    config = with_changes(tiny_config(synthetic_root), model={"num_classes": 5})
+    with pytest.raises(TrainerConfigError, match="model.num_classes = 5 but dataset 'synthetic'.* has 4 classes"):
+        fit(config, tmp_path)
+
+
+def test_reporter_per_rank(monkeypatch):
+    """Rank 0 alone reports by default; with report_all_ranks every rank does (Ray Train's report is a barrier)."""
+    fit_module = importlib.import_module("ean.train.fit")
+    monkeypatch.setattr(fit_module, "is_main", lambda: False)
+    recorder = Recorder()
+    assert fit_module._ranked(recorder, all_ranks=False) is None
+    fit_module._ranked(recorder, all_ranks=True)({"epoch": 1, "checkpoint": "/x/last.pt", "done": False})
+    assert recorder.reports == [{"epoch": 1, "checkpoint": None, "done": False}]
+    monkeypatch.setattr(fit_module, "is_main", lambda: True)
+    assert fit_module._ranked(recorder, all_ranks=False) is recorder
