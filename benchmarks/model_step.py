@@ -18,6 +18,7 @@ import time
 import torch
 
 from ean.models import build_model, frames_per_segment
+from ean.train.runtime import to_channels_last
 
 TSN = {"block": "none", "regions": "none", "temporal_conv": False, "motion_excitation": False}
 MODELS = {
@@ -32,7 +33,7 @@ def make_step(config: dict, clips: int, size: int, device: str, amp: bool):
     config = {**config, "input_size": size}
     model = build_model(config).to(device).train()
     if amp:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)  # 4-D weights only: the EAB has 3-D convolutions
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(clips, 8, frames_per_segment(config), 3, size, size, device=device)
     y = torch.randint(0, 174, (clips,), device=device)

@@ -40,5 +40,5 @@ class MotionExcitation(nn.Module):
         diff = torch.zeros_like(cur)
         diff[:, :-1] = nxt[:, 1:] - cur[:, :-1]
         pooled = diff.mean(dim=(3, 4)).view(nt, -1, 1, 1)
-        y = torch.sigmoid(self.expand_bn(self.expand(pooled))) - 0.5
-        return x + x * y
+        y = torch.sigmoid(self.expand_bn(self.expand(pooled))) + 0.5  # 1 + (sigmoid - 0.5)
+        return x * y  # x + x * (sigmoid - 0.5), in one pass over x

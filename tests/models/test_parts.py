@@ -20,10 +20,8 @@ def test_temporal_conv_equals_conv3d():
     for groups, dilation in [(1, 1), (1, 2), (2, 1)]:
         conv = TemporalConv(6, 4, num_segments=5, kernel_size=3, dilation=dilation, groups=groups)
         ref = nn.Conv3d(6, 4, (3, 1, 1), padding=(dilation, 0, 0), dilation=(dilation, 1, 1), groups=groups, bias=False)
-        # taps: (g, k, C_out/g) output layout -> Conv3d weight (C_out, C_in/g, k, 1, 1)
-        w = conv.taps.weight.view(groups, 3, 4 // groups, 6 // groups)
         with torch.no_grad():
-            ref.weight.copy_(w.permute(0, 2, 3, 1).reshape(4, 6 // groups, 3, 1, 1))
+            ref.weight.copy_(conv.conv.weight.unsqueeze(-1))  # (C_out, C_in/g, k, 1) -> (..., k, 1, 1)
         x = torch.randn(10, 6, 3, 3)
         expected = ref(to_clips(x, 5)).transpose(1, 2).reshape(10, 4, 3, 3)
         torch.testing.assert_close(conv(x), expected)

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ean.models.blocks.stages import Branch, BranchStage
 from ean.models.fusion.base import Fusion
+from ean.models.pointwise import GroupedPointwise
 
 POOLS = ("max", "avg", "none")
+
+
+def pool3d(x: torch.Tensor, num_segments: int, kind: str) -> torch.Tensor:
+    """3x3x3 max or average pooling (stride 1, padding 1) over (time, height, width).
+
+    Runs in the channels-last-3d layout, where the CPU kernels are 2-3x faster than on NCDHW.
+
+    Shapes: (N*T, C, H, W) -> (N*T, C, H, W).
+    """
+    nt, c, h, w = x.shape
+    clips = x.view(nt // num_segments, num_segments, c, h, w).transpose(1, 2)
+    clips = clips.contiguous(memory_format=torch.channels_last_3d)
+    pool = F.max_pool3d if kind == "max" else F.avg_pool3d
+    return pool(clips, 3, stride=1, padding=1).transpose(1, 2).reshape(nt, c, h, w)
 
 
 class PoolBranch(nn.Module):
@@ -16,16 +32,11 @@ class PoolBranch(nn.Module):
 
     def __init__(self, channels: int, num_segments: int, kind: str):
         super().__init__()
-        self.num_segments = num_segments
-        pool_cls = nn.MaxPool3d if kind == "max" else nn.AvgPool3d
-        self.pool = pool_cls(3, stride=1, padding=1)
+        self.num_segments, self.kind = num_segments, kind
         self.conv = nn.Conv2d(channels, channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nt, c, h, w = x.shape
-        clips = x.view(nt // self.num_segments, self.num_segments, c, h, w).transpose(1, 2)
-        pooled = self.pool(clips).transpose(1, 2).reshape(nt, c, h, w)
-        return self.conv(pooled)
+        return self.conv(pool3d(x, self.num_segments, self.kind))
 
 
 class SpatialTemporalBlock(nn.Module):
@@ -74,14 +85,14 @@ class SpatialTemporalBlock(nn.Module):
         hidden = channels // reduction
         if hidden % groups or channels % groups:
             raise ValueError(f"channels {channels} and channels/{reduction} must be divisible by groups={groups}")
-        self.compress = nn.Conv2d(channels, hidden, 1, groups=groups, bias=False)
+        self.compress = GroupedPointwise(channels, hidden, groups)
         self.temporal = BranchStage(hidden, num_segments, temporal, "temporal")
         self.temporal_bn = nn.BatchNorm2d(hidden)
         self.inter_relu = nn.ReLU(inplace=True) if inter_relu else nn.Identity()
         self.fusion = fusion
         self.spatial = BranchStage(hidden, num_segments, spatial, "spatial", factorized=factorized)
         self.pool = PoolBranch(hidden, num_segments, pool) if pool != "none" else None
-        self.expand = nn.Conv2d(hidden, channels, 1, groups=groups, bias=False)
+        self.expand = GroupedPointwise(hidden, channels, groups)
         with torch.no_grad():
             self.expand.weight.mul_(expand_init_scale)
 

@@ -7,7 +7,7 @@ from torch import nn
 
 
 def apply_matrix(x: torch.Tensor, matrix: torch.Tensor, num_segments: int) -> torch.Tensor:
-    """Mixes channels per clip: ``y[n, :, t, h, w] = M[n] @ x[n, :, t, h, w]``, as one batched matmul.
+    """Mixes channels per clip: ``y[n, :, t, h, w] = M[n] @ x[n, :, t, h, w]``, as batched matmuls.
 
     Args:
         x: (N*T, C, H, W) features.
@@ -18,10 +18,9 @@ def apply_matrix(x: torch.Tensor, matrix: torch.Tensor, num_segments: int) -> to
         (N*T, C, H, W).
     """
     nt, c, h, w = x.shape
-    n = nt // num_segments
-    clips = x.view(n, num_segments, c, h * w).transpose(1, 2).reshape(n, c, num_segments * h * w)
-    mixed = torch.bmm(matrix.to(x.dtype), clips)
-    return mixed.view(n, c, num_segments, h * w).transpose(1, 2).reshape(nt, c, h, w)
+    clips = x.view(nt // num_segments, num_segments, c, h * w)  # no transpose: M broadcasts over time
+    mixed = torch.matmul(matrix.to(x.dtype).unsqueeze(1), clips)  # (N, 1, C, C) @ (N, T, C, HW)
+    return mixed.view(nt, c, h, w)
 
 
 class Fusion(nn.Module):
