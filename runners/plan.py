@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ean
 from reports.spec import Row, StudySpec
 from runners.compose import CompositionError, compose_config, hydra_context
 from runners.validate import check_trial_config
@@ -79,8 +80,13 @@ def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def trial_key(config: dict[str, Any], data_fingerprint: str) -> str:
-    """A stable hash of a trial's semantic config and data fingerprint (16 hex digits)."""
-    payload = json.dumps({"config": semantic_config(config), "data": data_fingerprint}, sort_keys=True)
+    """A stable hash of a trial's semantic config, data fingerprint and code version (16 hex digits).
+
+    ``ean.__version__`` is part of the key: bump it when a change alters what a config computes.
+    """
+    payload = json.dumps(
+        {"config": semantic_config(config), "data": data_fingerprint, "code": ean.__version__}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
