@@ -134,7 +134,7 @@ def _write_csv(spec: StudySpec, selection: Selection, trials: pd.DataFrame, delt
     runs = trials.copy()
     runs["used"] = runs["run_id"].isin(selection.chosen["run_id"])
     reasons = dict(zip(selection.excluded["run_id"], selection.excluded["reason"], strict=True))
-    runs["excluded_because"] = runs["run_id"].map(reasons).fillna("")
+    runs["excluded_because"] = runs["run_id"].map(lambda run_id: reasons.get(run_id, ""))
     paths = [out / f"{spec.name}.csv", out / f"{spec.name}_runs.csv"]
     frame.to_csv(paths[0], index=False)
     runs.to_csv(paths[1], index=False)

@@ -77,6 +77,7 @@ def test_killed_driver_is_reconciled_and_the_study_finishes(study_dir):
     assert driver.poll() is None, "the driver ended before it could be killed"
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
+    driver.stdout.close()
     assert any(r.info.status == "RUNNING" for r in trial_runs(study_dir))
 
     result = run_subprocess(study_dir, args)
