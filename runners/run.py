@@ -171,25 +171,28 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     print(f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo)} cached; MLflow: {uri}")
     profile_trials(todo)
     tracker.start_parent(args.profile, ["python -m runners.run", *argv])
-    tags = {
-        "ean.git_commit": git_commit(),
-        "ean.code_version": ean.__version__,
-    }
-    for trial in todo:
+    common = {"ean.git_commit": git_commit(), "ean.code_version": ean.__version__}
+    opened: set[str] = set()
+
+    def open_run(trial: Trial) -> None:
+        """Creates (or reopens) the trial's MLflow run when Ray starts the trial, so its times are the trial's."""
         data = trial.config["data"]
         proto = f"{data.get('test_clips', 1)}x{data.get('test_crops', 1)}"
-        tracker.open_trial(trial, {**tags, "ean.dataset": data["dataset"], "ean.protocol": proto}, args.rerun)
+        tracker.open_trial(trial, {**common, "ean.dataset": data["dataset"], "ean.protocol": proto}, args.rerun)
+        opened.add(trial.key)
+
     epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
     storage = Path(args.storage).resolve()
     outcome: dict[str, str] = {}
+    progress = Progress(len(todo), epochs)
     try:
         outcome = run_trials(
-            todo, tracker, storage, args.address, args.max_concurrent, args.max_failures, Progress(len(todo), epochs)
+            todo, tracker, open_run, storage, args.address, args.max_concurrent, args.max_failures, progress
         )
     finally:
         failed = [t for t in todo if outcome.get(t.key) != "finished"]
         for t in failed:
-            if t.key not in outcome:
+            if t.key not in outcome and t.key in opened:
                 tracker.fail_trial(t.run_id, "not completed: the run was interrupted")
         tracker.end_parent("FINISHED" if not failed else "FAILED")
     _ensembles(spec, trials, tracker, args.rerun)

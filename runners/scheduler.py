@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +57,24 @@ def payload(trial: Trial, storage: Path) -> dict[str, Any]:
 class MlflowTrialLogger(tune.Callback):
     """Driver-side: logs each trial's epochs and end to its MLflow run, and updates the progress display."""
 
-    def __init__(self, tracker: StudyTracker, run_ids: dict[str, str], progress: Progress):
-        self.tracker, self.run_ids, self.progress = tracker, run_ids, progress
+    def __init__(
+        self, tracker: StudyTracker, trials: list[Trial], open_run: Callable[[Trial], None], progress: Progress
+    ):
+        self.tracker, self.open_run, self.progress = tracker, open_run, progress
+        self.trials = {t.key: t for t in trials}
+        self.started: set[str] = set()
         self.outcome: dict[str, str] = {}
 
     def _ids(self, trial: TuneTrial) -> tuple[str, str, str]:
-        info = trial.config["trial"]
-        return info["key"], info["name"], self.run_ids[info["key"]]
+        key = trial.config["trial"]["key"]
+        return key, self.trials[key].name, self.trials[key].run_id
 
     def on_trial_start(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
-        self.progress.started(self._ids(trial)[1])
+        key = trial.config["trial"]["key"]
+        if key not in self.started:  # once: a retried trial keeps its run
+            self.open_run(self.trials[key])
+            self.started.add(key)
+        self.progress.started(self.trials[key].name)
 
     def on_trial_result(self, iteration: int, trials: list, trial: TuneTrial, result: dict, **info: Any) -> None:
         key, name, run_id = self._ids(trial)
@@ -143,16 +152,19 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
 def run_trials(
     trials: list[Trial],
     tracker: StudyTracker,
+    open_run: Callable[[Trial], None],
     storage: Path,
     address: str | None,
     max_concurrent: int | None,
     max_failures: int,
     progress: Progress,
 ) -> dict[str, str]:
-    """Runs ``trials`` on Ray Tune; returns trial key -> ``finished`` or ``failed``."""
+    """Runs ``trials`` on Ray Tune; returns trial key -> ``finished`` or ``failed``.
+
+    ``open_run`` creates a trial's MLflow run when the trial starts (the callback's first event for it).
+    """
     start_ray(address)
-    run_ids = {t.key: t.run_id for t in trials}
-    logger = MlflowTrialLogger(tracker, run_ids, progress)
+    logger = MlflowTrialLogger(tracker, trials, open_run, progress)
     names = {t.key: t.name for t in trials}
     tuner = tune.Tuner(
         tune.with_resources(trial_function, trial_resources),
