@@ -27,7 +27,6 @@ Keys:
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 from typing import Any
 
@@ -36,6 +35,7 @@ from torch import nn
 import ean.models.blocks  # noqa: F401  (registers the blocks)
 import ean.models.fusion  # noqa: F401
 import ean.models.soi  # noqa: F401
+from ean.config_keys import check_known_keys
 from ean.models import backbone as _backbones  # noqa: F401
 from ean.models.ean_net import EAN
 from ean.models.lmc import LatentMotionCode
@@ -77,13 +77,7 @@ class ModelConfigError(ValueError):
 def resolve_model_config(config: dict[str, Any]) -> dict[str, Any]:
     """Fills defaults and validates a model config; returns a new dict (the input is not changed)."""
     section = config.get("model", config)
-    unknown = sorted(set(section) - set(MODEL_DEFAULTS))
-    if unknown:
-        hints = [difflib.get_close_matches(k, MODEL_DEFAULTS, n=1) for k in unknown]
-        said = ", ".join(
-            f"'{k}'" + (f" (did you mean '{h[0]}'?)" if h else "") for k, h in zip(unknown, hints, strict=True)
-        )
-        raise ModelConfigError(f"unknown model key {said}; valid keys: {', '.join(MODEL_DEFAULTS)}")
+    check_known_keys("model", section, MODEL_DEFAULTS, ModelConfigError)
     cfg = copy.deepcopy(MODEL_DEFAULTS)
     cfg.update(copy.deepcopy(dict(section)))
     _validate(cfg)

@@ -35,10 +35,11 @@ Keys:
 from __future__ import annotations
 
 import copy
-import difflib
 from typing import Any
 
 import torch
+
+from ean.config_keys import check_known_keys
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "epochs": 70,
@@ -83,13 +84,7 @@ def resolve_trainer_config(config: dict[str, Any]) -> dict[str, Any]:
     """
     whole = "trainer" in config or bool({"model", "data", "seed"} & set(config))
     section = (config.get("trainer") or {}) if whole else config
-    unknown = sorted(set(section) - set(TRAINER_DEFAULTS))
-    if unknown:
-        hints = [difflib.get_close_matches(k, TRAINER_DEFAULTS, n=1) for k in unknown]
-        said = ", ".join(
-            f"'{k}'" + (f" (did you mean '{h[0]}'?)" if h else "") for k, h in zip(unknown, hints, strict=True)
-        )
-        raise TrainerConfigError(f"unknown trainer key {said}; valid keys: {', '.join(TRAINER_DEFAULTS)}")
+    check_known_keys("trainer", section, TRAINER_DEFAULTS, TrainerConfigError)
     cfg = copy.deepcopy(TRAINER_DEFAULTS)
     cfg.update(copy.deepcopy(dict(section)))
     _validate(cfg)
