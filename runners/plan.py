@@ -25,7 +25,7 @@ NON_SEMANTIC = {
     "data": ("num_workers", "decode_timeout_s", "decode_threads"),
     "trainer": ("num_threads",),
 }
-SYNTHETIC_GENERATOR_KEYS = ("num_videos", "num_classes", "size", "seed", "min_frames", "max_frames")
+SYNTHETIC_GENERATOR_KEYS = ("num_videos", "num_classes", "size", "seed", "min_frames", "max_frames", "clutter")
 
 
 class PlanError(ValueError):

@@ -136,3 +136,31 @@ def test_distributed_loader_uses_a_distributed_sampler(synthetic_root, tmp_path)
         assert next(iter(loader))[0].shape[0] == 4
     finally:
         dist.destroy_process_group()
+
+
+def test_clutter_zero_gives_plain_backgrounds_without_distractors():
+    import numpy as np
+
+    from ean.data.synthetic.render import background, distractors
+
+    rng = np.random.default_rng(0)
+    plain = background(32, 42, rng, clutter=0.0)
+    assert plain.reshape(-1, 3).std(axis=0).max() == 0  # one colour, no shapes, no noise
+    assert distractors(32, 42, rng, clutter=0.0) == []
+    busy = background(32, 42, np.random.default_rng(0))
+    assert busy.reshape(-1, 3).std(axis=0).max() > 5
+
+
+def test_clutter_is_part_of_the_dataset_identity(tmp_path):
+    import json
+
+    from ean.data import generate_synthetic
+
+    easy = generate_synthetic(str(tmp_path / "easy"), num_videos=4, num_classes=2, size=16, clutter=0.0)
+    default = generate_synthetic(str(tmp_path / "default"), num_videos=4, num_classes=2, size=16)
+    def manifest(root: str) -> dict:
+        with open(f"{root}/synthetic.json") as f:
+            return json.load(f)
+
+    assert manifest(easy)["clutter"] == 0.0
+    assert "clutter" not in manifest(default)  # default datasets keep their parameters

@@ -26,6 +26,7 @@ class Synthetic(SomethingV2):
         seed: generation seed.
         min_frames: shortest clip.
         max_frames: longest clip.
+        clutter: background clutter and moving distractors, 0 (none: easy) to 1 (default, hard by design).
         resize: working size (default 240x320, as for Something).
         **options: the rest of :class:`ClipDataset`'s keyword arguments.
     """
@@ -41,6 +42,7 @@ class Synthetic(SomethingV2):
         seed: int = 0,
         min_frames: int = 24,
         max_frames: int = 48,
+        clutter: float = 1.0,
         resize: int | Sequence[int] = (240, 320),
         **options: Any,
     ):
@@ -52,5 +54,6 @@ class Synthetic(SomethingV2):
             seed=seed,
             min_frames=min_frames,
             max_frames=max_frames,
+            clutter=clutter,
         )
         super().__init__(root, split, video_ext=".mp4", resize=resize, **options)

@@ -38,6 +38,7 @@ def generate_synthetic(
     seed: int = 0,
     min_frames: int = 24,
     max_frames: int = 48,
+    clutter: float = 1.0,
 ) -> str:
     """Writes the dataset under ``root`` unless it is already there with the same parameters.
 
@@ -49,6 +50,8 @@ def generate_synthetic(
         seed: the random seed; the same parameters give the same files.
         min_frames: shortest clip in frames.
         max_frames: longest clip in frames.
+        clutter: background shapes, noise and moving distractors, from 0 (plain background, no
+            distractors: an easy set for quick learning checks) to 1 (the default, hard by design).
 
     Returns:
         ``root``.
@@ -62,6 +65,8 @@ def generate_synthetic(
         "min_frames": min_frames,
         "max_frames": max_frames,
     }
+    if clutter != 1.0:  # the default keeps the parameters (and so existing datasets) of earlier versions
+        params["clutter"] = float(clutter)
     _check_params(params)
     root = os.fspath(root)
     if _existing(root, params):
@@ -86,6 +91,8 @@ def _check_params(params: dict) -> None:
         raise DataError("synthetic: need 2 <= min_frames <= max_frames")
     if params["num_videos"] < 2 * params["num_classes"]:
         raise DataError("synthetic: num_videos must be at least 2 * num_classes")
+    if not 0.0 <= params.get("clutter", 1.0) <= 1.0:
+        raise DataError(f"synthetic: clutter must be in [0, 1], got {params['clutter']}")
 
 
 def _existing(root: str, params: dict) -> bool:
@@ -150,7 +157,15 @@ def _write_video(folder: str, i: int, params: dict, width: int) -> dict:
     start = int(rng.integers(0, num_frames - duration + 1))
     action = sample_action(label, width, height, radius, rng)
     frames = render_clip(
-        action, radius, [(COLOURS[c], s) for c, s in objects], num_frames, (start, start + duration), height, width, rng
+        action,
+        radius,
+        [(COLOURS[c], s) for c, s in objects],
+        num_frames,
+        (start, start + duration),
+        height,
+        width,
+        rng,
+        params.get("clutter", 1.0),
     )
     vid = str(i + 1)
     write_mp4(os.path.join(folder, "videos", f"{vid}.mp4"), frames, FPS)

@@ -44,12 +44,15 @@ class Distractor:
             self.vy = -self.vy
 
 
-def background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Clutter: a base colour, 15-30 random rectangles and ellipses, and pixel noise. uint8 (H, W, 3)."""
+def background(height: int, width: int, rng: np.random.Generator, clutter: float = 1.0) -> np.ndarray:
+    """Clutter: a base colour, 15-30 random rectangles and ellipses, and pixel noise. uint8 (H, W, 3).
+
+    ``clutter`` in [0, 1] scales the number of shapes and the noise (0: a plain background).
+    """
     frame = np.empty((height, width, 3), dtype=np.float32)
     frame[:] = rng.uniform(60, 200, size=3)
     yy, xx = np.mgrid[0:height, 0:width]
-    for _ in range(int(rng.integers(15, 31))):
+    for _ in range(round(int(rng.integers(15, 31)) * clutter)):
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
         ry, rx = rng.uniform(0.03, 0.25) * height, rng.uniform(0.03, 0.25) * width
         if rng.random() < 0.5:
@@ -57,7 +60,7 @@ def background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
         else:
             mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
         frame[mask] = 0.5 * frame[mask] + 0.5 * rng.uniform(0, 255, size=3)
-    frame += rng.normal(0, 8, size=frame.shape)
+    frame += clutter * rng.normal(0, 8, size=frame.shape)
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
@@ -76,10 +79,10 @@ def draw(frame: np.ndarray, x: float, y: float, radius: float, colour: tuple[int
     frame[top:bottom, left:right][mask] = colour
 
 
-def distractors(height: int, width: int, rng: np.random.Generator) -> list[Distractor]:
-    """2-4 small shapes with random speeds (0.3-3 px per frame) and directions."""
+def distractors(height: int, width: int, rng: np.random.Generator, clutter: float = 1.0) -> list[Distractor]:
+    """2-4 small shapes (times ``clutter``) with random speeds (0.3-3 px per frame) and directions."""
     out = []
-    for _ in range(int(rng.integers(2, 5))):
+    for _ in range(round(int(rng.integers(2, 5)) * clutter)):
         speed, angle = rng.uniform(0.3, 3.0), rng.uniform(0, 2 * np.pi)
         colour = COLOURS[str(rng.choice(list(COLOURS)))]
         out.append(
@@ -105,9 +108,13 @@ def render_clip(
     height: int,
     width: int,
     rng: np.random.Generator,
+    clutter: float = 1.0,
 ) -> np.ndarray:
-    """All frames of one clip: uint8 (num_frames, H, W, 3). ``event`` = (first, last) frame of the action."""
-    base, movers = background(height, width, rng), distractors(height, width, rng)
+    """All frames of one clip: uint8 (num_frames, H, W, 3). ``event`` = (first, last) frame of the action.
+
+    ``clutter`` in [0, 1] scales the background's shapes and noise and the number of moving distractors.
+    """
+    base, movers = background(height, width, rng, clutter), distractors(height, width, rng, clutter)
     table = action.label == 6
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for t in range(num_frames):
