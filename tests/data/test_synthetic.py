@@ -158,6 +158,7 @@ def test_clutter_is_part_of_the_dataset_identity(tmp_path):
 
     easy = generate_synthetic(str(tmp_path / "easy"), num_videos=4, num_classes=2, size=16, clutter=0.0)
     default = generate_synthetic(str(tmp_path / "default"), num_videos=4, num_classes=2, size=16)
+
     def manifest(root: str) -> dict:
         with open(f"{root}/synthetic.json") as f:
             return json.load(f)
