@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -82,8 +83,6 @@ def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[i
         unknown = [r for r in wanted if r not in {row.id for row in spec.rows}]
         if unknown:
             raise SpecError(f"unknown rows {unknown}; rows of {spec.name}: {', '.join(r.id for r in spec.rows)}")
-        import dataclasses
-
         spec = dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r.id in wanted))
     return profile, seeds, spec
 
@@ -213,10 +212,15 @@ def _ensembles(spec: StudySpec, trials: list[Trial], tracker, rerun: bool) -> No
 
 
 def report(spec_path: Path, uri: str) -> None:
+    """Builds the study's table and figures from MLflow, prints the table and where the files went."""
     from reports.make import make_report
 
     result = make_report(spec_path, tracking_uri=uri)
-    print(result.markdown if hasattr(result, "markdown") else result)
+    print(result.markdown)
+    if result.files:
+        print(f"written: {result.files[0].parent}/ ({len(result.files)} files)")
+    for warning in result.warnings:
+        print(f"note: {warning}")
 
 
 def main(argv: list[str] | None = None) -> int:
