@@ -36,6 +36,7 @@ from reports.table import Table, build_table
 
 FORMATS = ("md", "latex", "csv")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+SYNTHETIC = "synthetic"  # the generated dataset: no paper numbers apply to it
 
 
 @dataclass
@@ -76,7 +77,8 @@ def make_report(
         tracking_uri: MLflow tracking URI; ``None``: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
         formats: any of ``"md"``, ``"latex"``, ``"csv"``.
         draw_figures: also draw the figures.
-        paper: show the paper's values beside ours; ``None``: when the spec has them.
+        paper: show the paper's values beside ours; ``None``: when the spec has them and the runs are not on
+            the generated ``synthetic`` dataset (the paper's numbers say nothing about it).
         delta_metrics: metrics compared against the baseline row.
         decimals: decimals of accuracies.
         dataset: use only runs of this dataset (default: the one with the most finished runs).
@@ -100,6 +102,8 @@ def make_report(
     runs = collect_runs(spec.name, tracking_uri)
     out.mkdir(parents=True, exist_ok=True)
     selection = select_runs(spec, runs.trials, dataset=dataset, code_version=code_version)
+    if paper is None and selection.dataset == SYNTHETIC:
+        paper = False
     table = build_table(
         spec,
         selection,
