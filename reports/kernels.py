@@ -38,9 +38,8 @@ def checkpoint_of(run) -> Path:
 
 
 def figure_for_run(client: MlflowClient, run, out: Path, stage: int, video: int) -> list[Path]:
-    import torch
 
-    from ean.data import build_dataset
+    from ean.data import build_dataset, normalize_clips
     from ean.models import build_model
     from ean.models.kernel_weights import kernel_weight_variants
     from ean.train import load_checkpoint
@@ -50,7 +49,7 @@ def figure_for_run(client: MlflowClient, run, out: Path, stage: int, video: int)
     model.load_state_dict(load_checkpoint(checkpoint_of(run))["model"])
     data = {**config["data"], "test_clips": 1, "test_crops": 1}
     clip = build_dataset(data, "val")[video][0]
-    weights = kernel_weight_variants(model, clip.unsqueeze(0).to(torch.float32), stage)
+    weights = kernel_weight_variants(model, normalize_clips(clip.unsqueeze(0)), stage)
     arrays = {name: {axis: np.asarray(v) for axis, v in axes.items()} for name, axes in weights.items()}
     return plot_kernel_weights(arrays, out)
 

@@ -4,7 +4,8 @@ Public API::
 
     DATASETS                                  registry: something_v1, something_v2, kinetics400, diving48,
                                               list_file, synthetic
-    build_dataset(data_cfg, split)            -> ClipDataset, items (clip, label, index)
+    build_dataset(data_cfg, split)            -> ClipDataset, items (uint8 clip, label, index)
+    normalize_clips(clips)                    uint8 clips -> the network's float input (run it on the device)
     build_loader(data_cfg, split, batch_size, seed, distributed=False) -> DataLoader
     generate_synthetic(root, num_videos=..., ...) -> root
     DataError                                 clear errors (a ValueError)
@@ -19,6 +20,7 @@ from ean.data.clip_dataset import ClipDataset
 from ean.data.errors import DataError
 from ean.data.registry import DATASETS
 from ean.data.synthetic import generate_synthetic
+from ean.data.transforms import normalize_clips
 
 __all__ = [
     "DATASETS",
@@ -28,4 +30,5 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "generate_synthetic",
+    "normalize_clips",
 ]

@@ -151,12 +151,12 @@ def build_loader(
     """
     dataset = build_dataset(data_cfg, split)
     train = split == "train"
-    generator = torch.Generator().manual_seed(seed)
     if distributed:
         order = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=train)
         rank = order.rank
     else:
-        order = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+        shuffle = torch.Generator().manual_seed(seed)
+        order = RandomSampler(dataset, generator=shuffle) if train else SequentialSampler(dataset)
         rank = 0
     sampler = SeededSampler(order, seed * 1_000_003 + rank + 1)
     workers = int(data_cfg.get("num_workers", DEFAULTS["num_workers"]))
@@ -166,7 +166,9 @@ def build_loader(
         sampler=sampler,
         num_workers=workers,
         worker_init_fn=seed_worker,
-        generator=generator,
+        # The workers' base seed from a generator of its own: persistent workers draw it once, not every
+        # epoch, so sharing the shuffling generator would make a resumed run's order differ.
+        generator=torch.Generator().manual_seed(seed + 1),
         drop_last=train and len(dataset) >= batch_size,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,

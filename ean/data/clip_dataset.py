@@ -3,7 +3,7 @@
 Dataflow of one sample::
 
     record (path, label) -> reader.open(path) -> sampler: indices (T, L) train | (k, T, L) test
-      -> media.get(indices): uint8 (N, 3, H0, W0) -> transform -> float32 clip
+      -> media.get(indices): uint8 (N, 3, H0, W0) -> transform -> uint8 clip (normalised later, on the device)
     train: ((T, L, 3, S, S), label after flip, index)
     test:  ((V, T, L, 3, S, S), label, index), V = test_clips * test_crops (clip-major); (T, L, 3, S, S) if V == 1
 

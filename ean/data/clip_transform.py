@@ -1,9 +1,12 @@
-"""The training and test pipelines: source frames -> normalised float views, as whole-clip tensor ops.
+"""The training and test pipelines: source frames -> uint8 views, as whole-clip tensor ops.
 
 Dataflow (N = T * L frames of one clip, S = crop size)::
 
-    train: uint8 (N, 3, H0, W0) -> multi-scale crop + resize (N, 3, S, S) -> flip? -> normalise -> (1, N, 3, S, S)
-    test:  uint8 (N, 3, H0, W0) -> centre crop or 3 crops, resize -> normalise -> (C, N, 3, S, S)
+    train: uint8 (N, 3, H0, W0) -> multi-scale crop + resize (N, 3, S, S) -> flip? -> uint8 (1, N, 3, S, S)
+    test:  uint8 (N, 3, H0, W0) -> centre crop or 3 crops, resize -> uint8 (C, N, 3, S, S)
+
+The views stay uint8; :func:`ean.data.transforms.normalize_clips` normalises them on the device, in
+training and test alike.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import torch
 
 from ean.data.flip import FlipLabels
 from ean.data.transforms import (
-    Normalize,
     center_crop_box,
     crop_resize,
     multiscale_crop_box,
@@ -25,7 +27,7 @@ from ean.data.transforms import (
 
 
 class TrainClipTransform:
-    """Multi-scale crop, label-aware horizontal flip and normalisation of one training clip.
+    """Multi-scale crop and label-aware horizontal flip of one training clip.
 
     Args:
         resize: working size: (H, W) (240x320 for Something) or an int short side (256).
@@ -45,20 +47,19 @@ class TrainClipTransform:
     ):
         self.resize, self.crop_size, self.scales = resize, crop_size, tuple(scales)
         self.flip, self.flip_labels = flip, flip_labels or FlipLabels()
-        self.normalize = Normalize()
 
     def __call__(self, frames: torch.Tensor, label: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
-        """Args: frames uint8 (N, 3, H0, W0). Returns: float32 (1, N, 3, S, S) and the (possibly swapped) label."""
+        """Args: frames uint8 (N, 3, H0, W0). Returns: uint8 (1, N, 3, S, S) and the (possibly swapped) label."""
         working = resized_shape(frames.shape[-2], frames.shape[-1], self.resize)
         box = multiscale_crop_box(*working, self.crop_size, self.scales, rng)
         clip = crop_resize(frames, box, working, (self.crop_size, self.crop_size))
         if self.flip and rng.random() < 0.5 and self.flip_labels.can_flip(label):
             clip, label = clip.flip(-1), self.flip_labels.flipped(label)
-        return self.normalize(clip).unsqueeze(0), label
+        return clip.unsqueeze(0), label
 
 
 class EvalClipTransform:
-    """Centre crop (or three crops) and normalisation of a test clip.
+    """Centre crop (or three crops) of a test clip.
 
     Args:
         resize: working size, as for training.
@@ -70,14 +71,13 @@ class EvalClipTransform:
         if crops not in (1, 3):
             raise ValueError(f"test crops must be 1 or 3, got {crops}")
         self.resize, self.crop_size, self.crops = resize, crop_size, crops
-        self.normalize = Normalize()
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """Args: frames uint8 (N, 3, H0, W0). Returns: float32 (C, N, 3, S, S), C = ``crops``."""
+        """Args: frames uint8 (N, 3, H0, W0). Returns: uint8 (C, N, 3, S, S), C = ``crops``."""
         working = resized_shape(frames.shape[-2], frames.shape[-1], self.resize)
         if self.crops == 1:
             boxes = [center_crop_box(*working, self.crop_size)]
         else:
             boxes = three_crop_boxes(*working, self.crop_size)
         out = (self.crop_size, self.crop_size)
-        return torch.stack([self.normalize(crop_resize(frames, b, working, out)) for b in boxes])
+        return torch.stack([crop_resize(frames, b, working, out) for b in boxes])

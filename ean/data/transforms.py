@@ -87,7 +87,9 @@ def crop_resize(frames: torch.Tensor, box: Box, working: tuple[int, int], out: t
         out: output (height, width).
 
     Returns:
-        uint8 tensor of shape (N, 3, out[0], out[1]).
+        uint8 tensor of shape (N, 3, out[0], out[1]), in the memory format of ``frames`` (channels-last from
+        the readers: the DataLoader's collate makes the batch contiguous in the copy it makes anyway), and
+        never a view of ``frames`` (decoders reuse their buffer for the next video).
     """
     sy, sx = frames.shape[-2] / working[0], frames.shape[-1] / working[1]
     top, left = int(round(box.top * sy)), int(round(box.left * sx))
@@ -95,20 +97,27 @@ def crop_resize(frames: torch.Tensor, box: Box, working: tuple[int, int], out: t
     right = max(int(round((box.left + box.width) * sx)), left + 1)
     region = frames[:, :, top:bottom, left:right]
     if tuple(region.shape[-2:]) == tuple(out):
-        return region
+        return region.clone()
     return F.interpolate(region, size=out, mode="bilinear", antialias=True, align_corners=False)
 
 
-class Normalize:
-    """uint8 (..., 3, H, W) -> float32 ``(x / 255 - mean) / std``, the same in training and test."""
+def normalize_clips(clips: torch.Tensor) -> torch.Tensor:
+    """The network input from the pipeline's uint8 clips: ``(x / 255 - mean) / std``, the same in training and test.
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
-        self.scale = [1.0 / (255.0 * s) for s in std]
-        self.shift = [m / s for m, s in zip(mean, std, strict=True)]
+    Runs wherever ``clips`` is (call it after moving the batch to the device: the copy is then 4x smaller).
 
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """Returns a new contiguous float32 tensor (channel by channel: 2x faster from channels-last uint8)."""
-        out = torch.empty(frames.shape, dtype=torch.float32)
-        for c in range(3):
-            out[..., c, :, :].copy_(frames[..., c, :, :]).mul_(self.scale[c]).sub_(self.shift[c])
-        return out
+    Args:
+        clips: uint8 (..., 3, H, W), e.g. (B, T, L, 3, S, S). A floating-point tensor is taken as already
+            normalised and returned unchanged (inputs built by hand in tests and tools).
+
+    Returns:
+        float32 tensor of the same shape, contiguous.
+    """
+    if clips.is_floating_point():
+        return clips
+    if clips.dtype != torch.uint8:
+        raise TypeError(f"clips must be uint8 frames (or already normalised floats), got {clips.dtype}")
+    scale = torch.tensor([1.0 / (255.0 * s) for s in IMAGENET_STD], device=clips.device).view(3, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)], device=clips.device)
+    out = torch.empty(clips.shape, dtype=torch.float32, device=clips.device)
+    return torch.mul(clips, scale, out=out).sub_(shift.view(3, 1, 1))

@@ -120,10 +120,6 @@ def build_loaders(config: dict[str, Any]) -> tuple[DataLoader, DataLoader, DataL
     data, batch, seed = config["data"], config["trainer"]["batch_size"], config["seed"]
     distributed = is_distributed()
     train = build_loader(data, "train", batch, seed, distributed=distributed)
-    # Worker seeds from their own generator: the shuffling generator (shared with the DataLoader by default)
-    # then advances the same way whether or not persistent workers skip the per-epoch seed draw, which is
-    # what makes a resumed run's order equal an uninterrupted run's.
-    train.generator = torch.Generator().manual_seed(seed)
     single_view = {**data, "test_clips": 1, "test_crops": 1}
     val = build_loader(single_view, "val", batch, seed, distributed=distributed)
     views = int(data.get("test_clips") or 1) * int(data.get("test_crops") or 1)

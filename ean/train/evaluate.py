@@ -3,8 +3,9 @@
 Protocols (``data.test_clips`` x ``data.test_crops``): 1 clip x centre crop (Something), 2 clips
 (Diving48), 10 clips x 3 crops (Kinetics). Dataflow of one batch::
 
-    clips (B, V, T, L, 3, S, S) (or (B, T, L, 3, S, S) when V = 1) -> (B*V, T, L, 3, S, S), in chunks
-      -> logits (B*V, K) -> log-softmax -> log of the mean probability over the V views (B, K)
+    uint8 clips (B, V, T, L, 3, S, S) (or (B, T, L, 3, S, S) when V = 1) -> (B*V, T, L, 3, S, S)
+      -> in chunks: device -> normalize_clips (as in training) -> logits (B*V, K)
+      -> log-softmax -> log of the mean probability over the V views (B, K)
     scores = exp(...) (B, K); loss = -log score[label]
 
 Under DDP each rank scores its share; the rows are gathered and de-duplicated by video index (the
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ean.data.transforms import normalize_clips
 from ean.train.distributed import all_gather_rows
 from ean.train.metrics import class_accuracy_dict, per_class_top1, topk_accuracy
 from ean.train.runtime import autocast
@@ -82,7 +84,7 @@ def _score_batch(
     logits = []
     for part in flat.split(chunk or flat.shape[0]):
         with autocast(device, amp_dtype):
-            logits.append(model(part.to(device, non_blocking=True)).float())
+            logits.append(model(normalize_clips(part.to(device, non_blocking=True))).float())
     log_probs = torch.cat(logits).log_softmax(dim=-1).view(batch, views, -1)
     return torch.logsumexp(log_probs, dim=1) - math.log(views)
 

@@ -2,7 +2,8 @@
 
 Dataflow of one step::
 
-    clips (B, T, L, 3, S, S), labels (B,) -> model (autocast) -> logits (B, K) -> cross-entropy (fp32)
+    uint8 clips (B, T, L, 3, S, S) -> device -> normalize_clips -> model (autocast) -> logits (B, K)
+      -> cross-entropy (fp32)
       -> all ranks agree the loss is finite (else NonFiniteLossError) -> backward (DDP averages gradients)
       -> [unscale] -> clip global grad norm -> optimizer step (GradScaler for fp16) -> schedule step
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ean.data.transforms import normalize_clips
 from ean.train.distributed import all_reduce, rank, world_size
 from ean.train.errors import NonFiniteLossError
 from ean.train.metrics import Stopwatch, topk_correct
@@ -44,7 +46,8 @@ def train_epoch(
 
     Args:
         model: the network, or its DDP wrapper; takes (B, T, L, 3, S, S) to logits (B, K).
-        loader: yields ``(clips, labels, video_index)`` with clips (B, T, L, 3, S, S) and labels (B,).
+        loader: yields ``(clips, labels, video_index)`` with clips (B, T, L, 3, S, S) and labels (B,); uint8
+            clips are normalised on ``device`` (:func:`ean.data.normalize_clips`), float ones used as they are.
         optimizer: steps once per batch.
         scheduler: per-step learning-rate schedule, stepped after each optimizer step.
         device: where the model is.
@@ -66,7 +69,8 @@ def train_epoch(
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * clips, top-1 hits, clips
     watch, lr, steps = Stopwatch(device), current_lr(optimizer), 0
     for steps, (clips, labels, _) in enumerate(loader, start=1):
-        clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        clips = normalize_clips(clips.to(device, non_blocking=True))
+        labels = labels.to(device, non_blocking=True)
         with autocast(device, amp_dtype):
             logits = model(clips)
         loss = F.cross_entropy(logits.float(), labels)

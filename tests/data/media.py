@@ -31,12 +31,10 @@ def index_frames(num_frames: int, height: int = 48, width: int = 64) -> np.ndarr
 
 
 def decode_levels(clip: torch.Tensor) -> np.ndarray:
-    """Frame indices from normalised frames (..., 3, S, S) of index_frames clips (centre region, channel 0)."""
-    mean, std = 0.485, 0.229
+    """Frame indices from uint8 frames (..., 3, S, S) of index_frames clips (centre region, channel 0)."""
     s = clip.shape[-1]
-    centre = clip[..., 0, s // 3 : 2 * s // 3, s // 3 : 2 * s // 3].mean(dim=(-1, -2))
-    values = (centre * std + mean) * 255
-    return np.rint((values.numpy() - 10) / 6).astype(int)
+    centre = clip[..., 0, s // 3 : 2 * s // 3, s // 3 : 2 * s // 3].double().mean(dim=(-1, -2))
+    return np.rint((centre.numpy() - 10) / 6).astype(int)
 
 
 def write_video(path: str, num_frames: int, height: int = 48, width: int = 64) -> str:

@@ -86,7 +86,7 @@ def test_test_clips_hold_exactly_the_sampled_frames(name, fixture, extra, reques
     root = request.getfixturevalue(fixture)
     val = build(name, root, "val", test_clips=2, test_crops=3, frames_per_segment=2, **extra)
     clip, label, index = val[0]
-    assert clip.shape == (6, 4, 2, 3, 32, 32) and clip.dtype == torch.float32
+    assert clip.shape == (6, 4, 2, 3, 32, 32) and clip.dtype == torch.uint8
     assert (label, index) == (val.records[0].label, 0)
     num_frames = len(val.reader(val.records[0].media).open(val.records[0].path))
     expected = val.sampler.test(num_frames)  # (2 clips, T, L)

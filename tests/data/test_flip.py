@@ -50,7 +50,7 @@ def striped_frames():
 
 
 def flipped(clip):
-    return bool(clip[..., -2:].mean() > clip[..., :2].mean())
+    return bool(clip[..., -2:].float().mean() > clip[..., :2].float().mean())
 
 
 def test_flip_swaps_exactly_the_paired_labels():

@@ -97,7 +97,7 @@ def test_loader_batches_shapes_and_reproducibility(synthetic_root):
     b = loader_batches(synthetic_root, seed=0, workers=0, epochs=2)
     c = loader_batches(synthetic_root, seed=1, workers=0)
     clips, labels, index = a[0]
-    assert clips.shape == (4, 4, 2, 3, 32, 32) and clips.dtype == torch.float32
+    assert clips.shape == (4, 4, 2, 3, 32, 32) and clips.dtype == torch.uint8
     assert labels.dtype == torch.int64 and index.dtype == torch.int64
     assert len(a) == 10  # 20 videos, batches of 4, two epochs
     assert all(torch.equal(x[0], y[0]) and torch.equal(x[2], y[2]) for x, y in zip(a, b, strict=True))

@@ -1,4 +1,4 @@
-"""Whole-clip transforms: crop geometry, resize folded into the crop, identical normalisation."""
+"""Whole-clip transforms: crop geometry, resize folded into the crop, uint8 views, one normalisation."""
 
 import numpy as np
 import pytest
@@ -9,10 +9,10 @@ from ean.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Box,
-    Normalize,
     center_crop_box,
     crop_resize,
     multiscale_crop_box,
+    normalize_clips,
     resized_shape,
     three_crop_boxes,
 )
@@ -56,21 +56,36 @@ def test_crop_resize_maps_the_box_to_source_pixels():
     assert scaled.shape == (2, 3, 5, 5) and scaled.dtype == torch.uint8
 
 
-def test_normalize_is_imagenet_mean_std():
-    out = Normalize()(uniform_frames(1, 2, 2))
+def test_normalize_clips_is_imagenet_mean_std():
+    out = normalize_clips(uniform_frames(2, 2, 2)[None])  # (1, N, 3, H, W), as a batch
     expected = [(c / 255 - m) / s for c, m, s in zip((200, 100, 50), IMAGENET_MEAN, IMAGENET_STD, strict=True)]
-    assert out.dtype == torch.float32
-    assert torch.allclose(out[0, :, 0, 0], torch.tensor(expected), atol=1e-6)
+    assert out.dtype == torch.float32 and out.shape == (1, 2, 3, 2, 2) and out.is_contiguous()
+    assert torch.allclose(out[0, 1, :, 1, 1], torch.tensor(expected), atol=1e-6)
 
 
-def test_training_and_test_normalise_identically():
+def test_normalize_clips_takes_floats_as_normalised_and_rejects_other_types():
+    floats = torch.randn(1, 3, 2, 2)
+    assert normalize_clips(floats) is floats
+    with pytest.raises(TypeError, match="uint8"):
+        normalize_clips(torch.zeros(1, 3, 2, 2, dtype=torch.int64))
+
+
+def test_crop_resize_returns_a_copy_even_without_scaling():
+    """Decoders reuse their frame buffer: a crop that needs no scaling must not be a view of it."""
+    frames = uniform_frames(2, 20, 20).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last
+    out = crop_resize(frames, Box(0, 0, 20, 20), (20, 20), (20, 20))
+    frames.zero_()
+    assert int(out.min()) == 50
+
+
+def test_training_and_test_views_are_uint8_with_the_same_pixels():
     frames = uniform_frames()
     train, _ = TrainClipTransform((240, 320), 112, flip=False)(frames, 0, np.random.default_rng(0))
     test = EvalClipTransform((240, 320), 112, crops=3)(frames)
     assert train.shape == (1, 4, 3, 112, 112) and test.shape == (3, 4, 3, 112, 112)
+    assert train.dtype == test.dtype == torch.uint8
     assert torch.equal(train[0, 0, :, 50, 50], test[0, 0, :, 50, 50])
-    assert torch.equal(train.amin(dim=(0, 1, 3, 4)), test.amax(dim=(0, 1, 3, 4)))
-    assert torch.equal(train[0, 0, :, 0, 0], Normalize()(frames[:1, :, :1, :1])[0, :, 0, 0])
+    assert torch.equal(train[0, 0, :, 0, 0], torch.tensor([200, 100, 50], dtype=torch.uint8))
 
 
 def test_test_transform_rejects_two_crops():

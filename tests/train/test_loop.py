@@ -88,3 +88,30 @@ def test_evaluate_averages_softmax_over_views():
     assert result["val_top1"] == pytest.approx(100 * float((expected.argmax(1) == labels).float().mean()))
     assert result["val_top5"] == 100.0  # K = 3 < 5
     assert result["video_index"].tolist() == list(range(6)) and result["class_names"] == ["a", "b", "c"]
+
+
+class Recording(Pooled):
+    """Pooled, keeping every input it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.inputs = []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return super().forward(x)
+
+
+def test_training_and_evaluation_normalise_uint8_clips_identically():
+    from ean.data import normalize_clips
+
+    g = torch.Generator().manual_seed(0)
+    clips = torch.randint(0, 256, (2, 4, 1, 3, 8, 8), dtype=torch.uint8, generator=g)
+    batch = [(clips, torch.tensor([0, 1]), torch.arange(2))]
+    model = Recording()
+    train_epoch(model, batch, *_optim(model, steps=1), CPU, epoch=1)
+    evaluate(model, batch, CPU)
+    trained_on, evaluated_on = model.inputs
+    assert trained_on.dtype == torch.float32 and torch.equal(trained_on, evaluated_on)
+    assert torch.equal(trained_on, normalize_clips(clips))
+    assert -2.2 < float(trained_on.min()) < -1.7 and 2.2 < float(trained_on.max()) < 2.7  # ImageNet statistics

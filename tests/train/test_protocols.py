@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ean.data import build_loader
+from ean.data import build_loader, normalize_clips
 from ean.models import build_model
 from ean.train import evaluate, fit, read_scores, resolve_config
 from tests.train.helpers import Recorder, tiny_config, with_changes
@@ -31,7 +31,7 @@ def test_protocol_scores_average_the_views(synthetic_root, name):
             views, label, index = loader.dataset[int(video)]
             views = views if views.dim() == 6 else views[None]  # (V, T, L, 3, S, S)
             assert views.shape[0] == clips * crops and label == result["labels"][row] and index == video
-            expected = model(views).softmax(-1).mean(0)
+            expected = model(normalize_clips(views)).softmax(-1).mean(0)
             assert torch.allclose(torch.from_numpy(result["scores"][row]), expected, atol=1e-5)
 
 

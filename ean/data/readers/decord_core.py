@@ -44,7 +44,7 @@ def decode_indices(reader, indices: np.ndarray) -> np.ndarray:
     flat = np.asarray(indices, dtype=np.int64).reshape(-1)
     unique, inverse = np.unique(flat, return_inverse=True)
     try:
-        frames = reader.get_batch(unique.tolist()).asnumpy()
+        frames = as_numpy(reader.get_batch(unique.tolist()))
     except Exception as e:
         raise DecodeFailure(f"cannot decode frames ({type(e).__name__}: {_first_line(e)})") from None
     if frames.shape[0] != unique.size:
@@ -52,6 +52,27 @@ def decode_indices(reader, indices: np.ndarray) -> np.ndarray:
     if unique.size == flat.size and bool((unique == flat).all()):
         return frames
     return frames[inverse.reshape(-1)]
+
+
+class _DLPackView:
+    """Hands numpy a decord NDArray through DLPack (numpy asks for ``__dlpack__``; decord 0.6 has ``to_dlpack``)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __dlpack__(self, **_):
+        return self.array.to_dlpack()
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU
+
+
+def as_numpy(array) -> np.ndarray:
+    """A decoded batch as numpy without copying it (``asnumpy()`` copies: 1.5-3 ms a dense clip), else a copy."""
+    try:
+        return np.from_dlpack(_DLPackView(array))
+    except (AttributeError, BufferError, TypeError, RuntimeError):
+        return array.asnumpy()
 
 
 def _first_line(error: Exception) -> str:

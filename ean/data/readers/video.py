@@ -6,6 +6,8 @@ Open readers only inside DataLoader workers (a reader made before the workers fo
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -14,8 +16,14 @@ from ean.data.readers.decord_core import DecodeFailure, decode_indices, open_dec
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) array -> (N, 3, H, W) tensor view (channels-last strides, no copy)."""
-    return torch.from_numpy(frames).permute(0, 3, 1, 2)
+    """uint8 (N, H, W, 3) array -> (N, 3, H, W) tensor view (channels-last strides, no copy).
+
+    Decoded frames may be read-only (decord's buffer, shared through DLPack): the pipeline only reads them
+    (every transform writes a new tensor), so torch's warning about non-writable arrays is silenced.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
 class _DecordVideo:
