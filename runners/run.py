@@ -14,6 +14,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ean
@@ -153,23 +154,49 @@ def open_tracker(uri: str, spec: StudySpec, create: bool):
     return StudyTracker(uri, spec.name, spec_hash(spec))
 
 
-def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]) -> int:
-    """Opens the runs, runs the new trials on Ray, closes the runs; returns the exit status."""
-    from runners.scheduler import run_trials
+def fresh_store(uri: str) -> bool:
+    """Whether ``uri`` is a sqlite store that does not exist yet (then no trial can be cached)."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
+
+def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str):
+    """Opens (or creates) the store, marks cached trials, reconciles stale runs; returns (tracker, todo)."""
     tracker = open_tracker(uri, spec, create=True)
     tracker.mark_cached(trials, args.rerun)
     todo = [t for t in trials if t.state != "cached"]
     stale = tracker.reconcile({t.key for t in todo})
     if stale:
         print(f"reconciled {len(stale)} run(s) left RUNNING by a stopped driver (marked KILLED)")
-    if not todo:
-        print(f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached); --rerun runs them again")
-        _ensembles(spec, trials, tracker, args.rerun)
-        return EXIT_OK
-    print(f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo)} cached; MLflow: {uri}")
+    return tracker, todo
+
+
+def prepare_runs(tracker, todo: list[Trial], args: argparse.Namespace, argv: list[str]) -> None:
+    """Params and FLOPs of the new trials, and the invocation's parent run."""
     profile_trials(todo)
     tracker.start_parent(args.profile, ["python -m runners.run", *argv])
+
+
+def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]) -> int:
+    """Opens the runs, runs the new trials on Ray, closes the runs; returns the exit status.
+
+    Ray starts (seconds) in this thread while another opens the store and profiles the models: at once
+    when the store is new (nothing can be cached), else as soon as the cache says there is work.
+    """
+    from runners.scheduler import run_trials, start_ray
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ean-prepare") as pool:
+        opening = pool.submit(open_study, spec, trials, args, uri)
+        if fresh_store(uri):
+            start_ray(args.address)
+        tracker, todo = opening.result()
+        if not todo:
+            print(f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached); --rerun runs them again")
+            _ensembles(spec, trials, tracker, args.rerun)
+            return EXIT_OK
+        print(f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo)} cached; MLflow: {uri}")
+        preparing = pool.submit(prepare_runs, tracker, todo, args, argv)
+        start_ray(args.address)
+        preparing.result()
     common = {"ean.git_commit": git_commit(), "ean.code_version": ean.__version__}
     opened: set[str] = set()
 
