@@ -167,6 +167,8 @@ def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, u
     stale = tracker.reconcile({t.key for t in todo})
     if stale:
         print(f"reconciled {len(stale)} run(s) left RUNNING by a stopped driver (marked KILLED)")
+    if todo:
+        print(f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo)} cached; MLflow: {uri}")
     return tracker, todo
 
 
@@ -176,27 +178,35 @@ def prepare_runs(tracker, todo: list[Trial], args: argparse.Namespace, argv: lis
     tracker.start_parent(args.profile, ["python -m runners.run", *argv])
 
 
+def open_and_prepare(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]):
+    """``open_study`` then ``prepare_runs``, for a new store (every trial is new); returns the tracker."""
+    tracker, todo = open_study(spec, trials, args, uri)
+    prepare_runs(tracker, todo, args, argv)
+    return tracker
+
+
 def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]) -> int:
     """Opens the runs, runs the new trials on Ray, closes the runs; returns the exit status.
 
-    Ray starts (seconds) in this thread while another opens the store and profiles the models: at once
-    when the store is new (nothing can be cached), else as soon as the cache says there is work.
+    Start-up work overlaps: another thread creates the store (when it is new: nothing can be cached then),
+    profiles the models and opens the parent run while this one starts Ray and Tune starts the first trials'
+    processes; the first MLflow write of a trial waits for that thread.
     """
     from runners.scheduler import run_trials, start_ray
 
-    with ThreadPoolExecutor(1, thread_name_prefix="ean-prepare") as pool:
-        opening = pool.submit(open_study, spec, trials, args, uri)
-        if fresh_store(uri):
-            start_ray(args.address)
-        tracker, todo = opening.result()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ean-prepare")
+    if fresh_store(uri):
+        todo = list(trials)
+        preparing = pool.submit(open_and_prepare, spec, trials, args, uri, argv)
+    else:
+        tracker, todo = open_study(spec, trials, args, uri)
         if not todo:
             print(f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached); --rerun runs them again")
             _ensembles(spec, trials, tracker, args.rerun)
             return EXIT_OK
-        print(f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo)} cached; MLflow: {uri}")
-        preparing = pool.submit(prepare_runs, tracker, todo, args, argv)
-        start_ray(args.address)
-        preparing.result()
+        preparing = pool.submit(lambda: (prepare_runs(tracker, todo, args, argv), tracker)[1])
+    pool.shutdown(wait=False)
+    start_ray(args.address)
     common = {"ean.git_commit": git_commit(), "ean.code_version": ean.__version__}
     opened: set[str] = set()
 
@@ -204,6 +214,7 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
         """Creates (or reopens) the trial's MLflow run when Ray starts the trial, so its times are the trial's."""
         data = trial.config["data"]
         proto = f"{data.get('test_clips', 1)}x{data.get('test_crops', 1)}"
+        tracker = preparing.result()
         tracker.open_trial(trial, {**common, "ean.dataset": data["dataset"], "ean.protocol": proto}, args.rerun)
         opened.add(trial.key)
 
@@ -213,9 +224,10 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     progress = Progress(len(todo), epochs)
     try:
         outcome = run_trials(
-            todo, tracker, open_run, storage, args.address, args.max_concurrent, args.max_failures, progress
+            todo, preparing, open_run, storage, args.address, args.max_concurrent, args.max_failures, progress
         )
     finally:
+        tracker = preparing.result()
         failed = [t for t in todo if outcome.get(t.key) != "finished"]
         for t in failed:
             if t.key not in outcome and t.key in opened:

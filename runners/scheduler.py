@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,28 @@ class MlflowTrialLogger(tune.Callback):
     """Driver-side: logs each trial's epochs and end to its MLflow run, and updates the progress display."""
 
     def __init__(
-        self, tracker: StudyTracker, trials: list[Trial], open_run: Callable[[Trial], None], progress: Progress
+        self,
+        tracker: StudyTracker | Future,
+        trials: list[Trial],
+        open_run: Callable[[Trial], None],
+        progress: Progress,
     ):
-        self.tracker, self.open_run, self.progress = tracker, open_run, progress
+        self._tracker, self.open_run, self.progress = tracker, open_run, progress
         self.trials = {t.key: t for t in trials}
         self.started: set[str] = set()
         self.outcome: dict[str, str] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its callbacks with the experiment's state: the live tracker (a client, perhaps still a
+        Future) and the run opener stay out; a restored experiment is driven by a new invocation."""
+        return {**self.__dict__, "_tracker": None, "open_run": None}
+
+    @property
+    def tracker(self) -> StudyTracker:
+        """The study's tracker; given as a Future, waited for on first use (the store may still be opening)."""
+        if isinstance(self._tracker, Future):
+            self._tracker = self._tracker.result()
+        return self._tracker
 
     def _ids(self, trial: TuneTrial) -> tuple[str, str, str]:
         key = trial.config["trial"]["key"]
@@ -151,7 +168,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
 
 def run_trials(
     trials: list[Trial],
-    tracker: StudyTracker,
+    tracker: StudyTracker | Future,
     open_run: Callable[[Trial], None],
     storage: Path,
     address: str | None,
@@ -162,6 +179,7 @@ def run_trials(
     """Runs ``trials`` on Ray Tune; returns trial key -> ``finished`` or ``failed``.
 
     ``open_run`` creates a trial's MLflow run when the trial starts (the callback's first event for it).
+    ``tracker`` may be a Future of the tracker while the store is still being opened.
     """
     start_ray(address)
     logger = MlflowTrialLogger(tracker, trials, open_run, progress)
