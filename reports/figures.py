@@ -61,9 +61,10 @@ def accuracy_vs_flops_figure(frame: pd.DataFrame, title: str = "", metric: str =
         std = shown[f"{metric}_std"].fillna(0.0)
         ax.scatter(gflops, shown[f"{metric}_mean"], s=_areas(params_m), alpha=0.6, edgecolors="k", zorder=2)
         ax.errorbar(gflops, shown[f"{metric}_mean"], yerr=std, fmt="none", ecolor="0.2", capsize=3, zorder=3)
-        for x, y, label, p in zip(gflops, shown[f"{metric}_mean"], shown["label"], params_m, strict=True):
+        stacked = _stack_positions(gflops.to_numpy(), shown[f"{metric}_mean"].to_numpy())
+        for x, y, label, p, k in zip(gflops, shown[f"{metric}_mean"], shown["label"], params_m, stacked, strict=True):
             text = f"{label} ({p:.1f}M)" if np.isfinite(p) else label
-            ax.annotate(text, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8)
+            ax.annotate(text, (x, y), xytext=(6, 6 + 11 * k), textcoords="offset points", fontsize=8)
         _size_legend(ax, params_m)
         ax.margins(x=0.25, y=0.25)
     ax.set_xlabel("GFLOPs (multiply-accumulates per clip)")
@@ -73,6 +74,17 @@ def accuracy_vs_flops_figure(frame: pd.DataFrame, title: str = "", metric: str =
     if skipped:
         fig.text(0.01, -0.02, "Not plotted (no finished run or no FLOPs): " + ", ".join(skipped), fontsize=8, va="top")
     return fig
+
+
+def _stack_positions(x: np.ndarray, y: np.ndarray) -> list[int]:
+    """For each point, how many earlier points sit at the same place (to 3 significant digits): its label goes
+    that many lines up, so rows with identical GFLOPs and accuracy do not print over each other."""
+    seen: dict[tuple[float, float], int] = {}
+    out = []
+    for key in zip(np.round(x, 2), np.round(y, 1), strict=True):
+        out.append(seen.get(key, 0))
+        seen[key] = out[-1] + 1
+    return out
 
 
 def plot_class_improvements(

@@ -99,6 +99,21 @@ def test_accuracy_vs_flops_plots_finished_rows_with_area_by_params():
     assert "Not plotted (no finished run or no FLOPs): C" in [t.get_text() for t in fig.texts]
 
 
+def test_accuracy_vs_flops_stacks_the_labels_of_points_at_the_same_place():
+    frame = pd.DataFrame(
+        {
+            "label": ["S", "L", "X"],
+            "flops_mean": [1.0e9, 1.0e9, 2.0e9],
+            "params_mean": [11e6, 11e6, 12e6],
+            "top1_mean": [20.0, 20.0, 20.0],
+            "top1_std": [0.0, 0.0, 0.0],
+        }
+    )
+    ax = accuracy_vs_flops_figure(frame).axes[0]
+    offsets = [t.xyann for t in ax.texts]
+    assert offsets == [(6, 6), (6, 17), (6, 6)]
+
+
 def test_accuracy_vs_flops_without_params_uses_a_fixed_marker():
     frame = pd.DataFrame(
         {"label": ["A"], "flops_mean": [33.8e9], "params_mean": [np.nan], "top1_mean": [49.3], "top1_std": [0.2]}
