@@ -94,7 +94,7 @@ def _env() -> dict:
 MARK_START, MARK_END = "<!-- orchestration:start -->", "<!-- orchestration:end -->"
 
 
-def report(d8: float, d16: float, o8: float, o16: float, cached: float) -> str:
+def report(d8: float, d16: float, o8: float, o16: float, cached: float, command: str) -> str:
     """The figures as the Markdown section of RESULTS.md (ratios against the reference of this run)."""
     marginal = ((o16 - o8) - (d16 - d8)) / 8
     fixed = (o8 - d8) - 8 * marginal
@@ -109,7 +109,7 @@ def report(d8: float, d16: float, o8: float, o16: float, cached: float) -> str:
     lines = [
         "## Orchestration (runners, issue 6)",
         "",
-        f"`python benchmarks/orchestration.py --record` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores): "
+        f"`{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores): "
         "tiny trials (synthetic data, ResNet-18 at 64 px, 1 epoch of 2 steps) so that the overhead shows; the "
         "reference runs the same `ean.train.fit` calls in a process pool of 2; each figure is measured in this run.",
         "",
@@ -153,7 +153,8 @@ def main() -> None:
         o8 = orchestrated(small, work)
         cached = orchestrated(small, work)
         o16 = orchestrated(large, work, store="mlflow16.db")
-    text = report(d8, d16, o8, o16, cached)
+    command = "python benchmarks/orchestration.py" + (" --record" if args.record else "")
+    text = report(d8, d16, o8, o16, cached, command)
     print(text)
     if args.record:
         record(text, REPO / "benchmarks" / "RESULTS.md")
