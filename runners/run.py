@@ -172,17 +172,17 @@ def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, u
     return tracker, todo
 
 
-def prepare_runs(tracker, todo: list[Trial], args: argparse.Namespace, argv: list[str]) -> None:
-    """Params and FLOPs of the new trials, and the invocation's parent run."""
+def prepare_runs(tracker, todo: list[Trial], args: argparse.Namespace, argv: list[str]):
+    """Params and FLOPs of the new trials, and the invocation's parent run; returns the tracker."""
     profile_trials(todo)
     tracker.start_parent(args.profile, ["python -m runners.run", *argv])
+    return tracker
 
 
 def open_and_prepare(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]):
     """``open_study`` then ``prepare_runs``, for a new store (every trial is new); returns the tracker."""
     tracker, todo = open_study(spec, trials, args, uri)
-    prepare_runs(tracker, todo, args, argv)
-    return tracker
+    return prepare_runs(tracker, todo, args, argv)
 
 
 def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]) -> int:
@@ -204,9 +204,8 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
             print(f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached); --rerun runs them again")
             _ensembles(spec, trials, tracker, args.rerun)
             return EXIT_OK
-        preparing = pool.submit(lambda: (prepare_runs(tracker, todo, args, argv), tracker)[1])
+        preparing = pool.submit(prepare_runs, tracker, todo, args, argv)
     pool.shutdown(wait=False)
-    start_ray(args.address)
     common = {"ean.git_commit": git_commit(), "ean.code_version": ean.__version__}
     opened: set[str] = set()
 
@@ -223,6 +222,7 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     outcome: dict[str, str] = {}
     progress = Progress(len(todo), epochs)
     try:
+        start_ray(args.address)
         outcome = run_trials(
             todo, preparing, open_run, storage, args.address, args.max_concurrent, args.max_failures, progress
         )
