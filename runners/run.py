@@ -203,6 +203,7 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
         if not todo:
             print(f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached); --rerun runs them again")
             _ensembles(spec, trials, tracker, args.rerun)
+            print(browse_hint(uri, tracker.experiment_id))
             return EXIT_OK
         preparing = pool.submit(prepare_runs, tracker, todo, args, argv)
     pool.shutdown(wait=False)
@@ -234,10 +235,19 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
                 tracker.fail_trial(t.run_id, "not completed: the run was interrupted")
         tracker.end_parent("FINISHED" if not failed else "FAILED")
     _ensembles(spec, trials, tracker, args.rerun)
+    print(browse_hint(uri, tracker.experiment_id))
     if failed:
         print(f"{len(failed)} trial(s) failed: " + ", ".join(t.name for t in failed), file=sys.stderr)
         return EXIT_FAILED_TRIALS
     return EXIT_OK
+
+
+def browse_hint(uri: str, experiment_id: str) -> str:
+    """Where to see the study's runs: the UI's page of the experiment, in its model-training view."""
+    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"runs: {uri.rstrip('/')}/{page}"
+    return f"runs: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
 
 
 def _ensembles(spec: StudySpec, trials: list[Trial], tracker, rerun: bool) -> None:

@@ -82,6 +82,7 @@ def test_killed_driver_is_reconciled_and_the_study_finishes(study_dir):
 
     result = run_subprocess(study_dir, args)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "?workflowType=machine_learning" in result.stdout  # where to browse the runs
     runs = trial_runs(study_dir)
     keys = [r.data.tags["ean.trial_key"] for r in runs]
     assert len(set(keys)) == 4 and len(keys) == 4, "exactly one run per trial key"
