@@ -13,6 +13,7 @@ Test: one centre crop, or three crops along the long side (start, centre, end).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -117,7 +118,14 @@ def normalize_clips(clips: torch.Tensor) -> torch.Tensor:
         return clips
     if clips.dtype != torch.uint8:
         raise TypeError(f"clips must be uint8 frames (or already normalised floats), got {clips.dtype}")
-    scale = torch.tensor([1.0 / (255.0 * s) for s in IMAGENET_STD], device=clips.device).view(3, 1, 1)
-    shift = torch.tensor([m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)], device=clips.device)
+    scale, shift = _normalisation(clips.device)
     out = torch.empty(clips.shape, dtype=torch.float32, device=clips.device)
-    return torch.mul(clips, scale, out=out).sub_(shift.view(3, 1, 1))
+    return torch.mul(clips, scale, out=out).sub_(shift)
+
+
+@functools.lru_cache(maxsize=16)
+def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``1 / (255 std)`` and ``mean / std`` as (3, 1, 1) tensors on ``device``, made once per device."""
+    scale = torch.tensor([1.0 / (255.0 * s) for s in IMAGENET_STD], device=device)
+    shift = torch.tensor([m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)], device=device)
+    return scale.view(3, 1, 1), shift.view(3, 1, 1)
