@@ -31,6 +31,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+from results_file import record_section
 
 from ean.data import build_dataset
 from ean.data.readers.decord_core import as_numpy, open_decord
@@ -44,7 +45,6 @@ SECONDS = (2, 4, 6)
 FPS = 30
 GPU_RATES = (50, 100, 200, 400)
 COLUMNS = ("decord alone", "decord resized", "PyAV sequential", "pipeline", "pipeline in-process", "naive PIL")
-MARK_START, MARK_END = "<!-- data_loading:start -->", "<!-- data_loading:end -->"
 
 
 def write_clips(folder: str) -> dict[str, list[str]]:
@@ -245,21 +245,6 @@ def worker_lines(rates: dict, scaling: dict[int, float]) -> list[str]:
     return out
 
 
-def record(text: str, path: str) -> None:
-    """Replaces (or appends) the data-loading section of RESULTS.md, keeping every other section."""
-    section = f"{MARK_START}\n## Data loading (ean.data, issue 4)\n\n{text}\n{MARK_END}\n"
-    old = "# Benchmark results\n\n"
-    if os.path.exists(path):
-        with open(path) as f:
-            old = f.read()
-    if MARK_START in old and MARK_END in old:
-        new = old[: old.index(MARK_START)] + section + old[old.index(MARK_END) + len(MARK_END) + 1 :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="round-robin passes (default 3)")
@@ -277,7 +262,7 @@ def main() -> None:
     text = report(rates, scaling, command, time.time() - began) + (f"\n\nNote: {args.note}" if args.note else "")
     print(text)
     if args.record:
-        record(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
+        record_section("data_loading", f"## Data loading (ean.data, issue 4)\n\n{text}")
 
 
 if __name__ == "__main__":

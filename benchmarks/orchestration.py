@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
+from results_file import record_section
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -91,9 +92,6 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-MARK_START, MARK_END = "<!-- orchestration:start -->", "<!-- orchestration:end -->"
-
-
 def report(d8: float, d16: float, o8: float, o16: float, cached: float, command: str) -> str:
     """The figures as the Markdown section of RESULTS.md (ratios against the reference of this run)."""
     marginal = ((o16 - o8) - (d16 - d8)) / 8
@@ -125,18 +123,6 @@ def report(d8: float, d16: float, o8: float, o16: float, cached: float, command:
     return "\n".join(lines)
 
 
-def record(text: str, path: Path) -> None:
-    """Replaces (or appends) the orchestration section of RESULTS.md, keeping every other section."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    block = f"{MARK_START}\n{text}\n{MARK_END}"
-    if MARK_START in old and MARK_END in old:
-        head, rest = old.split(MARK_START, 1)
-        new = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(new)
-
-
 def main() -> None:
     import argparse
 
@@ -157,7 +143,7 @@ def main() -> None:
     text = report(d8, d16, o8, o16, cached, command)
     print(text)
     if args.record:
-        record(text, REPO / "benchmarks" / "RESULTS.md")
+        record_section("orchestration", text)
 
 
 if __name__ == "__main__":

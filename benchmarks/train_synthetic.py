@@ -23,10 +23,9 @@ import tempfile
 import time
 
 import torch
+from results_file import record_section
 
 from ean.train import fit
-
-MARK_START, MARK_END = "<!-- training:start -->", "<!-- training:end -->"
 
 
 def run_config(args: argparse.Namespace, seed: int, **trainer) -> dict:
@@ -136,22 +135,6 @@ def report(args: argparse.Namespace, results: dict[int, dict], rates: tuple[floa
     return "\n".join(lines)
 
 
-def record(text: str, path: str) -> None:
-    """Replaces (or appends) the training section of RESULTS.md, keeping every other section."""
-    old = "# Benchmark results\n"
-    if os.path.exists(path):
-        with open(path) as f:
-            old = f.read()
-    block = f"{MARK_START}\n{text}\n{MARK_END}"
-    if MARK_START in old and MARK_END in old:
-        head, rest = old.split(MARK_START, 1)
-        new = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=None, help="dataset folder (default: a fresh temporary one)")
@@ -175,7 +158,7 @@ def main() -> None:
     text = report(args, results, rates, gen_s)
     print(text)
     if args.record:
-        record(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
+        record_section("training", text)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def open_tracker(uri: str, spec: StudySpec, create: bool):
     """The study's tracker, or None for a dry run against a store that does not exist yet."""
     from runners.tracking import StudyTracker
 
-    if not create and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    if not create and fresh_store(uri):
         return None
     return StudyTracker(uri, spec.name, spec_hash(spec))
 
