@@ -1,10 +1,13 @@
 """Data-loading throughput of one worker: the whole ean.data pipeline against decoding alone, in one run.
 
-Writes the same clips (240p and 360p, 2-6 s, 30 fps) as H.264 mp4, VP9 webm and JPEG frame folders, then
-measures clips/s of one process (1 torch thread, 1 decoder thread), round-robin over the methods:
+Writes the same clips (240p and 360p, 2-6 s, 30 fps) as H.264 mp4, VP9 webm and JPEG frame folders (made by
+``ean.data.to_frames`` with its defaults: quality 90, frames shrunk to a short side of 256), then measures
+clips/s of one process (1 torch thread, 1 decoder thread). Every method reads the same clip with the same
+seed back to back (in alternating order), clip after clip, so slow drifts of this shared VM hit all alike:
 
 - decode alone: decord ``VideoReader`` + ``get_batch`` of exactly the indices the pipeline samples, to numpy
   without a copy (DLPack); and the same with decord resizing to 240x320 at decode (``width``/``height``);
+  for frame folders, Pillow decoding the sampled JPEGs (the bound of any frame-folder pipeline);
 - PyAV: sequential decode up to the last of those indices;
 - pipeline: ``dataset[(index, seed)]`` of ``ean.data`` (open, sample, decode, multi-scale crop + resize,
   flip; uint8 out, as the DataLoader workers hand clips over: the training step normalises them on the device),
@@ -59,7 +62,7 @@ def write_clips(folder: str) -> dict[str, list[str]]:
             stem = os.path.join(folder, f"{name}_{seconds}s")
             write_mp4(stem + ".mp4", frames, FPS, "libx264")
             write_mp4(stem + ".webm", frames, FPS, "libvpx-vp9")
-            convert_video(stem + ".mp4", stem, short_side=0, quality=90)
+            convert_video(stem + ".mp4", stem)  # the to_frames defaults
             sets[f"mp4 {name}"].append(stem + ".mp4")
             sets[f"webm {name}"].append(stem + ".webm")
             sets[f"frames {name}"].append(stem)
@@ -108,6 +111,14 @@ def pyav_sequential(path: str, dataset, index: int, seed: int, num_frames: int) 
                 break
 
 
+def jpeg_alone(folder: str, dataset, index: int, seed: int, num_frames: int) -> None:
+    """Pillow decoding the sampled frames of a frame folder to numpy, nothing else."""
+    from ean.data.readers.frames import read_rgb
+
+    for i in np.unique(sampled_indices(dataset, index, seed, num_frames)):
+        read_rgb(os.path.join(folder, f"{i + 1:05d}.jpg"))
+
+
 def naive_pil(path: str, dataset, index: int, seed: int) -> None:
     """decord, then per frame: PIL resize to 320x240, crop, resize to 224, flip, to tensor, normalise."""
     from PIL import Image
@@ -123,40 +134,48 @@ def naive_pil(path: str, dataset, index: int, seed: int) -> None:
     torch.stack(out)
 
 
-def run(sets: dict[str, list[str]], folder: str, repeats: int) -> dict[str, float]:
-    """clips/s of every (method, source) pair, measured round-robin over ``repeats`` passes."""
+def methods_of(sets: dict[str, list[str]], folder: str, dense: bool, source: str) -> dict[str, object]:
+    """The methods measured on one source: {column: fn(clip index, seed)}."""
+    paths = sets[source]
     methods = {}
+    for timeout, how in ((30.0, "pipeline"), (0.0, "pipeline in-process")):
+        if not (source.startswith("frames") and timeout):  # frame folders never use the decoder process
+            ds = make_dataset(folder, paths, dense, timeout)
+            methods[how] = lambda i, s, ds=ds: ds[(i, s)]
+    ds = make_dataset(folder, paths, dense, 0.0)
+    if source.startswith("frames"):
+        lengths = [len(os.listdir(p)) for p in paths]
+        methods["decord alone"] = lambda i, s: jpeg_alone(paths[i], ds, i, s, lengths[i])
+        return methods
+    lengths = [len(open_decord(p, 1)) for p in paths]
+    methods["decord alone"] = lambda i, s: decode_alone(paths[i], ds, i, s)
+    methods["decord resized"] = lambda i, s: decode_resized(paths[i], ds, i, s)
+    methods["PyAV sequential"] = lambda i, s: pyav_sequential(paths[i], ds, i, s, lengths[i])
+    if not dense:
+        methods["naive PIL"] = lambda i, s: naive_pil(paths[i], ds, i, s)
+    return methods
+
+
+def run(sets: dict[str, list[str]], folder: str, repeats: int) -> dict[tuple[str, str, str], float]:
+    """clips/s of every (method, input, source): each clip read by every method of its source back to back."""
+    groups = {}
     for dense in (False, True):
-        tag = "8x5 dense" if dense else "8x1 sparse"
-        for source, paths in sets.items():
-            for timeout, how in ((30.0, "pipeline"), (0.0, "pipeline in-process")):
-                if source.startswith("frames") and timeout:
-                    continue  # frame folders never use the decoder process
-                ds = make_dataset(folder, paths, dense, timeout)
-                methods[(how, tag, source)] = lambda i, s, ds=ds: ds[(i, s)]
-            if source.startswith("frames"):
-                continue
-            ds = make_dataset(folder, paths, dense, 0.0)
-            lengths = [len(open_decord(p, 1)) for p in paths]
-            methods[("decord alone", tag, source)] = lambda i, s, ds=ds, p=paths: decode_alone(p[i], ds, i, s)
-            methods[("decord resized", tag, source)] = lambda i, s, ds=ds, p=paths: decode_resized(p[i], ds, i, s)
-            methods[("PyAV sequential", tag, source)] = lambda i, s, ds=ds, p=paths, n=lengths: pyav_sequential(
-                p[i], ds, i, s, n[i]
-            )
-            if not dense:
-                methods[("naive PIL", tag, source)] = lambda i, s, ds=ds, p=paths: naive_pil(p[i], ds, i, s)
+        for source in sets:
+            groups[("8x5 dense" if dense else "8x1 sparse", source)] = methods_of(sets, folder, dense, source)
+    for methods in groups.values():  # warm-up: decoder processes, caches
+        for method in methods.values():
+            method(0, 0)
     totals, counts = defaultdict(float), defaultdict(int)
-    for method in methods.values():  # warm-up: decoder processes, caches
-        method(0, 0)
     for rep in range(repeats):
-        for key, method in methods.items():
-            n = len(sets[key[2]])
-            for i in range(n):
-                start = time.perf_counter()
-                method(i, rep * 1000 + i)
-                totals[key] += time.perf_counter() - start
-                counts[key] += 1
-    return {key: counts[key] / totals[key] for key in methods}
+        for (tag, source), methods in groups.items():
+            for i in range(len(sets[source])):
+                order = list(methods.items())
+                for how, method in order[::-1] if (rep + i) % 2 else order:
+                    start = time.perf_counter()
+                    method(i, rep * 1000 + i)
+                    totals[(how, tag, source)] += time.perf_counter() - start
+                    counts[(how, tag, source)] += 1
+    return {key: counts[key] / totals[key] for key in totals}
 
 
 def loader_scaling(folder: str, paths: list[str], workers: int, batches: int = 6) -> float:
@@ -170,28 +189,34 @@ def loader_scaling(folder: str, paths: list[str], workers: int, batches: int = 6
     return done / (time.perf_counter() - start)
 
 
-def report(rates: dict, scaling: dict[int, float], command: str, seconds: float) -> str:
+def report(rates: dict, scaling: dict[int, float], command: str, seconds: float, repeats: int) -> str:
     machine = f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
     lines = [
         f"Command: `{command}` ({seconds:.0f} s in all). Machine: {machine}; one process, 1 torch thread, "
         f"1 decoder thread. Clips: {', '.join(SIZES)} at {FPS} fps, {'/'.join(map(str, SECONDS))} s, H.264 mp4 "
-        "(libx264 defaults: one keyframe per clip), VP9 webm (realtime), and JPEG frame folders (quality 90, "
-        "native size) of the same clips. Pipeline: resize 240x320 folded into a multi-scale crop to 224, flip; "
-        "uint8 output (the training step normalises on the device, see `ean.data.normalize_clips`).",
+        "(libx264 defaults: one keyframe per clip), VP9 webm (realtime), and JPEG frame folders of the same clips "
+        "made by `ean.data.to_frames` (quality 90, short side at most 256: 240p stays, 360p becomes 256p). "
+        "Pipeline: resize 240x320 folded into a multi-scale crop to 224, flip; uint8 output (the training step "
+        f"normalises on the device, see `ean.data.normalize_clips`). Each clip is read by every method back to "
+        f"back, {repeats} passes over the clips.",
         "",
-        "| input | source | decord alone | decord resized at decode | PyAV seq. | pipeline (decoder process) "
+        "| input | source | decode alone | decord resized at decode | PyAV seq. | pipeline (decoder process) "
         "| pipeline (in-process) | naive |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for tag in ("8x1 sparse", "8x5 dense"):
         for source in sorted({k[2] for k in rates if k[1] == tag}):
-            base = rates.get(("decord alone", tag, source.replace("frames", "mp4")))
+            base = rates[("decord alone", tag, source)]
             cells = []
             for how in COLUMNS:
                 r = rates.get((how, tag, source))
-                cells.append("-" if r is None else f"{r:.1f} ({r / base:.2f}x)" if base else f"{r:.1f}")
+                cells.append("-" if r is None else f"{r:.1f} ({r / base:.2f}x)")
             lines.append(f"| {tag} | {source} | " + " | ".join(cells) + " |")
-    lines += ["", "clips/s of one worker (ratio to decord alone on the same indices; frames: to the mp4's).", ""]
+    lines += [
+        "",
+        "clips/s of one worker (ratio to decoding alone the same indices: decord for videos, Pillow for JPEG frames).",
+        "",
+    ]
     lines += goal_lines(rates) + [""] + frames_lines(rates) + [""] + worker_lines(rates, scaling)
     return "\n".join(lines)
 
@@ -211,21 +236,24 @@ def goal_lines(rates: dict) -> list[str]:
 
 
 def frames_lines(rates: dict) -> list[str]:
+    """Frame folders against webm and mp4, and the bound: decoding the JPEGs alone against decoding the video."""
     out = []
     for tag in ("8x1 sparse", "8x5 dense"):
         for size in SIZES:
             frames = rates[("pipeline in-process", tag, f"frames {size}")]
-            webm = rates[("pipeline", tag, f"webm {size}")]
-            mp4 = rates[("pipeline", tag, f"mp4 {size}")]
+            webm, mp4 = rates[("pipeline", tag, f"webm {size}")], rates[("pipeline", tag, f"mp4 {size}")]
+            bound = rates[("decord alone", tag, f"frames {size}")] / rates[("decord alone", tag, f"webm {size}")]
             out.append(
-                f"- {tag} {size}: frame folders {frames / webm:.1f}x the webm pipeline, {frames / mp4:.1f}x mp4."
+                f"- {tag} {size}: frame folders {frames / webm:.1f}x the webm pipeline, {frames / mp4:.1f}x mp4; "
+                f"decoding the JPEGs alone is {bound:.1f}x decoding the webm alone."
             )
-    pairs = (("frames 240p", "pipeline in-process"), ("webm 240p", "decord alone"), ("mp4 240p", "decord alone"))
-    per_frame = {src: 1000 / rates[(how, "8x5 dense", src)] / 40 for src, how in pairs}
+    per_frame = {
+        src: 1000 / rates[("decord alone", "8x5 dense", src)] / 40 for src in ("frames 240p", "webm 240p", "mp4 240p")
+    }
     out.append(
-        f"- Why dense clips gain little: 240p, per frame of a dense clip, the whole frame-folder pipeline costs "
-        f"{per_frame['frames 240p']:.2f} ms, decoding alone {per_frame['webm 240p']:.2f} ms (webm) and "
-        f"{per_frame['mp4 240p']:.2f} ms (mp4): five consecutive video frames decode about as cheaply as five "
+        f"- Dense clips: per frame of a dense 240p clip, decoding its JPEG costs {per_frame['frames 240p']:.2f} ms, "
+        f"decoding the video {per_frame['webm 240p']:.2f} ms (webm) and {per_frame['mp4 240p']:.2f} ms (mp4), all "
+        "frames up to the last sampled one included: five consecutive video frames decode about as cheaply as five "
         "JPEGs, so frame folders pay off for sparse clips (random access, a seek per frame), not for dense ones."
     )
     return ["Frame folders against video (whole pipeline, default settings):", *out]
@@ -259,7 +287,8 @@ def main() -> None:
         rates = run(sets, folder, args.repeats)
         scaling = {w: loader_scaling(folder, sets["webm 240p"], w) for w in (1, 2)}
     command = "python benchmarks/data_loading.py" + (" --record" if args.record else "")
-    text = report(rates, scaling, command, time.time() - began) + (f"\n\nNote: {args.note}" if args.note else "")
+    text = report(rates, scaling, command, time.time() - began, args.repeats)
+    text += f"\n\nNote: {args.note}" if args.note else ""
     print(text)
     if args.record:
         record_section("data_loading", f"## Data loading (ean.data, issue 4)\n\n{text}")

@@ -3,7 +3,9 @@
 Dataflow of one sample::
 
     record (path, label) -> reader.open(path) -> sampler: indices (T, L) train | (k, T, L) test
-      -> media.get(indices): uint8 (N, 3, H0, W0) -> transform -> uint8 clip (normalised later, on the device)
+      -> media.decode(indices) -> transform.plan(frame size): crop boxes, flip, label
+      -> decoded.crop(plan.region): uint8 (N, 3, h, w), only the pixels the views need
+      -> render: uint8 views (C, N, 3, S, S) (normalised later, on the device)
     train: ((T, L, 3, S, S), label after flip, index)
     test:  ((V, T, L, 3, S, S), label, index), V = test_clips * test_crops (clip-major); (T, L, 3, S, S) if V == 1
 
@@ -21,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ean.data.bad_files import BadFiles
-from ean.data.clip_transform import EvalClipTransform, TrainClipTransform
+from ean.data.clip_transform import EvalClipTransform, TrainClipTransform, render
 from ean.data.errors import BadMediaError, DataError
 from ean.data.flip import FlipLabels
 from ean.data.readers import DecordVideoReader, FrameFolderReader, SubprocessVideoReader
@@ -120,17 +122,18 @@ class ClipDataset(Dataset):
 
     def _sample(self, record: VideoRecord, index: int, seed: int | None) -> tuple[torch.Tensor, int, int]:
         media = self.reader(record.media).open(record.path)
-        T, L = self.sampler.num_segments, self.sampler.frames_per_segment
-        if self.train:
+        if self.train:  # one stream draws the frames, then the crop, then the flip
             rng = np.random.default_rng(int(torch.randint(2**62, ())) if seed is None else seed)
-            frames = media.get(self.sampler.train(len(media), rng))
-            clip, label = self.transform(frames, record.label, rng)
-            return clip.reshape(T, L, *clip.shape[-3:]), label, index
-        frames = media.get(self.sampler.test(len(media)))
-        views = self.transform(frames)  # (C, k*T*L, 3, S, S)
+            indices = self.sampler.train(len(media), rng)
+        else:
+            rng, indices = None, self.sampler.test(len(media))
+        decoded = media.decode(indices)
+        plan = self.transform.plan(decoded.frame_size, record.label, rng)
+        views = render(decoded.crop(plan.region), plan)  # (C, k*T*L, 3, S, S)
+        T, L = self.sampler.num_segments, self.sampler.frames_per_segment
         views = views.reshape(views.shape[0], -1, T, L, *views.shape[-3:]).transpose(0, 1)
-        views = views.reshape(-1, T, L, *views.shape[-3:])
-        return (views[0] if views.shape[0] == 1 else views), record.label, index
+        views = views.reshape(-1, T, L, *views.shape[-3:])  # (k*C, T, L, 3, S, S), clip-major
+        return (views[0] if views.shape[0] == 1 else views), plan.label, index
 
     def reader(self, media: str):
         """This process's reader for ``"video"`` or ``"frames"`` (made on first use, after workers fork)."""

@@ -3,8 +3,9 @@
     python -m ean.data.to_frames --dataset something_v2 --root /data/sthv2 [--out /data/sthv2/frames]
         [--short-side 256] [--quality 90] [--workers 4]
 
-Every video of the train and val lists is decoded once, sequentially (PyAV), resized to the short side
-(0: keep the size), and written as ``<out>/<path relative to root, without extension>/00001.jpg, ...``.
+Every video of the train and val lists is decoded once, sequentially (PyAV), shrunk to the short side
+(frames already smaller keep their size, upscaling would only cost disk and decoding; 0: keep every size),
+and written as ``<out>/<path relative to root, without extension>/00001.jpg, ...``.
 Each folder is written under a temporary name and renamed when complete, so an interrupted run resumes
 where it stopped (finished folders are skipped). Then read the frames with the data config keys
 ``media: frames`` (and ``frames_root: <out>`` when ``--out`` is not ``<root>/frames``). JPEG frames decode
@@ -30,9 +31,10 @@ from ean.data.records import frames_path
 
 
 def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> (N, 3, H', W') with min(H', W') = short_side (antialiased); 0 keeps the size."""
+    """uint8 (N, 3, H, W) -> (N, 3, H', W') with min(H', W') = short_side (antialiased) if the frames are larger;
+    smaller frames, and any with ``short_side`` 0, keep their size."""
     height, width = frames.shape[-2:]
-    if short_side <= 0 or min(height, width) == short_side:
+    if short_side <= 0 or min(height, width) <= short_side:
         return frames
     scale = short_side / min(height, width)
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -77,7 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_dataset_arguments(parser)
     parser.add_argument("--out", help="frames root (default <root>/frames)")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val"])
-    parser.add_argument("--short-side", type=int, default=256, help="resize the short side to this (0: keep)")
+    parser.add_argument(
+        "--short-side", type=int, default=256, help="shrink larger frames to this short side (0: keep sizes)"
+    )
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: CPU count)")
     return parser.parse_args(argv)

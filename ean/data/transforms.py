@@ -78,28 +78,49 @@ def three_crop_boxes(height: int, width: int, size: int) -> list[Box]:
     return [Box(0, left, ch, cw), Box(top, left, ch, cw), Box(height - ch, left, ch, cw)]
 
 
+def source_box(box: Box, working: tuple[int, int], frame_size: tuple[int, int]) -> Box:
+    """``box`` (in pixels of the frame resized to ``working`` = (H, W)) in pixels of the source frame."""
+    sy, sx = frame_size[0] / working[0], frame_size[1] / working[1]
+    top, left = int(round(box.top * sy)), int(round(box.left * sx))
+    bottom = max(int(round((box.top + box.height) * sy)), top + 1)
+    right = max(int(round((box.left + box.width) * sx)), left + 1)
+    return Box(top, left, bottom - top, right - left)
+
+
+def union_box(boxes: Sequence[Box]) -> Box:
+    """The smallest box that holds every box of ``boxes``."""
+    top, left = min(b.top for b in boxes), min(b.left for b in boxes)
+    bottom, right = max(b.top + b.height for b in boxes), max(b.left + b.width for b in boxes)
+    return Box(top, left, bottom - top, right - left)
+
+
+def cut(frames: torch.Tensor, box: Box) -> torch.Tensor:
+    """The pixels of ``box`` of frames (..., H, W): a view."""
+    return frames[..., box.top : box.top + box.height, box.left : box.left + box.width]
+
+
+def resize_frames(frames: torch.Tensor, out: tuple[int, int]) -> torch.Tensor:
+    """uint8 frames (N, 3, h, w) scaled to ``out`` (antialiased bilinear): always a new tensor, never a view
+    (decoders reuse their buffer for the next video). Channels-last input (the readers') stays channels-last,
+    which the DataLoader's collate makes contiguous in the copy it makes anyway."""
+    if tuple(frames.shape[-2:]) == tuple(out):
+        return frames.clone()
+    return F.interpolate(frames, size=out, mode="bilinear", antialias=True, align_corners=False)
+
+
 def crop_resize(frames: torch.Tensor, box: Box, working: tuple[int, int], out: tuple[int, int]) -> torch.Tensor:
     """Cuts ``box`` (in working-size pixels) out of source frames and scales it to ``out`` in one step.
 
     Args:
-        frames: uint8, shape (N, 3, H0, W0), any strides (channels-last views from decoders are fastest).
+        frames: uint8, shape (N, 3, H0, W0), any strides (channels-last from decoders is fastest).
         box: the crop on the frame resized to ``working`` = (H, W).
         working: the working size the box refers to.
         out: output (height, width).
 
     Returns:
-        uint8 tensor of shape (N, 3, out[0], out[1]), in the memory format of ``frames`` (channels-last from
-        the readers: the DataLoader's collate makes the batch contiguous in the copy it makes anyway), and
-        never a view of ``frames`` (decoders reuse their buffer for the next video).
+        uint8 tensor of shape (N, 3, out[0], out[1]), never a view of ``frames``.
     """
-    sy, sx = frames.shape[-2] / working[0], frames.shape[-1] / working[1]
-    top, left = int(round(box.top * sy)), int(round(box.left * sx))
-    bottom = max(int(round((box.top + box.height) * sy)), top + 1)
-    right = max(int(round((box.left + box.width) * sx)), left + 1)
-    region = frames[:, :, top:bottom, left:right]
-    if tuple(region.shape[-2:]) == tuple(out):
-        return region.clone()
-    return F.interpolate(region, size=out, mode="bilinear", antialias=True, align_corners=False)
+    return resize_frames(cut(frames, source_box(box, working, tuple(frames.shape[-2:]))), out)
 
 
 def normalize_clips(clips: torch.Tensor) -> torch.Tensor:

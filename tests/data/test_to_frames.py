@@ -3,9 +3,11 @@
 import os
 
 import pytest
+import torch
 
 from ean.data import DataError, build_dataset
 from ean.data.to_frames import main as to_frames_main
+from ean.data.to_frames import resize_short_side
 from tests.data.media import decode_levels
 
 CFG = {"num_segments": 4, "resize": [48, 64], "crop_size": 32, "decode_timeout_s": 0}
@@ -51,3 +53,9 @@ def test_short_side_resize(something_v2_root, tmp_path):
 
     with Image.open(out / "20bn-something-something-v2" / "22" / "00001.jpg") as image:
         assert image.size == (32, 24)
+
+
+def test_smaller_frames_are_never_upscaled():
+    frames = torch.zeros(2, 3, 48, 64, dtype=torch.uint8)
+    assert resize_short_side(frames, 256) is frames and resize_short_side(frames, 0) is frames
+    assert resize_short_side(frames, 24).shape == (2, 3, 24, 32)

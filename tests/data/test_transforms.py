@@ -1,20 +1,23 @@
-"""Whole-clip transforms: crop geometry, resize folded into the crop, uint8 views, one normalisation."""
+"""Whole-clip transforms: crop geometry, resize folded into the crop, crop plans, uint8 views, one normalisation."""
 
 import numpy as np
 import pytest
 import torch
 
-from ean.data.clip_transform import EvalClipTransform, TrainClipTransform
+from ean.data.clip_transform import EvalClipTransform, TrainClipTransform, render
 from ean.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Box,
     center_crop_box,
     crop_resize,
+    cut,
     multiscale_crop_box,
     normalize_clips,
     resized_shape,
+    source_box,
     three_crop_boxes,
+    union_box,
 )
 
 
@@ -91,3 +94,48 @@ def test_training_and_test_views_are_uint8_with_the_same_pixels():
 def test_test_transform_rejects_two_crops():
     with pytest.raises(ValueError):
         EvalClipTransform(256, 224, crops=2)
+
+
+def test_source_box_and_union():
+    # working 240x320 on a 480x426 source: rows scale 2, columns 426/320
+    assert source_box(Box(10, 20, 100, 160), (240, 320), (480, 426)) == Box(20, 27, 200, 213)
+    assert source_box(Box(0, 0, 1, 1), (240, 320), (24, 32)) == Box(0, 0, 1, 1)  # at least one pixel
+    assert union_box([Box(0, 10, 5, 5), Box(3, 0, 10, 4)]) == Box(0, 0, 13, 15)
+
+
+def random_frames(n=6, h=45, w=70, seed=0):
+    frames = torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8))
+    return frames.permute(0, 3, 1, 2)  # channels-last, as the readers give them
+
+
+@pytest.mark.parametrize("crops", [1, 3])
+def test_test_views_cut_from_the_planned_region_equal_views_of_whole_frames(crops):
+    frames = random_frames()
+    transform = EvalClipTransform((48, 64), 32, crops)
+    plan = transform.plan(tuple(frames.shape[-2:]))
+    assert len(plan.crops) == crops and not plan.flip
+    region = cut(frames, plan.region).contiguous(memory_format=torch.channels_last)  # what a decoder process sends
+    working = resized_shape(45, 70, (48, 64))
+    boxes = [center_crop_box(*working, 32)] if crops == 1 else three_crop_boxes(*working, 32)
+    expected = torch.stack([crop_resize(frames, b, working, (32, 32)) for b in boxes])
+    assert torch.equal(render(region, plan), expected)
+    if crops == 1:
+        assert plan.region.width < 70  # a centre crop needs only part of the frame
+
+
+def test_the_training_plan_draws_crop_then_flip_and_renders_the_same_clip_as_whole_frames():
+    frames = random_frames()
+    transform = TrainClipTransform((48, 64), 32, flip=True)
+    flips = set()
+    for seed in range(20):
+        plan = transform.plan(tuple(frames.shape[-2:]), 0, np.random.default_rng(seed))
+        flips.add(plan.flip)
+        rng = np.random.default_rng(seed)
+        working = resized_shape(45, 70, (48, 64))
+        box = multiscale_crop_box(*working, 32, transform.scales, rng)
+        flip = rng.random() < 0.5
+        assert plan.region == source_box(box, working, (45, 70)) and plan.flip == flip
+        expected = crop_resize(frames, box, working, (32, 32))
+        rendered = render(cut(frames, plan.region).clone(), plan)[0]
+        assert torch.equal(rendered, expected.flip(-1) if flip else expected)
+    assert flips == {False, True}

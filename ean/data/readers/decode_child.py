@@ -4,12 +4,14 @@ Run as a script (``python decode_child.py READ_FD WRITE_FD BUFFER_FD``) so that 
 and numpy only (``decord_core`` is found beside this file). It first sends ``("ready",)``; then requests are
 pickled tuples on the read pipe::
 
-    ("open", path, num_threads) -> ("ok", num_frames) | ("error", reason)
-    ("get", indices)            -> ("ok", shape, buffer_size) | ("error", reason)
+    ("open", path, num_threads)        -> ("ok", num_frames) | ("error", reason)
+    ("decode", indices)                -> ("ok", (N, H, W, 3)) | ("error", reason)
+    ("crop", top, left, height, width) -> ("ok", (N, h, w, 3), buffer_size)
 
-Decoded frames are written into the shared buffer file (an unlinked file both processes hold, grown here
-when a batch does not fit), so they cross without a copy through a pipe. It exits when its parent closes
-the request pipe (or dies).
+``decode`` keeps the frames here; ``crop`` copies a region of them (all of them with the frame size) into
+the shared buffer file (an unlinked file both processes hold, grown here when a batch does not fit), so
+only the pixels the clip's crops need cross, and without a copy through a pipe. It exits when its parent
+closes the request pipe (or dies).
 """
 
 import mmap
@@ -38,7 +40,7 @@ class SharedBuffer:
 def serve(requests: Connection, replies: Connection, buffer: SharedBuffer) -> None:
     """Says ("ready",) once imported, then answers requests until the parent closes the pipe."""
     replies.send(("ready",))
-    reader = None
+    reader = frames = None
     while True:
         try:
             request = requests.recv()
@@ -46,18 +48,27 @@ def serve(requests: Connection, replies: Connection, buffer: SharedBuffer) -> No
             return
         try:
             if request[0] == "open":
-                reader = None
+                reader = frames = None
                 reader = open_decord(request[1], request[2])
                 replies.send(("ok", len(reader)))
-            else:
+            elif request[0] == "decode":
+                frames = None
                 frames = decode_indices(reader, np.asarray(request[1]))
-                shared = buffer.fit(frames.nbytes)
-                np.frombuffer(shared, dtype=np.uint8, count=frames.size).reshape(frames.shape)[...] = frames
-                replies.send(("ok", frames.shape, len(shared)))
+                replies.send(("ok", frames.shape))
+            else:
+                top, left, height, width = request[1:]
+                replies.send(("ok", *copy_region(frames[:, top : top + height, left : left + width], buffer)))
         except DecodeFailure as e:
             replies.send(("error", e.reason))
         except Exception as e:  # anything else about this file: the parent marks it bad
             replies.send(("error", f"{type(e).__name__}: {e}"))
+
+
+def copy_region(region: np.ndarray, buffer: SharedBuffer) -> tuple[tuple[int, ...], int]:
+    """Writes ``region`` (N, h, w, 3), compact, into the shared buffer; returns its shape and the buffer's size."""
+    shared = buffer.fit(region.nbytes)
+    np.frombuffer(shared, dtype=np.uint8, count=region.size).reshape(region.shape)[...] = region
+    return region.shape, len(shared)
 
 
 if __name__ == "__main__":

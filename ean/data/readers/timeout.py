@@ -4,7 +4,8 @@ decord 0.6 can hang inside ``get_batch`` on some H.264 files while holding the G
 hanging process can interrupt it. This reader sends each request to a long-lived child process (one per
 DataLoader worker, started on first use) and waits at most ``timeout_s`` for the answer; on a timeout it
 kills the child, raises :class:`BadMediaError` for the file, and starts a fresh child for the next file.
-Frames come back through a shared, unlinked file mapped by both processes (no copy through a pipe).
+The frames stay in the child after decoding; only the region the clip's crops need comes back, through a
+shared, unlinked file mapped by both processes (no copy through a pipe).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 
 from ean.data.errors import BadMediaError
 from ean.data.readers.video import to_tensor
+from ean.data.transforms import Box
 
 CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decode_child.py")
 SHARED_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -64,8 +66,8 @@ class _Child:
 class SubprocessVideoReader:
     """Decodes with decord in a child process and gives up on a file after ``timeout_s`` seconds.
 
-    ``media.get(indices)`` returns a tensor that views the shared buffer: use it (or copy it) before the
-    next request to the same reader, as ClipDataset does.
+    ``media.decode(indices).crop(box)`` (and ``media.get(indices)``) return a tensor that views the shared
+    buffer: use it (or copy it) before the next request to the same reader, as ClipDataset does.
 
     Args:
         timeout_s: longest wait for one open or one batch decode.
@@ -98,7 +100,7 @@ class SubprocessVideoReader:
             raise BadMediaError(path, "the decoder process died while reading this file") from None
         if status == "error":
             raise BadMediaError(path, value[0])
-        return child.frames(*value) if request[0] == "get" else value[0]
+        return child.frames(*value) if request[0] == "crop" else value[0]
 
     def _ensure_child(self) -> _Child:
         """The decoder process, started (and waited for, not counting against any file) if needed."""
@@ -134,7 +136,29 @@ class _ChildVideo:
     def __len__(self) -> int:
         return self.num_frames
 
+    def decode(self, indices: np.ndarray) -> _ChildFrames:
+        """Decodes the frames at ``indices`` (any shape) in the decoder process, where they stay for ``crop``."""
+        flat = np.asarray(indices, dtype=np.int64).reshape(-1).tolist()
+        return _ChildFrames(self.reader, self.path, self.reader._ask(self.path, ("decode", flat)))
+
     def get(self, indices: np.ndarray) -> torch.Tensor:
         """uint8 (N, 3, H, W) for ``indices`` (any shape); a view valid until the reader's next request."""
-        frames = self.reader._ask(self.path, ("get", np.asarray(indices, dtype=np.int64).reshape(-1).tolist()))
-        return to_tensor(frames)
+        return self.decode(indices).crop()
+
+
+class _ChildFrames:
+    """Frames decoded in the decoder process; ``crop`` brings a region of them over.
+
+    Attributes:
+        frame_size: (H, W) of the frames.
+    """
+
+    def __init__(self, reader: SubprocessVideoReader, path: str, shape: tuple[int, ...]):
+        self.reader, self.path, self.shape = reader, path, tuple(shape)
+        self.frame_size = self.shape[1:3]
+
+    def crop(self, box: Box | None = None) -> torch.Tensor:
+        """uint8 (N, 3, h, w) of ``box`` (None: whole frames), compact with channels-last strides; a view of the
+        shared buffer, valid until the reader's next request."""
+        box = box or Box(0, 0, *self.frame_size)
+        return to_tensor(self.reader._ask(self.path, ("crop", *map(int, box))))

@@ -13,6 +13,7 @@ import torch
 
 from ean.data.errors import BadMediaError
 from ean.data.readers.decord_core import DecodeFailure, decode_indices, open_decord
+from ean.data.transforms import Box, cut
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -26,6 +27,23 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
+class DecodedArray:
+    """Frames decoded in this process, (N, H, W, 3) where the decoder put them; ``crop`` views a region.
+
+    Attributes:
+        frame_size: (H, W) of the frames.
+    """
+
+    def __init__(self, frames: np.ndarray):
+        self.frames = frames
+        self.frame_size = tuple(frames.shape[1:3])
+
+    def crop(self, box: Box | None = None) -> torch.Tensor:
+        """uint8 (N, 3, h, w) view of ``box`` (None: whole frames), channels-last strides, no copy."""
+        frames = to_tensor(self.frames)
+        return frames if box is None else cut(frames, box)
+
+
 class _DecordVideo:
     def __init__(self, reader, path: str):
         self.reader, self.path = reader, path
@@ -33,11 +51,16 @@ class _DecordVideo:
     def __len__(self) -> int:
         return len(self.reader)
 
-    def get(self, indices: np.ndarray) -> torch.Tensor:
+    def decode(self, indices: np.ndarray) -> DecodedArray:
+        """Decodes the frames at ``indices`` (any shape), each distinct one once."""
         try:
-            return to_tensor(decode_indices(self.reader, indices))
+            return DecodedArray(decode_indices(self.reader, indices))
         except DecodeFailure as e:
             raise BadMediaError(self.path, e.reason) from None
+
+    def get(self, indices: np.ndarray) -> torch.Tensor:
+        """uint8 (N, 3, H, W) for ``indices`` (any shape), a view of the decoder's buffer."""
+        return self.decode(indices).crop()
 
 
 class DecordVideoReader:

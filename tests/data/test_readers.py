@@ -1,0 +1,86 @@
+"""Readers hand over only the region a clip's crops need, and every reader gives the same clips."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from ean.data import build_dataset
+from ean.data.clip_transform import EvalClipTransform, TrainClipTransform
+from ean.data.errors import BadMediaError
+from ean.data.readers import DecordVideoReader, FrameFolderReader, SubprocessVideoReader
+from ean.data.transforms import Box
+from tests.data.media import write_frames, write_video
+
+BOX = Box(5, 7, 30, 41)  # in pixels of a 48 x 64 source
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("readers")
+    write_video(str(root / "clip.mp4"), 30)
+    write_video(str(root / "clip.webm"), 30)
+    write_frames(str(root / "clip"), 30)
+    return root
+
+
+READERS = {
+    "in-process": (DecordVideoReader, "clip.mp4"),
+    "decoder process mp4": (lambda: SubprocessVideoReader(20.0), "clip.mp4"),
+    "decoder process webm": (lambda: SubprocessVideoReader(20.0), "clip.webm"),
+    "frame folder": (FrameFolderReader, "clip"),
+}
+
+
+@pytest.mark.parametrize("kind", READERS)
+def test_a_crop_is_exactly_that_region_of_the_whole_frames(kind, media_root):
+    make, name = READERS[kind]
+    reader = make()
+    media = reader.open(str(media_root / name))
+    indices = np.array([[0, 1], [7, 7], [29, 29]])  # repeats: each distinct frame is decoded once
+    whole = media.get(indices).clone()
+    assert whole.shape == (6, 3, 48, 64) and whole.dtype == torch.uint8
+    decoded = media.decode(indices)
+    assert decoded.frame_size == (48, 64)
+    region = decoded.crop(BOX)
+    assert region.shape == (6, 3, 30, 41)
+    assert torch.equal(region, whole[..., 5:35, 7:48])
+    if kind.startswith("decoder"):  # only the region crossed: the shared buffer holds it compactly
+        assert region.is_contiguous(memory_format=torch.channels_last)
+    reader.close()
+
+
+def test_frames_of_different_sizes_are_a_bad_folder(tmp_path):
+    write_frames(str(tmp_path / "mixed"), 4)
+    write_frames(str(tmp_path / "big"), 1, height=60)
+    os.replace(tmp_path / "big" / "00001.jpg", tmp_path / "mixed" / "00003.jpg")
+    media = FrameFolderReader().open(str(tmp_path / "mixed"))
+    with pytest.raises(BadMediaError, match="different sizes"):
+        media.decode(np.arange(4))
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_the_decoder_process_and_in_process_decoding_give_identical_clips(split, media_root):
+    (media_root / "list.txt").write_text("clip.mp4 30 0\nclip.webm 30 1\n")
+    cfg = {"dataset": "list_file", "root": str(media_root), "train_list": "list.txt", "val_list": "list.txt"}
+    cfg.update(num_segments=4, frames_per_segment=2, resize=[40, 56], crop_size=24, test_crops=3)
+    inproc = build_dataset({**cfg, "decode_timeout_s": 0}, split)
+    child = build_dataset({**cfg, "decode_timeout_s": 20.0}, split)
+    for seed in range(6):
+        for i in range(2):
+            a, b = inproc[(i, seed)], child[(i, seed)]
+            assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+    # and both equal the transform applied to whole frames, with the same random stream
+    record = inproc.records[0]
+    media = DecordVideoReader().open(record.path)
+    if split == "train":
+        rng = np.random.default_rng(3)
+        frames = media.get(inproc.sampler.train(len(media), rng))
+        expected, _ = TrainClipTransform((40, 56), 24)(frames, record.label, rng)
+        assert torch.equal(child[(0, 3)][0], expected[0].reshape(4, 2, 3, 24, 24))
+    else:
+        frames = media.get(inproc.sampler.test(len(media)))
+        expected = EvalClipTransform((40, 56), 24, crops=3)(frames)
+        assert torch.equal(child[0][0], expected.reshape(3, 4, 2, 3, 24, 24))
+    child.close()
