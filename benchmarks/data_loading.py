@@ -47,7 +47,7 @@ SIZES = {"240p": (240, 426), "360p": (360, 640)}
 SECONDS = (2, 4, 6)
 FPS = 30
 GPU_RATES = (50, 100, 200, 400)
-COLUMNS = ("decord alone", "decord resized", "PyAV sequential", "pipeline", "pipeline in-process", "naive PIL")
+COLUMNS = ("decode alone", "decord resized", "PyAV sequential", "pipeline", "pipeline in-process", "naive PIL")
 
 
 def write_clips(folder: str) -> dict[str, list[str]]:
@@ -145,10 +145,10 @@ def methods_of(sets: dict[str, list[str]], folder: str, dense: bool, source: str
     ds = make_dataset(folder, paths, dense, 0.0)
     if source.startswith("frames"):
         lengths = [len(os.listdir(p)) for p in paths]
-        methods["decord alone"] = lambda i, s: jpeg_alone(paths[i], ds, i, s, lengths[i])
+        methods["decode alone"] = lambda i, s: jpeg_alone(paths[i], ds, i, s, lengths[i])
         return methods
     lengths = [len(open_decord(p, 1)) for p in paths]
-    methods["decord alone"] = lambda i, s: decode_alone(paths[i], ds, i, s)
+    methods["decode alone"] = lambda i, s: decode_alone(paths[i], ds, i, s)
     methods["decord resized"] = lambda i, s: decode_resized(paths[i], ds, i, s)
     methods["PyAV sequential"] = lambda i, s: pyav_sequential(paths[i], ds, i, s, lengths[i])
     if not dense:
@@ -206,7 +206,7 @@ def report(rates: dict, scaling: dict[int, float], command: str, seconds: float,
     ]
     for tag in ("8x1 sparse", "8x5 dense"):
         for source in sorted({k[2] for k in rates if k[1] == tag}):
-            base = rates[("decord alone", tag, source)]
+            base = rates[("decode alone", tag, source)]
             cells = []
             for how in COLUMNS:
                 r = rates.get((how, tag, source))
@@ -227,7 +227,7 @@ def goal_lines(rates: dict) -> list[str]:
     for tag in ("8x1 sparse", "8x5 dense"):
         for how in ("pipeline", "pipeline in-process"):
             ratios = [
-                rates[(how, tag, src)] / rates[("decord alone", tag, src)]
+                rates[(how, tag, src)] / rates[("decode alone", tag, src)]
                 for src in (f"{c} {s}" for c in ("mp4", "webm") for s in SIZES)
             ]
             met = sum(r >= 0.75 for r in ratios)
@@ -242,13 +242,13 @@ def frames_lines(rates: dict) -> list[str]:
         for size in SIZES:
             frames = rates[("pipeline in-process", tag, f"frames {size}")]
             webm, mp4 = rates[("pipeline", tag, f"webm {size}")], rates[("pipeline", tag, f"mp4 {size}")]
-            bound = rates[("decord alone", tag, f"frames {size}")] / rates[("decord alone", tag, f"webm {size}")]
+            bound = rates[("decode alone", tag, f"frames {size}")] / rates[("decode alone", tag, f"webm {size}")]
             out.append(
                 f"- {tag} {size}: frame folders {frames / webm:.1f}x the webm pipeline, {frames / mp4:.1f}x mp4; "
                 f"decoding the JPEGs alone is {bound:.1f}x decoding the webm alone."
             )
     per_frame = {
-        src: 1000 / rates[("decord alone", "8x5 dense", src)] / 40 for src in ("frames 240p", "webm 240p", "mp4 240p")
+        src: 1000 / rates[("decode alone", "8x5 dense", src)] / 40 for src in ("frames 240p", "webm 240p", "mp4 240p")
     }
     out.append(
         f"- Dense clips: per frame of a dense 240p clip, decoding its JPEG costs {per_frame['frames 240p']:.2f} ms, "
