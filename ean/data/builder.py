@@ -29,8 +29,10 @@ list_file only       ``train_list``, ``val_list``, ``class_names``
 ==================== ========================================================================================
 
 A sample is ``(clip, label, index)``; the loader gives clips of shape (B, T, L, 3, S, S) in training and
-(B, V, T, L, 3, S, S) at test when V = test_clips * test_crops > 1. Call ``loader.sampler.set_epoch(epoch)``
-each epoch when ``distributed``, and ``loader.dataset.bad_files.epoch_report()`` to report bad files.
+(B, V, T, L, 3, S, S) at test when V = test_clips * test_crops > 1, uint8, in the clips' own memory layout
+(:func:`ean.data.collate.collate_clips`; :func:`ean.data.normalize_clips` on the device makes the float input).
+Call ``loader.sampler.set_epoch(epoch)`` each epoch when ``distributed``, and
+``loader.dataset.bad_files.epoch_report()`` to report bad files.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 import ean.data.datasets  # noqa: F401  (registers the datasets)
 from ean.data.clip_dataset import ClipDataset
+from ean.data.collate import collate_clips
 from ean.data.errors import DataError
 from ean.data.registry import DATASETS
 
@@ -165,6 +168,7 @@ def build_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
+        collate_fn=collate_clips,
         worker_init_fn=seed_worker,
         # The workers' base seed from a generator of its own: persistent workers draw it once, not every
         # epoch, so sharing the shuffling generator would make a resumed run's order differ.

@@ -102,7 +102,7 @@ def cut(frames: torch.Tensor, box: Box) -> torch.Tensor:
 def resize_frames(frames: torch.Tensor, out: tuple[int, int]) -> torch.Tensor:
     """uint8 frames (N, 3, h, w) scaled to ``out`` (antialiased bilinear): always a new tensor, never a view
     (decoders reuse their buffer for the next video). Channels-last input (the readers') stays channels-last,
-    which the DataLoader's collate makes contiguous in the copy it makes anyway."""
+    and so does the batch (:func:`ean.data.collate.collate_clips`)."""
     if tuple(frames.shape[-2:]) == tuple(out):
         return frames.clone()
     return F.interpolate(frames, size=out, mode="bilinear", antialias=True, align_corners=False)
