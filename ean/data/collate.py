@@ -2,10 +2,10 @@
 
 Clips leave the pipeline in the readers' channels-last layout (the colour channel innermost in memory).
 torch's ``default_collate`` stacks them into a new contiguous batch, which costs the DataLoader worker a
-transposing copy: for a batch of 8 dense 8 x 5 clips, 68 ms against 39 ms for a plain copy here
-(``benchmarks/data_loading.py``). :func:`collate_clips` copies each clip as it lies (into shared memory in a
-worker, as ``default_collate`` does) and keeps its strides; :func:`ean.data.normalize_clips` then makes the
-network's contiguous float input on the device from any layout.
+transposing copy: about twice the time of a plain copy for dense 8 x 5 clips here (benchmarks/RESULTS.md).
+:func:`collate_clips` copies each clip as it lies (into shared memory in a worker, as ``default_collate``
+does) and keeps its strides; :func:`ean.data.normalize_clips` then makes the network's contiguous float input
+on the device from any layout.
 """
 
 from __future__ import annotations

@@ -84,3 +84,12 @@ def test_the_decoder_process_and_in_process_decoding_give_identical_clips(split,
         expected = EvalClipTransform((40, 56), 24, crops=3)(frames)
         assert torch.equal(child[0][0], expected.reshape(3, 4, 2, 3, 24, 24))
     child.close()
+
+
+def test_frames_replaced_by_a_later_decode_are_not_handed_over(media_root):
+    reader = SubprocessVideoReader(20.0)
+    first = reader.open(str(media_root / "clip.mp4")).decode(np.arange(4))
+    reader.open(str(media_root / "clip.webm")).decode(np.arange(2))
+    with pytest.raises(RuntimeError, match="replaced by a later decode"):
+        first.crop(BOX)
+    reader.close()

@@ -8,8 +8,8 @@ pickled tuples on the read pipe::
     ("decode", indices)                -> ("ok", (N, H, W, 3)) | ("error", reason)
     ("crop", top, left, height, width) -> ("ok", (N, h, w, 3), buffer_size)
 
-``decode`` keeps the frames here; ``crop`` copies a region of them (all of them with the frame size) into
-the shared buffer file (an unlinked file both processes hold, grown here when a batch does not fit), so
+``decode`` keeps the frames here (until the next request for another file); ``crop`` copies one region of
+them into the shared buffer file (an unlinked file both processes hold, grown here when a batch does not fit), so
 only the pixels the clip's crops need cross, and without a copy through a pipe. It exits when its parent
 closes the request pipe (or dies).
 """

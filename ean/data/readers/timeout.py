@@ -80,6 +80,7 @@ class SubprocessVideoReader:
         self.command = command or [sys.executable, CHILD_SCRIPT]
         self._child: _Child | None = None
         self._pid = None
+        self._decodes = 0  # counts decode requests: the child keeps the frames of the latest one only
 
     def open(self, path: str) -> _ChildVideo:
         num_frames = self._ask(path, ("open", path, self.num_threads))
@@ -139,7 +140,9 @@ class _ChildVideo:
     def decode(self, indices: np.ndarray) -> _ChildFrames:
         """Decodes the frames at ``indices`` (any shape) in the decoder process, where they stay for ``crop``."""
         flat = np.asarray(indices, dtype=np.int64).reshape(-1).tolist()
-        return _ChildFrames(self.reader, self.path, self.reader._ask(self.path, ("decode", flat)))
+        shape = self.reader._ask(self.path, ("decode", flat))
+        self.reader._decodes += 1
+        return _ChildFrames(self.reader, self.path, shape, self.reader._decodes)
 
     def get(self, indices: np.ndarray) -> torch.Tensor:
         """uint8 (N, 3, H, W) for ``indices`` (any shape); a view valid until the reader's next request."""
@@ -153,12 +156,14 @@ class _ChildFrames:
         frame_size: (H, W) of the frames.
     """
 
-    def __init__(self, reader: SubprocessVideoReader, path: str, shape: tuple[int, ...]):
-        self.reader, self.path, self.shape = reader, path, tuple(shape)
+    def __init__(self, reader: SubprocessVideoReader, path: str, shape: tuple[int, ...], decode: int):
+        self.reader, self.path, self.shape, self.decode = reader, path, tuple(shape), decode
         self.frame_size = self.shape[1:3]
 
     def crop(self, box: Box | None = None) -> torch.Tensor:
         """uint8 (N, 3, h, w) of ``box`` (None: whole frames), compact with channels-last strides; a view of the
         shared buffer, valid until the reader's next request."""
+        if self.decode != self.reader._decodes:
+            raise RuntimeError(f"{self.path}: its decoded frames were replaced by a later decode with this reader")
         box = box or Box(0, 0, *self.frame_size)
         return to_tensor(self.reader._ask(self.path, ("crop", *map(int, box))))
