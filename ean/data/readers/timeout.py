@@ -157,8 +157,8 @@ class _ChildFrames:
     """
 
     def __init__(self, reader: SubprocessVideoReader, path: str, shape: tuple[int, ...], decode: int):
-        self.reader, self.path, self.shape, self.decode = reader, path, tuple(shape), decode
-        self.frame_size = self.shape[1:3]
+        self.reader, self.path, self.decode = reader, path, decode
+        self.frame_size = tuple(shape[1:3])
 
     def crop(self, box: Box | None = None) -> torch.Tensor:
         """uint8 (N, 3, h, w) of ``box`` (None: whole frames), compact with channels-last strides; a view of the
