@@ -39,6 +39,7 @@ from results_file import record_section
 from ean.data import build_dataset
 from ean.data.collate import collate_clips, stack_as_laid_out
 from ean.data.readers.decord_core import as_numpy, open_decord
+from ean.data.readers.heap import SWITCH, keep_freed_memory
 from ean.data.synthetic.generate import write_mp4
 from ean.data.synthetic.render import render_clip
 from ean.data.synthetic.scenes import sample_action
@@ -211,12 +212,19 @@ def collate_costs(folder: str, paths: list[str], repeats: int = 10) -> tuple[flo
 
 
 def report(
-    rates: dict, scaling: dict[int, float], collate_ms: tuple[float, float], command: str, seconds: float, repeats: int
+    rates: dict,
+    scaling: dict[int, float],
+    collate_ms: tuple[float, float],
+    command: str,
+    seconds: float,
+    repeats: int,
+    tuned: bool,
 ) -> str:
     machine = f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
+    heap = "heap tuned as in DataLoader workers (`ean.data.readers.heap`)" if tuned else "glibc's default heap"
     lines = [
         f"Command: `{command}` ({seconds:.0f} s in all). Machine: {machine}; one process, 1 torch thread, "
-        f"1 decoder thread. Clips: {', '.join(SIZES)} at {FPS} fps, {'/'.join(map(str, SECONDS))} s, H.264 mp4 "
+        f"1 decoder thread, {heap}. Clips: {', '.join(SIZES)} at {FPS} fps, {'/'.join(map(str, SECONDS))} s, H.264 mp4 "
         "(libx264 defaults: one keyframe per clip), VP9 webm (realtime), and JPEG frame folders of the same clips "
         "made by `ean.data.to_frames` (quality 90, short side at most 256: 240p stays, 360p becomes 256p). "
         "Pipeline: resize 240x320 folded into a multi-scale crop to 224, flip; uint8 output (the training step "
@@ -308,8 +316,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="round-robin passes (default 3)")
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     parser.add_argument("--note", default="", help="a sentence recorded with the figures (e.g. machine load)")
+    untuned_help = "glibc's default heap here and in the decoder processes (EAN_KEEP_FREED_MEMORY=0)"
+    parser.add_argument("--untuned-heap", action="store_true", help=untuned_help)
     args = parser.parse_args()
+    if args.untuned_heap:
+        os.environ[SWITCH] = "0"  # read by keep_freed_memory, here and in every decoder process started below
     torch.set_num_threads(1)
+    tuned = keep_freed_memory()  # as in a DataLoader worker (ean.data.builder.seed_worker): every method runs here
     began = time.time()
     with tempfile.TemporaryDirectory(prefix="ean-bench-") as folder:
         sets = write_clips(folder)
@@ -317,8 +330,9 @@ def main() -> None:
         rates = run(sets, folder, args.repeats)
         scaling = {w: loader_scaling(folder, sets["webm 240p"], w) for w in (1, 2)}
         collate_ms = collate_costs(folder, sets["mp4 240p"])
-    command = "python benchmarks/data_loading.py" + (" --record" if args.record else "")
-    text = report(rates, scaling, collate_ms, command, time.time() - began, args.repeats)
+    command = "python benchmarks/data_loading.py" + (" --untuned-heap" if args.untuned_heap else "")
+    command += " --record" if args.record else ""
+    text = report(rates, scaling, collate_ms, command, time.time() - began, args.repeats, tuned)
     text += f"\n\nNote: {args.note}" if args.note else ""
     print(text)
     if args.record:

@@ -49,6 +49,7 @@ import ean.data.datasets  # noqa: F401  (registers the datasets)
 from ean.data.clip_dataset import ClipDataset
 from ean.data.collate import collate_clips
 from ean.data.errors import DataError
+from ean.data.readers.heap import keep_freed_memory
 from ean.data.registry import DATASETS
 
 DEFAULTS: dict[str, Any] = {
@@ -108,7 +109,9 @@ def _accepted_keys(cls: type) -> set[str]:
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seeds ``random`` and numpy in a DataLoader worker from its torch seed (base seed + worker id)."""
+    """Sets up a DataLoader worker: seeds ``random`` and numpy from its torch seed (base seed + worker id) and
+    tunes its heap for clip-sized buffers (:func:`ean.data.readers.heap.keep_freed_memory`)."""
+    keep_freed_memory()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

@@ -1,7 +1,8 @@
 """The decoder process of SubprocessVideoReader: a loop that opens videos and decodes frames on request.
 
 Run as a script (``python decode_child.py READ_FD WRITE_FD BUFFER_FD``) so that starting it imports decord
-and numpy only (``decord_core`` is found beside this file). It first sends ``("ready",)``; then requests are
+and numpy only (``decord_core`` and ``heap`` are found beside this file; the heap is tuned first, see
+:mod:`ean.data.readers.heap`). It first sends ``("ready",)``; then requests are
 pickled tuples on the read pipe::
 
     ("open", path, num_threads)        -> ("ok", num_frames) | ("error", reason)
@@ -19,8 +20,12 @@ import os
 import sys
 from multiprocessing.connection import Connection
 
-import numpy as np
-from decord_core import DecodeFailure, decode_indices, open_decord
+from heap import keep_freed_memory
+
+keep_freed_memory()  # before numpy and decord allocate anything: every decode reuses the last one's memory
+
+import numpy as np  # noqa: E402
+from decord_core import DecodeFailure, decode_indices, open_decord  # noqa: E402
 
 
 class SharedBuffer:
