@@ -2,8 +2,12 @@
 
 Writes the same clips (240p and 360p, 2-6 s, 30 fps) as H.264 mp4, VP9 webm and JPEG frame folders (made by
 ``ean.data.to_frames`` with its defaults: quality 90, frames shrunk to a short side of 256), then measures
-clips/s of one process (1 torch thread, 1 decoder thread). Every method reads the same clip with the same
-seed back to back (in alternating order), clip after clip, so slow drifts of this shared VM hit all alike:
+clips/s of one process (1 torch thread, 1 decoder thread, the heap tuned as in a DataLoader worker). The methods
+take turns in blocks of ``--block`` reads (default 12: each clip 4 times), every method reading the same clips with
+the same seeds, in an order that alternates from block to block, so slow drifts of this shared VM hit all alike.
+A block is the steady state of a DataLoader worker, which reads clip after clip; ``--block 1`` interleaves the
+methods clip by clip instead, which leaves every decoder process cold for its next clip (16 method-source
+groups take turns) and costs the decoder-process pipeline 3-6 ms a dense clip that a worker does not pay:
 
 - decode alone: decord ``VideoReader`` + ``get_batch`` of exactly the indices the pipeline samples, to numpy
   without a copy (DLPack); and the same with decord resizing to 240x320 at decode (``width``/``height``);
@@ -158,8 +162,10 @@ def methods_of(sets: dict[str, list[str]], folder: str, dense: bool, source: str
     return methods
 
 
-def run(sets: dict[str, list[str]], folder: str, repeats: int) -> dict[tuple[str, str, str], float]:
-    """clips/s of every (method, input, source): each clip read by every method of its source back to back."""
+def run(sets: dict[str, list[str]], folder: str, repeats: int, block: int) -> dict[tuple[str, str, str], float]:
+    """clips/s of every (method, input, source). Per pass and source, the methods take turns in blocks of
+    ``block`` reads (clip ``j % clips``, seed ``pass * 1000 + j``: the same clips and seeds for every method),
+    in an order that alternates from block to block."""
     groups = {}
     for dense in (False, True):
         for source in sets:
@@ -170,13 +176,15 @@ def run(sets: dict[str, list[str]], folder: str, repeats: int) -> dict[tuple[str
     totals, counts = defaultdict(float), defaultdict(int)
     for rep in range(repeats):
         for (tag, source), methods in groups.items():
-            for i in range(len(sets[source])):
+            reads = block * math.ceil(len(sets[source]) / block)
+            for first in range(0, reads, block):
                 order = list(methods.items())
-                for how, method in order[::-1] if (rep + i) % 2 else order:
-                    start = time.perf_counter()
-                    method(i, rep * 1000 + i)
-                    totals[(how, tag, source)] += time.perf_counter() - start
-                    counts[(how, tag, source)] += 1
+                for how, method in order[::-1] if (rep + first // block) % 2 else order:
+                    for j in range(first, first + block):
+                        start = time.perf_counter()
+                        method(j % len(sets[source]), rep * 1000 + j)
+                        totals[(how, tag, source)] += time.perf_counter() - start
+                        counts[(how, tag, source)] += 1
     return {key: counts[key] / totals[key] for key in totals}
 
 
@@ -218,6 +226,7 @@ def report(
     command: str,
     seconds: float,
     repeats: int,
+    block: int,
     tuned: bool,
 ) -> str:
     machine = f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
@@ -228,8 +237,9 @@ def report(
         "(libx264 defaults: one keyframe per clip), VP9 webm (realtime), and JPEG frame folders of the same clips "
         "made by `ean.data.to_frames` (quality 90, short side at most 256: 240p stays, 360p becomes 256p). "
         "Pipeline: resize 240x320 folded into a multi-scale crop to 224, flip; uint8 output (the training step "
-        f"normalises on the device, see `ean.data.normalize_clips`). Each clip is read by every method back to "
-        f"back, {repeats} passes over the clips.",
+        f"normalises on the device, see `ean.data.normalize_clips`). {repeats} passes; in each, per source, the "
+        f"methods take turns in blocks of {block} reads of the same clips with the same seeds "
+        + ("(a worker's steady state)." if block > 1 else "(interleaved clip by clip)."),
         "",
         "| input | source | decode alone | decord resized at decode | PyAV seq. | pipeline (decoder process) "
         "| pipeline (in-process) | naive |",
@@ -313,7 +323,8 @@ def worker_lines(rates: dict, scaling: dict[int, float]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3, help="round-robin passes (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes over all methods and sources (default 3)")
+    parser.add_argument("--block", type=int, default=12, help="reads of one method in a row (default 12; 1: per clip)")
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     parser.add_argument("--note", default="", help="a sentence recorded with the figures (e.g. machine load)")
     untuned_help = "glibc's default heap here and in the decoder processes (EAN_KEEP_FREED_MEMORY=0)"
@@ -327,12 +338,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ean-bench-") as folder:
         sets = write_clips(folder)
         print(f"clips written in {time.time() - began:.1f} s", file=sys.stderr)
-        rates = run(sets, folder, args.repeats)
+        rates = run(sets, folder, args.repeats, args.block)
         scaling = {w: loader_scaling(folder, sets["webm 240p"], w) for w in (1, 2)}
         collate_ms = collate_costs(folder, sets["mp4 240p"])
     command = "python benchmarks/data_loading.py" + (" --untuned-heap" if args.untuned_heap else "")
+    command += f" --repeats {args.repeats}" if args.repeats != 3 else ""
+    command += f" --block {args.block}" if args.block != 12 else ""
     command += " --record" if args.record else ""
-    text = report(rates, scaling, collate_ms, command, time.time() - began, args.repeats, tuned)
+    text = report(rates, scaling, collate_ms, command, time.time() - began, args.repeats, args.block, tuned)
     text += f"\n\nNote: {args.note}" if args.note else ""
     print(text)
     if args.record:

@@ -93,3 +93,15 @@ def test_frames_replaced_by_a_later_decode_are_not_handed_over(media_root):
     with pytest.raises(RuntimeError, match="replaced by a later decode"):
         first.crop(BOX)
     reader.close()
+
+
+def test_the_decoder_process_decodes_an_open_video_again_after_releasing_its_reader(media_root):
+    """The decoder process lets decord's reader go after each decode (it would read ahead in the background);
+    a second decode of the same open video reopens it and gets the right frames."""
+    path = str(media_root / "clip.mp4")
+    expected = DecordVideoReader().open(path)
+    reader = SubprocessVideoReader(20.0)
+    media = reader.open(path)
+    for indices in (np.array([0, 1, 2, 3]), np.array([25, 3, 17])):
+        assert torch.equal(media.get(indices), expected.get(indices))
+    reader.close()
