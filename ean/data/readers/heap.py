@@ -4,8 +4,9 @@ Every clip allocates the same few large buffers (decoded frames: 12 MB for 40 fr
 360p; the resized views; the decoder's own frames) and frees them before the next clip. With glibc's
 defaults, blocks that large are often handed back to the system on free (``munmap`` of a mmapped block, or
 trimming of the heap's top), so the next clip touches fresh pages: 500-2,000 page faults per dense clip,
-each zeroing a page. Raising the mmap and trim thresholds keeps them in the heap for reuse; measured on
-the benchmark's dense 240p mp4 clips (``benchmarks/data_loading.py``): the pipeline 1-3 ms faster per clip.
+each zeroing a page. Raising the mmap and trim thresholds keeps them in the heap for reuse: on dense mp4
+clips here the pipeline takes 0.5-1.5 ms (2-4%) less a clip (``benchmarks/data_loading.py`` against its
+``--untuned-heap``), and it varies less from run to run.
 
 Applied in the processes that only load data (DataLoader workers, see ``ean.data.builder.seed_worker``,
 and the decoder processes), never in the training process. ``EAN_KEEP_FREED_MEMORY=0`` in the environment
