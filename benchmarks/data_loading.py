@@ -7,7 +7,8 @@ take turns in blocks of ``--block`` reads (default 12: each clip 4 times), every
 the same seeds, in an order that alternates from block to block, so slow drifts of this shared VM hit all alike.
 A block is the steady state of a DataLoader worker, which reads clip after clip; ``--block 1`` interleaves the
 methods clip by clip instead, which leaves every decoder process cold for its next clip (16 method-source
-groups take turns) and costs the decoder-process pipeline 3-6 ms a dense clip that a worker does not pay:
+groups take turns): a cost that a worker, busy clip after clip, does not pay (0.5-3.5 ms a dense clip for the
+decoder-process pipeline here, comparing a run of each). Methods:
 
 - decode alone: decord ``VideoReader`` + ``get_batch`` of exactly the indices the pipeline samples, to numpy
   without a copy (DLPack); and the same with decord resizing to 240x320 at decode (``width``/``height``);
