@@ -229,9 +229,11 @@ def report(
     repeats: int,
     block: int,
     tuned: bool,
+    one_core: bool,
 ) -> str:
     machine = f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
     heap = "heap tuned as in DataLoader workers (`ean.data.readers.heap`)" if tuned else "glibc's default heap"
+    heap += ", pinned to one core with its decoder processes" if one_core else ""
     lines = [
         f"Command: `{command}` ({seconds:.0f} s in all). Machine: {machine}; one process, 1 torch thread, "
         f"1 decoder thread, {heap}. Clips: {', '.join(SIZES)} at {FPS} fps, {'/'.join(map(str, SECONDS))} s, H.264 mp4 "
@@ -259,7 +261,7 @@ def report(
         "clips/s of one worker (ratio to decoding alone the same indices: decord for videos, Pillow for JPEG frames).",
         "",
     ]
-    lines += goal_lines(rates) + [""] + frames_lines(rates) + [""] + worker_lines(rates, scaling)
+    lines += goal_lines(rates) + [""] + frames_lines(rates) + [""] + worker_lines(rates, scaling, one_core)
     lines += [
         "",
         f"Batching 8 dense mp4 240p clips in shared memory, as a DataLoader worker does: {collate_ms[0]:.1f} ms with "
@@ -308,9 +310,15 @@ def frames_lines(rates: dict) -> list[str]:
     return ["Frame folders against video (whole pipeline, default settings):", *out]
 
 
-def worker_lines(rates: dict, scaling: dict[int, float]) -> list[str]:
+def worker_lines(rates: dict, scaling: dict[int, float], one_core: bool) -> list[str]:
     head = "| GPU consumes (clips/s) | " + " | ".join(map(str, GPU_RATES)) + " |"
-    out = ["Workers (one per core) to keep a GPU fed, 8x1 sparse pipeline, from the one-worker rates above:", "", head]
+    basis = (
+        "the one-core rates above"
+        if one_core
+        else "the one-worker rates above (a worker used up to 1.2 cores here: decord decodes in a thread of its own; "
+        "`--one-core` measures per core)"
+    )
+    out = [f"Workers (one per core) to keep a GPU fed, 8x1 sparse pipeline, from {basis}:", "", head]
     out.append("|---|" + "---|" * len(GPU_RATES))
     for source in ("webm 240p", "mp4 360p", "frames 240p", "frames 360p"):
         how = "pipeline in-process" if source.startswith("frames") else "pipeline"
@@ -330,6 +338,8 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a sentence recorded with the figures (e.g. machine load)")
     untuned_help = "glibc's default heap here and in the decoder processes (EAN_KEEP_FREED_MEMORY=0)"
     parser.add_argument("--untuned-heap", action="store_true", help=untuned_help)
+    one_core_help = "measure on one core with the decoder processes, as when every core runs a worker"
+    parser.add_argument("--one-core", action="store_true", help=one_core_help)
     args = parser.parse_args()
     if args.untuned_heap:
         os.environ[SWITCH] = "0"  # read by keep_freed_memory, here and in every decoder process started below
@@ -339,14 +349,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ean-bench-") as folder:
         sets = write_clips(folder)
         print(f"clips written in {time.time() - began:.1f} s", file=sys.stderr)
+        cores = os.sched_getaffinity(0)
+        if args.one_core:  # the decoder processes start in run() and inherit it
+            os.sched_setaffinity(0, {min(cores)})
         rates = run(sets, folder, args.repeats, args.block)
+        os.sched_setaffinity(0, cores)  # the DataLoader check below needs its cores
         scaling = {w: loader_scaling(folder, sets["webm 240p"], w) for w in (1, 2)}
         collate_ms = collate_costs(folder, sets["mp4 240p"])
     command = "python benchmarks/data_loading.py" + (" --untuned-heap" if args.untuned_heap else "")
     command += f" --repeats {args.repeats}" if args.repeats != 3 else ""
     command += f" --block {args.block}" if args.block != 12 else ""
+    command += " --one-core" if args.one_core else ""
     command += " --record" if args.record else ""
-    text = report(rates, scaling, collate_ms, command, time.time() - began, args.repeats, args.block, tuned)
+    seconds = time.time() - began
+    text = report(rates, scaling, collate_ms, command, seconds, args.repeats, args.block, tuned, args.one_core)
     text += f"\n\nNote: {args.note}" if args.note else ""
     print(text)
     if args.record:
