@@ -220,20 +220,27 @@ def collate_costs(folder: str, paths: list[str], repeats: int = 10) -> tuple[flo
     return tuple(1000 * float(np.median(t)) for t in times)
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (without its --note)."""
+    command = "python benchmarks/data_loading.py" + (" --untuned-heap" if args.untuned_heap else "")
+    command += f" --repeats {args.repeats}" if args.repeats != 3 else ""
+    command += f" --block {args.block}" if args.block != 12 else ""
+    command += " --one-core" if args.one_core else ""
+    return command + (" --record" if args.record else "")
+
+
 def report(
     rates: dict,
     scaling: dict[int, float],
     collate_ms: tuple[float, float],
-    command: str,
+    args: argparse.Namespace,
     seconds: float,
-    repeats: int,
-    block: int,
     tuned: bool,
-    one_core: bool,
 ) -> str:
+    command, repeats, block = command_line(args), args.repeats, args.block
     machine = f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
     heap = "heap tuned as in DataLoader workers (`ean.data.readers.heap`)" if tuned else "glibc's default heap"
-    heap += ", pinned to one core with its decoder processes" if one_core else ""
+    heap += ", pinned to one core with its decoder processes" if args.one_core else ""
     lines = [
         f"Command: `{command}` ({seconds:.0f} s in all). Machine: {machine}; one process, 1 torch thread, "
         f"1 decoder thread, {heap}. Clips: {', '.join(SIZES)} at {FPS} fps, {'/'.join(map(str, SECONDS))} s, H.264 mp4 "
@@ -261,7 +268,7 @@ def report(
         "clips/s of one worker (ratio to decoding alone the same indices: decord for videos, Pillow for JPEG frames).",
         "",
     ]
-    lines += goal_lines(rates) + [""] + frames_lines(rates) + [""] + worker_lines(rates, scaling, one_core)
+    lines += goal_lines(rates) + [""] + frames_lines(rates) + [""] + worker_lines(rates, scaling, args.one_core)
     lines += [
         "",
         f"Batching 8 dense mp4 240p clips in shared memory, as a DataLoader worker does: {collate_ms[0]:.1f} ms with "
@@ -356,13 +363,7 @@ def main() -> None:
         os.sched_setaffinity(0, cores)  # the DataLoader check below needs its cores
         scaling = {w: loader_scaling(folder, sets["webm 240p"], w) for w in (1, 2)}
         collate_ms = collate_costs(folder, sets["mp4 240p"])
-    command = "python benchmarks/data_loading.py" + (" --untuned-heap" if args.untuned_heap else "")
-    command += f" --repeats {args.repeats}" if args.repeats != 3 else ""
-    command += f" --block {args.block}" if args.block != 12 else ""
-    command += " --one-core" if args.one_core else ""
-    command += " --record" if args.record else ""
-    seconds = time.time() - began
-    text = report(rates, scaling, collate_ms, command, seconds, args.repeats, args.block, tuned, args.one_core)
+    text = report(rates, scaling, collate_ms, args, time.time() - began, tuned)
     text += f"\n\nNote: {args.note}" if args.note else ""
     print(text)
     if args.record:

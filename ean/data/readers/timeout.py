@@ -142,7 +142,7 @@ class _ChildVideo:
         flat = np.asarray(indices, dtype=np.int64).reshape(-1).tolist()
         shape = self.reader._ask(self.path, ("decode", flat))
         self.reader._decodes += 1
-        return _ChildFrames(self.reader, self.path, shape, self.reader._decodes)
+        return _ChildFrames(self.reader, self.path, shape, decode_number=self.reader._decodes)
 
     def get(self, indices: np.ndarray) -> torch.Tensor:
         """uint8 (N, 3, H, W) for ``indices`` (any shape); a view valid until the reader's next request."""
@@ -156,14 +156,14 @@ class _ChildFrames:
         frame_size: (H, W) of the frames.
     """
 
-    def __init__(self, reader: SubprocessVideoReader, path: str, shape: tuple[int, ...], decode: int):
-        self.reader, self.path, self.decode = reader, path, decode
+    def __init__(self, reader: SubprocessVideoReader, path: str, shape: tuple[int, ...], decode_number: int):
+        self.reader, self.path, self.decode_number = reader, path, decode_number
         self.frame_size = tuple(shape[1:3])
 
     def crop(self, box: Box | None = None) -> torch.Tensor:
         """uint8 (N, 3, h, w) of ``box`` (None: whole frames), compact with channels-last strides; a view of the
         shared buffer, valid until the reader's next request."""
-        if self.decode != self.reader._decodes:
+        if self.decode_number != self.reader._decodes:
             raise RuntimeError(f"{self.path}: its decoded frames were replaced by a later decode with this reader")
         box = box or Box(0, 0, *self.frame_size)
         return to_tensor(self.reader._ask(self.path, ("crop", *map(int, box))))
