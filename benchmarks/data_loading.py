@@ -14,10 +14,12 @@ decoder-process pipeline here, comparing a run of each). Methods:
   without a copy (DLPack); and the same with decord resizing to 240x320 at decode (``width``/``height``);
   for frame folders, Pillow decoding the sampled JPEGs (the bound of any frame-folder pipeline);
 - PyAV: sequential decode up to the last of those indices;
-- pipeline: ``dataset[(index, seed)]`` of ``ean.data`` (open, sample, decode, multi-scale crop + resize,
-  flip; uint8 out, as the DataLoader workers hand clips over: the training step normalises them on the device),
-  8 x 224 sparse and 8 x 5 dense, with the decoder in a killable process (the default,
-  ``decode_timeout_s=30``) and in-process (``decode_timeout_s=0``);
+- pipeline: ``dataset[(index, seed)]`` of ``ean.data`` (open, sample, decode at the 240x320 working size,
+  multi-scale crop + resize to 224, flip; uint8 out, as the DataLoader workers hand clips over: the training
+  step normalises them on the device), 8 x 224 sparse and 8 x 5 dense, with the decoder in a killable process
+  (the default, ``decode_timeout_s=30``) and in-process (``decode_timeout_s=0``); and, with the decoder
+  process, resized after decode (``resize_at_decode=False``: frames decoded as stored, the crop cut from them
+  and scaled to 224 in one step, as for short-side resizes);
 - naive: decord, then a per-frame PIL resize / crop / flip / to-tensor / normalise (the TSN-style pipeline).
 
 Ratios are printed against decode alone measured in the same run; ``--record`` writes the figures into
@@ -54,7 +56,15 @@ SIZES = {"240p": (240, 426), "360p": (360, 640)}
 SECONDS = (2, 4, 6)
 FPS = 30
 GPU_RATES = (50, 100, 200, 400)
-COLUMNS = ("decode alone", "decord resized", "PyAV sequential", "pipeline", "pipeline in-process", "naive PIL")
+COLUMNS = (
+    "decode alone",
+    "decord resized",
+    "PyAV sequential",
+    "pipeline",
+    "pipeline in-process",
+    "resized after",
+    "naive PIL",
+)
 
 
 def write_clips(folder: str) -> dict[str, list[str]]:
@@ -76,13 +86,14 @@ def write_clips(folder: str) -> dict[str, list[str]]:
     return sets
 
 
-def make_dataset(folder: str, paths: list[str], dense: bool, timeout: float):
+def make_dataset(folder: str, paths: list[str], dense: bool, timeout: float, resize_at_decode: bool = True):
     lines = [f"{os.path.relpath(p, folder)} {0} 0" for p in paths]
     list_path = os.path.join(folder, f"list_{abs(hash(tuple(paths)))}.txt")
     with open(list_path, "w") as f:
         f.write("\n".join(lines) + "\n")
     cfg = {"dataset": "list_file", "root": folder, "train_list": list_path, "resize": [240, 320]}
     cfg.update(frames_per_segment=5 if dense else 1, decode_timeout_s=timeout, max_bad_fraction=0.0)
+    cfg.update(resize_at_decode=resize_at_decode)
     return build_dataset(cfg, "train")
 
 
@@ -150,6 +161,9 @@ def methods_of(sets: dict[str, list[str]], folder: str, dense: bool, source: str
             ds = make_dataset(folder, paths, dense, timeout)
             methods[how] = lambda i, s, ds=ds: ds[(i, s)]
     ds = make_dataset(folder, paths, dense, 0.0)
+    if not source.startswith("frames"):
+        after = make_dataset(folder, paths, dense, 30.0, resize_at_decode=False)
+        methods["resized after"] = lambda i, s: after[(i, s)]
     if source.startswith("frames"):
         lengths = [len(os.listdir(p)) for p in paths]
         methods["decode alone"] = lambda i, s: jpeg_alone(paths[i], ds, i, s, lengths[i])
@@ -246,14 +260,16 @@ def report(
         f"1 decoder thread, {heap}. Clips: {', '.join(SIZES)} at {FPS} fps, {'/'.join(map(str, SECONDS))} s, H.264 mp4 "
         "(libx264 defaults: one keyframe per clip), VP9 webm (realtime), and JPEG frame folders of the same clips "
         "made by `ean.data.to_frames` (quality 90, short side at most 256: 240p stays, 360p becomes 256p). "
-        "Pipeline: resize 240x320 folded into a multi-scale crop to 224, flip; uint8 output (the training step "
+        "Pipeline: decode at the 240x320 working size (decord's scaler), multi-scale crop + resize to 224, flip; "
+        "resized after: frames decoded as stored, the crop cut from them and scaled in one step (decoder process); "
+        "uint8 output (the training step "
         f"normalises on the device, see `ean.data.normalize_clips`). {repeats} passes; in each, per source, the "
         f"methods take turns in blocks of {block} reads of the same clips with the same seeds "
         + ("(a worker's steady state)." if block > 1 else "(interleaved clip by clip)."),
         "",
         "| input | source | decode alone | decord resized at decode | PyAV seq. | pipeline (decoder process) "
-        "| pipeline (in-process) | naive |",
-        "|---|---|---|---|---|---|---|---|",
+        "| pipeline (in-process) | pipeline, resized after decode | naive |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for tag in ("8x1 sparse", "8x5 dense"):
         for source in sorted({k[2] for k in rates if k[1] == tag}):

@@ -2,10 +2,11 @@
 
 Dataflow of one sample::
 
-    record (path, label) -> reader.open(path) -> sampler: indices (T, L) train | (k, T, L) test
+    record (path, label) -> reader.open(path, decode_size(record)) -> sampler: indices (T, L) | (k, T, L)
       -> media.decode(indices) -> transform.plan(frame size): crop boxes, flip, label
       -> decoded.crop(plan.region): uint8 (N, 3, h, w), only the pixels the views need
       -> render: uint8 views (C, N, 3, S, S) (normalised later, on the device)
+    decode_size: a video's working size (H, W) when decord can scale it down at decode, else None (stored size)
     train: ((T, L, 3, S, S), label after flip, index)
     test:  ((V, T, L, 3, S, S), label, index), V = test_clips * test_crops (clip-major); (T, L, 3, S, S) if V == 1
 
@@ -27,9 +28,11 @@ from ean.data.clip_transform import EvalClipTransform, TrainClipTransform, rende
 from ean.data.errors import BadMediaError, DataError
 from ean.data.flip import FlipLabels
 from ean.data.readers import DecordVideoReader, FrameFolderReader, SubprocessVideoReader
+from ean.data.readers.stored_size import stored_frame_size
 from ean.data.readers.video import declared_frames
 from ean.data.records import VideoRecord
 from ean.data.sampling import SegmentSampler
+from ean.data.transforms import resized_shape
 
 MAX_CONSECUTIVE_BAD = 32
 
@@ -44,6 +47,10 @@ class ClipDataset(Dataset):
         num_segments: T (8 or 16).
         frames_per_segment: L (1 sparse; 5 dense, the LMC input).
         resize: working size before cropping: [H, W] (240x320 for Something) or an int short side (256).
+        resize_at_decode: videos decode at the working size (decord's ``width`` / ``height``: scaled in the
+            pass that converts frames to RGB; a short side's working size comes from the video's header, see
+            :mod:`ean.data.readers.stored_size`), and the crops are cut from those frames. Otherwise, and for
+            frame folders, the crops are cut from the frames as stored and scaled to S in one step.
         crop_size: S in training and, unless ``test_crop_size`` is given, in test.
         scales: multi-scale crop scales.
         flip: random horizontal flip in training (labels of mirrored classes swapped; see :mod:`ean.data.flip`).
@@ -66,6 +73,7 @@ class ClipDataset(Dataset):
         num_segments: int = 8,
         frames_per_segment: int = 1,
         resize: int | Sequence[int] = 256,
+        resize_at_decode: bool = True,
         crop_size: int = 224,
         scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
         flip: bool = True,
@@ -82,6 +90,7 @@ class ClipDataset(Dataset):
         self.records, self.class_names, self.train = list(records), list(class_names), train
         self.sampler = SegmentSampler(num_segments, frames_per_segment, test_clips)
         resize = resize if isinstance(resize, int) else tuple(resize)
+        self.resize, self.resize_at_decode = resize, resize_at_decode
         self.flip_labels = FlipLabels.from_class_names(self.class_names)
         if train:
             self.transform = TrainClipTransform(resize, crop_size, scales, flip, self.flip_labels)
@@ -121,7 +130,7 @@ class ClipDataset(Dataset):
         raise DataError(f"{MAX_CONSECUTIVE_BAD} consecutive bad files from index {index}: {self.bad_files.files()}")
 
     def _sample(self, record: VideoRecord, index: int, seed: int | None) -> tuple[torch.Tensor, int, int]:
-        media = self.reader(record.media).open(record.path)
+        media = self.open(record)
         if self.train:  # one stream draws the frames, then the crop, then the flip
             rng = np.random.default_rng(int(torch.randint(2**62, ())) if seed is None else seed)
             indices = self.sampler.train(len(media), rng)
@@ -134,6 +143,27 @@ class ClipDataset(Dataset):
         views = views.reshape(views.shape[0], -1, T, L, *views.shape[-3:]).transpose(0, 1)
         views = views.reshape(-1, T, L, *views.shape[-3:])  # (k*C, T, L, 3, S, S), clip-major
         return (views[0] if views.shape[0] == 1 else views), plan.label, index
+
+    def open(self, record: VideoRecord):
+        """The video or frame folder of ``record``, opened with this process's reader (see ``decode_size``)."""
+        size = self.decode_size(record)
+        if size is not None:
+            return self.reader("video").open(record.path, size)
+        return self.reader(record.media).open(record.path)
+
+    def decode_size(self, record: VideoRecord) -> tuple[int, int] | None:
+        """(H, W) to decode ``record``'s frames at, or None for their stored size.
+
+        The working size when ``resize_at_decode`` and it has fewer pixels than the stored size, read from the
+        header (an enlargement is cheaper after the crop). A short-side working size needs the stored size; a
+        fixed one is used even when the header cannot be read."""
+        if not self.resize_at_decode or record.media != "video":
+            return None
+        stored = stored_frame_size(record.path)
+        if stored is None:
+            return None if isinstance(self.resize, int) else resized_shape(0, 0, self.resize)
+        working = resized_shape(*stored, self.resize)
+        return working if working[0] * working[1] < stored[0] * stored[1] else None
 
     def reader(self, media: str):
         """This process's reader for ``"video"`` or ``"frames"`` (made on first use, after workers fork)."""

@@ -1,9 +1,10 @@
 """Geometry and normalisation of whole clips (all frames of a clip in one tensor op).
 
-A clip enters as uint8 frames of shape (N, 3, H0, W0) at the source's resolution (N = T * L frames). The
-resize to the working size (240x320 for Something, short side 256 otherwise) is folded into the crop: a
-crop box chosen on the resized frame is mapped back to source pixels and cut out and scaled to the output
-size in one interpolation (uint8, antialiased), so every frame is resampled once. Then flip, then the
+A clip enters as uint8 frames of shape (N, 3, H0, W0) (N = T * L frames): videos usually already at the
+working size (240x320 for Something, short side 256 otherwise; decord scales them at decode, see
+``ClipDataset``'s ``resize_at_decode``), frame folders at their stored size. Any remaining resize to the
+working size is folded into the crop: a crop box chosen on the working frame is mapped back to source pixels
+and cut out and scaled to the output size in one interpolation (uint8, antialiased). Then flip, then the
 normalisation, identical in training and test (ImageNet mean/std on [0, 1] values).
 
 Training (TSN's GroupMultiScaleCrop): crop side = min(H, W) * scale for scales (1, .875, .75, .66), height

@@ -156,10 +156,10 @@ import decode_child
 real_open = decode_child.open_decord
 
 
-def open_or_hang(path, threads):
+def open_or_hang(path, threads, size=None):
     if path.endswith("hang.mp4"):
         time.sleep(600)  # what decord does on some H.264 files
-    return real_open(path, threads)
+    return real_open(path, threads, size)
 
 
 decode_child.open_decord = open_or_hang

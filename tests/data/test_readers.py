@@ -71,9 +71,9 @@ def test_the_decoder_process_and_in_process_decoding_give_identical_clips(split,
         for i in range(2):
             a, b = inproc[(i, seed)], child[(i, seed)]
             assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
-    # and both equal the transform applied to whole frames, with the same random stream
+    # and both equal the transform applied to whole frames decoded at the working size, with the same random stream
     record = inproc.records[0]
-    media = DecordVideoReader().open(record.path)
+    media = DecordVideoReader().open(record.path, (40, 56))
     if split == "train":
         rng = np.random.default_rng(3)
         frames = media.get(inproc.sampler.train(len(media), rng))
@@ -105,3 +105,45 @@ def test_the_decoder_process_decodes_an_open_video_again_after_releasing_its_rea
     for indices in (np.array([0, 1, 2, 3]), np.array([25, 3, 17])):
         assert torch.equal(media.get(indices), expected.get(indices))
     reader.close()
+
+
+@pytest.mark.parametrize("kind", [k for k in READERS if k != "frame folder"])
+def test_a_video_opened_with_a_size_decodes_scaled_to_it(kind, media_root):
+    make, name = READERS[kind]
+    reader = make()
+    scaled = reader.open(str(media_root / name), (30, 40)).get(np.array([0, 9, 29])).clone()
+    assert scaled.shape == (3, 3, 30, 40)
+    whole = DecordVideoReader().open(str(media_root / name)).get(np.array([0, 9, 29]))
+    resized = torch.nn.functional.interpolate(whole.float(), size=(30, 40), mode="bilinear", antialias=True)
+    assert (scaled.float() - resized).abs().mean() < 4  # another scaler (ffmpeg's), the same picture
+    assert (centre_grey(scaled) - centre_grey(whole)).abs().max() < 3  # the same frames (6 grey levels apart)
+    reader.close()
+
+
+def test_videos_decode_at_the_working_size_unless_switched_off(media_root):
+    (media_root / "list.txt").write_text("clip.mp4 30 0\nclip.webm 30 1\n")
+    cfg = {"dataset": "list_file", "root": str(media_root), "train_list": "list.txt", "decode_timeout_s": 0}
+    cfg.update(num_segments=4, crop_size=24, flip=False)
+    at_decode = build_dataset({**cfg, "resize": [40, 56]}, "train")
+    mp4, webm = at_decode.records
+    assert at_decode.decode_size(mp4) == at_decode.decode_size(webm) == (40, 56)
+    short_side = build_dataset({**cfg, "resize": 40}, "train")  # the 48 x 64 videos' size, from their headers
+    assert short_side.decode_size(mp4) == short_side.decode_size(webm) == (40, 53)
+    assert short_side[(0, 0)][0].shape == (4, 1, 3, 24, 24)
+    assert build_dataset({**cfg, "resize": 48}, "train").decode_size(mp4) is None  # already the working size
+    assert build_dataset({**cfg, "resize": [60, 80]}, "train").decode_size(mp4) is None  # enlarged after the crop
+    after = build_dataset({**cfg, "resize": [40, 56], "resize_at_decode": False}, "train")
+    assert after.decode_size(mp4) is None
+    for seed in range(3):  # the same crop and frames either way; only the scaler differs
+        a, b = at_decode[(0, seed)][0].float(), after[(0, seed)][0].float()
+        assert a.shape == b.shape == (4, 1, 3, 24, 24) and (a - b).abs().mean() < 4
+        assert (centre_grey(a) - centre_grey(b)).abs().max() < 3
+
+
+def centre_grey(frames: torch.Tensor) -> torch.Tensor:
+    """Mean of the centre of each frame (..., 3, H, W) of a ``tests.data.media`` clip; frames differ by 6 in it.
+
+    ffmpeg's scaled colour conversion comes out 1-2 grey levels darker than its unscaled one, so frames decoded
+    at another size are told apart by this, not by ``decode_levels``' exact rounding."""
+    h, w = frames.shape[-2:]
+    return frames[..., 0, h // 3 : 2 * h // 3, w // 3 : 2 * w // 3].float().mean(dim=(-1, -2))

@@ -5,7 +5,7 @@ and numpy only (``decord_core`` and ``heap`` are found beside this file; the hea
 :mod:`ean.data.readers.heap`). It first sends ``("ready",)``; then requests are
 pickled tuples on the read pipe::
 
-    ("open", path, num_threads)        -> ("ok", num_frames) | ("error", reason)
+    ("open", path, num_threads, size)  -> ("ok", num_frames) | ("error", reason)   (size: (H, W) or None)
     ("decode", indices)                -> ("ok", (N, H, W, 3)) | ("error", reason)
     ("crop", top, left, height, width) -> ("ok", (N, h, w, 3), buffer_size)
 
@@ -50,15 +50,15 @@ class OpenVideo:
     competes with the clip's rendering. A further decode of the same video opens it again.
     """
 
-    def __init__(self, path: str, num_threads: int):
-        self.path, self.num_threads = path, num_threads
-        self.reader = open_decord(path, num_threads)
+    def __init__(self, path: str, num_threads: int, size: tuple[int, int] | None):
+        self.path, self.num_threads, self.size = path, num_threads, size
+        self.reader = open_decord(path, num_threads, size)
         self.num_frames = len(self.reader)
         self.frames = None
 
     def decode(self, indices: np.ndarray) -> tuple[int, ...]:
         self.frames = None
-        self.reader = self.reader or open_decord(self.path, self.num_threads)
+        self.reader = self.reader or open_decord(self.path, self.num_threads, self.size)
         self.frames = decode_indices(self.reader, indices)
         return self.frames.shape
 
@@ -78,7 +78,7 @@ def serve(requests: Connection, replies: Connection, buffer: SharedBuffer) -> No
         try:
             if request[0] == "open":
                 video = None
-                video = OpenVideo(request[1], request[2])
+                video = OpenVideo(*request[1:])
                 replies.send(("ok", video.num_frames))
             elif request[0] == "decode":
                 replies.send(("ok", video.decode(np.asarray(request[1]))))

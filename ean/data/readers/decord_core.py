@@ -21,12 +21,21 @@ def decoder_threads(path: str, num_threads: int) -> int:
     return 1 if path.lower().endswith(".webm") else num_threads
 
 
-def open_decord(path: str, num_threads: int = 1):
-    """A ``decord.VideoReader`` of ``path``; raises DecodeFailure for empty, truncated or non-video files."""
+def open_decord(path: str, num_threads: int = 1, size: tuple[int, int] | None = None):
+    """A ``decord.VideoReader`` of ``path``; raises DecodeFailure for empty, truncated or non-video files.
+
+    Args:
+        path: the video file.
+        num_threads: decoder threads (webm: always 1, see :func:`decoder_threads`).
+        size: (H, W) every frame is scaled to at decode (ffmpeg's scaler, in the pass that converts the
+            frame to RGB); None: frames as stored.
+    """
     import decord  # imported here: reading frame folders must not need decord
 
+    height, width = size or (-1, -1)
     try:
-        reader = decord.VideoReader(path, num_threads=decoder_threads(path, num_threads))
+        threads = decoder_threads(path, num_threads)
+        reader = decord.VideoReader(path, num_threads=threads, width=int(width), height=int(height))
         frames = len(reader)
     except Exception as e:  # decord raises DECORDError / RuntimeError with ffmpeg's message
         raise DecodeFailure(f"cannot open video ({type(e).__name__}: {_first_line(e)})") from None

@@ -82,8 +82,10 @@ class SubprocessVideoReader:
         self._pid = None
         self._decodes = 0  # counts decode requests: the child keeps the frames of the latest one only
 
-    def open(self, path: str) -> _ChildVideo:
-        num_frames = self._ask(path, ("open", path, self.num_threads))
+    def open(self, path: str, size: tuple[int, int] | None = None) -> _ChildVideo:
+        """The video at ``path``; with ``size`` (H, W), its frames decode scaled to that size."""
+        size = None if size is None else (int(size[0]), int(size[1]))
+        num_frames = self._ask(path, ("open", path, self.num_threads, size))
         if num_frames < 1:
             raise BadMediaError(path, "video has no frames")
         return _ChildVideo(self, path, num_frames)

@@ -73,9 +73,10 @@ class DecordVideoReader:
     def __init__(self, num_threads: int = 1):
         self.num_threads = num_threads
 
-    def open(self, path: str) -> _DecordVideo:
+    def open(self, path: str, size: tuple[int, int] | None = None) -> _DecordVideo:
+        """The video at ``path``; with ``size`` (H, W), its frames decode scaled to that size."""
         try:
-            return _DecordVideo(open_decord(path, self.num_threads), path)
+            return _DecordVideo(open_decord(path, self.num_threads, size), path)
         except DecodeFailure as e:
             raise BadMediaError(path, e.reason) from None
 
