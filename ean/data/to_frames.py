@@ -3,13 +3,13 @@
     python -m ean.data.to_frames --dataset something_v2 --root /data/sthv2 [--out /data/sthv2/frames]
         [--short-side 256] [--quality 90] [--workers 4]
 
-Every video of the train and val lists is decoded once, sequentially (PyAV), shrunk to the short side
-(frames already smaller keep their size, upscaling would only cost disk and decoding; 0: keep every size),
-and written as ``<out>/<path relative to root, without extension>/00001.jpg, ...``.
+Every video of the train and val lists is decoded once, sequentially (PyAV), frame by frame, shrunk to the
+short side (frames already smaller keep their size, upscaling would only cost disk and decoding; 0: keep every
+size), and written as ``<out>/<path relative to root, without extension>/00001.jpg, ...``.
 Each folder is written under a temporary name and renamed when complete, so an interrupted run resumes
 where it stopped (finished folders are skipped). Then read the frames with the data config keys
 ``media: frames`` (and ``frames_root: <out>`` when ``--out`` is not ``<root>/frames``). Sparse clips then load
-4-7x faster than from webm; dense 5-frame clips only 1.2-2.3x, as a video decodes consecutive frames about
+4.1-5.7x faster than from webm; dense 5-frame clips only 1.2-1.9x, as a video decodes consecutive frames about
 as cheaply as JPEGs (benchmarks/RESULTS.md).
 """
 
@@ -21,51 +21,54 @@ import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
-import torch
-import torch.nn.functional as F
-from PIL import Image
-
 from ean.data.builder import build_dataset
 from ean.data.cli_common import Progress, add_dataset_arguments, data_config
 from ean.data.errors import DataError
 from ean.data.records import frames_path
 
 
-def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> (N, 3, H', W') with min(H', W') = short_side (antialiased) if the frames are larger;
-    smaller frames, and any with ``short_side`` 0, keep their size."""
-    height, width = frames.shape[-2:]
+def _scaler():
+    """ffmpeg's bicubic scaler, with full chroma resolution and accurate rounding (without them, scaled frames
+    come out 1-3 grey levels darker than unscaled ones)."""
+    from av.video.reformatter import Interpolation
+
+    return Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(H', W') of frames shrunk to ``short_side`` (aspect kept); frames already smaller, and any with
+    ``short_side`` 0, keep their size."""
     if short_side <= 0 or min(height, width) <= short_side:
-        return frames
+        return height, width
     scale = short_side / min(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(frames, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-def decode_all(path: str) -> torch.Tensor:
-    """Every frame of a video, decoded sequentially with PyAV: uint8 (N, 3, H, W)."""
-    import av
-
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        frames = [torch.from_numpy(f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
-    if not frames:
-        raise ValueError("no frames decoded")
-    return torch.stack(frames).permute(0, 3, 1, 2)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def convert_video(path: str, out_dir: str, short_side: int = 256, quality: int = 90) -> str | None:
-    """Writes the frames of one video into ``out_dir``; returns None, or why the video could not be converted."""
+    """Writes the frames of one video into ``out_dir``; returns None, or why the video could not be converted.
+
+    Frame by frame (PyAV, sequentially): each is scaled in the pass that converts it to RGB (ffmpeg's bicubic
+    scaler, see ``_scaler``) and written at once, so memory stays at a frame whatever the video's length and
+    resolution."""
+    import av
+
     if os.path.isdir(out_dir):
         return None
-    torch.set_num_threads(1)
+    scaler = _scaler()
     scratch = f"{out_dir}.tmp-{os.getpid()}"
     try:
-        frames = resize_short_side(decode_all(path), short_side).permute(0, 2, 3, 1).numpy()
-        os.makedirs(scratch, exist_ok=True)
-        for i, frame in enumerate(frames, 1):
-            Image.fromarray(frame).save(os.path.join(scratch, f"{i:05d}.jpg"), quality=quality)
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            count = 0
+            for count, frame in enumerate(container.decode(stream), 1):
+                if count == 1:
+                    height, width = short_side_size(frame.height, frame.width, short_side)
+                    os.makedirs(scratch, exist_ok=True)
+                image = frame.to_image(width=width, height=height, interpolation=scaler, threads=1)
+                image.save(os.path.join(scratch, f"{count:05d}.jpg"), quality=quality)
+        if count == 0:
+            raise ValueError("no frames decoded")
         os.rename(scratch, out_dir)
     except Exception as e:  # any decode or write failure of this one video
         shutil.rmtree(scratch, ignore_errors=True)

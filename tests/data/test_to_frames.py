@@ -2,13 +2,15 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ean.data import DataError, build_dataset
 from ean.data.to_frames import main as to_frames_main
-from ean.data.to_frames import resize_short_side
-from tests.data.media import decode_levels
+from ean.data.to_frames import short_side_size
+from tests.data.media import decode_levels, level
 
 CFG = {"num_segments": 4, "resize": [48, 64], "crop_size": 32, "decode_timeout_s": 0}
 
@@ -49,13 +51,19 @@ def test_short_side_resize(something_v2_root, tmp_path):
     out = tmp_path / "f256"
     argv = ["--dataset", "something_v2", "--root", str(something_v2_root), "--out", str(out), "--splits", "val"]
     assert to_frames_main([*argv, "--short-side", "24", "--workers", "1"]) == 0
-    from PIL import Image
+    folder = out / "20bn-something-something-v2" / "22"
+    names = sorted(os.listdir(folder))
+    frames = torch.stack([read_frame(folder / name) for name in names])
+    assert frames.shape[-2:] == (24, 32)  # 48 x 64 shrunk, the aspect kept
+    centre = frames[:, 0, 8:16, 10:22].float().mean(dim=(-1, -2))  # frames are 6 grey levels apart
+    assert (centre - torch.tensor([level(i) for i in range(len(names))])).abs().max() < 3  # every frame, in order
 
-    with Image.open(out / "20bn-something-something-v2" / "22" / "00001.jpg") as image:
-        assert image.size == (32, 24)
+
+def read_frame(path) -> torch.Tensor:
+    with Image.open(path) as image:
+        return torch.from_numpy(np.asarray(image)).permute(2, 0, 1)
 
 
 def test_smaller_frames_are_never_upscaled():
-    frames = torch.zeros(2, 3, 48, 64, dtype=torch.uint8)
-    assert resize_short_side(frames, 256) is frames and resize_short_side(frames, 0) is frames
-    assert resize_short_side(frames, 24).shape == (2, 3, 24, 32)
+    assert short_side_size(48, 64, 256) == (48, 64) and short_side_size(48, 64, 0) == (48, 64)
+    assert short_side_size(48, 64, 24) == (24, 32) and short_side_size(1080, 1920, 256) == (256, 455)
