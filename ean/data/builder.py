@@ -10,8 +10,8 @@ dataset's constructor, see each dataset's docstring):
 ``frames_per_segment`` L, consecutive frames per segment: 1 sparse, 5 dense (LMC input)
 ``resize``           working size before cropping: [H, W] (e.g. [240, 320]) or an int short side (256);
                      ``None``/absent: the dataset's default (240x320 for Something and synthetic, else 256)
-``resize_at_decode`` decode videos at the working size when that shrinks them (True; the short side's size
-                     comes from the video's header); False: crop the stored frames and scale once
+``resize_at_decode`` decode videos at the working size when that shrinks them (True; a short side's size
+                     needs the video's header, a fixed size is used without); False: crop the stored frames
 ``crop_size``        S, crop side (224)
 ``test_crop_size``   crop side at test time (default ``crop_size``; 256 for Kinetics' 3 crops)
 ``scales``           multi-scale crop scales ([1, .875, .75, .66])

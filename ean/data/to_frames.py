@@ -16,6 +16,7 @@ as cheaply as JPEGs (benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
@@ -27,12 +28,23 @@ from ean.data.errors import DataError
 from ean.data.records import frames_path
 
 
-def _scaler():
-    """ffmpeg's bicubic scaler, with full chroma resolution and accurate rounding (without them, scaled frames
-    come out 1-3 grey levels darker than unscaled ones)."""
+@functools.cache
+def scale_options() -> dict:
+    """PyAV's options for scaling a frame in its RGB conversion: ffmpeg's bicubic scaler with full chroma
+    resolution and accurate rounding (without them, scaled frames come out 1-3 grey levels darker than unscaled
+    ones), on one thread. PyAV before 18 lacks these flags, before 17 the ``threads`` option: plain bicubic then."""
+    import av
     from av.video.reformatter import Interpolation
 
-    return Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    flags = [getattr(Interpolation, name, None) for name in ("ACCURATE_RND", "FULL_CHR_H_INT")]
+    options = {"interpolation": Interpolation.BICUBIC, "threads": 1}
+    if None not in flags:
+        options["interpolation"] = Interpolation.BICUBIC | flags[0] | flags[1]
+    try:
+        av.VideoFrame(16, 16, "yuv420p").reformat(width=8, height=8, format="rgb24", **options)
+    except TypeError:
+        del options["threads"]
+    return options
 
 
 def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -48,24 +60,28 @@ def convert_video(path: str, out_dir: str, short_side: int = 256, quality: int =
     """Writes the frames of one video into ``out_dir``; returns None, or why the video could not be converted.
 
     Frame by frame (PyAV, sequentially): each is scaled in the pass that converts it to RGB (ffmpeg's bicubic
-    scaler, see ``_scaler``) and written at once, so memory stays at a frame whatever the video's length and
+    scaler, see :func:`scale_options`) and written at once, so memory stays at a frame whatever the video's length and
     resolution."""
     import av
 
     if os.path.isdir(out_dir):
         return None
-    scaler = _scaler()
     scratch = f"{out_dir}.tmp-{os.getpid()}"
     try:
+        options = scale_options()
         with av.open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            count = 0
+            count, stored = 0, None
             for count, frame in enumerate(container.decode(stream), 1):
-                if count == 1:
-                    height, width = short_side_size(frame.height, frame.width, short_side)
+                if stored is None:
+                    stored = (frame.height, frame.width)
+                    height, width = short_side_size(*stored, short_side)
                     os.makedirs(scratch, exist_ok=True)
-                image = frame.to_image(width=width, height=height, interpolation=scaler, threads=1)
+                elif (frame.height, frame.width) != stored:
+                    now, before = f"{frame.width}x{frame.height}", f"{stored[1]}x{stored[0]}"
+                    raise ValueError(f"frame size changes mid-stream: frame {count} is {now}, earlier ones {before}")
+                image = frame.to_image(width=width, height=height, **options)
                 image.save(os.path.join(scratch, f"{count:05d}.jpg"), quality=quality)
         if count == 0:
             raise ValueError("no frames decoded")

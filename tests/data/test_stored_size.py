@@ -58,3 +58,37 @@ def test_anything_else_gives_none(tmp_path):
         assert stored_frame_size(str(tmp_path / name)) is None, name
     assert stored_frame_size(str(tmp_path / "missing.mp4")) is None
     assert stored_frame_size(str(tmp_path)) is None and os.path.isdir(tmp_path)  # a folder
+
+
+def write_two_video_tracks(path: str, sizes: list[tuple[int, int]]) -> str:
+    with av.open(path, "w") as container:
+        streams = []
+        for height, width in sizes:
+            stream = container.add_stream("libx264" if path.endswith(".mp4") else "libvpx-vp9", rate=12)
+            stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
+            streams.append(stream)
+        for stream, (height, width) in zip(streams, sizes, strict=True):
+            for _ in range(2):
+                frame = av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8), format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_video_tracks_of_different_sizes_give_none(tmp_path, ext):
+    """ffmpeg (so decord) picks one of several video tracks by bit rate, which the header does not tell."""
+    assert stored_frame_size(write_two_video_tracks(str(tmp_path / f"two.{ext}"), [(48, 64), (96, 160)])) is None
+    assert stored_frame_size(write_two_video_tracks(str(tmp_path / f"same.{ext}"), [(48, 64), (48, 64)])) == (48, 64)
+
+
+def test_webm_tracks_beyond_the_bytes_read_give_none(tmp_path, monkeypatch):
+    import ean.data.readers.stored_size as stored_size
+
+    path = write_video(str(tmp_path / "clip.webm"), 3, 272, 64)
+    data = Path(path).read_bytes()
+    height = data.index(b"\xba\x82\x01\x10")  # PixelHeight: 2 bytes, 272
+    monkeypatch.setattr(stored_size, "EBML_HEAD_BYTES", height + 3)  # cut after its first byte: not a height of 1
+    assert stored_frame_size(path) is None
+    monkeypatch.setattr(stored_size, "EBML_HEAD_BYTES", height + 4)
+    assert stored_frame_size(path) == (272, 64)

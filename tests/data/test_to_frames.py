@@ -2,14 +2,15 @@
 
 import os
 
+import av
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ean.data import DataError, build_dataset
+from ean.data.to_frames import convert_video, short_side_size
 from ean.data.to_frames import main as to_frames_main
-from ean.data.to_frames import short_side_size
 from tests.data.media import decode_levels, level
 
 CFG = {"num_segments": 4, "resize": [48, 64], "crop_size": 32, "decode_timeout_s": 0}
@@ -67,3 +68,24 @@ def read_frame(path) -> torch.Tensor:
 def test_smaller_frames_are_never_upscaled():
     assert short_side_size(48, 64, 256) == (48, 64) and short_side_size(48, 64, 0) == (48, 64)
     assert short_side_size(48, 64, 24) == (24, 32) and short_side_size(1080, 1920, 256) == (256, 455)
+
+
+def write_h264(path, height: int, width: int, num_frames: int) -> bytes:
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
+        for _ in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path.read_bytes()
+
+
+def test_a_video_whose_frame_size_changes_is_not_converted(tmp_path):
+    """Two H.264 streams back to back decode as 3 landscape then 3 portrait frames: scaling all to the first
+    size would squash the portrait ones, so the video is reported instead, and nothing is left behind."""
+    video = tmp_path / "var.h264"
+    video.write_bytes(write_h264(tmp_path / "a.h264", 48, 64, 3) + write_h264(tmp_path / "b.h264", 72, 54, 3))
+    reason = convert_video(str(video), str(tmp_path / "out"), short_side=24)
+    assert reason == "ValueError: frame size changes mid-stream: frame 4 is 54x72, earlier ones 64x48"
+    assert sorted(os.listdir(tmp_path)) == ["a.h264", "b.h264", "var.h264"]

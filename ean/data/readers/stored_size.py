@@ -3,7 +3,8 @@
 decord tells a video's frame size only by decoding a frame; to decode straight at a short-side working size
 (``VideoReader(width=, height=)``) the size is needed before the reader opens. The header says it: the
 ``stsd`` sample entry of an ISO BMFF file's video track, or ``PixelWidth`` / ``PixelHeight`` of a Matroska
-file's video track. Anything unexpected gives ``None`` (the caller then decodes the frames as stored).
+file's video track. Anything unexpected gives ``None`` (the caller then decodes the frames as stored), and so
+do files with video tracks of different sizes (ffmpeg picks one by bit rate, which the header does not tell).
 """
 
 from __future__ import annotations
@@ -78,14 +79,17 @@ def _bmff_size(f: BinaryIO) -> tuple[int, int] | None:
 
 
 def _moov_video_size(moov: bytes) -> tuple[int, int] | None:
-    for kind, start, end in _boxes(moov):
-        if kind == b"trak" and _is_video_track(moov, start, end):
-            stsd = _descend(moov, start, end, _BMFF_PATH[1:])
-            if stsd is not None:  # FullBox header (4) and entry count (4), then the first sample entry
-                for _, entry, entry_end in _boxes(moov, stsd[0] + 8, stsd[1]):
-                    if entry_end - entry >= 28:  # reserved (6), data reference (2), pre-defined (16): W, H
-                        width, height = struct.unpack_from(">HH", moov, entry + 24)
-                        return height, width
+    sizes = {_track_size(moov, s, e) for kind, s, e in _boxes(moov) if kind == b"trak" and _is_video_track(moov, s, e)}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _track_size(moov: bytes, start: int, end: int) -> tuple[int, int] | None:
+    stsd = _descend(moov, start, end, _BMFF_PATH[1:])
+    if stsd is not None:  # FullBox header (4) and entry count (4), then the first sample entry
+        for _, entry, entry_end in _boxes(moov, stsd[0] + 8, stsd[1]):
+            if entry_end - entry >= 28:  # reserved (6), data reference (2), pre-defined (16): W, H
+                width, height = struct.unpack_from(">HH", moov, entry + 24)
+                return height, width
     return None
 
 
@@ -122,35 +126,38 @@ def _vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int]:
     return value, length
 
 
-def _elements(data: bytes, start: int, end: int):
-    """(id, payload start, payload end) of the EBML elements in ``data[start:end]`` (unknown sizes: to ``end``)."""
+def _elements(data: bytes, start: int, end: int, partial: bool = False):
+    """(id, payload start, payload end) of the EBML elements in ``data[start:end]`` (unknown sizes: to ``end``).
+
+    An element cut off at ``end`` ends the walk, unless ``partial`` lets it through, clamped (the Segment: the
+    whole file, of which only the head is read)."""
     while start < end:
         element, n = _vint(data, start, keep_marker=True)
         size, m = _vint(data, start + n, keep_marker=False)
         payload = start + n + m
+        if size >= 0 and payload + size > end and not partial:
+            return
         stop = end if size < 0 else min(payload + size, end)
         yield element, payload, stop
         start = stop
 
 
 def _matroska_size(data: bytes) -> tuple[int, int] | None:
-    for element, start, end in _elements(data, 0, len(data)):
+    for element, start, end in _elements(data, 0, len(data), partial=True):
         if element != _SEGMENT:
             continue
-        for child, s, e in _elements(data, start, end):
+        for child, s, e in _elements(data, start, end):  # a child cut off by the bytes read ends the walk
             if child == _CLUSTER:  # the tracks come before the media in every muxer's output
                 return None
             if child == _TRACKS:
-                for entry, es, ee in _elements(data, s, e):
-                    if entry == _TRACK_ENTRY:
-                        size = _matroska_track_size(data, es, ee)
-                        if size is not None:
-                            return size
-                return None
+                entries = [(es, ee) for entry, es, ee in _elements(data, s, e) if entry == _TRACK_ENTRY]
+                sizes = {size for size in (_matroska_track_size(data, *entry) for entry in entries) if size}
+                return sizes.pop() if len(sizes) == 1 else None
     return None
 
 
 def _matroska_track_size(data: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """(H, W) of a video TrackEntry; None for other tracks (or a video track without its size)."""
     fields = {element: (s, e) for element, s, e in _elements(data, start, end)}
     if _TRACK_TYPE not in fields or int.from_bytes(data[slice(*fields[_TRACK_TYPE])], "big") != 1:
         return None  # not a video track
