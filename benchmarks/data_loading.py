@@ -161,13 +161,12 @@ def methods_of(sets: dict[str, list[str]], folder: str, dense: bool, source: str
             ds = make_dataset(folder, paths, dense, timeout)
             methods[how] = lambda i, s, ds=ds: ds[(i, s)]
     ds = make_dataset(folder, paths, dense, 0.0)
-    if not source.startswith("frames"):
-        after = make_dataset(folder, paths, dense, 30.0, resize_at_decode=False)
-        methods["resized after"] = lambda i, s: after[(i, s)]
     if source.startswith("frames"):
         lengths = [len(os.listdir(p)) for p in paths]
         methods["decode alone"] = lambda i, s: jpeg_alone(paths[i], ds, i, s, lengths[i])
         return methods
+    after = make_dataset(folder, paths, dense, 30.0, resize_at_decode=False)
+    methods["resized after"] = lambda i, s: after[(i, s)]
     lengths = [len(open_decord(p, 1)) for p in paths]
     methods["decode alone"] = lambda i, s: decode_alone(paths[i], ds, i, s)
     methods["decord resized"] = lambda i, s: decode_resized(paths[i], ds, i, s)
@@ -262,8 +261,8 @@ def report(
         "made by `ean.data.to_frames` (quality 90, short side at most 256: 240p stays, 360p becomes 256p). "
         "Pipeline: decode at the 240x320 working size (decord's scaler), multi-scale crop + resize to 224, flip; "
         "resized after: frames decoded as stored, the crop cut from them and scaled in one step (decoder process); "
-        "uint8 output (the training step "
-        f"normalises on the device, see `ean.data.normalize_clips`). {repeats} passes; in each, per source, the "
+        "uint8 output (the training step normalises on the device, see `ean.data.normalize_clips`). "
+        f"{repeats} passes; in each, per source, the "
         f"methods take turns in blocks of {block} reads of the same clips with the same seeds "
         + ("(a worker's steady state)." if block > 1 else "(interleaved clip by clip)."),
         "",

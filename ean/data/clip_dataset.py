@@ -146,10 +146,8 @@ class ClipDataset(Dataset):
 
     def open(self, record: VideoRecord):
         """The video or frame folder of ``record``, opened with this process's reader (see ``decode_size``)."""
-        size = self.decode_size(record)
-        if size is not None:
-            return self.reader("video").open(record.path, size)
-        return self.reader(record.media).open(record.path)
+        size, reader = self.decode_size(record), self.reader(record.media)
+        return reader.open(record.path) if size is None else reader.open(record.path, size)
 
     def decode_size(self, record: VideoRecord) -> tuple[int, int] | None:
         """(H, W) to decode ``record``'s frames at, or None for their stored size.
@@ -161,7 +159,7 @@ class ClipDataset(Dataset):
             return None
         stored = stored_frame_size(record.path)
         if stored is None:
-            return None if isinstance(self.resize, int) else resized_shape(0, 0, self.resize)
+            return None if isinstance(self.resize, int) else self.resize
         working = resized_shape(*stored, self.resize)
         return working if working[0] * working[1] < stored[0] * stored[1] else None
 

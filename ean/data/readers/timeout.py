@@ -84,7 +84,6 @@ class SubprocessVideoReader:
 
     def open(self, path: str, size: tuple[int, int] | None = None) -> _ChildVideo:
         """The video at ``path``; with ``size`` (H, W), its frames decode scaled to that size."""
-        size = None if size is None else (int(size[0]), int(size[1]))
         num_frames = self._ask(path, ("open", path, self.num_threads, size))
         if num_frames < 1:
             raise BadMediaError(path, "video has no frames")
