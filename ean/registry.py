@@ -73,18 +73,26 @@ class Registry:
         self.required_args = tuple(required_args)
         self.base = base
         self._entries: dict[str, Callable[..., Any]] = {}
+        self._same_as: dict[str, tuple[str, dict[str, Any]]] = {}
 
     # -- registration -------------------------------------------------------------------------------
-    def register(self, name: str) -> Callable[[T], T]:
-        """Class (or function) decorator that registers the object under ``name``."""
+    def register(self, name: str, same_as: tuple[str, dict[str, Any]] | None = None) -> Callable[[T], T]:
+        """Class (or function) decorator that registers the object under ``name``.
+
+        Args:
+            name: the variant's registry name.
+            same_as: ``(other name, fixed options)`` when the variant is another registered one with some
+                options fixed (the Incep-Block is the EAB with ``fusion="identity"``): both then name one
+                network (``canonical``), so a trial key does not tell them apart.
+        """
 
         def decorator(obj: T) -> T:
-            self.add(name, obj)
+            self.add(name, obj, same_as)
             return obj
 
         return decorator
 
-    def add(self, name: str, obj: Callable[..., Any]) -> None:
+    def add(self, name: str, obj: Callable[..., Any], same_as: tuple[str, dict[str, Any]] | None = None) -> None:
         """Registers ``obj`` under ``name`` after checking the name and the family's contract."""
         if not isinstance(name, str) or not _NAME.match(name):
             raise RegistryError(
@@ -96,6 +104,9 @@ class Registry:
                 f"cannot register {_qualname(obj)} under the same name"
             )
         self._check_contract(name, obj)
+        if same_as is not None:
+            self.check(same_as[0])
+            self._same_as[name] = (same_as[0], dict(same_as[1]))
         self._entries[name] = obj
 
     def _check_contract(self, name: str, obj: Any) -> None:
@@ -127,6 +138,19 @@ class Registry:
         """Calls the object registered under ``name`` with keyword arguments."""
         return self.get(name)(**kwargs)
 
+    def canonical(self, name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The one name and options of the variant ``name`` called with ``options`` (see ``register``'s same_as).
+
+        Returns:
+            ``(name, options)`` unchanged for a variant of its own, else the variant it is the same as, with
+            the fixed options added.
+        """
+        self.check(name)
+        while name in self._same_as:
+            name, fixed = self._same_as[name]
+            options = {**options, **fixed}
+        return name, options
+
     def names(self) -> list[str]:
         """The registered names, sorted."""
         return sorted(self._entries)
@@ -157,6 +181,7 @@ class Registry:
             yield obj
         finally:
             self._entries.pop(name, None)
+            self._same_as.pop(name, None)
 
 
 def _qualname(obj: Any) -> str:

@@ -1,31 +1,22 @@
-"""A study's plan: one trial per (row, seed), each with its resolved config and a stable trial key.
+"""A study's plan: one trial per (row, seed), each with its resolved config, its recipe and its trial key.
 
-The trial key is a hash of everything that decides a trial's result: the resolved config (less the keys
-that only decide how fast it runs: resources, loader workers, threads) and the data fingerprint. A trial
-whose key already has a FINISHED run is cached.
+``ean.trial`` owns what a config means: its checks, its recipe and what decides its result (the trial key's
+input). This module composes the configs, asks ``ean.trial`` about each, and collects every problem.
+A trial whose key already has a FINISHED run is cached (this study) or reused (another study).
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ean
+from ean.data.identity import data_fingerprint
+from ean.models.pretrained import NAMED_WEIGHTS
+from ean.trial import protocol_of, trial_key, trial_recipe
 from reports.spec import Row, StudySpec
 from runners.compose import CompositionError, compose_config, hydra_context
-from runners.validate import check_trial_config
-
-#: Keys that change how fast a trial runs, not what it computes (left out of the trial key).
-NON_SEMANTIC = {
-    "resources": None,
-    "data": ("num_workers", "decode_timeout_s", "decode_threads"),
-    "trainer": ("num_threads",),
-}
-SYNTHETIC_GENERATOR_KEYS = ("num_videos", "num_classes", "size", "seed", "min_frames", "max_frames", "clutter")
+from runners.validate import check_trial_config, devices_of, train_config
 
 
 class PlanError(ValueError):
@@ -46,10 +37,13 @@ class Trial:
         row: the spec row.
         seed: the seed.
         config: the resolved config (plain dict; absolute paths).
-        key: the trial key (16 hex digits).
+        key: the trial key (16 hex digits, ``ean.trial.trial_key``).
         data_fingerprint: hash of the dataset's identity (annotation files or generator settings).
-        state: ``new``, ``cached`` (a FINISHED run exists) or ``resume`` (an unfinished run exists).
-        run_id: the MLflow run, once known.
+        recipe: the training recipe as it will run (``ean.trial.trial_recipe``).
+        state: ``new``, ``cached`` (this study has a FINISHED run), ``reused`` (another study has one:
+            ``source`` names it) or ``resume`` (an unfinished run exists).
+        run_id: the MLflow run, once known (for ``reused``: the source run until this study's run exists).
+        source: for ``reused``, the name of the run it reuses (``table5/eabs_soitr/seed0``).
     """
 
     study: str
@@ -58,51 +52,15 @@ class Trial:
     config: dict[str, Any]
     key: str
     data_fingerprint: str
+    recipe: dict[str, Any] = field(default_factory=dict)
     state: str = "new"
     run_id: str | None = None
+    source: str | None = None
     profile: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return f"{self.study}/{self.row.id}/seed{self.seed}"
-
-
-def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config less the keys that do not change a trial's result."""
-    out = copy.deepcopy(config)
-    for section, keys in NON_SEMANTIC.items():
-        if keys is None:
-            out.pop(section, None)
-        else:
-            for key in keys:
-                out.get(section, {}).pop(key, None)
-    return out
-
-
-def trial_key(config: dict[str, Any], data_fingerprint: str) -> str:
-    """A stable hash of a trial's semantic config, data fingerprint and code version (16 hex digits).
-
-    ``ean.__version__`` is part of the key: bump it when a change alters what a config computes.
-    """
-    payload = json.dumps(
-        {"config": semantic_config(config), "data": data_fingerprint, "code": ean.__version__}, sort_keys=True
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def data_fingerprint(data_cfg: dict[str, Any]) -> str:
-    """Identity of a dataset: its generator settings (synthetic) or its annotation files' contents."""
-    digest = hashlib.sha256(str(data_cfg.get("dataset")).encode())
-    if data_cfg.get("dataset") == "synthetic":
-        settings = {k: data_cfg.get(k) for k in SYNTHETIC_GENERATOR_KEYS}
-        digest.update(json.dumps(settings, sort_keys=True).encode())
-    else:
-        root = Path(str(data_cfg.get("root", "")))
-        for path in sorted(root.glob("*")) if root.is_dir() else []:
-            if path.is_file() and path.suffix in (".csv", ".json", ".txt"):
-                digest.update(path.name.encode())
-                digest.update(path.read_bytes())
-    return "sha256:" + digest.hexdigest()[:16]
 
 
 def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -112,7 +70,7 @@ def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
         if data.get(key):
             data[key] = str((base / str(data[key])).resolve())
     model = config.get("model", {})
-    if isinstance(model.get("pretrained"), str) and model["pretrained"] != "torchvision":
+    if isinstance(model.get("pretrained"), str) and model["pretrained"] not in NAMED_WEIGHTS:
         model["pretrained"] = str((base / model["pretrained"]).resolve())
     return config
 
@@ -122,11 +80,30 @@ def row_overrides(spec: StudySpec, row: Row, profile: list[str], cli: list[str],
     return [*spec.overrides, *profile, *row.overrides, *cli, f"seed={seed}"]
 
 
+def plan_trial(spec: StudySpec, row: Row, seed: int, config: dict[str, Any]) -> tuple[Trial | None, list[str]]:
+    """The trial of a composed, absolute config, or the problems that stop it."""
+    problems = check_trial_config(config)
+    if not problems and protocol_of(config["data"]) != spec.protocol.tag:
+        problems.append(
+            f"the spec's protocol {spec.protocol.tag} (clips x crops) differs from the data config's "
+            f"{protocol_of(config['data'])} (data.test_clips x data.test_crops): the report would find no run; "
+            "set one to the other"
+        )
+    if problems:
+        return None, problems
+    devices, trained = devices_of(config), train_config(config)
+    fingerprint = data_fingerprint(config["data"])
+    key = trial_key(trained, devices, fingerprint)
+    return Trial(spec.name, row, seed, config, key, fingerprint, trial_recipe(trained, devices)), []
+
+
 def build_plan(
     spec: StudySpec, profile: list[str], cli_overrides: list[str], seeds: list[int], base: Path
 ) -> list[Trial]:
     """Composes and checks every (row, seed) of the spec; raises ``PlanError`` listing all problems."""
     trials, problems = [], {}
+    if len(set(seeds)) != len(seeds):
+        raise PlanError(spec.source, [f"seeds {list(seeds)} name a seed twice: each (row, seed) is one trial"])
     with hydra_context():
         for row in (r for r in spec.rows if not r.ensemble):
             for seed in seeds:
@@ -135,17 +112,30 @@ def build_plan(
                 except CompositionError as err:
                     problems.setdefault(str(err), []).append(row.id)
                     break
-                config = absolute_paths(config, base)
-                row_problems = check_trial_config(config)
+                trial, row_problems = plan_trial(spec, row, seed, absolute_paths(config, base))
                 for problem in row_problems:
                     problems.setdefault(problem, []).append(row.id)
-                if row_problems:
+                if trial is None:
                     break
-                fingerprint = data_fingerprint(config["data"])
-                trials.append(Trial(spec.name, row, seed, config, trial_key(config, fingerprint), fingerprint))
+                trials.append(trial)
+    problems.update(_same_networks(trials))
     if problems:
         raise PlanError(spec.source, [f"{_rows(ids, spec)}: {text}" for text, ids in problems.items()])
     return trials
+
+
+def _same_networks(trials: list[Trial]) -> dict[str, list[str]]:
+    """Rows of one study whose trials compute the same thing (same key): one would train twice."""
+    rows: dict[str, list[str]] = {}
+    for trial in trials:
+        ids = rows.setdefault(trial.key, [])
+        if trial.row.id not in ids:
+            ids.append(trial.row.id)
+    return {
+        f"build the same network with the same recipe (trial key {key}): keep one of these rows": ids
+        for key, ids in rows.items()
+        if len(ids) > 1
+    }
 
 
 def _rows(ids: list[str], spec: StudySpec) -> str:

@@ -51,7 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
     parser.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial from its checkpoint")
-    parser.add_argument("--rerun", action="store_true", help="run trials again even when a FINISHED run exists")
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="train trials again even when a FINISHED run exists (here or in another study)",
+    )
     parser.add_argument("--no-report", action="store_true", help="do not build the table at the end")
     return parser.parse_intermixed_args(argv)
 
@@ -119,12 +123,34 @@ def git_commit() -> str:
         return "unknown"
 
 
+RECIPE_LINE = (
+    "global batch {global_batch} = {devices} device(s) x {per_device_batch} clips x {accumulation} accumulated, "
+    "lr {lr} ({schedule}, steps {lr_steps}), {epochs} epochs, momentum {momentum}, weight decay {weight_decay} "
+    "({param_groups} groups), clip {clip_grad}, dropout {dropout}, pretrained {pretrained}, protocol {protocol}"
+)
+
+
+def recipe_lines(trials: list[Trial]) -> list[str]:
+    """The recipe once per study (once per distinct recipe where rows differ), with the rows that use it."""
+    by_recipe: dict[str, list[str]] = {}
+    for t in trials:
+        by_recipe.setdefault(json.dumps(t.recipe, sort_keys=True), []).append(t.row.id)
+    if len(by_recipe) == 1:
+        return ["recipe: " + RECIPE_LINE.format(**trials[0].recipe)]
+    return [
+        f"recipe of {', '.join(dict.fromkeys(rows))}: " + RECIPE_LINE.format(**json.loads(recipe))
+        for recipe, rows in by_recipe.items()
+    ]
+
+
 def plan_table(trials: list[Trial]) -> str:
-    lines = [f"{'trial':40} {'key':16} {'state':7} {'params':>8} {'FLOPs':>8}"]
+    lines = recipe_lines(trials) if trials else []
+    lines.append(f"{'trial':40} {'key':16} {'state':7} {'params':>8} {'FLOPs':>8}")
     for t in trials:
         p = f"{t.profile['params'] / 1e6:.2f}M" if t.profile else "-"
         f = f"{t.profile['flops'] / 1e9:.2f}G" if t.profile else "-"
-        lines.append(f"{t.name:40} {t.key:16} {t.state:7} {p:>8} {f:>8}")
+        source = f"  reused from {t.source}" if t.state == "reused" else ""
+        lines.append(f"{t.name:40} {t.key:16} {t.state:7} {p:>8} {f:>8}{source}")
     return "\n".join(lines)
 
 
@@ -136,6 +162,8 @@ def plan_json(trials: list[Trial]) -> str:
             "trial_key": t.key,
             "state": t.state,
             "cached": t.state == "cached",
+            "reused_from": t.source,
+            "recipe": t.recipe,
             "params": t.profile.get("params"),
             "flops": t.profile.get("flops"),
             "config": t.config,
@@ -163,26 +191,40 @@ def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, u
     """Opens (or creates) the store, marks cached trials, reconciles stale runs; returns (tracker, todo)."""
     tracker = open_tracker(uri, spec, create=True)
     tracker.mark_cached(trials, args.rerun)
-    todo = [t for t in trials if t.state != "cached"]
+    todo = [t for t in trials if t.state not in ("cached", "reused")]
     stale = tracker.reconcile({t.key for t in todo})
     if stale:
         print(f"reconciled {len(stale)} run(s) left RUNNING by a stopped driver (marked KILLED)")
+    reused = sum(t.state == "reused" for t in trials)
     if todo:
-        print(f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo)} cached; MLflow: {uri}")
+        print(
+            f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo) - reused} cached, "
+            f"{reused} reused from other studies; MLflow: {uri}"
+        )
     return tracker, todo
 
 
-def prepare_runs(tracker, todo: list[Trial], args: argparse.Namespace, argv: list[str]):
-    """Params and FLOPs of the new trials, and the invocation's parent run; returns the tracker."""
+def prepare_runs(tracker, trials: list[Trial], todo: list[Trial], args: argparse.Namespace, argv: list[str]):
+    """Params and FLOPs of the new trials, the invocation's parent run and the runs of reused trials;
+    returns the tracker."""
     profile_trials(todo)
     tracker.start_parent(args.profile, ["python -m runners.run", *argv])
+    adopt_reused(tracker, trials)
     return tracker
+
+
+def adopt_reused(tracker, trials: list[Trial]) -> None:
+    """Gives each reused trial its run in this study (a copy of the source run's results, pointing at it)."""
+    for trial in (t for t in trials if t.state == "reused"):
+        source = trial.source
+        tracker.reuse_trial(trial, {"ean.code_version": ean.__version__})
+        print(f"{trial.name}: reused from {source} (same trial key {trial.key}; --rerun trains it here)")
 
 
 def open_and_prepare(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]):
     """``open_study`` then ``prepare_runs``, for a new store (every trial is new); returns the tracker."""
     tracker, todo = open_study(spec, trials, args, uri)
-    return prepare_runs(tracker, todo, args, argv)
+    return prepare_runs(tracker, trials, todo, args, argv)
 
 
 def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]) -> int:
@@ -201,11 +243,17 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     else:
         tracker, todo = open_study(spec, trials, args, uri)
         if not todo:
-            print(f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached); --rerun runs them again")
+            if any(t.state == "reused" for t in trials):
+                prepare_runs(tracker, trials, todo, args, argv)
+                tracker.end_parent("FINISHED")
+            print(
+                f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached or reused); "
+                "--rerun runs them again"
+            )
             _ensembles(spec, trials, tracker, args.rerun)
             print(browse_hint(uri, tracker.experiment_id))
             return EXIT_OK
-        preparing = pool.submit(prepare_runs, tracker, todo, args, argv)
+        preparing = pool.submit(prepare_runs, tracker, trials, todo, args, argv)
     pool.shutdown(wait=False)
     common = {"ean.git_commit": git_commit(), "ean.code_version": ean.__version__}
     opened: set[str] = set()

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from reports import mlflow_schema as S
 from runners.plan import Trial
+from runners.reuse import TAG_REUSED_FROM_NAME, carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
 
 MAX_PARAMS_PER_BATCH = 100
 PARAM_VALUE_LIMIT = 6000
@@ -72,13 +73,20 @@ class StudyTracker:
         return by_key
 
     def mark_cached(self, trials: list[Trial], rerun: bool) -> None:
-        """Sets each trial's state and run id from the store: cached, resume (reopen) or new."""
+        """Sets each trial's state and run id from the store: cached (FINISHED here), reused (FINISHED in
+        another study), resume (reopen an unfinished run) or new."""
         runs = self.trial_runs()
+        unfinished_here = {t.key for t in trials if not _finished(runs.get(t.key, []))}
+        elsewhere = {} if rerun else finished_elsewhere(self.client, self.study, unfinished_here)
         for trial in trials:
             existing = runs.get(trial.key, [])
-            finished = [r for r in existing if r.info.status == S.STATUS_FINISHED]
+            finished = _finished(existing)
             if finished and not rerun:
                 trial.state, trial.run_id = "cached", finished[0].info.run_id
+            elif trial.key in elsewhere:
+                source = elsewhere[trial.key]
+                trial.state, trial.run_id = "reused", source.info.run_id
+                trial.source = source.data.tags.get(TAG_REUSED_FROM_NAME) or source.info.run_name
             elif existing and existing[0].info.status != S.STATUS_FINISHED:
                 trial.state, trial.run_id = "resume", existing[0].info.run_id
             else:  # new; with --rerun, run_id is the FINISHED run it supersedes
@@ -114,17 +122,7 @@ class StudyTracker:
 
     def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> str:
         """Creates the trial's run, or reopens its unfinished one; returns the run id."""
-        all_tags = {
-            S.TAG_PARENT_RUN_ID: self.parent_id or "",
-            S.TAG_KIND: S.KIND_TRIAL,
-            S.TAG_STUDY: self.study,
-            S.TAG_ROW: trial.row.id,
-            S.TAG_ROW_LABEL: trial.row.label,
-            S.TAG_SEED: str(trial.seed),
-            S.TAG_TRIAL_KEY: trial.key,
-            S.TAG_DATA_FINGERPRINT: trial.data_fingerprint,
-            **tags,
-        }
+        all_tags = self._trial_tags(trial, tags)
         if trial.state == "resume" and trial.run_id:
             run_id = trial.run_id
             self.client.update_run(run_id, status=S.STATUS_RUNNING)
@@ -145,6 +143,37 @@ class StudyTracker:
             self.log_metrics(run_id, {S.METRIC_PARAMS: trial.profile["params"], S.METRIC_FLOPS: trial.profile["flops"]})
         trial.run_id = run_id
         return run_id
+
+    def reuse_trial(self, trial: Trial, tags: dict[str, str]) -> str:
+        """Gives a reused trial its own FINISHED run in this study, a copy of the source's results that points
+        at it (``runners.reuse``); returns the new run id."""
+        source = self.client.get_run(trial.run_id)
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=S.run_name(self.study, trial.row.id, trial.seed),
+            tags={**self._trial_tags(trial, tags), **carried_tags(source)},
+        )
+        run_id = run.info.run_id
+        self._log_params(run_id, trial.config)
+        self._log_config(run_id, trial.config)
+        copy_metrics(self.client, source, run_id)
+        copy_artifacts(self.client, source, run_id)
+        self.client.set_terminated(run_id, S.STATUS_FINISHED)
+        trial.run_id = run_id
+        return run_id
+
+    def _trial_tags(self, trial: Trial, tags: dict[str, str]) -> dict[str, str]:
+        return {
+            S.TAG_PARENT_RUN_ID: self.parent_id or "",
+            S.TAG_KIND: S.KIND_TRIAL,
+            S.TAG_STUDY: self.study,
+            S.TAG_ROW: trial.row.id,
+            S.TAG_ROW_LABEL: trial.row.label,
+            S.TAG_SEED: str(trial.seed),
+            S.TAG_TRIAL_KEY: trial.key,
+            S.TAG_DATA_FINGERPRINT: trial.data_fingerprint,
+            **tags,
+        }
 
     def _tags(self, run_id: str) -> dict[str, str]:
         return self.client.get_run(run_id).data.tags
@@ -198,6 +227,10 @@ class StudyTracker:
     def _end(self, run_id: str, status: str, reason: str) -> None:
         self.client.set_tag(run_id, S.TAG_ERROR, reason[:4900])
         self.client.set_terminated(run_id, status)
+
+
+def _finished(runs: list[Any]) -> list[Any]:
+    return [r for r in runs if r.info.status == S.STATUS_FINISHED]
 
 
 def _is_number(value: Any) -> bool:

@@ -15,6 +15,8 @@ from typing import Any
 
 from ray import tune
 
+from runners.validate import train_config
+
 FINAL_FILE = "final.json"
 EVENTS_FILE = "events.jsonl"
 INJECTED_FAILURE = "EAN_TEST_FAIL_ONCE_AFTER_EPOCH"  # tests: crash a trial once after this epoch
@@ -34,11 +36,6 @@ def _maybe_fail(workdir: Path, epoch: int) -> None:
     if after is not None and epoch >= int(after) and not marker.exists():
         marker.touch()
         raise InjectedFailure(f"injected failure after epoch {epoch} (test of retries)")
-
-
-def train_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config ``ean.train.fit`` takes: the trial's config less the orchestration's ``resources``."""
-    return {k: v for k, v in config.items() if k != "resources"}
 
 
 def _run_fit(config: dict[str, Any], workdir: Path, report) -> dict[str, Any] | None:

@@ -1,19 +1,24 @@
-"""Checks of a composed trial config before anything runs: every problem named with the valid choices."""
+"""Checks of a composed trial config before anything runs: code references, resources, then ``ean``'s checks."""
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Any
 
-from ean.data import DATASETS
-from ean.data.clip_dataset import ClipDataset
-from ean.models import check_model_config
+from ean.trial import check_trial_config as check_ean_config
 
-TOP_LEVEL = ("model", "data", "trainer", "resources", "seed")
+#: The orchestration's own section of a trial config; ``ean`` owns every other section.
+RESOURCES = "resources"
 RESOURCE_KEYS = ("cpus", "gpus", "workers")
-DATA_COMMON = ("dataset", "root", "num_workers", "media", "frames_root")
-NOT_CONFIGURABLE = ("self", "split", "records", "class_names", "train")
+
+
+def train_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config ``ean`` takes: the trial's config less the orchestration's ``resources``."""
+    return {k: v for k, v in config.items() if k != RESOURCES}
+
+
+def devices_of(config: dict[str, Any]) -> int:
+    """How many devices (DDP workers) carry one trial's batch."""
+    return int(config.get(RESOURCES, {}).get("workers", 1))
 
 
 def find_code_references(value: Any, path: str = "") -> list[str]:
@@ -34,68 +39,13 @@ def find_code_references(value: Any, path: str = "") -> list[str]:
 def check_trial_config(config: dict[str, Any]) -> list[str]:
     """All problems of one resolved trial config (empty when it can run)."""
     problems = [f"'{p}' names Python code; specs choose registered names only" for p in find_code_references(config)]
-    unknown = sorted(set(config) - set(TOP_LEVEL))
-    if unknown:
-        problems.append(f"unknown top-level keys {unknown}; valid: {', '.join(TOP_LEVEL)}")
-    for check in (_check_model, _check_data, _check_trainer, _check_resources, _check_seed):
-        problems += check(config)
-    return problems
-
-
-def _check_model(config: dict) -> list[str]:
-    try:
-        check_model_config(config.get("model", {}))
-    except (ValueError, LookupError) as err:
-        return [f"model: {err}"]
-    return []
-
-
-def dataset_options(name: str) -> list[str]:
-    """The data config keys a dataset accepts."""
-    params = dict(inspect.signature(DATASETS.get(name)).parameters)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        params.update(inspect.signature(ClipDataset).parameters)
-    keys = [k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    return sorted({*DATA_COMMON, *keys} - set(NOT_CONFIGURABLE))
-
-
-def _check_data(config: dict) -> list[str]:
-    data = config.get("data", {})
-    name = data.get("dataset")
-    try:
-        DATASETS.check(name)
-    except LookupError as err:
-        return [f"data: {err}"]
-    valid = dataset_options(name)
-    unknown = sorted(set(data) - set(valid))
-    problems = [f"data: unknown keys {unknown} for dataset '{name}'; valid: {', '.join(valid)}"] if unknown else []
-    root = data.get("root")
-    if name != "synthetic" and (not root or not Path(root).exists()):
-        doc = (inspect.getdoc(DATASETS.get(name)) or "").splitlines()
-        expected = f" ({doc[0].rstrip('.')})" if doc else ""
-        problems.append(
-            f"data.root '{root}' does not exist: dataset '{name}'{expected} is expected there. "
-            f"Set data.root=PATH (or use data=synthetic for generated data)"
-        )
-    if config.get("model", {}).get("num_segments") != data.get("num_segments"):
-        problems.append("data.num_segments differs from model.num_segments")
-    return problems
-
-
-def _check_trainer(config: dict) -> list[str]:
-    try:
-        from ean.train import resolve_trainer_config
-    except ImportError:  # pragma: no cover - ean.train is part of the package
-        return []
-    try:
-        resolve_trainer_config(config.get("trainer", {}))
-    except (ValueError, LookupError) as err:
-        return [f"trainer: {err}"]
-    return []
+    resources = _check_resources(config)
+    devices = 1 if resources else devices_of(config)
+    return problems + resources + check_ean_config(train_config(config), devices)
 
 
 def _check_resources(config: dict) -> list[str]:
-    res = config.get("resources", {})
+    res = config.get(RESOURCES, {})
     problems = []
     unknown = sorted(set(res) - set(RESOURCE_KEYS))
     if unknown:
@@ -108,11 +58,6 @@ def _check_resources(config: dict) -> list[str]:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         problems.append(f"resources.workers = {workers!r}; must be an integer >= 1 (> 1 runs DDP)")
     return problems
-
-
-def _check_seed(config: dict) -> list[str]:
-    seed = config.get("seed")
-    return [] if isinstance(seed, int) and not isinstance(seed, bool) else [f"seed = {seed!r}; must be an integer"]
 
 
 def _number(value: Any) -> bool:

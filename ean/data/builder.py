@@ -33,7 +33,7 @@ list_file only       ``train_list``, ``val_list``, ``class_names``
 A sample is ``(clip, label, index)``; the loader gives clips of shape (B, T, L, 3, S, S) in training and
 (B, V, T, L, 3, S, S) at test when V = test_clips * test_crops > 1, uint8, in the clips' own memory layout
 (:func:`ean.data.collate.collate_clips`; :func:`ean.data.normalize_clips` on the device makes the float input).
-Call ``loader.sampler.set_epoch(epoch)`` each epoch when ``distributed``, and
+Call ``loader.sampler.set_epoch(epoch)`` each training epoch (it seeds the epoch's order and augmentation), and
 ``loader.dataset.bad_files.epoch_report()`` to report bad files.
 """
 
@@ -119,19 +119,25 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
+EPOCH_STRIDE = 1_000_033  # epoch e's generators start from seed + e * stride
+
+
 class SeededSampler(Sampler):
     """Yields ``(index, seed)``: the indices of ``sampler``, each with a seed for its random augmentation.
 
-    The seeds come from a generator seeded once, in the training process, so a run's clips depend on the
-    seed only, not on the number of workers or on which worker loads which sample.
+    The seeds come from a generator in the training process, so a run's clips depend on the seed only, not on
+    the number of workers or on which worker loads which sample. ``set_epoch`` reseeds it (and a random order's
+    generator) from the seed and the epoch: an epoch's clips do not depend on how far the previous epoch's
+    iterator ran ahead (loader workers prefetch; ``max_steps_per_epoch`` stops early).
 
     Args:
         sampler: the order of the indices (random, sequential or distributed).
         seed: seed of the augmentation seeds.
+        order_seed: seed of a ``RandomSampler``'s generator (reseeded per epoch with ``set_epoch``).
     """
 
-    def __init__(self, sampler: Sampler, seed: int):
-        self.sampler = sampler
+    def __init__(self, sampler: Sampler, seed: int, order_seed: int | None = None):
+        self.sampler, self.seed, self.order_seed = sampler, seed, order_seed
         self.generator = torch.Generator().manual_seed(seed)
 
     def __iter__(self):
@@ -142,9 +148,12 @@ class SeededSampler(Sampler):
         return len(self.sampler)
 
     def set_epoch(self, epoch: int) -> None:
-        """Forwards to a DistributedSampler (call once per epoch); a no-op for the others."""
+        """Starts epoch ``epoch`` (0-based; call once per epoch): reseeds the augmentation seeds and the order."""
+        self.generator.manual_seed(self.seed + EPOCH_STRIDE * epoch)
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
+        elif self.order_seed is not None and getattr(self.sampler, "generator", None) is not None:
+            self.sampler.generator.manual_seed(self.order_seed + EPOCH_STRIDE * epoch)
 
 
 def build_loader(
@@ -166,7 +175,7 @@ def build_loader(
         shuffle = torch.Generator().manual_seed(seed)
         order = RandomSampler(dataset, generator=shuffle) if train else SequentialSampler(dataset)
         rank = 0
-    sampler = SeededSampler(order, seed * 1_000_003 + rank + 1)
+    sampler = SeededSampler(order, seed * 1_000_003 + rank + 1, order_seed=seed)
     workers = int(data_cfg.get("num_workers", DEFAULTS["num_workers"]))
     return DataLoader(
         dataset,

@@ -9,6 +9,7 @@ from ean.models.build import (
     resolve_model_config,
 )
 from ean.models.ean_net import EAN
+from ean.models.identity import network_identity
 from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "build_model",
     "check_model_config",
     "frames_per_segment",
+    "network_identity",
     "resolve_model_config",
 ]

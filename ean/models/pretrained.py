@@ -1,8 +1,15 @@
-"""Loading ImageNet weights into the backbone by torchvision key names, with a report of what matched."""
+"""Loading ImageNet weights into the backbone by torchvision key names, with a report of what matched.
+
+``python -m ean.models.pretrained resnet50 imagenet1k_v1`` downloads named weights into torch's hub cache
+(where ``model.pretrained: imagenet1k_v1`` finds them); nothing else here downloads.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,23 +66,96 @@ def load_matching(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> Loa
     return report
 
 
-def read_state_dict(source: str, backbone_name: str) -> dict[str, torch.Tensor]:
-    """Reads a state dict from a file path, or ``"torchvision"`` (torchvision's ImageNet weights).
+#: Named ImageNet weights: torchvision's weight versions. ``imagenet1k_v1`` is what the authors loaded
+#: (torchvision's original ``resnet50``, 76.1% top-1); ``torchvision`` is torchvision's current default.
+NAMED_WEIGHTS = ("imagenet1k_v1", "imagenet1k_v2", "torchvision")
 
-    ``"torchvision"`` downloads the weights the first time (on machines that may download). A checkpoint
-    holding ``{"state_dict": ...}`` or ``{"model": ...}`` is unwrapped, and a ``module.`` prefix removed.
+
+class PretrainedWeightsError(FileNotFoundError):
+    """Pretrained weights that cannot be read; the message names the file to place, where, and how to get it."""
+
+
+def torchvision_weights(name: str, backbone_name: str):
+    """The torchvision ``Weights`` enum member a named source stands for (``imagenet1k_v1`` ...)."""
+    import torchvision
+
+    enum_name = _TORCHVISION_WEIGHTS.get(backbone_name)
+    if enum_name is None:
+        raise ValueError(f"torchvision has no ImageNet weights for backbone '{backbone_name}'")
+    weights = getattr(torchvision.models, enum_name)
+    if name == "torchvision":
+        return weights.DEFAULT
+    member = name.upper()
+    if member not in weights.__members__:
+        valid = ", ".join(m.lower() for m in weights.__members__)
+        raise ValueError(f"backbone '{backbone_name}' has no weights '{name}'; valid: {valid}, torchvision")
+    return weights[member]
+
+
+def hub_file(name: str, backbone_name: str) -> Path:
+    """Where torch's hub cache keeps the named weights (``$TORCH_HOME/hub/checkpoints/<file of the url>``)."""
+    url = torchvision_weights(name, backbone_name).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def weights_file(source: str, backbone_name: str) -> Path:
+    """The file a pretrained source reads: the hub cache's for a named source, else the path itself.
+
+    Raises:
+        PretrainedWeightsError: the file is not there (the message says what to place where, and how).
     """
-    if source == "torchvision":
-        import torchvision
-
-        enum_name = _TORCHVISION_WEIGHTS.get(backbone_name)
-        if enum_name is None:
-            raise ValueError(f"torchvision has no ImageNet weights for backbone '{backbone_name}'")
-        weights = getattr(torchvision.models, enum_name).DEFAULT
-        return weights.get_state_dict(progress=True)
+    if source in NAMED_WEIGHTS:
+        path = hub_file(source, backbone_name)
+        if not path.is_file():
+            url = torchvision_weights(source, backbone_name).url
+            raise PretrainedWeightsError(
+                f"model.pretrained = {source!r} needs {path.name} (torchvision's {backbone_name} "
+                f"{torchvision_weights(source, backbone_name).name}) at {path}. Get it with "
+                f"'python -m ean.models.pretrained {backbone_name} {source}' on a machine with network "
+                f"(it downloads {url} and checks its hash), or copy the file there ($TORCH_HOME moves the "
+                "cache); or set model.pretrained=PATH to a state dict, or model.pretrained=null to train from scratch"
+            )
+        return path
     path = Path(source).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights file not found: {path} (give a .pth path or 'torchvision')")
+        raise PretrainedWeightsError(
+            f"pretrained weights file not found: {path} (give a state-dict path, one of {', '.join(NAMED_WEIGHTS)}, "
+            "or null to train from scratch)"
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_identity(source: str | None, backbone_name: str) -> str | None:
+    """What a pretrained source is, not where it lies: ``None``, ``"torchvision:IMAGENET1K_V1"`` for a named
+    source, or ``"sha256:<16 hex>"`` of a file's contents (hashed once per file version)."""
+    if not source:
+        return None
+    if source in NAMED_WEIGHTS:
+        return f"torchvision:{torchvision_weights(source, backbone_name).name}"
+    path = weights_file(source, backbone_name)
+    stat = path.stat()
+    return "sha256:" + _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[:16]
+
+
+def read_state_dict(source: str, backbone_name: str) -> dict[str, torch.Tensor]:
+    """Reads a state dict from a file path or a named source (``imagenet1k_v1`` ...: the hub cache's file).
+
+    Files load with ``weights_only=True``; a named source's file must carry the hash prefix of its name (as
+    torch's hub checks downloads). A checkpoint holding ``{"state_dict": ...}`` or ``{"model": ...}`` is
+    unwrapped, and a ``module.`` prefix removed.
+    """
+    path = weights_file(source, backbone_name)
+    if source in NAMED_WEIGHTS:
+        _check_hub_hash(path)
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
@@ -83,8 +163,43 @@ def read_state_dict(source: str, backbone_name: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def _check_hub_hash(path: Path) -> None:
+    """torch's hub convention: ``name-<first hex digits of the sha256>.pth``."""
+    prefix = path.stem.rsplit("-", 1)[-1]
+    stat = path.stat()
+    if not _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns).startswith(prefix):
+        raise PretrainedWeightsError(f"{path}: its sha256 does not start with {prefix}; the file is damaged or other")
+
+
+def download(backbone_name: str, source: str) -> Path:
+    """Downloads named weights into the hub cache (hash checked); returns the file."""
+    path = hub_file(source, backbone_name)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(torchvision_weights(source, backbone_name).url, str(path), hash_prefix=None)
+    _check_hub_hash(path)
+    return path
+
+
 def load_pretrained(backbone: nn.Module, source: str, backbone_name: str) -> LoadReport:
     """Loads ImageNet weights into ``backbone`` and logs what matched."""
     report = load_matching(backbone, read_state_dict(source, backbone_name))
     log.info("pretrained %s from %s: %s", backbone_name, source, report.summary())
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ean.models.pretrained", description="Download named ImageNet weights into torch's hub cache."
+    )
+    parser.add_argument("backbone", choices=sorted(_TORCHVISION_WEIGHTS))
+    parser.add_argument("source", choices=NAMED_WEIGHTS, nargs="?", default="imagenet1k_v1")
+    args = parser.parse_args(argv)
+    print(download(args.backbone, args.source))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader
 
 from ean.data import build_loader
 from ean.models import build_model, frames_per_segment, resolve_model_config
-from ean.train.config import TrainerConfigError, amp_dtype, resolve_trainer_config
-from ean.train.distributed import is_distributed, rank, wrap_ddp
+from ean.train.config import TrainerConfigError, amp_dtype, device_batch, resolve_trainer_config
+from ean.train.distributed import is_distributed, rank, world_size, wrap_ddp
 from ean.train.optim import build_optimizer, build_scheduler
 from ean.train.runtime import make_scaler, prepare_model
 
@@ -50,6 +50,7 @@ class Run:
         optimizer, scheduler, scaler: SGD, the per-step schedule, the fp16 GradScaler (disabled otherwise).
         amp_dtype: autocast dtype or None.
         steps_per_epoch: optimizer steps in one epoch.
+        accumulation: forward passes of ``per_device_batch`` clips per optimizer step on each device.
         epoch: epochs completed.
         global_step: optimizer steps taken.
         history: the metrics of every completed epoch.
@@ -68,6 +69,7 @@ class Run:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     steps_per_epoch: int
+    accumulation: int = 1
     epoch: int = 0
     global_step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -115,9 +117,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_loaders(config: dict[str, Any]) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """Training, per-epoch validation (1 clip x 1 crop) and protocol test loaders of a resolved config."""
-    data, batch, seed = config["data"], config["trainer"]["batch_size"], config["seed"]
+def build_loaders(config: dict[str, Any], batch: int) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """Training, per-epoch validation (1 clip x 1 crop) and protocol test loaders of a resolved config, each
+    giving batches of ``batch`` clips (the per-device batch)."""
+    data, seed = config["data"], config["seed"]
     distributed = is_distributed()
     train = build_loader(data, "train", batch, seed, distributed=distributed)
     single_view = {**data, "test_clips": 1, "test_crops": 1}
@@ -139,13 +142,20 @@ def _check_classes(model_cfg: dict[str, Any], loader: DataLoader, data: dict[str
 def build_run(config: dict[str, Any], device: torch.device) -> Run:
     """Builds a fresh run (epoch 0) from a config resolved by ``resolve_config``."""
     trainer, seed = config["trainer"], config["seed"]
+    per_device, accumulation = device_batch(trainer, world_size())
     seed_everything(seed)
     net = build_model(config["model"])
-    train, val, test = build_loaders(config)
+    train, val, test = build_loaders(config, per_device)
     _check_classes(config["model"], train, config["data"])
     net = prepare_model(net, trainer, device, is_distributed())
     model = wrap_ddp(net, device)
-    steps = min(len(train), trainer["max_steps_per_epoch"] or len(train))
+    steps = len(train) // accumulation
+    if steps == 0:
+        raise TrainerConfigError(
+            f"one optimizer step takes {accumulation} batches of {per_device} clips per device, but the training "
+            f"loader gives {len(train)}: the training set is smaller than the global batch {trainer['batch_size']}"
+        )
+    steps = min(steps, trainer["max_steps_per_epoch"] or steps)
     optimizer = build_optimizer(model, trainer)
     dtype = amp_dtype(trainer, device)
     torch.manual_seed(seed * 1_000_003 + rank())
@@ -162,6 +172,7 @@ def build_run(config: dict[str, Any], device: torch.device) -> Run:
         scaler=make_scaler(device, dtype),
         amp_dtype=dtype,
         steps_per_epoch=steps,
+        accumulation=accumulation,
     )
 
 

@@ -6,10 +6,17 @@ default; an unknown key is an error naming the closest valid one.
 
 Keys:
     epochs: epochs to train (70).
-    batch_size: clips per device and step (8; the paper: 8 GPUs x 8 clips).
-    lr: base learning rate (0.01, for the paper's global batch of 64; not rescaled automatically).
+    batch_size: the global batch: clips per optimizer step over all devices (64: the paper's 8 GPUs x 8 clips).
+    per_device_batch: clips per device and forward pass (8, as in the paper; BatchNorm statistics are per
+        device), or None for ``batch_size`` / devices. With fewer devices than ``batch_size`` /
+        ``per_device_batch`` the gradients of several forward passes are accumulated
+        (``accumulation``), so 1, 2, 4 or 8 devices train the same recipe.
+    lr: base learning rate (0.01, for the global batch of 64; not rescaled automatically).
     momentum: SGD momentum (0.9).
-    weight_decay: L2 on every trainable parameter (5e-4).
+    weight_decay: L2 weight decay (5e-4; 1e-4 for Kinetics, set by its data config).
+    param_groups: ``"tsn"`` (the authors' policy: convolution and linear weights lr x1 with decay; their
+        biases lr x2 without decay; normalisation scales and shifts lr x1 without decay; any other parameter,
+        e.g. the SOI-Tr's positional embedding, lr x1 with decay) or ``"uniform"`` (lr x1 and decay for all).
     schedule: ``"step"`` (x ``lr_gamma`` at each epoch of ``lr_steps``) or ``"cosine"`` (to 0 at ``epochs``).
     lr_steps: 0-based epoch indices from which the lr is multiplied once more by ``lr_gamma``, as in the
         authors' code: ``[41, 51, 61]`` decays after 41, 51 and 61 completed epochs.
@@ -43,10 +50,12 @@ from ean.config_keys import check_known_keys
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "epochs": 70,
-    "batch_size": 8,
+    "batch_size": 64,
+    "per_device_batch": 8,
     "lr": 0.01,
     "momentum": 0.9,
     "weight_decay": 5e-4,
+    "param_groups": "tsn",
     "schedule": "step",
     "lr_steps": [41, 51, 61],
     "lr_gamma": 0.1,
@@ -67,9 +76,8 @@ CHOICES = {
     "amp": ("auto", "bf16", "fp16", "none"),
     "device": ("auto", "cpu", "cuda"),
     "batchnorm": ("train", "frozen", "sync"),
+    "param_groups": ("tsn", "uniform"),
 }
-# Keys that change how a run executes, not what it computes: they may differ when a run resumes.
-OPERATIONAL_KEYS = ("epochs", "eval_every", "checkpoint_every", "num_threads", "device")
 
 
 class TrainerConfigError(ValueError):
@@ -102,7 +110,7 @@ def _validate(cfg: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size", "eval_every", "checkpoint_every"):
         if not _is_int(cfg[key]) or cfg[key] < 1:
             _fail(key, cfg[key], "must be a positive integer")
-    for key in ("max_steps_per_epoch", "num_threads"):
+    for key in ("max_steps_per_epoch", "num_threads", "per_device_batch"):
         if cfg[key] is not None and (not _is_int(cfg[key]) or cfg[key] < 1):
             _fail(key, cfg[key], "must be null or a positive integer")
     for key in ("lr", "momentum", "weight_decay", "lr_gamma", "warmup_epochs"):
@@ -126,6 +134,29 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def device_batch(cfg: dict[str, Any], devices: int) -> tuple[int, int]:
+    """Clips per device and forward pass, and forward passes per optimizer step, for ``devices`` devices.
+
+    Args:
+        cfg: a resolved trainer config (``batch_size`` is the global batch).
+        devices: the devices (DDP ranks) that carry the batch.
+
+    Raises:
+        TrainerConfigError: the global batch cannot be split evenly (the message lists the device counts that can).
+    """
+    total, per_device = cfg["batch_size"], cfg["per_device_batch"]
+    if per_device is None:
+        per_device = total // devices if total % devices == 0 else 0
+    if per_device < 1 or total % (per_device * devices):
+        per = per_device or "an equal share of"
+        fits = [n for n in (1, 2, 4, 8, 16, 32) if total % (n * (cfg["per_device_batch"] or 1)) == 0]
+        raise TrainerConfigError(
+            f"trainer.batch_size = {total} (the global batch) cannot be carried by {devices} device(s) of {per} "
+            f"clips: {devices} x per_device_batch must divide it. Device counts that can: {fits or 'none'}"
+        )
+    return per_device, total // (per_device * devices)
 
 
 def resolve_device(cfg: dict[str, Any]) -> torch.device:

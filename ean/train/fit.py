@@ -29,7 +29,7 @@ import torch
 
 from ean.train.build import Run, build_run, close_run, resolve_config
 from ean.train.checkpoint import CHECKPOINT_FORMAT, capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from ean.train.config import OPERATIONAL_KEYS, resolve_device
+from ean.train.config import resolve_device
 from ean.train.distributed import all_gather_objects, all_reduce, barrier, broadcast_object, is_main, rank, world_size
 from ean.train.errors import ResumeError
 from ean.train.evaluate import evaluate
@@ -141,6 +141,7 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], dict[str, Any] | No
         clip_grad=trainer["clip_grad"],
         max_steps=trainer["max_steps_per_epoch"],
         batchnorm=trainer["batchnorm"],
+        accumulation=run.accumulation,
     )
     run.rng = capture_rng(run.train_loader)
     run.epoch, run.global_step = epoch, run.global_step + stats["steps"]
@@ -164,7 +165,7 @@ def _evaluate(run: Run, loader) -> dict[str, Any]:
         loader,
         run.device,
         amp_dtype=run.amp_dtype,
-        max_clips_per_forward=run.trainer["batch_size"],
+        max_clips_per_forward=run.train_loader.batch_size,
         class_names=list(run.train_loader.dataset.class_names),
     )
 
@@ -237,17 +238,10 @@ def resume(run: Run, path: Path) -> bool:
 
 
 def _check_same_run(current: dict[str, Any], saved: dict[str, Any], path: Path) -> None:
-    now = json.loads(json.dumps(current, sort_keys=True, default=str))
-    for config in (now, saved):
-        config["trainer"] = {k: v for k, v in config["trainer"].items() if k not in OPERATIONAL_KEYS}
-    differ = [
-        f"{section}.{key}: checkpoint {saved[section].get(key)!r}, now {now[section].get(key)!r}"
-        for section in ("model", "data", "trainer")
-        for key in sorted(set(now[section]) | set(saved[section]))
-        if now[section].get(key) != saved[section].get(key)
-    ]
-    if now["seed"] != saved["seed"]:
-        differ.append(f"seed: checkpoint {saved['seed']}, now {now['seed']}")
+    """Refuses a checkpoint of another computation; where files lie, loader workers or threads may differ."""
+    from ean.trial import resume_differences  # ean.trial builds on ean.train: imported when first needed
+
+    differ = resume_differences(saved, current, world_size())
     if differ:
         raise ResumeError(
             f"{path} belongs to another run; differences: {'; '.join(differ)}. Use another workdir, or delete the "

@@ -1,11 +1,15 @@
 """One training epoch: forward, loss, finiteness check, backward, clipping, optimizer and schedule steps.
 
-Dataflow of one step::
+Dataflow of one optimizer step (A = ``accumulation`` forward passes of B clips on each of W devices: the
+global batch is A x B x W clips)::
 
-    uint8 clips (B, T, L, 3, S, S) -> device -> normalize_clips -> model (autocast) -> logits (B, K)
-      -> cross-entropy (fp32)
-      -> all ranks agree the loss is finite (else NonFiniteLossError) -> backward (DDP averages gradients)
-      -> [unscale] -> clip global grad norm -> optimizer step (GradScaler for fp16) -> schedule step
+    A times: uint8 clips (B, T, L, 3, S, S) -> device -> normalize_clips -> model (autocast) -> logits (B, K)
+      -> cross-entropy (fp32) -> all ranks agree the loss is finite (else NonFiniteLossError)
+      -> backward of loss / A (gradients add up; DDP averages them over the ranks on the A-th pass only)
+    -> [unscale] -> clip global grad norm -> optimizer step (GradScaler for fp16) -> schedule step
+
+The gradient is the mean over the global batch's clips whatever A and W are (BatchNorm statistics are per
+forward pass of B clips, as in the paper's per-GPU BatchNorm).
 
 Metrics are sums over every rank's clips, reduced once at the end of the epoch, so a DDP run reports
 the same numbers as one process on the same global batch.
@@ -13,6 +17,8 @@ the same numbers as one process on the same global batch.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,26 +47,29 @@ def train_epoch(
     clip_grad: float | None = None,
     max_steps: int | None = None,
     batchnorm: str = "train",
+    accumulation: int = 1,
 ) -> dict[str, float]:
-    """Trains ``model`` for one pass over ``loader`` (or ``max_steps`` steps).
+    """Trains ``model`` for one pass over ``loader`` (or ``max_steps`` optimizer steps).
 
     Args:
         model: the network, or its DDP wrapper; takes (B, T, L, 3, S, S) to logits (B, K).
         loader: yields ``(clips, labels, video_index)`` with clips (B, T, L, 3, S, S) and labels (B,); uint8
             clips are normalised on ``device`` (:func:`ean.data.normalize_clips`), float ones used as they are.
-        optimizer: steps once per batch.
+        optimizer: steps once per ``accumulation`` batches.
         scheduler: per-step learning-rate schedule, stepped after each optimizer step.
         device: where the model is.
         epoch: 1-based epoch number (for error messages).
         scaler: a GradScaler (enabled for fp16 only); None for none.
         amp_dtype: autocast dtype, or None for fp32.
         clip_grad: max global L2 norm of the gradients, or None.
-        max_steps: stop after this many steps (None: the whole loader).
+        max_steps: stop after this many optimizer steps (None: the whole loader).
         batchnorm: ``"frozen"`` keeps BatchNorm layers in eval mode (see ``ean.train.config``).
+        accumulation: batches whose gradients make one optimizer step; a last incomplete group is dropped.
 
     Returns:
         ``train_loss`` (mean cross-entropy per clip), ``train_top1`` (percent), ``lr`` (of the last step),
-        ``clips_per_s`` (all ranks' clips over this epoch's wall time, data loading included), ``steps``,
+        ``clips_per_s`` (all ranks' clips over this epoch's wall time, data loading included), ``steps``
+        (optimizer steps),
         ``clips`` (all ranks), ``seconds`` (wall time of the epoch).
     """
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
@@ -68,27 +77,55 @@ def train_epoch(
     params = [p for p in model.parameters() if p.requires_grad]
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * clips, top-1 hits, clips
     watch, lr, steps = Stopwatch(device), current_lr(optimizer), 0
-    for steps, (clips, labels, _) in enumerate(loader, start=1):
-        clips = normalize_clips(clips.to(device, non_blocking=True))
-        labels = labels.to(device, non_blocking=True)
-        with autocast(device, amp_dtype):
-            logits = model(clips)
-        loss = F.cross_entropy(logits.float(), labels)
-        _check_finite(loss, device, epoch, steps)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+    micro = 0
+    optimizer.zero_grad(set_to_none=True)
+    for clips, labels, _ in itertools.islice(loader, _usable_batches(loader, accumulation, max_steps)):
+        micro += 1
+        last = micro % accumulation == 0
+        with _sync_on(model, last):
+            logits, loss = _forward_backward(model, clips, labels, device, amp_dtype, scaler, accumulation)
+        _check_finite(loss, device, epoch, steps + 1)
+        (hits,) = topk_correct(logits.detach().float(), labels.to(device), (1,))
+        sums += torch.stack([loss.detach().double() * len(labels), sums.new_tensor(hits), sums.new_tensor(len(labels))])
+        if not last:
+            continue
         if clip_grad:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, clip_grad)
         scaler.step(optimizer)
         scaler.update()
+        optimizer.zero_grad(set_to_none=True)
         lr = current_lr(optimizer)
         scheduler.step()
-        (hits,) = topk_correct(logits.detach().float(), labels, (1,))
-        sums += torch.stack([loss.detach().double() * len(labels), sums.new_tensor(hits), sums.new_tensor(len(labels))])
-        if max_steps and steps >= max_steps:
-            break
+        steps += 1
     return _epoch_metrics(all_reduce(sums, device), lr, steps, watch.elapsed())
+
+
+def _usable_batches(loader: Iterable, accumulation: int, max_steps: int | None) -> int | None:
+    """Batches that make whole optimizer steps (None: as many as come, when the loader has no length)."""
+    try:
+        usable = len(loader) // accumulation * accumulation  # type: ignore[arg-type]
+    except TypeError:
+        usable = None
+    if max_steps:
+        usable = min(usable, max_steps * accumulation) if usable is not None else max_steps * accumulation
+    return usable
+
+
+def _sync_on(model: nn.Module, last: bool):
+    """DDP averages gradients over the ranks on the last pass of an accumulation group only."""
+    no_sync = getattr(model, "no_sync", None)
+    return contextlib.nullcontext() if last or no_sync is None else no_sync()
+
+
+def _forward_backward(model, clips, labels, device, amp_dtype, scaler, accumulation):
+    clips = normalize_clips(clips.to(device, non_blocking=True))
+    labels = labels.to(device, non_blocking=True)
+    with autocast(device, amp_dtype):
+        logits = model(clips)
+    loss = F.cross_entropy(logits.float(), labels)
+    scaler.scale(loss / accumulation).backward()
+    return logits, loss
 
 
 def _check_finite(loss: torch.Tensor, device: torch.device, epoch: int, step: int) -> None:

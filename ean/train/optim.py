@@ -21,16 +21,48 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def parameter_groups(model: nn.Module, lr: float, weight_decay: float, policy: str) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups; the first holds the weights (its lr is the one reported).
+
+    ``"tsn"``, the authors' policy: convolution and linear weights (and any other parameter, e.g. the SOI-Tr's
+    positional embedding) lr x1 with decay; convolution and linear biases lr x2 without decay; normalisation
+    scales and shifts lr x1 without decay. ``"uniform"``: one group, lr x1 and decay for every parameter.
+    """
+    weights, biases, norms, seen = [], [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            if policy == "uniform":
+                weights.append(param)
+            elif isinstance(module, NORMS):
+                norms.append(param)
+            elif isinstance(module, WEIGHTED) and name == "bias":
+                biases.append(param)
+            else:
+                weights.append(param)
+    groups = [
+        {"params": weights, "lr": lr, "weight_decay": weight_decay},
+        {"params": biases, "lr": 2 * lr, "weight_decay": 0.0},
+        {"params": norms, "lr": lr, "weight_decay": 0.0},
+    ]
+    return [g for i, g in enumerate(groups) if g["params"] or i == 0]
+
 
 def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.SGD:
-    """SGD with momentum and weight decay over the model's trainable parameters.
+    """SGD with momentum over the model's trainable parameters, in the groups of ``cfg["param_groups"]``.
 
     Args:
         model: the network (or its DDP wrapper).
-        cfg: a resolved trainer config (``lr``, ``momentum``, ``weight_decay``).
+        cfg: a resolved trainer config (``lr``, ``momentum``, ``weight_decay``, ``param_groups``).
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    groups = parameter_groups(model, cfg["lr"], cfg["weight_decay"], cfg["param_groups"])
+    return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
 
 
 @dataclass
@@ -85,5 +117,5 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], steps
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
-    """The learning rate of the first parameter group."""
+    """The learning rate of the first parameter group (the weights': the base lr times the schedule)."""
     return float(optimizer.param_groups[0]["lr"])

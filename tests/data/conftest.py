@@ -83,12 +83,13 @@ DIVING_VAL = [("vid_c_00003", 0, 30)]
 
 @pytest.fixture(scope="session")
 def diving48_root(tmp_path_factory):
-    """Diving48_V2_{train,test}.json, Diving48_vocab.json and rgb/<vid_name>.mp4."""
+    """Diving48_{train,test}.json (V1 labels, the paper's), the same as V2, Diving48_vocab.json, rgb/<vid>.mp4."""
     root = tmp_path_factory.mktemp("diving48")
     vocab = [["Back", f"{i}som", "NoTwis", "PIKE"] for i in range(48)]
     _dump(root / "Diving48_vocab.json", vocab)
     for split, entries in (("train", DIVING_TRAIN), ("test", DIVING_VAL)):
         listed = [{"vid_name": v, "label": lab, "start_frame": 0, "end_frame": n - 1} for v, lab, n in entries]
+        _dump(root / f"Diving48_{split}.json", listed)
         _dump(root / f"Diving48_V2_{split}.json", listed)
         for vid, _, frames in entries:
             write_video(str(root / "rgb" / f"{vid}.mp4"), frames)

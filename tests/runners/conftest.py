@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY_OVERRIDES = [
     "data=synthetic",
     "trainer=smoke",
+    "model.pretrained=null",
     "model.backbone=resnet18",
     "model.num_segments=4",
     "model.input_size=64",
@@ -71,3 +72,31 @@ def trial_runs(workdir: Path, study: str = "tiny") -> list:
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     exp = client.get_experiment_by_name(study)
     return client.search_runs([exp.experiment_id], "tags.`ean.kind` = 'trial'", max_results=1000)
+
+
+def something_v1_layout(root: Path, num_classes: int = 174) -> Path:
+    """A Something V1 layout (labels, train and validation CSVs, two frame folders): what planning reads."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = [f"class {i}" for i in range(num_classes)]
+    (root / "labels.csv").write_text("\n".join(names) + "\n")
+    (root / "train.csv").write_text(f"1;{names[0]}\n")
+    (root / "validation.csv").write_text(f"2;{names[-1]}\n")
+    for vid in ("1", "2"):
+        (root / "frames" / vid).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def imagenet_v1(tmp_path, monkeypatch) -> Path:
+    """torch's hub cache with a file where torchvision's ResNet-50 IMAGENET1K_V1 weights go (planning only
+    checks that it is there; nothing here loads it)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = tmp_path / "torch" / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"placeholder")
+    return path
+
+
+@pytest.fixture
+def sth_v1(tmp_path) -> Path:
+    return something_v1_layout(tmp_path / "sth-v1")

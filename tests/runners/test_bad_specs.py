@@ -10,7 +10,7 @@ from runners.run import EXIT_BAD_INPUT, main
 GOOD = {
     "name": "tiny",
     "title": "A tiny study",
-    "overrides": ["data=synthetic", "trainer=smoke", "model.backbone=resnet18"],
+    "overrides": ["data=synthetic", "trainer=smoke", "model.pretrained=null", "model.backbone=resnet18"],
     "seeds": [0],
     "protocol": {"clips": 1, "crops": 1},
     "columns": ["params", "top1"],

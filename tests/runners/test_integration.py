@@ -179,3 +179,55 @@ def test_ensemble_row_averages_the_member_scores(study_dir):
     assert set(en.data.tags["ean.ensemble_of"].split(",")) == {a.info.run_id, b.info.run_id}
     assert main(cli_args(study_dir, spec, "--no-report")) == 0  # cached: no second ensemble run
     assert len(by_row(trial_runs(study_dir))["en"]) == 1
+
+
+def test_a_study_reuses_the_trials_another_study_trained(study_dir, capsys):
+    """Study B after study A in one store: the cells with A's keys are not trained again; B's table, ensembles
+    and figures are complete, and each reused run points at A's run."""
+    from reports.make import make_report
+
+    row_en = {"id": "en", "label": "En", "ensemble": ["base", "eab"]}
+    first = write_yaml(study_dir / "first.yaml", tiny_spec([ROW_BASE, ROW_EAB, row_en], name="first"))
+    assert main(cli_args(study_dir, first, "--no-report")) == 0
+    # B names A's baseline otherwise (an option its block never reads) and adds a row of its own.
+    rows = [
+        {"id": "baseline", "label": "Baseline", "overrides": ["block=none", "regions=none", "model.fusion=static"]},
+        {"id": "incep", "label": "Incep", "overrides": ["block=incep_block", "regions=none"]},
+        {
+            "id": "eab_identity",
+            "label": "EAB, M = I",
+            "overrides": ["block=eab", "model.fusion=identity", "regions=none"],
+        },
+        {"id": "en", "label": "En", "ensemble": ["baseline", "incep"]},
+    ]
+    second = write_yaml(study_dir / "second.yaml", tiny_spec(rows, name="second"))
+    capsys.readouterr()
+    assert main(cli_args(study_dir, second, "--dry-run")) == 0
+    plan = capsys.readouterr().out
+    assert "second/baseline/seed0" in plan and "reused from first/base/seed0" in plan
+    assert plan.count("reused from") == 1  # incep is new here
+
+    assert main(cli_args(study_dir, second, "--no-report")) == 0
+    out = capsys.readouterr().out
+    assert "1 reused from other studies" in out
+    runs = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir, "second")}
+    source = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir, "first")}["base"]
+    reused = runs["baseline"]
+    assert reused.info.status == "FINISHED" and reused.data.tags["ean.reused_from"] == source.info.run_id
+    assert reused.data.tags["ean.trial_key"] == source.data.tags["ean.trial_key"]
+    assert reused.data.tags["ean.checkpoint"] == source.data.tags["ean.checkpoint"]
+    assert reused.data.metrics["top1"] == source.data.metrics["top1"]
+    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
+    history = [m.step for m in client.get_metric_history(reused.info.run_id, "train_loss")]
+    assert history == [m.step for m in client.get_metric_history(source.info.run_id, "train_loss")] == [1, 2]
+    trained_here = [r for r in trial_runs(study_dir, "second") if "ean.reused_from" not in r.data.tags]
+    assert sorted(r.data.tags["ean.row"] for r in trained_here) == ["en", "incep"]  # one training, one ensemble
+
+    report = make_report(second, tracking_uri=f"sqlite:///{study_dir / 'mlflow.db'}", out=study_dir / "report")
+    assert "MISSING" not in report.markdown.upper() and not report.warnings
+    for label in ("Baseline", "Incep", "En"):
+        assert label in report.markdown
+    assert any(p.suffix == ".pdf" for p in report.files)
+
+    assert main(cli_args(study_dir, second, "--no-report")) == 0  # a third run: all cached, nothing reused again
+    assert len(trial_runs(study_dir, "second")) == 3

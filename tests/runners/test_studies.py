@@ -6,9 +6,11 @@ import pytest
 
 from ean.data import DATASETS
 from ean.models import BLOCKS, FUSIONS, REGIONS
+from ean.trial import trial_key
 from reports.spec import load_spec
 from runners.compose import CONF_DIR, group_options
-from runners.plan import build_plan, trial_key
+from runners.plan import build_plan
+from runners.validate import devices_of, train_config
 from tests.models.paper_rows import PAPER_ROWS
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("table*.yaml"))
@@ -37,7 +39,7 @@ def test_every_study_plans_with_its_smoke_profile(path, tmp_path):
     assert len({t.key for t in trials}) == len(trials), "rows must differ"
     for trial in trials:
         assert trial.config["data"]["dataset"] == "synthetic"
-        assert trial.key == trial_key(trial.config, trial.data_fingerprint)
+        assert trial.key == trial_key(train_config(trial.config), devices_of(trial.config), trial.data_fingerprint)
 
 
 def _paper_model(name: str) -> dict:
@@ -60,7 +62,9 @@ def test_study_rows_build_the_papers_models(study, row, paper_row, tmp_path):
     from ean.models import resolve_model_config
 
     spec = load_spec(CONF_DIR.parents[0] / f"{study}.yaml")
-    (trial,) = [t for t in build_plan(spec, ["data=synthetic"], [], [0], tmp_path) if t.row.id == row]
+    (trial,) = [
+        t for t in build_plan(spec, ["data=synthetic", "model.pretrained=null"], [], [0], tmp_path) if t.row.id == row
+    ]
     composed = resolve_model_config(trial.config["model"])
     expected = resolve_model_config({**_paper_model(paper_row), "num_classes": composed["num_classes"]})
     for key in ("block", "fusion", "regions", "block_stages", "region_stages", "modality", "num_segments"):

@@ -36,6 +36,7 @@ def tiny_config(root: str, seed: int = 0, **trainer) -> dict:
         "trainer": {
             "epochs": 2,
             "batch_size": 4,
+            "per_device_batch": None,
             "lr": 0.01,
             "num_threads": 1,
             "deterministic": True,

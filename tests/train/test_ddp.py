@@ -31,9 +31,17 @@ from tests.train.helpers import FIXED_CLIPS, Recorder, tiny_config, with_changes
 COMPARED = ("train_loss", "train_top1", "lr", "val_loss", "val_top1", "val_top5", "bad_files")
 
 
-def _config(root: str, batch_size: int) -> dict:
+def _config(root: str, per_device_batch: int | None = None) -> dict:
+    """A global batch of 18 clips: one process (18, or 9 x 2 accumulated) or 9 on each of 2 ranks."""
     config = tiny_config(
-        root, epochs=3, batch_size=batch_size, max_steps_per_epoch=None, batchnorm="frozen", lr=0.05, clip_grad=None
+        root,
+        epochs=3,
+        batch_size=18,
+        per_device_batch=per_device_batch,
+        max_steps_per_epoch=None,
+        batchnorm="frozen",
+        lr=0.05,
+        clip_grad=None,
     )
     return with_changes(
         config,
@@ -52,7 +60,7 @@ def _worker(rank: int, world: int, port: int, root: str, workdir: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         recorder = Recorder()
-        result = fit(_config(root, batch_size=18 // world), workdir, reporter=recorder)
+        result = fit(_config(root), workdir, reporter=recorder)
         with open(f"{workdir}/rank{rank}.json", "w") as f:
             json.dump({"reports": recorder.reports, "result": result}, f)
     finally:
@@ -67,7 +75,7 @@ def _weights(workdir) -> dict:
 def test_two_gloo_ranks_match_one_process(fixed_clips_root, tmp_path):
     single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
     single = Recorder()
-    single_result = fit(_config(fixed_clips_root, batch_size=18), single_dir, reporter=single)
+    single_result = fit(_config(fixed_clips_root), single_dir, reporter=single)
     ddp_dir.mkdir()
     mp.spawn(_worker, args=(2, _free_port(), fixed_clips_root, str(ddp_dir)), nprocs=2, join=True)
     ranks = [json.loads((ddp_dir / f"rank{r}.json").read_text()) for r in range(2)]
@@ -89,3 +97,21 @@ def test_two_gloo_ranks_match_one_process(fixed_clips_root, tmp_path):
     a, b = _weights(single_dir), _weights(ddp_dir)
     assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
     assert single.epochs()[0]["metrics"]["train_loss"] != single.epochs()[-1]["metrics"]["train_loss"]  # it trained
+
+
+@pytest.mark.slow
+def test_one_process_accumulating_two_batches_matches_two_gloo_ranks(fixed_clips_root, tmp_path):
+    """The same global batch of 18: 1 process x 9 clips x 2 accumulated, and 2 ranks x 9 clips (DDP)."""
+    accumulated_dir, ddp_dir = tmp_path / "accumulated", tmp_path / "ddp"
+    accumulated = Recorder()
+    fit(_config(fixed_clips_root, per_device_batch=9), accumulated_dir, reporter=accumulated)
+    ddp_dir.mkdir()
+    mp.spawn(_worker, args=(2, _free_port(), fixed_clips_root, str(ddp_dir)), nprocs=2, join=True)
+    ddp = [r for r in json.loads((ddp_dir / "rank0.json").read_text())["reports"] if not r["done"]]
+    assert [r["epoch"] for r in accumulated.epochs()] == [r["epoch"] for r in ddp] == [1, 2, 3]
+    for one, two in zip(accumulated.epochs(), ddp, strict=True):
+        for key in ("train_loss", "train_top1", "lr", "val_loss"):
+            assert two["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-5, abs=1e-6), key
+    a, b = _weights(accumulated_dir), _weights(ddp_dir)
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
+    assert accumulated.epochs()[0]["metrics"]["train_loss"] != accumulated.epochs()[-1]["metrics"]["train_loss"]

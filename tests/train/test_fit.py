@@ -115,6 +115,27 @@ def test_finished_run_only_evaluates_again(trained):
     assert recorder.epochs() == [] and recorder.final()["done"]
 
 
+def test_loader_workers_do_not_change_the_run(trained):
+    """Workers prefetch beyond a cut-short epoch; the next epoch's clips must not depend on it."""
+    assert [_exact(r) for r in trained(num_workers=1)[2].epochs()] == [_exact(r) for r in trained()[2].epochs()]
+
+
+def test_resume_after_changing_loader_workers_and_moving_the_data(trained, synthetic_root, tmp_path):
+    """Loader workers and where the data lies are not part of a run: a kill, a change of them, a resume."""
+    import shutil
+
+    config, _, recorder, _ = trained(num_workers=0)
+    crashed = Recorder(fail_after_epoch=1)
+    with pytest.raises(SimulatedCrash):
+        fit(config, tmp_path / "run", reporter=crashed)
+    moved = shutil.copytree(synthetic_root, tmp_path / "moved")
+    changed = with_changes(config, data={"num_workers": 1, "root": str(moved), "decode_timeout_s": 5})
+    resumed = Recorder()
+    fit(changed, tmp_path / "run", reporter=resumed)
+    assert [r["epoch"] for r in resumed.epochs()] == [2, 3]
+    assert [_exact(r) for r in resumed.epochs()] == [_exact(r) for r in recorder.epochs()[1:]]
+
+
 def test_resume_refuses_another_config(trained):
     config, workdir, _, _ = trained()
     with pytest.raises(ResumeError, match=r"trainer.lr: checkpoint 0.01, now 0.02"):

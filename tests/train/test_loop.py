@@ -59,6 +59,48 @@ def test_train_epoch_metrics_and_max_steps():
     assert scheduler.last_epoch == 3
 
 
+def test_accumulated_batches_make_the_step_of_their_concatenation():
+    """Two batches of 2 accumulated = one batch of 4: the same gradient, the same weights after the step."""
+    torch.manual_seed(0)
+    accumulated, whole = Pooled(), Pooled()
+    whole.load_state_dict(accumulated.state_dict())
+    batches = _batches(4)
+    joined = [
+        (torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]), torch.cat([a[2], b[2]]))
+        for a, b in zip(batches[::2], batches[1::2], strict=True)
+    ]
+    stats = []
+    for model, loader, accumulation in ((accumulated, batches, 2), (whole, joined, 1)):
+        optimizer, scheduler = _optim(model, steps=2, momentum=0.0, param_groups="uniform")
+        stats.append(train_epoch(model, loader, optimizer, scheduler, CPU, epoch=1, accumulation=accumulation))
+    assert stats[0]["steps"] == stats[1]["steps"] == 2 and stats[0]["clips"] == stats[1]["clips"] == 8
+    assert stats[0]["train_loss"] == pytest.approx(stats[1]["train_loss"], rel=1e-6)
+    assert torch.allclose(accumulated.fc.weight, whole.fc.weight, atol=1e-7)
+    assert not torch.allclose(accumulated.fc.weight, Pooled().fc.weight)
+
+
+def test_an_incomplete_accumulation_group_is_not_trained():
+    model = Pooled()
+    optimizer, scheduler = _optim(model, steps=1)
+    stats = train_epoch(model, _batches(3), optimizer, scheduler, CPU, epoch=1, accumulation=2)
+    assert stats["steps"] == 1 and stats["clips"] == 4 and model.calls == 2
+
+
+def test_tsn_parameter_groups():
+    """The authors' policy: weights decay at lr x1; biases lr x2 without decay; BatchNorm without decay."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    optimizer, _ = _optim(model, weight_decay=5e-4)
+    groups = [(g["lr"], g["weight_decay"], {id(p) for p in g["params"]}) for g in optimizer.param_groups]
+    ids = lambda *ps: {id(p) for p in ps}  # noqa: E731
+    assert groups == [
+        (0.1, 5e-4, ids(model[0].weight, model[3].weight)),
+        (0.2, 0.0, ids(model[0].bias, model[3].bias)),
+        (0.1, 0.0, ids(model[1].weight, model[1].bias)),
+    ]
+    uniform, _ = _optim(model, weight_decay=5e-4, param_groups="uniform")
+    assert len(uniform.param_groups) == 1 and uniform.param_groups[0]["weight_decay"] == 5e-4
+
+
 def test_non_finite_loss_names_epoch_and_step():
     model = Pooled(nan_at_call=3)
     optimizer, scheduler = _optim(model)

@@ -1,9 +1,9 @@
 """Diving48 as distributed: trimmed ``.mp4`` clips and JSON annotations.
 
-Layout under ``root`` (the first existing candidate of each is used)::
+Layout under ``root`` (the first existing candidate of each is used; the lists of the ``labels`` version)::
 
-    Diving48_V2_train.json | Diving48_train.json      [{"vid_name", "label", "start_frame", "end_frame"}, ...]
-    Diving48_V2_test.json | Diving48_test.json        (the "val" split)
+    Diving48_train.json | Diving48_V2_train.json      [{"vid_name", "label", "start_frame", "end_frame"}, ...]
+    Diving48_test.json | Diving48_V2_test.json        (the "val" split; V1 lists first, V2 second)
     Diving48_vocab.json (optional)                    [[takeoff, somersault, twist, flight], ...] per class
     rgb/<vid_name>.mp4 | videos/<vid_name>.mp4 | <vid_name>.mp4
 
@@ -25,9 +25,10 @@ from ean.data.records import VideoRecord, as_frames
 from ean.data.registry import DATASETS
 
 NAME = "diving48"
+#: The official lists of each label version: V1 (the paper's, footnote 1) and V2 (the cleaned labels of 2020).
 LIST_FILES = {
-    "train": ("Diving48_V2_train.json", "Diving48_train.json"),
-    "val": ("Diving48_V2_test.json", "Diving48_test.json"),
+    "v1": {"train": "Diving48_train.json", "val": "Diving48_test.json"},
+    "v2": {"train": "Diving48_V2_train.json", "val": "Diving48_V2_test.json"},
 }
 VOCAB_FILE = "Diving48_vocab.json"
 VIDEO_DIRS = ("rgb", "videos", ".")
@@ -61,6 +62,7 @@ class Diving48(ClipDataset):
     Args:
         root: folder holding ``rgb/`` and the JSON lists.
         split: ``"train"`` or ``"val"`` (the official test list).
+        labels: ``"v1"`` (the lists the paper reports on) or ``"v2"`` (the cleaned labels).
         media: ``"video"`` or ``"frames"`` (frame folders written by ``python -m ean.data.to_frames``).
         frames_root: where the frame folders are (default ``<root>/frames``).
         resize: working size (default short side 256).
@@ -72,6 +74,7 @@ class Diving48(ClipDataset):
         root: str,
         split: str = "train",
         *,
+        labels: str = "v1",
         media: str = "video",
         frames_root: str | None = None,
         resize: int | Sequence[int] = 256,
@@ -79,7 +82,10 @@ class Diving48(ClipDataset):
     ):
         root, split = check_root(root, NAME), check_split(split, NAME)
         frames_root = media_options(media, root, frames_root, NAME)
-        entries = read_entries(find_file(root, LIST_FILES[split], f"{split} list JSON", NAME))
+        if labels not in LIST_FILES:
+            raise DataError(f"{NAME}: labels = {labels!r}; valid: {', '.join(LIST_FILES)}")
+        list_file = LIST_FILES[labels][split]
+        entries = read_entries(find_file(root, (list_file,), f"{split} list JSON ({labels} labels)", NAME))
         class_names = read_class_names(root)
         bad = [label for _, label in entries if not 0 <= label < len(class_names)]
         if bad:

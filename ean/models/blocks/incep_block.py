@@ -5,7 +5,7 @@ from ean.models.blocks.st_block import SpatialTemporalBlock
 from ean.models.registries import BLOCKS
 
 
-@BLOCKS.register("incep_block")
+@BLOCKS.register("incep_block", same_as=("eab", {"fusion": "identity"}))
 def incep_block(
     channels: int,
     num_segments: int,

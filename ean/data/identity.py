@@ -1,0 +1,104 @@
+"""What a data config reads, as data: its identity (for trial keys), its fingerprint and its class count.
+
+A data config says what the clips are (dataset, sampling, augmentation, protocol) and where and how fast
+they are read (root, loader workers, decoder threads and timeouts). The identity keeps the first and drops
+the second, so a clone at another path, data moved elsewhere, or more loader workers name the same clips.
+The fingerprint says which data it is: the contents of the annotation files (or the synthetic generator's
+settings), never their location.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from ean.data.builder import DEFAULTS, LOADER_KEYS, build_dataset
+from ean.data.clip_dataset import ClipDataset
+from ean.data.registry import DATASETS
+
+#: Keys that say where the data lies.
+LOCATION_KEYS = ("root", "frames_root")
+#: Keys that say how fast it is read, not what is read.
+SPEED_KEYS = (*LOADER_KEYS, "decode_timeout_s", "decode_threads")
+#: Annotation files whose contents are a real dataset's fingerprint.
+ANNOTATION_SUFFIXES = (".csv", ".json", ".txt")
+#: The synthetic generator's settings (its dataset's identity).
+SYNTHETIC_SETTINGS = ("num_videos", "num_classes", "size", "seed", "min_frames", "max_frames", "clutter")
+
+
+def dataset_options(name: str) -> dict[str, Any]:
+    """The options a dataset accepts with their defaults (``inspect.empty`` where none), ClipDataset's included."""
+    options: dict[str, Any] = {}
+    for factory in (ClipDataset, DATASETS.get(name)):
+        for key, param in inspect.signature(factory).parameters.items():
+            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                options[key] = param.default
+    for key in ("self", "records", "class_names", "train", "split"):
+        options.pop(key, None)
+    return options
+
+
+def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The data config as what it computes: every option the dataset takes, defaults filled in, less where
+    the data lies and how fast it is read. Options the dataset does not take are left out."""
+    name = data_cfg["dataset"]
+    cfg = {**DEFAULTS, **data_cfg}
+    out: dict[str, Any] = {"dataset": name}
+    for key, default in dataset_options(name).items():
+        if key in LOCATION_KEYS or key in SPEED_KEYS:
+            continue
+        value = cfg.get(key)
+        value = default if value is None else value
+        out[key] = None if value is inspect.Parameter.empty else _plain(value)
+    return out
+
+
+def data_fingerprint(data_cfg: dict[str, Any]) -> str:
+    """Which data it is: the synthetic generator's settings, or the names and contents of the annotation
+    files (``*.csv``, ``*.json``, ``*.txt``) directly under the root. ``"sha256:<16 hex>"``."""
+    name = data_cfg.get("dataset")
+    digest = hashlib.sha256(str(name).encode())
+    if name == "synthetic":
+        identity = data_identity(data_cfg)
+        digest.update(json.dumps({k: identity.get(k) for k in SYNTHETIC_SETTINGS}, sort_keys=True).encode())
+        return "sha256:" + digest.hexdigest()[:16]
+    root = Path(str(data_cfg.get("root", "")))
+    for path in sorted(root.glob("*")) if root.is_dir() else []:
+        if path.is_file() and path.suffix in ANNOTATION_SUFFIXES:
+            digest.update(path.name.encode())
+            digest.update(_file_digest(str(path), path.stat().st_mtime_ns, path.stat().st_size).encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def dataset_num_classes(data_cfg: dict[str, Any]) -> int:
+    """The number of classes of the data a config reads (its annotations are parsed; nothing is decoded).
+
+    The synthetic dataset's count is its ``num_classes`` setting (nothing is generated).
+    """
+    if data_cfg.get("dataset") == "synthetic":
+        return int(data_identity(data_cfg)["num_classes"])
+    return _num_classes(json.dumps(data_cfg, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=64)
+def _num_classes(data_json: str) -> int:
+    dataset = build_dataset({**json.loads(data_json), "decode_timeout_s": 0}, "val")
+    try:
+        return dataset.num_classes
+    finally:
+        close = getattr(dataset, "close", None)
+        if close is not None:
+            close()
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

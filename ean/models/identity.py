@@ -1,0 +1,107 @@
+"""The network a model config builds, as data: what a trial key hashes for the model.
+
+Two configs that build the same network give the same identity, whatever they spell differently:
+
+- every part's options are bound to its constructor, defaults included (``block_options: {}`` and the
+  defaults written out are one network), and options a part never reads are dropped (``fusion`` of an
+  S-Block, ``lmc_options`` of an RGB model, ``num_regions`` without a SOI-Tr);
+- a variant registered ``same_as`` another one is named as that one (the Incep-Block is the EAB with M = I,
+  so Table 8's "+Incep-Block" and Table 9's "Identity" are one network);
+- parts that are not built (block ``none``, no stages) leave no options behind;
+- weights are named by what they are (``torchvision:IMAGENET1K_V1``, or the sha256 of a file), not by
+  where the file lies; options that only say where a cache lies (``cache_dir``) are dropped.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ean.models.build import LMC_FRAMES, check_model_config
+from ean.models.lmc import LatentMotionCode
+from ean.models.pretrained import weights_identity
+from ean.models.registries import BLOCKS, REGIONS
+from ean.models.soi.soi_tr import SOITransformer
+from ean.registry import Registry
+
+#: Part options that say where files lie, not what is computed.
+LOCATION_OPTIONS = ("cache_dir",)
+#: The registry name that means "no part here" in the block and region families.
+ABSENT = "none"
+WHOLE_MODEL_KEYS = (
+    "backbone",
+    "num_classes",
+    "num_segments",
+    "modality",
+    "input_size",
+    "temporal_conv",
+    "motion_excitation",
+    "dropout",
+    "rgb_frame",
+)
+
+
+def bound_options(factory: Any, options: dict[str, Any], fixed: tuple[str, ...]) -> dict[str, Any]:
+    """``options`` with the factory's defaults filled in, less the arguments the builder fixes and any
+    option the factory does not take."""
+    params = inspect.signature(factory).parameters
+    out = {}
+    for name, param in params.items():
+        if name in fixed or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            continue
+        if name in options:
+            out[name] = options[name]
+        elif param.default is not param.empty:
+            out[name] = param.default
+    return {k: v for k, v in out.items() if k not in LOCATION_OPTIONS}
+
+
+def _part(registry: Registry, name: str, options: dict[str, Any], fixed: tuple[str, ...]) -> dict[str, Any]:
+    canonical, canonical_options = registry.canonical(name, bound_options(registry.get(name), options, fixed))
+    full = bound_options(registry.get(canonical), canonical_options, fixed)
+    return {"name": canonical, "options": full}
+
+
+def _weights(options: dict[str, Any]) -> dict[str, Any]:
+    """Region options with a weights file named by its contents (Faster R-CNN's ``weights``)."""
+    weights = options.get("weights")
+    if isinstance(weights, str) and weights != "torchvision":
+        options = {**options, "weights": weights_identity(weights, "fasterrcnn")}
+    return options
+
+
+def network_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The network a model config builds, as plain data (see the module docstring).
+
+    Args:
+        config: a model config (or a whole config with a ``model`` section); validated as ``build_model`` would.
+
+    Returns:
+        A JSON-able dict: the whole-model keys, ``pretrained`` (weights identity or None), ``blocks``
+        (``{"name", "options", "stages"}`` or None), ``sois`` (``{"name", "options", "stages", "num_regions",
+        "soi"}`` or None) and ``lmc`` (its options, or None for RGB).
+    """
+    cfg = check_model_config(config)
+    out: dict[str, Any] = {key: cfg[key] for key in WHOLE_MODEL_KEYS}
+    out["pretrained"] = weights_identity(cfg["pretrained"], cfg["backbone"])
+    block_options = {"fusion": cfg["fusion"], **cfg["block_options"]}
+    out["blocks"] = None
+    if cfg["block"] != ABSENT and cfg["block_stages"]:
+        part = _part(BLOCKS, cfg["block"], block_options, ("channels", "num_segments"))
+        out["blocks"] = {**part, "stages": sorted(set(cfg["block_stages"]))}
+    out["sois"] = None
+    if cfg["regions"] != ABSENT and cfg["region_stages"]:
+        part = _part(REGIONS, cfg["regions"], cfg["region_options"], ("channels", "num_segments", "num_regions"))
+        soi = bound_options(SOITransformer, cfg["soi_options"], ("channels", "num_segments", "feature_size", "regions"))
+        out["sois"] = {
+            **part,
+            "options": _weights(part["options"]),
+            "stages": sorted(set(cfg["region_stages"])),
+            "num_regions": cfg["num_regions"],
+            "soi": soi,
+        }
+    out["lmc"] = None
+    if cfg["modality"] == "rgb_lmc":
+        out["lmc"] = bound_options(LatentMotionCode, cfg["lmc_options"], ("out_channels", "frames_per_segment"))
+        out["lmc"]["frames_per_segment"] = LMC_FRAMES
+    return out

@@ -1,0 +1,196 @@
+"""The trial config's schema: check a config, state its recipe, say what decides its result, key it.
+
+A trial config is a plain dict with sections ``model`` (:mod:`ean.models.build`), ``data``
+(:mod:`ean.data.builder`), ``trainer`` (:mod:`ean.train.config`) and a top-level ``seed``. The layers above
+(``runners``) hand one in with the number of devices that will carry its batch, and get back:
+
+- ``check_trial_config``: every problem, each naming the key, the value and the valid choices; checked
+  before anything runs (the class count against the data's, the pretrained weights' file, the batch split).
+- ``trial_recipe``: the training recipe as it will run (global and per-device batch, accumulation, lr ...).
+- ``semantic_config``: what decides the result: the network as built (:func:`ean.models.network_identity`),
+  the data's identity (:func:`ean.data.identity.data_identity`), the trainer's semantic keys with the
+  per-device batch resolved, and the seed. Where files lie, loader workers, threads, timeouts and the number
+  of devices (at the same global and per-device batch) are not part of it.
+- ``trial_key``: a hash of the semantic config, the data fingerprint and ``ean.__version__``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import ean
+from ean.data.identity import data_fingerprint, data_identity, dataset_num_classes, dataset_options
+from ean.data.registry import DATASETS
+from ean.models import check_model_config, network_identity
+from ean.models.pretrained import PretrainedWeightsError, weights_file
+from ean.train.config import device_batch, resolve_trainer_config
+
+SECTIONS = ("model", "data", "trainer", "seed")
+#: Data keys any dataset takes besides its constructor's options (read by the loader or the layout).
+DATA_COMMON = ("dataset", "root", "num_workers", "media", "frames_root")
+#: Trainer keys that change how a run executes or reports, not what it computes.
+TRAINER_OPERATIONAL = ("eval_every", "checkpoint_every", "num_threads")
+#: Trainer keys a run may change and still resume (training longer; a GPU checkpoint continued on the CPU).
+RESUMABLE = ("epochs", "device")
+
+
+def protocol_of(data_cfg: dict[str, Any]) -> str:
+    """The evaluation protocol of a data config, clips x crops: ``"1x1"``, ``"10x3"``."""
+    return f"{int(data_cfg.get('test_clips') or 1)}x{int(data_cfg.get('test_crops') or 1)}"
+
+
+def trial_recipe(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
+    """The recipe a trial config trains with on ``devices`` devices (raises TrainerConfigError if it cannot).
+
+    Returns:
+        ``global_batch``, ``per_device_batch``, ``accumulation``, ``devices``, ``lr``, ``epochs``,
+        ``schedule``, ``lr_steps``, ``momentum``, ``weight_decay``, ``param_groups``, ``clip_grad``,
+        ``dropout``, ``pretrained`` (the weights' identity or None) and ``protocol``.
+    """
+    trainer = resolve_trainer_config(config)
+    model = check_model_config(config.get("model", {}))
+    per_device, accumulation = device_batch(trainer, devices)
+    identity = network_identity(model)
+    return {
+        "global_batch": trainer["batch_size"],
+        "per_device_batch": per_device,
+        "accumulation": accumulation,
+        "devices": devices,
+        "lr": trainer["lr"],
+        "epochs": trainer["epochs"],
+        "schedule": trainer["schedule"],
+        "lr_steps": trainer["lr_steps"],
+        "momentum": trainer["momentum"],
+        "weight_decay": trainer["weight_decay"],
+        "param_groups": trainer["param_groups"],
+        "clip_grad": trainer["clip_grad"],
+        "dropout": model["dropout"],
+        "pretrained": identity["pretrained"],
+        "protocol": protocol_of(config.get("data", {})),
+    }
+
+
+def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
+    """What decides a trial's result (see the module docstring); plain JSON-able data."""
+    trainer = resolve_trainer_config(config)
+    trainer["per_device_batch"], _ = device_batch(trainer, devices)
+    for key in TRAINER_OPERATIONAL:
+        trainer.pop(key)
+    return {
+        "network": network_identity(config.get("model", {})),
+        "data": data_identity(config["data"]),
+        "trainer": trainer,
+        "seed": config.get("seed", 0),
+    }
+
+
+def trial_key(config: dict[str, Any], devices: int = 1, fingerprint: str | None = None) -> str:
+    """A stable hash (16 hex digits) of the semantic config, the data fingerprint and the code version.
+
+    ``ean.__version__`` is part of the key: bump it when a change alters what a config computes.
+    """
+    payload = {
+        "config": semantic_config(config, devices),
+        "data": fingerprint or data_fingerprint(config["data"]),
+        "code": ean.__version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resume_differences(saved: dict[str, Any], now: dict[str, Any], devices: int) -> list[str]:
+    """The semantic differences between a checkpoint's config and the current one (``epochs`` may grow)."""
+    before, after = semantic_config(saved, devices), semantic_config(now, devices)
+    for config in (before, after):
+        for key in RESUMABLE:
+            config["trainer"].pop(key, None)
+    return [
+        f"{section}.{key}: checkpoint {before[section].get(key)!r}, now {after[section].get(key)!r}"
+        for section in ("network", "data", "trainer")
+        for key in sorted(set(before[section]) | set(after[section]))
+        if before[section].get(key) != after[section].get(key)
+    ] + ([f"seed: checkpoint {before['seed']}, now {after['seed']}"] if before["seed"] != after["seed"] else [])
+
+
+# -- checks ------------------------------------------------------------------------------------------
+
+
+def check_trial_config(config: dict[str, Any], devices: int = 1) -> list[str]:
+    """Every problem of a trial config (empty when it can run), each naming key, value and valid choices."""
+    unknown = sorted(set(config) - set(SECTIONS))
+    problems = [f"unknown top-level keys {unknown}; valid: {', '.join(SECTIONS)}"] if unknown else []
+    for check in (_check_model, _check_data, _check_trainer, _check_seed):
+        problems += check(config, devices)
+    if not problems:
+        problems += _check_classes(config)
+    return problems
+
+
+def _check_model(config: dict, devices: int) -> list[str]:
+    try:
+        model = check_model_config(config.get("model", {}))
+    except (ValueError, LookupError) as err:
+        return [f"model: {err}"]
+    if model["pretrained"]:
+        try:
+            weights_file(model["pretrained"], model["backbone"])
+        except (PretrainedWeightsError, ValueError) as err:
+            return [f"model: {err}"]
+    return []
+
+
+def data_keys(name: str) -> list[str]:
+    """The data config keys a dataset accepts."""
+    return sorted({*DATA_COMMON, *dataset_options(name)})
+
+
+def _check_data(config: dict, devices: int) -> list[str]:
+    data = config.get("data", {})
+    name = data.get("dataset")
+    try:
+        DATASETS.check(name)
+    except LookupError as err:
+        return [f"data: {err}"]
+    valid = data_keys(name)
+    unknown = sorted(set(data) - set(valid))
+    problems = [f"data: unknown keys {unknown} for dataset '{name}'; valid: {', '.join(valid)}"] if unknown else []
+    root = data.get("root")
+    if name != "synthetic" and (not root or not Path(root).exists()):
+        doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
+        expected = f" ({doc[0].rstrip('.')})" if doc else ""
+        problems.append(
+            f"data.root '{root}' does not exist: dataset '{name}'{expected} is expected there. "
+            f"Set data.root=PATH (or use data=synthetic for generated data)"
+        )
+    if config.get("model", {}).get("num_segments") != data.get("num_segments"):
+        problems.append("data.num_segments differs from model.num_segments")
+    return problems
+
+
+def _check_trainer(config: dict, devices: int) -> list[str]:
+    try:
+        device_batch(resolve_trainer_config(config), devices)
+    except (ValueError, LookupError) as err:
+        return [f"trainer: {err}"]
+    return []
+
+
+def _check_seed(config: dict, devices: int) -> list[str]:
+    seed = config.get("seed")
+    return [] if isinstance(seed, int) and not isinstance(seed, bool) else [f"seed = {seed!r}; must be an integer"]
+
+
+def _check_classes(config: dict) -> list[str]:
+    data, wanted = config["data"], check_model_config(config.get("model", {}))["num_classes"]
+    try:
+        found = dataset_num_classes(data)
+    except (ValueError, OSError) as err:
+        return [f"data: cannot read the annotations of '{data['dataset']}' at {data.get('root')}: {err}"]
+    if found != wanted:
+        return [
+            f"model.num_classes = {wanted} but dataset '{data['dataset']}' at {data.get('root')} has {found} "
+            f"classes; set model.num_classes={found} (or use the dataset the model is for)"
+        ]
+    return []

@@ -1,0 +1,76 @@
+"""Reuse across studies: a trial whose key has a FINISHED run in any study is not trained again.
+
+The study gets a run of its own for the cell (named and tagged as if it had trained it) that points at the
+source run (``ean.reused_from``) and carries its metrics with their per-epoch history, its per-video scores,
+its per-class accuracies and its checkpoint location, so the table, the ensembles and the figures read it
+like any trial run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from mlflow.entities import Metric
+
+from reports import mlflow_schema as S
+
+TAG_REUSED_FROM = "ean.reused_from"
+TAG_REUSED_FROM_NAME = "ean.reused_from_name"
+#: Tags of the source run that describe this trial's computation (the rest are the source study's own).
+CARRIED_TAGS = (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATASET, S.TAG_PROTOCOL, "ean.checkpoint", "ean.workdir")
+CARRIED_ARTIFACTS = (S.ARTIFACT_SCORES, "per_class_top1.json")
+
+
+def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, Any]:
+    """Trial key -> a FINISHED trial run of another study with that key (an original rather than a reuse,
+    the newest first)."""
+    if not keys:
+        return {}
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=50000)]
+    found: dict[str, Any] = {}
+    query = f"tags.`{S.TAG_KIND}` = '{S.KIND_TRIAL}' AND attributes.status = '{S.STATUS_FINISHED}'"
+    for i in range(0, len(experiments), 100):
+        runs = client.search_runs(
+            experiments[i : i + 100], query, max_results=50000, order_by=["attributes.start_time DESC"]
+        )
+        for run in runs:
+            tags = run.data.tags
+            key = tags.get(S.TAG_TRIAL_KEY)
+            if key not in keys or tags.get(S.TAG_STUDY) == study:
+                continue
+            best = found.get(key)
+            if best is None or (TAG_REUSED_FROM in best.data.tags and TAG_REUSED_FROM not in tags):
+                found[key] = run
+    return found
+
+
+def carried_tags(source) -> dict[str, str]:
+    """The source run's tags that this study's run carries, and the pointers to the source."""
+    tags = {k: v for k, v in source.data.tags.items() if k in CARRIED_TAGS}
+    origin = source.data.tags.get(TAG_REUSED_FROM)
+    tags[TAG_REUSED_FROM] = origin or source.info.run_id
+    tags[TAG_REUSED_FROM_NAME] = source.data.tags.get(TAG_REUSED_FROM_NAME) or source.info.run_name
+    return tags
+
+
+def copy_metrics(client, source, run_id: str) -> None:
+    """Every metric of the source run with its whole history (steps and timestamps kept)."""
+    batch = []
+    for name in source.data.metrics:
+        history = client.get_metric_history(source.info.run_id, name)
+        batch += [Metric(m.key, m.value, m.timestamp, m.step) for m in history]
+    for i in range(0, len(batch), 1000):
+        client.log_batch(run_id, metrics=batch[i : i + 1000])
+
+
+def copy_artifacts(client, source, run_id: str) -> None:
+    """The source run's per-video scores and per-class accuracies, where it has them."""
+    present = {f.path for f in client.list_artifacts(source.info.run_id)}
+    present |= {f.path for f in client.list_artifacts(source.info.run_id, "scores")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in CARRIED_ARTIFACTS:
+            if path in present:
+                local = client.download_artifacts(source.info.run_id, path, tmp)
+                folder = path.rpartition("/")[0] or None
+                client.log_artifact(run_id, local, artifact_path=folder)

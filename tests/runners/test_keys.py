@@ -1,0 +1,122 @@
+"""Trial keys name what is computed: the network as built, the recipe, the data's identity, the protocol, the
+seed and the code version; never where the project or the data lie, nor how many workers carry the batch."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reports.spec import load_spec
+from runners.plan import PlanError, build_plan
+from runners.run import main
+from tests.runners.conftest import something_v1_layout
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+
+
+def keys(study: str, cli: list[str], base: Path, profile: str | None = None) -> dict[str, str]:
+    spec = load_spec(STUDIES / f"{study}.yaml")
+    overrides = list(spec.profiles[profile]) if profile else []
+    return {t.row.id: t.key for t in build_plan(spec, overrides, cli, [0], base)}
+
+
+def test_keys_equal_across_two_clones_at_different_paths(tmp_path, imagenet_v1):
+    """Each clone has its data under its own folder (relative data.root): same data, same keys."""
+    clones = [tmp_path / "a" / "clone", tmp_path / "elsewhere" / "b"]
+    for clone in clones:
+        something_v1_layout(clone / "data" / "something_v1")
+    found = [keys("table8", [], clone) for clone in clones]
+    assert found[0] == found[1] and len(set(found[0].values())) == 5
+    smoke = [keys("table8", [], clone, "smoke") for clone in clones]
+    assert smoke[0] == smoke[1]
+
+
+def test_keys_follow_the_annotations_not_their_location(tmp_path, imagenet_v1):
+    first = something_v1_layout(tmp_path / "one")
+    moved = shutil.copytree(first, tmp_path / "moved")
+    assert keys("table8", [f"data.root={first}"], tmp_path) == keys("table8", [f"data.root={moved}"], tmp_path)
+    (moved / "validation.csv").write_text("3;class 5\n")
+    changed = keys("table8", [f"data.root={moved}"], tmp_path)
+    assert set(changed.values()).isdisjoint(keys("table8", [f"data.root={first}"], tmp_path).values())
+
+
+@pytest.mark.parametrize("profile", [None, "smoke"])
+def test_incep_block_of_table8_is_identity_of_table9(tmp_path, sth_v1, imagenet_v1, profile):
+    cli = [f"data.root={sth_v1}"]
+    table8, table9 = keys("table8", cli, tmp_path, profile), keys("table9", cli, tmp_path, profile)
+    assert table8["incep_block"] == table9["identity"]
+    assert table8["eab"] == table9["dynamic"]
+    assert len({table9["identity"], table9["shuffle"], table9["static"], table9["dynamic"]}) == 4
+
+
+def test_an_option_the_block_never_reads_does_not_change_the_key(tmp_path, sth_v1, imagenet_v1):
+    cli = [f"data.root={sth_v1}"]
+    plain = keys("table8", cli, tmp_path)
+    static = keys("table8", [*cli, "model.fusion=static"], tmp_path)
+    for row in ("only_soitr", "s_block", "l_block", "incep_block"):  # none of these reads the fusion
+        assert static[row] == plain[row], row
+    assert static["eab"] != plain["eab"]  # the EAB does
+    # block/eab.yaml writes the EAB's defaults out; left to the block's own defaults, they are the same network
+    assert keys("table9", [*cli, "model.block_options={}"], tmp_path) == keys("table9", cli, tmp_path)
+
+
+def test_workers_carry_the_global_batch_without_changing_the_key(tmp_path, sth_v1, imagenet_v1):
+    cli = [f"data.root={sth_v1}"]
+    one = keys("table8", [*cli, "resources.workers=1"], tmp_path)
+    eight = keys("table8", [*cli, "resources.workers=8"], tmp_path)
+    assert one == eight
+    other_batch = keys("table8", [*cli, "trainer.batch_size=32"], tmp_path)
+    assert set(other_batch.values()).isdisjoint(one.values())
+    other_device_batch = keys("table8", [*cli, "trainer.per_device_batch=4"], tmp_path)
+    assert set(other_device_batch.values()).isdisjoint(one.values())
+
+
+def test_loader_workers_threads_and_timeouts_do_not_change_the_key(tmp_path, sth_v1, imagenet_v1):
+    cli = [f"data.root={sth_v1}"]
+    tuned = ["data.num_workers=12", "data.decode_timeout_s=5", "+data.decode_threads=4", "trainer.num_threads=3"]
+    assert keys("table8", [*cli, *tuned], tmp_path) == keys("table8", cli, tmp_path)
+
+
+def test_a_global_batch_the_workers_cannot_split_stops_the_plan(tmp_path, sth_v1, imagenet_v1):
+    spec = load_spec(STUDIES / "table8.yaml")
+    with pytest.raises(
+        PlanError, match=r"batch_size = 64 .* cannot be carried by 3 device\(s\) of 8 clips.*1, 2, 4, 8"
+    ):
+        build_plan(spec, [], [f"data.root={sth_v1}", "resources.workers=3"], [0], tmp_path)
+
+
+def test_duplicate_seeds_are_refused(tmp_path, capsys):
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["table8", "--profile", "smoke", "--seeds", "0,0", "--dry-run", "--mlflow-uri", store]) == 2
+    assert "seeds [0, 0] name a seed twice" in capsys.readouterr().err
+
+
+def test_a_174_class_model_on_a_3_class_dataset_stops_at_planning(tmp_path, imagenet_v1, capsys):
+    three = something_v1_layout(tmp_path / "three", num_classes=3)
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["table8", f"data.root={three}", "--mlflow-uri", store, "--storage", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "model.num_classes = 174 but dataset 'something_v1'" in err and "has 3 classes" in err
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "runs").exists()
+
+
+def test_the_specs_protocol_must_be_the_data_configs(tmp_path, sth_v1, imagenet_v1, capsys):
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["table8", f"data.root={sth_v1}", "data.test_clips=2", "--dry-run", "--mlflow-uri", store]) == 2
+    assert "the spec's protocol 1x1 (clips x crops) differs from the data config's 2x1" in capsys.readouterr().err
+
+
+def test_two_rows_of_one_study_that_build_the_same_network_are_refused(tmp_path):
+    from reports.spec import parse_spec
+    from tests.runners.conftest import tiny_spec
+
+    rows = [
+        {"id": "base", "label": "Base", "overrides": ["block=none"]},
+        {"id": "incep", "label": "Incep", "overrides": ["block=incep_block"]},
+        {"id": "identity", "label": "M = I", "overrides": ["block=eab", "model.fusion=identity"]},
+    ]
+    spec = parse_spec(tiny_spec(rows), source="tiny.yaml")
+    with pytest.raises(PlanError, match=r"rows 'incep', 'identity': build the same network"):
+        build_plan(spec, [], [], [0, 1], tmp_path)
