@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 OVERRIDES = [
     "data=synthetic",
     "trainer=smoke",
+    "model.pretrained=null",
     "model.backbone=resnet18",
     "model.num_segments=4",
     "model.input_size=64",

@@ -261,7 +261,7 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     def open_run(trial: Trial) -> None:
         """Creates (or reopens) the trial's MLflow run when Ray starts the trial, so its times are the trial's."""
         data = trial.config["data"]
-        proto = f"{data.get('test_clips', 1)}x{data.get('test_crops', 1)}"
+        proto = trial.recipe["protocol"]
         tracker = preparing.result()
         tracker.open_trial(trial, {**common, "ean.dataset": data["dataset"], "ean.protocol": proto}, args.rerun)
         opened.add(trial.key)

@@ -193,11 +193,6 @@ def test_a_study_reuses_the_trials_another_study_trained(study_dir, capsys):
     rows = [
         {"id": "baseline", "label": "Baseline", "overrides": ["block=none", "regions=none", "model.fusion=static"]},
         {"id": "incep", "label": "Incep", "overrides": ["block=incep_block", "regions=none"]},
-        {
-            "id": "eab_identity",
-            "label": "EAB, M = I",
-            "overrides": ["block=eab", "model.fusion=identity", "regions=none"],
-        },
         {"id": "en", "label": "En", "ensemble": ["baseline", "incep"]},
     ]
     second = write_yaml(study_dir / "second.yaml", tiny_spec(rows, name="second"))
