@@ -10,7 +10,10 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   (``run_name``): tags ``mlflow.parentRunId``, ``ean.kind`` = ``trial``, ``ean.study``, ``ean.row``,
   ``ean.row_label``, ``ean.seed`` (an integer as a string), ``ean.trial_key``, ``ean.git_commit``,
   ``ean.code_version``, ``ean.data_fingerprint``, ``ean.dataset`` (the dataset's registry name),
-  ``ean.protocol`` (clips x crops, e.g. ``"1x1"``) and, on failed runs, ``ean.error`` (the reason).
+  ``ean.protocol`` (clips x crops, e.g. ``"1x1"``), ``ean.checkpoint`` and ``ean.workdir`` (where its files
+  lie) and, on failed runs, ``ean.error`` (the reason). A run that reuses another study's FINISHED run of the
+  same trial key (``runners.reuse``) carries ``ean.reused_from`` (that run's id) and ``ean.reused_from_name``
+  and copies of its metrics, scores and checkpoint location.
   Status FINISHED, FAILED, RUNNING or KILLED. Several runs of one trial key exist only when the older
   ones FAILED or were KILLED; a report uses the newest FINISHED run of each (row, seed), else the newest.
 - Final metrics: ``top1``, ``top5`` (percent, 0-100), ``val_loss``, ``params`` (count of trainable
@@ -45,6 +48,12 @@ TAG_DATA_FINGERPRINT = "ean.data_fingerprint"
 TAG_DATASET = "ean.dataset"
 TAG_PROTOCOL = "ean.protocol"
 TAG_ERROR = "ean.error"
+#: On a trial run that reuses another study's FINISHED run of the same trial key: its run id and run name.
+TAG_REUSED_FROM = "ean.reused_from"
+TAG_REUSED_FROM_NAME = "ean.reused_from_name"
+TAG_CHECKPOINT = "ean.checkpoint"
+TAG_WORKDIR = "ean.workdir"
+ARTIFACT_PER_CLASS = "per_class_top1.json"
 
 #: Tags every trial run carries (``ean.error`` only on failed runs).
 TRIAL_TAGS = (

@@ -15,11 +15,10 @@ from mlflow.entities import Metric
 
 from reports import mlflow_schema as S
 
-TAG_REUSED_FROM = "ean.reused_from"
-TAG_REUSED_FROM_NAME = "ean.reused_from_name"
+TAG_REUSED_FROM, TAG_REUSED_FROM_NAME = S.TAG_REUSED_FROM, S.TAG_REUSED_FROM_NAME
 #: Tags of the source run that describe this trial's computation (the rest are the source study's own).
-CARRIED_TAGS = (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATASET, S.TAG_PROTOCOL, "ean.checkpoint", "ean.workdir")
-CARRIED_ARTIFACTS = (S.ARTIFACT_SCORES, "per_class_top1.json")
+CARRIED_TAGS = (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATASET, S.TAG_PROTOCOL, S.TAG_CHECKPOINT, S.TAG_WORKDIR)
+CARRIED_ARTIFACTS = (S.ARTIFACT_SCORES, S.ARTIFACT_PER_CLASS)
 
 
 def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, Any]:
