@@ -68,8 +68,8 @@ def _fit(args: tuple[dict, str]) -> float:
 
 def direct(spec_path: Path, work: Path) -> float:
     """The trials' fit functions in a pool of 2 processes: no Ray, no MLflow."""
-    from reports.spec import load_spec
     from runners.plan import build_plan
+    from study.spec import load_spec
 
     spec = load_spec(spec_path)
     trials = build_plan(spec, [], [], list(spec.seeds), work)

@@ -52,8 +52,8 @@ def ensure_weights(scratch: Path) -> None:
 
 def count(data_root: Path, base: Path) -> list[tuple[str, int, int]]:
     """(study, cells, cells whose key no earlier study planned), in the order of ``STUDIES``."""
-    from reports.spec import load_spec
     from runners.plan import build_plan
+    from study.spec import load_spec
 
     seen: set[str] = set()
     rows = []

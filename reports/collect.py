@@ -1,7 +1,7 @@
 """MLflow -> a tidy DataFrame: one row per trial run of a study, with its tags, status and final metrics.
 
 Reads any tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``, ...) through ``MlflowClient``;
-never writes. The column names are ``RUN_COLUMNS``; see ``reports.mlflow_schema`` for what the runner logs.
+never writes. The column names are ``RUN_COLUMNS``; see ``study.mlflow_schema`` for what the runner logs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
-from reports import mlflow_schema as S
+from study import mlflow_schema as S
 
 #: Columns of the tidy runs table, in order.
 RUN_COLUMNS = (

@@ -15,9 +15,10 @@ import numpy as np
 import yaml
 from mlflow.tracking import MlflowClient
 
-from reports import mlflow_schema as S
 from reports.figures import plot_kernel_weights
-from reports.spec import SpecError, load_spec
+from study import mlflow_schema as S
+from study.find import find_spec
+from study.spec import SpecError, load_spec
 
 
 def find_run(client: MlflowClient, study: str, row: str, seed: int):
@@ -34,7 +35,7 @@ def find_run(client: MlflowClient, study: str, row: str, seed: int):
 def checkpoint_of(run) -> Path:
     """The trial's last checkpoint (tag ``ean.checkpoint``, else ``<ean.workdir>/checkpoints/last.pt``)."""
     tags = run.data.tags
-    return Path(tags.get("ean.checkpoint") or Path(tags.get("ean.workdir", "")) / "checkpoints" / "last.pt")
+    return Path(tags.get(S.TAG_CHECKPOINT) or Path(tags.get(S.TAG_WORKDIR, "")) / "checkpoints" / "last.pt")
 
 
 def figure_for_run(client: MlflowClient, run, out: Path, stage: int, video: int) -> list[Path]:
@@ -68,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     uri = args.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     try:
-        path = Path(args.study)
-        spec = load_spec(path if path.is_file() else Path(__file__).parents[1] / "studies" / f"{args.study}.yaml")
+        spec = load_spec(find_spec(args.study))
         client = MlflowClient(uri)
         run = find_run(client, spec.name, args.row, args.seed)
         out = Path(args.out or f"outputs/reports/{spec.name}/figures/{spec.name}_kernels_{args.row}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +30,12 @@ from reports.markdown import render_markdown
 from reports.results import compared_metrics, results_frame, row_results
 from reports.scores import download_scores, mean_per_class_accuracy
 from reports.select import Selection, select_runs
-from reports.spec import MEASURED, SpecError, StudySpec, load_spec
 from reports.table import Table, build_table
+from study.find import find_spec
+from study.mlflow_schema import DEFAULT_TRACKING_URI, default_tracking_uri
+from study.spec import MEASURED, SpecError, StudySpec, load_spec
 
 FORMATS = ("md", "latex", "csv")
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 SYNTHETIC = "synthetic"  # the generated dataset: no paper numbers apply to it
 
 
@@ -97,7 +97,7 @@ def make_report(
     if bad:
         raise ValueError(f"cannot compare {', '.join(bad)} to the baseline; measured columns: {', '.join(MEASURED)}")
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
-    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    tracking_uri = tracking_uri or default_tracking_uri()
     out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
     runs = collect_runs(spec.name, tracking_uri)
     out.mkdir(parents=True, exist_ok=True)
@@ -180,13 +180,6 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _resolve_study(study: str) -> Path:
-    path = Path(study)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
-    return Path("studies") / f"{study}.yaml"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m reports.make``."""
     p = argparse.ArgumentParser(
@@ -214,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         report = make_report(
-            _resolve_study(args.study),
+            find_spec(args.study),
             out=args.out,
             tracking_uri=args.mlflow_uri,
             formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),

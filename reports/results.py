@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from reports import mlflow_schema as S
 from reports.select import Selection
-from reports.spec import MEASURED, Row, StudySpec
 from reports.stats import PairedDifference, Summary, paired_difference, summarize
+from study import mlflow_schema as S
+from study.spec import MEASURED, Row, StudySpec
 
 #: Status of a (row, seed) without any compatible run.
 MISSING = "MISSING"

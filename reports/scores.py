@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from reports import mlflow_schema as S
+from study import mlflow_schema as S
 
 
 @dataclass(frozen=True)

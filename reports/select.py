@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from reports import mlflow_schema as S
-from reports.spec import StudySpec
+from study import mlflow_schema as S
+from study.spec import StudySpec
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from reports import mlflow_schema as S
 from reports.results import MISSING, RowResult, compared_metrics, row_results
 from reports.select import Selection, describe_exclusions
-from reports.spec import LABEL_COLUMN, StudySpec, spec_hash
+from study import mlflow_schema as S
+from study.spec import LABEL_COLUMN, StudySpec, spec_hash
 
 #: Measured columns where higher is better (bolded); params and FLOPs are costs and are not ranked.
 HIGHER_IS_BETTER = (S.METRIC_TOP1, S.METRIC_TOP5)
@@ -82,7 +82,7 @@ class Provenance:
 
     Attributes:
         study: the study name.
-        spec_hash: hash of the spec file the table was built with (``reports.spec.spec_hash``).
+        spec_hash: hash of the spec file the table was built with (``study.spec.spec_hash``).
         study_hashes: ``ean.study_hash`` of the study runs that produced the chosen runs.
         git_commits: git commits of the chosen runs.
         code_versions: code versions of the chosen runs.

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from mlflow.entities import RunTag
 
-from reports import mlflow_schema as S
-from reports.spec import StudySpec
 from runners.tracking import StudyTracker
+from study import mlflow_schema as S
+from study.spec import StudySpec
 
 
 def ensemble_key(member_keys: list[str]) -> str:
@@ -69,7 +69,7 @@ def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, membe
         S.TAG_ROW_LABEL: row.label,
         S.TAG_SEED: str(seed),
         S.TAG_TRIAL_KEY: key,
-        "ean.ensemble_of": ",".join(m.info.run_id for m in members),
+        S.TAG_ENSEMBLE_OF: ",".join(m.info.run_id for m in members),
     }
     for tag in (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATA_FINGERPRINT, S.TAG_DATASET, S.TAG_PROTOCOL):
         tags[tag] = first.tags.get(tag, "")

@@ -14,9 +14,9 @@ from typing import Any
 from ean.data.identity import data_fingerprint
 from ean.models.pretrained import NAMED_WEIGHTS
 from ean.trial import protocol_of, trial_key, trial_recipe
-from reports.spec import Row, StudySpec
 from runners.compose import CompositionError, compose_config, hydra_context
 from runners.validate import check_trial_config, devices_of, train_config
+from study.spec import Row, StudySpec
 
 
 class PlanError(ValueError):

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlflow.entities import Metric
 
-from reports import mlflow_schema as S
+from study import mlflow_schema as S
 
 TAG_REUSED_FROM, TAG_REUSED_FROM_NAME = S.TAG_REUSED_FROM, S.TAG_REUSED_FROM_NAME
 #: Tags of the source run that describe this trial's computation (the rest are the source study's own).

@@ -18,9 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ean
-from reports.spec import SpecError, StudySpec, load_spec, spec_hash
 from runners.plan import PlanError, Trial, build_plan
 from runners.progress import Progress
+from study import mlflow_schema as S
+from study.find import find_spec
+from study.mlflow_schema import default_tracking_uri
+from study.policy import override_problem
+from study.spec import SpecError, StudySpec, load_spec, spec_hash
 
 EXIT_OK, EXIT_FAILED_TRIALS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -60,17 +64,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)
 
 
-def find_spec(study: str) -> Path:
-    path = Path(study)
-    if path.is_file():
-        return path
-    named = Path(__file__).resolve().parents[1] / "studies" / f"{study}.yaml"
-    if named.is_file():
-        return named
-    known = sorted(p.stem for p in named.parent.glob("*.yaml"))
-    raise SpecError(f"no study file '{study}'; studies in {named.parent}: {', '.join(known)}")
-
-
 def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[int], StudySpec]:
     """The profile's overrides, the seeds and the spec restricted to ``--rows``."""
     profile = []
@@ -94,8 +87,9 @@ def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[i
 
 def check_overrides(overrides: list[str]) -> None:
     for item in overrides:
-        if "_target_" in item or "oc.env" in item or "${env:" in item:
-            raise SpecError(f"override '{item}' names code or reads the environment; overrides choose values only")
+        problem = override_problem(item)
+        if problem:
+            raise SpecError(f"override '{item}' {problem}; overrides choose values only")
 
 
 def profile_trials(trials: list[Trial]) -> None:
@@ -217,7 +211,7 @@ def adopt_reused(tracker, trials: list[Trial]) -> None:
     """Gives each reused trial its run in this study (a copy of the source run's results, pointing at it)."""
     for trial in (t for t in trials if t.state == "reused"):
         source = trial.source
-        tracker.reuse_trial(trial, {"ean.code_version": ean.__version__})
+        tracker.reuse_trial(trial, {S.TAG_CODE_VERSION: ean.__version__})
         print(f"{trial.name}: reused from {source} (same trial key {trial.key}; --rerun trains it here)")
 
 
@@ -255,7 +249,7 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
             return EXIT_OK
         preparing = pool.submit(prepare_runs, tracker, trials, todo, args, argv)
     pool.shutdown(wait=False)
-    common = {"ean.git_commit": git_commit(), "ean.code_version": ean.__version__}
+    common = {S.TAG_GIT_COMMIT: git_commit(), S.TAG_CODE_VERSION: ean.__version__}
     opened: set[str] = set()
 
     def open_run(trial: Trial) -> None:
@@ -263,7 +257,7 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
         data = trial.config["data"]
         proto = trial.recipe["protocol"]
         tracker = preparing.result()
-        tracker.open_trial(trial, {**common, "ean.dataset": data["dataset"], "ean.protocol": proto}, args.rerun)
+        tracker.open_trial(trial, {**common, S.TAG_DATASET: data["dataset"], S.TAG_PROTOCOL: proto}, args.rerun)
         opened.add(trial.key)
 
     epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
@@ -332,8 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, PlanError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from runners.tracking import default_tracking_uri
-
     uri = args.mlflow_uri or default_tracking_uri()
     if args.dry_run:
         tracker = open_tracker(uri, spec, create=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -19,9 +18,9 @@ import yaml
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from reports import mlflow_schema as S
 from runners.plan import Trial
 from runners.reuse import TAG_REUSED_FROM_NAME, carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
+from study import mlflow_schema as S
 
 MAX_PARAMS_PER_BATCH = 100
 PARAM_VALUE_LIMIT = 6000
@@ -110,8 +109,8 @@ class StudyTracker:
     def start_parent(self, profile: str | None, argv: list[str]) -> str:
         stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         tags = {S.TAG_KIND: S.KIND_STUDY, S.TAG_STUDY: self.study, S.TAG_STUDY_HASH: self.study_hash}
-        tags["ean.profile"] = profile or ""
-        tags["ean.command"] = " ".join(argv)[:5000]
+        tags[S.TAG_PROFILE] = profile or ""
+        tags[S.TAG_COMMAND] = " ".join(argv)[:5000]
         run = self.client.create_run(self.experiment_id, run_name=f"{self.study} {stamp}", tags=tags)
         self.parent_id = run.info.run_id
         return self.parent_id
@@ -131,7 +130,7 @@ class StudyTracker:
             self._last_epoch[run_id] = self._logged_epochs(run_id)
         else:
             if rerun and trial.run_id:
-                self.client.set_tag(trial.run_id, "ean.superseded", "rerun requested")
+                self.client.set_tag(trial.run_id, S.TAG_SUPERSEDED, "rerun requested")
                 self.client.set_terminated(trial.run_id, S.STATUS_KILLED)
             run = self.client.create_run(self.experiment_id, run_name=S.run_name(self.study, trial.row.id, trial.seed))
             run_id = run.info.run_id
@@ -214,11 +213,11 @@ class StudyTracker:
             self.client.log_artifact(run_id, scores_path, artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
         per_class = final.get("per_class_top1")
         if per_class:
-            self.client.log_dict(run_id, per_class, "per_class_top1.json")
-        self.client.set_tag(run_id, "ean.workdir", workdir)
+            self.client.log_dict(run_id, per_class, S.ARTIFACT_PER_CLASS)
+        self.client.set_tag(run_id, S.TAG_WORKDIR, workdir)
         checkpoint = Path(workdir) / "checkpoints" / "last.pt"
         if checkpoint.is_file():
-            self.client.set_tag(run_id, "ean.checkpoint", str(checkpoint))
+            self.client.set_tag(run_id, S.TAG_CHECKPOINT, str(checkpoint))
         self.client.set_terminated(run_id, S.STATUS_FINISHED)
 
     def fail_trial(self, run_id: str, reason: str) -> None:
@@ -235,8 +234,3 @@ def _finished(runs: list[Any]) -> list[Any]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def default_tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` if set (as MLflow's own tools honour it), else ``sqlite:///mlflow.db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"

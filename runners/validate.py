@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ean.trial import check_trial_config as check_ean_config
+from study.policy import value_problems
 
 #: The orchestration's own section of a trial config; ``ean`` owns every other section.
 RESOURCES = "resources"
@@ -21,24 +22,9 @@ def devices_of(config: dict[str, Any]) -> int:
     return int(config.get(RESOURCES, {}).get("workers", 1))
 
 
-def find_code_references(value: Any, path: str = "") -> list[str]:
-    """Paths of config entries that would name Python code (``_target_`` keys)."""
-    found = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key in ("_target_", "_partial_", "_args_"):
-                found.append(where)
-            found += find_code_references(item, where)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found += find_code_references(item, f"{path}[{i}]")
-    return found
-
-
 def check_trial_config(config: dict[str, Any]) -> list[str]:
     """All problems of one resolved trial config (empty when it can run)."""
-    problems = [f"'{p}' names Python code; specs choose registered names only" for p in find_code_references(config)]
+    problems = value_problems(config)
     resources = _check_resources(config)
     devices = 1 if resources else devices_of(config)
     return problems + resources + check_ean_config(train_config(config), devices)

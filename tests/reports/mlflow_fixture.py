@@ -1,4 +1,4 @@
-"""Writes the fixture study's runs to a real MLflow store, as the study runner would (reports.mlflow_schema).
+"""Writes the fixture study's runs to a real MLflow store, as the study runner would (study.mlflow_schema).
 
 Fixed numbers, so tables built from the store are deterministic: several seeds, a missing seed, failed
 runs (one superseded by a later finished run), a running run, and runs that must be left out (another
@@ -15,8 +15,8 @@ import yaml
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from reports import mlflow_schema as S
-from reports.spec import StudySpec, spec_hash
+from study import mlflow_schema as S
+from study.spec import StudySpec, spec_hash
 
 SPEC_PATH = Path(__file__).parent / "data" / "fixture_blocks.yaml"
 T0_MS = 1_735_689_600_000  # 2025-01-01 00:00 UTC: run start times are fixed, one minute apart
@@ -80,7 +80,7 @@ GAIN = {
 
 def write_fixture_store(root: Path) -> tuple[str, StudySpec]:
     """Creates ``root/mlflow.db`` with the fixture study's runs; returns (tracking URI, spec)."""
-    from reports.spec import load_spec
+    from study.spec import load_spec
 
     spec = load_spec(SPEC_PATH)
     uri = f"sqlite:///{root / 'mlflow.db'}"

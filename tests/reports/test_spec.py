@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reports.spec import SpecError, load_spec, parse_spec, spec_hash
+from study.spec import SpecError, load_spec, parse_spec, spec_hash
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE8 = REPO / "studies" / "table8.yaml"

@@ -76,7 +76,15 @@ CASES = {
     "unknown trainer key": ({"rows": row(["trainer.epoch=3"])}, [], ["unknown config key 'trainer.epoch'"]),
     "bad seeds": ({}, ["--seeds", "0,one"], ["--seeds must be comma-separated integers"]),
     "unknown row selected": ({}, ["--rows", "eab,l_block"], ["unknown rows ['l_block']"]),
-    "code in a command-line override": ({}, ["+model._target_=os.system"], ["names code"]),
+    "code in a command-line override": ({}, ["+model._target_=os.system"], ["'_target_'", "Python code"]),
+    "spaced resolver": ({"rows": row(["model.pretrained=${ oc.env:HOME}"])}, [], ["calls a resolver"]),
+    "hydra search path in a row": (
+        {"rows": row(["hydra.searchpath=[file:///tmp]"])},
+        [],
+        ["row 'base'", "Hydra's own settings"],
+    ),
+    "hydra search path on the command line": ({}, ["hydra.searchpath=[file:///tmp]"], ["Hydra's own settings"]),
+    "resolver on the command line": ({}, ["model.pretrained=${env:HOME}"], ["calls a resolver"]),
 }
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reports.spec import load_spec
 from runners.plan import PlanError, build_plan
 from runners.run import main
+from study.spec import load_spec
 from tests.runners.conftest import something_v1_layout
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
@@ -109,7 +109,7 @@ def test_the_specs_protocol_must_be_the_data_configs(tmp_path, sth_v1, imagenet_
 
 
 def test_two_rows_of_one_study_that_build_the_same_network_are_refused(tmp_path):
-    from reports.spec import parse_spec
+    from study.spec import parse_spec
     from tests.runners.conftest import tiny_spec
 
     rows = [

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reports.spec import load_spec
 from runners.plan import build_plan
 from runners.run import main
+from study.spec import load_spec
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("table*.yaml"))
 

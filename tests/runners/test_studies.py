@@ -7,10 +7,10 @@ import pytest
 from ean.data import DATASETS
 from ean.models import BLOCKS, FUSIONS, REGIONS
 from ean.trial import trial_key
-from reports.spec import load_spec
 from runners.compose import CONF_DIR, group_options
 from runners.plan import build_plan
 from runners.validate import devices_of, train_config
+from study.spec import load_spec
 from tests.models.paper_rows import PAPER_ROWS
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("table*.yaml"))

@@ -5,7 +5,7 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
 - Experiment: named after the study (``StudySpec.name``), tagged ``mlflow.experimentKind`` =
   ``custom_model_development`` so the MLflow UI opens it on the training runs table.
 - One parent run per runner invocation: tags ``ean.kind`` = ``study``, ``ean.study``, ``ean.study_hash``
-  (``reports.spec.spec_hash`` of the spec file).
+  (``study.spec.spec_hash`` of the spec file).
 - One child run per trial (row x seed), run name ``"{study}/{row}/seed{seed}"``
   (``run_name``): tags ``mlflow.parentRunId``, ``ean.kind`` = ``trial``, ``ean.study``, ``ean.row``,
   ``ean.row_label``, ``ean.seed`` (an integer as a string), ``ean.trial_key``, ``ean.git_commit``,
@@ -26,6 +26,11 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
 """
 
 from __future__ import annotations
+
+import os
+
+#: The tracking store when neither ``--mlflow-uri`` nor ``$MLFLOW_TRACKING_URI`` names one.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 # -- experiment ------------------------------------------------------------------------------------
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -52,6 +57,12 @@ TAG_ERROR = "ean.error"
 TAG_REUSED_FROM = "ean.reused_from"
 TAG_REUSED_FROM_NAME = "ean.reused_from_name"
 TAG_CHECKPOINT = "ean.checkpoint"
+#: On a run superseded by a --rerun; on an ensemble run, its members' run ids (comma-separated).
+TAG_SUPERSEDED = "ean.superseded"
+TAG_ENSEMBLE_OF = "ean.ensemble_of"
+#: On a study (parent) run: the profile it ran with and its command line.
+TAG_PROFILE = "ean.profile"
+TAG_COMMAND = "ean.command"
 TAG_WORKDIR = "ean.workdir"
 ARTIFACT_PER_CLASS = "per_class_top1.json"
 
@@ -120,3 +131,8 @@ def _quote(value: str) -> str:
     if "'" in value:
         raise ValueError(f"a study name cannot contain a quote: {value!r}")
     return value
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` if set (as MLflow's own tools honour it), else ``sqlite:///mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI

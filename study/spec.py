@@ -1,7 +1,7 @@
 """The study spec: a YAML file that declares one paper table (rows x seeds) and how to run and print it.
 
-A spec is data only (DESIGN.md): ``yaml.safe_load``, no ``_target_``, no resolvers that read the
-environment. Example (``studies/table8.yaml``)::
+A spec is data only (DESIGN.md, ``study.policy``): ``yaml.safe_load``, no ``_target_``, no resolver calls,
+no Hydra settings. Example (``studies/table8.yaml``)::
 
     name: table8                      # lowercase identifier; also the MLflow experiment name
     title: "Table 8: Comparison of different spatial-temporal blocks."
@@ -38,8 +38,9 @@ from typing import Any
 
 import yaml
 
+from study.policy import override_problem
+
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
-_FORBIDDEN = ("_target_", "${oc.env", "${env:")
 
 #: Measured columns and their default titles; their values come from MLflow, not from the spec.
 MEASURED: dict[str, str] = {"params": "Param", "flops": "FLOPs", "top1": "Top1 (%)", "top5": "Top5 (%)"}
@@ -257,13 +258,10 @@ def _check_forbidden(value: Any, ctx: _Ctx, row: str | None) -> None:
         for v in value:
             _check_forbidden(v, ctx, row)
     elif isinstance(value, str):
-        for bad in _FORBIDDEN:
-            if bad in value:
-                where = ctx.at_row(row) if row else ctx
-                where.fail(
-                    f"{value!r} contains {bad!r}: a study spec is data only; it cannot name Python code "
-                    "or read the environment"
-                )
+        problem = override_problem(value)
+        if problem:
+            where = ctx.at_row(row) if row else ctx
+            where.fail(f"{value!r} {problem}; a study spec is data only")
 
 
 def _check_keys(data: Any, required: tuple, optional: tuple, ctx: _Ctx, what: str) -> None:
