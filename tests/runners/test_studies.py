@@ -70,3 +70,31 @@ def test_study_rows_build_the_papers_models(study, row, paper_row, tmp_path):
     for key in ("block", "fusion", "regions", "block_stages", "region_stages", "modality", "num_segments"):
         assert composed[key] == expected[key], key
     assert composed["block_options"].items() >= expected["block_options"].items()
+
+
+GOLDEN_KEYS = Path(__file__).with_name("golden_smoke_keys.json")
+
+
+def _smoke_keys(base: Path) -> dict[str, str]:
+    keys = {}
+    for path in STUDIES:
+        spec = load_spec(path)
+        for trial in build_plan(spec, list(spec.profiles["smoke"]), [], [0, 1], base):
+            keys[trial.name] = trial.key
+    return keys
+
+
+def test_trial_keys_of_every_papers_study_are_stable(tmp_path):
+    """A refactor leaves every key as it was; a change of what is computed bumps ``ean.__version__`` and
+    rewrites the file (``EAN_WRITE_GOLDEN_KEYS=1 python -m pytest tests/runners/test_studies.py``)."""
+    import json
+    import os
+
+    import ean
+
+    keys = {"code_version": ean.__version__, "keys": _smoke_keys(tmp_path)}
+    if os.environ.get("EAN_WRITE_GOLDEN_KEYS"):
+        GOLDEN_KEYS.write_text(json.dumps(keys, indent=1, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN_KEYS.read_text())
+    assert keys["keys"] == golden["keys"], "trial keys changed: bump ean.__version__ if what is computed changed"
+    assert keys["code_version"] == golden["code_version"]
