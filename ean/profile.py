@@ -12,6 +12,7 @@ matrix products and attention; 2 FLOPs per MAC there, halved here).
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,15 @@ def _part_macs(macs: dict[str, int], prefix: str, module: nn.Module) -> int:
     if prefix in macs:
         return macs[prefix]
     return sum(macs.get(f"{prefix}.{child}", 0) for child, _ in module.named_children())
+
+
+def without_weights(config: dict[str, Any]) -> dict[str, Any]:
+    """The model config with random weights everywhere (no file is read): what counting needs."""
+    model = copy.deepcopy(dict(config.get("model", config)))
+    model["pretrained"] = None
+    if "weights" in model.get("region_options", {}):
+        model["region_options"] = {**model["region_options"], "weights": None}
+    return model
 
 
 def profile_model(config: dict[str, Any], model: nn.Module | None = None) -> ModelProfile:

@@ -9,7 +9,6 @@ last checkpoint when they crash. At the end the study's table is printed and wri
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import subprocess
@@ -93,16 +92,14 @@ def check_overrides(overrides: list[str]) -> None:
 
 
 def profile_trials(trials: list[Trial]) -> None:
-    """Params and FLOPs of each trial's model (counted once per distinct model config, random weights)."""
-    from ean.profile import profile_model
+    """Params and FLOPs of each trial's model (counted once per network as built, random weights)."""
+    from ean.models import network_identity
+    from ean.profile import profile_model, without_weights
 
     cache: dict[str, dict[str, int]] = {}
     for trial in trials:
-        model = copy.deepcopy(trial.config["model"])
-        model["pretrained"] = None
-        if "weights" in model.get("region_options", {}):
-            model["region_options"]["weights"] = None
-        key = json.dumps(model, sort_keys=True)
+        model = without_weights(trial.config["model"])
+        key = json.dumps(network_identity(model), sort_keys=True)
         if key not in cache:
             profile = profile_model(model)
             cache[key] = {"params": profile.params, "flops": profile.macs}
