@@ -26,18 +26,6 @@ sys.path.insert(0, str(REPO))
 STUDIES = ("table1", "table5", "table6", "table7", "table8", "table9", "table10")
 
 
-def something_v1_layout(root: Path, num_classes: int = 174) -> Path:
-    """Annotations of a Something V1 layout (what planning reads) and two empty frame folders."""
-    names = [f"class {i}" for i in range(num_classes)]
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "labels.csv").write_text("\n".join(names) + "\n")
-    (root / "train.csv").write_text(f"1;{names[0]}\n")
-    (root / "validation.csv").write_text(f"2;{names[-1]}\n")
-    for vid in ("1", "2"):
-        (root / "frames" / vid).mkdir(parents=True, exist_ok=True)
-    return root
-
-
 def ensure_weights(scratch: Path) -> None:
     """Points torch's hub cache at a stand-in ResNet-50 IMAGENET1K_V1 file when the real one is absent."""
     from ean.models.pretrained import hub_file
@@ -91,6 +79,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         ensure_weights(scratch)
+        from tests.layouts import something_v1_layout
+
         root = args.data_root or something_v1_layout(scratch / "something_v1")
         text = report(count(root.resolve(), scratch))
     print(text)

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.layouts import something_v1_layout
+
 REPO = Path(__file__).resolve().parents[2]
 
 #: A study small enough for seconds per trial on a 2-core CPU.
@@ -72,18 +74,6 @@ def trial_runs(workdir: Path, study: str = "tiny") -> list:
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     exp = client.get_experiment_by_name(study)
     return client.search_runs([exp.experiment_id], "tags.`ean.kind` = 'trial'", max_results=1000)
-
-
-def something_v1_layout(root: Path, num_classes: int = 174) -> Path:
-    """A Something V1 layout (labels, train and validation CSVs, two frame folders): what planning reads."""
-    root.mkdir(parents=True, exist_ok=True)
-    names = [f"class {i}" for i in range(num_classes)]
-    (root / "labels.csv").write_text("\n".join(names) + "\n")
-    (root / "train.csv").write_text(f"1;{names[0]}\n")
-    (root / "validation.csv").write_text(f"2;{names[-1]}\n")
-    for vid in ("1", "2"):
-        (root / "frames" / vid).mkdir(parents=True, exist_ok=True)
-    return root
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from runners.plan import PlanError, build_plan
 from runners.run import main
 from study.spec import load_spec
-from tests.runners.conftest import something_v1_layout
+from tests.layouts import something_v1_layout
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
