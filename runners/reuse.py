@@ -15,7 +15,6 @@ from mlflow.entities import Metric
 
 from study import mlflow_schema as S
 
-TAG_REUSED_FROM, TAG_REUSED_FROM_NAME = S.TAG_REUSED_FROM, S.TAG_REUSED_FROM_NAME
 #: Tags of the source run that describe this trial's computation (the rest are the source study's own).
 CARRIED_TAGS = (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATASET, S.TAG_PROTOCOL, S.TAG_CHECKPOINT, S.TAG_WORKDIR)
 CARRIED_ARTIFACTS = (S.ARTIFACT_SCORES, S.ARTIFACT_PER_CLASS)
@@ -39,7 +38,7 @@ def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, Any]:
             if key not in keys or tags.get(S.TAG_STUDY) == study:
                 continue
             best = found.get(key)
-            if best is None or (TAG_REUSED_FROM in best.data.tags and TAG_REUSED_FROM not in tags):
+            if best is None or (S.TAG_REUSED_FROM in best.data.tags and S.TAG_REUSED_FROM not in tags):
                 found[key] = run
     return found
 
@@ -47,9 +46,9 @@ def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, Any]:
 def carried_tags(source) -> dict[str, str]:
     """The source run's tags that this study's run carries, and the pointers to the source."""
     tags = {k: v for k, v in source.data.tags.items() if k in CARRIED_TAGS}
-    origin = source.data.tags.get(TAG_REUSED_FROM)
-    tags[TAG_REUSED_FROM] = origin or source.info.run_id
-    tags[TAG_REUSED_FROM_NAME] = source.data.tags.get(TAG_REUSED_FROM_NAME) or source.info.run_name
+    origin = source.data.tags.get(S.TAG_REUSED_FROM)
+    tags[S.TAG_REUSED_FROM] = origin or source.info.run_id
+    tags[S.TAG_REUSED_FROM_NAME] = source.data.tags.get(S.TAG_REUSED_FROM_NAME) or source.info.run_name
     return tags
 
 

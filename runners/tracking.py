@@ -19,7 +19,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from runners.plan import Trial
-from runners.reuse import TAG_REUSED_FROM_NAME, carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
+from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
 from study import mlflow_schema as S
 
 MAX_PARAMS_PER_BATCH = 100
@@ -85,7 +85,7 @@ class StudyTracker:
             elif trial.key in elsewhere:
                 source = elsewhere[trial.key]
                 trial.state, trial.run_id = "reused", source.info.run_id
-                trial.source = source.data.tags.get(TAG_REUSED_FROM_NAME) or source.info.run_name
+                trial.source = source.data.tags.get(S.TAG_REUSED_FROM_NAME) or source.info.run_name
             elif existing and existing[0].info.status != S.STATUS_FINISHED:
                 trial.state, trial.run_id = "resume", existing[0].info.run_id
             else:  # new; with --rerun, run_id is the FINISHED run it supersedes
