@@ -138,6 +138,9 @@ def _write_csv(spec: StudySpec, selection: Selection, trials: pd.DataFrame, delt
     runs = trials.copy()
     runs["used"] = runs["run_id"].isin(selection.chosen["run_id"])
     reasons = dict(zip(selection.excluded["run_id"], selection.excluded["reason"], strict=True))
+    for dup in selection.duplicates:
+        for run_id in dup.others:
+            reasons[run_id] = f"an older FINISHED run of ({dup.row}, seed {dup.seed}); the newest is {dup.chosen}"
     runs["excluded_because"] = runs["run_id"].map(lambda run_id: reasons.get(run_id, ""))
     paths = [out / f"{spec.name}.csv", out / f"{spec.name}_runs.csv"]
     frame.to_csv(paths[0], index=False)

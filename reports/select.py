@@ -5,7 +5,9 @@ The dataset and code version are those of the group with the most FINISHED runs 
 unless the caller pins them. Every run left out is listed with the reason, so nothing is dropped silently;
 the only runs left out without a word are older FAILED/KILLED/RUNNING attempts of a (row, seed) that a
 later choice supersedes. For each (row, seed) the newest FINISHED run is chosen; if none finished, the
-newest run of any status (it marks the cell as failed, running or killed).
+newest run of any status (it marks the cell as failed, running or killed). Older FINISHED runs of a
+(row, seed) should not exist (the runner supersedes them); where they do, they are left out of the table
+but listed in ``Selection.duplicates`` (``describe_duplicates`` words them for the table's notes).
 """
 
 from __future__ import annotations
@@ -20,6 +22,23 @@ from study.spec import StudySpec
 
 
 @dataclass(frozen=True)
+class Duplicate:
+    """Several FINISHED runs of one (row, seed): the newest is chosen, the others are left out.
+
+    Attributes:
+        row: the row id.
+        seed: the seed.
+        chosen: the run id of the chosen (newest FINISHED) run.
+        others: the run ids of the other FINISHED runs, oldest first.
+    """
+
+    row: str
+    seed: int
+    chosen: str
+    others: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Selection:
     """The runs a table is built from.
 
@@ -29,6 +48,7 @@ class Selection:
         protocol: the evaluation protocol of the table (clips x crops, e.g. ``"1x1"``).
         dataset: the dataset registry name of the chosen runs (``None`` when there are none).
         code_version: the code version of the chosen runs (``None`` when there are none).
+        duplicates: each (row, seed) with more than one compatible FINISHED run, in spec order.
     """
 
     chosen: pd.DataFrame
@@ -36,6 +56,7 @@ class Selection:
     protocol: str
     dataset: str | None
     code_version: str | None
+    duplicates: tuple[Duplicate, ...] = ()
 
     def run(self, row: str, seed: int) -> dict | None:
         """The chosen run of (row, seed) as a dict of the tidy columns, or ``None`` if it has none."""
@@ -55,7 +76,7 @@ def select_runs(
         code_version: keep only runs of this code version; ``None`` picks as for ``dataset``.
 
     Returns:
-        The chosen and the excluded runs.
+        The chosen and the excluded runs, and the (row, seed)s with more than one FINISHED run.
     """
     trials = trials.reset_index(drop=True)
     records = [{**rec, "_index": i} for i, rec in enumerate(trials.to_dict("records"))]
@@ -76,6 +97,7 @@ def select_runs(
         protocol=spec.protocol.tag,
         dataset=group[0] if compatible else dataset,
         code_version=group[1] if compatible else code_version,
+        duplicates=_duplicates(spec, compatible),
     )
 
 
@@ -94,6 +116,22 @@ def describe_exclusions(selection: Selection, labels: dict[str, str]) -> list[st
         count = f"{len(names)} run{'s' if len(names) != 1 else ''}"
         lines.append(f"{count} of {reason}: {', '.join(names)}")
     return lines
+
+
+def describe_duplicates(selection: Selection, labels: dict[str, str]) -> list[str]:
+    """One sentence per (row, seed) with several FINISHED runs, naming the runs by their MLflow run ids.
+
+    E.g. ``"2 FINISHED runs of +EAB seed 0: the newest (run 1f0c...) is shown; also 9a2b..."``.
+
+    Args:
+        selection: the selection.
+        labels: printed label by row id (rows not in the spec are named by their id).
+    """
+    return [
+        f"{len(d.others) + 1} FINISHED runs of {labels.get(d.row, d.row)} seed {d.seed}: "
+        f"the newest (run {d.chosen}) is shown; also {', '.join(d.others)}"
+        for d in selection.duplicates
+    ]
 
 
 def _run_label(rec: dict, labels: dict[str, str]) -> str:
@@ -146,6 +184,20 @@ def _newest_per_trial(spec: StudySpec, records: list[dict]) -> list[int]:
         if held is None or rec["status"] == S.STATUS_FINISHED or held["status"] != S.STATUS_FINISHED:
             chosen[key] = rec
     return [chosen[(r, s)]["_index"] for r in spec.row_ids for s in spec.seeds if (r, s) in chosen]
+
+
+def _duplicates(spec: StudySpec, records: list[dict]) -> tuple[Duplicate, ...]:
+    """The (row, seed)s with more than one FINISHED run, in spec order; the newest is the chosen one."""
+    finished: dict[tuple, list[str]] = {}
+    for rec in records:  # oldest first, as in _newest_per_trial
+        if rec["status"] == S.STATUS_FINISHED:
+            finished.setdefault((rec["row"], int(rec["seed"])), []).append(rec["run_id"])
+    return tuple(
+        Duplicate(r, s, ids[-1], tuple(ids[:-1]))
+        for r in spec.row_ids
+        for s in spec.seeds
+        if len(ids := finished.get((r, s), [])) > 1
+    )
 
 
 def _shown(value) -> str:

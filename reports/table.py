@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from reports.results import MISSING, RowResult, compared_metrics, row_results
-from reports.select import Selection, describe_exclusions
+from reports.select import Selection, describe_duplicates, describe_exclusions
 from study import mlflow_schema as S
 from study.spec import LABEL_COLUMN, StudySpec, spec_hash
 
@@ -301,6 +301,8 @@ def _remarks(spec: StudySpec, selection: Selection, paper_cols: list, cost_paper
     labels = {r.id: r.label for r in spec.rows}
     for line in describe_exclusions(selection, labels):
         notes.append(Note("", f"Not included: {line}."))
+    for line in describe_duplicates(selection, labels):
+        notes.append(Note("", f"{line}."))
     return notes
 
 

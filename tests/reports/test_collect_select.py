@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from reports.collect import RUN_COLUMNS, StudyNotFoundError, collect_runs, runs_frame
-from reports.select import describe_exclusions, select_runs
+from reports.select import Duplicate, describe_duplicates, describe_exclusions, select_runs
 from tests.reports.mlflow_fixture import OTHER_STUDY_HASH, RUNS
 
 
@@ -158,3 +158,28 @@ def test_no_runs_gives_an_empty_selection(fixture_store):
     sel = select_runs(spec, runs_frame([]))
     assert sel.chosen.empty and sel.excluded.empty and sel.dataset is None
     assert isinstance(sel.chosen, pd.DataFrame)
+
+
+def test_duplicate_finished_runs_of_a_row_and_seed_are_listed(fixture_store):
+    _, spec = fixture_store
+    records = [
+        _record(1, "eab", 0),
+        _record(2, "only_soitr", 0),
+        _record(3, "eab", 0),  # a second FINISHED run of eab seed 0: chosen, the older one is a duplicate
+        _record(4, "eab", 0, status="FAILED"),  # newer but failed: neither chosen nor a duplicate
+        _record(5, "eab", 0, protocol="10x3"),  # excluded for its protocol: not a duplicate either
+        _record(6, "eab", 1),
+    ]
+    sel = select_runs(spec, runs_frame(records))
+    assert sel.run("eab", 0)["run_id"] == "r3"
+    assert sel.duplicates == (Duplicate("eab", 0, "r3", ("r1",)),)
+    assert list(sel.excluded["run_id"]) == ["r5"]
+    lines = describe_duplicates(sel, {r.id: r.label for r in spec.rows})
+    assert lines == ["2 FINISHED runs of +EAB seed 0: the newest (run r3) is shown; also r1"]
+
+
+def test_no_duplicates_when_each_row_and_seed_finished_once(collected):
+    spec, runs = collected
+    sel = select_runs(spec, runs.trials)  # incep_block seed 2: a FAILED then a FINISHED run, no duplicate
+    assert sel.duplicates == ()
+    assert describe_duplicates(sel, {r.id: r.label for r in spec.rows}) == []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from reports.collect import collect_runs
-from reports.latex import render_latex
+from reports.latex import escape_latex, render_latex
 from reports.markdown import escape_markdown, render_markdown
 from reports.select import select_runs
 from reports.table import build_table, signed
@@ -108,6 +109,28 @@ def test_excluded_runs_are_named_in_the_notes(table):
     assert "dataset kinetics400 (this table: something_v1): +EAB seed 1" in text
     assert "code version v2 (this table: v1): +EAB seed 2" in text
     assert "row 'old_row', which is not in the spec" in text
+
+
+def test_duplicate_finished_runs_are_named_in_the_notes(store, table):
+    spec, runs, sel = store
+    trials = runs.trials
+    first = trials[(trials["row"] == "eab") & (trials["seed"] == 0) & (trials["protocol"] == "1x1")]
+    newer_id = "d" * 32
+    newer = first.assign(run_id=newer_id, start_time=trials["start_time"].max() + pd.Timedelta(minutes=1), top1=52.0)
+    dup_sel = select_runs(spec, pd.concat([trials, newer], ignore_index=True))
+    dup_table = build_table(spec, dup_sel, runs.study_hashes, generated=DATE)
+    note = f"2 FINISHED runs of +EAB seed 0: the newest (run {newer_id}) is shown; also {first['run_id'].iloc[0]}."
+    assert [n.text for n in dup_table.notes] == [n.text for n in table.notes] + [note]
+    assert dup_table.notes[-1].mark == ""
+    assert f"\n{escape_markdown(note)}\n" in render_markdown(dup_table)
+    assert f"\n{escape_latex(note)}\\par\n" in render_latex(dup_table)
+
+
+def test_no_duplicate_note_without_duplicate_runs(store, table):
+    spec, runs, sel = store
+    assert sel.duplicates == ()
+    assert not any("FINISHED runs of" in n.text for n in table.notes)
+    assert "FINISHED runs of" not in render_markdown(table) and "FINISHED runs of" not in render_latex(table)
 
 
 def test_provenance_names_hash_commit_runs_and_date(store, table):
