@@ -11,8 +11,6 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-from mlflow.entities import RunTag
-
 from runners.tracking import StudyTracker
 from study import mlflow_schema as S
 from study.spec import StudySpec
@@ -60,7 +58,6 @@ def run_ensembles(spec: StudySpec, seeds: list[int], tracker: StudyTracker, reru
 def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, members: list, result: dict) -> None:
     first = members[0].data
     client = tracker.client
-    run = client.create_run(tracker.experiment_id, run_name=S.run_name(spec.name, row.id, seed))
     tags = {
         S.TAG_PARENT_RUN_ID: tracker.parent_id or first.tags.get(S.TAG_PARENT_RUN_ID, ""),
         S.TAG_KIND: S.KIND_TRIAL,
@@ -73,9 +70,9 @@ def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, membe
     }
     for tag in (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATA_FINGERPRINT, S.TAG_DATASET, S.TAG_PROTOCOL):
         tags[tag] = first.tags.get(tag, "")
-    client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    run = client.create_run(tracker.experiment_id, run_name=S.run_name(spec.name, row.id, seed), tags=tags)
     sums = {m: sum(r.data.metrics.get(m, 0.0) for r in members) for m in (S.METRIC_PARAMS, S.METRIC_FLOPS)}
     tracker.log_metrics(run.info.run_id, {S.METRIC_TOP1: result["top1"], S.METRIC_TOP5: result["top5"], **sums})
     client.log_artifact(run.info.run_id, result["scores_path"], artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
-    client.log_dict(run.info.run_id, result.get("per_class_top1", {}), "per_class_top1.json")
+    client.log_dict(run.info.run_id, result.get("per_class_top1", {}), S.ARTIFACT_PER_CLASS)
     client.set_terminated(run.info.run_id, S.STATUS_FINISHED)

@@ -71,4 +71,8 @@ class Progress:
         self._print(name, f"FAILED: {reason.splitlines()[0] if reason else '?'}")
 
     def retrying(self, name: str, reason: str) -> None:
-        self._print(name, f"crashed, retrying from its last checkpoint ({reason.splitlines()[0] if reason else '?'})")
+        first = reason.splitlines()[0] if reason else "?"
+        self._print(name, f"crashed ({first}); retrying: it resumes from its last checkpoint, if it wrote one")
+
+    def note(self, name: str, message: str) -> None:
+        self._print(name, message)

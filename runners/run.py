@@ -11,14 +11,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import ean
+from runners import signals
+from runners.lease import LeaseHeld
 from runners.plan import PlanError, Trial, build_plan
 from runners.progress import Progress
+from runners.signals import Stopped
+from runners.tracking_check import TrackingUnreachable, check_tracking_uri
 from study import mlflow_schema as S
 from study.find import find_spec
 from study.mlflow_schema import default_tracking_uri
@@ -164,13 +170,13 @@ def plan_json(trials: list[Trial]) -> str:
     return json.dumps(entries, indent=2)
 
 
-def open_tracker(uri: str, spec: StudySpec, create: bool):
-    """The study's tracker, or None for a dry run against a store that does not exist yet."""
+def read_tracker(uri: str, spec: StudySpec):
+    """The study's tracker for a dry run, reading only: None when the store or the study is not there yet."""
     from runners.tracking import StudyTracker
 
-    if not create and fresh_store(uri):
+    if fresh_store(uri):
         return None
-    return StudyTracker(uri, spec.name, spec_hash(spec))
+    return StudyTracker.read_only(uri, spec.name, spec_hash(spec))
 
 
 def fresh_store(uri: str) -> bool:
@@ -178,21 +184,50 @@ def fresh_store(uri: str) -> bool:
     return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
 
-def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str):
-    """Opens (or creates) the store, marks cached trials, reconciles stale runs; returns (tracker, todo)."""
-    tracker = open_tracker(uri, spec, create=True)
-    tracker.mark_cached(trials, args.rerun)
+def shell_command(argv: list[str]) -> str:
+    return " ".join(["python -m runners.run", *(shlex.quote(a) for a in argv)])
+
+
+@dataclasses.dataclass
+class Session:
+    """One invocation's hold on its study: the tracker, the lease and the trials to run."""
+
+    tracker: Any
+    lease: Any
+    todo: list[Trial]
+
+
+def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, command: str) -> Session:
+    """Opens (or creates) the store, takes the study's lease, reconciles the runs of a dead driver and marks
+    cached and reused trials.
+
+    Raises:
+        LeaseHeld: another live driver runs this study.
+    """
+    from runners.lease import StudyLease
+    from runners.tracking import StudyTracker
+
+    tracker = StudyTracker(uri, spec.name, spec_hash(spec))
+    lease = StudyLease(uri, tracker.experiment_id, spec.name, command)
+    previous = lease.acquire()
+    try:
+        if previous:
+            print(f"{spec.name}: taking over from a driver that stopped ({previous.describe()})")
+        stale = tracker.reconcile()
+        if stale:
+            print(f"reconciled {len(stale)} run(s) left RUNNING by a driver that stopped (marked KILLED)")
+        tracker.mark_cached(trials, args.rerun)
+    except BaseException:
+        lease.release()
+        raise
     todo = [t for t in trials if t.state not in ("cached", "reused")]
-    stale = tracker.reconcile({t.key for t in todo})
-    if stale:
-        print(f"reconciled {len(stale)} run(s) left RUNNING by a stopped driver (marked KILLED)")
     reused = sum(t.state == "reused" for t in trials)
     if todo:
         print(
             f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo) - reused} cached, "
             f"{reused} reused from other studies; MLflow: {uri}"
         )
-    return tracker, todo
+    return Session(tracker, lease, todo)
 
 
 def prepare_runs(tracker, trials: list[Trial], todo: list[Trial], args: argparse.Namespace, argv: list[str]):
@@ -212,40 +247,58 @@ def adopt_reused(tracker, trials: list[Trial]) -> None:
         print(f"{trial.name}: reused from {source} (same trial key {trial.key}; --rerun trains it here)")
 
 
-def open_and_prepare(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]):
-    """``open_study`` then ``prepare_runs``, for a new store (every trial is new); returns the tracker."""
-    tracker, todo = open_study(spec, trials, args, uri)
-    return prepare_runs(tracker, trials, todo, args, argv)
-
-
 def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]) -> int:
-    """Opens the runs, runs the new trials on Ray, closes the runs; returns the exit status.
+    """Takes the study's lease, runs the new trials on Ray, closes the runs; returns the exit status.
 
-    Start-up work overlaps: another thread creates the store (when it is new: nothing can be cached then),
-    profiles the models and opens the parent run while this one starts Ray and Tune starts the first trials'
-    processes; the first MLflow write of a trial waits for that thread.
+    Start-up work overlaps: a new sqlite store is created by another thread while this one starts Ray; the
+    models are profiled and the parent run opened while Tune starts the first trials' processes (the first
+    MLflow write of a trial waits for that). SIGINT and SIGTERM stop the trials and mark their runs KILLED.
     """
-    from runners.scheduler import run_trials, start_ray
+    from runners.scheduler import start_ray
 
+    command = shell_command(argv)
     pool = ThreadPoolExecutor(1, thread_name_prefix="ean-prepare")
-    if fresh_store(uri):
-        todo = list(trials)
-        preparing = pool.submit(open_and_prepare, spec, trials, args, uri, argv)
-    else:
-        tracker, todo = open_study(spec, trials, args, uri)
-        if not todo:
-            if any(t.state == "reused" for t in trials):
-                prepare_runs(tracker, trials, todo, args, argv)
-                tracker.end_parent("FINISHED")
-            print(
-                f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached or reused); "
-                "--rerun runs them again"
-            )
-            _ensembles(spec, trials, tracker, args.rerun)
-            print(browse_hint(uri, tracker.experiment_id))
-            return EXIT_OK
-        preparing = pool.submit(prepare_runs, tracker, trials, todo, args, argv)
-    pool.shutdown(wait=False)
+    opening = pool.submit(open_study, spec, trials, args, uri, command) if fresh_store(uri) else None
+    session = None
+    try:
+        if opening is None:
+            session = open_study(spec, trials, args, uri, command)
+            if not session.todo:
+                return finish_cached(spec, trials, args, uri, argv, session.tracker)
+        start_ray(args.address)
+        signals.install()  # again: Ray's local cluster installed its own SIGTERM handler
+        session = session or opening.result()
+        preparing = pool.submit(prepare_runs, session.tracker, trials, session.todo, args, argv)
+        return run_and_close(spec, trials, session.todo, preparing, args, uri)
+    except Stopped as stop:
+        signals.ignore()
+        print(f"\n{spec.name}: stopped by {stop}; finished trials are kept. Resume with:\n  {command}", file=sys.stderr)
+        return stop.exit_code
+    finally:
+        pool.shutdown(wait=False)
+        if session is None and opening is not None and opening.done() and not opening.exception():
+            session = opening.result()
+        if session is not None:
+            session.lease.release()
+
+
+def finish_cached(spec: StudySpec, trials: list[Trial], args, uri: str, argv: list[str], tracker) -> int:
+    """Every trial is FINISHED here or elsewhere: adopt the reused ones, log the ensembles."""
+    if any(t.state == "reused" for t in trials):
+        prepare_runs(tracker, trials, [], args, argv)
+        tracker.end_parent(S.STATUS_FINISHED)
+    print(
+        f"{spec.name}: all {len(trials)} trials already FINISHED in MLflow (cached or reused); --rerun runs them again"
+    )
+    _ensembles(spec, trials, tracker, args.rerun)
+    print(browse_hint(uri, tracker.experiment_id))
+    return EXIT_OK
+
+
+def run_and_close(spec: StudySpec, trials: list[Trial], todo: list[Trial], preparing: Future, args, uri: str) -> int:
+    """Runs ``todo`` on Ray Tune and closes every run it opened: FINISHED, FAILED, or KILLED when stopped."""
+    from runners.scheduler import run_trials, stop_ray
+
     common = {S.TAG_GIT_COMMIT: git_commit(), S.TAG_CODE_VERSION: ean.__version__}
     opened: set[str] = set()
 
@@ -260,19 +313,26 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
     storage = Path(args.storage).resolve()
     outcome: dict[str, str] = {}
-    progress = Progress(len(todo), epochs)
+    stopped: Stopped | None = None
     try:
-        start_ray(args.address)
-        outcome = run_trials(
-            todo, preparing, open_run, storage, args.address, args.max_concurrent, args.max_failures, progress
-        )
-    finally:
-        tracker = preparing.result()
-        failed = [t for t in todo if outcome.get(t.key) != "finished"]
-        for t in failed:
-            if t.key not in outcome and t.key in opened:
+        progress = Progress(len(todo), epochs)
+        limits = {"max_concurrent": args.max_concurrent, "max_failures": args.max_failures}
+        outcome = run_trials(todo, preparing, open_run, storage, args.address, progress=progress, **limits)
+    except Stopped as stop:
+        stopped = stop
+        signals.ignore()
+        stop_ray()  # ends the trials' processes before their runs are closed
+    tracker = preparing.result()
+    failed = [t for t in todo if outcome.get(t.key) != "finished"]
+    for t in failed:
+        if t.key not in outcome and t.key in opened:
+            if stopped:
+                tracker.kill_trial(t.run_id, f"stopped by {stopped} before it finished; the same command resumes it")
+            else:
                 tracker.fail_trial(t.run_id, "not completed: the run was interrupted")
-        tracker.end_parent("FINISHED" if not failed else "FAILED")
+    tracker.end_parent(S.STATUS_KILLED if stopped else S.STATUS_FINISHED if not failed else S.STATUS_FAILED)
+    if stopped:
+        raise stopped
     _ensembles(spec, trials, tracker, args.rerun)
     print(browse_hint(uri, tracker.experiment_id))
     if failed:
@@ -314,6 +374,15 @@ def report(spec_path: Path, uri: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    signals.install()
+    try:
+        return _main(argv, args)
+    except Stopped as stop:
+        print(f"stopped by {stop}", file=sys.stderr)
+        return stop.exit_code
+
+
+def _main(argv: list[str], args: argparse.Namespace) -> int:
     try:
         spec_path = find_spec(args.study)
         spec = load_spec(spec_path)
@@ -324,17 +393,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     uri = args.mlflow_uri or default_tracking_uri()
-    if args.dry_run:
-        tracker = open_tracker(uri, spec, create=False)
-        if tracker is not None:
-            tracker.mark_cached(trials, args.rerun)
-        profile_trials(trials)
-        print(plan_json(trials) if args.json else plan_table(trials))
-        return EXIT_OK
-    status = execute(spec, trials, args, uri, argv)
-    if not args.no_report:
+    try:
+        check_tracking_uri(uri)
+        if args.dry_run:
+            return dry_run(spec, trials, args, uri)
+        status = execute(spec, trials, args, uri, argv)
+    except (TrackingUnreachable, LeaseHeld) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if status in (EXIT_OK, EXIT_FAILED_TRIALS) and not args.no_report:
         report(spec_path, uri)
     return status
+
+
+def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str) -> int:
+    """Prints the plan (cached and reused trials marked from the store); writes nothing anywhere."""
+    tracker = read_tracker(uri, spec)
+    if tracker is not None:
+        tracker.mark_cached(trials, args.rerun)
+    profile_trials(trials)
+    print(plan_json(trials) if args.json else plan_table(trials))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -45,13 +45,14 @@ def workdir_of(storage: Path, trial: Trial) -> Path:
     return storage / trial.study / trial.key
 
 
-def payload(trial: Trial, storage: Path) -> dict[str, Any]:
-    """The plain dict a Ray trial receives."""
+def payload(trial: Trial, storage: Path, max_failures: int) -> dict[str, Any]:
+    """The plain dict a Ray trial receives (``max_failures``: its DDP workers' restarts, see ``trainable``)."""
     return {
         "name": trial.name,
         "key": trial.key,
         "config": trial.config,
         "workdir": str(workdir_of(storage, trial)),
+        "max_failures": max_failures,
     }
 
 
@@ -113,6 +114,9 @@ class MlflowTrialLogger(tune.Callback):
             self.outcome[key] = "failed"
             self.progress.failed_trial(name, reason)
             return
+        filled = self.tracker.backfill(run_id, final.get("history", []), EPOCH_KEYS)
+        if filled:
+            self.progress.note(name, f"epochs {filled} filled in from the trial's checkpoint history")
         self.tracker.finish_trial(run_id, final, final.get("scores_path"), workdir)
         self.outcome[key] = "finished"
         self.progress.finished(name, final.get("top1"))
@@ -166,6 +170,15 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
 
 
+def stop_ray() -> None:
+    """Ends this driver's Ray: a local cluster stops with its trials' processes; on a joined cluster the
+    driver's actors (the trials) are killed."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def run_trials(
     trials: list[Trial],
     tracker: StudyTracker | Future,
@@ -186,7 +199,7 @@ def run_trials(
     names = {t.key: t.name for t in trials}
     tuner = tune.Tuner(
         tune.with_resources(trial_function, trial_resources),
-        param_space={"trial": tune.grid_search([payload(t, storage) for t in trials])},
+        param_space={"trial": tune.grid_search([payload(t, storage, max_failures) for t in trials])},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent,
             reuse_actors=True,

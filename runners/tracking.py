@@ -47,12 +47,19 @@ class StudyTracker:
         study_hash: ``reports.spec.spec_hash`` of the spec.
     """
 
-    def __init__(self, tracking_uri: str, study: str, study_hash: str):
+    def __init__(self, tracking_uri: str, study: str, study_hash: str, experiment_id: str | None = None):
         self.uri, self.study, self.study_hash = tracking_uri, study, study_hash
         self.client = MlflowClient(tracking_uri)
-        self.experiment_id = self._experiment()
+        self.experiment_id = experiment_id or self._experiment()
         self.parent_id: str | None = None
-        self._last_epoch: dict[str, int] = {}
+        self._logged: dict[str, set[int]] = {}  # run id -> epochs in MLflow
+
+    @classmethod
+    def read_only(cls, tracking_uri: str, study: str, study_hash: str) -> StudyTracker | None:
+        """A tracker for reading an existing study (a dry run): None when the store has no such experiment.
+        Writes nothing (``mark_cached`` and ``trial_runs`` only read)."""
+        found = MlflowClient(tracking_uri).get_experiment_by_name(study)
+        return cls(tracking_uri, study, study_hash, found.experiment_id) if found else None
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.study)
@@ -92,18 +99,17 @@ class StudyTracker:
                 trial.state, trial.run_id = "new", finished[0].info.run_id if finished else None
 
     # -- the invocation ---------------------------------------------------------------------------------
-    def reconcile(self, planned_keys: set[str]) -> list[str]:
-        """Marks KILLED the runs a killed driver left RUNNING whose keys are not planned now; returns them."""
+    def reconcile(self) -> list[str]:
+        """Marks KILLED every run of the study's experiment left RUNNING (by a driver that died: the caller
+        holds the study's lease, so no live driver owns them); returns their ids. A planned trial's run is
+        reopened when the trial starts again."""
         stale = []
-        for key, runs in self.trial_runs().items():
-            for run in runs:
-                if run.info.status == S.STATUS_RUNNING and key not in planned_keys:
-                    self._end(run.info.run_id, S.STATUS_KILLED, "left RUNNING by a stopped driver; not planned now")
-                    stale.append(run.info.run_id)
-        parents = self.client.search_runs([self.experiment_id], S.study_filter(self.study), max_results=1000)
-        for run in parents:
-            if run.info.status == S.STATUS_RUNNING:
-                self.client.set_terminated(run.info.run_id, S.STATUS_KILLED)
+        running = self.client.search_runs(
+            [self.experiment_id], f"attributes.status = '{S.STATUS_RUNNING}'", max_results=50000
+        )
+        for run in running:
+            self._end(run.info.run_id, S.STATUS_KILLED, "left RUNNING by a driver that stopped")
+            stale.append(run.info.run_id)
         return stale
 
     def start_parent(self, profile: str | None, argv: list[str]) -> str:
@@ -120,24 +126,23 @@ class StudyTracker:
             self.client.set_terminated(self.parent_id, status)
 
     def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> str:
-        """Creates the trial's run, or reopens its unfinished one; returns the run id."""
+        """Creates the trial's run with all its tags in one call, or reopens its unfinished one; returns its id."""
         all_tags = self._trial_tags(trial, tags)
         if trial.state == "resume" and trial.run_id:
             run_id = trial.run_id
             self.client.update_run(run_id, status=S.STATUS_RUNNING)
             if S.TAG_ERROR in self._tags(run_id):
                 self.client.delete_tag(run_id, S.TAG_ERROR)
-            self._last_epoch[run_id] = self._logged_epochs(run_id)
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
         else:
             if rerun and trial.run_id:
                 self.client.set_tag(trial.run_id, S.TAG_SUPERSEDED, "rerun requested")
                 self.client.set_terminated(trial.run_id, S.STATUS_KILLED)
-            run = self.client.create_run(self.experiment_id, run_name=S.run_name(self.study, trial.row.id, trial.seed))
-            run_id = run.info.run_id
+            name = S.run_name(self.study, trial.row.id, trial.seed)
+            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
             self._log_params(run_id, trial.config)
             self._log_config(run_id, trial.config)
-            self._last_epoch[run_id] = 0
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
+        self._logged[run_id] = self._logged_epochs(run_id)
         if trial.profile:
             self.log_metrics(run_id, {S.METRIC_PARAMS: trial.profile["params"], S.METRIC_FLOPS: trial.profile["flops"]})
         trial.run_id = run_id
@@ -177,9 +182,8 @@ class StudyTracker:
     def _tags(self, run_id: str) -> dict[str, str]:
         return self.client.get_run(run_id).data.tags
 
-    def _logged_epochs(self, run_id: str) -> int:
-        history = self.client.get_metric_history(run_id, "train_loss")
-        return max((m.step for m in history), default=0)
+    def _logged_epochs(self, run_id: str) -> set[int]:
+        return {m.step for m in self.client.get_metric_history(run_id, S.EPOCH_MARKER)}
 
     def _log_params(self, run_id: str, config: dict[str, Any]) -> None:
         params = [Param(k, v[:PARAM_VALUE_LIMIT]) for k, v in flatten(config).items()]
@@ -200,12 +204,25 @@ class StudyTracker:
             self.client.log_batch(run_id, metrics=batch[i : i + 1000])
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> bool:
-        """Logs one epoch's metrics at step = epoch (1-based), once (an epoch replayed after a resume is skipped)."""
-        if epoch <= self._last_epoch.get(run_id, 0):
+        """Logs one epoch's metrics at step = epoch (1-based), once: an epoch already in MLflow (one replayed
+        after a resume, or reported again by a retried DDP trial) is skipped. Returns whether it logged."""
+        logged = self._logged.setdefault(run_id, set())
+        if epoch in logged:
             return False
         self.log_metrics(run_id, metrics, step=epoch)
-        self._last_epoch[run_id] = epoch
+        logged.add(epoch)
         return True
+
+    def backfill(self, run_id: str, history: list[dict[str, Any]], keys: tuple[str, ...]) -> list[int]:
+        """Logs the epochs of a trial's own history (its checkpoint's, complete across resumes) that MLflow
+        lacks: those a killed driver never received. Returns the epochs it filled in."""
+        self._logged[run_id] = self._logged_epochs(run_id)
+        filled = []
+        for entry in sorted(history, key=lambda e: int(e["epoch"])):
+            metrics = {k: v for k, v in entry.items() if k in keys and _is_number(v)}
+            if self.log_epoch(run_id, int(entry["epoch"]), metrics):
+                filled.append(int(entry["epoch"]))
+        return filled
 
     def finish_trial(self, run_id: str, final: dict[str, Any], scores_path: str | None, workdir: str) -> None:
         self.log_metrics(run_id, {k: final[k] for k in (S.METRIC_TOP1, S.METRIC_TOP5, S.METRIC_VAL_LOSS) if k in final})
@@ -222,6 +239,10 @@ class StudyTracker:
 
     def fail_trial(self, run_id: str, reason: str) -> None:
         self._end(run_id, S.STATUS_FAILED, reason)
+
+    def kill_trial(self, run_id: str, reason: str) -> None:
+        """Marks a run KILLED: stopped from outside (a signal), not failed; the next invocation resumes it."""
+        self._end(run_id, S.STATUS_KILLED, reason)
 
     def _end(self, run_id: str, status: str, reason: str) -> None:
         self.client.set_tag(run_id, S.TAG_ERROR, reason[:4900])

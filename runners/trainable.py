@@ -2,14 +2,16 @@
 
 A trial's working directory (checkpoints, scores, ``final.json``) lies under the study's storage path,
 keyed by the trial key, so a retried or resumed trial finds its last checkpoint there (``fit`` resumes
-from it). With ``resources.workers`` > 1 the trial runs DDP through Ray Train's TorchTrainer; its rank 0
-writes each epoch's metrics to ``events.jsonl``, which the trial reports once the trainer returns.
+from it; ``starts.jsonl`` there records each attempt's first epoch). With ``resources.workers`` > 1 the trial
+runs DDP through Ray Train's TorchTrainer; its rank 0 appends each epoch's metrics to ``events.jsonl``, which
+the trial reports to Tune as they appear.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +21,11 @@ from runners.validate import train_config
 
 FINAL_FILE = "final.json"
 EVENTS_FILE = "events.jsonl"
-INJECTED_FAILURE = "EAN_TEST_FAIL_ONCE_AFTER_EPOCH"  # tests: crash a trial once after this epoch
-
-
-class InjectedFailure(RuntimeError):
-    """Raised once by a trial when ``EAN_TEST_FAIL_ONCE_AFTER_EPOCH`` asks for it (tests of retries)."""
+EVENT_POLL_S = 1.0
 
 
 def numeric(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def _maybe_fail(workdir: Path, epoch: int) -> None:
-    after = os.environ.get(INJECTED_FAILURE)
-    marker = workdir / "injected_failure_done"
-    if after is not None and epoch >= int(after) and not marker.exists():
-        marker.touch()
-        raise InjectedFailure(f"injected failure after epoch {epoch} (test of retries)")
 
 
 def _run_fit(config: dict[str, Any], workdir: Path, report) -> dict[str, Any] | None:
@@ -70,7 +60,6 @@ def trial_function(tune_config: dict[str, Any]) -> None:
             if event.get("done"):
                 return  # the final result is fit's return value
             tune.report({"epoch": float(event["epoch"]), **numeric(event["metrics"])})
-            _maybe_fail(workdir, int(event["epoch"]))
 
         result = _run_fit(config, workdir, report)
     if result is not None:
@@ -79,8 +68,14 @@ def trial_function(tune_config: dict[str, Any]) -> None:
 
 
 def _ddp_worker(trial: dict[str, Any]) -> None:
-    """One DDP rank inside Ray Train (the process group is initialised by TorchTrainer)."""
-    from ean.train import fit
+    """One DDP rank inside Ray Train (the process group is initialised by TorchTrainer).
+
+    Rank 0 appends each epoch to ``events.jsonl``; a NaN loss (every rank agrees on it) ends the trial with
+    its error in ``final.json`` instead of an exception, so Ray Train does not retry it.
+    """
+    import torch.distributed as dist
+
+    from ean.train import NonFiniteLossError, fit
 
     workdir = Path(trial["workdir"])
     events = workdir / EVENTS_FILE
@@ -91,20 +86,26 @@ def _ddp_worker(trial: dict[str, Any]) -> None:
         with events.open("a") as f:
             f.write(json.dumps({"epoch": event["epoch"], **numeric(event["metrics"])}) + "\n")
 
-    result = fit(train_config(trial["config"]), workdir, report)
-    import torch.distributed as dist
-
+    try:
+        result: dict[str, Any] = fit(train_config(trial["config"]), workdir, report)
+    except NonFiniteLossError as err:
+        result = {"error": str(err)}
     if not dist.is_initialized() or dist.get_rank() == 0:
         _write_final(workdir, result)
 
 
 def _run_ddp(trial: dict[str, Any]) -> dict[str, Any] | None:
-    from ray.train import RunConfig, ScalingConfig
+    """Runs the trial's DDP workers through Ray Train, reporting each epoch to Tune as rank 0 writes it.
+
+    A crashed worker restarts the group (``FailureConfig``), which resumes from the trial's checkpoint.
+    ``events.jsonl`` is kept across attempts: a retry reports the earlier epochs again and the driver logs
+    each epoch once.
+    """
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     res = trial["config"]["resources"]
     workdir = Path(trial["workdir"])
-    (workdir / EVENTS_FILE).unlink(missing_ok=True)
     trainer = TorchTrainer(
         _ddp_worker,
         train_loop_config=trial,
@@ -113,9 +114,38 @@ def _run_ddp(trial: dict[str, Any]) -> dict[str, Any] | None:
             use_gpu=res.get("gpus", 0) > 0,
             resources_per_worker={"CPU": res.get("cpus", 1), "GPU": res.get("gpus", 0)},
         ),
-        run_config=RunConfig(name=f"ddp-{trial['key']}", storage_path=str(workdir / "ray_train")),
+        run_config=RunConfig(
+            name=f"ddp-{trial['key']}",
+            storage_path=str(workdir / "ray_train"),
+            failure_config=FailureConfig(max_failures=int(trial.get("max_failures", 0))),
+        ),
     )
-    trainer.fit()
-    for line in (workdir / EVENTS_FILE).read_text().splitlines():
-        tune.report(json.loads(line))
-    return json.loads((workdir / FINAL_FILE).read_text())
+    with ThreadPoolExecutor(1, thread_name_prefix="ean-ddp") as pool:
+        running = pool.submit(trainer.fit)
+        offset = 0
+        while True:
+            ended = running.done()
+            offset = _report_events(workdir / EVENTS_FILE, offset)
+            if ended:
+                break
+            time.sleep(EVENT_POLL_S)
+        running.result()  # raises when the workers failed beyond their retries: Tune retries the trial
+    final = json.loads((workdir / FINAL_FILE).read_text())
+    if "error" in final:
+        tune.report({"final": 1.0, "failed": 1.0})
+        return None
+    return final
+
+
+def _report_events(path: Path, offset: int) -> int:
+    """Reports the whole lines of ``path`` after byte ``offset`` to Tune; returns the new offset."""
+    if not path.is_file():
+        return offset
+    with path.open("rb") as f:
+        f.seek(offset)
+        data = f.read()
+    complete = data[: data.rfind(b"\n") + 1]
+    for line in complete.decode().splitlines():
+        if line.strip():
+            tune.report(json.loads(line))
+    return offset + len(complete)

@@ -16,6 +16,9 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   and copies of its metrics, scores and checkpoint location.
   Status FINISHED, FAILED, RUNNING or KILLED. Several runs of one trial key exist only when the older
   ones FAILED or were KILLED; a report uses the newest FINISHED run of each (row, seed), else the newest.
+- The experiment carries the study's lease while a driver runs it: tags ``ean.lease.owner`` (a random id,
+  empty when released), ``ean.lease.host``, ``ean.lease.pid``, ``ean.lease.since``, ``ean.lease.heartbeat``
+  (Unix seconds, renewed every few seconds) and ``ean.lease.command``.
 - Final metrics: ``top1``, ``top5`` (percent, 0-100), ``val_loss``, ``params`` (count of trainable
   parameters), ``flops`` (multiply-accumulates of one clip). Per-epoch metrics (step = epoch):
   ``train_loss``, ``train_top1``, ``val_top1``, ``val_top5``, ``lr``.
@@ -64,6 +67,14 @@ TAG_ENSEMBLE_OF = "ean.ensemble_of"
 TAG_PROFILE = "ean.profile"
 TAG_COMMAND = "ean.command"
 TAG_WORKDIR = "ean.workdir"
+
+#: Experiment tags of the study's lease (``runners.lease``): one driver per study at a time.
+LEASE_OWNER = "ean.lease.owner"
+LEASE_HOST = "ean.lease.host"
+LEASE_PID = "ean.lease.pid"
+LEASE_SINCE = "ean.lease.since"
+LEASE_HEARTBEAT = "ean.lease.heartbeat"
+LEASE_COMMAND = "ean.lease.command"
 ARTIFACT_PER_CLASS = "per_class_top1.json"
 
 #: Tags every trial run carries (``ean.error`` only on failed runs).
@@ -100,6 +111,8 @@ METRIC_FLOPS = "flops"
 FINAL_METRICS = (METRIC_TOP1, METRIC_TOP5, METRIC_VAL_LOSS, METRIC_PARAMS, METRIC_FLOPS)
 #: Logged once per epoch with ``step`` = the epoch.
 EPOCH_METRICS = ("train_loss", "train_top1", "val_top1", "val_top5", "lr")
+#: The metric every epoch logs: its steps are the epochs a run has in MLflow.
+EPOCH_MARKER = "train_loss"
 
 # -- artifacts -----------------------------------------------------------------------------------------
 ARTIFACT_CONFIG = "config.yaml"

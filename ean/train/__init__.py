@@ -9,6 +9,7 @@ Public API::
     TRAINER_DEFAULTS, resolve_trainer_config(cfg)     the trainer section (the paper's recipe by default)
     build_optimizer, build_scheduler                  SGD with momentum; step or cosine, warm-up
     save_checkpoint, load_checkpoint, read_scores, write_scores
+    read_starts(workdir) -> list[dict]                each attempt's start: first epoch trained, resumed?, pid
     NonFiniteLossError, ResumeError, TrainerConfigError, EnsembleError
 
 Never imports ray, mlflow or hydra: the runner passes a plain dict and a reporter callable.
@@ -20,7 +21,7 @@ from ean.train.config import TRAINER_DEFAULTS, TrainerConfigError, resolve_train
 from ean.train.ensemble import EnsembleError, ensemble
 from ean.train.errors import NonFiniteLossError, ResumeError
 from ean.train.evaluate import evaluate
-from ean.train.fit import fit
+from ean.train.fit import fit, read_starts
 from ean.train.loop import train_epoch
 from ean.train.optim import build_optimizer, build_scheduler
 from ean.train.scores import read_scores, write_scores
@@ -38,6 +39,7 @@ __all__ = [
     "fit",
     "load_checkpoint",
     "read_scores",
+    "read_starts",
     "resolve_config",
     "resolve_trainer_config",
     "save_checkpoint",

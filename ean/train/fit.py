@@ -4,6 +4,7 @@ Dataflow::
 
     config -> resolve_config -> build_run (model, loaders, SGD, schedule)
       -> resume from workdir/checkpoints/last.pt if it exists (the orchestrator's retry)
+      -> append the attempt's start (first epoch, resumed?, pid) to workdir/starts.jsonl
       -> for each remaining epoch: restore RNG -> train_epoch -> capture RNG -> [evaluate 1 clip x 1 crop]
            -> [checkpoint] -> reporter({"epoch", "metrics", "checkpoint", "done": False})
       -> evaluate with the protocol (test_clips x test_crops) -> workdir/scores/val_scores.npz
@@ -20,6 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +47,7 @@ log = logging.getLogger("ean.train")
 Reporter = Callable[[dict[str, Any]], None]
 CHECKPOINT_PATH = Path("checkpoints") / "last.pt"
 SCORES_PATH = Path("scores") / "val_scores.npz"
+STARTS_PATH = Path("starts.jsonl")
 VAL_KEYS = ("val_loss", "val_top1", "val_top5")
 
 
@@ -65,7 +70,8 @@ def fit(
 
     Returns:
         ``top1``, ``top5``, ``val_loss``, ``mean_class_top1``, ``per_class_top1`` ({class name: percent}),
-        ``scores_path``, ``epochs`` (completed), ``num_videos``, ``protocol`` (e.g. "10 clips x 3 crops").
+        ``scores_path``, ``epochs`` (completed), ``history`` (every epoch's metrics, across resumes),
+        ``num_videos``, ``protocol`` (e.g. "10 clips x 3 crops").
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names the epoch and step).
@@ -78,10 +84,36 @@ def fit(
     with run_settings(resolved["trainer"], device):
         run = build_run(resolved, device)
         try:
-            resume(run, workdir / CHECKPOINT_PATH)
+            resumed = resume(run, workdir / CHECKPOINT_PATH)
+            record_start(run, workdir, resumed)
             return _train_and_test(run, workdir, _ranked(reporter, report_all_ranks))
         finally:
             close_run(run)
+
+
+def record_start(run: Run, workdir: Path, resumed: bool) -> None:
+    """Appends this attempt's start to ``workdir/starts.jsonl`` (rank 0): the first epoch it trains, whether
+    it resumed, its pid, host and world size. The trial's own record of every start, crash or not."""
+    if not is_main():
+        return
+    record = {
+        "start_epoch": run.epoch + 1,
+        "resumed": resumed,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "world_size": world_size(),
+        "time": time.time(),
+    }
+    path = workdir / STARTS_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_starts(workdir: str | Path) -> list[dict[str, Any]]:
+    """The start records of a workdir (``record_start``), oldest first."""
+    path = Path(workdir) / STARTS_PATH
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def _train_and_test(run: Run, workdir: Path, reporter: Reporter | None) -> dict[str, Any]:
@@ -269,6 +301,7 @@ def final_evaluation(run: Run, workdir: Path, last_eval: dict[str, Any] | None) 
         "per_class_top1": evaluation["per_class_top1"],
         "scores_path": str(scores_path),
         "epochs": run.epoch,
+        "history": list(run.history),
         "num_videos": evaluation["num_videos"],
         "protocol": protocol,
     }

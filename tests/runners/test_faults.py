@@ -1,0 +1,201 @@
+"""Faults of the driver's bookkeeping, against a real sqlite MLflow store (no Ray): runs born with their tags,
+every orphan reconciled, history backfilled, the study's lease, an unreachable server, a dry run that writes
+nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from runners.lease import LeaseHeld, StudyLease, read_holder
+from runners.plan import Trial
+from runners.tracking import StudyTracker
+from study import mlflow_schema as S
+from study.spec import Row
+from tests.runners.conftest import REPO, cli_args, tiny_spec, write_yaml
+
+
+@pytest.fixture
+def store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def a_trial(row: str = "base", seed: int = 0, key: str = "k0") -> Trial:
+    config = {"trainer": {"epochs": 3}}
+    return Trial(
+        study="tiny", row=Row(id=row, label=row.title()), seed=seed, config=config, key=key, data_fingerprint="fp"
+    )
+
+
+class FailingTags(Exception):
+    pass
+
+
+def test_a_trial_run_is_born_with_all_its_tags(store, monkeypatch):
+    """A driver killed right after creating a run leaves a run that reconcile and the next plan recognise."""
+    tracker = StudyTracker(store, "tiny", "hash")
+    trial = a_trial()
+
+    def no_more_writes(*args, **kwargs):
+        raise FailingTags("the driver died here")
+
+    monkeypatch.setattr(tracker.client, "set_tag", no_more_writes)
+    monkeypatch.setattr(tracker.client, "log_batch", no_more_writes)
+    monkeypatch.setattr(tracker.client, "log_artifact", no_more_writes)
+    with pytest.raises(FailingTags):
+        tracker.open_trial(trial, {S.TAG_DATASET: "synthetic", S.TAG_PROTOCOL: "1x1"}, rerun=False)
+    (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
+    for tag in (S.TAG_KIND, S.TAG_STUDY, S.TAG_ROW, S.TAG_SEED, S.TAG_TRIAL_KEY, S.TAG_DATASET, S.TAG_PROTOCOL):
+        assert run.data.tags.get(tag), f"{tag} missing on a run created before the driver died"
+    assert StudyTracker(store, "tiny", "hash").trial_runs()["k0"][0].info.run_id == run.info.run_id
+
+
+def test_reconcile_finds_every_orphan(store):
+    tracker = StudyTracker(store, "tiny", "hash")
+    client = MlflowClient(store)
+    exp = tracker.experiment_id
+    tagged = {S.TAG_KIND: S.KIND_TRIAL, S.TAG_STUDY: "tiny", S.TAG_TRIAL_KEY: "k1"}
+    orphans = [
+        client.create_run(exp, tags=tagged).info.run_id,  # a trial
+        client.create_run(exp, tags={S.TAG_KIND: S.KIND_STUDY, S.TAG_STUDY: "tiny"}).info.run_id,  # a parent
+        client.create_run(exp, tags={**tagged, S.TAG_ENSEMBLE_OF: "a,b"}).info.run_id,  # an ensemble
+        client.create_run(exp).info.run_id,  # no tags at all
+    ]
+    done = client.create_run(exp, tags=tagged).info.run_id
+    client.set_terminated(done, S.STATUS_FINISHED)
+    assert sorted(tracker.reconcile()) == sorted(orphans)
+    assert {client.get_run(r).info.status for r in orphans} == {S.STATUS_KILLED}
+    assert client.get_run(done).info.status == S.STATUS_FINISHED
+
+
+def test_backfill_logs_each_missing_epoch_once(store):
+    tracker = StudyTracker(store, "tiny", "hash")
+    trial = a_trial()
+    run_id = tracker.open_trial(trial, {}, rerun=False)
+    tracker.log_epoch(run_id, 1, {"train_loss": 1.0})
+    tracker.log_epoch(run_id, 3, {"train_loss": 3.0})
+    history = [{"epoch": e, "train_loss": float(e), "epoch_time_s": 0.1} for e in (1, 2, 3)]
+    # a new driver (the one that missed epoch 2) reopens the run, then the trial ends with its history
+    trial.state = "resume"
+    again = StudyTracker(store, "tiny", "hash")
+    again.open_trial(trial, {}, rerun=False)
+    assert again.log_epoch(run_id, 3, {"train_loss": 3.0}) is False  # replayed after a resume: skipped
+    assert again.backfill(run_id, history, ("train_loss",)) == [2]
+    steps = [(m.step, m.value) for m in MlflowClient(store).get_metric_history(run_id, "train_loss")]
+    assert sorted(steps) == [(1, 1.0), (2, 2.0), (3, 3.0)]
+    assert again.backfill(run_id, history, ("train_loss",)) == []
+
+
+def experiment(store: str) -> str:
+    return StudyTracker(store, "tiny", "hash").experiment_id
+
+
+def test_a_second_driver_is_refused_naming_the_first(store):
+    exp = experiment(store)
+    first = StudyLease(store, exp, "tiny", "python -m runners.run tiny --rows base", heartbeat_s=0.2)
+    assert first.acquire() is None
+    try:
+        with pytest.raises(LeaseHeld) as err:
+            StudyLease(store, exp, "tiny", "python -m runners.run tiny --rows eab").acquire()
+        message = str(err.value)
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in message
+        assert "--rows base" in message
+        beat = read_holder(MlflowClient(store), exp).heartbeat
+        time.sleep(0.6)
+        assert read_holder(MlflowClient(store), exp).heartbeat > beat, "the holder renews its heartbeat"
+    finally:
+        first.release()
+    assert read_holder(MlflowClient(store), exp) is None
+    second = StudyLease(store, exp, "tiny", "again")
+    assert second.acquire() is None
+    second.release()
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def write_holder(store: str, exp: str, host: str, pid: int, heartbeat: float) -> None:
+    client = MlflowClient(store)
+    tags = {S.LEASE_HOST: host, S.LEASE_PID: str(pid), S.LEASE_HEARTBEAT: str(heartbeat), S.LEASE_OWNER: "other"}
+    for key, value in tags.items():
+        client.set_experiment_tag(exp, key, value)
+
+
+def test_a_dead_driver_on_this_host_is_taken_over_at_once(store):
+    exp = experiment(store)
+    write_holder(store, exp, socket.gethostname(), dead_pid(), time.time())
+    lease = StudyLease(store, exp, "tiny", "me")
+    previous = lease.acquire()
+    lease.release()
+    assert previous is not None and previous.owner == "other"
+
+
+def test_a_driver_on_another_host_is_dead_once_its_heartbeat_is_stale(store):
+    exp = experiment(store)
+    write_holder(store, exp, "other-host", 1, time.time())
+    with pytest.raises(LeaseHeld, match="other-host"):
+        StudyLease(store, exp, "tiny", "me", stale_after_s=60).acquire()
+    write_holder(store, exp, "other-host", 1, time.time() - 120)
+    lease = StudyLease(store, exp, "tiny", "me", stale_after_s=60)
+    assert lease.acquire().host == "other-host"
+    lease.release()
+
+
+def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "runners.run", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_an_unreachable_tracking_server_fails_in_seconds_naming_it(tmp_path):
+    spec = write_yaml(tmp_path / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base", "overrides": []}]))
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+    start = time.monotonic()
+    result = run_cli(tmp_path, str(spec), "--mlflow-uri", uri, "--storage", str(tmp_path / "runs"))
+    elapsed = time.monotonic() - start
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and uri in errors[0] and "Traceback" not in result.stderr, result.stderr
+    assert elapsed < 10, f"{elapsed:.1f} s to fail"
+    assert not (tmp_path / "runs").exists()
+
+
+def tree(root: Path) -> dict[str, tuple[int, int, str]]:
+    """Every file under ``root``: size, modification time and content hash."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("store_exists", [False, True])
+def test_a_dry_run_writes_nothing_anywhere(tmp_path, store_exists):
+    spec = write_yaml(tmp_path / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base", "overrides": []}]))
+    if store_exists:  # a store with another study in it
+        StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "other", "hash")
+    before = tree(tmp_path)
+    result = run_cli(tmp_path, *cli_args(tmp_path, spec, "--dry-run"))
+    assert result.returncode == 0, result.stderr
+    assert "tiny/base/seed0" in result.stdout
+    assert tree(tmp_path) == before
+    if store_exists:
+        assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("tiny") is None
