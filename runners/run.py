@@ -312,14 +312,11 @@ def run_and_close(spec: StudySpec, trials: list[Trial], todo: list[Trial], prepa
 
     epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
     storage = Path(args.storage).resolve()
-    outcome: dict[str, str] = {}
-    stopped: Stopped | None = None
-    try:
-        progress = Progress(len(todo), epochs)
-        limits = {"max_concurrent": args.max_concurrent, "max_failures": args.max_failures}
-        outcome = run_trials(todo, preparing, open_run, storage, args.address, progress=progress, **limits)
-    except Stopped as stop:
-        stopped = stop
+    progress = Progress(len(todo), epochs)
+    limits = {"max_concurrent": args.max_concurrent, "max_failures": args.max_failures}
+    outcome = run_trials(todo, preparing, open_run, storage, args.address, progress=progress, **limits)
+    stopped = signals.requested()
+    if stopped:
         signals.ignore()
         stop_ray()  # ends the trials' processes before their runs are closed
     tracker = preparing.result()

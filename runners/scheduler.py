@@ -22,6 +22,7 @@ from ray import tune
 from ray.tune import PlacementGroupFactory
 from ray.tune.experiment import Trial as TuneTrial
 
+from runners import signals
 from runners.plan import Trial
 from runners.progress import Progress
 from runners.tracking import StudyTracker
@@ -108,6 +109,8 @@ class MlflowTrialLogger(tune.Callback):
         key, name, run_id = self._ids(trial)
         workdir = trial.config["trial"]["workdir"]
         final = _read_final(Path(workdir))
+        if not final and self._stopped(key, run_id):
+            return
         if "error" in final or not final:
             reason = final.get("error", "the trial ended without a result")
             self.tracker.fail_trial(run_id, reason)
@@ -123,10 +126,21 @@ class MlflowTrialLogger(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
         key, name, run_id = self._ids(trial)
+        if self._stopped(key, run_id):
+            return
         reason = _error_text(trial)
         self.tracker.fail_trial(run_id, reason)
         self.outcome[key] = "failed"
         self.progress.failed_trial(name, reason)
+
+    def _stopped(self, key: str, run_id: str) -> bool:
+        """Whether the trial ended because a signal stopped the study (its run is then KILLED, not FAILED)."""
+        stop = signals.requested()
+        if stop is None:
+            return False
+        self.tracker.kill_trial(run_id, f"stopped by {stop} before it finished; the same command resumes it")
+        self.outcome[key] = "stopped"
+        return True
 
     def on_trial_recover(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
         self.progress.retrying(self._ids(trial)[1], _error_text(trial))
@@ -210,9 +224,21 @@ def run_trials(
             name=f"{trials[0].study}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(storage / "_ray"),
             failure_config=tune.FailureConfig(max_failures=max_failures),
+            stop=StopOnSignal(),
             callbacks=[logger],
             verbose=0,
         ),
     )
-    tuner.fit()
+    with signals.deferred():
+        tuner.fit()
     return logger.outcome
+
+
+class StopOnSignal(tune.Stopper):
+    """Stops the whole experiment once SIGINT or SIGTERM came (``runners.signals``)."""
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return signals.requested() is not None

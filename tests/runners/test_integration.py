@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -56,64 +54,6 @@ def test_cache_hit_added_row_and_rerun(study_dir, capsys):
     base = sorted(by_row(trial_runs(study_dir))["base"], key=lambda r: r.info.start_time)
     assert [r.info.status for r in base] == ["KILLED", "FINISHED"]  # the old run is superseded, not duplicated
     assert base[0].data.tags.get("ean.superseded")
-
-
-def test_killed_driver_is_reconciled_and_the_study_finishes(study_dir):
-    rows = [ROW_BASE, ROW_EAB]
-    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec(rows, seeds=(0, 1)))
-    args = cli_args(study_dir, spec, "--no-report", "--max-concurrent", "1", "trainer.epochs=3")
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "runners.run", *args],
-        cwd=study_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline:  # wait until a first epoch is logged, then kill the driver hard
-        line = driver.stdout.readline()
-        if "epoch 1/3" in line or driver.poll() is not None:  # epochs are 1-based
-            break
-    assert driver.poll() is None, "the driver ended before it could be killed"
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    driver.stdout.close()
-    assert any(r.info.status == "RUNNING" for r in trial_runs(study_dir))
-
-    result = run_subprocess(study_dir, args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "?workflowType=machine_learning" in result.stdout  # where to browse the runs
-    runs = trial_runs(study_dir)
-    keys = [r.data.tags["ean.trial_key"] for r in runs]
-    assert len(set(keys)) == 4 and len(keys) == 4, "exactly one run per trial key"
-    assert all(r.info.status == "FINISHED" for r in runs)
-    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
-    for run in runs:
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
-        assert sorted(steps) == [1, 2, 3], f"each epoch logged once: {steps}"
-
-
-def test_crash_once_resumes_from_checkpoint_and_nan_fails_alone(study_dir):
-    rows = [
-        ROW_BASE,
-        {"id": "nan", "label": "Diverges", "overrides": ["block=none", "regions=none", "trainer.lr=1e30"]},
-    ]
-    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec(rows))
-    result = run_subprocess(
-        study_dir,
-        cli_args(study_dir, spec, "--no-report", "trainer.epochs=2"),
-        env={"EAN_TEST_FAIL_ONCE_AFTER_EPOCH": "1"},
-    )
-    assert result.returncode == 1, result.stdout + result.stderr  # one trial failed
-    assert "retrying from its last checkpoint" in result.stdout
-    runs = by_row(trial_runs(study_dir))
-    base, nan = runs["base"][0], runs["nan"][0]
-    assert base.info.status == "FINISHED"
-    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
-    steps = [m.step for m in client.get_metric_history(base.info.run_id, "train_loss")]
-    assert sorted(steps) == [1, 2], "epoch 1 came from before the crash, epoch 2 after the resume"
-    assert nan.info.status == "FAILED"
-    assert "epoch" in nan.data.tags["ean.error"] and "step" in nan.data.tags["ean.error"]
 
 
 def test_ddp_trial_with_two_workers_through_ray_train(study_dir):
