@@ -30,7 +30,7 @@ from ean.train.config import device_batch, resolve_trainer_config
 
 SECTIONS = ("model", "data", "trainer", "seed")
 #: Data keys any dataset takes besides its constructor's options (read by the loader or the layout).
-DATA_COMMON = ("dataset", "root", "num_workers", "media", "frames_root")
+DATA_COMMON = ("dataset", "root", "num_workers", "loader_timeout_s", "media", "frames_root")
 #: Trainer keys that change how a run executes or reports, not what it computes.
 TRAINER_OPERATIONAL = ("eval_every", "checkpoint_every", "num_threads")
 #: Trainer keys a run may change and still resume (training longer; a GPU checkpoint continued on the CPU).

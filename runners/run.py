@@ -21,6 +21,7 @@ from typing import Any
 import ean
 from runners import signals
 from runners.lease import LeaseHeld
+from runners.local_ray import use_local_ray_settings
 from runners.plan import PlanError, Trial, build_plan
 from runners.progress import Progress
 from runners.signals import Stopped
@@ -254,6 +255,8 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     models are profiled and the parent run opened while Tune starts the first trials' processes (the first
     MLflow write of a trial waits for that). SIGINT and SIGTERM stop the trials and mark their runs KILLED.
     """
+    if not args.address:
+        use_local_ray_settings()
     from runners.scheduler import start_ray
 
     command = shell_command(argv)

@@ -1,6 +1,7 @@
 """Ray Tune runs a study's new trials; a driver-side callback writes everything to MLflow.
 
-A local Ray is started on demand (``ray.init``), or an existing cluster joined with ``--address``. Each
+A local Ray is started on demand (``ray.init``; every server bound to 127.0.0.1, token authentication on),
+or an existing cluster joined with ``--address``. Each
 trial asks for its config's resources (CPUs, GPUs, fractions of a GPU); a trial with several workers runs
 DDP inside (Ray Train's TorchTrainer) and reserves only a token itself so its workers get the devices.
 Failed trials are retried from their last checkpoint (``FailureConfig(max_failures)``). Actors are reused
@@ -23,6 +24,7 @@ from ray.tune import PlacementGroupFactory
 from ray.tune.experiment import Trial as TuneTrial
 
 from runners import signals
+from runners.local_ray import LOOPBACK
 from runners.plan import Trial
 from runners.progress import Progress
 from runners.tracking import StudyTracker
@@ -172,7 +174,8 @@ def _error_text(trial: TuneTrial) -> str:
 
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Joins the cluster at ``address``, or starts a local Ray sized to this machine (quietly)."""
+    """Joins the cluster at ``address``, or starts a local Ray sized to this machine, reachable from it only
+    (``runners.local_ray``: its settings must be in the environment before ``ray`` is imported)."""
     import ray
 
     if ray.is_initialized():
@@ -180,8 +183,13 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+        return
+    ray.init(
+        num_cpus=num_cpus or os.cpu_count(),
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        _node_ip_address=LOOPBACK,
+    )
 
 
 def stop_ray() -> None:

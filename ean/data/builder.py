@@ -19,6 +19,9 @@ dataset's constructor, see each dataset's docstring):
 ``test_clips``       clips per video at test time (1; 2 for Diving48, 10 for Kinetics)
 ``test_crops``       crops per clip at test time: 1 (centre) or 3
 ``num_workers``      DataLoader worker processes (used by ``build_loader`` only)
+``loader_timeout_s`` with workers, the DataLoader's ``timeout``: a batch not ready after this many seconds
+                     raises RuntimeError ("DataLoader timed out"), so a hung worker fails the run instead of
+                     stalling it (300; 0: wait for ever; used by ``build_loader`` only)
 ``max_bad_fraction`` stop with DataError when more than this fraction of the files is bad (0.01)
 ``decode_timeout_s`` give up on a video decode after this many seconds (30); 0 decodes in-process, no timeout
 ``decode_threads``   decord threads per worker for mp4 (1; webm always uses 1)
@@ -63,10 +66,11 @@ DEFAULTS: dict[str, Any] = {
     "test_clips": 1,
     "test_crops": 1,
     "num_workers": 2,
+    "loader_timeout_s": 300.0,
     "max_bad_fraction": 0.01,
     "decode_timeout_s": 30.0,
 }
-LOADER_KEYS = ("num_workers",)
+LOADER_KEYS = ("num_workers", "loader_timeout_s")
 
 
 def dataset_kwargs(data_cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -165,6 +169,8 @@ def build_loader(
     order, each clip's augmentation (a per-sample seed, see SeededSampler) and the workers' seeds all derive
     from ``seed``, so batches do not depend on ``num_workers``. ``distributed`` shuffles with a
     DistributedSampler (``loader.sampler.sampler``); call ``loader.sampler.set_epoch(epoch)`` each epoch.
+    With workers, a batch that takes longer than ``loader_timeout_s`` raises RuntimeError (a hung worker; without
+    workers a hang is bounded only by the decoder process's ``decode_timeout_s``).
     """
     dataset = build_dataset(data_cfg, split)
     train = split == "train"
@@ -177,6 +183,10 @@ def build_loader(
         rank = 0
     sampler = SeededSampler(order, seed * 1_000_003 + rank + 1, order_seed=seed)
     workers = int(data_cfg.get("num_workers", DEFAULTS["num_workers"]))
+    timeout = data_cfg.get("loader_timeout_s")
+    timeout = float(DEFAULTS["loader_timeout_s"] if timeout is None else timeout)
+    if timeout < 0:
+        raise DataError(f"data.loader_timeout_s = {timeout:g}; must be >= 0 (0: no timeout)")
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -190,4 +200,5 @@ def build_loader(
         drop_last=train and len(dataset) >= batch_size,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
+        timeout=timeout if workers > 0 else 0,  # a DataLoader without workers takes no timeout
     )

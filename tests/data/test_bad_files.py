@@ -134,7 +134,8 @@ def test_a_hanging_decode_times_out_and_the_decoder_is_replaced(tmp_path, someth
     hang.write_text(
         textwrap.dedent(
             "import sys, time\nfrom multiprocessing.connection import Connection\n"
-            "replies = Connection(int(sys.argv[2]), readable=False)\nreplies.send(('ready',))\ntime.sleep(600)\n"
+            "replies = Connection(int(sys.argv[2]), readable=False)\nreplies.send_bytes(bytes([0x81]))\n"
+            "time.sleep(600)\n"
         )
     )
     reader = SubprocessVideoReader(timeout_s=0.5, command=[sys.executable, str(hang)])

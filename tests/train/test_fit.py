@@ -17,6 +17,7 @@ from ean.train import (
     fit,
     load_checkpoint,
     read_scores,
+    read_starts,
     write_scores,
 )
 from tests.train.helpers import Recorder, SimulatedCrash, tiny_config, with_changes
@@ -31,6 +32,11 @@ RESUME = {"epochs": 3, "warmup_epochs": 1, "lr_steps": [2]}
 
 def _exact(report: dict) -> dict:
     return {k: v for k, v in report["metrics"].items() if k in EXACT}
+
+
+def _untimed(result: dict) -> dict:
+    """fit's result less the timings in its history (the history's numbers must match exactly)."""
+    return {**result, "history": [{k: v for k, v in e.items() if k in (*EXACT, "epoch")} for e in result["history"]]}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +95,9 @@ def test_resume_continues_exactly(trained, tmp_path, num_workers):
     resumed_result = fit(config, tmp_path, reporter=resumed)
     assert [r["epoch"] for r in resumed.epochs()] == [2, 3]
     assert [_exact(r) for r in resumed.epochs()] == [_exact(r) for r in recorder.epochs()[1:]]
-    assert resumed_result == {**result, "scores_path": str(tmp_path / "scores" / "val_scores.npz")}
+    expected = {**result, "scores_path": str(tmp_path / "scores" / "val_scores.npz")}
+    assert _untimed(resumed_result) == _untimed(expected)
+    assert [s["start_epoch"] for s in read_starts(tmp_path)] == [1, 2], "the trial's own record of its starts"
     a, b = (load_checkpoint(w / "checkpoints" / "last.pt") for w in (workdir, tmp_path))
     assert a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -1,13 +1,13 @@
 """The decoder process of SubprocessVideoReader: a loop that opens videos and decodes frames on request.
 
 Run as a script (``python decode_child.py READ_FD WRITE_FD BUFFER_FD``) so that starting it imports decord
-and numpy only (``decord_core`` and ``heap`` are found beside this file; the heap is tuned first, see
-:mod:`ean.data.readers.heap`). It first sends ``("ready",)``; then requests are
-pickled tuples on the read pipe::
+and numpy only (``decord_core``, ``decode_protocol`` and ``heap`` are found beside this file; the heap is tuned
+first, see :mod:`ean.data.readers.heap`). Requests and replies are binary messages of fixed layouts (see
+:mod:`ean.data.readers.decode_protocol`; nothing is pickled either way). It first sends READY; then::
 
-    ("open", path, num_threads, size)  -> ("ok", num_frames) | ("error", reason)   (size: (H, W) or None)
-    ("decode", indices)                -> ("ok", (N, H, W, 3)) | ("error", reason)
-    ("crop", top, left, height, width) -> ("ok", (N, h, w, 3), buffer_size)
+    OPEN path, num_threads, size        -> OPENED num_frames | ERROR reason   (size: (H, W) or None)
+    DECODE indices                      -> DECODED (N, H, W, 3) | ERROR reason
+    CROP top, left, height, width       -> CROPPED (N, h, w, 3), buffer_size | ERROR reason
 
 ``decode`` keeps the frames here (until the next request for another file) and then releases decord's reader
 (see :class:`OpenVideo`); ``crop`` copies one region of them into the shared buffer file (an unlinked file both
@@ -24,6 +24,7 @@ from heap import keep_freed_memory
 
 keep_freed_memory()  # before numpy and decord allocate anything: every decode reuses the last one's memory
 
+import decode_protocol as protocol  # noqa: E402
 import numpy as np  # noqa: E402
 from decord_core import DecodeFailure, decode_indices, open_decord  # noqa: E402
 
@@ -67,30 +68,30 @@ class OpenVideo:
 
 
 def serve(requests: Connection, replies: Connection, buffer: SharedBuffer) -> None:
-    """Says ("ready",) once imported, then answers requests until the parent closes the pipe."""
-    replies.send(("ready",))
+    """Says READY once imported, then answers requests until the parent closes the pipe."""
+    replies.send_bytes(protocol.encode_ready())
     video = None
     while True:
         try:
-            request = requests.recv()
-        except (EOFError, OSError):
-            return
+            request = protocol.decode_request(requests.recv_bytes(protocol.MAX_REQUEST_BYTES))
+        except (EOFError, OSError, protocol.ProtocolError):
+            return  # closed, or a parent that does not speak the protocol: nothing to answer
         try:
             if request[0] == "open":
                 video = None
                 video = OpenVideo(*request[1:])
-                replies.send(("ok", video.num_frames))
+                replies.send_bytes(protocol.encode_opened(video.num_frames))
             elif request[0] == "decode":
-                replies.send(("ok", video.decode(np.asarray(request[1]))))
+                replies.send_bytes(protocol.encode_decoded(video.decode(np.asarray(request[1], dtype=np.int64))))
                 video.release_reader()  # after the answer: the parent plans the crop meanwhile
             else:
                 top, left, height, width = request[1:]
                 region = video.frames[:, top : top + height, left : left + width]
-                replies.send(("ok", *copy_region(region, buffer)))
+                replies.send_bytes(protocol.encode_cropped(*copy_region(region, buffer)))
         except DecodeFailure as e:
-            replies.send(("error", e.reason))
+            replies.send_bytes(protocol.encode_error(e.reason))
         except Exception as e:  # anything else about this file: the parent marks it bad
-            replies.send(("error", f"{type(e).__name__}: {e}"))
+            replies.send_bytes(protocol.encode_error(f"{type(e).__name__}: {e}"))
 
 
 def copy_region(region: np.ndarray, buffer: SharedBuffer) -> tuple[tuple[int, ...], int]:

@@ -9,14 +9,21 @@ Layout written under ``root``::
 
 Deterministic by seed: video ``i`` has class ``i % num_classes`` and its own random stream
 ``default_rng([seed, i])``; the last fifth (at least one) of each class's videos goes to validation.
+
+The files are written by a forked process that reports each finished video: an encoder (libx264 through
+PyAV, in C) that hangs cannot be interrupted in the process that called it, so when one video takes longer
+than ``video_timeout_s`` the writer is killed and :func:`generate_synthetic` raises TimeoutError naming the
+video, leaving no files behind; the caller's run fails instead of stalling.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,6 +34,7 @@ from ean.data.synthetic.scenes import TEMPLATES, sample_action
 MANIFEST = "synthetic.json"
 FORMAT_VERSION = 1
 FPS = 12
+VIDEO_TIMEOUT_S = 120.0  # one 96 px video takes about 50 ms to render and encode
 
 
 def generate_synthetic(
@@ -39,6 +47,7 @@ def generate_synthetic(
     min_frames: int = 24,
     max_frames: int = 48,
     clutter: float = 1.0,
+    video_timeout_s: float = VIDEO_TIMEOUT_S,
 ) -> str:
     """Writes the dataset under ``root`` unless it is already there with the same parameters.
 
@@ -52,6 +61,8 @@ def generate_synthetic(
         max_frames: longest clip in frames.
         clutter: background shapes, noise and moving distractors, from 0 (plain background, no
             distractors: an easy set for quick learning checks) to 1 (the default, hard by design).
+        video_timeout_s: longest time to write one video (or the annotation files) before the writer
+            process is killed and TimeoutError raised; not a parameter of the data.
 
     Returns:
         ``root``.
@@ -75,7 +86,7 @@ def generate_synthetic(
     os.makedirs(parent, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".synthetic-", dir=parent)
     try:
-        _write(scratch, params)
+        _write_in_child(scratch, params, video_timeout_s, root)
         _publish(scratch, root, params)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -123,7 +134,54 @@ def _publish(scratch: str, root: str, params: dict) -> None:
             raise
 
 
-def _write(folder: str, params: dict) -> None:
+def _write_in_child(folder: str, params: dict, timeout_s: float, root: str) -> None:
+    """Runs :func:`_write` in a forked process, allowing each video (and then the annotations) ``timeout_s``.
+
+    Raises TimeoutError naming what hung (the process is killed), or RuntimeError with the writer's error."""
+    context = multiprocessing.get_context("fork")  # inherits the loaded modules: no second torch import
+    receive, send = context.Pipe(duplex=False)
+    writer = context.Process(target=_child_write, args=(folder, params, send), name="ean-synthetic-writer")
+    writer.start()
+    send.close()
+    total = params["num_videos"]
+    try:
+        for step in range(total + 1):
+            what = f"video {step + 1} of {total}" if step < total else "the annotation files"
+            if not receive.poll(timeout_s):
+                raise TimeoutError(
+                    f"synthetic: writing {what} of {root} took more than {timeout_s:g} s (the encoder hung?); "
+                    "the writer process was killed and nothing was kept"
+                )
+            try:
+                message = receive.recv_bytes().decode()
+            except EOFError:
+                writer.join(1.0)
+                raise RuntimeError(
+                    f"synthetic: the writer process died (exit code {writer.exitcode}) writing {what} of {root}"
+                ) from None
+            if message != "done":
+                raise RuntimeError(f"synthetic: writing {what} of {root} failed: {message}")
+        writer.join(timeout_s)
+    finally:
+        if writer.is_alive():
+            writer.kill()
+        writer.join()
+        receive.close()
+
+
+def _child_write(folder: str, params: dict, progress) -> None:
+    """The writer process: says "done" after each video and after the annotations, or the error that stopped it."""
+    try:
+        _write(folder, params, lambda: progress.send_bytes(b"done"))
+    except BaseException as e:  # the parent raises it (the traceback stays here, on stderr)
+        progress.send_bytes(f"{type(e).__name__}: {e}".encode())
+        raise
+    finally:
+        progress.close()
+
+
+def _write(folder: str, params: dict, done: Callable[[], None] = lambda: None) -> None:
+    """Writes the videos and then the annotation files, calling ``done()`` after each video and at the end."""
     os.makedirs(os.path.join(folder, "videos"))
     width = int(round(params["size"] * 4 / 3 / 2)) * 2
     splits: dict[str, list] = {"train": [], "validation": []}
@@ -132,10 +190,12 @@ def _write(folder: str, params: dict) -> None:
         splits["validation" if _is_validation(i, params["num_videos"], params["num_classes"]) else "train"].append(
             entry
         )
+        done()
     labels = {t.replace("[", "").replace("]", ""): str(k) for k, t in enumerate(TEMPLATES[: params["num_classes"]])}
     for name, content in [("labels", labels), *splits.items(), ("synthetic", params)]:
         with open(os.path.join(folder, f"{name}.json"), "w") as f:
             json.dump(content, f, indent=1)
+    done()
 
 
 def _is_validation(i: int, num_videos: int, num_classes: int) -> bool:

@@ -1,0 +1,32 @@
+"""The settings of a local Ray, applied before ``ray`` is first imported (Ray reads them at import).
+
+Token authentication is asked for explicitly (Ray 2.60 turns it on by default for local clusters, older
+versions did not), and every server of the local cluster is bound to the loopback interface: Ray binds a
+node's servers to its node IP, which is the loopback one only when Ray is told this machine is not part of a
+cluster. The user's own environment wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+LOOPBACK = "127.0.0.1"
+
+
+def use_local_ray_settings() -> bool:
+    """Sets ``LOCAL_RAY_ENV`` (where unset) for this process and its children; returns whether they hold.
+
+    Only before ``ray`` is imported: set later, the driver and the cluster it starts would disagree about
+    authentication, so then Ray's defaults are kept, with a warning.
+    """
+    missing = {k: v for k, v in LOCAL_RAY_ENV.items() if k not in os.environ}
+    if missing and "ray" in sys.modules:
+        log.warning("ray was imported before the local Ray's settings %s could be set; Ray's defaults apply", missing)
+        return False
+    os.environ.update(missing)
+    return True

@@ -1,0 +1,83 @@
+"""A hang fails, never stalls: a hung loader worker raises within ``loader_timeout_s``, and a hung synthetic
+video encoder raises within ``video_timeout_s`` naming the video (pytest-timeout turns a stall into a failure)."""
+
+import multiprocessing
+import os
+import time
+
+import pytest
+from torch.utils.data import Dataset
+
+import ean.data.builder as builder
+from ean.data import DataError, build_loader, generate_synthetic
+from ean.data.identity import SPEED_KEYS, data_identity
+from ean.data.synthetic import generate
+
+SMALL = {"num_videos": 20, "num_classes": 10, "size": 32, "min_frames": 12, "max_frames": 16}
+
+
+class Sleeps(Dataset):
+    """Every item takes (nearly) for ever: a worker stuck in a decoder or on a dead file system."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, item):
+        time.sleep(600)
+
+
+@pytest.mark.timeout(60)
+def test_a_hung_loader_worker_raises_within_the_timeout(monkeypatch):
+    monkeypatch.setattr(builder, "build_dataset", lambda cfg, split: Sleeps())
+    loader = build_loader({"num_workers": 1, "loader_timeout_s": 2}, "val", batch_size=1, seed=0)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="DataLoader timed out after 2"):
+        next(iter(loader))
+    assert time.monotonic() - start < 20
+    del loader  # stops the (persistent) worker
+
+
+def test_the_loader_timeout_applies_with_workers_only_and_is_not_part_of_the_data(monkeypatch):
+    monkeypatch.setattr(builder, "build_dataset", lambda cfg, split: Sleeps())
+    assert build_loader({"num_workers": 1}, "val", 1, 0).timeout == 300  # the default
+    assert build_loader({"num_workers": 1, "loader_timeout_s": 0}, "val", 1, 0).timeout == 0  # none
+    assert build_loader({"num_workers": 0, "loader_timeout_s": 5}, "val", 1, 0).timeout == 0  # no workers
+    with pytest.raises(DataError, match="loader_timeout_s"):
+        build_loader({"num_workers": 1, "loader_timeout_s": -1}, "val", 1, 0)
+    assert "loader_timeout_s" in SPEED_KEYS
+    cfg = {"dataset": "synthetic", "root": "/nowhere", **SMALL}
+    assert data_identity({**cfg, "loader_timeout_s": 7}) == data_identity(cfg)
+
+
+def hang_on(name, real):
+    def write_mp4(path, *args, **kwargs):
+        if os.path.basename(path) == name:
+            time.sleep(120)  # what an encoder stuck in C does (the writer process is killed long before)
+        return real(path, *args, **kwargs)
+
+    return write_mp4
+
+
+@pytest.mark.timeout(60)
+def test_a_hung_synthetic_encoder_raises_naming_the_video(tmp_path, monkeypatch):
+    monkeypatch.setattr(generate, "write_mp4", hang_on("3.mp4", generate.write_mp4))
+    root = tmp_path / "data"
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"writing video 3 of 20 of .*data took more than 2 s"):
+        generate_synthetic(str(root), video_timeout_s=2, **SMALL)
+    assert time.monotonic() - start < 20
+    assert os.listdir(tmp_path) == []  # neither the dataset nor its scratch folder
+    assert not [p for p in multiprocessing.active_children() if p.name == "ean-synthetic-writer"]  # killed
+    monkeypatch.undo()
+    assert generate_synthetic(str(root), video_timeout_s=2, **SMALL) == str(root)  # a later try writes it
+    assert len(os.listdir(root / "videos")) == 20
+
+
+def test_a_failing_synthetic_encoder_raises_its_error(tmp_path, monkeypatch):
+    def write_mp4(path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(generate, "write_mp4", write_mp4)
+    with pytest.raises(RuntimeError, match=r"writing video 1 of 20 .* failed: OSError: .*No space left"):
+        generate_synthetic(str(tmp_path / "data"), **SMALL)
+    assert os.listdir(tmp_path) == []
