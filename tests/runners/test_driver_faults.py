@@ -205,3 +205,43 @@ def test_a_signal_stops_the_trials_marks_their_runs_killed_and_says_how_to_resum
     parent = [r for r in client.search_runs([exp], "tags.`ean.kind` = 'study'")]
     assert [r.info.status for r in parent] == ["KILLED"]
     assert not client.get_experiment(exp).tags.get("ean.lease.owner"), "the lease is released"
+
+
+ROW_DDP = {"id": "ddp", "label": "DDP", "overrides": ["block=none", "regions=none", "resources=ddp2"]}
+ROW_DDP_NAN = {"id": "ddp_nan", "label": "DDP NaN", "overrides": [*ROW_DDP["overrides"], "trainer.lr=1e30"]}
+
+
+def test_a_killed_ddp_worker_restarts_the_group_from_its_checkpoint(study_dir):
+    """Rank 0 of a 2-worker DDP trial is SIGKILLed after its first checkpoint: Ray Train restarts the group,
+    which resumes at epoch k+1; epochs reach the driver while the trial runs, each epoch is in MLflow once.
+    A NaN loss under DDP fails its trial without a retry."""
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([ROW_DDP, ROW_DDP_NAN]))
+    args = cli_args(study_dir, spec, "--no-report", "--max-concurrent", "1", "trainer.epochs=4")
+    driver = Driver(study_dir, args)
+
+    def ddp_checkpointed() -> Path | None:
+        return next((w for w in workdirs(study_dir) if checkpoint_epoch(w) >= 1), None)
+
+    driver.wait_for(lambda: ddp_checkpointed() is not None and "ddp/seed0: epoch 1/4" in driver.output)
+    workdir = ddp_checkpointed()
+    assert "ddp/seed0: finished" not in driver.output, "epoch 1 was reported while the trial ran"
+    (start,) = read_starts(workdir)
+    assert start["world_size"] == 2
+    os.kill(start["pid"], signal.SIGKILL)  # rank 0, a Ray Train worker
+    deadline = time.time() + 30
+    while time.time() < deadline and _alive(start["pid"]):
+        time.sleep(0.1)
+    killed_after = checkpoint_epoch(workdir)
+    assert driver.process.wait(timeout=900) == 1, driver.output[-3000:]  # the NaN row failed
+    driver.process.stdout.close()
+
+    starts = [(s["start_epoch"], s["world_size"]) for s in read_starts(workdir)]
+    assert starts == [(1, 2), (killed_after + 1, 2)], f"killed after epoch {killed_after}: {starts}"
+    assert "ddp/seed0: crashed" not in driver.output, "Ray Train restarted the group, not Tune the trial"
+    runs = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir)}
+    assert len(trial_runs(study_dir)) == 2
+    assert runs["ddp"].info.status == "FINISHED"
+    assert epoch_steps(study_dir, runs["ddp"].info.run_id) == [1, 2, 3, 4]
+    (nan_dir,) = [w for w in workdirs(study_dir) if w != workdir]
+    assert [s["start_epoch"] for s in read_starts(nan_dir)] == [1], "a NaN loss under DDP is not retried"
+    assert runs["ddp_nan"].info.status == "FAILED" and "epoch" in runs["ddp_nan"].data.tags["ean.error"]
