@@ -20,6 +20,7 @@ from typing import Any
 
 import ean
 from runners import signals
+from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay
 from runners.lease import LeaseHeld
 from runners.local_ray import use_local_ray_settings
 from runners.plan import PlanError, Trial, build_plan
@@ -32,7 +33,9 @@ from study.mlflow_schema import default_tracking_uri
 from study.policy import override_problem
 from study.spec import SpecError, StudySpec, load_spec, spec_hash
 
-EXIT_OK, EXIT_FAILED_TRIALS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED_TRIALS, EXIT_BAD_INPUT, EXIT_STORE_DOWN = 0, 1, 2, 3
+#: How long the end of a study waits for MLflow to take the writes still buffered.
+FLUSH_WAIT_S = 60.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,6 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--address", help="a Ray cluster to join (e.g. auto or ray://head:10001); default: local")
     parser.add_argument(
         "--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
+    )
+    parser.add_argument(
+        "--mlflow-wait",
+        type=float,
+        default=FLUSH_WAIT_S,
+        help="seconds the end of a study waits for an MLflow that stopped answering (its writes are kept on "
+        "disk and the next invocation applies them; default: %(default)s)",
     )
     parser.add_argument(
         "--storage", default="runs", help="checkpoints and trial files; shared by all nodes (default: runs)"
@@ -214,6 +224,10 @@ def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, u
     try:
         if previous:
             print(f"{spec.name}: taking over from a driver that stopped ({previous.describe()})")
+        journal = Journal(journal_path(Path(args.storage).resolve(), spec))
+        replayed = replay(tracker, journal, S.EPOCH_LOGGED)
+        if replayed:
+            print(f"{spec.name}: applied {replayed} MLflow write(s) an earlier invocation left in {journal.path}")
         stale = tracker.reconcile()
         if stale:
             print(f"reconciled {len(stale)} run(s) left RUNNING by a driver that stopped (marked KILLED)")
@@ -299,46 +313,66 @@ def finish_cached(spec: StudySpec, trials: list[Trial], args, uri: str, argv: li
 
 
 def run_and_close(spec: StudySpec, trials: list[Trial], todo: list[Trial], preparing: Future, args, uri: str) -> int:
-    """Runs ``todo`` on Ray Tune and closes every run it opened: FINISHED, FAILED, or KILLED when stopped."""
+    """Runs ``todo`` on Ray Tune and closes every run it opened: FINISHED, FAILED, or KILLED when stopped.
+
+    MLflow writes go through the study's journal (``runners.journal``): an outage never stalls training, and
+    writes MLflow has not taken when the study ends stay there for the next invocation.
+    """
     from runners.scheduler import run_trials, stop_ray
 
     common = {S.TAG_GIT_COMMIT: git_commit(), S.TAG_CODE_VERSION: ean.__version__}
-    opened: set[str] = set()
-
-    def open_run(trial: Trial) -> None:
-        """Creates (or reopens) the trial's MLflow run when Ray starts the trial, so its times are the trial's."""
-        data = trial.config["data"]
-        proto = trial.recipe["protocol"]
-        tracker = preparing.result()
-        tracker.open_trial(trial, {**common, S.TAG_DATASET: data["dataset"], S.TAG_PROTOCOL: proto}, args.rerun)
-        opened.add(trial.key)
-
     epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
     storage = Path(args.storage).resolve()
     progress = Progress(len(todo), epochs)
+    journal = Journal(journal_path(storage, spec))
+    writer = BufferedTracker(preparing, journal, S.EPOCH_LOGGED, report=lambda line: progress.note("MLflow", line))
+    opened: set[str] = set()
+
+    def open_run(trial: Trial) -> None:
+        """Opens (or reopens) the trial's MLflow run when Ray starts the trial, so its times are the trial's."""
+        data = trial.config["data"]
+        tags = {**common, S.TAG_DATASET: data["dataset"], S.TAG_PROTOCOL: trial.recipe["protocol"]}
+        writer.open_trial(trial, tags, args.rerun)
+        opened.add(trial.key)
+
     limits = {"max_concurrent": args.max_concurrent, "max_failures": args.max_failures}
-    outcome = run_trials(todo, preparing, open_run, storage, args.address, progress=progress, **limits)
+    outcome = run_trials(todo, writer, open_run, storage, args.address, progress=progress, **limits)
     stopped = signals.requested()
     if stopped:
         signals.ignore()
         stop_ray()  # ends the trials' processes before their runs are closed
-    tracker = preparing.result()
     failed = [t for t in todo if outcome.get(t.key) != "finished"]
     for t in failed:
         if t.key not in outcome and t.key in opened:
+            reason = "not completed: the run was interrupted"
             if stopped:
-                tracker.kill_trial(t.run_id, f"stopped by {stopped} before it finished; the same command resumes it")
-            else:
-                tracker.fail_trial(t.run_id, "not completed: the run was interrupted")
-    tracker.end_parent(S.STATUS_KILLED if stopped else S.STATUS_FINISHED if not failed else S.STATUS_FAILED)
+                reason = f"stopped by {stopped} before it finished; the same command resumes it"
+            writer.submit("kill" if stopped else "fail", key=t.key, reason=reason)
+    status = S.STATUS_KILLED if stopped else S.STATUS_FINISHED if not failed else S.STATUS_FAILED
+    writer.submit("end_parent", status=status)
+    left = writer.flush(args.mlflow_wait)
+    writer.close()
+    if left:
+        print(
+            f"MLflow ({uri}) did not answer: {left} write(s) are kept in {journal.path}; the next invocation (the "
+            "same command) applies them first",
+            file=sys.stderr,
+        )
+        return stopped.exit_code if stopped else EXIT_STORE_DOWN
+    journal.clear_if_done()
     if stopped:
         raise stopped
+    tracker = preparing.result()
     _ensembles(spec, trials, tracker, args.rerun)
     print(browse_hint(uri, tracker.experiment_id))
     if failed:
         print(f"{len(failed)} trial(s) failed: " + ", ".join(t.name for t in failed), file=sys.stderr)
         return EXIT_FAILED_TRIALS
     return EXIT_OK
+
+
+def journal_path(storage: Path, spec: StudySpec) -> Path:
+    return storage / spec.name / JOURNAL_NAME
 
 
 def browse_hint(uri: str, experiment_id: str) -> str:
@@ -401,7 +435,7 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
     except (TrackingUnreachable, LeaseHeld) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if status in (EXIT_OK, EXIT_FAILED_TRIALS) and not args.no_report:
+    if status in (EXIT_OK, EXIT_FAILED_TRIALS) and not args.no_report:  # not when stopped or MLflow is down
         report(spec_path, uri)
     return status
 

@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,12 @@ from ray.tune import PlacementGroupFactory
 from ray.tune.experiment import Trial as TuneTrial
 
 from runners import signals
+from runners.journal import BufferedTracker
 from runners.local_ray import LOOPBACK
 from runners.plan import Trial
 from runners.progress import Progress
-from runners.tracking import StudyTracker
 from runners.trainable import FINAL_FILE, trial_function
+from study import mlflow_schema as S
 
 TOKEN_MEMORY = 1024 * 1024  # what a DDP trial's own process reserves (its workers reserve the devices)
 
@@ -60,35 +60,29 @@ def payload(trial: Trial, storage: Path, max_failures: int) -> dict[str, Any]:
 
 
 class MlflowTrialLogger(tune.Callback):
-    """Driver-side: logs each trial's epochs and end to its MLflow run, and updates the progress display."""
+    """Driver-side: hands each trial's run, epochs and end to the study's writer (``runners.journal``, which
+    never makes Tune wait for MLflow), and updates the progress display."""
 
     def __init__(
         self,
-        tracker: StudyTracker | Future,
+        writer: BufferedTracker,
         trials: list[Trial],
         open_run: Callable[[Trial], None],
         progress: Progress,
     ):
-        self._tracker, self.open_run, self.progress = tracker, open_run, progress
+        self.writer, self.open_run, self.progress = writer, open_run, progress
         self.trials = {t.key: t for t in trials}
         self.started: set[str] = set()
         self.outcome: dict[str, str] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        """Tune pickles its callbacks with the experiment's state: the live tracker (a client, perhaps still a
-        Future) and the run opener stay out; a restored experiment is driven by a new invocation."""
-        return {**self.__dict__, "_tracker": None, "open_run": None}
+        """Tune pickles its callbacks with the experiment's state: the live writer and the run opener stay out;
+        a restored experiment is driven by a new invocation."""
+        return {**self.__dict__, "writer": None, "open_run": None}
 
-    @property
-    def tracker(self) -> StudyTracker:
-        """The study's tracker; given as a Future, waited for on first use (the store may still be opening)."""
-        if isinstance(self._tracker, Future):
-            self._tracker = self._tracker.result()
-        return self._tracker
-
-    def _ids(self, trial: TuneTrial) -> tuple[str, str, str]:
+    def _ids(self, trial: TuneTrial) -> tuple[str, str]:
         key = trial.config["trial"]["key"]
-        return key, self.trials[key].name, self.trials[key].run_id
+        return key, self.trials[key].name
 
     def on_trial_start(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
         key = trial.config["trial"]["key"]
@@ -98,67 +92,48 @@ class MlflowTrialLogger(tune.Callback):
         self.progress.started(self.trials[key].name)
 
     def on_trial_result(self, iteration: int, trials: list, trial: TuneTrial, result: dict, **info: Any) -> None:
-        key, name, run_id = self._ids(trial)
-        if result.get("final"):
+        key, name = self._ids(trial)
+        if result.get("final") or "epoch" not in result:
             return
-        if "epoch" in result:
-            epoch = int(result["epoch"])
-            metrics = {k: v for k, v in result.items() if k in EPOCH_KEYS and isinstance(v, int | float)}
-            self.tracker.log_epoch(run_id, epoch, metrics)
-            self.progress.epoch(name, epoch, metrics)
+        epoch = int(result["epoch"])
+        metrics = {k: v for k, v in result.items() if k in S.EPOCH_LOGGED and isinstance(v, int | float)}
+        self.writer.submit("epoch", key=key, epoch=epoch, metrics=metrics)
+        self.progress.epoch(name, epoch, metrics)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
-        key, name, run_id = self._ids(trial)
+        key, name = self._ids(trial)
         workdir = trial.config["trial"]["workdir"]
         final = _read_final(Path(workdir))
-        if not final and self._stopped(key, run_id):
+        if not final and self._stopped(key):
             return
         if "error" in final or not final:
-            reason = final.get("error", "the trial ended without a result")
-            self.tracker.fail_trial(run_id, reason)
-            self.outcome[key] = "failed"
-            self.progress.failed_trial(name, reason)
+            self._failed(key, name, final.get("error", "the trial ended without a result"))
             return
-        filled = self.tracker.backfill(run_id, final.get("history", []), EPOCH_KEYS)
-        if filled:
-            self.progress.note(name, f"epochs {filled} filled in from the trial's checkpoint history")
-        self.tracker.finish_trial(run_id, final, final.get("scores_path"), workdir)
+        self.writer.submit("finish", key=key, final=final, workdir=workdir)
         self.outcome[key] = "finished"
         self.progress.finished(name, final.get("top1"))
 
     def on_trial_error(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
-        key, name, run_id = self._ids(trial)
-        if self._stopped(key, run_id):
-            return
-        reason = _error_text(trial)
-        self.tracker.fail_trial(run_id, reason)
+        key, name = self._ids(trial)
+        if not self._stopped(key):
+            self._failed(key, name, _error_text(trial))
+
+    def _failed(self, key: str, name: str, reason: str) -> None:
+        self.writer.submit("fail", key=key, reason=reason)
         self.outcome[key] = "failed"
         self.progress.failed_trial(name, reason)
 
-    def _stopped(self, key: str, run_id: str) -> bool:
+    def _stopped(self, key: str) -> bool:
         """Whether the trial ended because a signal stopped the study (its run is then KILLED, not FAILED)."""
         stop = signals.requested()
         if stop is None:
             return False
-        self.tracker.kill_trial(run_id, f"stopped by {stop} before it finished; the same command resumes it")
+        self.writer.submit("kill", key=key, reason=f"stopped by {stop} before it finished; the same command resumes it")
         self.outcome[key] = "stopped"
         return True
 
     def on_trial_recover(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
         self.progress.retrying(self._ids(trial)[1], _error_text(trial))
-
-
-EPOCH_KEYS = (
-    "train_loss",
-    "train_top1",
-    "val_loss",
-    "val_top1",
-    "val_top5",
-    "lr",
-    "clips_per_s",
-    "peak_memory_mb",
-    "bad_files",
-)
 
 
 def _read_final(workdir: Path) -> dict[str, Any]:
@@ -203,7 +178,7 @@ def stop_ray() -> None:
 
 def run_trials(
     trials: list[Trial],
-    tracker: StudyTracker | Future,
+    writer: BufferedTracker,
     open_run: Callable[[Trial], None],
     storage: Path,
     address: str | None,
@@ -213,11 +188,11 @@ def run_trials(
 ) -> dict[str, str]:
     """Runs ``trials`` on Ray Tune; returns trial key -> ``finished`` or ``failed``.
 
-    ``open_run`` creates a trial's MLflow run when the trial starts (the callback's first event for it).
-    ``tracker`` may be a Future of the tracker while the store is still being opened.
+    ``open_run`` opens a trial's MLflow run when the trial starts (the callback's first event for it);
+    ``writer`` takes every other MLflow write.
     """
     start_ray(address)
-    logger = MlflowTrialLogger(tracker, trials, open_run, progress)
+    logger = MlflowTrialLogger(writer, trials, open_run, progress)
     names = {t.key: t.name for t in trials}
     tuner = tune.Tuner(
         tune.with_resources(trial_function, trial_resources),

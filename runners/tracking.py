@@ -167,8 +167,9 @@ class StudyTracker:
         return run_id
 
     def _trial_tags(self, trial: Trial, tags: dict[str, str]) -> dict[str, str]:
+        parent = {S.TAG_PARENT_RUN_ID: self.parent_id} if self.parent_id else {}
         return {
-            S.TAG_PARENT_RUN_ID: self.parent_id or "",
+            **parent,
             S.TAG_KIND: S.KIND_TRIAL,
             S.TAG_STUDY: self.study,
             S.TAG_ROW: trial.row.id,
@@ -178,6 +179,15 @@ class StudyTracker:
             S.TAG_DATA_FINGERPRINT: trial.data_fingerprint,
             **tags,
         }
+
+    def status(self, run_id: str) -> str:
+        """The run's status (FINISHED, FAILED, RUNNING or KILLED)."""
+        return self.client.get_run(run_id).info.status
+
+    def run_opened_by(self, entry_id: str) -> str | None:
+        """The id of the run a journal entry created (``runners.journal``), if it exists."""
+        runs = self.client.search_runs([self.experiment_id], f"tags.`{S.TAG_OPENED_BY}` = '{entry_id}'", max_results=1)
+        return runs[0].info.run_id if runs else None
 
     def _tags(self, run_id: str) -> dict[str, str]:
         return self.client.get_run(run_id).data.tags
@@ -206,7 +216,9 @@ class StudyTracker:
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> bool:
         """Logs one epoch's metrics at step = epoch (1-based), once: an epoch already in MLflow (one replayed
         after a resume, or reported again by a retried DDP trial) is skipped. Returns whether it logged."""
-        logged = self._logged.setdefault(run_id, set())
+        if run_id not in self._logged:
+            self._logged[run_id] = self._logged_epochs(run_id)
+        logged = self._logged[run_id]
         if epoch in logged:
             return False
         self.log_metrics(run_id, metrics, step=epoch)

@@ -67,6 +67,8 @@ TAG_ENSEMBLE_OF = "ean.ensemble_of"
 TAG_PROFILE = "ean.profile"
 TAG_COMMAND = "ean.command"
 TAG_WORKDIR = "ean.workdir"
+#: On a trial run: the driver's journal entry that created it (``runners.journal``), so a replay finds it.
+TAG_OPENED_BY = "ean.opened_by"
 
 #: Experiment tags of the study's lease (``runners.lease``): one driver per study at a time.
 LEASE_OWNER = "ean.lease.owner"
@@ -111,6 +113,8 @@ METRIC_FLOPS = "flops"
 FINAL_METRICS = (METRIC_TOP1, METRIC_TOP5, METRIC_VAL_LOSS, METRIC_PARAMS, METRIC_FLOPS)
 #: Logged once per epoch with ``step`` = the epoch.
 EPOCH_METRICS = ("train_loss", "train_top1", "val_top1", "val_top5", "lr")
+#: Every per-epoch metric the runner logs: the above, and how the epoch ran.
+EPOCH_LOGGED = (*EPOCH_METRICS, "val_loss", "clips_per_s", "peak_memory_mb", "bad_files")
 #: The metric every epoch logs: its steps are the epochs a run has in MLflow.
 EPOCH_MARKER = "train_loss"
 

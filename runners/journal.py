@@ -1,0 +1,298 @@
+"""The driver's MLflow writes during a study: journaled on disk, applied in order by one thread, and replayed.
+
+Training never waits for MLflow. Tune's callback hands each write (a trial's run opened, an epoch, its end) to
+``BufferedTracker``, which appends it to the study's journal (``STORAGE/STUDY/_mlflow_journal.jsonl``) and
+applies it from a thread. When the store does not answer (a server down, a sqlite file locked), the thread
+keeps the write and retries it, later writes waiting behind it, and says so once; when the store answers
+again it catches up in order. Writes still pending when the driver ends (or dies) stay in the journal and
+the study's next invocation replays them before it plans (``replay``), so a trial that finished during an
+outage is FINISHED, not trained again.
+
+Every write is idempotent, so one applied twice (the driver died between applying it and recording that
+it did) changes nothing: an epoch already in MLflow is skipped, a finished run is not finished again, and an
+opened run carries the journal entry that created it (tag ``ean.opened_by``), which a replay finds instead of
+creating a second run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from runners.plan import Trial
+from study import mlflow_schema as S
+from study.spec import Row
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "_mlflow_journal.jsonl"
+RETRY_S = 5.0
+
+
+class Journal:
+    """An append-only file of write entries and, beside it, the sequence number of the last one applied."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.marker = path.with_name(path.name + ".applied")
+        self._lock = threading.Lock()
+        entries = self._entries()
+        self._next = entries[-1]["seq"] + 1 if entries else 1
+
+    def _entries(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        lines = self.path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip().endswith("}")]  # a torn last line is dropped
+
+    def append(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Writes ``entry`` with the next sequence number (flushed to the OS before it is applied)."""
+        with self._lock:
+            entry = {"seq": self._next, **entry}
+            self._next += 1
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps(entry, default=str) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return entry
+
+    def applied(self) -> int:
+        return int(self.marker.read_text() or 0) if self.marker.is_file() else 0
+
+    def mark_applied(self, seq: int) -> None:
+        tmp = self.marker.with_name(self.marker.name + ".tmp")
+        tmp.write_text(str(seq))
+        tmp.replace(self.marker)
+
+    def pending(self) -> list[dict[str, Any]]:
+        done = self.applied()
+        return [e for e in self._entries() if e["seq"] > done]
+
+    def clear_if_done(self) -> None:
+        """Removes the journal once every entry is applied."""
+        with self._lock:
+            if not self.pending():
+                self.path.unlink(missing_ok=True)
+                self.marker.unlink(missing_ok=True)
+                self._next = 1
+
+
+def transient(err: BaseException) -> bool:
+    """Whether a failed write may succeed later: the store did not answer, or was busy."""
+    text = f"{type(err).__name__}: {err}"
+    signs = (
+        "failed with exception",  # MLflow's REST client after its retries
+        "Max retries exceeded",
+        "Connection refused",
+        "ConnectionError",
+        "ReadTimeout",
+        "ConnectTimeout",
+        "TEMPORARILY_UNAVAILABLE",
+        "database is locked",
+        "Bad Gateway",
+        "Service Unavailable",
+    )
+    return isinstance(err, ConnectionError | TimeoutError) or any(s in text for s in signs)
+
+
+def open_entry(trial: Trial, tags: dict[str, str], rerun: bool) -> dict[str, Any]:
+    """The journal entry that opens a trial's run (everything ``StudyTracker.open_trial`` needs)."""
+    return {
+        "op": "open",
+        "key": trial.key,
+        "row": trial.row.id,
+        "label": trial.row.label,
+        "seed": trial.seed,
+        "config": trial.config,
+        "data_fingerprint": trial.data_fingerprint,
+        "state": trial.state,
+        "run_id": trial.run_id,
+        "profile": trial.profile,
+        "tags": tags,
+        "rerun": rerun,
+        "entry_id": uuid.uuid4().hex,
+    }
+
+
+class Applier:
+    """Applies journal entries to a tracker, resolving each trial key to its run."""
+
+    def __init__(self, tracker, epoch_keys: tuple[str, ...]):
+        self.tracker, self.epoch_keys = tracker, epoch_keys
+        self.run_ids: dict[str, str] = {}
+
+    def run_id(self, key: str) -> str:
+        if key not in self.run_ids:
+            runs = self.tracker.trial_runs().get(key, [])
+            if not runs:
+                raise LookupError(f"no run of trial {key} in MLflow")
+            self.run_ids[key] = runs[0].info.run_id
+        return self.run_ids[key]
+
+    def apply(self, entry: dict[str, Any]) -> None:
+        op = entry["op"]
+        if op == "open":
+            self.run_ids[entry["key"]] = self._open(entry)
+        elif op == "epoch":
+            self.tracker.log_epoch(self.run_id(entry["key"]), int(entry["epoch"]), entry["metrics"])
+        elif op == "finish":
+            run_id = self.run_id(entry["key"])
+            if self.tracker.status(run_id) != S.STATUS_FINISHED:
+                self.tracker.backfill(run_id, entry["final"].get("history", []), self.epoch_keys)
+                self.tracker.finish_trial(run_id, entry["final"], entry["final"].get("scores_path"), entry["workdir"])
+        elif op in ("fail", "kill"):
+            run_id = self.run_id(entry["key"])
+            if self.tracker.status(run_id) != S.STATUS_FINISHED:
+                end = self.tracker.fail_trial if op == "fail" else self.tracker.kill_trial
+                end(run_id, entry["reason"])
+        elif op == "end_parent":
+            self.tracker.end_parent(entry["status"])
+        else:
+            raise ValueError(f"unknown journal entry {op!r}")
+
+    def _open(self, entry: dict[str, Any]) -> str:
+        found = self.tracker.run_opened_by(entry["entry_id"])
+        if found:
+            return found
+        trial = Trial(
+            study=self.tracker.study,
+            row=Row(id=entry["row"], label=entry["label"]),
+            seed=int(entry["seed"]),
+            config=entry["config"],
+            key=entry["key"],
+            data_fingerprint=entry["data_fingerprint"],
+            state=entry["state"],
+            run_id=entry["run_id"],
+            profile=entry["profile"] or {},
+        )
+        tags = {**entry["tags"], S.TAG_OPENED_BY: entry["entry_id"]}
+        return self.tracker.open_trial(trial, tags, bool(entry["rerun"]))
+
+
+def replay(tracker, journal: Journal, epoch_keys: tuple[str, ...]) -> int:
+    """Applies the writes an earlier invocation left pending; returns how many. Stops at the first that
+    fails (the store is down again: the caller reports it)."""
+    pending = journal.pending()
+    applier = Applier(tracker, epoch_keys)
+    for entry in pending:
+        try:
+            applier.apply(entry)
+        except Exception as err:
+            if transient(err):
+                raise
+            log.warning("journal entry %s (%s) could not be applied and is dropped: %s", entry["seq"], entry["op"], err)
+        journal.mark_applied(entry["seq"])
+    journal.clear_if_done()
+    return len(pending)
+
+
+class BufferedTracker:
+    """Takes a study's writes without waiting for MLflow; one thread applies them in order (module docstring).
+
+    Args:
+        tracker: the study's tracker, or a Future of it (the store may still be opening).
+        journal: where the writes are journaled.
+        epoch_keys: the per-epoch metrics a trial's history is backfilled with.
+        report: called with a line for the user when the store stops or starts answering again.
+        retry_s: seconds between tries while the store does not answer.
+    """
+
+    def __init__(
+        self,
+        tracker,
+        journal: Journal,
+        epoch_keys: tuple[str, ...],
+        report: Callable[[str], None],
+        retry_s: float = RETRY_S,
+    ):
+        self._tracker, self.journal, self.epoch_keys = tracker, journal, epoch_keys
+        self.report, self.retry_s = report, retry_s
+        self._queue: queue.Queue = queue.Queue()
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._stop = threading.Event()
+        self.outage_since: float | None = None
+        self._thread = threading.Thread(target=self._drain, name="ean-mlflow-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def tracker(self):
+        if isinstance(self._tracker, Future):
+            self._tracker = self._tracker.result()
+        return self._tracker
+
+    def submit(self, op: str, **fields: Any) -> None:
+        """Journals one write and queues it (``op``: epoch, finish, fail, kill or end_parent)."""
+        self._enqueue(self.journal.append({"op": op, **fields}))
+
+    def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> None:
+        """Journals and queues the opening of a trial's run (created, or reopened when it resumes)."""
+        self._enqueue(self.journal.append(open_entry(trial, tags, rerun)))
+
+    def _enqueue(self, entry: dict[str, Any]) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(entry)
+
+    def flush(self, timeout_s: float) -> int:
+        """Waits until every write is applied or ``timeout_s`` passed; returns how many are still pending."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._pending and time.monotonic() < deadline:
+                self._idle.wait(timeout=min(1.0, max(deadline - time.monotonic(), 0.01)))
+            return self._pending
+
+    def close(self) -> None:
+        self._stop.set()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _drain(self) -> None:
+        applier = None
+        while True:
+            entry = self._queue.get()
+            if entry is None:
+                return
+            applier = applier or Applier(self.tracker, self.epoch_keys)
+            if not self._apply_until_done(applier, entry):
+                return  # closed during an outage: the rest stays in the journal for the next invocation
+            self.journal.mark_applied(entry["seq"])
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def _apply_until_done(self, applier: Applier, entry: dict[str, Any]) -> bool:
+        """Applies ``entry``, retrying while the store does not answer; False when closed before it could."""
+        while not self._stop.is_set():
+            try:
+                applier.apply(entry)
+            except Exception as err:
+                if not transient(err):
+                    log.warning("MLflow write %s (%s) failed and is dropped: %s", entry["seq"], entry["op"], err)
+                    self.report(f"an MLflow write ({entry['op']}) failed and was dropped: {err}")
+                    return True
+                if self.outage_since is None:
+                    self.outage_since = time.monotonic()
+                    first = str(err).splitlines()[0][:200]
+                    self.report(
+                        f"MLflow does not answer ({first}); training goes on, writes are kept in "
+                        f"{self.journal.path} and applied when it answers again"
+                    )
+                time.sleep(self.retry_s)
+                continue
+            if self.outage_since is not None:
+                lasted = time.monotonic() - self.outage_since
+                self.outage_since = None
+                self.report(f"MLflow answers again after {lasted:.0f} s; catching up with the buffered writes in order")
+            return True
+        return False
