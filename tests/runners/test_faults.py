@@ -199,3 +199,26 @@ def test_a_dry_run_writes_nothing_anywhere(tmp_path, store_exists):
     assert tree(tmp_path) == before
     if store_exists:
         assert MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("tiny") is None
+
+
+def test_journal_writes_applied_twice_change_nothing(store, tmp_path):
+    """A driver that dies after applying writes but before recording it: the next one applies them again."""
+    from runners.journal import Journal, open_entry, replay
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    journal = Journal(tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl")
+    history = [{"epoch": e, "train_loss": float(e)} for e in (1, 2)]
+    final = {"top1": 50.0, "top5": 90.0, "val_loss": 1.0, "history": history}
+    journal.append(open_entry(a_trial(), {S.TAG_DATASET: "synthetic"}, rerun=False))
+    journal.append({"op": "epoch", "key": "k0", "epoch": 1, "metrics": {"train_loss": 1.0}})
+    journal.append({"op": "finish", "key": "k0", "final": final, "workdir": str(tmp_path)})
+    entries = journal.path.read_text()
+    assert replay(tracker, journal, ("train_loss",)) == 3
+    journal.path.write_text(entries)  # as if the applied marker had never been written
+    assert replay(StudyTracker(store, "tiny", "hash"), journal, ("train_loss",)) == 3
+    (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
+    assert run.info.status == S.STATUS_FINISHED
+    client = MlflowClient(store)
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss")) == [1, 2]
+    assert len(client.get_metric_history(run.info.run_id, "top1")) == 1
+    assert not journal.path.exists()
