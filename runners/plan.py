@@ -7,6 +7,7 @@ A trial whose key already has a FINISHED run is cached (this study) or reused (a
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,11 @@ def build_plan(
     trials, problems = [], {}
     if len(set(seeds)) != len(seeds):
         raise PlanError(spec.source, [f"seeds {list(seeds)} name a seed twice: each (row, seed) is one trial"])
-    with hydra_context():
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hydra_context())
+        except CompositionError as err:  # the config folder itself breaks the data-only policy
+            raise PlanError(spec.source, [str(err)]) from None
         for row in (r for r in spec.rows if not r.ensemble):
             for seed in seeds:
                 try:

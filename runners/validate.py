@@ -23,7 +23,10 @@ def devices_of(config: dict[str, Any]) -> int:
 
 
 def check_trial_config(config: dict[str, Any]) -> list[str]:
-    """All problems of one resolved trial config (empty when it can run)."""
+    """All problems of one resolved trial config (empty when it can run).
+
+    ``compose_config`` checked the tree before resolving; the resolved values are checked again with the same
+    policy, since interpolation can put together a text that a later config would call (``${a}${b}``)."""
     problems = value_problems(config)
     resources = _check_resources(config)
     devices = 1 if resources else devices_of(config)

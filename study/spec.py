@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from study.policy import override_problem
+from study.policy import dotted, find_problems
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -206,7 +206,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
             or a forbidden string (``_target_``, ``${oc.env...}``, ``${env:...}``).
     """
     ctx = _Ctx(source)
-    _check_forbidden(data, ctx, row=None)
+    _check_forbidden(data, ctx)
     _check_keys(data, REQUIRED_KEYS, OPTIONAL_KEYS, ctx, what="study spec")
     columns = _str_list(data["columns"], ctx, "columns", ident=True, unique=True, nonempty=True)
     rows = _rows(data["rows"], columns, ctx)
@@ -247,21 +247,32 @@ class _Ctx:
         raise SpecError(where + message)
 
 
-def _check_forbidden(value: Any, ctx: _Ctx, row: str | None) -> None:
-    if isinstance(value, dict):
-        if row is None and isinstance(value.get("id"), str):
-            row = value["id"]
-        for k, v in value.items():
-            _check_forbidden(k, ctx, row)
-            _check_forbidden(v, ctx, row)
-    elif isinstance(value, list):
-        for v in value:
-            _check_forbidden(v, ctx, row)
-    elif isinstance(value, str):
-        problem = override_problem(value)
-        if problem:
-            where = ctx.at_row(row) if row else ctx
-            where.fail(f"{value!r} {problem}; a study spec is data only")
+def _check_forbidden(data: Any, ctx: _Ctx) -> None:
+    """The data-only policy (``study.policy.find_problems``): override lists by the override rule, every other
+    string and key by the text rule; the first problem fails, naming its row."""
+    found = find_problems(data, is_override=_is_override)
+    if found:
+        where, problem = found[0]
+        row = _row_at(data, where)
+        (ctx.at_row(row) if row else ctx).fail(f"{dotted(where)}: {problem}; a study spec is data only")
+
+
+def _is_override(where: tuple) -> bool:
+    """Whether a spec's string at ``where`` is a Hydra override: the spec's, a profile's or a row's."""
+    return (
+        (len(where) == 2 and where[0] == "overrides")
+        or (len(where) == 3 and where[0] == "profiles")
+        or (len(where) == 4 and where[0] == "rows" and where[2] == "overrides")
+    )
+
+
+def _row_at(data: Any, where: tuple) -> str | None:
+    if len(where) > 1 and where[0] == "rows" and isinstance(where[1], int):
+        row = data["rows"][where[1]]
+        if isinstance(row, dict) and isinstance(row.get("id"), str):
+            return row["id"]
+        return f"#{where[1] + 1}"
+    return None
 
 
 def _check_keys(data: Any, required: tuple, optional: tuple, ctx: _Ctx, what: str) -> None:
