@@ -46,7 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="Examples:\n"
         "  python -m runners.run studies/table8.yaml --profile smoke      # synthetic data, minutes on a CPU\n"
         "  python -m runners.run studies/table8.yaml --dry-run            # the plan: trials, keys, cached?\n"
-        "  python -m runners.run table8 data.root=/data/sth1 --address auto --mlflow-uri http://head:5000\n",
+        "  python -m runners.run table8 data.root=/data/sth1 --address auto --mlflow-uri http://head:5000\n"
+        "\nExit status: 0 all trials finished; 1 a trial failed; 2 bad input, another driver runs the study, or\n"
+        "MLflow does not answer; 3 MLflow stopped answering mid-study (its writes wait on disk for the next run);\n"
+        "130 / 143 stopped by SIGINT / SIGTERM (the same command resumes).\n",
     )
     parser.add_argument("study", help="a study spec file, or a name in studies/ (table8 -> studies/table8.yaml)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every trial, e.g. trainer.epochs=10")
