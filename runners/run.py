@@ -185,7 +185,7 @@ def plan_json(trials: list[Trial]) -> str:
 
 
 def read_tracker(uri: str, spec: StudySpec):
-    """The study's tracker for a dry run, reading only: None when the store or the study is not there yet."""
+    """The study's tracker for a dry run, reading only: None when the store is not there yet."""
     from runners.tracking import StudyTracker
 
     if fresh_store(uri):

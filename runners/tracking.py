@@ -23,6 +23,7 @@ from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_e
 from study import mlflow_schema as S
 
 MAX_PARAMS_PER_BATCH = 100
+NO_EXPERIMENT = ""  # the experiment id of a read-only tracker whose study has no experiment yet
 PARAM_VALUE_LIMIT = 6000
 
 
@@ -50,16 +51,17 @@ class StudyTracker:
     def __init__(self, tracking_uri: str, study: str, study_hash: str, experiment_id: str | None = None):
         self.uri, self.study, self.study_hash = tracking_uri, study, study_hash
         self.client = MlflowClient(tracking_uri)
-        self.experiment_id = experiment_id or self._experiment()
+        # NO_EXPERIMENT: a read-only tracker of a study with no experiment yet
+        self.experiment_id = self._experiment() if experiment_id is None else experiment_id
         self.parent_id: str | None = None
         self._logged: dict[str, set[int]] = {}  # run id -> epochs in MLflow
 
     @classmethod
-    def read_only(cls, tracking_uri: str, study: str, study_hash: str) -> StudyTracker | None:
-        """A tracker for reading an existing study (a dry run): None when the store has no such experiment.
-        Writes nothing (``mark_cached`` and ``trial_runs`` only read)."""
+    def read_only(cls, tracking_uri: str, study: str, study_hash: str) -> StudyTracker:
+        """A tracker that only reads (a dry run): ``mark_cached`` and ``trial_runs`` see the store as it is,
+        other studies included, and nothing is created when the study has no experiment yet."""
         found = MlflowClient(tracking_uri).get_experiment_by_name(study)
-        return cls(tracking_uri, study, study_hash, found.experiment_id) if found else None
+        return cls(tracking_uri, study, study_hash, found.experiment_id if found else NO_EXPERIMENT)
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.study)
@@ -70,6 +72,8 @@ class StudyTracker:
     # -- reading --------------------------------------------------------------------------------------
     def trial_runs(self) -> dict[str, list[Any]]:
         """Trial key -> the study's trial runs with that key, newest first."""
+        if self.experiment_id == NO_EXPERIMENT:
+            return {}
         runs = self.client.search_runs(
             [self.experiment_id], S.trial_filter(self.study), max_results=50000, order_by=["attributes.start_time DESC"]
         )
