@@ -72,10 +72,6 @@ def _frozen(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if not p.requires_grad)
 
 
-def _macs_of(counts: dict[str, dict[Any, int]], name: str) -> int:
-    return sum(counts.get(name, {}).values()) // 2
-
-
 def _attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
     """FLOPs of softmax(Q K^T) V: two matrix products of (B, H, L, E) x (B, H, S, E)."""
     b, h, length, e = query_shape

@@ -79,24 +79,6 @@ LEASE_HEARTBEAT = "ean.lease.heartbeat"
 LEASE_COMMAND = "ean.lease.command"
 ARTIFACT_PER_CLASS = "per_class_top1.json"
 
-#: Tags every trial run carries (``ean.error`` only on failed runs).
-TRIAL_TAGS = (
-    TAG_PARENT_RUN_ID,
-    TAG_KIND,
-    TAG_STUDY,
-    TAG_ROW,
-    TAG_ROW_LABEL,
-    TAG_SEED,
-    TAG_TRIAL_KEY,
-    TAG_GIT_COMMIT,
-    TAG_CODE_VERSION,
-    TAG_DATA_FINGERPRINT,
-    TAG_DATASET,
-    TAG_PROTOCOL,
-)
-#: Tags every study (parent) run carries.
-STUDY_TAGS = (TAG_KIND, TAG_STUDY, TAG_STUDY_HASH)
-
 # -- run status (MLflow's RunStatus names) ------------------------------------------------------------
 STATUS_FINISHED = "FINISHED"
 STATUS_FAILED = "FAILED"

@@ -16,8 +16,6 @@ from ean.models.blocks.st_block import SpatialTemporalBlock
 from ean.models.fusion.base import Fusion
 from ean.models.fusion.shuffle import split_sizes
 
-KERNELS = ("1", "3", "5")
-
 
 def _group_sums(matrix: torch.Tensor, sizes: list[int], dim: int) -> torch.Tensor:
     """(N, C, C) -> (N, groups): the entries summed over each channel group along ``dim`` and the other axis."""

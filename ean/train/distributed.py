@@ -105,8 +105,3 @@ def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
         return model
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The network inside a DDP wrapper (the model itself if not wrapped)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
