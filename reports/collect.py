@@ -30,6 +30,7 @@ RUN_COLUMNS = (
     "data_fingerprint",
     "dataset",
     "protocol",
+    "num_classes",
     "error",
     "start_time",
     "end_time",
@@ -102,6 +103,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     """Builds the tidy runs table from run records (dicts keyed by ``RUN_COLUMNS``), oldest run first."""
     frame = pd.DataFrame.from_records(records, columns=list(RUN_COLUMNS))
     frame["seed"] = frame["seed"].astype("Int64")
+    frame["num_classes"] = frame["num_classes"].astype("Int64")
     for col in S.FINAL_METRICS:
         frame[col] = frame[col].astype("float64")
     for col in ("start_time", "end_time"):
@@ -136,7 +138,8 @@ def _run_record(run: Run) -> dict:
     record = {col: tags.get(tag) for col, tag in _TAG_COLUMNS.items()}
     record.update(
         run_id=run.info.run_id,
-        seed=_parse_seed(tags.get(S.TAG_SEED)),
+        seed=_parse_int(tags.get(S.TAG_SEED)),
+        num_classes=_parse_int(run.data.params.get(S.PARAM_NUM_CLASSES)),
         status=run.info.status,
         start_time=run.info.start_time,
         end_time=run.info.end_time,
@@ -146,7 +149,8 @@ def _run_record(run: Run) -> dict:
     return record
 
 
-def _parse_seed(value: str | None) -> int | None:
+def _parse_int(value: str | None) -> int | None:
+    """An integer tag or parameter (seed, number of classes), or ``None`` when absent or not an integer."""
     try:
         return int(value) if value is not None else None
     except ValueError:

@@ -6,8 +6,8 @@ Reads the study's runs from any MLflow tracking URI, lays out the table of the s
 - ``<study>.md``: the Markdown table with notes and a provenance footnote (also printed);
 - ``<study>.tex``: the LaTeX table (booktabs) to ``\\input`` in a paper, and ``<study>_standalone.tex``,
   a document around it that compiles with pdflatex;
-- ``<study>.csv``: the table's numbers (absolute units); ``<study>_runs.csv``: every trial run found,
-  with whether it was used and why not;
+- ``<study>.csv``: the table's numbers (absolute units) and each row's ``num_classes`` (chance top-1 is
+  100 / num_classes percent); ``<study>_runs.csv``: every trial run found, with whether it was used and why not;
 - ``figures/``: top-1 against GFLOPs, and per non-baseline row the classes it improves most (PNG, PDF).
 
 ``make_report`` does the same from Python (the study runner calls it at the end of a study).
@@ -135,6 +135,7 @@ def _write_tables(spec: StudySpec, table: Table, markdown: str, out: Path, forma
 
 def _write_csv(spec: StudySpec, selection: Selection, trials: pd.DataFrame, delta_metrics, out: Path) -> list[Path]:
     frame = results_frame(spec, row_results(spec, selection, compared_metrics(spec, delta_metrics)))
+    frame.insert(frame.columns.get_loc("seeds_planned") + 1, "num_classes", _num_classes(frame["row"], selection))
     runs = trials.copy()
     runs["used"] = runs["run_id"].isin(selection.chosen["run_id"])
     reasons = dict(zip(selection.excluded["run_id"], selection.excluded["reason"], strict=True))
@@ -146,6 +147,18 @@ def _write_csv(spec: StudySpec, selection: Selection, trials: pd.DataFrame, delt
     frame.to_csv(paths[0], index=False)
     runs.to_csv(paths[1], index=False)
     return paths
+
+
+def _num_classes(rows: pd.Series, selection: Selection) -> pd.Series:
+    """Each row's number of classes (the ``model.num_classes`` of its chosen runs; chance top-1 is 100 / it
+    percent); missing when its runs did not log it or disagree."""
+    chosen = selection.chosen
+
+    def one(row: str):
+        found = chosen.loc[chosen["row"] == row, "num_classes"].dropna().unique() if len(chosen) else []
+        return int(found[0]) if len(found) == 1 else pd.NA
+
+    return pd.Series([one(r) for r in rows], index=rows.index, dtype="Int64")
 
 
 def _draw_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out: Path, report: Report) -> None:

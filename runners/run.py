@@ -396,11 +396,13 @@ def _ensembles(spec: StudySpec, trials: list[Trial], tracker, rerun: bool) -> No
         print(f"ensemble {name}: {state}")
 
 
-def report(spec_path: Path, uri: str) -> None:
-    """Builds the study's table and figures from MLflow, prints the table and where the files went."""
+def report(spec_path: Path, uri: str, seeds: list[int]) -> None:
+    """Builds the study's table and figures from MLflow for the seeds of this invocation (``--seeds``, else the
+    spec's), prints the table and where the files went."""
     from reports.make import make_report
 
-    result = make_report(spec_path, tracking_uri=uri)
+    spec = load_spec(spec_path)
+    result = make_report(dataclasses.replace(spec, seeds=tuple(seeds)), tracking_uri=uri)
     print(result.markdown)
     if result.files:
         print(f"written: {result.files[0].parent}/ ({len(result.files)} files)")
@@ -439,7 +441,7 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS) and not args.no_report:  # not when stopped or MLflow is down
-        report(spec_path, uri)
+        report(spec_path, uri, seeds)
     return status
 
 

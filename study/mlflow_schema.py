@@ -100,6 +100,10 @@ EPOCH_LOGGED = (*EPOCH_METRICS, "val_loss", "clips_per_s", "peak_memory_mb", "ba
 #: The metric every epoch logs: its steps are the epochs a run has in MLflow.
 EPOCH_MARKER = "train_loss"
 
+# -- params (the flattened resolved config) ---------------------------------------------------------------
+#: A trial run's number of classes (chance is 100 / it).
+PARAM_NUM_CLASSES = "model.num_classes"
+
 # -- artifacts -----------------------------------------------------------------------------------------
 ARTIFACT_CONFIG = "config.yaml"
 ARTIFACT_SCORES = "scores/val_scores.npz"
