@@ -104,10 +104,7 @@ def test_a_killed_trial_resumes_after_its_checkpoint_with_an_uncrashed_runs_numb
     driver.wait_for(lambda: base_checkpointed() is not None)
     base = base_checkpointed()
     (start,) = read_starts(base)
-    os.kill(start["pid"], signal.SIGKILL)  # the trial's process, not the driver
-    deadline = time.time() + 30
-    while time.time() < deadline and _alive(start["pid"]):
-        time.sleep(0.1)
+    kill_and_wait(start["pid"])  # the trial's process, not the driver
     killed_after = checkpoint_epoch(base)
     assert driver.process.wait(timeout=600) == 1, driver.output[-3000:]  # the NaN row failed
     driver.process.stdout.close()
@@ -134,12 +131,20 @@ def test_a_killed_trial_resumes_after_its_checkpoint_with_an_uncrashed_runs_numb
         assert uncrashed.data.metrics[metric] == runs["base"].data.metrics[metric], metric
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
+
+
+def kill_and_wait(pid: int, timeout: float = 30) -> None:
+    """SIGKILLs ``pid`` and waits until it is gone (its files are then final)."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and alive(pid):
+        time.sleep(0.1)
 
 
 def test_three_driver_kills_then_a_rerun_finish_every_trial_with_its_whole_history(study_dir):
@@ -225,10 +230,7 @@ def test_a_killed_ddp_worker_restarts_the_group_from_its_checkpoint(study_dir):
     assert "ddp/seed0: finished" not in driver.output, "epoch 1 was reported while the trial ran"
     (start,) = read_starts(workdir)
     assert start["world_size"] == 2
-    os.kill(start["pid"], signal.SIGKILL)  # rank 0, a Ray Train worker
-    deadline = time.time() + 30
-    while time.time() < deadline and _alive(start["pid"]):
-        time.sleep(0.1)
+    kill_and_wait(start["pid"])  # rank 0, a Ray Train worker
     killed_after = checkpoint_epoch(workdir)
     assert driver.process.wait(timeout=900) == 1, driver.output[-3000:]  # the NaN row failed
     driver.process.stdout.close()

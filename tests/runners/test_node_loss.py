@@ -3,13 +3,19 @@ set of processes on this machine) the trial is rescheduled on another node and r
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from runners.local_ray import use_local_ray_settings
 from tests.runners.conftest import cli_args, tiny_spec, trial_runs, write_yaml
-from tests.runners.test_driver_faults import ROW_BASE, Driver, checkpoint_epoch, epoch_steps, read_starts, workdirs
+from tests.runners.test_driver_faults import (
+    ROW_BASE,
+    Driver,
+    alive,
+    checkpoint_epoch,
+    epoch_steps,
+    read_starts,
+    workdirs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -41,16 +47,8 @@ def test_a_trial_on_a_lost_node_resumes_on_another_from_its_checkpoint(study_dir
 
     starts = read_starts(workdir)
     assert [s["start_epoch"] for s in starts] == [1, lost_after + 1], f"lost after epoch {lost_after}"
-    assert not _alive(starts[0]["pid"]) and starts[1]["pid"] != starts[0]["pid"]
+    assert not alive(starts[0]["pid"]) and starts[1]["pid"] != starts[0]["pid"]
     (run,) = trial_runs(study_dir)
     assert run.info.status == "FINISHED"
     assert epoch_steps(study_dir, run.info.run_id) == [1, 2, 3, 4]
     assert "crashed" in driver.output  # Tune saw the trial fail with its node, and retried it
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
