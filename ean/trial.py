@@ -157,7 +157,8 @@ def _check_data(config: dict, devices: int) -> list[str]:
     unknown = sorted(set(data) - set(valid))
     problems = [f"data: unknown keys {unknown} for dataset '{name}'; valid: {', '.join(valid)}"] if unknown else []
     root = data.get("root")
-    if name != "synthetic" and (not root or not Path(root).exists()):
+    generated = getattr(DATASETS.get(name), "GENERATED", False)
+    if not generated and (not root or not Path(root).exists()):
         doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
         expected = f" ({doc[0].rstrip('.')})" if doc else ""
         problems.append(

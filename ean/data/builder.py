@@ -1,7 +1,7 @@
 """Config -> datasets and loaders: the only place in ``ean.data`` that reads a config.
 
-``data_cfg`` is a plain dict. Keys (defaults in ``DEFAULTS``; every other key is passed through to the
-dataset's constructor, see each dataset's docstring):
+``data_cfg`` is a plain dict. Keys (the clip keys and their defaults are :class:`ean.data.clip_options.ClipOptions`;
+the loader's are ``LOADER_DEFAULTS``; every other key is the dataset variant's own, see its docstring):
 
 ==================== ========================================================================================
 ``dataset``          registry name: something_v1, something_v2, kinetics400, diving48, list_file, synthetic
@@ -48,70 +48,58 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
 import ean.data.datasets  # noqa: F401  (registers the datasets)
 from ean.data.clip_dataset import ClipDataset
+from ean.data.clip_options import ClipOptions, clip_dataset
 from ean.data.collate import collate_clips
 from ean.data.errors import DataError
 from ean.data.readers.heap import keep_freed_memory
 from ean.data.registry import DATASETS
 
-DEFAULTS: dict[str, Any] = {
-    "num_segments": 8,
-    "frames_per_segment": 1,
-    "crop_size": 224,
-    "scales": [1.0, 0.875, 0.75, 0.66],
-    "flip": True,
-    "test_clips": 1,
-    "test_crops": 1,
-    "num_workers": 2,
-    "loader_timeout_s": 300.0,
-    "max_bad_fraction": 0.01,
-    "decode_timeout_s": 30.0,
-}
-LOADER_KEYS = ("num_workers", "loader_timeout_s")
+#: The loader's keys (``build_loader``) and their defaults; the clip keys are :class:`ClipOptions`'.
+LOADER_DEFAULTS: dict[str, Any] = {"num_workers": 2, "loader_timeout_s": 300.0}
+LOADER_KEYS = tuple(LOADER_DEFAULTS)
 
 
-def dataset_kwargs(data_cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The registry name and the constructor keyword arguments of a data config."""
-    cfg = {**DEFAULTS, **data_cfg}
-    missing = [k for k in ("dataset", "root") if cfg.get(k) is None]
+def variant_options(name: str) -> dict[str, Any]:
+    """The options of dataset ``name`` with their defaults (``inspect.empty`` where none): the clip options
+    (with the variant's own defaults) and the variant's own, less ``root`` and ``split``."""
+    variant = DATASETS.get(name)
+    options = {**ClipOptions.defaults(), **getattr(variant, "CLIP_DEFAULTS", {})}
+    for key, param in inspect.signature(variant).parameters.items():
+        if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL) and key not in ("root", "split"):
+            options[key] = param.default
+    return options
+
+
+def split_config(data_cfg: dict[str, Any]) -> tuple[str, dict[str, Any], ClipOptions]:
+    """The registry name, the variant's own keyword arguments (``root`` included) and the clip options of a
+    data config; DataError naming the known keys for a key the dataset does not take."""
+    missing = [k for k in ("dataset", "root") if data_cfg.get(k) is None]
     if missing:
         raise DataError(
             f"data config lacks {missing}; it needs at least 'dataset' (one of {DATASETS.names()}) and 'root'"
         )
-    name = cfg.pop("dataset")
+    name = data_cfg["dataset"]
     DATASETS.check(name)
-    kwargs = {k: v for k, v in cfg.items() if k not in LOADER_KEYS and v is not None}
-    if isinstance(kwargs.get("resize"), (list, tuple)):
-        kwargs["resize"] = tuple(int(v) for v in kwargs["resize"])
-    if "scales" in kwargs:
-        kwargs["scales"] = tuple(float(s) for s in kwargs["scales"])
-    kwargs["root"] = str(kwargs["root"])
-    return name, kwargs
+    options, clip_keys = variant_options(name), set(ClipOptions.defaults())
+    given = {k: v for k, v in data_cfg.items() if k not in LOADER_KEYS and k not in ("dataset", "root")}
+    unknown = sorted(set(given) - set(options))
+    if unknown:
+        known = sorted({*options, *LOADER_KEYS, "dataset", "root"})
+        raise DataError(f"data config for {name!r}: unknown keys {unknown}. Known keys: {', '.join(known)}")
+    clip = {k: options[k] if given.get(k) is None else given[k] for k in clip_keys}
+    own = {k: v for k, v in given.items() if k not in clip_keys and v is not None}
+    return name, {"root": str(data_cfg["root"]), **own}, ClipOptions.from_config(clip)
 
 
-def build_dataset(data_cfg: dict[str, Any], split: str) -> Dataset:
-    """The dataset named by ``data_cfg["dataset"]`` for ``split`` ("train" or "val")."""
-    name, kwargs = dataset_kwargs(data_cfg)
-    try:
-        return DATASETS.build(name, split=split, **kwargs)
-    except TypeError as e:
-        if "unexpected keyword argument" not in str(e):
-            raise
-        known = sorted(_accepted_keys(DATASETS.get(name)) | set(LOADER_KEYS) | {"dataset"})
-        raise DataError(f"data config for {name!r}: {e}. Known keys: {', '.join(known)}") from None
-
-
-def _accepted_keys(cls: type) -> set[str]:
-    keys = set()
-    for klass in cls.__mro__:
-        if klass is object or not issubclass(klass, ClipDataset):
-            continue
-        params = inspect.signature(klass.__init__).parameters.values()
-        keys |= {p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
-    return keys - {"self", "records", "class_names", "train", "split"}
+def build_dataset(data_cfg: dict[str, Any], split: str) -> ClipDataset:
+    """The clips of dataset ``data_cfg["dataset"]`` for ``split`` ("train" or "val")."""
+    name, own, options = split_config(data_cfg)
+    annotations = DATASETS.build(name, split=split, **own).read()
+    return clip_dataset(annotations, split == "train", options)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -182,9 +170,9 @@ def build_loader(
         order = RandomSampler(dataset, generator=shuffle) if train else SequentialSampler(dataset)
         rank = 0
     sampler = SeededSampler(order, seed * 1_000_003 + rank + 1, order_seed=seed)
-    workers = int(data_cfg.get("num_workers", DEFAULTS["num_workers"]))
+    workers = int(data_cfg.get("num_workers", LOADER_DEFAULTS["num_workers"]))
     timeout = data_cfg.get("loader_timeout_s")
-    timeout = float(DEFAULTS["loader_timeout_s"] if timeout is None else timeout)
+    timeout = float(LOADER_DEFAULTS["loader_timeout_s"] if timeout is None else timeout)
     if timeout < 0:
         raise DataError(f"data.loader_timeout_s = {timeout:g}; must be >= 0 (0: no timeout)")
     return DataLoader(

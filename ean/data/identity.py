@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ean.data.builder import DEFAULTS, LOADER_KEYS, build_dataset
-from ean.data.clip_dataset import ClipDataset
+from ean.data.builder import LOADER_KEYS, build_dataset, variant_options
 from ean.data.registry import DATASETS
 
 #: Keys that say where the data lies.
@@ -26,46 +25,37 @@ LOCATION_KEYS = ("root", "frames_root")
 SPEED_KEYS = (*LOADER_KEYS, "decode_timeout_s", "decode_threads")
 #: Annotation files whose contents are a real dataset's fingerprint.
 ANNOTATION_SUFFIXES = (".csv", ".json", ".txt")
-#: The synthetic generator's settings (its dataset's identity).
-SYNTHETIC_SETTINGS = ("num_videos", "num_classes", "size", "seed", "min_frames", "max_frames", "clutter")
 
 
 def dataset_options(name: str) -> dict[str, Any]:
-    """The options a dataset accepts with their defaults (``inspect.empty`` where none), ClipDataset's included."""
-    options: dict[str, Any] = {}
-    for factory in (ClipDataset, DATASETS.get(name)):
-        for key, param in inspect.signature(factory).parameters.items():
-            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
-                options[key] = param.default
-    for key in ("self", "records", "class_names", "train", "split"):
-        options.pop(key, None)
-    return options
+    """The options a dataset accepts with their defaults (``inspect.empty`` where none), the clip options'
+    included (see :func:`ean.data.builder.variant_options`)."""
+    return variant_options(name)
 
 
 def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
     """The data config as what it computes: every option the dataset takes, defaults filled in, less where
     the data lies and how fast it is read. Options the dataset does not take are left out."""
     name = data_cfg["dataset"]
-    cfg = {**DEFAULTS, **data_cfg}
     out: dict[str, Any] = {"dataset": name}
     for key, default in dataset_options(name).items():
         if key in LOCATION_KEYS or key in SPEED_KEYS:
             continue
-        value = cfg.get(key)
+        value = data_cfg.get(key)
         value = default if value is None else value
         out[key] = None if value is inspect.Parameter.empty else _plain(value)
     return out
 
 
 def data_fingerprint(data_cfg: dict[str, Any]) -> str:
-    """Which data it is: the synthetic generator's settings, or the names and contents of the annotation
-    files (``*.csv``, ``*.json``, ``*.txt``) directly under the root. ``"sha256:<16 hex>"``."""
+    """Which data it is: the variant's own ``fingerprint`` (the synthetic generator's settings), else the names
+    and contents of the annotation files (``*.csv``, ``*.json``, ``*.txt``) directly under the root.
+    ``"sha256:<16 hex>"``."""
     name = data_cfg.get("dataset")
+    own = getattr(DATASETS.get(name), "fingerprint", None) if name in DATASETS.names() else None
+    if own is not None:
+        return own(data_cfg)
     digest = hashlib.sha256(str(name).encode())
-    if name == "synthetic":
-        identity = data_identity(data_cfg)
-        digest.update(json.dumps({k: identity.get(k) for k in SYNTHETIC_SETTINGS}, sort_keys=True).encode())
-        return "sha256:" + digest.hexdigest()[:16]
     root = Path(str(data_cfg.get("root", "")))
     for path in sorted(root.glob("*")) if root.is_dir() else []:
         if path.is_file() and path.suffix in ANNOTATION_SUFFIXES:
@@ -82,10 +72,11 @@ def _file_digest(path: str, mtime_ns: int, size: int) -> str:
 def dataset_num_classes(data_cfg: dict[str, Any]) -> int:
     """The number of classes of the data a config reads (its annotations are parsed; nothing is decoded).
 
-    The synthetic dataset's count is its ``num_classes`` setting (nothing is generated).
+    A variant that knows its count without reading files says it (the synthetic dataset's setting).
     """
-    if data_cfg.get("dataset") == "synthetic":
-        return int(data_identity(data_cfg)["num_classes"])
+    own = getattr(DATASETS.get(data_cfg.get("dataset")), "num_classes", None)
+    if own is not None:
+        return own(data_cfg)
     return _num_classes(json.dumps(data_cfg, sort_keys=True, default=str))
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 from ean.data.errors import DataError
+from ean.data.records import VideoRecord, as_frames
 
 SPLITS = ("train", "val")
 
@@ -70,3 +71,12 @@ def find_media_dir(
         if os.path.isdir(os.path.join(frames_root, name)):
             return os.path.normpath(os.path.join(root, name))
     return find_dir(frames_root, candidates, f"frame folders of the {what}", dataset)
+
+
+def video_records(
+    entries: Sequence[tuple[str, int]], video_dir: str, ext: str, root: str, frames_root: str | None
+) -> list[VideoRecord]:
+    """The records of ``(video id, label)`` entries: ``<video_dir>/<id><ext>``, or their frame folders under
+    ``frames_root`` (written by :mod:`ean.data.to_frames`) when it is given."""
+    records = [VideoRecord(os.path.join(video_dir, vid + ext), label) for vid, label in entries]
+    return as_frames(records, root, frames_root) if frames_root else records

@@ -1,19 +1,17 @@
-"""DATASETS: the registry of dataset formats.
+"""DATASETS: the registry of dataset variants (annotation formats).
 
-Every dataset is a :class:`~ean.data.clip_dataset.ClipDataset` built as
-``DATASETS.build(name, root=..., split="train" | "val", **options)``; ``options`` are ClipDataset's
-keyword arguments plus the dataset's own (file names, ``media="frames"`` ...).
+A variant reads the annotations of a split (see :mod:`ean.data.annotations`); the clips around them are
+composed by :func:`ean.data.builder.build_dataset`. Adding a dataset is one file in
+:mod:`ean.data.datasets` (and its import line there) plus one config file in ``studies/conf/data``.
 """
 
-from ean.data.clip_dataset import ClipDataset
 from ean.registry import Registry
 
 DATASETS = Registry(
     "dataset",
     contract=(
-        "Dataset(root: str, split: 'train' | 'val', **clip options) -> ClipDataset; item = (clip, label, index), "
-        "clip float32 (T, L, 3, S, S) in training, (V, T, L, 3, S, S) at test when V = clips * crops > 1"
+        "Variant(root: str, split: 'train' | 'val', **own options).read() -> Annotations(records, class_names); "
+        "optional CLIP_DEFAULTS (dict), fingerprint(data_cfg) -> str, num_classes(data_cfg) -> int"
     ),
     required_args=("root", "split"),
-    base=ClipDataset,
 )

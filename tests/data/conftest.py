@@ -63,7 +63,7 @@ KINETICS_VAL = [("zumba", "ddd", 30, 40, 22), ("abseiling", "eee", 1, 11, 28)]
 
 
 @pytest.fixture(scope="session")
-def kinetics_root(tmp_path_factory):
+def kinetics400_root(tmp_path_factory):
     """train.csv / validate.csv and train/<label>/<ytid>_<start:06d>_<end:06d>.mp4; one listed clip is absent."""
     root = tmp_path_factory.mktemp("k400")
     for split, folder, rows in (("train", "train", KINETICS_TRAIN), ("validate", "val", KINETICS_VAL)):

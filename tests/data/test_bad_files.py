@@ -182,7 +182,7 @@ def test_a_hanging_video_is_skipped_and_training_goes_on(tmp_path):
     script = tmp_path / "hanging_decoder.py"
     script.write_text(HANGING_DECODER.format(readers=os.path.dirname(CHILD_SCRIPT)))
     dataset = build_dataset(config(tmp_path, decode_timeout_s=1.0), "train")
-    dataset.reader("video").command = [sys.executable, str(script)]
+    dataset.media.reader("video").command = [sys.executable, str(script)]
     with pytest.warns(UserWarning, match="hang.mp4: decoding timed out after 1 s"):
         clip, label, index = dataset[0]
     assert (index, label, clip.shape) == (1, 1, (4, 1, 3, 32, 32))

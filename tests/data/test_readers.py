@@ -126,14 +126,14 @@ def test_videos_decode_at_the_working_size_unless_switched_off(media_root):
     cfg.update(num_segments=4, crop_size=24, flip=False)
     at_decode = build_dataset({**cfg, "resize": [40, 56]}, "train")
     mp4, webm = at_decode.records
-    assert at_decode.decode_size(mp4) == at_decode.decode_size(webm) == (40, 56)
+    assert at_decode.media.decode_size(mp4) == at_decode.media.decode_size(webm) == (40, 56)
     short_side = build_dataset({**cfg, "resize": 40}, "train")  # the 48 x 64 videos' size, from their headers
-    assert short_side.decode_size(mp4) == short_side.decode_size(webm) == (40, 53)
+    assert short_side.media.decode_size(mp4) == short_side.media.decode_size(webm) == (40, 53)
     assert short_side[(0, 0)][0].shape == (4, 1, 3, 24, 24)
-    assert build_dataset({**cfg, "resize": 48}, "train").decode_size(mp4) is None  # already the working size
-    assert build_dataset({**cfg, "resize": [60, 80]}, "train").decode_size(mp4) is None  # enlarged after the crop
+    assert build_dataset({**cfg, "resize": 48}, "train").media.decode_size(mp4) is None  # already the working size
+    assert build_dataset({**cfg, "resize": [60, 80]}, "train").media.decode_size(mp4) is None  # enlarged after the crop
     after = build_dataset({**cfg, "resize": [40, 56], "resize_at_decode": False}, "train")
-    assert after.decode_size(mp4) is None
+    assert after.media.decode_size(mp4) is None
     for seed in range(3):  # the same crop and frames either way; only the scaler differs
         a, b = at_decode[(0, seed)][0].float(), after[(0, seed)][0].float()
         assert a.shape == b.shape == (4, 1, 3, 24, 24) and (a - b).abs().mean() < 4

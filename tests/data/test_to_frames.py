@@ -21,7 +21,7 @@ CFG = {"num_segments": 4, "resize": [48, 64], "crop_size": 32, "decode_timeout_s
     "name,fixture,count,folder,frames",
     [
         ("something_v2", "something_v2_root", 6, "20bn-something-something-v2/21", 26),
-        ("kinetics400", "kinetics_root", 5, "val/zumba/ddd_000030_000040", 22),
+        ("kinetics400", "kinetics400_root", 5, "val/zumba/ddd_000030_000040", 22),
         ("diving48", "diving48_root", 3, "rgb/vid_c_00003", 30),
     ],
 )

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from typing import Any
 
-from ean.data.clip_dataset import ClipDataset
+from ean.data.annotations import Annotations
 from ean.data.errors import DataError
-from ean.data.layout import check_root, check_split, find_file, find_media_dir, media_options
-from ean.data.records import VideoRecord, as_frames
+from ean.data.layout import check_root, check_split, find_file, find_media_dir, media_options, video_records
 from ean.data.registry import DATASETS
 
 NAME = "diving48"
@@ -56,7 +53,7 @@ def read_class_names(root: str) -> list[str]:
 
 
 @DATASETS.register(NAME)
-class Diving48(ClipDataset):
+class Diving48:
     """Diving48 (48 dive classes) from its official files.
 
     Args:
@@ -65,8 +62,6 @@ class Diving48(ClipDataset):
         labels: ``"v1"`` (the lists the paper reports on) or ``"v2"`` (the cleaned labels).
         media: ``"video"`` or ``"frames"`` (frame folders written by ``python -m ean.data.to_frames``).
         frames_root: where the frame folders are (default ``<root>/frames``).
-        resize: working size (default short side 256).
-        **options: the rest of :class:`ClipDataset`'s keyword arguments.
     """
 
     def __init__(
@@ -77,21 +72,20 @@ class Diving48(ClipDataset):
         labels: str = "v1",
         media: str = "video",
         frames_root: str | None = None,
-        resize: int | Sequence[int] = 256,
-        **options: Any,
     ):
-        root, split = check_root(root, NAME), check_split(split, NAME)
-        frames_root = media_options(media, root, frames_root, NAME)
+        self.root, self.split = check_root(root, NAME), check_split(split, NAME)
+        self.frames_root = media_options(media, self.root, frames_root, NAME)
         if labels not in LIST_FILES:
             raise DataError(f"{NAME}: labels = {labels!r}; valid: {', '.join(LIST_FILES)}")
-        list_file = LIST_FILES[labels][split]
-        entries = read_entries(find_file(root, (list_file,), f"{split} list JSON ({labels} labels)", NAME))
-        class_names = read_class_names(root)
+        self.labels = labels
+
+    def read(self) -> Annotations:
+        list_file = LIST_FILES[self.labels][self.split]
+        what = f"{self.split} list JSON ({self.labels} labels)"
+        entries = read_entries(find_file(self.root, (list_file,), what, NAME))
+        class_names = read_class_names(self.root)
         bad = [label for _, label in entries if not 0 <= label < len(class_names)]
         if bad:
             raise DataError(f"{NAME}: labels {sorted(set(bad))[:5]} outside 0..{len(class_names) - 1}")
-        video_dir = find_media_dir(root, VIDEO_DIRS, "video folder", NAME, frames_root)
-        records = [VideoRecord(os.path.join(video_dir, vid + ".mp4"), label) for vid, label in entries]
-        if frames_root:
-            records = as_frames(records, root, frames_root)
-        super().__init__(records, class_names, train=split == "train", resize=resize, **options)
+        video_dir = find_media_dir(self.root, VIDEO_DIRS, "video folder", NAME, self.frames_root)
+        return Annotations.of(video_records(entries, video_dir, ".mp4", self.root, self.frames_root), class_names)

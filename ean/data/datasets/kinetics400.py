@@ -20,10 +20,8 @@ import csv
 import os
 import re
 import warnings
-from collections.abc import Sequence
-from typing import Any
 
-from ean.data.clip_dataset import ClipDataset
+from ean.data.annotations import Annotations
 from ean.data.errors import DataError
 from ean.data.layout import check_root, check_split, find_file, find_media_dir, media_options
 from ean.data.records import VIDEO_EXTENSIONS, VideoRecord
@@ -72,7 +70,7 @@ def index_clips(folder: str, frames: bool) -> dict[str, str]:
 
 
 @DATASETS.register(NAME)
-class Kinetics400(ClipDataset):
+class Kinetics400:
     """Kinetics-400 from its official CSVs.
 
     Args:
@@ -80,32 +78,24 @@ class Kinetics400(ClipDataset):
         split: ``"train"`` or ``"val"``.
         media: ``"video"`` or ``"frames"`` (frame folders written by ``python -m ean.data.to_frames``).
         frames_root: where the frame folders are (default ``<root>/frames``).
-        resize: working size (default short side 256).
-        **options: the rest of :class:`ClipDataset`'s keyword arguments.
     """
 
-    def __init__(
-        self,
-        root: str,
-        split: str = "train",
-        *,
-        media: str = "video",
-        frames_root: str | None = None,
-        resize: int | Sequence[int] = 256,
-        **options: Any,
-    ):
-        root, split = check_root(root, NAME), check_split(split, NAME)
-        frames_root = media_options(media, root, frames_root, NAME)
-        rows = read_rows(find_file(root, CSV_FILES[split], f"{split} CSV", NAME))
-        class_names = self._class_names(root, rows)
-        video_dir = find_media_dir(root, VIDEO_DIRS[split], "video folder", NAME, frames_root)
-        search = os.path.join(frames_root, os.path.relpath(video_dir, root)) if frames_root else video_dir
-        clips = index_clips(search, frames=frames_root is not None)
+    def __init__(self, root: str, split: str = "train", *, media: str = "video", frames_root: str | None = None):
+        self.root, self.split = check_root(root, NAME), check_split(split, NAME)
+        self.frames_root = media_options(media, self.root, frames_root, NAME)
+
+    def read(self) -> Annotations:
+        rows = read_rows(find_file(self.root, CSV_FILES[self.split], f"{self.split} CSV", NAME))
+        class_names = self._class_names(self.root, rows)
+        video_dir = find_media_dir(self.root, VIDEO_DIRS[self.split], "video folder", NAME, self.frames_root)
+        frames = self.frames_root is not None
+        search = os.path.join(self.frames_root, os.path.relpath(video_dir, self.root)) if frames else video_dir
+        clips = index_clips(search, frames=frames)
         index = {n: i for i, n in enumerate(class_names)}
-        kind = "frames" if frames_root else "video"
+        kind = "frames" if frames else "video"
         records = [VideoRecord(clips[c], index[label], kind) for label, c in rows if c in clips]
         self._report_missing(rows, clips, search)
-        super().__init__(records, class_names, train=split == "train", resize=resize, **options)
+        return Annotations.of(records, class_names)
 
     @staticmethod
     def _class_names(root: str, rows: list[tuple[str, str]]) -> list[str]:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
 
-from ean.data.clip_dataset import ClipDataset
+from ean.data.annotations import Annotations
 from ean.data.errors import DataError
 from ean.data.layout import check_root, check_split, find_file
 from ean.data.records import VIDEO_EXTENSIONS, VideoRecord
@@ -48,7 +47,7 @@ def read_class_names(class_names: Sequence[str] | str | None, root: str, records
 
 
 @DATASETS.register(NAME)
-class ListFile(ClipDataset):
+class ListFile:
     """Any dataset described by TSN-style list files.
 
     Args:
@@ -57,8 +56,6 @@ class ListFile(ClipDataset):
         train_list: the training list file (relative to ``root`` or absolute).
         val_list: the validation list file.
         class_names: the class names, or a file of them (one per line), or None for ``class_<i>``.
-        resize: working size (default short side 256).
-        **options: the rest of :class:`ClipDataset`'s keyword arguments (``image_tmpl`` for frame names).
     """
 
     def __init__(
@@ -69,13 +66,14 @@ class ListFile(ClipDataset):
         train_list: str = "train.txt",
         val_list: str = "val.txt",
         class_names: Sequence[str] | str | None = None,
-        resize: int | Sequence[int] = 256,
-        **options: Any,
     ):
-        root, split = check_root(root, NAME), check_split(split, NAME)
-        list_path = find_file(root, [train_list if split == "train" else val_list], f"{split} list file", NAME)
-        records = read_list(list_path, root)
+        self.root, self.split = check_root(root, NAME), check_split(split, NAME)
+        self.list_name = train_list if self.split == "train" else val_list
+        self.class_names = class_names
+
+    def read(self) -> Annotations:
+        list_path = find_file(self.root, [self.list_name], f"{self.split} list file", NAME)
+        records = read_list(list_path, self.root)
         if not records:
             raise DataError(f"{NAME}: {list_path} lists no videos")
-        names = read_class_names(class_names, root, records)
-        super().__init__(records, names, train=split == "train", resize=resize, **options)
+        return Annotations.of(records, read_class_names(self.class_names, self.root, records))

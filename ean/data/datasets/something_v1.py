@@ -11,10 +11,8 @@ Layout under ``root`` (the first existing candidate of each is used)::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
 
-from ean.data.clip_dataset import ClipDataset
+from ean.data.annotations import Annotations
 from ean.data.errors import DataError
 from ean.data.layout import check_root, check_split, find_dir, find_file
 from ean.data.records import VideoRecord
@@ -50,22 +48,26 @@ def read_entries(path: str, class_index: dict[str, int]) -> list[tuple[str, int]
 
 
 @DATASETS.register(NAME)
-class SomethingV1(ClipDataset):
+class SomethingV1:
     """Something-Something V1 (174 classes) from its official files (frames, 1-based ``%05d.jpg``).
 
     Args:
         root: folder holding the frame folders and the CSVs.
         split: ``"train"`` or ``"val"`` (the official validation CSV).
-        resize: working size (default 240x320, the Something recipe).
-        **options: the rest of :class:`ClipDataset`'s keyword arguments.
     """
 
-    def __init__(self, root: str, split: str = "train", *, resize: int | Sequence[int] = (240, 320), **options: Any):
-        root, split = check_root(root, NAME), check_split(split, NAME)
-        class_names = read_class_names(find_file(root, LABEL_FILES, "labels CSV", NAME))
+    CLIP_DEFAULTS = {"resize": (240, 320)}  # the Something recipe's working size
+
+    def __init__(self, root: str, split: str = "train"):
+        self.root, self.split = check_root(root, NAME), check_split(split, NAME)
+
+    def read(self) -> Annotations:
+        class_names = read_class_names(find_file(self.root, LABEL_FILES, "labels CSV", NAME))
         entries = read_entries(
-            find_file(root, LIST_FILES[split], f"{split} CSV", NAME), {n: i for i, n in enumerate(class_names)}
+            find_file(self.root, LIST_FILES[self.split], f"{self.split} CSV", NAME),
+            {n: i for i, n in enumerate(class_names)},
         )
-        frame_dir = find_dir(root, FRAME_DIRS, "frame folder", NAME)
-        records = [VideoRecord(os.path.join(frame_dir, vid), label, "frames") for vid, label in entries]
-        super().__init__(records, class_names, train=split == "train", resize=resize, **options)
+        frame_dir = find_dir(self.root, FRAME_DIRS, "frame folder", NAME)
+        return Annotations.of(
+            [VideoRecord(os.path.join(frame_dir, vid), label, "frames") for vid, label in entries], class_names
+        )

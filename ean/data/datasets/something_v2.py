@@ -13,14 +13,10 @@ An entry's class is its ``template`` with the brackets of ``[something]`` remove
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Sequence
-from typing import Any
 
-from ean.data.clip_dataset import ClipDataset
+from ean.data.annotations import Annotations
 from ean.data.errors import DataError
-from ean.data.layout import check_root, check_split, find_file, find_media_dir, media_options
-from ean.data.records import VideoRecord, as_frames
+from ean.data.layout import check_root, check_split, find_file, find_media_dir, media_options, video_records
 from ean.data.registry import DATASETS
 
 NAME = "something_v2"
@@ -61,7 +57,7 @@ def read_entries(path: str, class_index: dict[str, int]) -> list[tuple[str, int]
 
 
 @DATASETS.register(NAME)
-class SomethingV2(ClipDataset):
+class SomethingV2:
     """Something-Something V2 (174 classes) from its official files.
 
     Args:
@@ -70,9 +66,9 @@ class SomethingV2(ClipDataset):
         video_ext: extension of the video files (``.webm`` as distributed).
         media: ``"video"`` or ``"frames"`` (read frame folders written by ``python -m ean.data.to_frames``).
         frames_root: where the frame folders are (default ``<root>/frames``).
-        resize: working size (default 240x320, the Something recipe).
-        **options: the rest of :class:`ClipDataset`'s keyword arguments.
     """
+
+    CLIP_DEFAULTS = {"resize": (240, 320)}  # the Something recipe's working size
 
     def __init__(
         self,
@@ -82,17 +78,17 @@ class SomethingV2(ClipDataset):
         video_ext: str = ".webm",
         media: str = "video",
         frames_root: str | None = None,
-        resize: int | Sequence[int] = (240, 320),
-        **options: Any,
     ):
-        root, split = check_root(root, NAME), check_split(split, NAME)
-        frames_root = media_options(media, root, frames_root, NAME)
-        class_names = read_labels(find_file(root, LABEL_FILES, "labels JSON", NAME))
+        self.root, self.split = check_root(root, NAME), check_split(split, NAME)
+        self.video_ext, self.frames_root = video_ext, media_options(media, self.root, frames_root, NAME)
+
+    def read(self) -> Annotations:
+        class_names = read_labels(find_file(self.root, LABEL_FILES, "labels JSON", NAME))
         entries = read_entries(
-            find_file(root, LIST_FILES[split], f"{split} list JSON", NAME), {n: i for i, n in enumerate(class_names)}
+            find_file(self.root, LIST_FILES[self.split], f"{self.split} list JSON", NAME),
+            {n: i for i, n in enumerate(class_names)},
         )
-        video_dir = find_media_dir(root, VIDEO_DIRS, "video folder", NAME, frames_root)
-        records = [VideoRecord(os.path.join(video_dir, vid + video_ext), label) for vid, label in entries]
-        if frames_root:
-            records = as_frames(records, root, frames_root)
-        super().__init__(records, class_names, train=split == "train", resize=resize, **options)
+        video_dir = find_media_dir(self.root, VIDEO_DIRS, "video folder", NAME, self.frames_root)
+        return Annotations.of(
+            video_records(entries, video_dir, self.video_ext, self.root, self.frames_root), class_names
+        )

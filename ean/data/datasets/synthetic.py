@@ -5,16 +5,21 @@ See :mod:`ean.data.synthetic.generate` for the files and :mod:`ean.data.syntheti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import inspect
+import json
 from typing import Any
 
+from ean.data.annotations import Annotations
 from ean.data.datasets.something_v2 import SomethingV2
 from ean.data.registry import DATASETS
 from ean.data.synthetic import generate_synthetic
 
+NAME = "synthetic"
 
-@DATASETS.register("synthetic")
-class Synthetic(SomethingV2):
+
+@DATASETS.register(NAME)
+class Synthetic:
     """Templated actions over cluttered backgrounds, written as mp4 + SSv2 JSON under ``root`` if absent.
 
     Args:
@@ -27,9 +32,10 @@ class Synthetic(SomethingV2):
         min_frames: shortest clip.
         max_frames: longest clip.
         clutter: background clutter and moving distractors, 0 (none: easy) to 1 (default, hard by design).
-        resize: working size (default 240x320, as for Something).
-        **options: the rest of :class:`ClipDataset`'s keyword arguments.
     """
+
+    CLIP_DEFAULTS = {"resize": (240, 320)}  # as for Something
+    GENERATED = True  # its files are written under the root on first use
 
     def __init__(
         self,
@@ -43,11 +49,9 @@ class Synthetic(SomethingV2):
         min_frames: int = 24,
         max_frames: int = 48,
         clutter: float = 1.0,
-        resize: int | Sequence[int] = (240, 320),
-        **options: Any,
     ):
-        generate_synthetic(
-            root,
+        self.root, self.split = root, split
+        self.settings = dict(
             num_videos=num_videos,
             num_classes=num_classes,
             size=size,
@@ -56,4 +60,27 @@ class Synthetic(SomethingV2):
             max_frames=max_frames,
             clutter=clutter,
         )
-        super().__init__(root, split, video_ext=".mp4", resize=resize, **options)
+
+    def read(self) -> Annotations:
+        generate_synthetic(self.root, **self.settings)
+        return SomethingV2(self.root, self.split, video_ext=".mp4").read()
+
+    @staticmethod
+    def fingerprint(data_cfg: dict[str, Any]) -> str:
+        """The generator's settings (the videos follow from them): ``"sha256:<16 hex>"``."""
+        settings = {k: default if data_cfg.get(k) is None else data_cfg[k] for k, default in _settings().items()}
+        digest = hashlib.sha256(NAME.encode())
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        return "sha256:" + digest.hexdigest()[:16]
+
+    @staticmethod
+    def num_classes(data_cfg: dict[str, Any]) -> int:
+        """Its ``num_classes`` setting (nothing is generated)."""
+        value = data_cfg.get("num_classes")
+        return int(_settings()["num_classes"] if value is None else value)
+
+
+def _settings() -> dict[str, Any]:
+    """The generator's settings with their defaults (the constructor's keyword-only arguments)."""
+    params = inspect.signature(Synthetic).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
