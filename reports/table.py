@@ -18,11 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from enum import Enum
 
 from reports.results import MISSING, RowResult, compared_metrics, row_results
 from reports.select import Selection, describe_duplicates, describe_exclusions
 from study import mlflow_schema as S
-from study.spec import LABEL_COLUMN, StudySpec, spec_hash
+from study.spec import LABEL_COLUMN, MEASURED, StudySpec, spec_hash
 
 #: Measured columns where higher is better (bolded); params and FLOPs are costs and are not ranked.
 HIGHER_IS_BETTER = (S.METRIC_TOP1, S.METRIC_TOP5)
@@ -50,14 +51,35 @@ class Cell:
     mark: str = ""
 
 
+#: The name of the Seeds column (finished / planned seeds of each row).
+SEEDS_COLUMN = "seeds"
+
+
+class ColumnKind(Enum):
+    """What a column's cells show."""
+
+    LABEL = "label"  # the row's label
+    TEXT = "text"  # a descriptive column: the row's text from the spec (``Row.cells``)
+    MEASURED = "measured"  # a metric from MLflow: mean ± std over the seeds (Param, FLOPs: the value)
+    PAPER = "paper"  # the paper's value of an accuracy and ours minus it: "paper (Δ)"
+    DELTA = "delta"  # the paired difference of a metric to the baseline row, with its 95% CI
+    SEEDS = "seeds"  # finished / planned seeds
+
+
 @dataclass(frozen=True)
 class Column:
-    """A column: its key, printed title, header group (e.g. the dataset; ``""`` for none) and alignment."""
+    """A column: the spec column (or metric) it shows, its printed title, header group (e.g. the dataset;
+    ``""`` for none), alignment and what kind of cells it has.
 
-    key: str
+    Several columns may show one metric (``top1``: its values, the paper's, the difference to the baseline):
+    ``(name, kind)`` tells them apart.
+    """
+
+    name: str
     title: str
     group: str = ""
     align: str = "c"
+    kind: ColumnKind = ColumnKind.TEXT
 
 
 @dataclass(frozen=True)
@@ -162,7 +184,7 @@ def build_table(
         mark = _MARKS[len(notes)] if res.n_finished < len(spec.seeds) else ""
         if mark:
             notes.append(Note(mark, _status_note(res)))
-        rows.append(TableRow(res.row.id, tuple(_cell(c.key, res, mark, decimals, show_paper) for c in columns)))
+        rows.append(TableRow(res.row.id, tuple(_cell(c, res, mark, decimals, show_paper) for c in columns)))
     rows = _bold_best(columns, rows, results, decimals)
     notes += _remarks(spec, selection, paper_cols, cost_paper, delta_metrics)
     return Table(
@@ -177,34 +199,39 @@ def build_table(
 
 
 def _columns(spec: StudySpec, paper_cols: list[str], delta_metrics: tuple, group: str) -> tuple[Column, ...]:
-    cols = [Column(LABEL_COLUMN, spec.title_of(LABEL_COLUMN), align="l")]
+    cols = [Column(LABEL_COLUMN, spec.title_of(LABEL_COLUMN), align="l", kind=ColumnKind.LABEL)]
     for c in spec.columns:
         grp = group if c in HIGHER_IS_BETTER else ""
-        cols.append(Column(c, spec.title_of(c), grp))
+        cols.append(Column(c, spec.title_of(c), grp, kind=ColumnKind.MEASURED if c in MEASURED else ColumnKind.TEXT))
         if c in paper_cols and c not in COSTS:
-            cols.append(Column(f"{c}:paper", f"{SHORT_NAMES[c]} paper (Δ)", grp))
-    cols += [Column(f"{m}:delta", f"Δ{SHORT_NAMES[m]} (95% CI)") for m in delta_metrics]
-    cols.append(Column("seeds", "Seeds"))
+            cols.append(Column(c, f"{SHORT_NAMES[c]} paper (Δ)", grp, kind=ColumnKind.PAPER))
+    cols += [Column(m, f"Δ{SHORT_NAMES[m]} (95% CI)", kind=ColumnKind.DELTA) for m in delta_metrics]
+    cols.append(Column(SEEDS_COLUMN, "Seeds", kind=ColumnKind.SEEDS))
     return tuple(cols)
 
 
-def _cell(key: str, res: RowResult, mark: str, decimals: int, show_paper: bool) -> Cell:
-    metric, _, kind = key.partition(":")
-    if key == LABEL_COLUMN:
+def _cell(column: Column, res: RowResult, mark: str, decimals: int, show_paper: bool) -> Cell:
+    kind, name = column.kind, column.name
+    if kind is ColumnKind.LABEL:
         return Cell(res.row.label)
-    if key == "seeds":
+    if kind is ColumnKind.SEEDS:
         return Cell(f"{res.n_finished}/{len(res.status)}", mark=mark)
-    if kind == "paper":
-        return Cell(_paper_text(metric, res, decimals))
-    if kind == "delta":
-        return _delta_cell(res, metric, decimals)
-    if metric in res.summaries:
-        text = _measure_text(metric, res, decimals)
-        if show_paper and metric in COSTS and metric in res.row.paper:
-            paper = _cost_text(metric, res.row.paper[metric] * COSTS[metric][1])
-            text += f" (paper {paper})" if paper != text else ""
-        return Cell(text)
-    return Cell(res.row.cells.get(key, ""))
+    if kind is ColumnKind.PAPER:
+        return Cell(_paper_text(name, res, decimals))
+    if kind is ColumnKind.DELTA:
+        return _delta_cell(res, name, decimals)
+    if kind is ColumnKind.MEASURED:
+        return Cell(_measured_cell_text(name, res, decimals, show_paper))
+    return Cell(res.row.cells.get(name, ""))
+
+
+def _measured_cell_text(metric: str, res: RowResult, decimals: int, show_paper: bool) -> str:
+    """Our value of ``metric``; Param and FLOPs add the paper's where it differs and the paper is shown."""
+    text = _measure_text(metric, res, decimals)
+    if show_paper and metric in COSTS and metric in res.row.paper:
+        paper = _cost_text(metric, res.row.paper[metric] * COSTS[metric][1])
+        text += f" (paper {paper})" if paper != text else ""
+    return text
 
 
 def _measure_text(metric: str, res: RowResult, decimals: int) -> str:
@@ -268,9 +295,9 @@ def _status_note(res: RowResult) -> str:
 
 def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], results: list[RowResult], decimals: int) -> list:
     for j, col in enumerate(columns):
-        if col.key not in HIGHER_IS_BETTER:
+        if col.kind is not ColumnKind.MEASURED or col.name not in HIGHER_IS_BETTER:
             continue
-        means = [round(r.summaries[col.key].mean, decimals) for r in results]
+        means = [round(r.summaries[col.name].mean, decimals) for r in results]
         finite = [m for m in means if not math.isnan(m)]
         if not finite:
             continue

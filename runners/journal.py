@@ -25,10 +25,12 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from runners.plan import Trial
+from runners.epochs import EpochReport
+from runners.plan import ModelCounts, Trial, TrialState
 from study import mlflow_schema as S
 from study.spec import Row
 
@@ -115,13 +117,32 @@ def open_entry(trial: Trial, tags: dict[str, str], rerun: bool) -> dict[str, Any
         "seed": trial.seed,
         "config": trial.config,
         "data_fingerprint": trial.data_fingerprint,
-        "state": trial.state,
+        "state": trial.state.value,
         "run_id": trial.run_id,
-        "profile": trial.profile,
+        "counts": asdict(trial.counts) if trial.counts is not None else None,
         "tags": tags,
         "rerun": rerun,
         "entry_id": uuid.uuid4().hex,
     }
+
+
+def entry_counts(entry: dict[str, Any]) -> ModelCounts | None:
+    """The network's counts in an ``open`` entry: ``counts`` (``{"params", "macs"}``), or ``profile``
+    (``{"params", "flops"}``, possibly empty) in entries journaled before ``counts`` replaced it."""
+    if entry.get("counts"):
+        return ModelCounts(**entry["counts"])
+    old = entry.get("profile")
+    return ModelCounts(params=old["params"], macs=old["flops"]) if old else None
+
+
+def epoch_entry(key: str, report: EpochReport) -> dict[str, Any]:
+    """The journal entry of one epoch of the trial ``key``: ``{"op", "key", "epoch", "metrics"}``."""
+    return {"op": "epoch", "key": key, **asdict(report)}
+
+
+def entry_report(entry: dict[str, Any]) -> EpochReport:
+    """The epoch an ``epoch`` entry journaled (``epoch_entry``; the same form in every version)."""
+    return EpochReport(int(entry["epoch"]), dict(entry["metrics"]))
 
 
 class Applier:
@@ -144,7 +165,7 @@ class Applier:
         if op == "open":
             self.run_ids[entry["key"]] = self._open(entry)
         elif op == "epoch":
-            self.tracker.log_epoch(self.run_id(entry["key"]), int(entry["epoch"]), entry["metrics"])
+            self.tracker.log_epoch(self.run_id(entry["key"]), entry_report(entry))
         elif op == "finish":
             run_id = self.run_id(entry["key"])
             if self.tracker.status(run_id) != S.STATUS_FINISHED:
@@ -171,9 +192,9 @@ class Applier:
             config=entry["config"],
             key=entry["key"],
             data_fingerprint=entry["data_fingerprint"],
-            state=entry["state"],
+            state=TrialState(entry["state"]),
             run_id=entry["run_id"],
-            profile=entry["profile"] or {},
+            counts=entry_counts(entry),
         )
         tags = {**entry["tags"], S.TAG_OPENED_BY: entry["entry_id"]}
         return self.tracker.open_trial(trial, tags, bool(entry["rerun"]))
@@ -232,12 +253,16 @@ class BufferedTracker:
         return self._tracker
 
     def submit(self, op: str, **fields: Any) -> None:
-        """Journals one write and queues it (``op``: epoch, finish, fail, kill or end_parent)."""
+        """Journals one write and queues it (``op``: finish, fail, kill or end_parent)."""
         self._enqueue(self.journal.append({"op": op, **fields}))
 
     def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> None:
         """Journals and queues the opening of a trial's run (created, or reopened when it resumes)."""
         self._enqueue(self.journal.append(open_entry(trial, tags, rerun)))
+
+    def log_epoch(self, key: str, report: EpochReport) -> None:
+        """Journals and queues one epoch of the trial ``key``."""
+        self._enqueue(self.journal.append(epoch_entry(key, report)))
 
     def _enqueue(self, entry: dict[str, Any]) -> None:
         with self._idle:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,43 @@ class PlanError(ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s), nothing was run:\n{lines}")
 
 
+class TrialState(str, Enum):
+    """Where a trial stands in the store (set by ``runners.tracking.StudyTracker.mark_cached``).
+
+    A ``str`` enum that prints and serialises as its value (``new``, ``cached``, ``reused``, ``resume``): the
+    plan's table and JSON and the journal show the same words as before.
+    """
+
+    NEW = "new"
+    CACHED = "cached"  # this study has a FINISHED run
+    REUSED = "reused"  # another study has a FINISHED run (``Trial.source`` names it)
+    RESUME = "resume"  # an unfinished run exists and is reopened
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def finished(self) -> bool:
+        """Whether a FINISHED run already has the trial's results (here or in another study): nothing trains."""
+        return self in (TrialState.CACHED, TrialState.REUSED)
+
+
+@dataclass(frozen=True)
+class ModelCounts:
+    """The size of a trial's network as built (random weights), logged as the metrics ``params``/``flops``.
+
+    Attributes:
+        params: trainable parameters.
+        macs: multiply-accumulates of one clip (what the paper and the table call FLOPs).
+    """
+
+    params: int
+    macs: int
+
+
 @dataclass
 class Trial:
     """One cell of the table: a row at a seed.
@@ -41,10 +79,11 @@ class Trial:
         key: the trial key (16 hex digits, ``ean.trial.trial_key``).
         data_fingerprint: hash of the dataset's identity (annotation files or generator settings).
         recipe: the training recipe as it will run (``ean.trial.trial_recipe``).
-        state: ``new``, ``cached`` (this study has a FINISHED run), ``reused`` (another study has one:
-            ``source`` names it) or ``resume`` (an unfinished run exists).
-        run_id: the MLflow run, once known (for ``reused``: the source run until this study's run exists).
-        source: for ``reused``, the name of the run it reuses (``table5/eabs_soitr/seed0``).
+        state: ``TrialState.NEW``, ``CACHED`` (this study has a FINISHED run), ``REUSED`` (another study has
+            one: ``source`` names it) or ``RESUME`` (an unfinished run exists).
+        run_id: the MLflow run, once known (for ``REUSED``: the source run until this study's run exists).
+        source: for ``REUSED``, the name of the run it reuses (``table5/eabs_soitr/seed0``).
+        counts: the network's Params and MACs, once counted (``runners.run.count_trials``).
     """
 
     study: str
@@ -54,10 +93,10 @@ class Trial:
     key: str
     data_fingerprint: str
     recipe: dict[str, Any] = field(default_factory=dict)
-    state: str = "new"
+    state: TrialState = TrialState.NEW
     run_id: str | None = None
     source: str | None = None
-    profile: dict[str, int] = field(default_factory=dict)
+    counts: ModelCounts | None = None
 
     @property
     def name(self) -> str:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import sys
 import time
 
+from runners.epochs import EpochReport
+
+#: The metrics an epoch's line shows, where the epoch has them.
+SHOWN_METRICS = ("train_loss", "val_top1")
+
 
 def _clock(seconds: float) -> str:
     seconds = int(max(seconds, 0))
@@ -51,12 +56,13 @@ class Progress:
         self.running.add(name)
         self._print(name, "started")
 
-    def epoch(self, name: str, epoch: int, metrics: dict[str, float]) -> None:
-        """After epoch ``epoch`` (1-based) of trial ``name``."""
+    def epoch(self, name: str, report: EpochReport) -> None:
+        """After epoch ``report.epoch`` (1-based) of trial ``name``."""
         self.running.add(name)
-        self.epochs_done[name] = epoch
-        shown = ", ".join(f"{k} {metrics[k]:.3g}" for k in ("train_loss", "val_top1") if k in metrics)
-        self._print(name, f"epoch {epoch}/{self.epochs} {shown}")
+        self.epochs_done[name] = report.epoch
+        metrics = report.metrics
+        shown = ", ".join(f"{k} {metrics[k]:.3g}" for k in SHOWN_METRICS if k in metrics)
+        self._print(name, f"epoch {report.epoch}/{self.epochs} {shown}")
 
     def finished(self, name: str, top1: float | None) -> None:
         self.running.discard(name)

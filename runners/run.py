@@ -23,7 +23,7 @@ from runners import signals
 from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay
 from runners.lease import LeaseHeld
 from runners.local_ray import use_local_ray_settings
-from runners.plan import PlanError, Trial, build_plan
+from runners.plan import ModelCounts, PlanError, Trial, TrialState, build_plan
 from runners.progress import Progress
 from runners.signals import Stopped
 from runners.tracking_check import TrackingUnreachable, check_tracking_uri
@@ -111,19 +111,20 @@ def check_overrides(overrides: list[str]) -> None:
             raise SpecError(f"override '{item}' {problem}; overrides choose values only")
 
 
-def profile_trials(trials: list[Trial]) -> None:
-    """Params and FLOPs of each trial's model (counted once per network as built, random weights)."""
+def count_trials(trials: list[Trial]) -> None:
+    """Sets each trial's ``counts``: Params and FLOPs (MACs) of its model, counted once per network as built
+    (random weights) by ``ean.profile``."""
     from ean.models import network_identity
     from ean.profile import profile_model, without_weights
 
-    cache: dict[str, dict[str, int]] = {}
+    cache: dict[str, ModelCounts] = {}
     for trial in trials:
         model = without_weights(trial.config["model"])
         key = json.dumps(network_identity(model), sort_keys=True)
         if key not in cache:
-            profile = profile_model(model)
-            cache[key] = {"params": profile.params, "flops": profile.macs}
-        trial.profile = cache[key]
+            measured = profile_model(model)
+            cache[key] = ModelCounts(params=measured.params, macs=measured.macs)
+        trial.counts = cache[key]
 
 
 def git_commit() -> str:
@@ -158,10 +159,10 @@ def plan_table(trials: list[Trial]) -> str:
     lines = recipe_lines(trials) if trials else []
     lines.append(f"{'trial':40} {'key':16} {'state':7} {'params':>8} {'FLOPs':>8}")
     for t in trials:
-        p = f"{t.profile['params'] / 1e6:.2f}M" if t.profile else "-"
-        f = f"{t.profile['flops'] / 1e9:.2f}G" if t.profile else "-"
-        source = f"  reused from {t.source}" if t.state == "reused" else ""
-        lines.append(f"{t.name:40} {t.key:16} {t.state:7} {p:>8} {f:>8}{source}")
+        p = f"{t.counts.params / 1e6:.2f}M" if t.counts is not None else "-"
+        f = f"{t.counts.macs / 1e9:.2f}G" if t.counts is not None else "-"
+        source = f"  reused from {t.source}" if t.state == TrialState.REUSED else ""
+        lines.append(f"{t.name:40} {t.key:16} {t.state.value:7} {p:>8} {f:>8}{source}")
     return "\n".join(lines)
 
 
@@ -171,12 +172,12 @@ def plan_json(trials: list[Trial]) -> str:
             "row": t.row.id,
             "seed": t.seed,
             "trial_key": t.key,
-            "state": t.state,
-            "cached": t.state == "cached",
+            "state": t.state.value,
+            "cached": t.state == TrialState.CACHED,
             "reused_from": t.source,
             "recipe": t.recipe,
-            "params": t.profile.get("params"),
-            "flops": t.profile.get("flops"),
+            "params": t.counts.params if t.counts is not None else None,
+            "flops": t.counts.macs if t.counts is not None else None,
             "config": t.config,
         }
         for t in trials
@@ -238,8 +239,8 @@ def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, u
     except BaseException:
         lease.release()
         raise
-    todo = [t for t in trials if t.state not in ("cached", "reused")]
-    reused = sum(t.state == "reused" for t in trials)
+    todo = [t for t in trials if not t.state.finished]
+    reused = sum(t.state == TrialState.REUSED for t in trials)
     if todo:
         print(
             f"{spec.name}: {len(todo)} trial(s) to run, {len(trials) - len(todo) - reused} cached, "
@@ -251,7 +252,7 @@ def open_study(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, u
 def prepare_runs(tracker, trials: list[Trial], todo: list[Trial], args: argparse.Namespace, argv: list[str]):
     """Params and FLOPs of the new trials, the invocation's parent run and the runs of reused trials;
     returns the tracker."""
-    profile_trials(todo)
+    count_trials(todo)
     tracker.start_parent(args.profile, ["python -m runners.run", *argv])
     adopt_reused(tracker, trials)
     return tracker
@@ -259,7 +260,7 @@ def prepare_runs(tracker, trials: list[Trial], todo: list[Trial], args: argparse
 
 def adopt_reused(tracker, trials: list[Trial]) -> None:
     """Gives each reused trial its run in this study (a copy of the source run's results, pointing at it)."""
-    for trial in (t for t in trials if t.state == "reused"):
+    for trial in (t for t in trials if t.state == TrialState.REUSED):
         source = trial.source
         tracker.reuse_trial(trial, {S.TAG_CODE_VERSION: ean.__version__})
         print(f"{trial.name}: reused from {source} (same trial key {trial.key}; --rerun trains it here)")
@@ -269,8 +270,9 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     """Takes the study's lease, runs the new trials on Ray, closes the runs; returns the exit status.
 
     Start-up work overlaps: a new sqlite store is created by another thread while this one starts Ray; the
-    models are profiled and the parent run opened while Tune starts the first trials' processes (the first
-    MLflow write of a trial waits for that). SIGINT and SIGTERM stop the trials and mark their runs KILLED.
+    models' Params and FLOPs are counted and the parent run opened while Tune starts the first trials'
+    processes (the first MLflow write of a trial waits for that). SIGINT and SIGTERM stop the trials and mark
+    their runs KILLED.
     """
     if not args.address:
         use_local_ray_settings()
@@ -304,7 +306,7 @@ def execute(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
 
 def finish_cached(spec: StudySpec, trials: list[Trial], args, uri: str, argv: list[str], tracker) -> int:
     """Every trial is FINISHED here or elsewhere: adopt the reused ones, log the ensembles."""
-    if any(t.state == "reused" for t in trials):
+    if any(t.state == TrialState.REUSED for t in trials):
         prepare_runs(tracker, trials, [], args, argv)
         tracker.end_parent(S.STATUS_FINISHED)
     print(
@@ -450,7 +452,7 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     tracker = read_tracker(uri, spec)
     if tracker is not None:
         tracker.mark_cached(trials, args.rerun)
-    profile_trials(trials)
+    count_trials(trials)
     print(plan_json(trials) if args.json else plan_table(trials))
     return EXIT_OK
 

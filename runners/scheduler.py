@@ -23,12 +23,12 @@ from ray.tune import PlacementGroupFactory
 from ray.tune.experiment import Trial as TuneTrial
 
 from runners import signals
+from runners.epochs import EpochReport
 from runners.journal import BufferedTracker
 from runners.local_ray import LOOPBACK
 from runners.plan import Trial
 from runners.progress import Progress
 from runners.trainable import FINAL_FILE, trial_function
-from study import mlflow_schema as S
 
 TOKEN_MEMORY = 1024 * 1024  # what a DDP trial's own process reserves (its workers reserve the devices)
 
@@ -92,13 +92,12 @@ class MlflowTrialLogger(tune.Callback):
         self.progress.started(self.trials[key].name)
 
     def on_trial_result(self, iteration: int, trials: list, trial: TuneTrial, result: dict, **info: Any) -> None:
-        key, name = self._ids(trial)
-        if result.get("final") or "epoch" not in result:
+        report = EpochReport.of_result(result)
+        if report is None:
             return
-        epoch = int(result["epoch"])
-        metrics = {k: v for k, v in result.items() if k in S.EPOCH_LOGGED and isinstance(v, int | float)}
-        self.writer.submit("epoch", key=key, epoch=epoch, metrics=metrics)
-        self.progress.epoch(name, epoch, metrics)
+        key, name = self._ids(trial)
+        self.writer.log_epoch(key, report)
+        self.progress.epoch(name, report)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: TuneTrial, **info: Any) -> None:
         key, name = self._ids(trial)

@@ -18,7 +18,8 @@ import yaml
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from runners.plan import Trial
+from runners.epochs import EpochReport, is_number
+from runners.plan import ModelCounts, Trial, TrialState
 from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
 from study import mlflow_schema as S
 
@@ -92,15 +93,15 @@ class StudyTracker:
             existing = runs.get(trial.key, [])
             finished = _finished(existing)
             if finished and not rerun:
-                trial.state, trial.run_id = "cached", finished[0].info.run_id
+                trial.state, trial.run_id = TrialState.CACHED, finished[0].info.run_id
             elif trial.key in elsewhere:
                 source = elsewhere[trial.key]
-                trial.state, trial.run_id = "reused", source.info.run_id
+                trial.state, trial.run_id = TrialState.REUSED, source.info.run_id
                 trial.source = source.data.tags.get(S.TAG_REUSED_FROM_NAME) or source.info.run_name
             elif existing and existing[0].info.status != S.STATUS_FINISHED:
-                trial.state, trial.run_id = "resume", existing[0].info.run_id
+                trial.state, trial.run_id = TrialState.RESUME, existing[0].info.run_id
             else:  # new; with --rerun, run_id is the FINISHED run it supersedes
-                trial.state, trial.run_id = "new", finished[0].info.run_id if finished else None
+                trial.state, trial.run_id = TrialState.NEW, finished[0].info.run_id if finished else None
 
     # -- the invocation ---------------------------------------------------------------------------------
     def reconcile(self) -> list[str]:
@@ -132,7 +133,7 @@ class StudyTracker:
     def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> str:
         """Creates the trial's run with all its tags in one call, or reopens its unfinished one; returns its id."""
         all_tags = self._trial_tags(trial, tags)
-        if trial.state == "resume" and trial.run_id:
+        if trial.state == TrialState.RESUME and trial.run_id:
             run_id = trial.run_id
             self.client.update_run(run_id, status=S.STATUS_RUNNING)
             if S.TAG_ERROR in self._tags(run_id):
@@ -147,8 +148,8 @@ class StudyTracker:
             self._log_params(run_id, trial.config)
             self._log_config(run_id, trial.config)
         self._logged[run_id] = self._logged_epochs(run_id)
-        if trial.profile:
-            self.log_metrics(run_id, {S.METRIC_PARAMS: trial.profile["params"], S.METRIC_FLOPS: trial.profile["flops"]})
+        if trial.counts is not None:
+            self.log_metrics(run_id, count_metrics(trial.counts))
         trial.run_id = run_id
         return run_id
 
@@ -213,31 +214,31 @@ class StudyTracker:
     # -- results --------------------------------------------------------------------------------------
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if _is_number(v)]
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if is_number(v)]
         for i in range(0, len(batch), 1000):
             self.client.log_batch(run_id, metrics=batch[i : i + 1000])
 
-    def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> bool:
+    def log_epoch(self, run_id: str, report: EpochReport) -> bool:
         """Logs one epoch's metrics at step = epoch (1-based), once: an epoch already in MLflow (one replayed
         after a resume, or reported again by a retried DDP trial) is skipped. Returns whether it logged."""
         if run_id not in self._logged:
             self._logged[run_id] = self._logged_epochs(run_id)
         logged = self._logged[run_id]
-        if epoch in logged:
+        if report.epoch in logged:
             return False
-        self.log_metrics(run_id, metrics, step=epoch)
-        logged.add(epoch)
+        self.log_metrics(run_id, report.metrics, step=report.epoch)
+        logged.add(report.epoch)
         return True
 
     def backfill(self, run_id: str, history: list[dict[str, Any]], keys: tuple[str, ...]) -> list[int]:
         """Logs the epochs of a trial's own history (its checkpoint's, complete across resumes) that MLflow
         lacks: those a killed driver never received. Returns the epochs it filled in."""
         self._logged[run_id] = self._logged_epochs(run_id)
+        reports = sorted((EpochReport.from_dict(entry, keys) for entry in history), key=lambda r: r.epoch)
         filled = []
-        for entry in sorted(history, key=lambda e: int(e["epoch"])):
-            metrics = {k: v for k, v in entry.items() if k in keys and _is_number(v)}
-            if self.log_epoch(run_id, int(entry["epoch"]), metrics):
-                filled.append(int(entry["epoch"]))
+        for report in reports:
+            if self.log_epoch(run_id, report):
+                filled.append(report.epoch)
         return filled
 
     def finish_trial(self, run_id: str, final: dict[str, Any], scores_path: str | None, workdir: str) -> None:
@@ -269,5 +270,6 @@ def _finished(runs: list[Any]) -> list[Any]:
     return [r for r in runs if r.info.status == S.STATUS_FINISHED]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def count_metrics(counts: ModelCounts) -> dict[str, int]:
+    """The network's counts as the run's metrics: ``params`` and ``flops`` (its MACs)."""
+    return {S.METRIC_PARAMS: counts.params, S.METRIC_FLOPS: counts.macs}

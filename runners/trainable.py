@@ -17,6 +17,7 @@ from typing import Any
 
 from ray import tune
 
+from runners.epochs import FINAL_KEY, EpochReport, is_number
 from runners.validate import train_config
 
 FINAL_FILE = "final.json"
@@ -25,7 +26,13 @@ EVENT_POLL_S = 1.0
 
 
 def numeric(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    """The values of ``metrics`` that are numbers, as floats."""
+    return {k: float(v) for k, v in metrics.items() if is_number(v)}
+
+
+def epoch_report(event: dict[str, Any]) -> EpochReport:
+    """The report of one epoch from ``ean.train.fit``'s event (``{"epoch", "metrics", ...}``)."""
+    return EpochReport(int(event["epoch"]), numeric(event["metrics"]))
 
 
 def _run_fit(config: dict[str, Any], workdir: Path, report) -> dict[str, Any] | None:
@@ -35,7 +42,7 @@ def _run_fit(config: dict[str, Any], workdir: Path, report) -> dict[str, Any] | 
     try:
         return fit(train_config(config), workdir, report)
     except NonFiniteLossError as err:  # not worth retrying: the same data gives the same NaN
-        tune.report({"final": 1.0, "failed": 1.0})
+        tune.report({FINAL_KEY: 1.0, "failed": 1.0})
         (workdir / FINAL_FILE).write_text(json.dumps({"error": str(err)}))
         return None
 
@@ -59,12 +66,12 @@ def trial_function(tune_config: dict[str, Any]) -> None:
         def report(event: dict[str, Any]) -> None:
             if event.get("done"):
                 return  # the final result is fit's return value
-            tune.report({"epoch": float(event["epoch"]), **numeric(event["metrics"])})
+            tune.report(epoch_report(event).to_dict())
 
         result = _run_fit(config, workdir, report)
     if result is not None:
         _write_final(workdir, result)
-        tune.report({"final": 1.0, **numeric(result)})
+        tune.report({FINAL_KEY: 1.0, **numeric(result)})
 
 
 def _ddp_worker(trial: dict[str, Any]) -> None:
@@ -84,7 +91,7 @@ def _ddp_worker(trial: dict[str, Any]) -> None:
         if event.get("done"):
             return
         with events.open("a") as f:
-            f.write(json.dumps({"epoch": event["epoch"], **numeric(event["metrics"])}) + "\n")
+            f.write(json.dumps(epoch_report(event).to_dict()) + "\n")
 
     try:
         result: dict[str, Any] = fit(train_config(trial["config"]), workdir, report)
@@ -132,7 +139,7 @@ def _run_ddp(trial: dict[str, Any]) -> dict[str, Any] | None:
         running.result()  # raises when the workers failed beyond their retries: Tune retries the trial
     final = json.loads((workdir / FINAL_FILE).read_text())
     if "error" in final:
-        tune.report({"final": 1.0, "failed": 1.0})
+        tune.report({FINAL_KEY: 1.0, "failed": 1.0})
         return None
     return final
 

@@ -11,10 +11,11 @@ from reports.collect import collect_runs
 from reports.latex import escape_latex, render_latex
 from reports.markdown import escape_markdown, render_markdown
 from reports.select import select_runs
-from reports.table import build_table, signed
+from reports.table import ColumnKind, build_table, signed
 from tests.reports.golden_files import check_golden, mask_run_ids
 
 DATE = "2025-01-01 00:00 UTC"
+MEASURED, PAPER, DELTA, SEEDS = ColumnKind.MEASURED, ColumnKind.PAPER, ColumnKind.DELTA, ColumnKind.SEEDS
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,9 @@ def table(store):
 
 
 def cells(table, row_id):
+    """The row's cells by (column name, column kind): ``cells(table, "eab")["top1", DELTA]``."""
     row = next(r for r in table.rows if r.id == row_id)
-    return {c.key: cell for c, cell in zip(table.columns, row.cells, strict=True)}
+    return {(c.name, c.kind): cell for c, cell in zip(table.columns, row.cells, strict=True)}
 
 
 def test_markdown_matches_golden(table):
@@ -64,43 +66,54 @@ def test_columns_follow_the_spec_then_deltas_and_seeds(table):
         "Seeds",
     ]
     assert [r.id for r in table.rows] == ["only_soitr", "s_block", "l_block", "incep_block", "eab", "dead_block"]
-    groups = {c.key: c.group for c in table.columns}
-    assert {k for k, g in groups.items() if g} == {"top1", "top1:paper", "top5", "top5:paper"}
-    assert groups["top1"] == "Something V1"
+    groups = {(c.name, c.kind): c.group for c in table.columns}
+    assert {k for k, g in groups.items() if g} == {
+        ("top1", MEASURED),
+        ("top1", PAPER),
+        ("top5", MEASURED),
+        ("top5", PAPER),
+    }
+    assert groups["top1", MEASURED] == "Something V1"
 
 
 def test_mean_std_units_and_paper_values(table):
     base = cells(table, "only_soitr")
-    assert base["top1"].text == "49.3 ± 0.2" and base["params"].text == "30.3M" and base["flops"].text == "33.8G"
-    assert base["top5:paper"].text == "77.9 (-0.1)"
-    assert cells(table, "l_block")["params"].text == "31.5M (paper 30.9M)"  # ours differs from the paper
+    assert (
+        base["top1", MEASURED].text == "49.3 ± 0.2"
+        and base["params", MEASURED].text == "30.3M"
+        and base["flops", MEASURED].text == "33.8G"
+    )
+    assert base["top5", PAPER].text == "77.9 (-0.1)"
+    assert cells(table, "l_block")["params", MEASURED].text == "31.5M (paper 30.9M)"  # ours differs from the paper
 
 
 def test_best_accuracy_is_bold_only_there(table):
-    bold = {(r.id, c.key) for r in table.rows for c, cell in zip(table.columns, r.cells, strict=True) if cell.bold}
-    assert bold == {("eab", "top1"), ("eab", "top5")}
+    bold = {
+        (r.id, c.name, c.kind) for r in table.rows for c, cell in zip(table.columns, r.cells, strict=True) if cell.bold
+    }
+    assert bold == {("eab", "top1", MEASURED), ("eab", "top5", MEASURED)}
 
 
 def test_paired_difference_to_baseline_with_interval_and_mark(table):
-    assert cells(table, "only_soitr")["top1:delta"].text == "baseline"
-    eab = cells(table, "eab")["top1:delta"]
+    assert cells(table, "only_soitr")["top1", DELTA].text == "baseline"
+    eab = cells(table, "eab")["top1", DELTA]
     assert eab.text == "+2.6 [+2.4, +2.8]" and eab.mark == "*"
-    s_block = cells(table, "s_block")["top1:delta"]
+    s_block = cells(table, "s_block")["top1", DELTA]
     assert s_block.text == "+0.2 [-0.1, +0.6]" and s_block.mark == ""
-    assert cells(table, "dead_block")["top1:delta"].text == "n/a"
+    assert cells(table, "dead_block")["top1", DELTA].text == "n/a"
 
 
 def test_missing_failed_and_running_cells_are_marked_never_dropped(table):
     notes = {n.mark: n.text for n in table.notes}
     l_block, incep, dead = cells(table, "l_block"), cells(table, "incep_block"), cells(table, "dead_block")
-    assert (l_block["seeds"].text, l_block["seeds"].mark) == ("2/3", "a")
+    assert (l_block["seeds", SEEDS].text, l_block["seeds", SEEDS].mark) == ("2/3", "a")
     assert notes["a"] == "+L-Block: seed 2 missing."
-    assert (incep["seeds"].text, incep["seeds"].mark) == ("2/3", "b")
+    assert (incep["seeds", SEEDS].text, incep["seeds", SEEDS].mark) == ("2/3", "b")
     assert notes["b"] == "+Incep_Block #2 & 50% {x}: seed 1 failed (CUDA out of memory)."
-    assert dead["top1"].text == "running" and dead["seeds"].text == "0/3"
+    assert dead["top1", MEASURED].text == "running" and dead["seeds", SEEDS].text == "0/3"
     assert notes["c"] == "+Dead-Block: seed 0 failed (NaN loss at epoch 3); seed 1 running; seed 2 missing."
-    assert dead["params"].text == "31.0M"  # the model's size is known from the failed run
-    assert cells(table, "eab")["seeds"].mark == ""
+    assert dead["params", MEASURED].text == "31.0M"  # the model's size is known from the failed run
+    assert cells(table, "eab")["seeds", SEEDS].mark == ""
 
 
 def test_excluded_runs_are_named_in_the_notes(table):
@@ -149,8 +162,8 @@ def test_table_without_runs_marks_every_cell_missing(store):
     spec, runs, sel = store
     empty = select_runs(spec, runs.trials.iloc[0:0])
     table = build_table(spec, empty, {}, generated=DATE)
-    assert all(cells(table, r)["top1"].text == "missing" for r in spec.row_ids)
-    assert all(cells(table, r)["seeds"].text == "0/3" for r in spec.row_ids)
+    assert all(cells(table, r)["top1", MEASURED].text == "missing" for r in spec.row_ids)
+    assert all(cells(table, r)["seeds", SEEDS].text == "0/3" for r in spec.row_ids)
     assert "no runs" in table.caption
 
 

@@ -5,6 +5,7 @@ nothing."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from runners.epochs import EpochReport
 from runners.lease import LeaseHeld, StudyLease, read_holder
-from runners.plan import Trial
+from runners.plan import Trial, TrialState
 from runners.tracking import StudyTracker
 from study import mlflow_schema as S
 from study.spec import Row
@@ -80,14 +82,14 @@ def test_backfill_logs_each_missing_epoch_once(store):
     tracker = StudyTracker(store, "tiny", "hash")
     trial = a_trial()
     run_id = tracker.open_trial(trial, {}, rerun=False)
-    tracker.log_epoch(run_id, 1, {"train_loss": 1.0})
-    tracker.log_epoch(run_id, 3, {"train_loss": 3.0})
+    tracker.log_epoch(run_id, EpochReport(1, {"train_loss": 1.0}))
+    tracker.log_epoch(run_id, EpochReport(3, {"train_loss": 3.0}))
     history = [{"epoch": e, "train_loss": float(e), "epoch_time_s": 0.1} for e in (1, 2, 3)]
     # a new driver (the one that missed epoch 2) reopens the run, then the trial ends with its history
-    trial.state = "resume"
+    trial.state = TrialState.RESUME
     again = StudyTracker(store, "tiny", "hash")
     again.open_trial(trial, {}, rerun=False)
-    assert again.log_epoch(run_id, 3, {"train_loss": 3.0}) is False  # replayed after a resume: skipped
+    assert again.log_epoch(run_id, EpochReport(3, {"train_loss": 3.0})) is False  # replayed after a resume: skipped
     assert again.backfill(run_id, history, ("train_loss",)) == [2]
     steps = [(m.step, m.value) for m in MlflowClient(store).get_metric_history(run_id, "train_loss")]
     assert sorted(steps) == [(1, 1.0), (2, 2.0), (3, 3.0)]
@@ -221,3 +223,35 @@ def test_journal_writes_applied_twice_change_nothing(store, tmp_path):
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss")) == [1, 2]
     assert len(client.get_metric_history(run.info.run_id, "top1")) == 1
     assert not journal.path.exists()
+
+
+def test_a_journal_of_an_older_version_still_replays(store, tmp_path):
+    """Journals written before ``ModelCounts`` hold the counts under "profile" (params and flops): they replay,
+    and the run gets its Params and FLOPs."""
+    from runners.journal import Journal, replay
+
+    old_open = {
+        "seq": 1,
+        "op": "open",
+        "key": "k0",
+        "row": "base",
+        "label": "Base",
+        "seed": 0,
+        "config": {"trainer": {"epochs": 3}},
+        "data_fingerprint": "fp",
+        "state": "new",
+        "run_id": None,
+        "profile": {"params": 1200, "flops": 3400},
+        "tags": {S.TAG_DATASET: "synthetic"},
+        "rerun": False,
+        "entry_id": "0" * 32,
+    }
+    old_epoch = {"seq": 2, "op": "epoch", "key": "k0", "epoch": 1, "metrics": {"train_loss": 1.5}}
+    path = tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(e) + "\n" for e in (old_open, old_epoch)))
+    tracker = StudyTracker(store, "tiny", "hash")
+    assert replay(tracker, Journal(path), ("train_loss",)) == 2
+    (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
+    assert run.data.metrics == {S.METRIC_PARAMS: 1200, S.METRIC_FLOPS: 3400, "train_loss": 1.5}
+    assert run.data.tags[S.TAG_TRIAL_KEY] == "k0" and not path.exists()

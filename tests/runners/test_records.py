@@ -1,0 +1,129 @@
+"""The runner's typed records: trial states, epoch reports and model counts, and their dict forms (Tune's
+results, the journal's entries, old journal entries included). No Ray, no MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runners.epochs import FINAL_KEY, EpochReport
+from runners.journal import Applier, entry_counts, entry_report, epoch_entry, open_entry
+from runners.plan import ModelCounts, Trial, TrialState
+from runners.progress import Progress
+from study.spec import Row
+
+
+def a_trial(**fields) -> Trial:
+    return Trial("tiny", Row(id="base", label="Base"), 0, {"trainer": {"epochs": 3}}, "k0", "fp", **fields)
+
+
+class OpeningTracker:
+    """The part of ``StudyTracker`` an ``open`` entry uses: records the trial it opens."""
+
+    study = "tiny"
+
+    def __init__(self):
+        self.opened: list[Trial] = []
+
+    def run_opened_by(self, entry_id: str) -> None:
+        return None
+
+    def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> str:
+        self.opened.append(trial)
+        return "run0"
+
+
+def test_trial_states_print_and_serialise_as_their_words():
+    assert [str(s) for s in TrialState] == ["new", "cached", "reused", "resume"]
+    assert f"{TrialState.CACHED:7}|" == "cached |"
+    assert json.dumps({"state": TrialState.REUSED}) == '{"state": "reused"}'
+    assert TrialState("resume") is TrialState.RESUME
+    assert [s for s in TrialState if s.finished] == [TrialState.CACHED, TrialState.REUSED]
+
+
+def test_an_epoch_report_round_trips_through_tunes_dict():
+    report = EpochReport(3, {"train_loss": 0.5, "val_top1": 41.0, "lr": 0.01})
+    assert report.to_dict() == {"epoch": 3.0, "train_loss": 0.5, "val_top1": 41.0, "lr": 0.01}
+    assert EpochReport.from_dict(report.to_dict()) == report
+
+
+def test_a_tune_result_keeps_only_the_logged_numbers():
+    result = {"epoch": 2.0, "train_loss": 0.7, "training_iteration": 2, "done": False, "trial_id": "abc", "lr": True}
+    assert EpochReport.of_result(result) == EpochReport(2, {"train_loss": 0.7})
+    assert EpochReport.of_result({FINAL_KEY: 1.0, "epoch": 3.0, "top1": 50.0}) is None
+    assert EpochReport.of_result({"training_iteration": 1}) is None
+
+
+def test_an_epoch_journal_entry_keeps_its_form():
+    report = EpochReport(4, {"train_loss": 0.25})
+    entry = epoch_entry("k0", report)
+    assert entry == {"op": "epoch", "key": "k0", "epoch": 4, "metrics": {"train_loss": 0.25}}
+    assert entry_report(json.loads(json.dumps(entry))) == report
+
+
+def test_an_open_entry_round_trips_state_and_counts():
+    trial = a_trial(state=TrialState.RESUME, run_id="r1", counts=ModelCounts(params=1200, macs=3400))
+    entry = json.loads(json.dumps(open_entry(trial, {}, rerun=False)))
+    assert entry["state"] == "resume" and entry["counts"] == {"params": 1200, "macs": 3400}
+    tracker = OpeningTracker()
+    Applier(tracker, ()).apply(entry)
+    (opened,) = tracker.opened
+    assert opened.state is TrialState.RESUME and opened.counts == trial.counts and opened.run_id == "r1"
+
+
+@pytest.mark.parametrize(
+    ("fields", "counts"),
+    [
+        ({"profile": {"params": 1200, "flops": 3400}}, ModelCounts(1200, 3400)),  # journals of older versions
+        ({"profile": {}}, None),
+        ({"counts": {"params": 5, "macs": 6}}, ModelCounts(5, 6)),
+        ({"counts": None}, None),
+    ],
+)
+def test_the_counts_of_old_and_new_open_entries(fields, counts):
+    assert entry_counts(fields) == counts
+
+
+def test_an_old_open_entry_with_profile_replays():
+    entry = json.loads(json.dumps(open_entry(a_trial(), {}, rerun=False)))
+    del entry["counts"]
+    entry["profile"] = {"params": 1200, "flops": 3400}
+    tracker = OpeningTracker()
+    Applier(tracker, ()).apply(entry)
+    assert tracker.opened[0].counts == ModelCounts(params=1200, macs=3400)
+    assert tracker.opened[0].state is TrialState.NEW
+
+
+def test_progress_shows_an_epochs_loss_and_accuracy(capsys):
+    Progress(total=2, epochs=3).epoch("tiny/base/seed0", EpochReport(2, {"train_loss": 0.51234, "val_top1": 40.0}))
+    line = capsys.readouterr().out
+    assert "tiny/base/seed0: epoch 2/3 train_loss 0.512, val_top1 40 |" in line
+
+
+class Recorder:
+    """Records the calls made on it (a stand-in for the callback's writer and progress display)."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self.calls.append((name, *args, *kwargs.values()))
+
+
+def test_the_tune_callback_hands_each_epoch_to_the_writer_and_the_display():
+    from types import SimpleNamespace
+
+    from runners.scheduler import MlflowTrialLogger
+    from runners.trainable import epoch_report
+
+    writer, progress = Recorder(), Recorder()
+    callback = MlflowTrialLogger(writer, [a_trial()], lambda trial: None, progress)
+    tune_trial = SimpleNamespace(config={"trial": {"key": "k0"}})
+    event = {"epoch": 2, "metrics": {"train_loss": 0.5, "bad_files": 0, "skipped": True}, "done": False}
+    result = {**epoch_report(event).to_dict(), "training_iteration": 2, "done": False}
+    callback.on_trial_result(2, [], tune_trial, result)
+    callback.on_trial_result(3, [], tune_trial, {FINAL_KEY: 1.0, "top1": 50.0})
+    report = EpochReport(2, {"train_loss": 0.5, "bad_files": 0.0})
+    assert writer.calls == [("log_epoch", "k0", report)]
+    assert progress.calls == [("epoch", "tiny/base/seed0", report)]
