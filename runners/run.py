@@ -31,6 +31,7 @@ from study import mlflow_schema as S
 from study.find import find_spec
 from study.mlflow_schema import default_tracking_uri
 from study.policy import override_problem
+from study.profiles import profile_overrides
 from study.spec import SpecError, StudySpec, load_spec, spec_hash
 
 EXIT_OK, EXIT_FAILED_TRIALS, EXIT_BAD_INPUT, EXIT_STORE_DOWN = 0, 1, 2, 3
@@ -53,7 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("study", help="a study spec file, or a name in studies/ (table8 -> studies/table8.yaml)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every trial, e.g. trainer.epochs=10")
-    parser.add_argument("--profile", help="a named override set of the spec (e.g. smoke)")
+    parser.add_argument(
+        "--profile", help="a named override set: studies/profiles/NAME.yaml, refined by the spec (e.g. smoke)"
+    )
     parser.add_argument("--seeds", help="comma-separated seeds instead of the spec's (e.g. 0,1)")
     parser.add_argument("--rows", help="comma-separated row ids to run (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit; nothing runs or is logged")
@@ -85,12 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[int], StudySpec]:
     """The profile's overrides, the seeds and the spec restricted to ``--rows``."""
-    profile = []
-    if args.profile:
-        if args.profile not in spec.profiles:
-            valid = ", ".join(spec.profiles) or "(none)"
-            raise SpecError(f"{spec.source}: unknown profile '{args.profile}'; valid profiles: {valid}")
-        profile = list(spec.profiles[args.profile])
+    profile = profile_overrides(spec, args.profile) if args.profile else []
     try:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(spec.seeds)
     except ValueError:

@@ -10,6 +10,7 @@ import pytest
 
 from runners.plan import PlanError, build_plan
 from runners.run import main
+from study.profiles import profile_overrides
 from study.spec import load_spec
 from tests.layouts import something_v1_layout
 
@@ -18,7 +19,7 @@ STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 def keys(study: str, cli: list[str], base: Path, profile: str | None = None) -> dict[str, str]:
     spec = load_spec(STUDIES / f"{study}.yaml")
-    overrides = list(spec.profiles[profile]) if profile else []
+    overrides = profile_overrides(spec, profile) if profile else []
     return {t.row.id: t.key for t in build_plan(spec, overrides, cli, [0], base)}
 
 
