@@ -177,16 +177,17 @@ def build_table(
     paper_cols = [m for m in spec.measured_columns if show_paper and any(m in r.paper for r in spec.rows)]
     cost_paper = show_paper and any(m in paper_cols for m in COSTS)
     group = DATASET_TITLES.get(selection.dataset, selection.dataset or "")
-    columns = _columns(spec, paper_cols, delta_metrics, group)
+    like = _like_with_like(spec, selection)
+    columns = _columns(spec, paper_cols, delta_metrics, group, like)
     notes: list[Note] = []
     rows = []
     for res in results:
         mark = _MARKS[len(notes)] if res.n_finished < len(spec.seeds) else ""
         if mark:
             notes.append(Note(mark, _status_note(res)))
-        rows.append(TableRow(res.row.id, tuple(_cell(c, res, mark, decimals, show_paper) for c in columns)))
+        rows.append(TableRow(res.row.id, tuple(_cell(c, res, mark, decimals, show_paper, like) for c in columns)))
     rows = _bold_best(columns, rows, results, decimals)
-    notes += _remarks(spec, selection, paper_cols, cost_paper, delta_metrics)
+    notes += _remarks(spec, selection, paper_cols, cost_paper, delta_metrics, like)
     return Table(
         name=spec.name,
         title=spec.title,
@@ -198,26 +199,37 @@ def build_table(
     )
 
 
-def _columns(spec: StudySpec, paper_cols: list[str], delta_metrics: tuple, group: str) -> tuple[Column, ...]:
+def _like_with_like(spec: StudySpec, selection: Selection) -> bool:
+    """Whether the chosen runs are on the dataset and protocol the paper's numbers were published for (or there
+    are no runs): only then is ours minus the paper's shown."""
+    if selection.dataset is None:
+        return True
+    return selection.dataset == spec.paper_dataset and selection.protocol == spec.paper_protocol
+
+
+def _columns(
+    spec: StudySpec, paper_cols: list[str], delta_metrics: tuple, group: str, like: bool = True
+) -> tuple[Column, ...]:
     cols = [Column(LABEL_COLUMN, spec.title_of(LABEL_COLUMN), align="l", kind=ColumnKind.LABEL)]
     for c in spec.columns:
         grp = group if c in HIGHER_IS_BETTER else ""
         cols.append(Column(c, spec.title_of(c), grp, kind=ColumnKind.MEASURED if c in MEASURED else ColumnKind.TEXT))
         if c in paper_cols and c not in COSTS:
-            cols.append(Column(c, f"{SHORT_NAMES[c]} paper (Δ)", grp, kind=ColumnKind.PAPER))
+            title = f"{SHORT_NAMES[c]} paper (Δ)" if like else f"{SHORT_NAMES[c]} paper"
+            cols.append(Column(c, title, grp, kind=ColumnKind.PAPER))
     cols += [Column(m, f"Δ{SHORT_NAMES[m]} (95% CI)", kind=ColumnKind.DELTA) for m in delta_metrics]
     cols.append(Column(SEEDS_COLUMN, "Seeds", kind=ColumnKind.SEEDS))
     return tuple(cols)
 
 
-def _cell(column: Column, res: RowResult, mark: str, decimals: int, show_paper: bool) -> Cell:
+def _cell(column: Column, res: RowResult, mark: str, decimals: int, show_paper: bool, like: bool = True) -> Cell:
     kind, name = column.kind, column.name
     if kind is ColumnKind.LABEL:
         return Cell(res.row.label)
     if kind is ColumnKind.SEEDS:
         return Cell(f"{res.n_finished}/{len(res.status)}", mark=mark)
     if kind is ColumnKind.PAPER:
-        return Cell(_paper_text(name, res, decimals))
+        return Cell(_paper_text(name, res, decimals, like))
     if kind is ColumnKind.DELTA:
         return _delta_cell(res, name, decimals)
     if kind is ColumnKind.MEASURED:
@@ -243,11 +255,12 @@ def _measure_text(metric: str, res: RowResult, decimals: int) -> str:
     return f"{s.mean:.{decimals}f}" + (f" ± {s.std:.{decimals}f}" if s.n > 1 else "")
 
 
-def _paper_text(metric: str, res: RowResult, decimals: int) -> str:
+def _paper_text(metric: str, res: RowResult, decimals: int, like: bool = True) -> str:
+    """The paper's value, and ours minus it when ours is measured like the paper's."""
     if metric not in res.row.paper:
         return ""
     p, s = res.row.paper[metric], res.summaries[metric]
-    return f"{p:.1f}" + (f" ({signed(s.mean - p, decimals)})" if s.n else "")
+    return f"{p:.1f}" + (f" ({signed(s.mean - p, decimals)})" if s.n and like else "")
 
 
 def _delta_cell(res: RowResult, metric: str, decimals: int) -> Cell:
@@ -310,7 +323,9 @@ def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], results: list[
     return rows
 
 
-def _remarks(spec: StudySpec, selection: Selection, paper_cols: list, cost_paper: bool, delta_metrics) -> list[Note]:
+def _remarks(
+    spec: StudySpec, selection: Selection, paper_cols: list, cost_paper: bool, delta_metrics, like: bool = True
+) -> list[Note]:
     notes = []
     if delta_metrics:
         base = spec.row(spec.baseline).label
@@ -322,7 +337,7 @@ def _remarks(spec: StudySpec, selection: Selection, paper_cols: list, cost_paper
             )
         )
     if any(m not in COSTS for m in paper_cols):
-        notes.append(Note("", "paper (Δ): the value reported in the paper, and ours minus it."))
+        notes.append(Note("", _paper_note(spec, selection, like)))
     if cost_paper:
         notes.append(Note("", "Param and FLOPs show the paper's value in parentheses where it differs from ours."))
     labels = {r.id: r.label for r in spec.rows}
@@ -331,6 +346,17 @@ def _remarks(spec: StudySpec, selection: Selection, paper_cols: list, cost_paper
     for line in describe_duplicates(selection, labels):
         notes.append(Note("", f"{line}."))
     return notes
+
+
+def _paper_note(spec: StudySpec, selection: Selection, like: bool) -> str:
+    if like:
+        return "paper (Δ): the value reported in the paper, and ours minus it."
+    published = DATASET_TITLES.get(spec.paper_dataset, spec.paper_dataset or "a dataset the spec does not name")
+    ours = DATASET_TITLES.get(selection.dataset, selection.dataset)
+    return (
+        f"paper: the value reported in the paper, on {published} with protocol {spec.paper_protocol}; these runs are "
+        f"on {ours} with protocol {selection.protocol}, so no difference to it is shown."
+    )
 
 
 def _caption(spec: StudySpec, selection: Selection, group: str) -> str:

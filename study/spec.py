@@ -49,7 +49,7 @@ LABEL_COLUMN = "label"
 DEFAULT_LABEL_TITLE = "Model"
 
 REQUIRED_KEYS = ("name", "title", "seeds", "protocol", "columns", "rows")
-OPTIONAL_KEYS = ("description", "overrides", "column_titles", "baseline", "profiles")
+OPTIONAL_KEYS = ("description", "overrides", "column_titles", "baseline", "profiles", "paper_dataset", "paper_protocol")
 ROW_REQUIRED_KEYS = ("id", "label")
 ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble")
 PROTOCOL_KEYS = ("clips", "crops")
@@ -114,7 +114,13 @@ class StudySpec:
         column_titles: titles of columns (and of the label column under ``"label"``) that override defaults.
         baseline: the id of the row differences are taken against, or ``None``.
         rows: the rows in table order.
-        profiles: named override sets (e.g. ``smoke``), applied on request after the row's overrides.
+        profiles: named override sets (e.g. ``smoke``), applied on request after the spec's overrides and before
+            the row's (``study.profiles``: the shared ones, refined here).
+        paper_dataset: the dataset (registry name) the rows' ``paper`` numbers were published for: the
+            ``paper_dataset`` key, else the dataset the spec's overrides choose (``data=...``), else None. The
+            table compares ours with the paper's only for runs on that dataset and protocol.
+        paper_protocol: the protocol (clips x crops, ``"1x1"``) of the paper's numbers: the ``paper_protocol``
+            key, else the spec's.
         source: the file the spec was read from (for messages); not part of the spec's hash.
     """
 
@@ -129,6 +135,8 @@ class StudySpec:
     column_titles: dict[str, str] = field(default_factory=dict)
     baseline: str | None = None
     profiles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    paper_dataset: str | None = None
+    paper_protocol: str = ""
     source: str = "<spec>"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -225,6 +233,8 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
         baseline=baseline,
         rows=tuple(rows),
         profiles=_profiles(data.get("profiles", {}), ctx),
+        paper_dataset=_paper_dataset(data, ctx),
+        paper_protocol=_paper_protocol(data, ctx),
         source=source,
         raw=copy.deepcopy(data),
     )
@@ -341,6 +351,24 @@ def _column_titles(value: Any, columns: list[str], ctx: _Ctx) -> dict[str, str]:
             ctx.fail(f"column_titles names unknown column {k!r}. Valid keys: {', '.join(valid)}")
         _string(v, ctx, f"column_titles.{k}")
     return dict(value)
+
+
+def _paper_dataset(data: dict, ctx: _Ctx) -> str | None:
+    """The explicit ``paper_dataset``, else the last ``data=NAME`` of the spec's overrides."""
+    if "paper_dataset" in data:
+        return _ident(data["paper_dataset"], ctx, "paper_dataset")
+    chosen = [o.split("=", 1)[1] for o in data.get("overrides", []) if isinstance(o, str) and o.startswith("data=")]
+    return chosen[-1] if chosen else None
+
+
+def _paper_protocol(data: dict, ctx: _Ctx) -> str:
+    """The explicit ``paper_protocol`` (``"CxK"``), else the spec's protocol."""
+    if "paper_protocol" not in data:
+        return _protocol(data["protocol"], ctx).tag
+    value = data["paper_protocol"]
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", value):
+        ctx.fail(f"paper_protocol must be 'CLIPSxCROPS' such as '1x1' or '10x3', got {value!r}")
+    return value
 
 
 def _profiles(value: Any, ctx: _Ctx) -> dict[str, tuple[str, ...]]:

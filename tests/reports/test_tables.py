@@ -173,3 +173,22 @@ def test_signed_never_prints_negative_zero():
 
 def test_markdown_escapes_pipes_and_emphasis():
     assert escape_markdown("a|b *c* _d_ <e>") == "a\\|b \\*c\\* \\_d\\_ &lt;e&gt;"
+
+
+@pytest.mark.parametrize(
+    ("spec_change", "why"),
+    [({"paper_dataset": "something_v2"}, "another dataset"), ({"paper_protocol": "10x3"}, "another protocol")],
+)
+def test_the_papers_numbers_are_compared_only_with_runs_like_them(store, spec_change, why):
+    """Runs on another dataset (or protocol) than the paper's show the paper's value without a difference,
+    and a note says what the paper's numbers are for."""
+    from study.spec import parse_spec
+
+    spec, runs, sel = store
+    other = parse_spec({**spec.raw, **spec_change}, source=spec.source)
+    table = build_table(other, select_runs(other, runs.trials), runs.study_hashes, generated=DATE)
+    titles = [c.title for c in table.columns]
+    assert "Top1 paper" in titles and "Top1 paper (Δ)" not in titles
+    assert cells(table, "only_soitr")["top1", PAPER].text == "49.3"
+    note = " ".join(n.text for n in table.notes)
+    assert "no difference to it is shown" in note and "paper (Δ)" not in note
