@@ -153,13 +153,20 @@ def _profile(config: dict[str, Any], model: nn.Module, clip: torch.Tensor) -> Mo
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["block=s_block", "block_stages=[1,2]"]`` -> {"block": "s_block", "block_stages": [1, 2]} (YAML values)."""
-    config = {}
+    """``["block=s_block", "lmc_options.patch=32"]`` -> {"block": "s_block", "lmc_options": {"patch": 32}}
+    (YAML values; a dotted key sets an entry of an options mapping)."""
+    config: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"expected key=value, got {item!r}")
-        config[key.removeprefix("model.")] = yaml.safe_load(value)
+        *parents, leaf = key.removeprefix("model.").split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SystemExit(f"{key}: {part} is not a mapping")
+        node[leaf] = yaml.safe_load(value)
     return config
 
 
@@ -180,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m ean.profile",
         description="Print trainable parameters and FLOPs (MACs of one clip, the paper's convention) of a model "
         "configuration given as model-config overrides over the EAN 8F RGB defaults.",
-        epilog="Keys: " + ", ".join(resolve_model_config({})) + ". Example: python -m ean.profile block=s_block",
+        epilog="Keys: " + ", ".join(resolve_model_config({})) + ". Examples: python -m ean.profile block=s_block; "
+        "the paper's LMC as its text describes it: python -m ean.profile modality=rgb_lmc lmc_options.downsample=1 "
+        "lmc_options.patch=32 lmc_options.latent=128",
     )
     parser.add_argument("overrides", nargs="*", help="model config entries as key=value (YAML values)")
     parser.add_argument("--parts", action="store_true", help="also print each part (backbone, blocks, SOI-Tr ...)")

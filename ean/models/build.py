@@ -15,7 +15,8 @@ Keys:
     temporal_conv, motion_excitation: the ResNet baseline's temporal parts in every bottleneck.
     block: ``BLOCKS`` name; block_stages: stages (1-5) followed by a block; block_options: keyword
         arguments of the block (eab: pool, inter_relu, dilation, factorization).
-    fusion: ``FUSIONS`` name, the EAB's matrix M (read by ``eab`` only).
+    fusion: ``FUSIONS`` name, the EAB's matrix M (read by ``eab`` only); fusion_options: keyword arguments of
+        the fusion (dynamic: ``identity_init``, False for M as the ESP-Net predicts it, the paper's text).
     regions: ``REGIONS`` name; region_stages: stages followed by a SOI-Tr; num_regions: R per frame;
         region_options: keyword arguments of the region strategy (fasterrcnn: weights, cache_dir, ...).
     soi_options: keyword arguments of the SOI-Tr (depth, heads, head_dim, mlp_hidden).
@@ -56,6 +57,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "block_stages": [1, 2, 3, 4],
     "block_options": {},
     "fusion": "dynamic",
+    "fusion_options": {},
     "regions": "saliency",
     "region_stages": [5],
     "num_regions": 4,
@@ -116,6 +118,18 @@ def _checked_options(family: str, factory: Any, options: dict, fixed: dict) -> d
     return {**fixed, **options}
 
 
+def fusion_arguments(block_factory: Any, cfg: dict) -> dict[str, Any]:
+    """The fusion a block takes (``fusion`` and ``fusion_options``, for the blocks that have them); fusion options
+    the fusion does not take are a ModelConfigError naming the valid ones."""
+    params = inspect.signature(block_factory).parameters
+    out = {"fusion": cfg["fusion"]} if "fusion" in params else {}
+    if "fusion_options" in params:
+        fixed = {"channels": 16, "num_segments": cfg["num_segments"]}
+        _checked_options(f"fusion '{cfg['fusion']}'", FUSIONS.get(cfg["fusion"]), cfg["fusion_options"], fixed)
+        out["fusion_options"] = dict(cfg["fusion_options"])
+    return out
+
+
 def stage_stride(stage: int) -> int:
     """Downsampling of the feature map after ``stage`` (1: stem, 4; 2: 4; 3: 8; 4: 16; 5: 32)."""
     return 4 * 2 ** max(stage - 2, 0)
@@ -127,8 +141,7 @@ def build_blocks(cfg: dict, channels: list[int]) -> dict[str, nn.Module]:
     blocks = {}
     for stage in sorted(set(cfg["block_stages"])):
         fixed = {"channels": channels[stage - 1], "num_segments": cfg["num_segments"]}
-        if "fusion" in inspect.signature(factory).parameters:
-            fixed["fusion"] = cfg["fusion"]
+        fixed.update(fusion_arguments(factory, cfg))
         block = factory(**_checked_options(f"block '{cfg['block']}'", factory, cfg["block_options"], fixed))
         if block is not None:
             blocks[str(stage)] = block
@@ -162,9 +175,7 @@ def check_model_config(config: dict[str, Any]) -> dict[str, Any]:
     """
     cfg = resolve_model_config(config)
     block = BLOCKS.get(cfg["block"])
-    fixed = {"channels": 64, "num_segments": cfg["num_segments"]}
-    if "fusion" in inspect.signature(block).parameters:
-        fixed["fusion"] = cfg["fusion"]
+    fixed = {"channels": 64, "num_segments": cfg["num_segments"], **fusion_arguments(block, cfg)}
     _checked_options(f"block '{cfg['block']}'", block, cfg["block_options"], fixed)
     fixed = {"channels": 64, "num_segments": cfg["num_segments"], "num_regions": cfg["num_regions"]}
     _checked_options(f"regions '{cfg['regions']}'", REGIONS.get(cfg["regions"]), cfg["region_options"], fixed)

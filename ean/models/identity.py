@@ -20,7 +20,7 @@ from typing import Any
 from ean.models.build import LMC_FRAMES, check_model_config
 from ean.models.lmc import LatentMotionCode
 from ean.models.pretrained import weights_identity
-from ean.models.registries import BLOCKS, REGIONS
+from ean.models.registries import BLOCKS, FUSIONS, REGIONS
 from ean.models.soi.soi_tr import SOITransformer
 from ean.registry import Registry
 
@@ -62,6 +62,18 @@ def _part(registry: Registry, name: str, options: dict[str, Any], fixed: tuple[s
     return {"name": canonical, "options": full}
 
 
+def _non_default_fusion_options(cfg: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
+    """The block's fusion options that differ from the fusion's defaults (none: the identity of every network
+    built before fusion options existed stays as it was)."""
+    fusion = block["options"].get("fusion")
+    if fusion is None or "fusion_options" not in inspect.signature(BLOCKS.get(block["name"])).parameters:
+        return {}
+    factory = FUSIONS.get(fusion)
+    bound = bound_options(factory, cfg["fusion_options"], ("channels", "num_segments"))
+    defaults = bound_options(factory, {}, ("channels", "num_segments"))
+    return {k: v for k, v in bound.items() if v != defaults.get(k)}
+
+
 def _weights(options: dict[str, Any]) -> dict[str, Any]:
     """Region options with a weights file named by its contents (Faster R-CNN's ``weights``)."""
     weights = options.get("weights")
@@ -87,8 +99,11 @@ def network_identity(config: dict[str, Any]) -> dict[str, Any]:
     block_options = {"fusion": cfg["fusion"], **cfg["block_options"]}
     out["blocks"] = None
     if cfg["block"] != ABSENT and cfg["block_stages"]:
-        part = _part(BLOCKS, cfg["block"], block_options, ("channels", "num_segments"))
+        part = _part(BLOCKS, cfg["block"], block_options, ("channels", "num_segments", "fusion_options"))
         out["blocks"] = {**part, "stages": sorted(set(cfg["block_stages"]))}
+        fusion_options = _non_default_fusion_options(cfg, part)
+        if fusion_options:
+            out["blocks"]["fusion_options"] = fusion_options
     out["sois"] = None
     if cfg["regions"] != ABSENT and cfg["region_stages"]:
         part = _part(REGIONS, cfg["regions"], cfg["region_options"], ("channels", "num_segments", "num_regions"))

@@ -35,7 +35,9 @@ class LatentMotionCode(nn.Module):
         out_channels: channels of the motion map (the stem's 64); split evenly over the K differences.
         latent: D (the paper says 128; 256 reproduces the reported ~1.1 GFLOPs).
         patch: patch size P at the downsampled resolution (16 = 32 pixels of the input).
-        downsample: spatial downsampling of the frames before differencing.
+        downsample: spatial downsampling of the frames before differencing (2, the default, reproduces the
+            paper's Params/FLOPs; the paper's text describes full resolution: ``downsample=1, patch=32,
+            latent=128``). ``patch * downsample`` must be a multiple of 4 (the decoded patch at H/4).
         groups: groups of the 3D convs.
         units: number of residual units.
         decoder_scale: factor on the decoder's initial weights (small: starts near 'no motion').
@@ -58,6 +60,11 @@ class LatentMotionCode(nn.Module):
         diffs = frames_per_segment - 1
         if diffs < 1 or out_channels % diffs:
             raise ValueError(f"LMC needs >= 2 frames per segment with {out_channels} divisible by the differences")
+        if patch * downsample % 4:
+            raise ValueError(
+                f"LMC: patch * downsample = {patch * downsample} must be a multiple of 4 (got patch "
+                f"{patch}, downsample {downsample})"
+            )
         self.patch, self.downsample = patch, downsample
         self.per_diff = out_channels // diffs
         self.up = patch * downsample // 4  # decoded patch size at the stem's resolution
@@ -69,7 +76,8 @@ class LatentMotionCode(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, length, _, height, width = x.shape
-        frames = F.avg_pool2d(x.flatten(0, 1), self.downsample).view(m, length, 3, *(s // 2 for s in (height, width)))
+        frames = F.avg_pool2d(x.flatten(0, 1), self.downsample) if self.downsample > 1 else x.flatten(0, 1)
+        frames = frames.view(m, length, 3, *frames.shape[-2:])
         diffs = frames[:, 1:] - frames[:, :-1]  # (M, K, 3, H2, W2)
         k, p = length - 1, self.patch
         h, w = diffs.shape[-2] // p, diffs.shape[-1] // p

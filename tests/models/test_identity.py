@@ -57,3 +57,22 @@ def test_same_as_must_name_a_registered_variant():
     assert registry.canonical("alias", {}) == ("base", {"x": 1})
     with pytest.raises(LookupError, match="unknown thing 'nowhere'"):
         registry.add("broken", lambda: None, same_as=("nowhere", {}))
+
+
+def test_fusion_options_name_a_network_only_where_they_differ_from_the_defaults():
+    paper_m = {"identity_init": False}
+    assert identity(fusion_options={"identity_init": True}) == identity()  # the default written out
+    assert identity(fusion_options=paper_m) != identity()
+    assert identity(fusion_options=paper_m)["blocks"]["fusion_options"] == paper_m
+    assert identity(block="s_block", fusion_options=paper_m) == identity(block="s_block")  # no fusion to read it
+
+
+def test_the_papers_dynamic_m_builds_without_the_identity_and_bad_fusion_options_are_refused():
+    from ean.models import build_model
+    from ean.models.fusion.dynamic import DynamicFusion
+
+    model = build_model({**TINY, "fusion_options": {"identity_init": False}})
+    fusions = [m for m in model.modules() if isinstance(m, DynamicFusion)]
+    assert fusions and not any(f.identity_init for f in fusions)
+    with pytest.raises(ValueError, match="fusion 'dynamic' options \\['identity'\\].*valid options: identity_init"):
+        build_model({**TINY, "fusion_options": {"identity": False}})

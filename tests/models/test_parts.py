@@ -1,5 +1,6 @@
 """Model parts against reference implementations: temporal convs, regions, LMC, SOI-Tr."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -70,10 +71,36 @@ def test_fasterrcnn_regions_pad_with_the_centre_and_cache_boxes(tmp_path):
     assert (weights[..., 1:3, 1:3] == 0.25).all()  # the central region of a 4 x 4 grid
 
 
-def test_lmc_maps_segments_to_the_stem_resolution():
-    lmc = LatentMotionCode()
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"downsample": 1, "patch": 32, "latent": 128}],  # the authors' code; the paper's text (full resolution)
+    ids=["authors_code", "paper_text"],
+)
+def test_lmc_maps_segments_to_the_stem_resolution(options):
+    lmc = LatentMotionCode(**options)
     x = torch.randn(3, 5, 3, 64, 64)
     out = lmc(x)
     assert out.shape == (3, 64, 16, 16)
     still = lmc(torch.ones(3, 5, 3, 64, 64))  # no motion: the code of zero differences, same everywhere
     torch.testing.assert_close(still[0], still[1])
+
+
+def test_the_papers_lmc_builds_in_a_whole_network_and_differs_in_size():
+    from ean.profile import profile_model
+
+    authors = profile_model({"modality": "rgb_lmc", "backbone": "resnet18", "input_size": 64, "num_segments": 2})
+    paper = profile_model(
+        {
+            "modality": "rgb_lmc",
+            "backbone": "resnet18",
+            "input_size": 64,
+            "num_segments": 2,
+            "lmc_options": {"downsample": 1, "patch": 32, "latent": 128},
+        }
+    )
+    assert paper.params < authors.params  # a 128-wide code instead of 256
+
+
+def test_an_lmc_patch_that_does_not_decode_to_the_stem_grid_is_refused():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        LatentMotionCode(patch=5, downsample=1)

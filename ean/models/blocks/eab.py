@@ -17,6 +17,7 @@ def eab(
     channels: int,
     num_segments: int,
     fusion: str = "dynamic",
+    fusion_options: dict | None = None,
     pool: str = "max",
     inter_relu: bool = True,
     dilation: bool = True,
@@ -28,6 +29,7 @@ def eab(
         channels: C.
         num_segments: T.
         fusion: a ``FUSIONS`` name: ``dynamic`` (ESP-Net, the EAB), ``static``, ``shuffle``, ``identity``.
+        fusion_options: keyword arguments of the fusion (``dynamic``: ``identity_init``).
         pool: pooling branch ``max``, ``avg`` or ``none``.
         inter_relu: ReLU between the temporal and spatial stages.
         dilation: kernel 5 as a dilated 3 (else a real 5).
@@ -38,7 +40,7 @@ def eab(
     if factorization not in FACTORIZATIONS:
         raise ValueError(f"factorization must be one of {', '.join(FACTORIZATIONS)}; got {factorization!r}")
     branches = multi_scale_branches(dilation)
-    mixer = FUSIONS.build(fusion, channels=channels // 4, num_segments=num_segments)
+    mixer = FUSIONS.build(fusion, channels=channels // 4, num_segments=num_segments, **(fusion_options or {}))
     return SpatialTemporalBlock(
         channels,
         num_segments,
