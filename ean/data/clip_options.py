@@ -3,7 +3,7 @@
 The parts and who owns which option::
 
     SegmentSampler   num_segments (T), frames_per_segment (L), test_clips (k)
-    transform        resize, crop_size, scales, flip (training); test_crop_size, test_crops (test)
+    transform        resize, crop_size, scales, flip, flip_rule (training); test_crop_size, test_crops (test)
     MediaSource      resize, resize_at_decode, decode_timeout_s, decode_threads, image_tmpl
     BadFiles         max_bad_fraction
 """
@@ -18,7 +18,8 @@ from ean.data.annotations import Annotations
 from ean.data.bad_files import BadFiles
 from ean.data.clip_dataset import ClipDataset
 from ean.data.clip_transform import EvalClipTransform, TrainClipTransform
-from ean.data.flip import FlipLabels
+from ean.data.errors import DataError
+from ean.data.flip import FLIP_RULES, FlipLabels
 from ean.data.media_source import MediaSource
 from ean.data.sampling import SegmentSampler
 
@@ -36,7 +37,9 @@ class ClipOptions:
             from the frames as stored and scaled to S in one step.
         crop_size: S in training and, unless ``test_crop_size`` is given, in test.
         scales: multi-scale crop scales.
-        flip: random horizontal flip in training (labels of mirrored classes swapped; see :mod:`ean.data.flip`).
+        flip: random horizontal flip in training (see :mod:`ean.data.flip`).
+        flip_rule: ``"swap"``: a flipped sample of a mirrored class takes its partner's label (the authors'
+            code); ``"skip"``: direction-sensitive classes are never flipped (the paper's text).
         test_clips: k clips per video at test time.
         test_crops: 1 (centre) or 3 crops per clip at test time.
         test_crop_size: crop side at test time (default ``crop_size``; 256 for Kinetics' 3-crop protocol).
@@ -53,6 +56,7 @@ class ClipOptions:
     crop_size: int = 224
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     flip: bool = True
+    flip_rule: str = "swap"
     test_clips: int = 1
     test_crops: int = 1
     test_crop_size: int | None = None
@@ -74,6 +78,8 @@ class ClipOptions:
             values["resize"] = tuple(int(v) for v in values["resize"])
         if "scales" in values:
             values["scales"] = tuple(float(s) for s in values["scales"])
+        if values.get("flip_rule", "swap") not in FLIP_RULES:
+            raise DataError(f"data.flip_rule = {values['flip_rule']!r}; valid: {', '.join(FLIP_RULES)}")
         return cls(**values)
 
 
@@ -82,6 +88,7 @@ def clip_dataset(annotations: Annotations, train: bool, options: ClipOptions) ->
     o = options
     if train:
         flips = FlipLabels.from_class_names(annotations.class_names)
+        flips = flips.skipping() if o.flip_rule == "skip" else flips
         transform = TrainClipTransform(o.resize, o.crop_size, o.scales, o.flip, flips)
     else:
         transform = EvalClipTransform(o.resize, o.test_crop_size or o.crop_size, o.test_crops)

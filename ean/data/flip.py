@@ -5,6 +5,9 @@ is direction-sensitive when its name holds a mirrored word (left/right, leftward
 clockwise/counterclockwise). Its partner is the class whose name is the same with those words swapped. A
 flipped sample of a paired class takes its partner's label; a direction-sensitive class without a partner
 is never flipped (its flipped video would belong to no class); every other class flips freely.
+
+That is the authors' code's rule (``flip_rule: swap``, with pairs found from the names instead of hard-coded).
+The paper's text says direction classes are not flipped at all (``flip_rule: skip``: ``FlipLabels.skipping``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+#: How a flip treats direction-sensitive classes: swap a pair's labels (the authors' code), or skip them (the paper).
+FLIP_RULES = ("swap", "skip")
 MIRRORED_WORDS = {
     "left": "right",
     "right": "left",
@@ -68,6 +73,10 @@ class FlipLabels:
             pairs.setdefault(partner, label)
             unflippable.discard(partner)
         return cls(pairs=pairs, unflippable=frozenset(unflippable))
+
+    def skipping(self) -> FlipLabels:
+        """The paper's rule: no direction-sensitive class is flipped (its pairs become unflippable)."""
+        return FlipLabels(pairs={}, unflippable=self.unflippable | frozenset(self.pairs))
 
     def can_flip(self, label: int) -> bool:
         """False for direction-sensitive labels without a partner."""

@@ -23,6 +23,9 @@ from ean.data.registry import DATASETS
 LOCATION_KEYS = ("root", "frames_root")
 #: Keys that say how fast it is read, not what is read.
 SPEED_KEYS = (*LOADER_KEYS, "decode_timeout_s", "decode_threads")
+#: Options added after trial keys were first published: named in the identity only when not at their default,
+#: so that the keys of every run made before they existed stand.
+OMITTED_AT_DEFAULT = ("flip_rule",)
 #: Annotation files whose contents are a real dataset's fingerprint.
 ANNOTATION_SUFFIXES = (".csv", ".json", ".txt")
 
@@ -43,6 +46,8 @@ def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
             continue
         value = data_cfg.get(key)
         value = default if value is None else value
+        if key in OMITTED_AT_DEFAULT and value == default:
+            continue
         out[key] = None if value is inspect.Parameter.empty else _plain(value)
     return out
 

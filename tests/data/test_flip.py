@@ -75,3 +75,22 @@ def test_no_flip_when_disabled():
     )
     rng = np.random.default_rng(0)
     assert not any(flipped(transform(striped_frames(), 0, rng)[0]) for _ in range(20))
+
+
+def test_the_papers_rule_never_flips_a_direction_class():
+    flips = FlipLabels.from_class_names(NAMES)
+    transform = TrainClipTransform((32, 32), 32, scales=(1.0,), flip=True, flip_labels=flips.skipping())
+    rng = np.random.default_rng(0)
+    direction = set(flips.pairs) | set(flips.unflippable)
+    for label in range(len(NAMES)):
+        outcomes = {flipped(transform(striped_frames(), label, rng)[0]) for _ in range(40)}
+        assert outcomes == ({False} if label in direction else {False, True}), label
+        assert transform(striped_frames(), label, rng)[1] == label  # labels never change
+
+
+def test_the_flip_rule_is_in_the_data_identity_only_when_not_the_default():
+    from ean.data.identity import data_identity
+
+    cfg = {"dataset": "synthetic", "root": "x"}
+    assert data_identity({**cfg, "flip_rule": "swap"}) == data_identity(cfg)
+    assert data_identity({**cfg, "flip_rule": "skip"})["flip_rule"] == "skip"
