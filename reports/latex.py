@@ -37,6 +37,7 @@ _SPECIAL = {
     "−": r"$-$",
     "≤": r"$\leq$",
     "≥": r"$\geq$",
+    "†": r"\textsuperscript{\dag}",
 }
 _MINUS_BEFORE_DIGIT = re.compile(r"(?<![\w)\]])-(?=\d)")
 _TABLE_PREFIX = re.compile(r"^\s*Table\s+\S+?:\s*")

@@ -65,12 +65,24 @@ def row_results(spec: StudySpec, selection: Selection, delta_metrics: tuple[str,
     base = next((p for p in partial if p[0].id == spec.baseline), None)
     out = []
     for row, values, status, errors, run_ids in partial:
+        if row.reference:
+            out.append(reference_result(row))
+            continue
         deltas = {}
         if base is not None and row.id != spec.baseline:
             deltas = {m: paired_difference(values[m], base[1][m]) for m in delta_metrics}
         summaries = {m: summarize(v.values()) for m, v in values.items()}
         out.append(RowResult(row, values, status, errors, summaries, deltas, run_ids))
     return out
+
+
+def reference_result(row: Row) -> RowResult:
+    """A reference row's result: its published values (one each, in MLflow's units), no runs, no seeds."""
+    values: dict[str, dict[int, float]] = {m: {} for m in MEASURED}
+    summaries = {m: Summary(math.nan, math.nan, 0) for m in MEASURED}
+    for metric, value in row.reference.items():
+        summaries[metric] = Summary(paper_absolute(metric, value), math.nan, 1)
+    return RowResult(row, values, {}, {}, summaries, {}, ())
 
 
 def compared_metrics(spec: StudySpec, delta_metrics: tuple[str, ...]) -> tuple[str, ...]:
@@ -101,7 +113,8 @@ def _row_values(spec: StudySpec, row: Row, selection: Selection) -> tuple:
 def results_frame(spec: StudySpec, results: list[RowResult]) -> pd.DataFrame:
     """The table's numbers as a flat DataFrame (one row per table row), for CSV.
 
-    Columns: ``row``, ``label``, the descriptive columns, ``seeds_finished``, ``seeds_planned``, then for
+    Columns: ``row``, ``label``, ``kind`` (``row_kind``), ``source`` (a reference row's), the descriptive
+    columns, ``seeds_finished``, ``seeds_planned``, then for
     each of params, flops, top1, top5 (shown in the table or not) ``{m}_mean``, ``{m}_std``, ``{m}_n`` and
     ``{m}_paper``, then per compared metric ``{m}_delta``, ``{m}_delta_low``, ``{m}_delta_high``,
     ``{m}_delta_n``. Params and FLOPs are absolute counts (not M or G); the paper's values are converted
@@ -109,7 +122,7 @@ def results_frame(spec: StudySpec, results: list[RowResult]) -> pd.DataFrame:
     """
     records = []
     for res in results:
-        rec = {"row": res.row.id, "label": res.row.label}
+        rec = {"row": res.row.id, "label": res.row.label, "kind": row_kind(res.row), "source": res.row.source}
         rec.update({c: res.row.cells.get(c, "") for c in spec.descriptive_columns})
         rec.update(seeds_finished=res.n_finished, seeds_planned=len(spec.seeds))
         for m in MEASURED:  # all of them, also those the table does not show (the figures use params, flops)
@@ -121,6 +134,11 @@ def results_frame(spec: StudySpec, results: list[RowResult]) -> pd.DataFrame:
             rec[f"{m}_delta_n"] = d.n
         records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+def row_kind(row: Row) -> str:
+    """``trained`` (here), ``ensemble`` (of rows trained here) or ``reference`` (a published result)."""
+    return "reference" if row.reference else "ensemble" if row.ensemble else "trained"
 
 
 def paper_absolute(metric: str, value: float) -> float:

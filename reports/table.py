@@ -40,6 +40,8 @@ DATASET_TITLES = {
     "synthetic": "Synthetic",
 }
 _MARKS = "abcdefghijklmnopqrstuvwxyz"
+#: Appended to the label of a reference row (a published result shown beside ours, not trained here).
+REFERENCE_MARK = "†"
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def build_table(
     notes: list[Note] = []
     rows = []
     for res in results:
-        mark = _MARKS[len(notes)] if res.n_finished < len(spec.seeds) else ""
+        mark = _MARKS[len(notes)] if res.n_finished < len(spec.seeds) and not res.row.reference else ""
         if mark:
             notes.append(Note(mark, _status_note(res)))
         rows.append(TableRow(res.row.id, tuple(_cell(c, res, mark, decimals, show_paper, like) for c in columns)))
@@ -224,6 +226,8 @@ def _columns(
 
 def _cell(column: Column, res: RowResult, mark: str, decimals: int, show_paper: bool, like: bool = True) -> Cell:
     kind, name = column.kind, column.name
+    if res.row.reference:
+        return _reference_cell(column, res, decimals)
     if kind is ColumnKind.LABEL:
         return Cell(res.row.label)
     if kind is ColumnKind.SEEDS:
@@ -235,6 +239,23 @@ def _cell(column: Column, res: RowResult, mark: str, decimals: int, show_paper: 
     if kind is ColumnKind.MEASURED:
         return Cell(_measured_cell_text(name, res, decimals, show_paper))
     return Cell(res.row.cells.get(name, ""))
+
+
+def _reference_cell(column: Column, res: RowResult, decimals: int) -> Cell:
+    """A reference row's cell: its label marked, its published values as they are, no seeds or differences."""
+    kind, name = column.kind, column.name
+    if kind is ColumnKind.LABEL:
+        return Cell(f"{res.row.label}{REFERENCE_MARK}")
+    if kind is ColumnKind.SEEDS:
+        return Cell("published")
+    if kind is ColumnKind.MEASURED:
+        s = res.summaries[name]
+        if s.n == 0:
+            return Cell("-")
+        return Cell(_cost_text(name, s.mean) if name in COSTS else f"{s.mean:.{decimals}f}")
+    if kind is ColumnKind.TEXT:
+        return Cell(res.row.cells.get(name, ""))
+    return Cell("")
 
 
 def _measured_cell_text(metric: str, res: RowResult, decimals: int, show_paper: bool) -> str:
@@ -307,10 +328,11 @@ def _status_note(res: RowResult) -> str:
 
 
 def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], results: list[RowResult], decimals: int) -> list:
+    """Bolds the best accuracy of each column among the rows measured here (not the published references)."""
     for j, col in enumerate(columns):
         if col.kind is not ColumnKind.MEASURED or col.name not in HIGHER_IS_BETTER:
             continue
-        means = [round(r.summaries[col.name].mean, decimals) for r in results]
+        means = [math.nan if r.row.reference else round(r.summaries[col.name].mean, decimals) for r in results]
         finite = [m for m in means if not math.isnan(m)]
         if not finite:
             continue
@@ -340,6 +362,10 @@ def _remarks(
         notes.append(Note("", _paper_note(spec, selection, like)))
     if cost_paper:
         notes.append(Note("", "Param and FLOPs show the paper's value in parentheses where it differs from ours."))
+    references = [r for r in spec.rows if r.reference]
+    if references:
+        sources = "; ".join(f"{r.label}: {r.source}" for r in references)
+        notes.append(Note("", f"{REFERENCE_MARK} Published results, not trained here ({sources})."))
     labels = {r.id: r.label for r in spec.rows}
     for line in describe_exclusions(selection, labels):
         notes.append(Note("", f"Not included: {line}."))

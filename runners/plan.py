@@ -7,6 +7,7 @@ A trial whose key already has a FINISHED run is cached (this study) or reused (a
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import Enum
@@ -149,7 +150,7 @@ def build_plan(
             stack.enter_context(hydra_context())
         except CompositionError as err:  # the config folder itself breaks the data-only policy
             raise PlanError(spec.source, [str(err)]) from None
-        for row in (r for r in spec.rows if not r.ensemble):
+        for row in (r for r in spec.rows if r.trains):
             for seed in seeds:
                 try:
                     config = compose_config(row_overrides(spec, row, profile, cli_overrides, seed))
@@ -186,3 +187,19 @@ def _rows(ids: list[str], spec: StudySpec) -> str:
     if len(ids) == len(spec.rows) > 1:
         return "every row"
     return ("row " if len(ids) == 1 else "rows ") + ", ".join(f"'{i}'" for i in ids)
+
+
+def count_trials(trials: list[Trial]) -> None:
+    """Sets each trial's ``counts``: Params and FLOPs (MACs) of its model, counted once per network as built
+    (random weights) by ``ean.profile``."""
+    from ean.models import network_identity
+    from ean.profile import profile_model, without_weights
+
+    cache: dict[str, ModelCounts] = {}
+    for trial in trials:
+        model = without_weights(trial.config["model"])
+        key = json.dumps(network_identity(model), sort_keys=True)
+        if key not in cache:
+            measured = profile_model(model)
+            cache[key] = ModelCounts(params=measured.params, macs=measured.macs)
+        trial.counts = cache[key]

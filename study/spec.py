@@ -51,7 +51,9 @@ DEFAULT_LABEL_TITLE = "Model"
 REQUIRED_KEYS = ("name", "title", "seeds", "protocol", "columns", "rows")
 OPTIONAL_KEYS = ("description", "overrides", "column_titles", "baseline", "profiles", "paper_dataset", "paper_protocol")
 ROW_REQUIRED_KEYS = ("id", "label")
-ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble")
+ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble", "reference")
+#: A reference row's keys besides the measured columns: where the published result comes from.
+REFERENCE_SOURCE = "source"
 PROTOCOL_KEYS = ("clips", "crops")
 
 
@@ -89,6 +91,9 @@ class Row:
         paper: the paper's reported values by measured column (params in M, flops in G, accuracies in %).
         ensemble: ids of earlier rows whose per-video scores this row averages (the paper's "En" rows);
             such a row trains nothing and has no overrides.
+        reference: a published result shown beside ours, trained by nobody here: its values by measured
+            column (in the paper's units, like ``paper``); such a row has no overrides, ensemble or paper.
+        source: where a reference row's result is published (required with ``reference``).
     """
 
     id: str
@@ -97,6 +102,13 @@ class Row:
     cells: dict[str, str] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
     ensemble: tuple[str, ...] = ()
+    reference: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def trains(self) -> bool:
+        """Whether the row is trained here (not an ensemble of other rows, not a published reference)."""
+        return not self.ensemble and not self.reference
 
 
 @dataclass(frozen=True)
@@ -219,8 +231,11 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
     columns = _str_list(data["columns"], ctx, "columns", ident=True, unique=True, nonempty=True)
     rows = _rows(data["rows"], columns, ctx)
     baseline = data.get("baseline")
-    if baseline is not None and baseline not in [r.id for r in rows]:
-        ctx.fail(f"baseline {baseline!r} is not a row id. Valid row ids: {', '.join(r.id for r in rows)}")
+    measured_rows = [r.id for r in rows if not r.reference]
+    if baseline is not None and baseline not in measured_rows:
+        ctx.fail(
+            f"baseline {baseline!r} is not a row id (of a row measured here). Valid row ids: {', '.join(measured_rows)}"
+        )
     return StudySpec(
         name=_ident(data["name"], ctx, "name"),
         title=_string(data["title"], ctx, "title"),
@@ -396,6 +411,7 @@ def _rows(value: Any, columns: list[str], ctx: _Ctx) -> list[Row]:
             cells=_cells(data.get("cells", {}), columns, rctx),
             paper=_paper(data.get("paper", {}), rctx),
             ensemble=tuple(_str_list(data.get("ensemble", []), rctx, "ensemble", ident=True, unique=True)),
+            **_reference(data, rctx),
         )
         if row.id in [r.id for r in rows]:
             rctx.fail(f"duplicate row id {row.id!r}; row ids must be unique")
@@ -409,7 +425,7 @@ def _check_ensemble(row: Row, earlier: list[Row], ctx: _Ctx) -> None:
         return
     if row.overrides:
         ctx.fail("an ensemble row has no overrides: it averages the scores of its member rows")
-    trainable = [r.id for r in earlier if not r.ensemble]
+    trainable = [r.id for r in earlier if r.trains]
     unknown = [m for m in row.ensemble if m not in trainable]
     if unknown or len(row.ensemble) < 2:
         ctx.fail(
@@ -439,12 +455,30 @@ def _cells(value: Any, columns: list[str], ctx: _Ctx) -> dict[str, str]:
     return dict(value)
 
 
-def _paper(value: Any, ctx: _Ctx) -> dict[str, float]:
+def _reference(data: dict, ctx: _Ctx) -> dict[str, Any]:
+    """``reference`` and ``source`` of a row: published values by measured column and where they are from."""
+    if "reference" not in data:
+        return {}
+    value = data["reference"]
+    if not isinstance(value, dict) or not isinstance(value.get(REFERENCE_SOURCE), str) or not value["source"]:
+        ctx.fail(
+            f"reference must be a mapping of measured column to the published number, with '{REFERENCE_SOURCE}' "
+            f"saying where it is published, got {value!r}"
+        )
+    clashing = [k for k in ("overrides", "ensemble", "paper") if k in data]
+    if clashing:
+        ctx.fail(f"a reference row shows a published result and trains nothing: it takes no {', '.join(clashing)}")
+    numbers = {k: v for k, v in value.items() if k != REFERENCE_SOURCE}
+    return {"reference": _paper(numbers, ctx, "reference"), "source": value[REFERENCE_SOURCE]}
+
+
+def _paper(value: Any, ctx: _Ctx, what: str = "paper") -> dict[str, float]:
     if not isinstance(value, dict):
-        ctx.fail(f"paper must be a mapping of measured column to number, got {value!r}")
+        ctx.fail(f"{what} must be a mapping of measured column to number, got {value!r}")
     for k, v in value.items():
         if k not in MEASURED:
-            ctx.fail(f"paper names unknown measured column {k!r}. Valid keys: {', '.join(MEASURED)}")
+            extra = f", {REFERENCE_SOURCE}" if what == "reference" else ""
+            ctx.fail(f"{what} names unknown measured column {k!r}. Valid keys: {', '.join(MEASURED)}{extra}")
         if isinstance(v, bool) or not isinstance(v, int | float):
-            ctx.fail(f"paper.{k} must be a number, got {v!r}")
+            ctx.fail(f"{what}.{k} must be a number, got {v!r}")
     return {k: float(v) for k, v in value.items()}
