@@ -17,11 +17,11 @@ def eab(
     channels: int,
     num_segments: int,
     fusion: str = "dynamic",
-    fusion_options: dict | None = None,
     pool: str = "max",
     inter_relu: bool = True,
     dilation: bool = True,
     factorization: str = "2+1",
+    fusion_options: dict | None = None,
 ) -> SpatialTemporalBlock:
     """The EAB: multi-scale temporal and spatial branches related by the fusion matrix M.
 
@@ -29,11 +29,11 @@ def eab(
         channels: C.
         num_segments: T.
         fusion: a ``FUSIONS`` name: ``dynamic`` (ESP-Net, the EAB), ``static``, ``shuffle``, ``identity``.
-        fusion_options: keyword arguments of the fusion (``dynamic``: ``identity_init``).
         pool: pooling branch ``max``, ``avg`` or ``none``.
         inter_relu: ReLU between the temporal and spatial stages.
         dilation: kernel 5 as a dilated 3 (else a real 5).
         factorization: ``"2+1"`` or ``"1+1+1"`` (spatial k x k as k x 1 then 1 x k).
+        fusion_options: keyword arguments of the fusion (``dynamic``: ``identity_init``).
 
     Shapes: (N*T, C, H, W) -> (N*T, C, H, W).
     """

@@ -15,4 +15,12 @@ def incep_block(
     factorization: str = "2+1",
 ) -> SpatialTemporalBlock:
     """Kernels 1, 3, 5 in time and space without a fusion matrix. Shapes: (N*T, C, H, W) -> same."""
-    return eab(channels, num_segments, "identity", pool, inter_relu, dilation, factorization)
+    return eab(
+        channels,
+        num_segments,
+        fusion="identity",
+        pool=pool,
+        inter_relu=inter_relu,
+        dilation=dilation,
+        factorization=factorization,
+    )
