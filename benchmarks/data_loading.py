@@ -7,8 +7,7 @@ take turns in blocks of ``--block`` reads (default 12: each clip 4 times), every
 the same seeds, in an order that alternates from block to block, so slow drifts of this shared VM hit all alike.
 A block is the steady state of a DataLoader worker, which reads clip after clip; ``--block 1`` interleaves the
 methods clip by clip instead, which leaves every decoder process cold for its next clip (16 method-source
-groups take turns): a cost that a worker, busy clip after clip, does not pay (0.5-3.5 ms a dense clip for the
-decoder-process pipeline here, comparing a run of each). Methods:
+groups take turns): a cost that a worker, busy clip after clip, does not pay. Methods:
 
 - decode alone: decord ``VideoReader`` + ``get_batch`` of exactly the indices the pipeline samples, to numpy
   without a copy (DLPack); and the same with decord resizing to 240x320 at decode (``width``/``height``);
@@ -24,6 +23,8 @@ decoder-process pipeline here, comparing a run of each). Methods:
 
 Ratios are printed against decode alone measured in the same run; ``--record`` writes the figures into
 the "Data loading" section of benchmarks/RESULTS.md (other sections are kept).
+Figures: benchmarks/RESULTS.md, section "Data loading" (and "Data loading, by hand" for ``--block 1`` and
+``--untuned-heap`` against the defaults).
 
     python benchmarks/data_loading.py --record
 """
@@ -337,8 +338,8 @@ def worker_lines(rates: dict, scaling: dict[int, float], one_core: bool) -> list
     basis = (
         "the one-core rates above"
         if one_core
-        else "the one-worker rates above (a worker used up to 1.2 cores here: decord decodes in a thread of its own; "
-        "`--one-core` measures per core)"
+        else "the one-worker rates above (a worker may use more than one core: decord decodes in a thread of its "
+        "own; `--one-core` measures per core)"
     )
     out = [f"Workers (one per core) to keep a GPU fed, 8x1 sparse pipeline, from {basis}:", "", head]
     out.append("|---|" + "---|" * len(GPU_RATES))

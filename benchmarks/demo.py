@@ -7,9 +7,11 @@ wall time from the command's start to the printed table, and checks issue 17's g
 the whole demo within 5 minutes, the best row at least 2x chance (chance = 100 / num_classes), and at least
 one row whose paired 95% interval against the baseline (TSN) lies wholly above zero.
 
-    python benchmarks/demo.py                                     # seeds 0,1,2: about 4 minutes on 2 CPU cores
+    python benchmarks/demo.py                                     # seeds 0,1,2
     python benchmarks/demo.py --seeds 3,4,5 --seeds 6,7,8         # other seed sets, one run each
     python benchmarks/demo.py --seeds 0,1,2 --seeds 3,4,5 --record    # also writes the "Demo" section of RESULTS.md
+
+Figures (wall times, top-1, intervals): benchmarks/RESULTS.md, section "Demo study".
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ channels_last.
 
     python benchmarks/model_step.py                 # CPU, 2 threads
     python benchmarks/model_step.py --device cuda   # GPU: clips/s
+
+Figures: benchmarks/RESULTS.md, section "Model training step" (written there by hand: this script only prints).
 """
 
 from __future__ import annotations

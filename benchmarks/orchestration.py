@@ -8,8 +8,10 @@ MLflow). The orchestrated run is ``python -m runners.run`` on the same study (a 
 run, a fresh sqlite MLflow store, the table at the end). Trials are tiny on purpose (synthetic data,
 ResNet-18 at 64 px, 2 steps) so that the overhead shows.
 
-    python benchmarks/orchestration.py            # prints the figures (about 2 minutes)
+    python benchmarks/orchestration.py            # prints the figures
     python benchmarks/orchestration.py --record   # also writes the "Orchestration" section of RESULTS.md
+
+Figures: benchmarks/RESULTS.md, section "Orchestration".
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ a stand-in made here (annotations of 174 classes; nothing is decoded) unless ``-
 one; the ImageNet weights' file is looked up in torch's hub cache, or a stand-in is placed in a temporary
 cache (planning checks that the file is there; it reads nothing from it).
 
-    python benchmarks/paper_reuse.py            # prints the counts (about 20 s)
+    python benchmarks/paper_reuse.py            # prints the counts
     python benchmarks/paper_reuse.py --record   # also writes the "Reuse across studies" section of RESULTS.md
+
+Figures: benchmarks/RESULTS.md, section "Reuse across studies".
 """
 
 from __future__ import annotations

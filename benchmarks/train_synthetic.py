@@ -9,9 +9,11 @@ and of training.
 It also measures what the deterministic mode costs: training clips/s of one short epoch with and without
 it, measured in the same run, printed as a ratio.
 
-    python benchmarks/train_synthetic.py                      # about 3 minutes on 2 CPU cores (2 seeds)
+    python benchmarks/train_synthetic.py                      # 2 seeds
     python benchmarks/train_synthetic.py --record             # also writes the "Training" section of RESULTS.md
     python benchmarks/train_synthetic.py --clutter 0          # the same on plain scenes
+
+Figures: benchmarks/RESULTS.md, section "Training".
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ size), and written as ``<out>/<path relative to root, without extension>/00001.j
 Each folder is written under a temporary name and renamed when complete, so an interrupted run resumes
 where it stopped (finished folders are skipped). Then read the frames with the data config keys
 ``media: frames`` (and ``frames_root: <out>`` when ``--out`` is not ``<root>/frames``). Sparse clips then load
-3.5-5.8x faster than from webm; dense 5-frame clips only 1.2-1.8x, as a video decodes consecutive frames about
-as cheaply as JPEGs (benchmarks/RESULTS.md).
+much faster than from webm; dense 5-frame clips only a little, as a video decodes consecutive frames about
+as cheaply as JPEGs (figures: benchmarks/RESULTS.md, section "Data loading").
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ class GroupedPointwise(nn.Module):
     """Equivalent to ``nn.Conv2d(in, out, 1, groups=groups, bias=False)``, with the same weight shape.
 
     Each group's channels are mixed by one matrix product over all positions: ``(g, out/g, in/g) @ (N, g,
-    in/g, H*W)``. Same multiply-accumulates as the convolution; 2-4x faster forward and backward on CPU.
+    in/g, H*W)``. Same multiply-accumulates as the convolution; faster forward and backward on CPU (figures:
+    benchmarks/RESULTS.md, section "Model training step").
 
     Shapes: (N, C_in, H, W) -> (N, C_out, H, W).
     """

@@ -2,8 +2,9 @@
 
 A temporal convolution of kernel k: ``y[t] = sum_j W_j x[t + (j - k//2) * dilation]`` (zero outside the
 clip). Both modules view the features as (N, C, T, H*W) and run a (k, 1) 2D convolution in the
-channels-last layout, which on CPU is 2-3x faster than a Conv3d of kernel (k, 1, 1) or shifted
-multiply-adds, and counts exactly the same multiply-accumulates.
+channels-last layout, which on CPU is faster than a Conv3d of kernel (k, 1, 1) or shifted multiply-adds
+(figures: benchmarks/RESULTS.md, section "Model training step"), and counts exactly the same
+multiply-accumulates.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class DepthwiseTemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # A depthwise (3, 1) conv over (time, positions), in the channels-last layout where the CPU kernel
-        # is 2-3x faster than shifted multiply-adds: y[t] = w0 x[t-1] + w1 x[t] + w2 x[t+1].
+        # is faster than shifted multiply-adds (module docstring): y[t] = w0 x[t-1] + w1 x[t] + w2 x[t+1].
         nt, c, h, w = x.shape
         t = self.num_segments
         clips = x.view(nt // t, t, c, h * w).transpose(1, 2).contiguous(memory_format=torch.channels_last)

@@ -1,4 +1,4 @@
-"""The model library: every paper row trains, the identities of the paper hold, weights load."""
+"""The model library: every paper row (of the study specs) trains, the identities of the paper hold, weights load."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ import torchvision
 
 from ean.models import BLOCKS, FUSIONS, REGIONS, ModelConfigError, build_model, frames_per_segment
 from ean.models.pretrained import load_pretrained
-from tests.models.paper_rows import PAPER_ROWS
+from tests.paper_specs import distinct_model_rows
 
 SMALL = {"input_size": 64}  # a multiple of 32 keeps every stage's shape; fast on CPU
 TINY = {"backbone": "resnet18", "num_segments": 4, "input_size": 64, "num_classes": 10}
@@ -40,22 +40,14 @@ def assert_every_parameter_has_a_gradient(model: torch.nn.Module) -> None:
     assert not missing, f"parameters without gradient: {missing}"
 
 
-def _distinct_rows() -> list[tuple[str, dict]]:
-    """The paper rows with distinct model configs (many tables share the EAN 8F RGB row)."""
-    seen, rows = set(), []
-    for name, config, _, _ in PAPER_ROWS:
-        key = repr(sorted(config.items()))
-        if key not in seen:
-            seen.add(key)
-            rows.append((name, config))
-    return rows
+PAPER_MODELS = distinct_model_rows()  # the first row of each distinct model config of the paper's specs
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("row", _distinct_rows(), ids=[r[0] for r in _distinct_rows()])
+@pytest.mark.parametrize("row", PAPER_MODELS, ids=[r.name for r in PAPER_MODELS])
 def test_every_paper_row_trains_with_gradients_everywhere(row):
     """Each row trains at one clip (train mode, BatchNorm over one clip's frames) and at two clips."""
-    _, config = row
+    config = row.model  # the spec row's model as the runner composes it, with random weights
     for clips in (1, 2):
         model = train_step({**config, **SMALL}, clips)
         assert_every_parameter_has_a_gradient(model)

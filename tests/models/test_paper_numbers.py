@@ -1,12 +1,35 @@
-"""Params and FLOPs of every model row of the paper's Tables 1 and 5-10, against the paper's numbers."""
+"""Params and FLOPs of every trained row of the paper's study specs (Tables 1 and 5-10), against the paper's
+numbers that each row's ``paper`` mapping holds (``studies/table*.yaml``)."""
 
 import pytest
 import torch
 
 from ean.profile import profile_model
-from tests.models.paper_rows import KNOWN_DEVIATIONS, PAPER_ROWS
+from tests.paper_specs import SpecRow, paper_rows
 
 TOLERANCE = 0.02
+
+# Rows where 2% cannot hold, keyed "<study>/<row id>", with the reason the README gives (README, "Params and
+# FLOPs against the paper").
+KNOWN_DEVIATIONS = {
+    "table7/fasterrcnn": (
+        0.75,
+        "torchvision's fasterrcnn_resnet50_fpn at 224 px costs 10.8 GMACs a frame (its FPN and RPN head alone "
+        "5.3 G); the paper's figure implies a 4.4 G-a-frame detector, which it does not name",
+    ),
+    "table7/all": (
+        0.03,
+        "we count the attention products of the 392 tokens (0.32 G), which the authors' counter ignores; "
+        "without them the row is at +1.5%",
+    ),
+    "table10/no_dilation": (
+        0.03,
+        "real 5x5 and 5 kernels add 0.18M / 0.67G here; the paper reports +1.2M / +1.4G, more than the "
+        "kernels can add (its other rows match within 2%)",
+    ),
+}
+
+ROWS = paper_rows()
 
 
 def _relative(ours: float, paper: float | None) -> float:
@@ -14,30 +37,28 @@ def _relative(ours: float, paper: float | None) -> float:
 
 
 @pytest.mark.slow
-def test_params_and_flops_match_the_paper(capsys):
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+def test_params_and_flops_match_the_paper(row: SpecRow):
+    """The row's network, as the runner composes and counts it, against the paper (``-s`` prints each row)."""
     torch.set_num_threads(2)
-    lines = [f"{'row':28} {'Param ours/paper':>22} {'FLOPs ours/paper':>24}"]
-    failures = []
-    for name, config, paper_params, paper_flops in PAPER_ROWS:
-        profile = profile_model(config)
-        params, flops = profile.params / 1e6, profile.macs / 1e9
-        dp, df = _relative(params, paper_params), _relative(flops, paper_flops)
-        tolerance = KNOWN_DEVIATIONS.get(name, (TOLERANCE, ""))[0]
-        mark = "" if max(abs(dp), abs(df)) <= TOLERANCE else f"  (known: {KNOWN_DEVIATIONS.get(name, ('', '?'))[1]})"
-        lines.append(
-            f"{name:28} {params:7.2f}M / {paper_params or '-':>5}M ({dp:+.1%}) "
-            f"{flops:7.2f}G / {paper_flops:5.1f}G ({df:+.1%}){mark}"
-        )
-        if abs(dp) > tolerance or abs(df) > tolerance:
-            failures.append(f"{name}: params {dp:+.1%}, FLOPs {df:+.1%}")
-    with capsys.disabled():
-        print("\n" + "\n".join(lines))
-    assert not failures, "rows off the paper's numbers: " + "; ".join(failures)
+    assert row.paper_params is not None or row.paper_flops is not None, f"{row.name}: the spec gives no paper counts"
+    profile = profile_model(row.model)
+    params, flops = profile.params / 1e6, profile.macs / 1e9
+    dp, df = _relative(params, row.paper_params), _relative(flops, row.paper_flops)
+    tolerance, reason = KNOWN_DEVIATIONS.get(row.name, (TOLERANCE, ""))
+    known = f"known: {reason}" if reason else "not a known deviation"
+    mark = "" if max(abs(dp), abs(df)) <= TOLERANCE else f"  ({known})"
+    print(
+        f"\n{row.name:24} {params:7.2f}M / {row.paper_params or '-':>5}M ({dp:+.1%}) "
+        f"{flops:7.2f}G / {row.paper_flops or '-':>5}G ({df:+.1%}){mark}"
+    )
+    assert abs(dp) <= tolerance and abs(df) <= tolerance, (
+        f"{row.name} off the paper's numbers: params {dp:+.1%}, FLOPs {df:+.1%} (tolerance {tolerance:.0%})"
+    )
 
 
 def test_known_deviations_name_real_rows():
-    names = {row[0] for row in PAPER_ROWS}
-    assert set(KNOWN_DEVIATIONS) <= names
+    assert set(KNOWN_DEVIATIONS) <= {r.name for r in ROWS}
 
 
 def test_eab_parts_match_the_authors_code():

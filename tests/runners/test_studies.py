@@ -10,8 +10,9 @@ from ean.trial import trial_key
 from runners.compose import CONF_DIR, group_options
 from runners.plan import build_plan
 from runners.validate import devices_of, train_config
+from study.profiles import profile_overrides
 from study.spec import load_spec
-from tests.models.paper_rows import PAPER_ROWS
+from tests.paper_specs import paper_rows
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("table*.yaml"))
 
@@ -20,10 +21,7 @@ STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("table*.
     ("group", "registry"), [("block", BLOCKS), ("fusion", FUSIONS), ("regions", REGIONS), ("data", DATASETS)]
 )
 def test_config_group_files_and_registry_names_match(group, registry):
-    names = set(registry.names())
-    if group == "data":
-        names.discard("list_file")  # needs the user's own list files: configured inline, no group file
-    assert set(group_options(group)) == names
+    assert set(group_options(group)) == set(registry.names())
 
 
 def test_the_papers_studies_are_all_there():
@@ -33,7 +31,7 @@ def test_the_papers_studies_are_all_there():
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
 def test_every_study_plans_with_its_smoke_profile(path, tmp_path):
     spec = load_spec(path)
-    trials = build_plan(spec, list(spec.profiles["smoke"]), [], [0], tmp_path)
+    trials = build_plan(spec, profile_overrides(spec, "smoke"), [], [0], tmp_path)
     trained = [r for r in spec.rows if not r.ensemble]
     assert [t.row.id for t in trials] == [r.id for r in trained]
     assert len({t.key for t in trials}) == len(trials), "rows must differ"
@@ -42,23 +40,24 @@ def test_every_study_plans_with_its_smoke_profile(path, tmp_path):
         assert trial.key == trial_key(train_config(trial.config), devices_of(trial.config), trial.data_fingerprint)
 
 
-def _paper_model(name: str) -> dict:
-    return next(cfg for row_name, cfg, _, _ in PAPER_ROWS if row_name == name)
+NO_SOI = {"regions": "none"}
+NO_EAB = {"block": "none"}
 
 
 @pytest.mark.parametrize(
-    ("study", "row", "paper_row"),
-    [
-        ("table8", "s_block", "T8 +S-Block"),
-        ("table9", "static", "T9 Static Matrix"),
-        ("table10", "factorized", "T10 (1+1+1)D"),
-        ("table6", "eab12_soi345", "T6 EAB 1-2, SOI-Tr 3-5"),
-        ("table5", "resnet", "T5 ResNet baseline"),
-        ("table1", "ean16f_rgb_lmc", "T1 EAN16F(RGB+LMC)"),
+    ("study", "row", "paper_model"),
+    [  # the paper's description of the row, as model-config deltas over the EAN 8F RGB
+        ("table8", "s_block", {"block": "s_block"}),
+        ("table9", "static", {"fusion": "static"}),
+        ("table10", "factorized", {"block_options": {"factorization": "1+1+1"}}),
+        ("table6", "eab12_soi345", {"block_stages": [1, 2], "region_stages": [3, 4, 5]}),
+        ("table5", "resnet", {**NO_EAB, **NO_SOI}),
+        ("table1", "ean16f_rgb_lmc", {"modality": "rgb_lmc", "num_segments": 16}),
     ],
 )
-def test_study_rows_build_the_papers_models(study, row, paper_row, tmp_path):
-    """A row composed at full size (with the data root pointed at synthetic data) is the paper's model."""
+def test_study_rows_build_the_papers_models(study, row, paper_model, tmp_path):
+    """A row composed at full size (with the data root pointed at synthetic data) is the paper's model, and is
+    the model the paper-number tests count (``tests.paper_specs``, composed with the spec's own settings)."""
     from ean.models import resolve_model_config
 
     spec = load_spec(CONF_DIR.parents[0] / f"{study}.yaml")
@@ -66,10 +65,12 @@ def test_study_rows_build_the_papers_models(study, row, paper_row, tmp_path):
         t for t in build_plan(spec, ["data=synthetic", "model.pretrained=null"], [], [0], tmp_path) if t.row.id == row
     ]
     composed = resolve_model_config(trial.config["model"])
-    expected = resolve_model_config({**_paper_model(paper_row), "num_classes": composed["num_classes"]})
+    expected = resolve_model_config({**paper_model, "num_classes": composed["num_classes"]})
     for key in ("block", "fusion", "regions", "block_stages", "region_stages", "modality", "num_segments"):
         assert composed[key] == expected[key], key
     assert composed["block_options"].items() >= expected["block_options"].items()
+    (counted,) = [r for r in paper_rows() if r.name == f"{study}/{row}"]
+    assert resolve_model_config({**counted.model, "num_classes": composed["num_classes"]}) == composed
 
 
 GOLDEN_KEYS = Path(__file__).with_name("golden_smoke_keys.json")
@@ -79,7 +80,7 @@ def _smoke_keys(base: Path) -> dict[str, str]:
     keys = {}
     for path in STUDIES:
         spec = load_spec(path)
-        for trial in build_plan(spec, list(spec.profiles["smoke"]), [], [0, 1], base):
+        for trial in build_plan(spec, profile_overrides(spec, "smoke"), [], [0, 1], base):
             keys[trial.name] = trial.key
     return keys
 

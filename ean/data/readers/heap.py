@@ -3,10 +3,10 @@
 Every clip allocates the same few large buffers (decoded frames: 12 MB for 40 frames at 240p, 28 MB at
 360p; the resized views; the decoder's own frames) and frees them before the next clip. With glibc's
 defaults, blocks that large are often handed back to the system on free (``munmap`` of a mmapped block, or
-trimming of the heap's top), so the next clip touches fresh pages: 500-2,000 page faults per dense clip,
-each zeroing a page. Raising the mmap and trim thresholds keeps them in the heap for reuse: on dense mp4
-clips here the pipeline takes 0.5-1.5 ms (2-4%) less a clip (``benchmarks/data_loading.py`` against its
-``--untuned-heap``), and it varies less from run to run.
+trimming of the heap's top), so the next clip touches fresh pages, each page fault zeroing a page. Raising
+the mmap and trim thresholds keeps them in the heap for reuse: fewer page faults, a faster pipeline that
+varies less from run to run, at the price of memory (``benchmarks/data_loading.py`` against its
+``--untuned-heap``; figures: benchmarks/RESULTS.md, section "Data loading, by hand").
 
 Applied in the processes that only load data (DataLoader workers, see ``ean.data.builder.seed_worker``,
 and the decoder processes), never in the training process. ``EAN_KEEP_FREED_MEMORY=0`` in the environment

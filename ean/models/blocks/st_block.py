@@ -16,7 +16,8 @@ POOLS = ("max", "avg", "none")
 def pool3d(x: torch.Tensor, num_segments: int, kind: str) -> torch.Tensor:
     """3x3x3 max or average pooling (stride 1, padding 1) over (time, height, width).
 
-    Runs in the channels-last-3d layout, where the CPU kernels are 2-3x faster than on NCDHW.
+    Runs in the channels-last-3d layout, where the CPU kernels are faster than on NCDHW (figures:
+    benchmarks/RESULTS.md, section "Model training step").
 
     Shapes: (N*T, C, H, W) -> (N*T, C, H, W).
     """
