@@ -7,16 +7,17 @@ A trial whose key already has a FINISHED run is cached (this study) or reused (a
 
 from __future__ import annotations
 
-import json
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import ean
 from ean.data.identity import data_fingerprint
 from ean.models.pretrained import NAMED_WEIGHTS
 from ean.trial import protocol_of, trial_key, trial_recipe
+from runners.cache import DiskCache
 from runners.compose import CompositionError, compose_config, hydra_context
 from runners.validate import check_trial_config, devices_of, train_config
 from study.spec import Row, StudySpec
@@ -189,17 +190,24 @@ def _rows(ids: list[str], spec: StudySpec) -> str:
     return ("row " if len(ids) == 1 else "rows ") + ", ".join(f"'{i}'" for i in ids)
 
 
-def count_trials(trials: list[Trial]) -> None:
+def count_trials(trials: list[Trial], cache: DiskCache | None = None) -> None:
     """Sets each trial's ``counts``: Params and FLOPs (MACs) of its model, counted once per network as built
-    (random weights) by ``ean.profile``."""
+    (random weights) by ``ean.profile``, and kept in the on-disk cache (``runners.cache``) under the network's
+    identity and the code and torch versions."""
+    if not trials:
+        return
+    import torch
+
     from ean.models import network_identity
     from ean.profile import profile_model, without_weights
 
-    cache: dict[str, ModelCounts] = {}
+    cache = cache or DiskCache("counts")
     for trial in trials:
         model = without_weights(trial.config["model"])
-        key = json.dumps(network_identity(model), sort_keys=True)
-        if key not in cache:
-            measured = profile_model(model)
-            cache[key] = ModelCounts(params=measured.params, macs=measured.macs)
-        trial.counts = cache[key]
+        key = {"network": network_identity(model), "code": ean.__version__, "torch": torch.__version__}
+        counted = cache.get_or_compute(key, lambda model=model: _count(profile_model(model)))
+        trial.counts = ModelCounts(params=int(counted["params"]), macs=int(counted["macs"]))
+
+
+def _count(profile) -> dict[str, int]:
+    return {"params": profile.params, "macs": profile.macs}

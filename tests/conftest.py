@@ -1,6 +1,21 @@
-"""Shared pytest set-up: CPU by default; `gpu`-marked tests are skipped where no CUDA device exists."""
+"""Shared pytest set-up: CPU by default; `gpu`-marked tests are skipped where no CUDA device exists; the
+on-disk cache (``runners.cache``) in a folder of the test session, not the user's."""
+
+import os
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache_dir(tmp_path_factory):
+    """Every test (and every process a test starts) caches under the session's temporary folder."""
+    before = os.environ.get("EAN_CACHE_DIR")
+    os.environ["EAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("ean_cache"))
+    yield
+    if before is None:
+        os.environ.pop("EAN_CACHE_DIR", None)
+    else:
+        os.environ["EAN_CACHE_DIR"] = before
 
 
 def pytest_collection_modifyitems(config, items):
