@@ -35,6 +35,9 @@ DATA_COMMON = ("dataset", "root", "num_workers", "loader_timeout_s", "media", "f
 TRAINER_OPERATIONAL = ("eval_every", "checkpoint_every", "num_threads")
 #: Trainer keys a run may change and still resume (training longer; a GPU checkpoint continued on the CPU).
 RESUMABLE = ("epochs", "device")
+#: Data keys that say how a finished training is tested, not what it trains: a checkpoint may be evaluated
+#: again under another protocol (an evaluation row of a study).
+EVALUATION_KEYS = ("test_clips", "test_crops", "test_crop_size")
 
 
 def protocol_of(data_cfg: dict[str, Any]) -> str:
@@ -101,11 +104,14 @@ def trial_key(config: dict[str, Any], devices: int = 1, fingerprint: str | None 
 
 
 def resume_differences(saved: dict[str, Any], now: dict[str, Any], devices: int) -> list[str]:
-    """The semantic differences between a checkpoint's config and the current one (``epochs`` may grow)."""
+    """The semantic differences between a checkpoint's config and the current one (``epochs`` may grow; the
+    test protocol may change: ``EVALUATION_KEYS``)."""
     before, after = semantic_config(saved, devices), semantic_config(now, devices)
     for config in (before, after):
         for key in RESUMABLE:
             config["trainer"].pop(key, None)
+        for key in EVALUATION_KEYS:
+            config["data"].pop(key, None)
     return [
         f"{section}.{key}: checkpoint {before[section].get(key)!r}, now {after[section].get(key)!r}"
         for section in ("network", "data", "trainer")

@@ -32,6 +32,7 @@ RUN_COLUMNS = (
     "protocol",
     "num_classes",
     "error",
+    "superseded_by",
     "start_time",
     "end_time",
     *S.FINAL_METRICS,
@@ -49,6 +50,7 @@ _TAG_COLUMNS = {
     "dataset": S.TAG_DATASET,
     "protocol": S.TAG_PROTOCOL,
     "error": S.TAG_ERROR,
+    "superseded_by": S.TAG_SUPERSEDED_BY,
 }
 
 

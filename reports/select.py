@@ -4,10 +4,11 @@ Runs are only compared when they share the spec's evaluation protocol, the datas
 The dataset and code version are those of the group with the most FINISHED runs (ties: the newest run)
 unless the caller pins them. Every run left out is listed with the reason, so nothing is dropped silently;
 the only runs left out without a word are older FAILED/KILLED/RUNNING attempts of a (row, seed) that a
-later choice supersedes. For each (row, seed) the newest FINISHED run is chosen; if none finished, the
-newest run of any status (it marks the cell as failed, running or killed). Older FINISHED runs of a
-(row, seed) should not exist (the runner supersedes them); where they do, they are left out of the table
-but listed in ``Selection.duplicates`` (``describe_duplicates`` words them for the table's notes).
+later choice supersedes, and FINISHED runs a ``--rerun`` superseded (tag ``ean.superseded_by`` naming a
+FINISHED run that is there). For each (row, seed) the newest FINISHED run is chosen; if none finished, the
+newest run of any status (it marks the cell as failed, running or killed). Other older FINISHED runs of a
+(row, seed) should not exist; where they do, they are left out of the table but listed in
+``Selection.duplicates`` (``describe_duplicates`` words them for the table's notes).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def select_runs(
         The chosen and the excluded runs, and the (row, seed)s with more than one FINISHED run.
     """
     trials = trials.reset_index(drop=True)
-    records = [{**rec, "_index": i} for i, rec in enumerate(trials.to_dict("records"))]
+    records = _not_superseded([{**rec, "_index": i} for i, rec in enumerate(trials.to_dict("records"))])
     excluded: list[tuple[int, str]] = []
     candidates = []
     for rec in records:
@@ -140,13 +141,21 @@ def _run_label(rec: dict, labels: dict[str, str]) -> str:
     return f"{labels.get(rec['row'], rec['row'])} {seed_text} ({rec['status']})"
 
 
+def _not_superseded(records: list[dict]) -> list[dict]:
+    """The records less the FINISHED runs a ``--rerun`` superseded by a FINISHED run that is among them."""
+    finished = {rec["run_id"] for rec in records if rec["status"] == S.STATUS_FINISHED}
+    return [rec for rec in records if not (rec["run_id"] in finished and rec.get("superseded_by") in finished)]
+
+
 def _spec_mismatch(spec: StudySpec, rec: dict) -> str | None:
     if rec["row"] not in spec.row_ids:
         return f"row {rec['row']!r}, which is not in the spec"
     if pd.isna(rec["seed"]) or int(rec["seed"]) not in spec.seeds:
         return f"a seed not in the spec's seeds {list(spec.seeds)}"
-    if rec["protocol"] != spec.protocol.tag:
-        return f"protocol {_shown(rec['protocol'])} (this table: {spec.protocol.tag}, clips x crops)"
+    row = spec.row(rec["row"])
+    wanted, where = (row.protocol.tag, "this row") if row.protocol else (spec.protocol.tag, "this table")
+    if rec["protocol"] != wanted:
+        return f"protocol {_shown(rec['protocol'])} ({where}: {wanted}, clips x crops)"
     return None
 
 

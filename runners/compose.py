@@ -6,10 +6,17 @@ line's, then the seed. Hydra runs here, on the driver only; trials receive plain
 The data-only policy (``study.policy``) holds before anything is resolved: the config folder's files are
 checked when Hydra is initialised on it (a resolver in a defaults list would run while Hydra composes),
 every override before Hydra reads it, and the composed tree before ``OmegaConf`` resolves it.
+
+A study composes one config per (row, seed): an override in Hydra's sweep syntax (``a=1,2``, ``range``,
+``choice``, ``glob``, ``interval``) is refused (``sweep_problem``, told by Hydra's own override parser), with
+the rows that would run its values.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +25,8 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -26,6 +35,10 @@ from study.policy import HYDRA_NODE, override_problem, value_problems
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "studies" / "conf"
 PRIMARY = "config"
+#: How many rows the refusal of a sweep writes out (the others are counted).
+SWEEP_ROWS_SHOWN = 4
+#: How many values of a sweep are counted at most (``range(0, 10**9)`` is not enumerated).
+SWEEP_VALUES_COUNTED = 1000
 
 
 class CompositionError(ValueError):
@@ -80,7 +93,7 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     resolver (``${oc.env:...}``) never runs, whichever file or override brought it in.
     """
     for override in overrides:
-        problem = override_problem(override)
+        problem = override_problem(override) or sweep_problem(override)
         if problem:
             raise CompositionError(f"override '{override}' {problem}")
     try:
@@ -93,6 +106,69 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
         raise CompositionError(_missing_option(err, overrides)) from None
     except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as err:
         raise CompositionError(_first_line(err)) from None
+
+
+def sweep_problem(override: str, conf_dir: Path = CONF_DIR) -> str | None:
+    """Why ``override`` cannot stand in a study because it asks Hydra for several values (None when it asks for
+    one), with a YAML snippet of spec rows, one per value.
+
+    Hydra's own parser tells a sweep (``a=1,2``, ``a=range(1,4)``, ``a=choice(x,y)``, ``block=glob(*)``,
+    ``a=interval(0,1)``) from one value (``a='1,2'``, ``a=[1,2]``). An override it cannot parse is left to
+    ``compose_config``, which reports Hydra's reason.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides([override])[0]
+    except OverrideParseException:
+        return None
+    if not parsed.is_sweep_override():
+        return None
+    key = parsed.get_key_element()
+    values, counted = _sweep_values(parsed, conf_dir)
+    if counted:
+        many = len(values) > SWEEP_VALUES_COUNTED
+        what = f"{SWEEP_VALUES_COUNTED}+ values" if many else f"{len(values)} values"
+        head = "write the values as rows of the spec"
+    else:  # an interval, or a glob that matches no option: nothing to enumerate
+        what, head = "values to be chosen", "choose the values and write them as rows of the spec, e.g."
+    return (
+        f"is a Hydra sweep ({what}); a study runs one config per row and seed and does not sweep: {head} "
+        f"(each a trial per seed, cached and reported like any row):\n{_sweep_rows(key, values)}"
+    )
+
+
+def _sweep_values(parsed: Override, conf_dir: Path) -> tuple[list[str], bool]:
+    """The sweep's values as override values (at most ``SWEEP_VALUES_COUNTED`` + 1), and whether they are
+    its own (False: two placeholders, for an interval or a glob that matches nothing)."""
+    value = parsed.value()
+    if isinstance(value, IntervalSweep):
+        return [str(value.start), str(value.end)], False
+    if isinstance(value, Glob):
+        matched = value.filter(group_options(parsed.key_or_group, conf_dir))
+        return (matched, True) if matched else (["VALUE1", "VALUE2"], False)
+    return list(itertools.islice(parsed.sweep_string_iterator(), SWEEP_VALUES_COUNTED + 1)), True
+
+
+def _sweep_rows(key: str, values: list[str]) -> str:
+    """Spec rows (YAML, indented) that run ``key`` at each of ``values``; the first ``SWEEP_ROWS_SHOWN``."""
+    leaf = re.split(r"[./@]", key.lstrip("+~"))[-1] or "value"
+    lines, ids = ["  rows:"], set()
+    for value in values[:SWEEP_ROWS_SHOWN]:
+        row_id = re.sub(r"[^a-z0-9]+", "_", f"{leaf}_{value}".lower()).strip("_")
+        row_id = row_id if re.match(r"[a-z]", row_id) else f"row_{row_id}"
+        while row_id in ids:
+            row_id += "_"
+        ids.add(row_id)
+        choice = f"{key}={value}"
+        lines += [
+            f"    - id: {row_id}",
+            f"      label: {json.dumps(choice)}",
+            f"      overrides: {yaml.safe_dump([choice], default_flow_style=True, width=10**6).strip()}",
+        ]
+    if len(values) > SWEEP_VALUES_COUNTED:
+        lines.append("    # ... and a row for each of the other values")
+    elif len(values) > SWEEP_ROWS_SHOWN:
+        lines.append(f"    # ... and a row for each of the other {len(values) - SWEEP_ROWS_SHOWN} value(s)")
+    return "\n".join(lines)
 
 
 def _missing_option(err: MissingConfigException, overrides: list[str]) -> str:

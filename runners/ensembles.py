@@ -26,12 +26,10 @@ def run_ensembles(spec: StudySpec, seeds: list[int], tracker: StudyTracker, reru
 
     outcome: dict[str, str] = {}
     runs = tracker.trial_runs()
-    finished = {
-        (r.data.tags[S.TAG_ROW], r.data.tags[S.TAG_SEED]): r
-        for key_runs in runs.values()
-        for r in key_runs
-        if r.info.status == S.STATUS_FINISHED
-    }
+    finished: dict[tuple[str, str], object] = {}  # (row, seed) -> its newest FINISHED run not superseded
+    for key_runs in runs.values():
+        for r in current(key_runs):
+            finished.setdefault((r.data.tags[S.TAG_ROW], r.data.tags[S.TAG_SEED]), r)
     for row in (r for r in spec.rows if r.ensemble):
         for seed in seeds:
             name = S.run_name(spec.name, row.id, seed)
@@ -40,7 +38,7 @@ def run_ensembles(spec: StudySpec, seeds: list[int], tracker: StudyTracker, reru
                 outcome[name] = "waiting"
                 continue
             key = ensemble_key([m.data.tags[S.TAG_TRIAL_KEY] for m in members])
-            done = [r for r in runs.get(key, []) if r.info.status == S.STATUS_FINISHED]
+            done = current(runs.get(key, []))
             if done and not rerun:
                 outcome[name] = "cached"
                 continue
@@ -50,12 +48,20 @@ def run_ensembles(spec: StudySpec, seeds: list[int], tracker: StudyTracker, reru
                     for i, m in enumerate(members)
                 ]
                 result = ensemble(files, out=Path(tmp) / "val_scores.npz")
-                _log(tracker, spec, row, seed, key, members, result)
+                run_id = _log(tracker, spec, row, seed, key, members, result)
+            for old in done:  # a --rerun: the earlier FINISHED runs stay FINISHED, superseded
+                tracker.client.set_tag(old.info.run_id, S.TAG_SUPERSEDED_BY, run_id)
             outcome[name] = "finished"
     return outcome
 
 
-def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, members: list, result: dict) -> None:
+def current(runs: list) -> list:
+    """The FINISHED runs among ``runs`` that no ``--rerun`` superseded, in their order."""
+    return [r for r in runs if r.info.status == S.STATUS_FINISHED and S.TAG_SUPERSEDED_BY not in r.data.tags]
+
+
+def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, members: list, result: dict) -> str:
+    """Logs one ensemble cell as a FINISHED run; returns its id."""
     first = members[0].data
     client = tracker.client
     tags = {
@@ -76,3 +82,4 @@ def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, membe
     client.log_artifact(run.info.run_id, result["scores_path"], artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
     client.log_dict(run.info.run_id, result.get("per_class_top1", {}), S.ARTIFACT_PER_CLASS)
     client.set_terminated(run.info.run_id, S.STATUS_FINISHED)
+    return run.info.run_id

@@ -7,6 +7,7 @@ A trial whose key already has a FINISHED run is cached (this study) or reused (a
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import Enum
@@ -20,7 +21,7 @@ from ean.trial import protocol_of, trial_key, trial_recipe
 from runners.cache import DiskCache
 from runners.compose import CompositionError, compose_config, hydra_context
 from runners.validate import check_trial_config, devices_of, train_config
-from study.spec import Row, StudySpec
+from study.spec import Protocol, Row, StudySpec
 
 
 class PlanError(ValueError):
@@ -85,7 +86,14 @@ class Trial:
             one: ``source`` names it) or ``RESUME`` (an unfinished run exists).
         run_id: the MLflow run, once known (for ``REUSED``: the source run until this study's run exists).
         source: for ``REUSED``, the name of the run it reuses (``table5/eabs_soitr/seed0``).
-        counts: the network's Params and MACs, once counted (``runners.run.count_trials``).
+        counts: the network's Params and MACs, once counted (``runners.plan.count_trials``).
+        evaluates: for an evaluation row's trial, the key of the training it evaluates again (the same row
+            and seed of the evaluated row); ``None`` for a trial that trains.
+        checkpoint: for an evaluation, the training's final checkpoint, once it is known (its run's tag, or
+            its working folder): the evaluation starts from it.
+        generation: how many FINISHED runs of the key this study had when a ``--rerun`` planned it (0
+            otherwise): a rerun trains from scratch in a folder of its own (``runners.scheduler.workdir_of``),
+            and an interrupted rerun, run again with ``--rerun``, resumes there.
     """
 
     study: str
@@ -99,6 +107,9 @@ class Trial:
     run_id: str | None = None
     source: str | None = None
     counts: ModelCounts | None = None
+    evaluates: str | None = None
+    checkpoint: str | None = None
+    generation: int = 0
 
     @property
     def name(self) -> str:
@@ -120,6 +131,34 @@ def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
 def row_overrides(spec: StudySpec, row: Row, profile: list[str], cli: list[str], seed: int) -> list[str]:
     """The Hydra overrides of one trial, in order: spec, profile, row, command line, seed."""
     return [*spec.overrides, *profile, *row.overrides, *cli, f"seed={seed}"]
+
+
+def evaluation_key(training_key: str, protocol: str) -> str:
+    """The key of evaluating a training's checkpoint under ``protocol`` (``"2x1"``): what is computed is the
+    training's and the protocol (the code version is in the training's key)."""
+    return "ev" + hashlib.sha256(f"{training_key}:{protocol}".encode()).hexdigest()[:14]
+
+
+def protocol_overrides(protocol: Protocol) -> list[str]:
+    """The data overrides that test with ``protocol``."""
+    return [f"data.test_clips={protocol.clips}", f"data.test_crops={protocol.crops}"]
+
+
+def evaluation_trial(spec: StudySpec, row: Row, training: Trial, config: dict[str, Any]) -> tuple[Trial | None, list]:
+    """The trial of an evaluation row at ``training``'s seed: the training's config tested with the row's
+    protocol, keyed by the training and the protocol."""
+    wanted = row.protocol.tag if row.protocol else spec.protocol.tag
+    problems = check_trial_config(config)
+    if not problems and protocol_of(config["data"]) != wanted:
+        problems.append(f"the data config's protocol {protocol_of(config['data'])} is not the row's {wanted}")
+    if problems:
+        return None, problems
+    trained = train_config(config)
+    devices = devices_of(config)
+    recipe = trial_recipe(trained, devices)
+    key = evaluation_key(training.key, wanted)
+    trial = Trial(spec.name, row, training.seed, config, key, training.data_fingerprint, recipe, evaluates=training.key)
+    return trial, []
 
 
 def plan_trial(spec: StudySpec, row: Row, seed: int, config: dict[str, Any]) -> tuple[Trial | None, list[str]]:
@@ -151,14 +190,23 @@ def build_plan(
             stack.enter_context(hydra_context())
         except CompositionError as err:  # the config folder itself breaks the data-only policy
             raise PlanError(spec.source, [str(err)]) from None
-        for row in (r for r in spec.rows if r.trains):
+        for row in (r for r in spec.rows if r.trains or r.evaluate):
+            trained = spec.row(row.evaluate) if row.evaluate else row
+            extra = protocol_overrides(row.protocol) if row.evaluate else []
             for seed in seeds:
                 try:
-                    config = compose_config(row_overrides(spec, row, profile, cli_overrides, seed))
+                    config = compose_config([*row_overrides(spec, trained, profile, cli_overrides, seed), *extra])
                 except CompositionError as err:
                     problems.setdefault(str(err), []).append(row.id)
                     break
-                trial, row_problems = plan_trial(spec, row, seed, absolute_paths(config, base))
+                config = absolute_paths(config, base)
+                if row.evaluate:
+                    training = next((t for t in trials if t.row.id == trained.id and t.seed == seed), None)
+                    if training is None:  # the evaluated row has problems of its own, reported there
+                        break
+                    trial, row_problems = evaluation_trial(spec, row, training, config)
+                else:
+                    trial, row_problems = plan_trial(spec, row, seed, config)
                 for problem in row_problems:
                     problems.setdefault(problem, []).append(row.id)
                 if trial is None:

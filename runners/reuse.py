@@ -22,7 +22,7 @@ CARRIED_ARTIFACTS = (S.ARTIFACT_SCORES, S.ARTIFACT_PER_CLASS)
 
 def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, Any]:
     """Trial key -> a FINISHED trial run of another study with that key (an original rather than a reuse,
-    the newest first)."""
+    the newest first; never one a ``--rerun`` superseded)."""
     if not keys:
         return {}
     experiments = [e.experiment_id for e in client.search_experiments(max_results=50000)]
@@ -35,7 +35,7 @@ def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, Any]:
         for run in runs:
             tags = run.data.tags
             key = tags.get(S.TAG_TRIAL_KEY)
-            if key not in keys or tags.get(S.TAG_STUDY) == study:
+            if key not in keys or tags.get(S.TAG_STUDY) == study or S.TAG_SUPERSEDED_BY in tags:
                 continue
             best = found.get(key)
             if best is None or (S.TAG_REUSED_FROM in best.data.tags and S.TAG_REUSED_FROM not in tags):

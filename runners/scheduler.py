@@ -45,7 +45,10 @@ def trial_resources(config: dict[str, Any]) -> PlacementGroupFactory:
 
 
 def workdir_of(storage: Path, trial: Trial) -> Path:
-    return storage / trial.study / trial.key
+    """The trial's working folder: ``STORAGE/STUDY/KEY``, and ``KEY-rerunN`` for the N-th ``--rerun`` of a
+    trial that FINISHED (a rerun trains from scratch instead of resuming the finished checkpoint)."""
+    name = f"{trial.key}-rerun{trial.generation}" if trial.generation else trial.key
+    return storage / trial.study / name
 
 
 def payload(trial: Trial, storage: Path, max_failures: int) -> dict[str, Any]:
@@ -56,6 +59,7 @@ def payload(trial: Trial, storage: Path, max_failures: int) -> dict[str, Any]:
         "config": trial.config,
         "workdir": str(workdir_of(storage, trial)),
         "max_failures": max_failures,
+        "init_checkpoint": trial.checkpoint,
     }
 
 

@@ -1,8 +1,9 @@
 """MLflow bookkeeping of a study: the driver alone writes, following ``reports.mlflow_schema``.
 
 One parent run per invocation; exactly one child run per trial key, reopened (never duplicated) on retry
-or resume; runs left RUNNING by a killed driver are reconciled on the next invocation. Metrics are written
-in batches (``log_batch``).
+or resume, and a new one on ``--rerun``, which supersedes the FINISHED one when it finishes (tag
+``ean.superseded_by``; the old run stays FINISHED); runs left RUNNING by a killed driver are reconciled on the
+next invocation. Metrics are written in batches (``log_batch``).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class StudyTracker:
                 trial.state, trial.run_id = TrialState.RESUME, existing[0].info.run_id
             else:  # new; with --rerun, run_id is the FINISHED run it supersedes
                 trial.state, trial.run_id = TrialState.NEW, finished[0].info.run_id if finished else None
+            trial.generation = len(finished) if rerun and trial.state != TrialState.REUSED else 0
 
     # -- the invocation ---------------------------------------------------------------------------------
     def reconcile(self) -> list[str]:
@@ -131,7 +133,10 @@ class StudyTracker:
             self.client.set_terminated(self.parent_id, status)
 
     def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> str:
-        """Creates the trial's run with all its tags in one call, or reopens its unfinished one; returns its id."""
+        """Creates the trial's run with all its tags in one call, or reopens its unfinished one; returns its id.
+
+        A rerun (``rerun``, the trial NEW with the run id of its FINISHED run) opens a new run and leaves the
+        FINISHED one alone: it stays the trial's result until the new run finishes and supersedes it."""
         all_tags = self._trial_tags(trial, tags)
         if trial.state == TrialState.RESUME and trial.run_id:
             run_id = trial.run_id
@@ -139,10 +144,7 @@ class StudyTracker:
             if S.TAG_ERROR in self._tags(run_id):
                 self.client.delete_tag(run_id, S.TAG_ERROR)
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
-        else:
-            if rerun and trial.run_id:
-                self.client.set_tag(trial.run_id, S.TAG_SUPERSEDED, "rerun requested")
-                self.client.set_terminated(trial.run_id, S.STATUS_KILLED)
+        else:  # with --rerun, a FINISHED run of the key stays as it is until this one finishes (finish_trial)
             name = S.run_name(self.study, trial.row.id, trial.seed)
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
             self._log_params(run_id, trial.config)
@@ -242,6 +244,9 @@ class StudyTracker:
         return filled
 
     def finish_trial(self, run_id: str, final: dict[str, Any], scores_path: str | None, workdir: str) -> None:
+        """Logs the trial's results and marks its run FINISHED, after tagging the older FINISHED runs of its key
+        (a ``--rerun``'s predecessors) superseded by it; each step may be applied again (``runners.journal``)."""
+        self.supersede_older(run_id)
         self.log_metrics(run_id, {k: final[k] for k in (S.METRIC_TOP1, S.METRIC_TOP5, S.METRIC_VAL_LOSS) if k in final})
         if scores_path and Path(scores_path).is_file():
             self.client.log_artifact(run_id, scores_path, artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
@@ -253,6 +258,24 @@ class StudyTracker:
         if checkpoint.is_file():
             self.client.set_tag(run_id, S.TAG_CHECKPOINT, str(checkpoint))
         self.client.set_terminated(run_id, S.STATUS_FINISHED)
+
+    def supersede_older(self, run_id: str) -> list[str]:
+        """Tags every other FINISHED run of ``run_id``'s trial key in this study ``ean.superseded_by`` = ``run_id``
+        (their status stays FINISHED; runs superseded earlier keep their tag); returns the ids it tagged.
+
+        Only a ``--rerun`` gives a trial key a second run while a FINISHED one exists; the reports and the
+        ensembles leave superseded runs out, and the plan takes the newest FINISHED run."""
+        key = self._tags(run_id).get(S.TAG_TRIAL_KEY)
+        if not key:
+            return []
+        query = f"{S.trial_filter(self.study)} AND tags.`{S.TAG_TRIAL_KEY}` = '{key}'"
+        query += f" AND attributes.status = '{S.STATUS_FINISHED}'"
+        tagged = []
+        for run in self.client.search_runs([self.experiment_id], query, max_results=50000):
+            if run.info.run_id != run_id and S.TAG_SUPERSEDED_BY not in run.data.tags:
+                self.client.set_tag(run.info.run_id, S.TAG_SUPERSEDED_BY, run_id)
+                tagged.append(run.info.run_id)
+        return tagged
 
     def fail_trial(self, run_id: str, reason: str) -> None:
         self._end(run_id, S.STATUS_FAILED, reason)

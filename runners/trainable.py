@@ -10,6 +10,7 @@ the trial reports to Tune as they appear.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,12 +54,26 @@ def _write_final(workdir: Path, result: dict[str, Any]) -> None:
     tmp.replace(workdir / FINAL_FILE)
 
 
+def start_from(checkpoint: str | None, workdir: Path) -> None:
+    """An evaluation trial starts from its training's final checkpoint (copied in once; ``fit`` resumes from
+    it with nothing left to train and tests it with the trial's protocol)."""
+    from ean.train.fit import CHECKPOINT_PATH
+
+    target = workdir / CHECKPOINT_PATH
+    if checkpoint and not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(checkpoint, tmp)
+        tmp.replace(target)
+
+
 def trial_function(tune_config: dict[str, Any]) -> None:
     """The Tune trainable: ``tune_config["trial"]`` holds the config, the workdir and the trial's name."""
     trial = tune_config["trial"]
     config, workdir = trial["config"], Path(trial["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / FINAL_FILE).unlink(missing_ok=True)
+    start_from(trial.get("init_checkpoint"), workdir)
     if config.get("resources", {}).get("workers", 1) > 1:
         result = _run_ddp(trial)
     else:

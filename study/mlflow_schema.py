@@ -15,13 +15,17 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   same trial key (``runners.reuse``) carries ``ean.reused_from`` (that run's id) and ``ean.reused_from_name``
   and copies of its metrics, scores and checkpoint location.
   Status FINISHED, FAILED, RUNNING or KILLED. Several runs of one trial key exist only when the older
-  ones FAILED or were KILLED; a report uses the newest FINISHED run of each (row, seed), else the newest.
+  ones FAILED or were KILLED, or a ``--rerun`` superseded them: an older FINISHED run then carries
+  ``ean.superseded_by`` (the newer run's id) and stays FINISHED. A report uses the newest FINISHED run of
+  each (row, seed) that is not superseded, else the newest.
 - The experiment carries the study's lease while a driver runs it: tags ``ean.lease.owner`` (a random id,
   empty when released), ``ean.lease.host``, ``ean.lease.pid``, ``ean.lease.since``, ``ean.lease.heartbeat``
   (Unix seconds, renewed every few seconds) and ``ean.lease.command``.
 - Final metrics: ``top1``, ``top5`` (percent, 0-100), ``val_loss``, ``params`` (count of trainable
   parameters), ``flops`` (multiply-accumulates of one clip). Per-epoch metrics (step = epoch):
-  ``train_loss``, ``train_top1``, ``val_top1``, ``val_top5``, ``lr``.
+  ``train_loss``, ``train_top1``, ``val_top1``, ``val_top5``, ``lr``, and how the epoch ran: ``val_loss``,
+  ``clips_per_s``, ``peak_memory_mb``, ``bad_files``, ``epoch_time_s`` (wall time of the epoch's training
+  pass, seconds).
 - Params: the flattened resolved config (``model.block`` = ``eab``, ``data.dataset`` = ...).
 - Artifacts: ``config.yaml`` (the resolved config) and ``scores/val_scores.npz`` with arrays ``scores``
   (N x K float32 softmax scores), ``labels`` (N int), ``video_index`` (N int: rows with the same index
@@ -60,13 +64,17 @@ TAG_ERROR = "ean.error"
 TAG_REUSED_FROM = "ean.reused_from"
 TAG_REUSED_FROM_NAME = "ean.reused_from_name"
 TAG_CHECKPOINT = "ean.checkpoint"
-#: On a run superseded by a --rerun; on an ensemble run, its members' run ids (comma-separated).
-TAG_SUPERSEDED = "ean.superseded"
+#: On a FINISHED trial run that a --rerun replaced: the id of the newer FINISHED run of its trial key (the
+#: old run stays FINISHED; reports, ensembles and reuse leave it out).
+TAG_SUPERSEDED_BY = "ean.superseded_by"
+#: On an ensemble run: its members' run ids (comma-separated).
 TAG_ENSEMBLE_OF = "ean.ensemble_of"
 #: On a study (parent) run: the profile it ran with and its command line.
 TAG_PROFILE = "ean.profile"
 TAG_COMMAND = "ean.command"
 TAG_WORKDIR = "ean.workdir"
+#: On an evaluation row's run: the trial key of the training whose checkpoint it evaluates (another protocol).
+TAG_EVALUATES = "ean.evaluates"
 #: On a trial run: the driver's journal entry that created it (``runners.journal``), so a replay finds it.
 TAG_OPENED_BY = "ean.opened_by"
 
@@ -95,8 +103,10 @@ METRIC_FLOPS = "flops"
 FINAL_METRICS = (METRIC_TOP1, METRIC_TOP5, METRIC_VAL_LOSS, METRIC_PARAMS, METRIC_FLOPS)
 #: Logged once per epoch with ``step`` = the epoch.
 EPOCH_METRICS = ("train_loss", "train_top1", "val_top1", "val_top5", "lr")
+#: The wall time of an epoch's training pass, in seconds, logged per epoch (``ean.train.fit``'s history holds it).
+METRIC_EPOCH_TIME = "epoch_time_s"
 #: Every per-epoch metric the runner logs: the above, and how the epoch ran.
-EPOCH_LOGGED = (*EPOCH_METRICS, "val_loss", "clips_per_s", "peak_memory_mb", "bad_files")
+EPOCH_LOGGED = (*EPOCH_METRICS, "val_loss", "clips_per_s", "peak_memory_mb", "bad_files", METRIC_EPOCH_TIME)
 #: The metric every epoch logs: its steps are the epochs a run has in MLflow.
 EPOCH_MARKER = "train_loss"
 

@@ -51,7 +51,7 @@ DEFAULT_LABEL_TITLE = "Model"
 REQUIRED_KEYS = ("name", "title", "seeds", "protocol", "columns", "rows")
 OPTIONAL_KEYS = ("description", "overrides", "column_titles", "baseline", "profiles", "paper_dataset", "paper_protocol")
 ROW_REQUIRED_KEYS = ("id", "label")
-ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble", "reference")
+ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble", "reference", "evaluate", "protocol")
 #: A reference row's keys besides the measured columns: where the published result comes from.
 REFERENCE_SOURCE = "source"
 PROTOCOL_KEYS = ("clips", "crops")
@@ -94,6 +94,10 @@ class Row:
         reference: a published result shown beside ours, trained by nobody here: its values by measured
             column (in the paper's units, like ``paper``); such a row has no overrides, ensemble or paper.
         source: where a reference row's result is published (required with ``reference``).
+        evaluate: the id of an earlier trained row whose finished trainings this row evaluates again, under
+            ``protocol`` (Table 4's "16x2": the 16-frame network tested with 2 clips); such a row trains
+            nothing and has no overrides. Adding one later evaluates the checkpoints, never retrains.
+        protocol: the protocol of an ``evaluate`` row (the others use the spec's).
     """
 
     id: str
@@ -104,11 +108,13 @@ class Row:
     ensemble: tuple[str, ...] = ()
     reference: dict[str, float] = field(default_factory=dict)
     source: str = ""
+    evaluate: str = ""
+    protocol: Protocol | None = None
 
     @property
     def trains(self) -> bool:
-        """Whether the row is trained here (not an ensemble of other rows, not a published reference)."""
-        return not self.ensemble and not self.reference
+        """Whether the row is trained here (not an ensemble, an evaluation of another row or a reference)."""
+        return not self.ensemble and not self.reference and not self.evaluate
 
 
 @dataclass(frozen=True)
@@ -412,6 +418,7 @@ def _rows(value: Any, columns: list[str], ctx: _Ctx) -> list[Row]:
             paper=_paper(data.get("paper", {}), rctx),
             ensemble=tuple(_str_list(data.get("ensemble", []), rctx, "ensemble", ident=True, unique=True)),
             **_reference(data, rctx),
+            **_evaluation(data, rows, rctx),
         )
         if row.id in [r.id for r in rows]:
             rctx.fail(f"duplicate row id {row.id!r}; row ids must be unique")
@@ -453,6 +460,23 @@ def _cells(value: Any, columns: list[str], ctx: _Ctx) -> dict[str, str]:
             "are descriptive and every row gives their text; use '-' for none)"
         )
     return dict(value)
+
+
+def _evaluation(data: dict, earlier: list[Row], ctx: _Ctx) -> dict[str, Any]:
+    """``evaluate`` and ``protocol`` of a row that evaluates an earlier trained row under another protocol."""
+    if "evaluate" not in data and "protocol" not in data:
+        return {}
+    if "evaluate" not in data or "protocol" not in data:
+        ctx.fail("a row evaluates an earlier trained row under another protocol: give both 'evaluate' and 'protocol'")
+    trained = [r.id for r in earlier if r.trains]
+    if data["evaluate"] not in trained:
+        ctx.fail(
+            f"evaluate names {data['evaluate']!r}, not an earlier trained row. Valid: {', '.join(trained) or '(none)'}"
+        )
+    clashing = [k for k in ("overrides", "ensemble", "reference") if k in data]
+    if clashing:
+        ctx.fail(f"an evaluation row evaluates the trainings of its row: it takes no {', '.join(clashing)}")
+    return {"evaluate": data["evaluate"], "protocol": _protocol(data["protocol"], ctx)}
 
 
 def _reference(data: dict, ctx: _Ctx) -> dict[str, Any]:

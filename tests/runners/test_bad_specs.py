@@ -85,6 +85,36 @@ CASES = {
     ),
     "hydra search path on the command line": ({}, ["hydra.searchpath=[file:///tmp]"], ["Hydra's own settings"]),
     "resolver on the command line": ({}, ["model.pretrained=${env:HOME}"], ["calls a resolver"]),
+    "sweep on the command line": (
+        {},
+        ["trainer.lr=0.01,0.1"],
+        [
+            "override 'trainer.lr=0.01,0.1' on the command line is a Hydra sweep (2 values)",
+            "does not sweep",
+            "rows:\n    - id: lr_0_01",
+            "overrides: [trainer.lr=0.01]",
+            "overrides: [trainer.lr=0.1]",
+        ],
+    ),
+    "range sweep in a row": (
+        {"rows": row(["model.num_segments=range(4,12,4)"])},
+        [],
+        [
+            "override 'model.num_segments=range(4,12,4)' of row 'base'",
+            "[model.num_segments=4]",
+            "[model.num_segments=8]",
+        ],
+    ),
+    "choice sweep in the spec's overrides": (
+        {"overrides": [*GOOD["overrides"], "block=choice(eab,none)"]},
+        [],
+        ["override 'block=choice(eab,none)' of the spec is a Hydra sweep", "[block=eab]", "[block=none]"],
+    ),
+    "glob sweep in a profile": (
+        {"profiles": {"smoke": ["block=glob(*_block)"]}},
+        ["--profile", "smoke"],
+        ["override 'block=glob(*_block)' of profile 'smoke'", "[block=s_block]", "[block=l_block]"],
+    ),
 }
 
 
@@ -122,3 +152,75 @@ def test_a_good_spec_plans_without_running(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "tiny/base/seed0" in out and "tiny/eab/seed0" in out and "new" in out
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "override, sweep",
+    [
+        ("trainer.lr=0.01,0.1", True),
+        ("trainer.lr=range(1,3)", True),
+        ("block=choice(eab,none)", True),
+        ("block=glob(*)", True),
+        ("trainer.lr=interval(0.001,0.1)", True),
+        ("+model.x=1,2", True),
+        ("trainer.lr=0.1", False),
+        ("model.x='1,2'", False),  # a quoted value is one string
+        ('model.x="1,2"', False),
+        ("trainer.lr_steps=[10,20]", False),  # a list is one value
+        ("block=eab", False),
+    ],
+)
+def test_hydra_sweeps_are_told_by_hydras_parser(override, sweep):
+    from runners.compose import sweep_problem
+
+    problem = sweep_problem(override)
+    assert (problem is not None) == sweep, problem
+    if sweep:
+        assert problem.startswith("is a Hydra sweep") and "rows:" in problem
+
+
+def test_a_sweep_is_refused_before_planning(tmp_path, capsys, monkeypatch):
+    """A sweep on the command line is refused once, by name, before any row is composed."""
+    import runners.run
+
+    def no_planning(*args, **kwargs):
+        raise AssertionError("planned a study with a sweep")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runners.run, "build_plan", no_planning)
+    run_cli(tmp_path, write_spec(tmp_path), "trainer.lr=0.01,0.1", "--dry-run")
+    err = capsys.readouterr().err
+    assert err.count("Hydra sweep") == 1 and "every row" not in err and "Ambiguous value" not in err
+
+
+def test_composing_refuses_a_sweep_whatever_brought_it(tmp_path):
+    """``compose_config`` checks every override itself, for callers that build overrides without the CLI."""
+    from runners.compose import CompositionError, compose_config, hydra_context
+
+    with hydra_context(), pytest.raises(CompositionError, match="Hydra sweep"):
+        compose_config(["data=synthetic", "trainer.lr=0.01,0.1"])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--address", "ray://10.0.0.1:10001"], ["--address=RAY://10.0.0.1"], ["--addr", "ray://10.0.0.1:10001"]],
+)
+def test_a_ray_client_address_is_refused_with_the_job_recipe(extra, tmp_path, capsys, monkeypatch):
+    """``--address ray://...`` (Ray Client) is refused before anything starts: the message gives the
+    ``ray job submit`` command that runs the driver on the cluster, with ``--address auto``."""
+    import runners.run
+
+    def nothing(*args, **kwargs):
+        raise AssertionError("started something with a Ray Client address")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runners.run, "find_spec", nothing)
+    monkeypatch.setattr(runners.run.signals, "install", nothing)
+    spec = write_spec(tmp_path)
+    run_cli(tmp_path, spec, "trainer.epochs=2", *extra)
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Ray Client" in err
+    assert "ray job submit --address http://10.0.0.1:8265 --working-dir . -- python -m runners.run " in err
+    submitted = err.split("ray job submit", 1)[1].splitlines()[0]
+    assert f"python -m runners.run {spec} --mlflow-uri" in submitted and " trainer.epochs=2" in submitted
+    assert ("--address auto" in submitted or "--address=auto" in submitted) and "ray://" not in submitted

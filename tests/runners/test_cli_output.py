@@ -1,6 +1,6 @@
 """What the runner prints for people: where to browse the study's runs."""
 
-from runners.run import browse_hint
+from runners.session import browse_hint
 
 
 def test_browse_hint_opens_the_model_training_view_of_the_experiment():

@@ -255,3 +255,106 @@ def test_a_journal_of_an_older_version_still_replays(store, tmp_path):
     (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
     assert run.data.metrics == {S.METRIC_PARAMS: 1200, S.METRIC_FLOPS: 3400, "train_loss": 1.5}
     assert run.data.tags[S.TAG_TRIAL_KEY] == "k0" and not path.exists()
+
+
+def test_a_rerun_leaves_the_old_run_finished_and_superseded(store, tmp_path):
+    """``--rerun`` opens a new run for the trial key; the FINISHED run stays FINISHED (its result stands while
+    the new one trains) and, once the new run finishes, carries ``ean.superseded_by``. The journal's writes,
+    applied twice, change nothing, and the report takes the new run without a duplicate note."""
+    from reports.collect import collect_runs
+    from reports.select import describe_duplicates, select_runs
+    from runners.journal import Applier, Journal, epoch_entry, open_entry, replay
+    from study.spec import load_spec
+
+    tags = {S.TAG_DATASET: "synthetic", S.TAG_PROTOCOL: "1x1", S.TAG_CODE_VERSION: "0.3.0"}
+    tracker = StudyTracker(store, "tiny", "hash")
+    old = tracker.open_trial(a_trial(), tags, rerun=False)
+    tracker.log_epoch(old, EpochReport(1, {"train_loss": 2.0}))
+    tracker.finish_trial(old, {"top1": 40.0, "top5": 80.0}, None, str(tmp_path))
+
+    again = StudyTracker(store, "tiny", "hash")  # python -m runners.run tiny --rerun
+    trial = a_trial()
+    again.mark_cached([trial], rerun=True)
+    assert (trial.state, trial.run_id) == (TrialState.NEW, old)
+    journal = Journal(tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl")
+    opening = journal.append(open_entry(trial, tags, rerun=True))
+    Applier(again, S.EPOCH_LOGGED).apply(opening)
+    client = MlflowClient(store)
+    assert client.get_run(old).info.status == S.STATUS_FINISHED  # still the trial's result while it trains
+    assert S.TAG_SUPERSEDED_BY not in client.get_run(old).data.tags
+    journal.append(epoch_entry("k0", EpochReport(1, {"train_loss": 1.0, S.METRIC_EPOCH_TIME: 2.5})))
+    final = {"top1": 60.0, "top5": 90.0, "history": [{"epoch": 1, "train_loss": 1.0}]}
+    journal.append({"op": "finish", "key": "k0", "final": final, "workdir": str(tmp_path)})
+    entries = journal.path.read_text()
+    replay(again, journal, S.EPOCH_LOGGED)
+    journal.path.write_text(entries)  # as if the driver died before recording that it applied them
+    replay(StudyTracker(store, "tiny", "hash"), journal, S.EPOCH_LOGGED)
+
+    runs = sorted(client.search_runs([tracker.experiment_id]), key=lambda r: r.info.start_time)
+    assert len(runs) == 2 and runs[0].info.run_id == old
+    new = runs[1].info.run_id
+    assert [r.info.status for r in runs] == [S.STATUS_FINISHED, S.STATUS_FINISHED]
+    assert runs[0].data.tags[S.TAG_SUPERSEDED_BY] == new and S.TAG_SUPERSEDED_BY not in runs[1].data.tags
+    assert runs[1].data.metrics["top1"] == 60.0 and len(client.get_metric_history(new, "train_loss")) == 1
+    cached = a_trial()
+    StudyTracker(store, "tiny", "hash").mark_cached([cached], rerun=False)
+    assert (cached.state, cached.run_id) == (TrialState.CACHED, new)
+
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base"}])))
+    selection = select_runs(spec, collect_runs("tiny", store).trials)
+    assert list(selection.chosen["run_id"]) == [new]
+    assert selection.duplicates == () and selection.excluded.empty
+    assert describe_duplicates(selection, {"base": "Base"}) == []
+
+
+def test_each_epochs_wall_time_is_logged(store):
+    """``ean.train.fit``'s epochs carry ``epoch_time_s``: logged per epoch, from Tune's results and from the
+    trial's history alike."""
+    report = EpochReport.of_result({"epoch": 1.0, "train_loss": 1.0, S.METRIC_EPOCH_TIME: 3.5, "time_this_iter_s": 4})
+    assert report.metrics == {"train_loss": 1.0, S.METRIC_EPOCH_TIME: 3.5}
+    tracker = StudyTracker(store, "tiny", "hash")
+    run_id = tracker.open_trial(a_trial(), {}, rerun=False)
+    tracker.log_epoch(run_id, report)
+    history = [{"epoch": e, "train_loss": 1.0, S.METRIC_EPOCH_TIME: 3.0 + e} for e in (1, 2)]
+    assert tracker.backfill(run_id, history, S.EPOCH_LOGGED) == [2]
+    times = MlflowClient(store).get_metric_history(run_id, S.METRIC_EPOCH_TIME)
+    assert sorted((m.step, m.value) for m in times) == [(1, 3.5), (2, 5.0)]
+
+
+def test_ensembles_use_the_current_member_runs_and_a_rerun_supersedes_the_old_ensemble(store, tmp_path):
+    """An ensemble averages each member's newest run that no rerun superseded; ``--rerun`` logs a new ensemble
+    run and tags the old one (still FINISHED) superseded by it."""
+    import numpy as np
+
+    from ean.train.scores import write_scores
+    from runners.ensembles import run_ensembles
+    from study.spec import load_spec
+
+    rows = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}, {"id": "en", "label": "En", "ensemble": ["a", "b"]}]
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(rows)))
+    tracker = StudyTracker(store, "tiny", "hash")
+
+    def trained(row: str, name: str) -> str:
+        path = tmp_path / name / "val_scores.npz"
+        scores = write_scores(path, np.eye(2, dtype=np.float32), [0, 1], [0, 1], ["x", "y"])
+        run_id = tracker.open_trial(a_trial(row, key=f"k{row}"), {}, rerun=False)
+        tracker.finish_trial(run_id, {"top1": 100.0}, str(scores), str(tmp_path))
+        return run_id
+
+    old_a, b = trained("a", "a0"), trained("b", "b0")
+    new_a = trained("a", "a1")  # a --rerun of a: supersedes old_a
+    client = MlflowClient(store)
+    assert client.get_run(old_a).data.tags[S.TAG_SUPERSEDED_BY] == new_a
+
+    def ensemble_runs() -> list:
+        runs = client.search_runs([tracker.experiment_id], f"tags.`{S.TAG_ROW}` = 'en'")
+        return sorted(runs, key=lambda r: r.info.start_time)
+
+    assert run_ensembles(spec, [0], tracker, rerun=False) == {"tiny/en/seed0": "finished"}
+    (first,) = ensemble_runs()
+    assert set(first.data.tags[S.TAG_ENSEMBLE_OF].split(",")) == {new_a, b}
+    assert run_ensembles(spec, [0], tracker, rerun=False) == {"tiny/en/seed0": "cached"}
+    assert run_ensembles(spec, [0], tracker, rerun=True) == {"tiny/en/seed0": "finished"}
+    old, new = ensemble_runs()
+    assert [old.info.status, new.info.status] == [S.STATUS_FINISHED, S.STATUS_FINISHED]
+    assert old.data.tags[S.TAG_SUPERSEDED_BY] == new.info.run_id and S.TAG_SUPERSEDED_BY not in new.data.tags

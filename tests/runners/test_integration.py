@@ -6,10 +6,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ean.train import read_starts
 from runners.run import main
 from tests.runners.conftest import cli_args, run_subprocess, tiny_spec, trial_runs, write_yaml
 
@@ -33,7 +35,7 @@ def test_cache_hit_added_row_and_rerun(study_dir, capsys):
     assert [r.info.status for r in runs] == ["FINISHED"]
     first = runs[0]
     assert first.info.run_name == "tiny/base/seed0"
-    assert {"top1", "top5", "params", "flops", "train_loss"} <= set(first.data.metrics)
+    assert {"top1", "top5", "params", "flops", "train_loss", "epoch_time_s"} <= set(first.data.metrics)
     assert first.data.params["model.block"] == "none"
     for tag in ("ean.trial_key", "ean.git_commit", "ean.data_fingerprint", "mlflow.parentRunId"):
         assert first.data.tags.get(tag)
@@ -52,8 +54,11 @@ def test_cache_hit_added_row_and_rerun(study_dir, capsys):
 
     assert main(cli_args(study_dir, spec, "--rerun", "--rows", "base", "--no-report")) == 0
     base = sorted(by_row(trial_runs(study_dir))["base"], key=lambda r: r.info.start_time)
-    assert [r.info.status for r in base] == ["KILLED", "FINISHED"]  # the old run is superseded, not duplicated
-    assert base[0].data.tags.get("ean.superseded")
+    assert [r.info.status for r in base] == ["FINISHED", "FINISHED"]  # the old run stays FINISHED, superseded
+    assert base[0].data.tags.get("ean.superseded_by") == base[1].info.run_id
+    old_dir, new_dir = (Path(r.data.tags["ean.workdir"]) for r in base)
+    assert new_dir != old_dir and [s["start_epoch"] for s in read_starts(new_dir)] == [1]  # trained afresh
+    assert base[1].data.tags["ean.checkpoint"].startswith(str(new_dir))
 
 
 def test_ddp_trial_with_two_workers_through_ray_train(study_dir):

@@ -1,0 +1,276 @@
+"""StudySession: one invocation of a study, top to bottom: open, run the new trials, close.
+
+    open   the MLflow store (created when new), the study's lease (one driver per study), the MLflow writes
+           an earlier invocation left in the journal, the runs a dead driver left RUNNING, and each trial's
+           state: new, cached (FINISHED here), reused (FINISHED in another study) or resume.
+    run    Ray started; the parent run, the reused trials' runs and the counts of the new trials' networks;
+           the new trials on Ray Tune, every MLflow write through the study's journal; the ensembles.
+    close  the lease released, whatever happened.
+
+Start-up overlap, kept inside this class: a new sqlite store takes seconds to create, so it is opened in a
+thread while Ray starts; the parent run is opened and the networks counted while Tune starts the first
+trials' processes (the first MLflow write of a trial waits for that). SIGINT and SIGTERM stop the trials and
+mark their runs KILLED (``runners.signals``).
+
+Heavy modules (ray, mlflow, torch) are imported where first used, so that a study with nothing to train
+and a dry run never import what they do not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import ean
+from runners import signals
+from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay
+from runners.local_ray import use_local_ray_settings
+from runners.plan import Trial, TrialState, count_trials
+from runners.progress import Progress
+from runners.signals import Stopped
+from study import mlflow_schema as S
+from study.spec import StudySpec, spec_hash
+
+EXIT_OK, EXIT_FAILED_TRIALS, EXIT_BAD_INPUT, EXIT_STORE_DOWN = 0, 1, 2, 3
+
+
+class StudySession:
+    """Runs the trials of one study invocation that have no FINISHED run, and closes what it opened.
+
+    Args:
+        spec: the study (rows already restricted to ``--rows``).
+        trials: the plan (``runners.plan.build_plan``).
+        args: the command line's options (``--rerun``, ``--storage``, ``--address``, limits, ...).
+        uri: the MLflow tracking URI.
+        argv: the command line, for the parent run and the resume hint.
+    """
+
+    def __init__(self, spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]):
+        self.spec, self.trials, self.args, self.uri, self.argv = spec, trials, args, uri, argv
+        self.command = shell_command(argv)
+        self.journal_path = Path(args.storage).resolve() / spec.name / JOURNAL_NAME
+        self.tracker = self.lease = None
+        self.todo: list[Trial] = []
+
+    # -- the flow -------------------------------------------------------------------------------------------
+    def execute(self) -> int:
+        """Open, run, close; returns the exit status (``EXIT_*``; 130/143 when a signal stopped it).
+
+        Raises:
+            LeaseHeld: another live driver runs this study.
+        """
+        if not self.args.address:
+            use_local_ray_settings()
+        from runners.scheduler import start_ray
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="ean-prepare")
+        opening = pool.submit(self.open) if fresh_store(self.uri) else None
+        try:
+            if opening is None:
+                self.open()
+                if not self.todo:
+                    return self.finish_cached()
+            start_ray(self.args.address)
+            signals.install()  # again: Ray's local cluster installed its own SIGTERM handler
+            if opening is not None:
+                opening.result()
+            return self.run(pool.submit(self.prepare_runs))
+        except Stopped as stop:
+            signals.ignore()
+            print(
+                f"\n{self.spec.name}: stopped by {stop}; finished trials are kept. Resume with:\n  {self.command}",
+                file=sys.stderr,
+            )
+            return stop.exit_code
+        finally:
+            pool.shutdown(wait=False)
+            self.close()
+
+    def open(self) -> None:
+        """Opens (or creates) the store, takes the lease, applies the journal's writes, reconciles the runs of
+        a dead driver and marks cached and reused trials."""
+        from runners.lease import StudyLease
+        from runners.tracking import StudyTracker
+
+        spec = self.spec
+        tracker = StudyTracker(self.uri, spec.name, spec_hash(spec))
+        lease = StudyLease(self.uri, tracker.experiment_id, spec.name, self.command)
+        previous = lease.acquire()
+        self.lease = lease  # released by close() from now on
+        if previous:
+            print(f"{spec.name}: taking over from a driver that stopped ({previous.describe()})")
+        replayed = replay(tracker, Journal(self.journal_path), S.EPOCH_LOGGED)
+        if replayed:
+            print(f"{spec.name}: applied {replayed} MLflow write(s) an earlier invocation left in {self.journal_path}")
+        stale = tracker.reconcile()
+        if stale:
+            print(f"reconciled {len(stale)} run(s) left RUNNING by a driver that stopped (marked KILLED)")
+        tracker.mark_cached(self.trials, self.args.rerun)
+        self.tracker, self.todo = tracker, [t for t in self.trials if not t.state.finished]
+        reused = sum(t.state == TrialState.REUSED for t in self.trials)
+        if self.todo:
+            cached = len(self.trials) - len(self.todo) - reused
+            print(
+                f"{spec.name}: {len(self.todo)} trial(s) to run, {cached} cached, {reused} reused from other "
+                f"studies; MLflow: {self.uri}"
+            )
+
+    def close(self) -> None:
+        """Releases the lease (a no-op when it was never taken)."""
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+    # -- steps ----------------------------------------------------------------------------------------------
+    def prepare_runs(self, todo: list[Trial] | None = None):
+        """Params and FLOPs of the new trials, the invocation's parent run and the runs of reused trials;
+        returns the tracker (the journal's writer waits for it)."""
+        count_trials(self.todo if todo is None else todo)
+        self.tracker.start_parent(self.args.profile, ["python -m runners.run", *self.argv])
+        for trial in (t for t in self.trials if t.state == TrialState.REUSED):
+            source = trial.source
+            self.tracker.reuse_trial(trial, {S.TAG_CODE_VERSION: ean.__version__})
+            print(f"{trial.name}: reused from {source} (same trial key {trial.key}; --rerun trains it here)")
+        return self.tracker
+
+    def finish_cached(self) -> int:
+        """Every trial is FINISHED here or elsewhere: adopt the reused ones, log the ensembles."""
+        if any(t.state == TrialState.REUSED for t in self.trials):
+            self.prepare_runs(todo=[])
+            self.tracker.end_parent(S.STATUS_FINISHED)
+        print(
+            f"{self.spec.name}: all {len(self.trials)} trials already FINISHED in MLflow (cached or reused); "
+            "--rerun runs them again"
+        )
+        self.ensembles(self.tracker)
+        print(browse_hint(self.uri, self.tracker.experiment_id))
+        return EXIT_OK
+
+    def run(self, preparing: Future) -> int:
+        """Runs the new trials on Ray Tune and closes every run it opened: FINISHED, FAILED, or KILLED when
+        stopped. MLflow writes go through the study's journal (``runners.journal``): an outage never stalls
+        training, and writes MLflow has not taken when the study ends stay there for the next invocation."""
+        from runners.scheduler import run_trials, stop_ray
+
+        args, todo = self.args, self.todo
+        common = {S.TAG_GIT_COMMIT: git_commit(), S.TAG_CODE_VERSION: ean.__version__}
+        progress = Progress(len(todo), max(t.config["trainer"].get("epochs", 1) for t in todo))
+        journal = Journal(self.journal_path)  # read anew: the replay in open() may have cleared it
+        writer = BufferedTracker(preparing, journal, S.EPOCH_LOGGED, report=lambda ln: progress.note("MLflow", ln))
+        opened: set[str] = set()
+
+        def open_run(trial: Trial) -> None:
+            """Opens (or reopens) the trial's run when Ray starts the trial, so its times are the trial's."""
+            tags = {**common, S.TAG_DATASET: trial.config["data"]["dataset"], S.TAG_PROTOCOL: trial.recipe["protocol"]}
+            if trial.evaluates:
+                tags[S.TAG_EVALUATES] = trial.evaluates
+            writer.open_trial(trial, tags, args.rerun)
+            opened.add(trial.key)
+
+        limits = {"max_concurrent": args.max_concurrent, "max_failures": args.max_failures}
+        storage = Path(args.storage).resolve()
+
+        def run_phase(trials: list[Trial]) -> dict[str, str]:
+            return run_trials(trials, writer, open_run, storage, args.address, progress=progress, **limits)
+
+        trainings = [t for t in todo if t.evaluates is None]
+        outcome = run_phase(trainings) if trainings else {}
+        evaluations = [t for t in todo if t.evaluates is not None]
+        if evaluations and not signals.requested():  # then the evaluation rows, from the finished trainings
+            outcome.update(run_phase(self.with_checkpoints(evaluations, outcome, storage, preparing)))
+        stopped = signals.requested()
+        if stopped:
+            signals.ignore()
+            stop_ray()  # ends the trials' processes before their runs are closed
+        failed = [t for t in todo if outcome.get(t.key) != "finished"]
+        for t in (t for t in failed if t.key not in outcome and t.key in opened):
+            reason = "not completed: the run was interrupted"
+            if stopped:
+                reason = f"stopped by {stopped} before it finished; the same command resumes it"
+            writer.submit("kill" if stopped else "fail", key=t.key, reason=reason)
+        writer.submit(
+            "end_parent", status=S.STATUS_KILLED if stopped else S.STATUS_FAILED if failed else S.STATUS_FINISHED
+        )
+        left = writer.flush(args.mlflow_wait)
+        writer.close()
+        if left:
+            print(
+                f"MLflow ({self.uri}) did not answer: {left} write(s) are kept in {journal.path}; the next "
+                "invocation (the same command) applies them first",
+                file=sys.stderr,
+            )
+            return stopped.exit_code if stopped else EXIT_STORE_DOWN
+        journal.clear_if_done()
+        if stopped:
+            raise stopped
+        tracker = preparing.result()
+        self.ensembles(tracker)
+        print(browse_hint(self.uri, tracker.experiment_id))
+        if failed:
+            print(f"{len(failed)} trial(s) failed: " + ", ".join(t.name for t in failed), file=sys.stderr)
+            return EXIT_FAILED_TRIALS
+        return EXIT_OK
+
+    def with_checkpoints(
+        self, evaluations: list[Trial], outcome: dict[str, str], storage: Path, preparing: Future
+    ) -> list[Trial]:
+        """The evaluations whose training has a final checkpoint, each given its path: the training's working
+        folder when it ran now, else its FINISHED run's checkpoint tag (cached here or reused)."""
+        from runners.scheduler import workdir_of
+
+        trainings = {t.key: t for t in self.trials if t.evaluates is None}
+        runs = preparing.result().trial_runs()
+        ready = []
+        for trial in evaluations:
+            training = trainings[trial.evaluates]
+            path = workdir_of(storage, training) / "checkpoints" / "last.pt"
+            finished = [r for r in runs.get(training.key, []) if r.info.status == S.STATUS_FINISHED]
+            if outcome.get(training.key) != "finished" and finished:
+                path = Path(finished[0].data.tags.get(S.TAG_CHECKPOINT, path))
+            if outcome.get(training.key, "finished") == "finished" and path.is_file():
+                trial.checkpoint = str(path)
+                ready.append(trial)
+            else:
+                print(f"{trial.name}: not evaluated: its training {training.name} has no final checkpoint")
+        return ready
+
+    def ensembles(self, tracker) -> None:
+        """Logs the spec's ensemble rows whose members are all FINISHED (``runners.ensembles``)."""
+        if not any(r.ensemble for r in self.spec.rows):
+            return
+        from runners.ensembles import run_ensembles
+
+        seeds = sorted({t.seed for t in self.trials})
+        for name, state in run_ensembles(self.spec, seeds, tracker, self.args.rerun).items():
+            print(f"ensemble {name}: {state}")
+
+
+def fresh_store(uri: str) -> bool:
+    """Whether ``uri`` is a sqlite store that does not exist yet (then no trial can be cached)."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def shell_command(argv: list[str]) -> str:
+    """The command line that runs the study again (printed as the resume hint)."""
+    return " ".join(["python -m runners.run", *(shlex.quote(a) for a in argv)])
+
+
+def git_commit() -> str:
+    """The source tree's commit (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def browse_hint(uri: str, experiment_id: str) -> str:
+    """Where to see the study's runs: the UI's page of the experiment, in its model-training view."""
+    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"runs: {uri.rstrip('/')}/{page}"
+    return f"runs: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"

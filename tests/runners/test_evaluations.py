@@ -1,0 +1,64 @@
+"""Evaluation rows: a finished training tested again under another protocol, never retrained."""
+
+from __future__ import annotations
+
+import pytest
+
+from ean.train import read_starts
+from runners.plan import build_plan, evaluation_key
+from runners.run import main
+from study.spec import SpecError, parse_spec
+from tests.runners.conftest import cli_args, tiny_spec, trial_runs, write_yaml
+
+BASE = {"id": "base", "label": "Base", "overrides": ["block=none", "regions=none"]}
+TWO_CLIPS = {"id": "base_2clips", "label": "Base x2", "evaluate": "base", "protocol": {"clips": 2, "crops": 1}}
+THREE_CLIPS = {"id": "base_3clips", "label": "Base x3", "evaluate": "base", "protocol": {"clips": 3, "crops": 1}}
+
+
+def test_an_evaluation_row_plans_the_training_config_with_its_protocol(tmp_path):
+    spec = parse_spec(tiny_spec([BASE, TWO_CLIPS], seeds=(0, 1)))
+    trials = build_plan(spec, [], [], [0, 1], tmp_path)
+    base = {t.seed: t for t in trials if t.row.id == "base"}
+    for trial in (t for t in trials if t.row.id == "base_2clips"):
+        training = base[trial.seed]
+        assert trial.evaluates == training.key and trial.key == evaluation_key(training.key, "2x1")
+        assert trial.recipe["protocol"] == "2x1" and trial.config["data"]["test_clips"] == 2
+        assert {**trial.config["data"], "test_clips": 1} == training.config["data"]
+        assert trial.config["model"] == training.config["model"]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({**TWO_CLIPS, "evaluate": "nope"}, "evaluate names 'nope', not an earlier trained row. Valid: base"),
+        ({k: v for k, v in TWO_CLIPS.items() if k != "protocol"}, "give both 'evaluate' and 'protocol'"),
+        ({**TWO_CLIPS, "overrides": ["block=eab"]}, "takes no overrides"),
+    ],
+)
+def test_a_bad_evaluation_row_is_refused(row, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(tiny_spec([BASE, row]))
+
+
+@pytest.mark.slow
+def test_evaluations_run_from_the_finished_checkpoint_and_a_new_protocol_never_retrains(study_dir, capsys):
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE, TWO_CLIPS]))
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0
+    runs = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir)}
+    assert {r.info.status for r in runs.values()} == {"FINISHED"}
+    training, evaluation = runs["base"], runs["base_2clips"]
+    assert evaluation.data.tags["ean.protocol"] == "2x1" and training.data.tags["ean.protocol"] == "1x1"
+    assert evaluation.data.tags["ean.evaluates"] == training.data.tags["ean.trial_key"]
+    epochs = int(training.data.params["trainer.epochs"])
+    (start,) = read_starts(evaluation.data.tags["ean.workdir"])
+    assert start["resumed"] and start["start_epoch"] == epochs + 1  # tested only: nothing trained
+    assert "top1" in evaluation.data.metrics
+
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE, TWO_CLIPS, THREE_CLIPS]))
+    capsys.readouterr()
+    assert main(cli_args(study_dir, spec)) == 0  # the table is made, with the three rows
+    out = capsys.readouterr().out
+    assert "1 trial(s) to run, 2 cached" in out and "Base x3" in out
+    runs = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir)}
+    assert len(trial_runs(study_dir)) == 3 and runs["base_3clips"].data.tags["ean.protocol"] == "3x1"
+    assert [s["start_epoch"] for s in read_starts(training.data.tags["ean.workdir"])] == [1]  # trained once
