@@ -14,14 +14,16 @@ the rows that would run its values.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import hydra
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -31,6 +33,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from runners.cache import DiskCache
 from study.policy import HYDRA_NODE, override_problem, value_problems
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "studies" / "conf"
@@ -58,6 +61,61 @@ def hydra_context(conf_dir: Path = CONF_DIR) -> Iterator[None]:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         yield
+
+
+class Composer:
+    """Composes trial configs from ``conf_dir`` (``compose_config``), each once: a result is kept in the on-disk
+    cache (``runners.cache``) under the folder's contents, the overrides and Hydra's version, so a plan composed
+    before is read back without starting Hydra (a dry run of a planned study). Use it as a context manager.
+
+    Raises:
+        CompositionError: a file of ``conf_dir`` breaks the data-only policy (checked when it is made).
+    """
+
+    def __init__(self, conf_dir: Path = CONF_DIR, cache: DiskCache | None = None):
+        problems = conf_problems(conf_dir)
+        if problems:
+            raise CompositionError(f"{conf_dir} breaks the data-only policy: " + "; ".join(problems))
+        self.conf_dir, self.digest = conf_dir, conf_digest(conf_dir)
+        self.cache = cache or DiskCache("compose")
+        self._hydra: ExitStack | None = None
+
+    def compose(self, overrides: list[str]) -> dict[str, Any]:
+        """The resolved config of ``overrides`` (a new dict each call); CompositionError as ``compose_config``."""
+        check_overrides(overrides)
+        key = {"conf": self.digest, "overrides": list(overrides), "hydra": hydra.__version__, "primary": PRIMARY}
+        config = self.cache.get(key)
+        if config is None:
+            if self._hydra is None:
+                self._hydra = ExitStack()
+                self._hydra.enter_context(hydra_context(self.conf_dir))
+            config = compose_config(overrides)
+            self.cache.put(key, config)
+        return json.loads(json.dumps(config))
+
+    def __enter__(self) -> Composer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._hydra is not None:
+            self._hydra.close()
+            self._hydra = None
+
+
+def conf_digest(conf_dir: Path) -> str:
+    """The sha256 of the config folder's YAML files (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(conf_dir.rglob("*.yaml")):
+        digest.update(str(path.relative_to(conf_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """CompositionError for the first override that breaks the data-only policy or asks for a sweep."""
+    for override in overrides:
+        problem = override_problem(override) or sweep_problem(override)
+        if problem:
+            raise CompositionError(f"override '{override}' {problem}")
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
@@ -92,10 +150,7 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     Every override is checked before Hydra reads it, and the composed tree before it is resolved: a
     resolver (``${oc.env:...}``) never runs, whichever file or override brought it in.
     """
-    for override in overrides:
-        problem = override_problem(override) or sweep_problem(override)
-        if problem:
-            raise CompositionError(f"override '{override}' {problem}")
+    check_overrides(overrides)
     try:
         cfg = compose(PRIMARY, overrides=list(overrides))
         problems = value_problems(OmegaConf.to_container(cfg, resolve=False))

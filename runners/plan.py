@@ -8,7 +8,7 @@ A trial whose key already has a FINISHED run is cached (this study) or reused (a
 from __future__ import annotations
 
 import hashlib
-from contextlib import ExitStack
+import json
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -19,7 +19,7 @@ from ean.data.identity import data_fingerprint
 from ean.models.pretrained import NAMED_WEIGHTS
 from ean.trial import protocol_of, trial_key, trial_recipe
 from runners.cache import DiskCache
-from runners.compose import CompositionError, compose_config, hydra_context
+from runners.compose import Composer, CompositionError
 from runners.validate import check_trial_config, devices_of, train_config
 from study.spec import Protocol, Row, StudySpec
 
@@ -185,17 +185,17 @@ def build_plan(
     trials, problems = [], {}
     if len(set(seeds)) != len(seeds):
         raise PlanError(spec.source, [f"seeds {list(seeds)} name a seed twice: each (row, seed) is one trial"])
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(hydra_context())
-        except CompositionError as err:  # the config folder itself breaks the data-only policy
-            raise PlanError(spec.source, [str(err)]) from None
+    try:
+        composer = Composer()
+    except CompositionError as err:  # the config folder itself breaks the data-only policy
+        raise PlanError(spec.source, [str(err)]) from None
+    with composer:
         for row in (r for r in spec.rows if r.trains or r.evaluate):
             trained = spec.row(row.evaluate) if row.evaluate else row
             extra = protocol_overrides(row.protocol) if row.evaluate else []
             for seed in seeds:
                 try:
-                    config = compose_config([*row_overrides(spec, trained, profile, cli_overrides, seed), *extra])
+                    config = composer.compose([*row_overrides(spec, trained, profile, cli_overrides, seed), *extra])
                 except CompositionError as err:
                     problems.setdefault(str(err), []).append(row.id)
                     break
@@ -259,3 +259,24 @@ def count_trials(trials: list[Trial], cache: DiskCache | None = None) -> None:
 
 def _count(profile) -> dict[str, int]:
     return {"params": profile.params, "macs": profile.macs}
+
+
+def plan_json(trials: list[Trial]) -> str:
+    """The plan as JSON, one entry per trial with its state, recipe and resolved config (what ``--dry-run
+    --json`` prints, and the parent run's ``plan.json``); ``params``/``flops`` are null for a trial not counted."""
+    entries = [
+        {
+            "row": t.row.id,
+            "seed": t.seed,
+            "trial_key": t.key,
+            "state": t.state.value,
+            "cached": t.state == TrialState.CACHED,
+            "reused_from": t.source,
+            "recipe": t.recipe,
+            "params": t.counts.params if t.counts is not None else None,
+            "flops": t.counts.macs if t.counts is not None else None,
+            "config": t.config,
+        }
+        for t in trials
+    ]
+    return json.dumps(entries, indent=2)

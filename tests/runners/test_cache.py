@@ -47,3 +47,30 @@ def test_counts_are_computed_once_per_network_then_read(tmp_path, monkeypatch):
     assert [t.counts for t in again] == first and len({c.params for c in first}) > 1
     with pytest.raises(AssertionError, match="built again"):
         count_trials(again, DiskCache("counts", tmp_path / "empty"))
+
+
+def test_a_composed_config_is_read_back_without_hydra_and_a_changed_folder_misses(tmp_path, monkeypatch):
+    import shutil
+
+    import runners.compose as compose
+    from runners.compose import CONF_DIR, Composer
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    overrides = ["data=synthetic", "model.backbone=resnet18", "seed=3"]
+    with Composer(conf, DiskCache("compose", tmp_path)) as composer:
+        first = composer.compose(overrides)
+    first["model"]["backbone"] = "changed by the caller"
+
+    def no_hydra(overrides):
+        raise AssertionError("Hydra composed a cached config again")
+
+    monkeypatch.setattr(compose, "compose_config", no_hydra)
+    with Composer(conf, DiskCache("compose", tmp_path)) as composer:
+        again = composer.compose(overrides)
+        assert again["model"]["backbone"] == "resnet18" and again["seed"] == 3  # a copy, not the caller's dict
+        with pytest.raises(compose.CompositionError, match="Hydra sweep"):  # overrides are checked on a hit too
+            composer.compose([*overrides, "trainer.lr=0.1,0.2"])
+    (conf / "trainer" / "smoke.yaml").write_text((conf / "trainer" / "smoke.yaml").read_text() + "\n# changed\n")
+    with Composer(conf, DiskCache("compose", tmp_path)) as composer, pytest.raises(AssertionError, match="again"):
+        composer.compose(overrides)
