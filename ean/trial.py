@@ -123,22 +123,35 @@ def resume_differences(saved: dict[str, Any], now: dict[str, Any], devices: int)
 # -- checks ------------------------------------------------------------------------------------------
 
 
-def check_trial_config(config: dict[str, Any], devices: int = 1) -> list[str]:
-    """Every problem of a trial config (empty when it can run), each naming key, value and valid choices."""
+def check_trial_config(config: dict[str, Any], devices: int = 1, require_files: bool = True) -> list[str]:
+    """Every problem of a trial config (empty when it can run), each naming key, value and valid choices.
+
+    ``require_files=False`` leaves out what needs the machine's files (the data root, the class count read
+    from the annotations, a pretrained weights file): a plan made to estimate a study's cost elsewhere.
+    """
     unknown = sorted(set(config) - set(SECTIONS))
     problems = [f"unknown top-level keys {unknown}; valid: {', '.join(SECTIONS)}"] if unknown else []
     for check in (_check_model, _check_data, _check_trainer, _check_seed):
         problems += check(config, devices)
-    if not problems:
-        problems += _check_classes(config)
-    return problems
+    if not require_files:
+        return problems
+    problems += _check_weights_file(config) + _check_data_root(config)
+    return problems or _check_classes(config)
 
 
 def _check_model(config: dict, devices: int) -> list[str]:
     try:
-        model = check_model_config(config.get("model", {}))
+        check_model_config(config.get("model", {}))
     except (ValueError, LookupError) as err:
         return [f"model: {err}"]
+    return []
+
+
+def _check_weights_file(config: dict) -> list[str]:
+    try:
+        model = check_model_config(config.get("model", {}))
+    except (ValueError, LookupError):
+        return []  # reported by _check_model
     if model["pretrained"]:
         try:
             weights_file(model["pretrained"], model["backbone"])
@@ -162,18 +175,24 @@ def _check_data(config: dict, devices: int) -> list[str]:
     valid = data_keys(name)
     unknown = sorted(set(data) - set(valid))
     problems = [f"data: unknown keys {unknown} for dataset '{name}'; valid: {', '.join(valid)}"] if unknown else []
-    root = data.get("root")
-    generated = getattr(DATASETS.get(name), "GENERATED", False)
-    if not generated and (not root or not Path(root).exists()):
-        doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
-        expected = f" ({doc[0].rstrip('.')})" if doc else ""
-        problems.append(
-            f"data.root '{root}' does not exist: dataset '{name}'{expected} is expected there. "
-            f"Set data.root=PATH (or use data=synthetic for generated data)"
-        )
     if config.get("model", {}).get("num_segments") != data.get("num_segments"):
         problems.append("data.num_segments differs from model.num_segments")
     return problems
+
+
+def _check_data_root(config: dict) -> list[str]:
+    data = config.get("data", {})
+    name, root = data.get("dataset"), data.get("root")
+    if name not in DATASETS.names():
+        return []  # reported by _check_data
+    if getattr(DATASETS.get(name), "GENERATED", False) or (root and Path(root).exists()):
+        return []
+    doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
+    expected = f" ({doc[0].rstrip('.')})" if doc else ""
+    return [
+        f"data.root '{root}' does not exist: dataset '{name}'{expected} is expected there. "
+        f"Set data.root=PATH (or use data=synthetic for generated data)"
+    ]
 
 
 def _check_trainer(config: dict, devices: int) -> list[str]:

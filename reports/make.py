@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from reports import figures
 from reports.collect import StudyNotFoundError, collect_runs
 from reports.latex import latex_document, render_latex
 from reports.markdown import render_markdown
@@ -48,12 +49,14 @@ class Report:
         markdown: the Markdown table.
         files: every file written.
         warnings: things that could not be produced (e.g. a figure without scores).
+        out: the directory the files are under (``figures/`` in it).
     """
 
     table: Table
     markdown: str
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    out: Path | None = None
 
 
 def make_report(
@@ -113,7 +116,7 @@ def make_report(
         decimals=decimals,
         generated=generated,
     )
-    report = Report(table=table, markdown=render_markdown(table))
+    report = Report(table=table, markdown=render_markdown(table), out=out)
     report.files += _write_tables(spec, table, report.markdown, out, formats)
     if "csv" in formats:
         report.files += _write_csv(spec, selection, runs.trials, delta_metrics, out)
@@ -161,7 +164,46 @@ def _num_classes(rows: pd.Series, selection: Selection) -> pd.Series:
     return pd.Series([one(r) for r in rows], index=rows.index, dtype="Int64")
 
 
+#: In the figures folder: what the figures were drawn from, and their files (a report from the same runs
+#: reuses them instead of drawing them again).
+FIGURE_INPUTS = ".inputs.json"
+#: The code that draws them (imported only when they are drawn: matplotlib is slow to import).
+FIGURES_CODE = Path(__file__).with_name("figures.py")
+
+
 def _draw_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out: Path, report: Report) -> None:
+    """Draws the figures, unless those in ``out`` were drawn from the same spec and runs (then reused)."""
+    digest = _figure_inputs(spec, selection)
+    manifest = out / FIGURE_INPUTS
+    try:
+        saved = json.loads(manifest.read_text())
+        files = [out / name for name in saved["files"]]
+        if saved["inputs"] == digest and all(f.is_file() for f in files):
+            report.files += files
+            return
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    before = len(report.files)
+    _draw_all_figures(spec, selection, tracking_uri, out, report)
+    drawn = [f.name for f in report.files[before:]]
+    out.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"inputs": digest, "files": drawn}))
+
+
+def _figure_inputs(spec: StudySpec, selection: Selection) -> str:
+    """What the figures show: the spec, the chosen runs (ids, statuses, values) and this module's code."""
+    chosen = selection.chosen.to_dict("records") if len(selection.chosen) else []
+    payload = json.dumps(
+        {"spec": spec.raw, "runs": chosen, "code": FIGURES_CODE.read_bytes().hex()},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _draw_all_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out: Path, report: Report) -> None:
+    from reports import figures
+
     results = row_results(spec, selection, ())
     frame = results_frame(spec, results)
     report.files += figures.plot_accuracy_vs_flops(frame, out / f"{spec.name}_top1_vs_gflops", title=spec.title)

@@ -22,15 +22,16 @@ def devices_of(config: dict[str, Any]) -> int:
     return int(config.get(RESOURCES, {}).get("workers", 1))
 
 
-def check_trial_config(config: dict[str, Any]) -> list[str]:
+def check_trial_config(config: dict[str, Any], require_files: bool = True) -> list[str]:
     """All problems of one resolved trial config (empty when it can run).
 
     ``compose_config`` checked the tree before resolving; the resolved values are checked again with the same
-    policy, since interpolation can put together a text that a later config would call (``${a}${b}``)."""
+    policy, since interpolation can put together a text that a later config would call (``${a}${b}``).
+    ``require_files=False``: the data and weights files need not be on this machine (``ean.trial``)."""
     problems = value_problems(config)
     resources = _check_resources(config)
     devices = 1 if resources else devices_of(config)
-    return problems + resources + check_ean_config(train_config(config), devices)
+    return problems + resources + check_ean_config(train_config(config), devices, require_files)
 
 
 def _check_resources(config: dict) -> list[str]:

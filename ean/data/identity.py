@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ean.data.builder import LOADER_KEYS, build_dataset, variant_options
+from ean.data.errors import DataError
 from ean.data.registry import DATASETS
 
 #: Keys that say where the data lies.
@@ -94,6 +95,27 @@ def _num_classes(data_json: str) -> int:
         close = getattr(dataset, "close", None)
         if close is not None:
             close()
+
+
+def split_size(data_cfg: dict[str, Any], split: str) -> int:
+    """How many videos ``split`` of the data has: its annotations counted when they are there, else the
+    variant's ``videos(data_cfg, split)`` or ``VIDEOS`` (the official lists' sizes).
+
+    Raises:
+        DataError: none of these is known (a list_file dataset whose lists are not there).
+    """
+    variant = DATASETS.get(data_cfg["dataset"])
+    if hasattr(variant, "videos"):
+        return int(variant.videos(data_cfg, split))
+    try:
+        return len(build_dataset({**data_cfg, "decode_timeout_s": 0}, split))
+    except (DataError, OSError):
+        known = getattr(variant, "VIDEOS", {})
+        if split in known:
+            return int(known[split])
+        raise DataError(
+            f"{data_cfg['dataset']}: no annotations at {data_cfg.get('root')} to count its {split} videos"
+        ) from None
 
 
 def _plain(value: Any) -> Any:

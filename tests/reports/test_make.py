@@ -111,3 +111,25 @@ def test_reports_never_imports_ray_or_hydra():
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in {"ray", "hydra", "omegaconf"}, f"{path.name} imports {name}"
+
+
+def test_figures_from_the_same_runs_are_reused_and_drawn_again_when_a_run_changes(tmp_path, monkeypatch):
+    import reports.figures
+    from mlflow.tracking import MlflowClient
+    from tests.reports.mlflow_fixture import write_fixture_store
+
+    uri, spec = write_fixture_store(tmp_path / "store")  # its own store: this test changes a run
+    first = make_report(spec, out=tmp_path / "out", tracking_uri=uri, formats=("md",), generated="X")
+    drawn = sorted(f for f in first.files if "figures" in f.parts)
+    assert drawn
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("a figure was drawn again")
+
+    monkeypatch.setattr(reports.figures, "plot_accuracy_vs_flops", no_drawing)
+    again = make_report(spec, out=tmp_path / "out", tracking_uri=uri, formats=("md",), generated="X")
+    assert sorted(f for f in again.files if "figures" in f.parts) == drawn
+    run_id = again.table.provenance.run_ids[0][1][0]
+    MlflowClient(uri).log_metric(run_id, "top1", 1.0)  # a run's result changes: the figures must follow
+    with pytest.raises(AssertionError, match="drawn again"):
+        make_report(spec, out=tmp_path / "out", tracking_uri=uri, formats=("md",), generated="X")

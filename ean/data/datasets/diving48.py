@@ -64,6 +64,8 @@ class Diving48:
         frames_root: where the frame folders are (default ``<root>/frames``).
     """
 
+    VIDEOS = {"train": 15943, "val": 2096}  # the V1 lists' sizes (for estimates without the data)
+
     def __init__(
         self,
         root: str,

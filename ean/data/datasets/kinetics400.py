@@ -80,6 +80,8 @@ class Kinetics400:
         frames_root: where the frame folders are (default ``<root>/frames``).
     """
 
+    VIDEOS = {"train": 240436, "val": 19796}  # as usually still downloadable (for estimates without the data)
+
     def __init__(self, root: str, split: str = "train", *, media: str = "video", frames_root: str | None = None):
         self.root, self.split = check_root(root, NAME), check_split(split, NAME)
         self.frames_root = media_options(media, self.root, frames_root, NAME)

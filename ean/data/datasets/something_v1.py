@@ -57,6 +57,7 @@ class SomethingV1:
     """
 
     CLIP_DEFAULTS = {"resize": (240, 320)}  # the Something recipe's working size
+    VIDEOS = {"train": 86017, "val": 11522}  # the official lists' sizes (for estimates without the data)
 
     def __init__(self, root: str, split: str = "train"):
         self.root, self.split = check_root(root, NAME), check_split(split, NAME)

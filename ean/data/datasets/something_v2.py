@@ -69,6 +69,7 @@ class SomethingV2:
     """
 
     CLIP_DEFAULTS = {"resize": (240, 320)}  # the Something recipe's working size
+    VIDEOS = {"train": 168913, "val": 24777}  # the official lists' sizes (for estimates without the data)
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from ean.data.annotations import Annotations
 from ean.data.datasets.something_v2 import SomethingV2
 from ean.data.registry import DATASETS
 from ean.data.synthetic import generate_synthetic
+from ean.data.synthetic.generate import is_validation
 
 NAME = "synthetic"
 
@@ -72,6 +73,14 @@ class Synthetic:
         digest = hashlib.sha256(NAME.encode())
         digest.update(json.dumps(settings, sort_keys=True).encode())
         return "sha256:" + digest.hexdigest()[:16]
+
+    @staticmethod
+    def videos(data_cfg: dict[str, Any], split: str) -> int:
+        """How many videos ``split`` has (nothing is generated)."""
+        settings = {k: default if data_cfg.get(k) is None else data_cfg[k] for k, default in _settings().items()}
+        n, k = int(settings["num_videos"]), int(settings["num_classes"])
+        val = sum(is_validation(i, n, k) for i in range(n))
+        return val if split == "val" else n - val
 
     @staticmethod
     def num_classes(data_cfg: dict[str, Any]) -> int:

@@ -187,9 +187,7 @@ def _write(folder: str, params: dict, done: Callable[[], None] = lambda: None) -
     splits: dict[str, list] = {"train": [], "validation": []}
     for i in range(params["num_videos"]):
         entry = _write_video(folder, i, params, width)
-        splits["validation" if _is_validation(i, params["num_videos"], params["num_classes"]) else "train"].append(
-            entry
-        )
+        splits["validation" if is_validation(i, params["num_videos"], params["num_classes"]) else "train"].append(entry)
         done()
     labels = {t.replace("[", "").replace("]", ""): str(k) for k, t in enumerate(TEMPLATES[: params["num_classes"]])}
     for name, content in [("labels", labels), *splits.items(), ("synthetic", params)]:
@@ -198,7 +196,7 @@ def _write(folder: str, params: dict, done: Callable[[], None] = lambda: None) -
     done()
 
 
-def _is_validation(i: int, num_videos: int, num_classes: int) -> bool:
+def is_validation(i: int, num_videos: int, num_classes: int) -> bool:
     """The last fifth (at least one) of each class's videos are for validation."""
     per_class = len(range(i % num_classes, num_videos, num_classes))
     return i // num_classes >= per_class - max(1, round(per_class / 5))

@@ -1,0 +1,79 @@
+"""How long one training step of a config takes on a device: the step timed as fit runs it, on random clips.
+
+The model is built with random weights (no file is read) and trained by ``train_epoch`` itself (normalisation
+on the device, autocast, gradient clipping, the optimizer and its schedule) on uint8 clips of the config's
+shape, so the time is the training step's, without data loading. One warm-up step first (kernel selection,
+allocator); then ``steps`` optimizer steps are timed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ean.models import build_model
+from ean.profile import input_shape
+from ean.train.config import amp_dtype, device_batch, resolve_device, resolve_trainer_config
+from ean.train.loop import train_epoch
+from ean.train.optim import build_optimizer, build_scheduler
+from ean.train.runtime import make_scaler, prepare_model, run_settings
+
+
+def random_batches(config: dict[str, Any], batch: int, count: int, device: torch.device) -> list[tuple]:
+    """``count`` batches of ``batch`` random uint8 clips (B, T, L, 3, S, S) with labels, on ``device``."""
+    shape = input_shape(config["model"])[1:]
+    classes = int(config["model"].get("num_classes", 174))
+    generator = torch.Generator().manual_seed(0)
+    return [
+        (
+            torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=generator).to(device),
+            torch.randint(0, classes, (batch,), generator=generator).to(device),
+            torch.arange(batch),
+        )
+        for _ in range(count)
+    ]
+
+
+def step_seconds(
+    config: dict[str, Any], steps: int = 2, devices: int = 1, device: str | None = None, clips: int | None = None
+) -> float:
+    """Seconds per optimizer step (one device's share of the global batch, accumulation included) of the
+    training ``config`` describes, on ``device`` (default: the config's trainer device, else CUDA when there is
+    one, else the CPU).
+
+    Args:
+        config: a resolved trial config (``model``, ``trainer``; weights are not loaded).
+        steps: optimizer steps timed after one warm-up step.
+        devices: the devices that share the global batch (sets the per-device batch and accumulation).
+        device: ``"cpu"``, ``"cuda"``...; None for the trainer's choice.
+        clips: time micro-batches of this many clips instead of the per-device batch, and scale the time to
+            it linearly (a CPU's time grows about linearly with the batch; a GPU's does not: leave it None).
+    """
+    trainer = resolve_trainer_config(config)
+    if device is not None:
+        trainer["device"] = device
+    target = resolve_device(trainer)
+    per_device, accumulation = device_batch(trainer, devices)
+    timed = min(clips or per_device, per_device)
+    model_cfg = {**config["model"], "pretrained": None}
+    with run_settings(trainer, target):
+        model = prepare_model(build_model(model_cfg), trainer, target, distributed=False)
+        optimizer = build_optimizer(model, trainer)
+        scheduler = build_scheduler(optimizer, trainer, steps + 1)
+        dtype = amp_dtype(trainer, target)
+        options = {"scaler": make_scaler(target, dtype), "amp_dtype": dtype, "accumulation": accumulation}
+        options.update(clip_grad=trainer["clip_grad"], batchnorm=trainer["batchnorm"])
+        batches = random_batches({**config, "model": model_cfg}, timed, accumulation * (steps + 1), target)
+        train_epoch(model, batches[:accumulation], optimizer, scheduler, target, epoch=1, **options)
+        _synchronize(target)
+        start = time.perf_counter()
+        train_epoch(model, batches[accumulation:], optimizer, scheduler, target, epoch=1, **options)
+        _synchronize(target)
+    return (time.perf_counter() - start) / steps * per_device / timed
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,152 @@
+"""What a study will cost before it starts: ``python -m runners.run STUDY --dry-run --estimate``.
+
+Each distinct network of the trials to run (new or resumed; cached and reused trials are free) trains a few
+steps on the device a trial would use (``ean.train.step_time``: a GPU where there is one, else the CPU), and
+the time scales to the recipe as it would run:
+
+    training   = epochs x steps per epoch x seconds per step, steps per epoch = train videos // global batch
+                 (at most ``max_steps_per_epoch``); the data's own size, or its official one where it is not
+    evaluation = a forward pass costs about a third of a training step per clip (forward + backward + update):
+                 val videos x views (clips x crops) x that, for each evaluation pass (every ``eval_every``
+                 epochs, and the final test with the protocol)
+    device-hours = (training + evaluation) x devices per trial; the wall clock, with the trials spread over
+                 ``--max-concurrent`` slots (default: one per device the local machine has), is at least
+                 the device-hours / slots (perfect packing: a lower bound)
+
+Data loading is not timed (a study whose loaders keep the device fed: ``benchmarks/data_loading.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from runners.cache import DiskCache
+from runners.plan import Trial
+from runners.validate import devices_of, train_config
+
+#: A forward pass over a clip costs about this share of a training step's time per clip.
+FORWARD_SHARE = 1 / 3
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    """The estimated cost of one trial.
+
+    Attributes:
+        trial: the trial.
+        seconds_per_step: one optimizer step (the per-device batch, accumulation included).
+        steps: optimizer steps of the whole training.
+        train_hours: training time, hours.
+        eval_hours: evaluation passes, hours.
+        devices: devices the trial holds.
+    """
+
+    trial: Trial
+    seconds_per_step: float
+    steps: int
+    train_hours: float
+    eval_hours: float
+    devices: int
+
+    @property
+    def device_hours(self) -> float:
+        return (self.train_hours + self.eval_hours) * self.devices
+
+
+def estimate(
+    trials: list[Trial],
+    steps: int = 1,
+    device: str | None = None,
+    *,
+    cache: DiskCache | None = None,
+    cached_only: bool = False,
+) -> list[TrialCost] | None:
+    """The cost of each trial that will train (each distinct network timed once, and the time kept in the
+    on-disk cache under the network, the recipe, the devices and the device's name). ``cached_only``: None
+    unless every network's time is in the cache (nothing is timed: the figure a running study logs)."""
+    from ean.data.identity import split_size
+    from ean.train.config import device_batch, resolve_trainer_config
+
+    cache = cache or DiskCache("step_seconds")
+    where = device or ("cuda" if _has_cuda() else "cpu")
+    costs = []
+    for trial in (t for t in trials if not t.state.finished):
+        config, devices = train_config(trial.config), devices_of(trial.config)
+        trainer = resolve_trainer_config(config)
+        key = {"model": config["model"], "trainer": trainer, "devices": devices, "device": _device_name(where)}
+        seconds = cache.get(key)
+        if seconds is None:
+            if cached_only:
+                return None
+            seconds = _time_step(config, steps, devices, device, where)
+            cache.put(key, seconds)
+        per_device, accumulation = device_batch(trainer, devices)
+        videos = {split: split_size(config["data"], split) for split in ("train", "val")}
+        costs.append(_cost(trial, seconds, trainer, videos, per_device * accumulation))
+    return costs
+
+
+def _time_step(config: dict, steps: int, devices: int, device: str | None, where: str) -> float:
+    """Seconds per step; on a CPU timed one clip at a time and scaled (its time grows about linearly)."""
+    from ean.train.step_time import step_seconds
+
+    return step_seconds(config, steps, devices, device, clips=1 if where == "cpu" else None)
+
+
+def _device_name(where: str) -> str:
+    import torch
+
+    if where.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"{where}:{torch.get_num_threads()} threads"
+
+
+def _cost(
+    trial: Trial, seconds: float, trainer: dict, train_videos: int, val_videos: int, step_clips: int
+) -> TrialCost:
+    devices = devices_of(trial.config)
+    per_epoch = max(1, train_videos // trainer["batch_size"])
+    per_epoch = min(per_epoch, trainer["max_steps_per_epoch"] or per_epoch)
+    epochs = 0 if trial.evaluates else trainer["epochs"]
+    train_hours = epochs * per_epoch * seconds / 3600
+    data = trial.config["data"]
+    views = int(data.get("test_clips") or 1) * int(data.get("test_crops") or 1)
+    passes = 1 + (epochs // trainer["eval_every"] if trainer.get("eval_every") else 0)
+    per_clip = seconds / step_clips
+    eval_hours = passes * math.ceil(val_videos / devices) * views * per_clip * FORWARD_SHARE / 3600
+    return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, devices)
+
+
+def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:
+    """Per row and in all: trials, seconds per step, steps, hours per trial, device-hours; the wall clock."""
+    lines = [f"{'row':24} {'trials':>6} {'s/step':>8} {'steps':>9} {'h/trial':>8} {'device-h':>9}"]
+    rows: dict[str, list[TrialCost]] = {}
+    for cost in costs:
+        rows.setdefault(cost.trial.row.id, []).append(cost)
+    for row, items in rows.items():
+        c = items[0]
+        hours = c.train_hours + c.eval_hours
+        total = sum(i.device_hours for i in items)
+        lines.append(f"{row:24} {len(items):6d} {c.seconds_per_step:8.2f} {c.steps:9d} {hours:8.2f} {total:9.1f}")
+    device_hours = sum(c.device_hours for c in costs)
+    longest = max((c.train_hours + c.eval_hours for c in costs), default=0.0)
+    wall = max(device_hours / max(slots, 1), longest)
+    lines.append(
+        f"in all: {len(costs)} trial(s) to train ({free} cached or reused: free), {device_hours:.1f} device-hours; "
+        f"wall clock at least {wall:.1f} h on {slots} slot(s) (--max-concurrent)"
+    )
+    return "\n".join(lines)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def default_slots() -> int:
+    """Trials that run at once on this machine by default: one per GPU, else one."""
+    import torch
+
+    return max(torch.cuda.device_count(), 1)

@@ -1,0 +1,58 @@
+"""--estimate: a study's cost from a timed step, the recipe and the data's size; cached trials are free."""
+
+from __future__ import annotations
+
+import pytest
+
+from ean.data import build_dataset
+from ean.data.identity import split_size
+from runners.estimate import estimate, format_costs
+from runners.plan import TrialState, build_plan
+from runners.run import main
+from study.spec import parse_spec
+from tests.runners.conftest import tiny_spec
+
+BASE = {"id": "base", "label": "Base", "overrides": ["block=none", "regions=none"]}
+
+
+def test_the_synthetic_split_sizes_are_known_without_generating_and_match_the_files(tmp_path):
+    cfg = {"dataset": "synthetic", "root": str(tmp_path / "syn"), "num_videos": 23, "num_classes": 4, "size": 32}
+    sizes = {split: split_size(cfg, split) for split in ("train", "val")}
+    assert not (tmp_path / "syn").exists()  # nothing generated to count
+    assert sizes == {split: len(build_dataset({**cfg, "decode_timeout_s": 0}, split)) for split in sizes}
+
+
+def test_an_absent_dataset_is_counted_by_its_official_size(tmp_path):
+    assert split_size({"dataset": "something_v1", "root": str(tmp_path / "none")}, "train") == 86017
+
+
+def test_the_cost_follows_the_recipe_and_cached_trials_are_free(tmp_path, monkeypatch):
+    monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 2.0)
+    spec = parse_spec(tiny_spec([BASE], seeds=(0, 1)))
+    trials = build_plan(spec, [], ["trainer.max_steps_per_epoch=null", "trainer.epochs=3"], [0, 1], tmp_path)
+    trials[1].state = TrialState.CACHED
+    (cost,) = estimate(trials)
+    data = trials[0].config["data"]
+    per_epoch = split_size(data, "train") // trials[0].config["trainer"]["batch_size"]
+    assert cost.trial is trials[0] and cost.steps == 3 * per_epoch
+    assert cost.train_hours == pytest.approx(3 * per_epoch * 2.0 / 3600)
+    assert cost.eval_hours > 0 and cost.device_hours == pytest.approx(cost.train_hours + cost.eval_hours)
+    text = format_costs([cost], free=1, slots=1)
+    assert "1 trial(s) to train (1 cached or reused: free)" in text and text.splitlines()[1].startswith("base")
+
+
+def test_a_dry_run_estimate_plans_a_study_whose_data_is_elsewhere(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 1.0)
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "v1.yaml"
+    spec.write_text(
+        "name: v1\ntitle: T\nseeds: [0]\nprotocol: {clips: 1, crops: 1}\ncolumns: [top1]\n"
+        "overrides: [data=something_v1, data.root=/nowhere, model.backbone=resnet18, model.num_segments=4]\n"
+        "rows: [{id: a, label: A}]\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    assert main([str(spec), "--dry-run", "--mlflow-uri", uri]) == 2  # a plan that runs needs the data
+    assert "data.root '/nowhere' does not exist" in capsys.readouterr().err
+    assert main([str(spec), "--dry-run", "--estimate", "--mlflow-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "in all: 1 trial(s) to train" in out and "device-hours" in out
