@@ -43,9 +43,12 @@ def step_seconds(
     training ``config`` describes, on ``device`` (default: the config's trainer device, else CUDA when there is
     one, else the CPU).
 
+    One micro-batch is timed at a time (forward, backward and an optimizer step), and the time scales to the
+    step: x accumulation x per-device batch / clips timed.
+
     Args:
         config: a resolved trial config (``model``, ``trainer``; weights are not loaded).
-        steps: optimizer steps timed after one warm-up step.
+        steps: micro-batches timed after one warm-up micro-batch.
         devices: the devices that share the global batch (sets the per-device batch and accumulation).
         device: ``"cpu"``, ``"cuda"``...; None for the trainer's choice.
         clips: time micro-batches of this many clips instead of the per-device batch, and scale the time to
@@ -63,15 +66,16 @@ def step_seconds(
         optimizer = build_optimizer(model, trainer)
         scheduler = build_scheduler(optimizer, trainer, steps + 1)
         dtype = amp_dtype(trainer, target)
-        options = {"scaler": make_scaler(target, dtype), "amp_dtype": dtype, "accumulation": accumulation}
-        options.update(clip_grad=trainer["clip_grad"], batchnorm=trainer["batchnorm"])
-        batches = random_batches({**config, "model": model_cfg}, timed, accumulation * (steps + 1), target)
-        train_epoch(model, batches[:accumulation], optimizer, scheduler, target, epoch=1, **options)
+        options = {"scaler": make_scaler(target, dtype), "amp_dtype": dtype, "clip_grad": trainer["clip_grad"]}
+        options["batchnorm"] = trainer["batchnorm"]
+        batches = random_batches({**config, "model": model_cfg}, timed, steps + 1, target)
+        train_epoch(model, batches[:1], optimizer, scheduler, target, epoch=1, **options)
         _synchronize(target)
         start = time.perf_counter()
-        train_epoch(model, batches[accumulation:], optimizer, scheduler, target, epoch=1, **options)
+        train_epoch(model, batches[1:], optimizer, scheduler, target, epoch=1, **options)
         _synchronize(target)
-    return (time.perf_counter() - start) / steps * per_device / timed
+    micro = (time.perf_counter() - start) / steps
+    return micro * accumulation * per_device / timed
 
 
 def _synchronize(device: torch.device) -> None:
