@@ -12,7 +12,8 @@ Keys:
     num_segments: T (8 or 16: one implementation).
     modality: ``"rgb"`` (one frame per segment) or ``"rgb_lmc"`` (5 frames per segment, with LMC).
     input_size: training crop size (sets the SOI-Tr's positional embedding size).
-    temporal_conv, motion_excitation: the ResNet baseline's temporal parts in every bottleneck.
+    temporal_conv, motion_excitation: the ResNet baseline's temporal parts in every bottleneck; temporal_conv
+        ``True`` (learned depthwise conv, shift-initialised), ``False`` (none) or ``"shift"`` (TSM's fixed shift).
     block: ``BLOCKS`` name; block_stages: stages (1-5) followed by a block; block_options: keyword
         arguments of the block (eab: pool, inter_relu, dilation, factorization).
     fusion: ``FUSIONS`` name, the EAB's matrix M (read by ``eab`` only); fusion_options: keyword arguments of
@@ -38,6 +39,7 @@ import ean.models.fusion  # noqa: F401
 import ean.models.soi  # noqa: F401
 from ean.config_keys import check_known_keys
 from ean.models import backbone as _backbones  # noqa: F401
+from ean.models.backbone import check_temporal_conv
 from ean.models.ean_net import EAN
 from ean.models.lmc import LatentMotionCode
 from ean.models.pretrained import load_pretrained
@@ -96,6 +98,10 @@ def _validate(cfg: dict) -> None:
     BLOCKS.check(cfg["block"])
     FUSIONS.check(cfg["fusion"])
     REGIONS.check(cfg["regions"])
+    try:
+        check_temporal_conv(cfg["temporal_conv"])
+    except ValueError as err:
+        raise ModelConfigError(f"model.{err}") from None
     _choice(cfg, "modality", MODALITIES)
     _choice(cfg, "rgb_frame", RGB_FRAMES)
     for key in ("block_stages", "region_stages"):

@@ -8,7 +8,7 @@ from ean.registry import Registry
 
 BACKBONES = Registry(
     "backbone",
-    contract="backbone(temporal_conv: bool, motion_excitation: bool, num_segments: int) -> ResNet; "
+    contract="backbone(temporal_conv: bool | 'shift', motion_excitation: bool, num_segments: int) -> ResNet; "
     "torchvision parameter names; stem (N*T, 3, H, W) -> (N*T, C1, H/4, W/4), stage k halves H, W.",
     required_args=("temporal_conv", "motion_excitation", "num_segments"),
 )

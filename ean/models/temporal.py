@@ -94,3 +94,42 @@ class DepthwiseTemporalConv(nn.Module):
         clips = x.view(nt // t, t, c, h * w).transpose(1, 2).contiguous(memory_format=torch.channels_last)
         out = F.conv2d(clips, self.weight.view(c, 1, 3, 1), padding=(1, 0), groups=c)
         return out.transpose(1, 2).reshape(nt, c, h, w)
+
+
+class TemporalShift(nn.Module):
+    """TSM's temporal shift (Lin et al., "TSM: Temporal Shift Module"): fixed, no parameters, no multiply-adds.
+
+    Of the C channels of each frame, the first ``fold = int(C * shift_fraction)`` take the next frame's values
+    (shifted backward in time), the next ``fold`` take the previous frame's (shifted forward in time), and the
+    rest pass through; a frame beyond the clip's ends reads zeros. It computes what
+    ``DepthwiseTemporalConv`` computes at initialisation, but never learns.
+
+    Args:
+        channels: C.
+        num_segments: T, the number of frames per clip.
+        shift_fraction: the fraction of channels shifted each way (TSM: 1/8).
+
+    Shapes: (N*T, C, H, W) -> (N*T, C, H, W).
+    """
+
+    def __init__(self, channels: int, num_segments: int, shift_fraction: float = 1 / 8):
+        super().__init__()
+        if not 0 <= 2 * shift_fraction <= 1:
+            raise ValueError(f"shift_fraction must be in [0, 1/2], got {shift_fraction}")
+        self.channels = channels
+        self.num_segments = num_segments
+        self.fold = int(channels * shift_fraction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N*T, C, H, W) -> (N*T, C, H, W): y[t, :fold] = x[t + 1], y[t, fold:2 fold] = x[t - 1], rest x[t]."""
+        nt, c, h, w = x.shape
+        t, fold = self.num_segments, self.fold
+        clips = x.view(nt // t, t, c, h, w)
+        out = torch.zeros_like(clips)
+        out[:, :-1, :fold] = clips[:, 1:, :fold]  # y[t] = x[t + 1]
+        out[:, 1:, fold : 2 * fold] = clips[:, :-1, fold : 2 * fold]  # y[t] = x[t - 1]
+        out[:, :, 2 * fold :] = clips[:, :, 2 * fold :]
+        return out.view(nt, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, num_segments={self.num_segments}, fold={self.fold}"

@@ -47,6 +47,6 @@ def test_a_shared_profile_is_data_only(tmp_path, overrides):
 
 def test_every_papers_study_gets_the_shared_smoke_profile():
     smoke = list(load_shared("smoke"))
-    for name in ("table1", "table5", "table6", "table7", "table8", "table9", "table10"):
+    for name in ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "table9", "table10"):
         spec = load_spec(find_spec(name))
         assert profile_overrides(spec, "smoke")[: len(smoke)] == smoke
