@@ -17,6 +17,7 @@ A trial config is a plain dict with sections ``model`` (:mod:`ean.models.build`)
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ def check_trial_config(config: dict[str, Any], devices: int = 1, require_files: 
     """
     unknown = sorted(set(config) - set(SECTIONS))
     problems = [f"unknown top-level keys {unknown}; valid: {', '.join(SECTIONS)}"] if unknown else []
-    for check in (_check_model, _check_data, _check_trainer, _check_seed):
+    for check in (_check_model, _check_data, _check_trainer, _check_seed, _check_lmc_sizes):
         problems += check(config, devices)
     if not require_files:
         return problems
@@ -201,6 +202,31 @@ def _check_trainer(config: dict, devices: int) -> list[str]:
     except (ValueError, LookupError) as err:
         return [f"trainer: {err}"]
     return []
+
+
+def _check_lmc_sizes(config: dict, devices: int) -> list[str]:
+    """The LMC cuts frames into patches of ``patch x downsample`` pixels: the test crop must be a multiple of it
+    (found at planning, not after training when the test crop fails; the training crop, ``model.input_size``,
+    is checked with the model)."""
+    try:
+        model = check_model_config(config.get("model", {}))
+    except (ValueError, LookupError):
+        return []  # reported by _check_model
+    if model["modality"] != "rgb_lmc":
+        return []
+    from ean.models.lmc import LatentMotionCode
+
+    defaults = {k: p.default for k, p in inspect.signature(LatentMotionCode).parameters.items()}
+    options = {**defaults, **model["lmc_options"]}
+    cell = int(options["patch"]) * int(options["downsample"])
+    data = config.get("data", {})
+    sizes = {"data.test_crop_size": data.get("test_crop_size")}
+    return [
+        f"{key} = {size}: the LMC needs a multiple of {cell} (lmc patch {options['patch']} x downsample "
+        f"{options['downsample']}); e.g. {max(cell, size // cell * cell)}"
+        for key, size in sizes.items()
+        if size and int(size) % cell
+    ]
 
 
 def _check_seed(config: dict, devices: int) -> list[str]:

@@ -56,3 +56,25 @@ def test_a_dry_run_estimate_plans_a_study_whose_data_is_elsewhere(tmp_path, monk
     assert main([str(spec), "--dry-run", "--estimate", "--mlflow-uri", uri]) == 0
     out = capsys.readouterr().out
     assert "in all: 1 trial(s) to train" in out and "device-hours" in out
+
+
+@pytest.mark.parametrize(
+    ("sizes", "problems"),
+    [
+        ({"input_size": 64}, []),
+        ({"input_size": 64, "test_crop_size": 80}, ["data.test_crop_size = 80: the LMC needs a multiple of 32"]),
+        ({"input_size": 64, "test_crop_size": 80, "lmc_options": {"patch": 20, "downsample": 2}}, []),
+        ({"input_size": 64, "test_crop_size": 96}, []),
+    ],
+)
+def test_an_lmc_crop_it_cannot_cut_into_patches_is_refused_at_planning(sizes, problems):
+    """A crop the LMC cannot cut fails at planning, not after training when the test crop is evaluated."""
+    from ean.trial import check_trial_config
+
+    model = {"backbone": "resnet18", "modality": "rgb_lmc", "num_segments": 4, "num_classes": 10}
+    model.update({k: v for k, v in sizes.items() if k != "test_crop_size"})
+    data = {"dataset": "synthetic", "root": "x", "num_segments": 4, "frames_per_segment": 5, "num_classes": 10}
+    data["test_crop_size"] = sizes.get("test_crop_size")
+    config = {"model": model, "data": data, "trainer": {"batch_size": 4, "per_device_batch": None}, "seed": 0}
+    found = check_trial_config(config, require_files=False)
+    assert len(found) == len(problems) and all(f.startswith(p) for f, p in zip(found, problems, strict=True))
