@@ -214,7 +214,7 @@ def _draw_all_figures(spec: StudySpec, selection: Selection, tracking_uri: str, 
         report.warnings.append(f"no per-class figures: the baseline {spec.baseline!r} has no finished run with scores")
         return
     for row in spec.rows:
-        if row.id == spec.baseline:
+        if row.id == spec.baseline or row.reference:  # a published result has no scores
             continue
         acc = _class_accuracy(row.id, selection, tracking_uri)
         if acc is None or acc[1] != base[1]:
