@@ -102,10 +102,9 @@ def _device_name(where: str) -> str:
     return f"{where}:{torch.get_num_threads()} threads"
 
 
-def _cost(
-    trial: Trial, seconds: float, trainer: dict, train_videos: int, val_videos: int, step_clips: int
-) -> TrialCost:
-    devices = devices_of(trial.config)
+def _cost(trial: Trial, seconds: float, trainer: dict, videos: dict[str, int], step_clips: int) -> TrialCost:
+    """The cost of ``trial`` whose optimizer step takes ``seconds`` for ``step_clips`` clips per device."""
+    devices, train_videos, val_videos = devices_of(trial.config), videos["train"], videos["val"]
     per_epoch = max(1, train_videos // trainer["batch_size"])
     per_epoch = min(per_epoch, trainer["max_steps_per_epoch"] or per_epoch)
     epochs = 0 if trial.evaluates else trainer["epochs"]
