@@ -47,7 +47,7 @@ class OpenVideo:
     """The video of the latest ``open`` and the frames of its latest decode.
 
     decord's reader is kept only until a decode is answered: an open reader goes on decoding frames ahead in
-    its own thread (25 ms of CPU in the half second after a dense 360p clip here), work nobody asked for that
+    its own thread (CPU time: benchmarks/RESULTS.md, "Data loading, by hand"), work nobody asked for that
     competes with the clip's rendering. A further decode of the same video opens it again.
     """
 

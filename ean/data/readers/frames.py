@@ -2,8 +2,8 @@
 
 A folder whose frame numbers have a gap (a missing frame) is broken: :class:`BadMediaError` names the
 folder and the missing frames. Only the sampled frames are read; each distinct frame once, and only the
-region the clip's crops need is copied into the clip's frames. (torchvision's ``decode_jpeg`` is about 30%
-faster, but deprecated since torchvision 0.29, so it is not used.)
+region the clip's crops need is copied into the clip's frames. (torchvision's ``decode_jpeg`` is faster
+(benchmarks/RESULTS.md, "Data loading, by hand"), but deprecated since torchvision 0.29, so it is not used.)
 """
 
 from __future__ import annotations

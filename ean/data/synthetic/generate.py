@@ -34,7 +34,7 @@ from ean.data.synthetic.scenes import TEMPLATES, sample_action
 MANIFEST = "synthetic.json"
 FORMAT_VERSION = 1
 FPS = 12
-VIDEO_TIMEOUT_S = 120.0  # one 96 px video takes about 50 ms to render and encode
+VIDEO_TIMEOUT_S = 120.0  # far above one video's time (benchmarks/RESULTS.md, "Data loading, by hand")
 
 
 def generate_synthetic(
