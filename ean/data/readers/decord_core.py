@@ -77,7 +77,8 @@ class _DLPackView:
 
 
 def as_numpy(array) -> np.ndarray:
-    """A decoded batch as numpy without copying it (``asnumpy()`` copies; its cost: benchmarks/RESULTS.md, "Data loading, by hand"), else a copy."""
+    """A decoded batch as numpy without copying it, else a copy (``asnumpy()`` copies; its cost:
+    benchmarks/RESULTS.md, "Data loading, by hand")."""
     try:
         return np.from_dlpack(_DLPackView(array))
     except (AttributeError, BufferError, TypeError, RuntimeError):
