@@ -52,15 +52,8 @@ class Synthetic:
         clutter: float = 1.0,
     ):
         self.root, self.split = root, split
-        self.settings = dict(
-            num_videos=num_videos,
-            num_classes=num_classes,
-            size=size,
-            seed=seed,
-            min_frames=min_frames,
-            max_frames=max_frames,
-            clutter=clutter,
-        )
+        given = locals()
+        self.settings = {name: given[name] for name in _settings()}  # the keyword-only arguments above
 
     def read(self) -> Annotations:
         generate_synthetic(self.root, **self.settings)
