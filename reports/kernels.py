@@ -1,80 +1,142 @@
-"""``python -m reports.kernels STUDY ROW [--seed N]``: the paper's Fig. 10 for a trained trial.
+"""``python -m reports.kernels STUDY ROW [--seed 0] [--video I] [--stage 4]``: the paper's Fig. 10 for a trial.
 
-Loads the trial's resolved config and last checkpoint (found through its MLflow run), takes a validation
-video, and plots the EAB's kernel weights for it, its 1.6x spatial zoom and its 2x frame rate
-(``ean.models.kernel_weights``) with ``reports.figures.plot_kernel_weights``.
+Loads the trial's resolved config and last checkpoint (found through its MLflow run, ``reports.trained``),
+takes a validation video, and plots the EAB's kernel weights (``ean.models.kernel_weights``: sums of the
+fusion matrix over each kernel's channels) for three versions of it:
+
+- ``anchor``: the usual centre test clip;
+- ``zoom_1.6x``: the anchor clip zoomed in 1.6x about its centre;
+- ``fps_2x``: the video sampled again at twice the frame rate (``reports.clips.FrameRateSampler``: the T
+  segments cover the central half of the video, half the anchor's stride apart), so its frames are new frames
+  of the video rather than repeated ones. A video with fewer than 2T frames cannot give T distinct frames; the
+  command then warns.
+
+Fig. 10 shows M's learned part: where the fusion adds the identity (``dynamic`` with ``identity_init``, the
+default: M = I + ESP-Net output) the weights are those of M - I, and the title says so; otherwise (``static``,
+or ``identity_init=false``) those of M. Only for rows whose block is ``eab`` with a ``dynamic`` or ``static``
+fusion after ``--stage``.
+
+The figure goes to ``<out>/figures/<study>_kernels_<row>_seed<seed>_video<I>.{png,pdf}`` (``--out`` default
+``outputs/reports/<study>``, where ``reports.make`` writes).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from mlflow.tracking import MlflowClient
+from torch import nn
 
+from reports.clips import Clip, validation_clip
 from reports.figures import plot_kernel_weights
-from study import mlflow_schema as S
+from reports.trained import (  # noqa: F401  (find_run, checkpoint_of: this module's names before reports.trained)
+    base_parser,
+    checkpoint_of,
+    figure_stem,
+    find_run,
+    qualifying_rows,
+    tracking_uri,
+    trained,
+)
 from study.find import find_spec
 from study.spec import SpecError, load_spec
 
-
-def find_run(client: MlflowClient, study: str, row: str, seed: int):
-    exp = client.get_experiment_by_name(study)
-    if exp is None:
-        raise SpecError(f"no MLflow experiment '{study}' at {client.tracking_uri}")
-    query = f"{S.trial_filter(study)} AND tags.`{S.TAG_ROW}` = '{row}' AND tags.`{S.TAG_SEED}` = '{seed}'"
-    runs = [r for r in client.search_runs([exp.experiment_id], query) if r.info.status == S.STATUS_FINISHED]
-    if not runs or not checkpoint_of(runs[0]).is_file():
-        raise SpecError(f"no FINISHED run with a checkpoint on this machine for {study}/{row}/seed{seed}")
-    return runs[0]
+MATRIX_FUSIONS = ("dynamic", "static")
 
 
-def checkpoint_of(run) -> Path:
-    """The trial's last checkpoint (tag ``ean.checkpoint``, else ``<ean.workdir>/checkpoints/last.pt``)."""
-    tags = run.data.tags
-    return Path(tags.get(S.TAG_CHECKPOINT) or Path(tags.get(S.TAG_WORKDIR, "")) / "checkpoints" / "last.pt")
+@dataclass
+class KernelResult:
+    """What ``kernels_report`` drew.
+
+    Attributes:
+        weights: variant -> {"spatial": (3,), "temporal": (3,)}, the weights drawn (of M - I where
+            ``minus_identity``, else of M).
+        raw: the same for M itself.
+        minus_identity: whether the fusion adds I, so that M - I was drawn.
+    """
+
+    weights: dict[str, dict[str, np.ndarray]]
+    raw: dict[str, dict[str, np.ndarray]]
+    minus_identity: bool
 
 
-def figure_for_run(client: MlflowClient, run, out: Path, stage: int, video: int) -> list[Path]:
+def kernels_report(
+    model: nn.Module, anchor: Clip, fast: Clip, out: str | Path, stage: int = 4, title: str = ""
+) -> tuple[list[Path], KernelResult]:
+    """Draws Fig. 10 of ``model`` to ``out`` (.png, .pdf); returns the paths and what was drawn.
 
-    from ean.data import build_dataset, normalize_clips
-    from ean.models import build_model
-    from ean.models.kernel_weights import kernel_weight_variants
-    from ean.train import load_checkpoint
+    Args:
+        model: an ``EAN`` with an EAB of matrix fusion after ``stage``.
+        anchor: the anchor clip.
+        fast: the same video sampled at twice the frame rate (``validation_clip(..., rate=2)``).
+        out: the output path without suffix.
+        stage: the EAB's stage.
+        title: the start of the figure title (row, seed).
+    """
+    from ean.models.kernel_weights import adds_identity, kernel_weight_variants
 
-    config = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, S.ARTIFACT_CONFIG)).read_text())
-    model = build_model(config)
-    model.load_state_dict(load_checkpoint(checkpoint_of(run))["model"])
-    data = {**config["data"], "test_clips": 1, "test_crops": 1}
-    clip = build_dataset(data, "val")[video][0]
-    weights = kernel_weight_variants(model, normalize_clips(clip.unsqueeze(0)), stage)
-    arrays = {name: {axis: np.asarray(v) for axis, v in axes.items()} for name, axes in weights.items()}
-    return plot_kernel_weights(arrays, out)
+    if fast.path != anchor.path:
+        raise ValueError(f"the 2x frame-rate clip is of {fast.path}, the anchor of {anchor.path}")
+    minus_identity = adds_identity(model, stage)
+    x, x_fast = anchor.input(), fast.input()
+    weights, raw = (_arrays(kernel_weight_variants(model, x, x_fast, stage, sub)) for sub in (minus_identity, False))
+    matrix = "M − I" if minus_identity else "M"
+    part = "M − I, the learned part (the fusion adds I)" if minus_identity else "M"
+    heading = (
+        f"{title + ': ' if title else ''}EAB kernel weights after stage {stage}, of {part}\n"
+        f"video {anchor.index} ({Path(anchor.path).name}, {anchor.num_frames} frames), class: {anchor.class_name}\n"
+        f"frames: anchor {_frames(anchor)}, fps_2x {_frames(fast)}"
+    )
+    paths = plot_kernel_weights(weights, out, matrix=matrix, title=heading)
+    return paths, KernelResult(weights, raw, minus_identity)
+
+
+def _frames(clip: Clip) -> str:
+    """The video frame numbers the RGB path sees (the middle frame of each segment)."""
+    return ", ".join(str(int(i)) for i in clip.frame_indices[:, clip.frame_indices.shape[1] // 2])
+
+
+def _arrays(weights: dict[str, dict[str, list]]) -> dict[str, dict[str, np.ndarray]]:
+    return {variant: {axis: np.asarray(w) for axis, w in axes.items()} for variant, axes in weights.items()}
+
+
+def has_matrix_eab(model_cfg: dict, stage: int) -> bool:
+    """Whether a resolved model config has an EAB with a matrix fusion after ``stage``."""
+    return model_cfg["block"] == "eab" and model_cfg["fusion"] in MATRIX_FUSIONS and stage in model_cfg["block_stages"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.kernels", description=__doc__)
-    parser.add_argument("study", help="a study spec file or name (table8 -> studies/table8.yaml)")
-    parser.add_argument("row", help="the row id of a trained EAB model (dynamic or static M)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = base_parser("python -m reports.kernels", __doc__)
     parser.add_argument("--stage", type=int, default=4, help="the EAB after this stage (default 4)")
-    parser.add_argument("--video", type=int, default=0, help="index of the validation video (default 0)")
-    parser.add_argument("--mlflow-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
-    parser.add_argument("--out", default=None, help="default: outputs/reports/<study>/figures/<study>_kernels_<row>")
     args = parser.parse_args(argv)
-    import os
-
-    uri = args.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     try:
         spec = load_spec(find_spec(args.study))
-        client = MlflowClient(uri)
-        run = find_run(client, spec.name, args.row, args.seed)
-        out = Path(args.out or f"outputs/reports/{spec.name}/figures/{spec.name}_kernels_{args.row}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        paths = figure_for_run(client, run, out, args.stage, args.video)
+        client = MlflowClient(tracking_uri(args.mlflow_uri))
+        trial = trained(client, spec, args.row, args.seed)
+        model_cfg = trial.model_config()
+        if not has_matrix_eab(model_cfg, args.stage):
+            rows = qualifying_rows(client, spec, lambda m: m["block"] == "eab" and m["fusion"] in MATRIX_FUSIONS)
+            raise SpecError(
+                f"row {args.row!r} of {spec.name} has block={model_cfg['block']}, "
+                f"fusion={model_cfg['fusion']}, block_stages={model_cfg['block_stages']}; Fig. 10 needs an "
+                f"EAB (block=eab) with fusion {' or '.join(MATRIX_FUSIONS)} after stage {args.stage}. Rows of "
+                f"{spec.name} with a finished run of such an EAB: {', '.join(rows) if rows else 'none'}"
+            )
+        anchor = validation_clip(trial.config["data"], args.video)
+        fast = validation_clip(trial.config["data"], args.video, rate=2.0)
+        repeated = len(np.unique(fast.frame_indices[:, 0])) < len(fast.frame_indices)
+        if repeated:
+            print(
+                f"warning: video {anchor.index} has {fast.num_frames} frames, too few for "
+                f"{len(fast.frame_indices)} distinct frames at 2x the frame rate: the fps_2x clip repeats frames",
+                file=sys.stderr,
+            )
+        out = figure_stem(args.out, spec.name, "kernels", args.row, args.seed, args.video)
+        label = f"{spec.row(args.row).label} (seed {args.seed})"
+        paths, _ = kernels_report(trial.model(), anchor, fast, out, args.stage, label)
     except (SpecError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

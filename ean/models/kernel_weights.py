@@ -4,6 +4,9 @@ For an EAB with a fusion matrix M (C' x C', mapping the temporal branches' chann
 branches' channels), the weight of a temporal kernel is the sum of the M entries in the columns of its
 channel group, and the weight of a spatial kernel the sum of the entries in the rows of its group. The
 paper compares an anchor video with its spatially zoomed and temporally resampled versions.
+
+Where the fusion adds the identity (``dynamic`` with ``identity_init``: M = I + ESP-Net output),
+``minus_identity`` reads the learned part M - I: the identity alone gives every kernel its group size.
 """
 
 from __future__ import annotations
@@ -22,30 +25,70 @@ def _group_sums(matrix: torch.Tensor, sizes: list[int], dim: int) -> torch.Tenso
     return torch.stack([part.sum(dim=(1, 2)) for part in torch.split(matrix, sizes, dim=dim)], dim=1)
 
 
+def _matrix_block(model: nn.Module, stage: int) -> SpatialTemporalBlock:
+    if str(stage) not in model.blocks:
+        raise ValueError(f"the model has no block after stage {stage} (blocks after stages {', '.join(model.blocks)})")
+    block = model.blocks[str(stage)]
+    if not isinstance(block, SpatialTemporalBlock) or type(block.fusion).matrix is Fusion.matrix:
+        raise ValueError(f"the block after stage {stage} has no fusion matrix (use an EAB with dynamic/static M)")
+    return block
+
+
+def adds_identity(model: nn.Module, stage: int = 4) -> bool:
+    """Whether the fusion of the EAB after ``stage`` adds the identity to what it learns (M = I + ESP-Net
+    output: ``dynamic`` with ``identity_init``, the default). A ``static`` M starts at I but is one learned
+    matrix, so it does not."""
+    return bool(getattr(_matrix_block(model, stage).fusion, "identity_init", False))
+
+
 @torch.no_grad()
-def kernel_weights(model: nn.Module, clip: torch.Tensor, stage: int = 4) -> dict[str, torch.Tensor]:
-    """Kernel weights of the EAB after ``stage`` for a batch of clips.
+def fusion_matrix(model: nn.Module, clip: torch.Tensor, stage: int = 4, minus_identity: bool = False) -> torch.Tensor:
+    """The fusion matrix M of the EAB after ``stage`` for a batch of clips, (N, C', C'): rows spatial branches'
+    channels, columns temporal branches'.
 
     Args:
         model: an ``EAN`` whose block after ``stage`` has a matrix fusion (``dynamic`` or ``static``).
         clip: (N, T, L, 3, H, W) clips as the model takes them.
         stage: the stage (1-5) whose EAB to read.
-
-    Returns:
-        ``{"spatial": (N, 3), "temporal": (N, 3)}``: weights of kernels 1, 3, 5 (dilated 3) in each axis.
+        minus_identity: return M - I where the fusion adds I (``adds_identity``): the part the ESP-Net
+            predicts. Elsewhere M itself.
     """
-    block = model.blocks[str(stage)]
-    if not isinstance(block, SpatialTemporalBlock) or type(block.fusion).matrix is Fusion.matrix:
-        raise ValueError(f"the block after stage {stage} has no fusion matrix (use an EAB with dynamic/static M)")
+    block = _matrix_block(model, stage)
     captured = {}
     hook = block.compress.register_forward_hook(lambda module, args, out: captured.setdefault("z", out))
     try:
         model.eval()(clip)
     finally:
         hook.remove()
-    matrix = block.fusion.matrix(captured["z"]).float()  # (N, C', C'): rows spatial, columns temporal
+    matrix = block.fusion.matrix(captured["z"]).float()
+    if minus_identity and adds_identity(model, stage):
+        matrix = matrix - torch.eye(matrix.shape[-1], device=matrix.device)
+    return matrix
+
+
+def group_weights(matrix: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Kernel weights of fusion matrices (N, C', C'): ``{"spatial": (N, 3), "temporal": (N, 3)}``, the sums
+    over the rows (spatial) or the columns (temporal) of each kernel's channel group."""
     sizes = split_sizes(matrix.shape[-1])
     return {"spatial": _group_sums(matrix, sizes, dim=1), "temporal": _group_sums(matrix, sizes, dim=2)}
+
+
+def kernel_weights(
+    model: nn.Module, clip: torch.Tensor, stage: int = 4, minus_identity: bool = False
+) -> dict[str, torch.Tensor]:
+    """Kernel weights of the EAB after ``stage`` for a batch of clips.
+
+    Args:
+        model: an ``EAN`` whose block after ``stage`` has a matrix fusion (``dynamic`` or ``static``).
+        clip: (N, T, L, 3, H, W) clips as the model takes them.
+        stage: the stage (1-5) whose EAB to read.
+        minus_identity: the weights of M - I where the fusion adds I (see ``fusion_matrix``); each weight
+            is then the raw one less its group's size.
+
+    Returns:
+        ``{"spatial": (N, 3), "temporal": (N, 3)}``: weights of kernels 1, 3, 5 (dilated 3) in each axis.
+    """
+    return group_weights(fusion_matrix(model, clip, stage, minus_identity))
 
 
 def zoomed(clip: torch.Tensor, factor: float = 1.6) -> torch.Tensor:
@@ -58,26 +101,24 @@ def zoomed(clip: torch.Tensor, factor: float = 1.6) -> torch.Tensor:
     return F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False).view_as(clip)
 
 
-def faster_frame_rate(clip: torch.Tensor, factor: int = 2) -> torch.Tensor:
-    """The clip resampled at ``factor`` x the frame rate: the central 1/factor of its time span over T frames.
-
-    From an already sampled clip this repeats frames (nearest neighbour in time); sampling the video
-    itself at the higher rate gives new frames. (N, T, L, 3, H, W) -> same.
-    """
-    t = clip.shape[1]
-    start = (t - t / factor) / 2
-    index = (start + torch.arange(t) / factor).floor().long().clamp(0, t - 1)
-    return clip[:, index]
-
-
-def kernel_weight_variants(model: nn.Module, clip: torch.Tensor, stage: int = 4) -> dict[str, dict[str, list]]:
+def kernel_weight_variants(
+    model: nn.Module, clip: torch.Tensor, fast_clip: torch.Tensor, stage: int = 4, minus_identity: bool = False
+) -> dict[str, dict[str, list]]:
     """Fig. 10's three videos: anchor, zoomed 1.6x, 2x frame rate -> {"spatial": [3], "temporal": [3]} each.
 
-    The output feeds ``reports.figures.plot_kernel_weights``. ``clip``: one clip (1, T, L, 3, H, W).
+    The output feeds ``reports.figures.plot_kernel_weights``.
+
+    Args:
+        model, stage, minus_identity: as for ``kernel_weights``.
+        clip: the anchor clip (1, T, L, 3, H, W).
+        fast_clip: the same video sampled again at twice the frame rate (1, T, L, 3, H, W): new frames of the
+            video, half the anchor's stride apart (``reports.clips.FrameRateSampler``), not repeated frames.
     """
-    variants = {"anchor": clip, "zoom_1.6x": zoomed(clip), "fps_2x": faster_frame_rate(clip)}
+    if fast_clip.shape != clip.shape:
+        raise ValueError(f"fast_clip has shape {tuple(fast_clip.shape)}, the anchor clip {tuple(clip.shape)}")
+    variants = {"anchor": clip, "zoom_1.6x": zoomed(clip), "fps_2x": fast_clip}
     out = {}
     for name, video in variants.items():
-        weights = kernel_weights(model, video, stage)
+        weights = kernel_weights(model, video, stage, minus_identity)
         out[name] = {axis: weights[axis][0].tolist() for axis in ("spatial", "temporal")}
     return out

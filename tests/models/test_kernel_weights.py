@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from ean.models import build_model
-from ean.models.kernel_weights import faster_frame_rate, kernel_weight_variants, kernel_weights, zoomed
+from ean.models.kernel_weights import (
+    adds_identity,
+    fusion_matrix,
+    kernel_weight_variants,
+    kernel_weights,
+    zoomed,
+)
 
 TINY = {"backbone": "resnet18", "num_segments": 4, "input_size": 64, "num_classes": 5, "regions": "none"}
 
@@ -32,12 +38,31 @@ def test_sums_follow_rows_for_spatial_and_columns_for_temporal():
 
 def test_variants_and_transforms():
     clip = torch.arange(4.0).view(1, 4, 1, 1, 1, 1).expand(1, 4, 1, 3, 64, 64).contiguous()
-    assert faster_frame_rate(clip)[0, :, 0, 0, 0, 0].tolist() == [1.0, 1.0, 2.0, 2.0]
     assert zoomed(clip).shape == clip.shape
     model = build_model(TINY)  # dynamic M
-    out = kernel_weight_variants(model, torch.randn(1, 4, 1, 3, 64, 64), stage=3)
+    anchor, fast = torch.randn(1, 4, 1, 3, 64, 64), torch.randn(1, 4, 1, 3, 64, 64)
+    out = kernel_weight_variants(model, anchor, fast, stage=3)
     assert set(out) == {"anchor", "zoom_1.6x", "fps_2x"}
     assert all(len(v["spatial"]) == 3 and len(v["temporal"]) == 3 for v in out.values())
+    assert out["fps_2x"] == {k: v[0].tolist() for k, v in kernel_weights(model, fast, stage=3).items()}
+    with pytest.raises(ValueError, match="fast_clip has shape"):
+        kernel_weight_variants(model, anchor, fast[:, :2], stage=3)
+
+
+def test_minus_identity_removes_exactly_the_identity_the_fusion_adds():
+    clip = torch.randn(1, 4, 1, 3, 64, 64)
+    model = build_model(TINY)  # dynamic M = I + ESP-Net output (identity_init)
+    assert adds_identity(model, 3)
+    raw, learned = fusion_matrix(model, clip, 3), fusion_matrix(model, clip, 3, minus_identity=True)
+    torch.testing.assert_close(raw - learned, torch.eye(raw.shape[-1]).expand_as(raw))
+    raw_w, learned_w = kernel_weights(model, clip, 3), kernel_weights(model, clip, 3, minus_identity=True)
+    sizes = torch.tensor([[10.0, 10.0, 12.0]])  # C' = 128 / 4 = 32 -> groups 10, 10, 12
+    torch.testing.assert_close(raw_w["spatial"] - learned_w["spatial"], sizes)
+    torch.testing.assert_close(raw_w["temporal"] - learned_w["temporal"], sizes)
+    for options in ({"fusion_options": {"identity_init": False}}, {"fusion": "static"}):
+        other = build_model({**TINY, **options})  # M as predicted, or one learned M: nothing to subtract
+        assert not adds_identity(other, 3)
+        torch.testing.assert_close(fusion_matrix(other, clip, 3), fusion_matrix(other, clip, 3, minus_identity=True))
 
 
 def test_blocks_without_a_matrix_are_refused():

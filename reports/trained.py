@@ -1,0 +1,146 @@
+"""A study row's trained model, found through MLflow: what ``reports.kernels``, ``reports.saliency`` and
+``reports.features`` share (finding the run, loading its config and checkpoint, naming the figure files, the
+command line).
+
+A trial run (``study.mlflow_schema``) carries its resolved config as the ``config.yaml`` artifact and the
+location of its last checkpoint in the tags ``ean.checkpoint`` (else ``<ean.workdir>/checkpoints/last.pt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+from study import mlflow_schema as S
+from study.spec import SpecError, StudySpec
+
+
+def find_run(client: MlflowClient, study: str, row: str, seed: int):
+    """The newest FINISHED trial run of (row, seed) that is not superseded and whose checkpoint is on this
+    machine.
+
+    Raises:
+        SpecError: no such experiment or run.
+    """
+    exp = client.get_experiment_by_name(study)
+    if exp is None:
+        raise SpecError(f"no MLflow experiment '{study}' at {client.tracking_uri}")
+    query = f"{S.trial_filter(study)} AND tags.`{S.TAG_ROW}` = '{row}' AND tags.`{S.TAG_SEED}` = '{seed}'"
+    runs = [r for r in client.search_runs([exp.experiment_id], query) if r.info.status == S.STATUS_FINISHED]
+    runs.sort(key=lambda r: (S.TAG_SUPERSEDED_BY in r.data.tags, -r.info.start_time))
+    if not runs or not checkpoint_of(runs[0]).is_file():
+        raise SpecError(f"no FINISHED run with a checkpoint on this machine for {study}/{row}/seed{seed}")
+    return runs[0]
+
+
+def checkpoint_of(run) -> Path:
+    """The trial's last checkpoint (tag ``ean.checkpoint``, else ``<ean.workdir>/checkpoints/last.pt``)."""
+    tags = run.data.tags
+    return Path(tags.get(S.TAG_CHECKPOINT) or Path(tags.get(S.TAG_WORKDIR, "")) / "checkpoints" / "last.pt")
+
+
+def run_config(client: MlflowClient, run) -> dict[str, Any]:
+    """The trial's resolved config (its ``config.yaml`` artifact)."""
+    return yaml.safe_load(Path(client.download_artifacts(run.info.run_id, S.ARTIFACT_CONFIG)).read_text())
+
+
+def load_model(config: dict[str, Any], checkpoint: str | Path | None = None):
+    """The network of ``config`` in eval mode, with the weights of ``checkpoint`` (None: random weights).
+
+    ImageNet weights (``model.pretrained``) are not loaded: the checkpoint holds every weight.
+    """
+    from ean.models import build_model
+    from ean.train import load_checkpoint
+
+    model = build_model({**config["model"], "pretrained": None})
+    if checkpoint is not None:
+        model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    return model.eval()
+
+
+@dataclass
+class Trained:
+    """A row's trained trial: its MLflow run, resolved config and model (eval mode)."""
+
+    row: str
+    run: Any
+    config: dict[str, Any]
+
+    def model(self):
+        """The network with the checkpoint's weights, in eval mode."""
+        return load_model(self.config, checkpoint_of(self.run))
+
+    def model_config(self) -> dict[str, Any]:
+        """The model section with every default filled in (``ean.models.build.resolve_model_config``)."""
+        from ean.models.build import resolve_model_config
+
+        return resolve_model_config(self.config)
+
+
+def trained(client: MlflowClient, spec: StudySpec, row: str, seed: int) -> Trained:
+    """The trained trial of ``row`` (a row of ``spec``) and ``seed``.
+
+    Raises:
+        SpecError: the spec has no such row, or MLflow no finished run of it with a checkpoint here.
+    """
+    if row not in spec.row_ids:
+        raise SpecError(f"no row {row!r} in study {spec.name!r}; rows: {', '.join(spec.row_ids)}")
+    run = find_run(client, spec.name, row, seed)
+    return Trained(row, run, run_config(client, run))
+
+
+def qualifying_rows(client: MlflowClient, spec: StudySpec, accepts: Callable[[dict[str, str]], bool]) -> list[str]:
+    """The rows of ``spec`` with a FINISHED trial run whose model ``accepts``, in the spec's order.
+
+    ``accepts`` gets the run's model params (the flattened config's ``model.*`` keys without the prefix, as
+    strings: ``{"regions": "saliency", "block": "eab", ...}``), the model defaults filling missing keys.
+    """
+    from ean.models.build import MODEL_DEFAULTS
+
+    exp = client.get_experiment_by_name(spec.name)
+    if exp is None:
+        return []
+    defaults = {k: str(v) for k, v in MODEL_DEFAULTS.items() if isinstance(v, str)}
+    found = set()
+    for run in client.search_runs([exp.experiment_id], S.trial_filter(spec.name)):
+        row = run.data.tags.get(S.TAG_ROW)
+        model = {**defaults, **{k[6:]: v for k, v in run.data.params.items() if k.startswith("model.")}}
+        if run.info.status == S.STATUS_FINISHED and row in spec.row_ids and accepts(model):
+            found.add(row)
+    return [r for r in spec.row_ids if r in found]
+
+
+def figure_stem(out: str | Path | None, study: str, kind: str, row: str, seed: int, video: int) -> Path:
+    """``<out>/figures/<study>_<kind>_<row>_seed<seed>_video<video>`` (``out`` default ``outputs/reports/<study>``,
+    the directory ``reports.make`` writes to)."""
+    folder = Path(out) if out is not None else Path("outputs") / "reports" / study
+    return folder / "figures" / f"{study}_{kind}_{row}_seed{seed}_video{video}"
+
+
+def base_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The arguments every trained-model figure takes: STUDY ROW, --seed, --video, --mlflow-uri, --out."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("study", help="a study spec file or name (table8 -> studies/table8.yaml)")
+    parser.add_argument("row", help="the row id of a trained model")
+    parser.add_argument("--seed", type=int, default=0, help="the trial's seed (default 0)")
+    parser.add_argument("--video", type=int, default=0, help="index of the validation video (default 0)")
+    parser.add_argument("--mlflow-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="report directory, as reports.make's (default outputs/reports/<study>); figures go to <out>/figures/",
+    )
+    return parser
+
+
+def tracking_uri(given: str | None) -> str:
+    """``--mlflow-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return given or S.default_tracking_uri()
