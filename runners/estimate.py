@@ -56,7 +56,7 @@ class TrialCost:
 
 def estimate(
     trials: list[Trial],
-    steps: int = 1,
+    steps: int = 2,
     device: str | None = None,
     *,
     cache: DiskCache | None = None,

@@ -43,8 +43,9 @@ def step_seconds(
     training ``config`` describes, on ``device`` (default: the config's trainer device, else CUDA when there is
     one, else the CPU).
 
-    One micro-batch is timed at a time (forward, backward and an optimizer step), and the time scales to the
-    step: x accumulation x per-device batch / clips timed.
+    One micro-batch is timed at a time (forward, backward and an optimizer step); the fastest of ``steps``
+    after a warm-up (the least disturbed by other work on the machine) scales to the step: x accumulation x
+    per-device batch / clips timed.
 
     Args:
         config: a resolved trial config (``model``, ``trainer``; weights are not loaded).
@@ -69,13 +70,13 @@ def step_seconds(
         options = {"scaler": make_scaler(target, dtype), "amp_dtype": dtype, "clip_grad": trainer["clip_grad"]}
         options["batchnorm"] = trainer["batchnorm"]
         batches = random_batches({**config, "model": model_cfg}, timed, steps + 1, target)
-        train_epoch(model, batches[:1], optimizer, scheduler, target, epoch=1, **options)
-        _synchronize(target)
-        start = time.perf_counter()
-        train_epoch(model, batches[1:], optimizer, scheduler, target, epoch=1, **options)
-        _synchronize(target)
-    micro = (time.perf_counter() - start) / steps
-    return micro * accumulation * per_device / timed
+        times = []
+        for batch in batches:  # the first one warms up; the fastest of the others is the machine's time
+            start = time.perf_counter()
+            train_epoch(model, [batch], optimizer, scheduler, target, epoch=1, **options)
+            _synchronize(target)
+            times.append(time.perf_counter() - start)
+    return min(times[1:]) * accumulation * per_device / timed
 
 
 def _synchronize(device: torch.device) -> None:
