@@ -2,7 +2,8 @@
 
 An ensemble cell trains nothing. Once every member trial of a seed has a FINISHED run, the driver fetches
 their score files from MLflow, averages them (``ean.train.ensemble``) and logs one run for the cell, keyed
-by its members' trial keys (cached like any trial). Params and FLOPs are the members' sums.
+by its members' trial keys (cached like any trial). Params and FLOPs are the members' sums; its data input is
+the members' validation split (context ``evaluation``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, membe
     first = members[0].data
     client = tracker.client
     tags = {
+        **tracker.system_tags,
         S.TAG_PARENT_RUN_ID: tracker.parent_id or first.tags.get(S.TAG_PARENT_RUN_ID, ""),
         S.TAG_KIND: S.KIND_TRIAL,
         S.TAG_STUDY: spec.name,
@@ -81,5 +83,7 @@ def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, membe
     tracker.log_metrics(run.info.run_id, {S.METRIC_TOP1: result["top1"], S.METRIC_TOP5: result["top5"], **sums})
     client.log_artifact(run.info.run_id, result["scores_path"], artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
     client.log_dict(run.info.run_id, result.get("per_class_top1", {}), S.ARTIFACT_PER_CLASS)
+    data = {"dataset": first.tags.get(S.TAG_DATASET), "root": first.params.get(S.PARAM_DATA_ROOT)}
+    tracker.log_data(run.info.run_id, {"data": data}, first.tags.get(S.TAG_DATA_FINGERPRINT, ""), evaluation=True)
     client.set_terminated(run.info.run_id, S.STATUS_FINISHED)
     return run.info.run_id

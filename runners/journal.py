@@ -9,9 +9,9 @@ the study's next invocation replays them before it plans (``replay``), so a tria
 outage is FINISHED, not trained again.
 
 Every write is idempotent, so one applied twice (the driver died between applying it and recording that
-it did) changes nothing: an epoch already in MLflow is skipped, a finished run is not finished again, and an
-opened run carries the journal entry that created it (tag ``ean.opened_by``), which a replay finds instead of
-creating a second run.
+it did) changes nothing: an epoch already in MLflow is skipped, a finished run is not finished again, a run's
+data inputs are logged once, and an opened run carries the journal entry that created it (tag
+``ean.opened_by``), which a replay finds instead of creating a second run.
 """
 
 from __future__ import annotations
@@ -183,7 +183,9 @@ class Applier:
 
     def _open(self, entry: dict[str, Any]) -> str:
         found = self.tracker.run_opened_by(entry["entry_id"])
-        if found:
+        if found:  # applied before; its data inputs, if the driver died before logging them (each is logged once)
+            evaluation = S.TAG_EVALUATES in entry["tags"]
+            self.tracker.log_data(found, entry["config"], entry["data_fingerprint"], evaluation=evaluation)
             return found
         trial = Trial(
             study=self.tracker.study,

@@ -144,11 +144,13 @@ def protocol_overrides(protocol: Protocol) -> list[str]:
     return [f"data.test_clips={protocol.clips}", f"data.test_crops={protocol.crops}"]
 
 
-def evaluation_trial(spec: StudySpec, row: Row, training: Trial, config: dict[str, Any]) -> tuple[Trial | None, list]:
+def evaluation_trial(
+    spec: StudySpec, row: Row, training: Trial, config: dict[str, Any], require_files: bool = True
+) -> tuple[Trial | None, list]:
     """The trial of an evaluation row at ``training``'s seed: the training's config tested with the row's
     protocol, keyed by the training and the protocol."""
     wanted = row.protocol.tag if row.protocol else spec.protocol.tag
-    problems = check_trial_config(config)
+    problems = check_trial_config(config, require_files)
     if not problems and protocol_of(config["data"]) != wanted:
         problems.append(f"the data config's protocol {protocol_of(config['data'])} is not the row's {wanted}")
     if problems:
@@ -161,9 +163,12 @@ def evaluation_trial(spec: StudySpec, row: Row, training: Trial, config: dict[st
     return trial, []
 
 
-def plan_trial(spec: StudySpec, row: Row, seed: int, config: dict[str, Any]) -> tuple[Trial | None, list[str]]:
-    """The trial of a composed, absolute config, or the problems that stop it."""
-    problems = check_trial_config(config)
+def plan_trial(
+    spec: StudySpec, row: Row, seed: int, config: dict[str, Any], require_files: bool = True
+) -> tuple[Trial | None, list[str]]:
+    """The trial of a composed, absolute config, or the problems that stop it (``require_files=False``: the
+    data and weights need not be on this machine; its keys then name no data contents)."""
+    problems = check_trial_config(config, require_files)
     if not problems and protocol_of(config["data"]) != spec.protocol.tag:
         problems.append(
             f"the spec's protocol {spec.protocol.tag} (clips x crops) differs from the data config's "
@@ -179,9 +184,15 @@ def plan_trial(spec: StudySpec, row: Row, seed: int, config: dict[str, Any]) -> 
 
 
 def build_plan(
-    spec: StudySpec, profile: list[str], cli_overrides: list[str], seeds: list[int], base: Path
+    spec: StudySpec,
+    profile: list[str],
+    cli_overrides: list[str],
+    seeds: list[int],
+    base: Path,
+    require_files: bool = True,
 ) -> list[Trial]:
-    """Composes and checks every (row, seed) of the spec; raises ``PlanError`` listing all problems."""
+    """Composes and checks every (row, seed) of the spec; raises ``PlanError`` listing all problems.
+    ``require_files=False`` plans without the data and weights files (to estimate the cost elsewhere)."""
     trials, problems = [], {}
     if len(set(seeds)) != len(seeds):
         raise PlanError(spec.source, [f"seeds {list(seeds)} name a seed twice: each (row, seed) is one trial"])
@@ -204,9 +215,9 @@ def build_plan(
                     training = next((t for t in trials if t.row.id == trained.id and t.seed == seed), None)
                     if training is None:  # the evaluated row has problems of its own, reported there
                         break
-                    trial, row_problems = evaluation_trial(spec, row, training, config)
+                    trial, row_problems = evaluation_trial(spec, row, training, config, require_files)
                 else:
-                    trial, row_problems = plan_trial(spec, row, seed, config)
+                    trial, row_problems = plan_trial(spec, row, seed, config, require_files)
                 for problem in row_problems:
                     problems.setdefault(problem, []).append(row.id)
                 if trial is None:

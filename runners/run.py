@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from runners import signals
 from runners.compose import sweep_problem
 from runners.lease import LeaseHeld
-from runners.plan import PlanError, Trial, TrialState, build_plan, count_trials
+from runners.plan import PlanError, Trial, TrialState, build_plan, count_trials, plan_json
 from runners.session import EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_OK, EXIT_STORE_DOWN, StudySession, fresh_store
 from runners.signals import Stopped
 from runners.tracking_check import TrackingUnreachable, check_tracking_uri
@@ -29,7 +29,7 @@ from study.policy import override_problem
 from study.profiles import profile_overrides
 from study.spec import SpecError, StudySpec, load_spec, spec_hash
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_TRIALS", "EXIT_OK", "EXIT_STORE_DOWN", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_TRIALS", "EXIT_OK", "EXIT_STORE_DOWN", "main", "plan_json"]
 #: How long the end of a study waits for MLflow to take the writes still buffered.
 FLUSH_WAIT_S = 60.0
 
@@ -56,6 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", help="comma-separated row ids to run (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit; nothing runs or is logged")
     parser.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON, one entry per trial")
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="with --dry-run: time a training step of each network on this machine's device and print what the "
+        "study will cost (device-hours per row and in all, and the wall clock; cached and reused trials are free)",
+    )
     parser.add_argument(
         "--address",
         help="a Ray cluster to join from one of its nodes (auto, or HEAD_IP:6379); default: a local Ray. Not a "
@@ -156,25 +162,6 @@ def plan_table(trials: list[Trial]) -> str:
     return "\n".join(lines)
 
 
-def plan_json(trials: list[Trial]) -> str:
-    entries = [
-        {
-            "row": t.row.id,
-            "seed": t.seed,
-            "trial_key": t.key,
-            "state": t.state.value,
-            "cached": t.state == TrialState.CACHED,
-            "reused_from": t.source,
-            "recipe": t.recipe,
-            "params": t.counts.params if t.counts is not None else None,
-            "flops": t.counts.macs if t.counts is not None else None,
-            "config": t.config,
-        }
-        for t in trials
-    ]
-    return json.dumps(entries, indent=2)
-
-
 def read_tracker(uri: str, spec: StudySpec):
     """The study's tracker for a dry run, reading only: None when the store is not there yet."""
     from runners.tracking import StudyTracker
@@ -184,9 +171,11 @@ def read_tracker(uri: str, spec: StudySpec):
     return StudyTracker.read_only(uri, spec.name, spec_hash(spec))
 
 
-def report(spec_path: Path, uri: str, seeds: list[int]) -> None:
+def report(spec_path: Path, uri: str, seeds: list[int], tracker=None) -> None:
     """Builds the study's table and figures from MLflow for the seeds of this invocation (``--seeds``, else the
-    spec's), prints the table and where the files went."""
+    spec's), prints the table and where the files went, and logs them to the invocation's parent run, when it
+    opened one (``tracker.parent_id``; the parent has ended by now): under ``report/``, with the Markdown table
+    as the run's description."""
     from reports.make import make_report
 
     spec = load_spec(spec_path)
@@ -196,6 +185,11 @@ def report(spec_path: Path, uri: str, seeds: list[int]) -> None:
         print(f"written: {result.files[0].parent}/ ({len(result.files)} files)")
     for warning in result.warnings:
         print(f"note: {warning}")
+    if tracker is not None and tracker.parent_id and result.out is not None:
+        try:
+            tracker.log_report(result.files, result.markdown, result.out)
+        except Exception as err:  # the files are written; MLflow's copy of them is a convenience
+            print(f"note: the report was not logged to the parent run {tracker.parent_id}: {err}", file=sys.stderr)
 
 
 def ray_client_problem(address: str | None, argv: list[str]) -> str | None:
@@ -254,7 +248,8 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         spec = load_spec(spec_path)
         profile, seeds, spec = select(spec, args)
         check_overrides(spec, profile, args)
-        trials = build_plan(spec, profile, args.overrides, seeds, Path.cwd())
+        estimating = args.dry_run and args.estimate  # the cost of a study meant for another machine's data
+        trials = build_plan(spec, profile, args.overrides, seeds, Path.cwd(), require_files=not estimating)
     except (SpecError, PlanError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -263,12 +258,13 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         check_tracking_uri(uri)
         if args.dry_run:
             return dry_run(spec, trials, args, uri)
-        status = StudySession(spec, trials, args, uri, argv).execute()
+        session = StudySession(spec, trials, args, uri, argv, spec_path=spec_path)
+        status = session.execute()
     except (TrackingUnreachable, LeaseHeld) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS) and not args.no_report:  # not when stopped or MLflow is down
-        report(spec_path, uri, seeds)
+        report(spec_path, uri, seeds, session.tracker)
     return status
 
 
@@ -279,6 +275,12 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
         tracker.mark_cached(trials, args.rerun)
     count_trials(trials)
     print(plan_json(trials) if args.json else plan_table(trials))
+    if args.estimate:
+        from runners.estimate import default_slots, estimate, format_costs
+
+        costs = estimate(trials)
+        slots = args.max_concurrent or default_slots()
+        print(format_costs(costs, len(trials) - len(costs), slots))
     return EXIT_OK
 
 

@@ -3,8 +3,9 @@
     open   the MLflow store (created when new), the study's lease (one driver per study), the MLflow writes
            an earlier invocation left in the journal, the runs a dead driver left RUNNING, and each trial's
            state: new, cached (FINISHED here), reused (FINISHED in another study) or resume.
-    run    Ray started; the parent run, the reused trials' runs and the counts of the new trials' networks;
-           the new trials on Ray Tune, every MLflow write through the study's journal; the ensembles.
+    run    Ray started; the parent run (with the spec file and the plan), the reused trials' runs and the
+           counts of the new trials' networks; the new trials on Ray Tune, every MLflow write through the
+           study's journal; the ensembles. (The caller logs the report to the parent: ``parent_id``.)
     close  the lease released, whatever happened.
 
 Start-up overlap, kept inside this class: a new sqlite store takes seconds to create, so it is opened in a
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +29,7 @@ import ean
 from runners import signals
 from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay
 from runners.local_ray import use_local_ray_settings
-from runners.plan import Trial, TrialState, count_trials
+from runners.plan import Trial, TrialState, count_trials, plan_json
 from runners.progress import Progress
 from runners.signals import Stopped
 from study import mlflow_schema as S
@@ -47,10 +47,20 @@ class StudySession:
         args: the command line's options (``--rerun``, ``--storage``, ``--address``, limits, ...).
         uri: the MLflow tracking URI.
         argv: the command line, for the parent run and the resume hint.
+        spec_path: the spec file, logged to the parent run as ``spec.yaml`` (None: not logged).
     """
 
-    def __init__(self, spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str]):
+    def __init__(
+        self,
+        spec: StudySpec,
+        trials: list[Trial],
+        args: argparse.Namespace,
+        uri: str,
+        argv: list[str],
+        spec_path: Path | None = None,
+    ):
         self.spec, self.trials, self.args, self.uri, self.argv = spec, trials, args, uri, argv
+        self.spec_path = spec_path
         self.command = shell_command(argv)
         self.journal_path = Path(args.storage).resolve() / spec.name / JOURNAL_NAME
         self.tracker = self.lease = None
@@ -65,15 +75,15 @@ class StudySession:
         """
         if not self.args.address:
             use_local_ray_settings()
-        from runners.scheduler import start_ray
-
         pool = ThreadPoolExecutor(1, thread_name_prefix="ean-prepare")
         opening = pool.submit(self.open) if fresh_store(self.uri) else None
         try:
             if opening is None:
                 self.open()
                 if not self.todo:
-                    return self.finish_cached()
+                    return self.finish_cached()  # nothing to train: Ray is neither imported nor started
+            from runners.scheduler import start_ray
+
             start_ray(self.args.address)
             signals.install()  # again: Ray's local cluster installed its own SIGTERM handler
             if opening is not None:
@@ -119,6 +129,11 @@ class StudySession:
                 f"studies; MLflow: {self.uri}"
             )
 
+    @property
+    def parent_id(self) -> str | None:
+        """The invocation's parent run, once opened (None when every trial was cached here: none is opened)."""
+        return self.tracker.parent_id if self.tracker is not None else None
+
     def close(self) -> None:
         """Releases the lease (a no-op when it was never taken)."""
         if self.lease is not None:
@@ -130,7 +145,12 @@ class StudySession:
         """Params and FLOPs of the new trials, the invocation's parent run and the runs of reused trials;
         returns the tracker (the journal's writer waits for it)."""
         count_trials(self.todo if todo is None else todo)
-        self.tracker.start_parent(self.args.profile, ["python -m runners.run", *self.argv])
+        files = {S.ARTIFACT_PLAN: plan_json(self.trials)}
+        if self.spec_path is not None:
+            files = {S.ARTIFACT_SPEC: Path(self.spec_path).read_text(encoding="utf-8"), **files}
+        self.tracker.start_parent(
+            self.args.profile, ["python -m runners.run", *self.argv], description=self.spec.title, files=files
+        )
         for trial in (t for t in self.trials if t.state == TrialState.REUSED):
             source = trial.source
             self.tracker.reuse_trial(trial, {S.TAG_CODE_VERSION: ean.__version__})
@@ -157,7 +177,8 @@ class StudySession:
         from runners.scheduler import run_trials, stop_ray
 
         args, todo = self.args, self.todo
-        common = {S.TAG_GIT_COMMIT: git_commit(), S.TAG_CODE_VERSION: ean.__version__}
+        system = self.tracker.system_tags  # journaled with each run it opens: a replay keeps this driver's
+        common = {**system, S.TAG_GIT_COMMIT: system[S.MLFLOW_GIT_COMMIT], S.TAG_CODE_VERSION: ean.__version__}
         progress = Progress(len(todo), max(t.config["trainer"].get("epochs", 1) for t in todo))
         journal = Journal(self.journal_path)  # read anew: the replay in open() may have cleared it
         writer = BufferedTracker(preparing, journal, S.EPOCH_LOGGED, report=lambda ln: progress.note("MLflow", ln))
@@ -257,15 +278,6 @@ def fresh_store(uri: str) -> bool:
 def shell_command(argv: list[str]) -> str:
     """The command line that runs the study again (printed as the resume hint)."""
     return " ".join(["python -m runners.run", *(shlex.quote(a) for a in argv)])
-
-
-def git_commit() -> str:
-    """The source tree's commit (``unknown`` outside a git checkout)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def browse_hint(uri: str, experiment_id: str) -> str:

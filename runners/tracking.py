@@ -1,22 +1,31 @@
-"""MLflow bookkeeping of a study: the driver alone writes, following ``reports.mlflow_schema``.
+"""MLflow bookkeeping of a study: the driver alone writes, following ``study.mlflow_schema``.
 
 One parent run per invocation; exactly one child run per trial key, reopened (never duplicated) on retry
 or resume, and a new one on ``--rerun``, which supersedes the FINISHED one when it finishes (tag
 ``ean.superseded_by``; the old run stays FINISHED); runs left RUNNING by a killed driver are reconciled on the
 next invocation. Metrics are written in batches (``log_batch``).
+
+By MLflow's conventions: every run is born with MLflow's system tags (``system_tags``: git commit, source
+name and type, user), a trial run's data are its run inputs (``data_inputs``: metadata only, the data
+fingerprint as digest), and the parent run carries the spec, the plan and, once made, the report (its
+Markdown table as the run's description).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import getpass
 import json
+import re
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from runners.epochs import EpochReport, is_number
@@ -27,6 +36,72 @@ from study import mlflow_schema as S
 MAX_PARAMS_PER_BATCH = 100
 NO_EXPERIMENT = ""  # the experiment id of a read-only tracker whose study has no experiment yet
 PARAM_VALUE_LIMIT = 6000
+#: A Markdown footnote's definition (at a line's start) and its reference.
+FOOTNOTE_DEF = re.compile(r"^\[\^[^\]\s]+\]:[ \t]*", re.MULTILINE)
+FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")
+#: ``mlflow.source.name`` of the runs the runner creates: the command that runs a study.
+SOURCE_NAME = "python -m runners.run"
+
+
+def git_commit() -> str:
+    """The source tree's commit (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def system_tags(source_name: str = SOURCE_NAME) -> dict[str, str]:
+    """MLflow's system tags of a run this process creates (the UI shows them): its git commit, source name and
+    type (``LOCAL``) and user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        user = "unknown"
+    return {
+        S.MLFLOW_GIT_COMMIT: git_commit(),
+        S.MLFLOW_SOURCE_NAME: source_name,
+        S.MLFLOW_SOURCE_TYPE: S.SOURCE_TYPE_LOCAL,
+        S.MLFLOW_USER: user,
+    }
+
+
+def data_inputs(config: dict[str, Any], fingerprint: str, evaluation: bool = False) -> list[DatasetInput]:
+    """A trial's data as MLflow dataset inputs, metadata only (nothing is uploaded): one per split it reads,
+    named ``<dataset>/<split>``, its digest the data fingerprint, its source the data root, its context tag
+    ``training`` / ``validation`` (``evaluation`` when the run only evaluates: an evaluation row, an
+    ensemble). Empty when the config names no dataset or the trial has no fingerprint."""
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    data = config.get("data") or {}
+    name = data.get("dataset")
+    if not name or not fingerprint:
+        return []
+    source = LocalArtifactDatasetSource(str(data.get("root") or name))
+    splits = (
+        [(S.SPLIT_VAL, S.CONTEXT_EVALUATION)]
+        if evaluation
+        else [(S.SPLIT_TRAIN, S.CONTEXT_TRAINING), (S.SPLIT_VAL, S.CONTEXT_VALIDATION)]
+    )
+    inputs = []
+    for split, context in splits:
+        meta = MetaDataset(source, name=S.dataset_input_name(name, split), digest=fingerprint).to_dict()
+        dataset = Dataset(meta["name"], meta["digest"], meta["source_type"], meta["source"])
+        inputs.append(DatasetInput(dataset, tags=[InputTag(S.MLFLOW_DATASET_CONTEXT, context)]))
+    return inputs
+
+
+def run_note(markdown: str, artifact: str) -> str:
+    """``markdown`` as a run's description (``mlflow.note.content``): its footnotes made plain paragraphs (the
+    UI's description renderer shows ``[^name]`` as it is; the artifact's preview renders them), cut to what
+    MLflow stores whole, with a line that names ``artifact`` (where the whole text is) when cut."""
+    markdown = FOOTNOTE_REF.sub("", FOOTNOTE_DEF.sub("", markdown))
+    if len(markdown) <= S.MAX_TAG_VALUE:
+        return markdown
+    tail = f"\n\n... (cut to fit the run's description; the whole text is the artifact `{artifact}`)"
+    return markdown[: S.MAX_TAG_VALUE - len(tail)] + tail
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -64,6 +139,11 @@ class StudyTracker:
         other studies included, and nothing is created when the study has no experiment yet."""
         found = MlflowClient(tracking_uri).get_experiment_by_name(study)
         return cls(tracking_uri, study, study_hash, found.experiment_id if found else NO_EXPERIMENT)
+
+    @functools.cached_property
+    def system_tags(self) -> dict[str, str]:
+        """MLflow's system tags of the runs this tracker creates (``system_tags``), computed once."""
+        return system_tags()
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.study)
@@ -119,14 +199,35 @@ class StudyTracker:
             stale.append(run.info.run_id)
         return stale
 
-    def start_parent(self, profile: str | None, argv: list[str]) -> str:
+    def start_parent(
+        self, profile: str | None, argv: list[str], description: str = "", files: dict[str, str] | None = None
+    ) -> str:
+        """Creates the invocation's parent run with all its tags (``description``: its note, shown in the UI),
+        then logs ``files`` (artifact name -> text: the spec, the plan) to it; returns its id."""
         stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        tags = {S.TAG_KIND: S.KIND_STUDY, S.TAG_STUDY: self.study, S.TAG_STUDY_HASH: self.study_hash}
+        tags = {**self.system_tags, S.TAG_KIND: S.KIND_STUDY, S.TAG_STUDY: self.study}
+        tags[S.TAG_STUDY_HASH] = self.study_hash
         tags[S.TAG_PROFILE] = profile or ""
         tags[S.TAG_COMMAND] = " ".join(argv)[:5000]
+        if description:
+            tags[S.MLFLOW_RUN_NOTE] = run_note(description, S.ARTIFACT_SPEC)
         run = self.client.create_run(self.experiment_id, run_name=f"{self.study} {stamp}", tags=tags)
         self.parent_id = run.info.run_id
+        for name, text in (files or {}).items():
+            self.client.log_text(self.parent_id, text, name)
         return self.parent_id
+
+    def log_report(self, files: list[Path], markdown: str, out: Path) -> None:
+        """Logs the report's files (``reports.make``: tables, CSVs, figures; paths under ``out``) to the parent
+        run under ``report/``, and its Markdown table as the run's description. The parent may have ended:
+        MLflow takes artifacts and tags of a finished run. A no-op without a parent run."""
+        if not self.parent_id:
+            return
+        for path in files:
+            folder = Path(S.ARTIFACT_REPORT) / Path(path).resolve().parent.relative_to(Path(out).resolve())
+            self.client.log_artifact(self.parent_id, str(path), artifact_path=folder.as_posix())
+        table = f"{S.ARTIFACT_REPORT}/{self.study}.md"
+        self.client.set_tag(self.parent_id, S.MLFLOW_RUN_NOTE, run_note(markdown, table))
 
     def end_parent(self, status: str) -> None:
         if self.parent_id:
@@ -149,6 +250,7 @@ class StudyTracker:
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
             self._log_params(run_id, trial.config)
             self._log_config(run_id, trial.config)
+        self.log_data(run_id, trial.config, trial.data_fingerprint, evaluation=S.TAG_EVALUATES in all_tags)
         self._logged[run_id] = self._logged_epochs(run_id)
         if trial.counts is not None:
             self.log_metrics(run_id, count_metrics(trial.counts))
@@ -169,13 +271,17 @@ class StudyTracker:
         self._log_config(run_id, trial.config)
         copy_metrics(self.client, source, run_id)
         copy_artifacts(self.client, source, run_id)
+        self.log_data(run_id, trial.config, trial.data_fingerprint, evaluation=trial.evaluates is not None)
         self.client.set_terminated(run_id, S.STATUS_FINISHED)
         trial.run_id = run_id
         return run_id
 
     def _trial_tags(self, trial: Trial, tags: dict[str, str]) -> dict[str, str]:
+        """A trial run's tags at birth: MLflow's system tags (``tags`` may carry the journaled driver's own,
+        which win), its parent, the trial's and ``tags``."""
         parent = {S.TAG_PARENT_RUN_ID: self.parent_id} if self.parent_id else {}
         return {
+            **self.system_tags,
             **parent,
             S.TAG_KIND: S.KIND_TRIAL,
             S.TAG_STUDY: self.study,
@@ -186,6 +292,16 @@ class StudyTracker:
             S.TAG_DATA_FINGERPRINT: trial.data_fingerprint,
             **tags,
         }
+
+    def log_data(self, run_id: str, config: dict[str, Any], fingerprint: str, evaluation: bool = False) -> int:
+        """Logs the trial's data as the run's inputs (``data_inputs``), each once: an input the run already has
+        (same name and digest; a reopened run, a journal entry applied again) is not logged again. Returns how
+        many it logged."""
+        have = {_identity(i) for i in self.client.get_run(run_id).inputs.dataset_inputs}
+        new = [i for i in data_inputs(config, fingerprint, evaluation) if _identity(i) not in have]
+        if new:
+            self.client.log_inputs(run_id, datasets=new)
+        return len(new)
 
     def status(self, run_id: str) -> str:
         """The run's status (FINISHED, FAILED, RUNNING or KILLED)."""
@@ -287,6 +403,11 @@ class StudyTracker:
     def _end(self, run_id: str, status: str, reason: str) -> None:
         self.client.set_tag(run_id, S.TAG_ERROR, reason[:4900])
         self.client.set_terminated(run_id, status)
+
+
+def _identity(dataset_input: DatasetInput) -> tuple[str, str]:
+    """What makes two dataset inputs one (as MLflow's stores see it): the dataset's name and digest."""
+    return dataset_input.dataset.name, dataset_input.dataset.digest
 
 
 def _finished(runs: list[Any]) -> list[Any]:

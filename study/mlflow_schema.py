@@ -4,8 +4,18 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
 
 - Experiment: named after the study (``StudySpec.name``), tagged ``mlflow.experimentKind`` =
   ``custom_model_development`` so the MLflow UI opens it on the training runs table.
-- One parent run per runner invocation: tags ``ean.kind`` = ``study``, ``ean.study``, ``ean.study_hash``
-  (``study.spec.spec_hash`` of the spec file).
+- Every run the runner creates (parent, trial, reused, ensemble) is born with MLflow's system tags, which
+  its UI shows: ``mlflow.source.git.commit`` (the driver's commit), ``mlflow.source.name``
+  (``python -m runners.run``), ``mlflow.source.type`` (``LOCAL``) and ``mlflow.user``. They say which
+  invocation created the run; ``ean.git_commit`` says which code computed its result (on a reused run: the
+  source run's).
+- One parent run per runner invocation that trains or reuses a trial (an invocation with every trial cached
+  here opens none): tags ``ean.kind`` = ``study``, ``ean.study``, ``ean.study_hash`` (``study.spec.spec_hash``
+  of the spec file), ``ean.profile``, ``ean.command`` and ``mlflow.note.content`` (the run's description in
+  the UI: the spec's title, then the study's Markdown table once the report is made). Artifacts: ``spec.yaml``
+  (the spec file as given), ``plan.json`` (the resolved plan, as ``--dry-run --json`` prints it) and, after
+  the report, ``report/`` (the files ``reports.make`` wrote: ``<study>.md``, ``.tex``, the CSVs, and
+  ``report/figures/``).
 - One child run per trial (row x seed), run name ``"{study}/{row}/seed{seed}"``
   (``run_name``): tags ``mlflow.parentRunId``, ``ean.kind`` = ``trial``, ``ean.study``, ``ean.row``,
   ``ean.row_label``, ``ean.seed`` (an integer as a string), ``ean.trial_key``, ``ean.git_commit``,
@@ -21,6 +31,11 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
 - The experiment carries the study's lease while a driver runs it: tags ``ean.lease.owner`` (a random id,
   empty when released), ``ean.lease.host``, ``ean.lease.pid``, ``ean.lease.since``, ``ean.lease.heartbeat``
   (Unix seconds, renewed every few seconds) and ``ean.lease.command``.
+- A trial run's data are its run inputs (``MlflowClient.log_inputs``), metadata only, nothing uploaded: one
+  dataset per split it reads, named ``<dataset>/<split>`` (``dataset_input_name``: ``synthetic/train``,
+  ``synthetic/val``), its digest the trial's ``ean.data_fingerprint`` (``sha256:<16 hex>``), its source the
+  data root (source type ``local``), and the input tag ``mlflow.data.context`` = ``training`` or
+  ``validation`` (``evaluation`` for the validation split of an evaluation row or an ensemble).
 - Final metrics: ``top1``, ``top5`` (percent, 0-100), ``val_loss``, ``params`` (count of trainable
   parameters), ``flops`` (multiply-accumulates of one clip). Per-epoch metrics (step = epoch):
   ``train_loss``, ``train_top1``, ``val_top1``, ``val_top5``, ``lr``, and how the epoch ran: ``val_loss``,
@@ -43,8 +58,32 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
+# -- MLflow's own tags (``mlflow.utils.mlflow_tags``; this layer does not import mlflow, so the names are
+# spelled here and tests/runners/test_mlflow_conventions.py checks each against MLflow's constant) --
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"  # MLFLOW_PARENT_RUN_ID
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"  # MLFLOW_GIT_COMMIT
+MLFLOW_SOURCE_NAME = "mlflow.source.name"  # MLFLOW_SOURCE_NAME
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"  # MLFLOW_SOURCE_TYPE
+MLFLOW_USER = "mlflow.user"  # MLFLOW_USER
+#: The run's description, Markdown, shown on its page in the UI.
+MLFLOW_RUN_NOTE = "mlflow.note.content"  # MLFLOW_RUN_NOTE
+#: The input tag of a run's dataset: the role the data play for the run.
+MLFLOW_DATASET_CONTEXT = "mlflow.data.context"  # MLFLOW_DATASET_CONTEXT
+#: ``mlflow.source.type`` of a run started from a local command (``SourceType.to_string(SourceType.LOCAL)``).
+SOURCE_TYPE_LOCAL = "LOCAL"
+#: Every system tag a run of the runner is born with (``runners.tracking.system_tags`` gives their values).
+SYSTEM_TAGS = (MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER)
+#: The longest tag value MLflow stores whole (``mlflow.utils.validation.MAX_TAG_VAL_LENGTH``).
+MAX_TAG_VALUE = 8000
+
+# -- dataset inputs ------------------------------------------------------------------------------------
+SPLIT_TRAIN = "train"
+SPLIT_VAL = "val"
+CONTEXT_TRAINING = "training"
+CONTEXT_VALIDATION = "validation"
+CONTEXT_EVALUATION = "evaluation"
+
 # -- tags --------------------------------------------------------------------------------------------
-TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 TAG_KIND = "ean.kind"
 KIND_STUDY = "study"
 KIND_TRIAL = "trial"
@@ -113,9 +152,15 @@ EPOCH_MARKER = "train_loss"
 # -- params (the flattened resolved config) ---------------------------------------------------------------
 #: A trial run's number of classes (chance is 100 / it).
 PARAM_NUM_CLASSES = "model.num_classes"
+#: A trial run's data root (the source of its dataset inputs).
+PARAM_DATA_ROOT = "data.root"
 
 # -- artifacts -----------------------------------------------------------------------------------------
 ARTIFACT_CONFIG = "config.yaml"
+#: On a study (parent) run: the spec file, the resolved plan and the folder of the report's files.
+ARTIFACT_SPEC = "spec.yaml"
+ARTIFACT_PLAN = "plan.json"
+ARTIFACT_REPORT = "report"
 ARTIFACT_SCORES = "scores/val_scores.npz"
 SCORES_ARRAYS = ("scores", "labels", "video_index", "class_names")
 
@@ -123,6 +168,11 @@ SCORES_ARRAYS = ("scores", "labels", "video_index", "class_names")
 def run_name(study: str, row: str, seed: int) -> str:
     """The name of a trial run, e.g. ``"table8/only_soitr/seed0"``."""
     return f"{study}/{row}/seed{seed}"
+
+
+def dataset_input_name(dataset: str, split: str) -> str:
+    """The name of a run's dataset input: the dataset's registry name and the split, e.g. ``"synthetic/train"``."""
+    return f"{dataset}/{split}"
 
 
 def protocol_tag(clips: int, crops: int) -> str:

@@ -55,13 +55,15 @@ def test_runners_use_reports_only_to_make_the_report():
 
 
 def test_no_raw_mlflow_tag_names_outside_the_schema():
-    """Every "ean.*" tag the runner writes or the reports read is a constant of study.mlflow_schema."""
+    """Every "ean.*" tag the runner writes or the reports read, and every MLflow system tag ("mlflow.*"), is a
+    constant of study.mlflow_schema."""
     raw = []
     for package in ("runners", "reports", "study"):
         for path in sources(package):
             if path == SCHEMA:
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("ean."):
+                text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+                if text.startswith(("ean.", "mlflow.")):
                     raw.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
     assert raw == []

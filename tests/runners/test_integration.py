@@ -114,7 +114,7 @@ def test_ensemble_row_averages_the_member_scores(study_dir):
         {"id": "en", "label": "En", "ensemble": ["a", "b"]},
     ]
     spec = write_yaml(study_dir / "tiny.yaml", tiny_spec(rows))
-    assert main(cli_args(study_dir, spec, "--no-report")) == 0
+    assert main(cli_args(study_dir, spec)) == 0
     runs = by_row(trial_runs(study_dir))
     (en,) = runs["en"]
     assert en.info.status == "FINISHED"
@@ -122,8 +122,31 @@ def test_ensemble_row_averages_the_member_scores(study_dir):
     assert en.data.metrics["flops"] == a.data.metrics["flops"] + b.data.metrics["flops"]
     assert 0 <= en.data.metrics["top1"] <= 100
     assert set(en.data.tags["ean.ensemble_of"].split(",")) == {a.info.run_id, b.info.run_id}
-    assert main(cli_args(study_dir, spec, "--no-report")) == 0  # cached: no second ensemble run
+    # MLflow's conventions: system tags on every run, the data as run inputs, the parent with spec, plan, report
+    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
+    (parent,) = client.search_runs([en.info.experiment_id], "tags.`ean.kind` = 'study'")
+    for run in (a, b, en, parent):
+        assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.user"]
+        assert run.data.tags["mlflow.source.git.commit"] and run.data.tags["mlflow.source.name"]
+    inputs = {
+        r.data.tags["ean.row"]: {
+            i.dataset.name: i.dataset.digest for i in client.get_run(r.info.run_id).inputs.dataset_inputs
+        }
+        for r in (a, en)
+    }
+    fingerprint = a.data.tags["ean.data_fingerprint"]
+    assert inputs["a"] == {"synthetic/train": fingerprint, "synthetic/val": fingerprint}
+    assert inputs["en"] == {"synthetic/val": fingerprint}
+    top = {f.path for f in client.list_artifacts(parent.info.run_id)}
+    assert {"spec.yaml", "plan.json", "report"} <= top
+    report = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/tiny.md", "report/tiny.tex", "report/tiny.csv", "report/figures"} <= report
+    note = client.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
+    table = (study_dir / "outputs" / "reports" / "tiny" / "tiny.md").read_text()
+    assert "| En " in note and note.split("\n\n")[1] == table.split("\n\n")[1]  # the table itself, as written
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0  # cached: no second ensemble run, no parent
     assert len(by_row(trial_runs(study_dir))["en"]) == 1
+    assert len(client.search_runs([en.info.experiment_id], "tags.`ean.kind` = 'study'")) == 1
 
 
 def test_a_study_reuses_the_trials_another_study_trained(study_dir, capsys):

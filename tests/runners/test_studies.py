@@ -43,7 +43,7 @@ def test_the_papers_studies_are_all_there():
 def test_every_study_plans_with_its_smoke_profile(path, tmp_path):
     spec = load_spec(path)
     trials = build_plan(spec, profile_overrides(spec, "smoke"), [], [0], tmp_path)
-    trained = [r for r in spec.rows if r.trains]  # not the ensembles, not the published references
+    trained = [r for r in spec.rows if r.trains or r.evaluate]  # not the ensembles, not the published references
     assert [t.row.id for t in trials] == [r.id for r in trained]
     assert len({t.key for t in trials}) == len(trials), "rows must differ"
     for trial in trials:

@@ -1,0 +1,236 @@
+"""MLflow by its conventions, against a real sqlite store (no Ray): runs born with MLflow's system tags, a trial's
+data as run inputs (the fingerprint as digest, each logged once), and the parent run carrying the spec, the plan
+and the report."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlflow.entities import SourceType
+from mlflow.tracking import MlflowClient
+from mlflow.utils import mlflow_tags
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+from runners.plan import Trial, TrialState
+from runners.tracking import StudyTracker, run_note
+from study import mlflow_schema as S
+from study.spec import Row, load_spec
+from tests.runners.conftest import REPO, tiny_spec, write_yaml
+
+FINGERPRINT = "sha256:0123456789abcdef"
+
+
+@pytest.fixture
+def store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def a_trial(tmp_path, key: str = "k0") -> Trial:
+    config = {"trainer": {"epochs": 1}, "data": {"dataset": "synthetic", "root": str(tmp_path / "data")}}
+    return Trial(
+        study="tiny", row=Row(id="base", label="Base"), seed=0, config=config, key=key, data_fingerprint=FINGERPRINT
+    )
+
+
+def head_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+
+
+def test_the_schema_spells_mlflows_own_names():
+    """``study`` does not import mlflow (tests/test_layers.py): its names of MLflow's tags are MLflow's."""
+    assert S.TAG_PARENT_RUN_ID == mlflow_tags.MLFLOW_PARENT_RUN_ID
+    assert S.MLFLOW_GIT_COMMIT == mlflow_tags.MLFLOW_GIT_COMMIT
+    assert S.MLFLOW_SOURCE_NAME == mlflow_tags.MLFLOW_SOURCE_NAME
+    assert S.MLFLOW_SOURCE_TYPE == mlflow_tags.MLFLOW_SOURCE_TYPE
+    assert S.MLFLOW_USER == mlflow_tags.MLFLOW_USER
+    assert S.MLFLOW_RUN_NOTE == mlflow_tags.MLFLOW_RUN_NOTE
+    assert S.MLFLOW_DATASET_CONTEXT == mlflow_tags.MLFLOW_DATASET_CONTEXT
+    assert SourceType.to_string(SourceType.LOCAL) == S.SOURCE_TYPE_LOCAL
+    assert S.MAX_TAG_VALUE == MAX_TAG_VAL_LENGTH
+
+
+class DriverDied(Exception):
+    pass
+
+
+def test_runs_are_born_with_mlflows_system_tags(store, tmp_path, monkeypatch):
+    """A trial run and the parent run carry git commit, source name and type, and user from their create_run:
+    a driver killed right after it leaves them on the run."""
+    tracker = StudyTracker(store, "tiny", "hash")
+
+    def no_more_writes(*args, **kwargs):
+        raise DriverDied("the driver died here")
+
+    for write in ("set_tag", "log_batch", "log_artifact", "log_text", "log_inputs"):
+        monkeypatch.setattr(tracker.client, write, no_more_writes)
+    with pytest.raises(DriverDied):
+        tracker.start_parent(None, ["python -m runners.run", "tiny.yaml"], "A tiny study", {S.ARTIFACT_PLAN: "[]"})
+    with pytest.raises(DriverDied):
+        tracker.open_trial(a_trial(tmp_path), {S.TAG_DATASET: "synthetic"}, rerun=False)
+    expected = {
+        S.MLFLOW_GIT_COMMIT: head_commit(),
+        S.MLFLOW_SOURCE_NAME: "python -m runners.run",
+        S.MLFLOW_SOURCE_TYPE: "LOCAL",
+        S.MLFLOW_USER: getpass.getuser(),
+    }
+    runs = MlflowClient(store).search_runs([tracker.experiment_id])
+    assert sorted(r.data.tags[S.TAG_KIND] for r in runs) == [S.KIND_STUDY, S.KIND_TRIAL]
+    for run in runs:
+        assert {tag: run.data.tags.get(tag) for tag in S.SYSTEM_TAGS} == expected, run.data.tags[S.TAG_KIND]
+    (parent,) = (r for r in runs if r.data.tags[S.TAG_KIND] == S.KIND_STUDY)
+    assert parent.data.tags[S.MLFLOW_RUN_NOTE] == "A tiny study"
+
+
+def test_a_journaled_drivers_system_tags_win_on_replay(store, tmp_path):
+    """The journal keeps the tags of the driver that opened a run: a later driver replaying it does not
+    claim the run as its own."""
+    tracker = StudyTracker(store, "tiny", "hash")
+    theirs = {S.MLFLOW_GIT_COMMIT: "f" * 40, S.MLFLOW_USER: "someone"}
+    run_id = tracker.open_trial(a_trial(tmp_path), theirs, rerun=False)
+    tags = MlflowClient(store).get_run(run_id).data.tags
+    assert (tags[S.MLFLOW_GIT_COMMIT], tags[S.MLFLOW_USER]) == ("f" * 40, "someone")
+    assert tags[S.MLFLOW_SOURCE_TYPE] == "LOCAL"
+
+
+def inputs_of(store: str, run_id: str) -> dict[str, tuple[str, str, str]]:
+    """The run's dataset inputs: name -> (digest, context, source)."""
+    found = MlflowClient(store).get_run(run_id).inputs.dataset_inputs
+    out = {}
+    for i in found:
+        context = {t.key: t.value for t in i.tags}.get(S.MLFLOW_DATASET_CONTEXT)
+        assert i.dataset.name not in out, f"{i.dataset.name} logged twice"
+        assert i.dataset.source_type == "local"
+        out[i.dataset.name] = (i.dataset.digest, context, json.loads(i.dataset.source)["uri"])
+    return out
+
+
+def test_the_data_are_run_inputs_with_the_fingerprint_logged_once(store, tmp_path, monkeypatch):
+    """A trial run's inputs: each split it reads, the data fingerprint as digest, the data root as source;
+    a journal entry applied again and a reopened run log nothing more."""
+    from runners.journal import Journal, open_entry, replay
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    journal = Journal(tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl")
+    journal.append(open_entry(a_trial(tmp_path), {S.TAG_DATASET: "synthetic"}, rerun=False))
+    entries = journal.path.read_text()
+    assert replay(tracker, journal, ("train_loss",)) == 1
+    (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
+    root = str(tmp_path / "data")
+    expected = {
+        "synthetic/train": (FINGERPRINT, S.CONTEXT_TRAINING, root),
+        "synthetic/val": (FINGERPRINT, S.CONTEXT_VALIDATION, root),
+    }
+    assert inputs_of(store, run.info.run_id) == expected
+
+    again = StudyTracker(store, "tiny", "hash")
+    calls = []
+    log_inputs = again.client.log_inputs
+    monkeypatch.setattr(again.client, "log_inputs", lambda *a, **k: (calls.append(a), log_inputs(*a, **k)))
+    journal.path.write_text(entries)  # as if the driver died before recording that it applied it
+    assert replay(again, journal, ("train_loss",)) == 1
+    trial = a_trial(tmp_path)
+    trial.state, trial.run_id = TrialState.RESUME, run.info.run_id
+    again.open_trial(trial, {S.TAG_DATASET: "synthetic"}, rerun=False)  # the trial resumes
+    assert calls == [], "the run already had its inputs"
+    assert len(MlflowClient(store).search_runs([tracker.experiment_id])) == 1
+    assert inputs_of(store, run.info.run_id) == expected
+
+
+def test_a_run_that_lost_its_inputs_gets_them_on_replay(store, tmp_path, monkeypatch):
+    """A driver that died between creating the run and logging its inputs: the replay of its journal entry
+    finds the run and logs them."""
+    from runners.journal import Journal, open_entry, replay
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    journal = Journal(tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl")
+    journal.append(open_entry(a_trial(tmp_path), {S.TAG_EVALUATES: "k9"}, rerun=False))
+    entries = journal.path.read_text()
+    monkeypatch.setattr(tracker.client, "log_inputs", lambda *a, **k: (_ for _ in ()).throw(DriverDied()))
+    replay(tracker, journal, ("train_loss",))  # the write failed (not transient): logged and dropped
+    (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
+    assert inputs_of(store, run.info.run_id) == {}
+    journal.path.write_text(entries)
+    replay(StudyTracker(store, "tiny", "hash"), journal, ("train_loss",))
+    # an evaluation row reads the validation split only
+    assert inputs_of(store, run.info.run_id) == {
+        "synthetic/val": (FINGERPRINT, S.CONTEXT_EVALUATION, str(tmp_path / "data"))
+    }
+
+
+def test_an_evaluation_reads_the_validation_split_only(store, tmp_path):
+    tracker = StudyTracker(store, "tiny", "hash")
+    run_id = tracker.open_trial(a_trial(tmp_path, key="k1"), {S.TAG_EVALUATES: "k0"}, rerun=False)
+    assert inputs_of(store, run_id) == {"synthetic/val": (FINGERPRINT, S.CONTEXT_EVALUATION, str(tmp_path / "data"))}
+
+
+def session_for(tmp_path, store: str, trials: list[Trial]):
+    from runners.session import StudySession
+
+    spec_path = write_yaml(tmp_path / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base"}]))
+    args = argparse.Namespace(profile=None, rerun=False, storage=str(tmp_path / "runs"), address=None)
+    session = StudySession(load_spec(spec_path), trials, args, store, [str(spec_path)], spec_path=spec_path)
+    return session, spec_path
+
+
+def test_the_parent_carries_the_spec_the_plan_and_the_report(store, tmp_path, monkeypatch):
+    """The parent run is born with the spec file and the plan; after the study, the report's files go to it
+    (ended by then) and its description is the Markdown table."""
+    from runners.run import report
+
+    monkeypatch.chdir(tmp_path)  # the report's files go to outputs/reports/tiny
+    tracker = StudyTracker(store, "tiny", "hash")
+    session, spec_path = session_for(tmp_path, store, [a_trial(tmp_path)])
+    session.tracker = tracker
+    session.prepare_runs(todo=[])
+    parent = session.parent_id
+    client = MlflowClient(store)
+    (tmp_path / "dl").mkdir()
+    plan = json.loads(Path(client.download_artifacts(parent, S.ARTIFACT_PLAN, str(tmp_path / "dl"))).read_text())
+    assert [(e["row"], e["seed"], e["trial_key"], e["state"]) for e in plan] == [("base", 0, "k0", "new")]
+    assert plan[0]["config"]["data"]["dataset"] == "synthetic"
+    spec_copy = client.download_artifacts(parent, S.ARTIFACT_SPEC, str(tmp_path / "dl"))
+    assert Path(spec_copy).read_text() == spec_path.read_text()
+
+    tags = {S.TAG_DATASET: "synthetic", S.TAG_PROTOCOL: "1x1", S.TAG_CODE_VERSION: "0.3.0"}
+    run_id = tracker.open_trial(a_trial(tmp_path), tags, rerun=False)
+    tracker.finish_trial(run_id, {"top1": 40.0, "top5": 80.0}, None, str(tmp_path))
+    tracker.end_parent(S.STATUS_FINISHED)
+    report(spec_path, store, [0], tracker)
+
+    logged = {a.path for a in client.list_artifacts(parent, S.ARTIFACT_REPORT)}
+    for name in ("tiny.md", "tiny.tex", "tiny_standalone.tex", "tiny.csv", "tiny_runs.csv"):
+        assert f"{S.ARTIFACT_REPORT}/{name}" in logged
+    figures = {a.path for a in client.list_artifacts(parent, f"{S.ARTIFACT_REPORT}/figures")}
+    assert f"{S.ARTIFACT_REPORT}/figures/tiny_top1_vs_gflops.png" in figures
+    md = (tmp_path / "outputs" / "reports" / "tiny" / "tiny.md").read_text()
+    run = client.get_run(parent)
+    note = run.data.tags[S.MLFLOW_RUN_NOTE]
+    assert note == run_note(md, "report/tiny.md") and "| Base" in note and "Provenance: study tiny" in note
+    assert run.info.status == S.STATUS_FINISHED
+
+
+def test_a_study_with_every_trial_cached_opens_no_parent(store, tmp_path):
+    """Nothing trained, nothing reused: no parent run (a re-run that only prints the table stays cheap and
+    leaves no empty parents); the report has no parent to go to."""
+    tracker = StudyTracker(store, "tiny", "hash")
+    trial = a_trial(tmp_path)
+    trial.state, trial.run_id = TrialState.CACHED, "cached-run"
+    session, _ = session_for(tmp_path, store, [trial])
+    session.tracker = tracker
+    assert session.finish_cached() == 0
+    assert session.parent_id is None
+    assert MlflowClient(store).search_runs([tracker.experiment_id], S.study_filter("tiny")) == []
+
+
+def test_the_description_is_the_table_with_plain_footnotes_cut_to_fit():
+    """MLflow's description renderer shows footnote markers as they are: the note makes them plain text; a
+    table longer than a tag holds is cut, naming the artifact with all of it."""
+    table = "**T.** Param in millions.[^provenance]\n\n| a |\n|:-:|\n| 1 |\n\n[^provenance]: Provenance: study t."
+    assert run_note(table, "x") == "**T.** Param in millions.\n\n| a |\n|:-:|\n| 1 |\n\nProvenance: study t."
+    note = run_note("| row |\n" * 2000, "report/tiny.md")
+    assert len(note) <= S.MAX_TAG_VALUE and note.endswith("the whole text is the artifact `report/tiny.md`)")
