@@ -412,7 +412,7 @@ def _provenance(spec, selection: Selection, results, study_hashes: dict, generat
         git_commits=_unique(chosen["git_commit"]),
         code_versions=_unique(chosen["code_version"]),
         data_fingerprints=_unique(chosen["data_fingerprint"]),
-        run_ids=tuple((r.row.id, r.run_ids) for r in results),
+        run_ids=tuple((r.row.id, r.run_ids) for r in results if not r.row.reference),  # published: no runs
         generated=generated,
     )
 
