@@ -4,7 +4,6 @@ Fixture frames carry their own index (see media.py), so decoded clips prove whic
 """
 
 import os
-
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +82,6 @@ def test_list_file_mixes_frames_and_videos(list_file_root):
     for i in range(2):
         clip, label, index = train[i]
         assert clip.shape == (4, 1, 3, 32, 32) and index == i
-
-
 
 
 @pytest.mark.filterwarnings("ignore:kinetics400")

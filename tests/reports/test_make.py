@@ -114,8 +114,9 @@ def test_reports_never_imports_ray_or_hydra():
 
 
 def test_figures_from_the_same_runs_are_reused_and_drawn_again_when_a_run_changes(tmp_path, monkeypatch):
-    import reports.figures
     from mlflow.tracking import MlflowClient
+
+    import reports.figures
     from tests.reports.mlflow_fixture import write_fixture_store
 
     uri, spec = write_fixture_store(tmp_path / "store")  # its own store: this test changes a run

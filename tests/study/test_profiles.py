@@ -25,7 +25,11 @@ def write_profile(folder, name, overrides):
 def test_a_specs_refinement_comes_after_the_shared_overrides(tmp_path):
     write_profile(tmp_path, "smoke", "[data=synthetic, model.num_segments=4]")
     spec = parse_spec({**SPEC, "profiles": {"smoke": ["model.num_segments=2"], "own": ["seed=3"]}})
-    assert profile_overrides(spec, "smoke", tmp_path) == ["data=synthetic", "model.num_segments=4", "model.num_segments=2"]
+    assert profile_overrides(spec, "smoke", tmp_path) == [
+        "data=synthetic",
+        "model.num_segments=4",
+        "model.num_segments=2",
+    ]
     assert profile_overrides(spec, "own", tmp_path) == ["seed=3"]
     assert profile_names(spec, tmp_path) == ["own", "smoke"]
 
