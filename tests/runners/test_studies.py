@@ -8,7 +8,7 @@ from ean.data import DATASETS
 from ean.models import BLOCKS, FUSIONS, REGIONS
 from ean.trial import trial_key
 from runners.compose import CONF_DIR, group_options
-from runners.plan import build_plan
+from runners.plan import build_plan, evaluation_key
 from runners.validate import devices_of, train_config
 from study.profiles import profile_overrides
 from study.spec import load_spec
@@ -48,6 +48,9 @@ def test_every_study_plans_with_its_smoke_profile(path, tmp_path):
     assert len({t.key for t in trials}) == len(trials), "rows must differ"
     for trial in trials:
         assert trial.config["data"]["dataset"] == "synthetic"
+        if trial.evaluates:  # an evaluation row: the training it tests, under the row's protocol
+            assert trial.key == evaluation_key(trial.evaluates, trial.row.protocol.tag)
+            continue
         assert trial.key == trial_key(train_config(trial.config), devices_of(trial.config), trial.data_fingerprint)
 
 
