@@ -24,6 +24,7 @@ Features are read with a forward hook (no change to the model). The figure goes 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from torch import nn
 
 from reports.clips import Clip, validation_clip
 from reports.figures import features_figure, save_figure
-from reports.trained import base_parser, figure_stem, tracking_uri, trained
+from reports.trained import base_parser, figure_stem, run_figure_command, tracking_uri, trained
 from study.find import find_spec
 from study.spec import SpecError, load_spec
 
@@ -173,35 +174,35 @@ def same_clip(clips: dict[str, Clip]) -> None:
             )
 
 
+def _draw(args: argparse.Namespace) -> list[Path]:
+    """Draws Fig. 9 for the parsed command line; returns the files written."""
+    spec = load_spec(find_spec(args.study))
+    client = MlflowClient(tracking_uri(args.mlflow_uri))
+    if args.row == args.baseline:
+        raise SpecError(f"ROW and BASELINE are both {args.row!r}: name two rows of {spec.name}")
+    trials = {row: trained(client, spec, row, args.seed) for row in (args.row, args.baseline)}
+    clips = {row: validation_clip(t.config["data"], args.video) for row, t in trials.items()}
+    same_clip(clips)
+    labels = {row: spec.row(row).label for row in trials}
+    networks = {labels[row]: t.model() for row, t in trials.items()}
+    out = figure_stem(args.out, spec.name, "features", f"{args.row}_vs_{args.baseline}", args.seed, args.video)
+    paths, _ = features_report(
+        networks,
+        clips[args.row],
+        out,
+        args.stage,
+        f"{spec.name}, seed {args.seed}",
+        clips={labels[row]: c for row, c in clips.items()},
+    )
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("python -m reports.features", __doc__)
     parser.add_argument("baseline", help="the row id of the baseline drawn below (e.g. only_soitr)")
     parser.add_argument("--stage", type=int, default=4, help="the stage of the feature maps, 2-5 (default 4)")
     args = parser.parse_args(argv)
-    try:
-        spec = load_spec(find_spec(args.study))
-        client = MlflowClient(tracking_uri(args.mlflow_uri))
-        if args.row == args.baseline:
-            raise SpecError(f"ROW and BASELINE are both {args.row!r}: name two rows of {spec.name}")
-        trials = {row: trained(client, spec, row, args.seed) for row in (args.row, args.baseline)}
-        clips = {row: validation_clip(t.config["data"], args.video) for row, t in trials.items()}
-        same_clip(clips)
-        labels = {row: spec.row(row).label for row in trials}
-        networks = {labels[row]: t.model() for row, t in trials.items()}
-        out = figure_stem(args.out, spec.name, "features", f"{args.row}_vs_{args.baseline}", args.seed, args.video)
-        paths, _ = features_report(
-            networks,
-            clips[args.row],
-            out,
-            args.stage,
-            f"{spec.name}, seed {args.seed}",
-            clips={labels[row]: c for row, c in clips.items()},
-        )
-    except (SpecError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(str(p) for p in paths))
-    return 0
+    return run_figure_command(lambda: _draw(args))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ The figure goes to ``<out>/figures/<study>_kernels_<row>_seed<seed>_video<I>.{pn
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from reports.trained import (  # noqa: F401  (find_run, checkpoint_of: this modu
     figure_stem,
     find_run,
     qualifying_rows,
+    run_figure_command,
     tracking_uri,
     trained,
 )
@@ -108,40 +110,40 @@ def has_matrix_eab(model_cfg: dict, stage: int) -> bool:
     return model_cfg["block"] == "eab" and model_cfg["fusion"] in MATRIX_FUSIONS and stage in model_cfg["block_stages"]
 
 
+def _draw(args: argparse.Namespace) -> list[Path]:
+    """Draws Fig. 10 for the parsed command line; returns the files written."""
+    spec = load_spec(find_spec(args.study))
+    client = MlflowClient(tracking_uri(args.mlflow_uri))
+    trial = trained(client, spec, args.row, args.seed)
+    model_cfg = trial.model_config()
+    if not has_matrix_eab(model_cfg, args.stage):
+        rows = qualifying_rows(client, spec, lambda m: m["block"] == "eab" and m["fusion"] in MATRIX_FUSIONS)
+        raise SpecError(
+            f"row {args.row!r} of {spec.name} has block={model_cfg['block']}, "
+            f"fusion={model_cfg['fusion']}, block_stages={model_cfg['block_stages']}; Fig. 10 needs an "
+            f"EAB (block=eab) with fusion {' or '.join(MATRIX_FUSIONS)} after stage {args.stage}. Rows of "
+            f"{spec.name} with a finished run of such an EAB: {', '.join(rows) if rows else 'none'}"
+        )
+    anchor = validation_clip(trial.config["data"], args.video)
+    fast = validation_clip(trial.config["data"], args.video, rate=2.0)
+    repeated = len(np.unique(fast.frame_indices[:, 0])) < len(fast.frame_indices)
+    if repeated:
+        print(
+            f"warning: video {anchor.index} has {fast.num_frames} frames, too few for "
+            f"{len(fast.frame_indices)} distinct frames at 2x the frame rate: the fps_2x clip repeats frames",
+            file=sys.stderr,
+        )
+    out = figure_stem(args.out, spec.name, "kernels", args.row, args.seed, args.video)
+    label = f"{spec.row(args.row).label} (seed {args.seed})"
+    paths, _ = kernels_report(trial.model(), anchor, fast, out, args.stage, label)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("python -m reports.kernels", __doc__)
     parser.add_argument("--stage", type=int, default=4, help="the EAB after this stage (default 4)")
     args = parser.parse_args(argv)
-    try:
-        spec = load_spec(find_spec(args.study))
-        client = MlflowClient(tracking_uri(args.mlflow_uri))
-        trial = trained(client, spec, args.row, args.seed)
-        model_cfg = trial.model_config()
-        if not has_matrix_eab(model_cfg, args.stage):
-            rows = qualifying_rows(client, spec, lambda m: m["block"] == "eab" and m["fusion"] in MATRIX_FUSIONS)
-            raise SpecError(
-                f"row {args.row!r} of {spec.name} has block={model_cfg['block']}, "
-                f"fusion={model_cfg['fusion']}, block_stages={model_cfg['block_stages']}; Fig. 10 needs an "
-                f"EAB (block=eab) with fusion {' or '.join(MATRIX_FUSIONS)} after stage {args.stage}. Rows of "
-                f"{spec.name} with a finished run of such an EAB: {', '.join(rows) if rows else 'none'}"
-            )
-        anchor = validation_clip(trial.config["data"], args.video)
-        fast = validation_clip(trial.config["data"], args.video, rate=2.0)
-        repeated = len(np.unique(fast.frame_indices[:, 0])) < len(fast.frame_indices)
-        if repeated:
-            print(
-                f"warning: video {anchor.index} has {fast.num_frames} frames, too few for "
-                f"{len(fast.frame_indices)} distinct frames at 2x the frame rate: the fps_2x clip repeats frames",
-                file=sys.stderr,
-            )
-        out = figure_stem(args.out, spec.name, "kernels", args.row, args.seed, args.video)
-        label = f"{spec.row(args.row).label} (seed {args.seed})"
-        paths, _ = kernels_report(trial.model(), anchor, fast, out, args.stage, label)
-    except (SpecError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(str(p) for p in paths))
-    return 0
+    return run_figure_command(lambda: _draw(args))
 
 
 if __name__ == "__main__":

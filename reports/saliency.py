@@ -16,6 +16,7 @@ The figure goes to ``<out>/figures/<study>_saliency_<row>_seed<seed>_video<I>.{p
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from torch import nn
 
 from reports.clips import Clip, validation_clip
 from reports.figures import saliency_figure, save_figure
-from reports.trained import base_parser, figure_stem, qualifying_rows, tracking_uri, trained
+from reports.trained import base_parser, figure_stem, qualifying_rows, run_figure_command, tracking_uri, trained
 from study.find import find_spec
 from study.spec import SpecError, load_spec
 
@@ -191,33 +192,33 @@ def saliency_report(
     return save_figure(fig, out), result
 
 
+def _draw(args: argparse.Namespace) -> list[Path]:
+    """Draws Fig. 7 for the parsed command line; returns the files written."""
+    spec = load_spec(find_spec(args.study))
+    client = MlflowClient(tracking_uri(args.mlflow_uri))
+    trial = trained(client, spec, args.row, args.seed)
+    regions = trial.model_config()["regions"]
+    if regions != REGIONS:
+        rows = qualifying_rows(client, spec, lambda model: model["regions"] == REGIONS)
+        raise SpecError(
+            f"row {args.row!r} of {spec.name} has regions={regions}; Fig. 7 needs regions={REGIONS} (a "
+            f"Saliency-Net). Rows of {spec.name} with a finished regions={REGIONS} run: "
+            f"{', '.join(rows) if rows else 'none'}"
+        )
+    clip = validation_clip(trial.config["data"], args.video)
+    out = figure_stem(args.out, spec.name, "saliency", args.row, args.seed, args.video)
+    label = f"{spec.row(args.row).label} (seed {args.seed})"
+    paths, _ = saliency_report(trial.model(), clip, out, label, args.stage, args.layer, args.anchor_frame)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("python -m reports.saliency", __doc__)
     parser.add_argument("--stage", type=int, default=None, help="the SOI-Tr's stage (default: the last one)")
     parser.add_argument("--layer", type=int, default=0, help="Transformer layer, 0-based (default 0, the first)")
     parser.add_argument("--anchor-frame", type=int, default=None, help="0-based (default 3: the 4th frame)")
     args = parser.parse_args(argv)
-    try:
-        spec = load_spec(find_spec(args.study))
-        client = MlflowClient(tracking_uri(args.mlflow_uri))
-        trial = trained(client, spec, args.row, args.seed)
-        regions = trial.model_config()["regions"]
-        if regions != REGIONS:
-            rows = qualifying_rows(client, spec, lambda model: model["regions"] == REGIONS)
-            raise SpecError(
-                f"row {args.row!r} of {spec.name} has regions={regions}; Fig. 7 needs regions={REGIONS} (a "
-                f"Saliency-Net). Rows of {spec.name} with a finished regions={REGIONS} run: "
-                f"{', '.join(rows) if rows else 'none'}"
-            )
-        clip = validation_clip(trial.config["data"], args.video)
-        out = figure_stem(args.out, spec.name, "saliency", args.row, args.seed, args.video)
-        label = f"{spec.row(args.row).label} (seed {args.seed})"
-        paths, _ = saliency_report(trial.model(), clip, out, label, args.stage, args.layer, args.anchor_frame)
-    except (SpecError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(str(p) for p in paths))
-    return 0
+    return run_figure_command(lambda: _draw(args))
 
 
 if __name__ == "__main__":

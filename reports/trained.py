@@ -9,6 +9,7 @@ location of its last checkpoint in the tags ``ean.checkpoint`` (else ``<ean.work
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,15 @@ def base_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
 def tracking_uri(given: str | None) -> str:
     """``--mlflow-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
     return given or S.default_tracking_uri()
+
+
+def run_figure_command(draw: Callable[[], list[Path]]) -> int:
+    """Runs a figure command: prints the files ``draw()`` wrote (exit status 0), or the problem that stopped
+    it, a bad spec, row or trial (2)."""
+    try:
+        paths = draw()
+    except (SpecError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(str(p) for p in paths))
+    return 0
