@@ -1,26 +1,40 @@
-"""Finding a study spec: a file path, or a name of the project's studies (``table8`` -> ``studies/table8.yaml``)."""
+"""Finding a study spec: a file path, or a name (``table8``) looked for in the working directory, its ``studies/``,
+then the project's studies (``study.locations``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from study.locations import study_folders
 from study.spec import SpecError
 
-#: The project's study specs (beside the packages, not relative to the working directory).
-STUDIES_DIR = Path(__file__).resolve().parents[1] / "studies"
 
-
-def find_spec(study: str | Path) -> Path:
-    """The spec file ``study`` names: an existing path, else ``studies/<study>.yaml`` of the project.
+def find_spec(study: str | Path, cwd: Path | None = None) -> Path:
+    """The spec file ``study`` names: an existing path, else ``<study>.yaml`` in the first of
+    ``study_folders(cwd)`` that has it (``./``, ``./studies/``, the project's studies).
 
     Raises:
-        SpecError: neither exists; the message lists the project's studies.
+        SpecError: none has it; the message lists the places searched and the studies found there.
     """
     path = Path(study)
     if path.is_file():
         return path
-    named = STUDIES_DIR / f"{study}.yaml"
-    if named.is_file():
-        return named
-    known = sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
-    raise SpecError(f"no study file '{study}'; studies in {STUDIES_DIR}: {', '.join(known)}")
+    folders = study_folders(cwd)
+    if path.name == str(study) and path.suffix in ("", ".yaml"):  # a name (``table8`` or ``table8.yaml``)
+        for folder in folders:
+            named = folder / f"{path.stem}.yaml"
+            if named.is_file():
+                return named
+    raise SpecError(
+        f"no study '{study}': no such file, and no {path.stem}.yaml in the places searched:\n" + _listing(folders)
+    )
+
+
+def _listing(folders: list[Path]) -> str:
+    """One line per folder searched: its path and the studies in it."""
+    lines = []
+    for folder in folders:
+        names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        found = ", ".join(names) if names else ("(no studies)" if folder.is_dir() else "(no such folder)")
+        lines.append(f"  {folder}: {found}")
+    return "\n".join(lines)

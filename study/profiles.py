@@ -1,8 +1,9 @@
 """Profiles: named override sets a run asks for with ``--profile NAME`` (e.g. ``smoke``).
 
-A shared profile lives in ``studies/profiles/<name>.yaml`` (``description`` and ``overrides``) and serves
-every study; a spec's ``profiles: {name: [overrides]}`` refines it (its overrides come after the shared ones)
-or defines a profile of its own. A profile's overrides come after the spec's and before the row's.
+A shared profile lives in ``studies/profiles/<name>.yaml`` (``description`` and ``overrides``; the folder is
+``study.locations.PROFILES_DIR``, installed with the package) and serves every study; a spec's
+``profiles: {name: [overrides]}`` refines it (its overrides come after the shared ones) or defines a profile
+of its own. A profile's overrides come after the spec's and before the row's.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from study.find import STUDIES_DIR
+from study.locations import PROFILES_DIR
 from study.policy import find_problems
 from study.spec import SpecError, StudySpec
 
-PROFILES_DIR = STUDIES_DIR / "profiles"
 KEYS = ("description", "overrides")
 
 

@@ -1,0 +1,46 @@
+"""Where the project's studies, shared profiles and config groups lie, and where a user's own studies are looked for.
+
+The repository's ``studies/`` folder ships inside the installed distribution as the data-only package
+``ean_studies`` (``[tool.setuptools.package-dir]`` in ``pyproject.toml``), so a plain ``pip install .`` finds
+the paper's studies from any directory. A checkout that is not installed falls back to its own ``studies/``.
+This module is the one home of these locations; everything else imports them from here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+#: The importable name of the ``studies/`` folder in an installed distribution.
+PACKAGE = "ean_studies"
+#: The repository's folder beside the packages (a checkout used without installing it).
+CHECKOUT_STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+
+def packaged_studies() -> Path:
+    """The folder of the project's studies: the installed ``ean_studies`` package, else the checkout's ``studies/``.
+
+    Raises:
+        FileNotFoundError: neither is there (a broken install).
+    """
+    spec = importlib.util.find_spec(PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in [*map(Path, locations), CHECKOUT_STUDIES]:
+        if (folder / "conf").is_dir():
+            return folder
+    raise FileNotFoundError(f"the project's studies are missing: no package '{PACKAGE}' and no {CHECKOUT_STUDIES}")
+
+
+#: The paper's studies (``table8.yaml`` ...).
+STUDIES_DIR = packaged_studies()
+#: The shared profiles (``--profile smoke``).
+PROFILES_DIR = STUDIES_DIR / "profiles"
+#: The config groups Hydra composes every trial from (``config.yaml``, ``block/``, ``data/`` ...).
+CONF_DIR = STUDIES_DIR / "conf"
+
+
+def study_folders(cwd: Path | None = None) -> list[Path]:
+    """Where a study named without a path is looked for, in order: the working directory, its ``studies/``, then
+    the project's studies."""
+    here = Path.cwd() if cwd is None else cwd
+    return [here, here / "studies", STUDIES_DIR]
