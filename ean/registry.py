@@ -15,6 +15,9 @@ A family (spatial-temporal block, fusion matrix, region strategy, backbone, data
 Rules (DESIGN.md): a duplicate name is an error; an unknown name is an error that lists the known names
 and the closest match; names are lowercase identifiers; every registered object meets the family's
 contract (a base class and constructor arguments), checked when it registers.
+
+Variants from other packages (``ean.plugins`` entry points, :mod:`ean.plugins`) are loaded the first time
+any registry is looked up, so a lookup sees them wherever it runs (driver, Ray worker, notebook).
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ class Registry:
             )
         self._check_contract(name, obj)
         if same_as is not None:
-            self.check(same_as[0])
+            if same_as[0] not in self._entries:  # no lookup (and so no plugin loading) while variants register
+                raise UnknownNameError(self.family, same_as[0], sorted(self._entries))
             self._same_as[name] = (same_as[0], dict(same_as[1]))
         self._entries[name] = obj
 
@@ -129,6 +133,7 @@ class Registry:
     # -- lookup -------------------------------------------------------------------------------------
     def get(self, name: str) -> Callable[..., Any]:
         """Returns the object registered under ``name``; raises ``UnknownNameError`` listing valid names."""
+        _load_plugins()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
@@ -153,20 +158,24 @@ class Registry:
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
+        _load_plugins()
         return sorted(self._entries)
 
     def check(self, name: object) -> None:
         """Raises ``UnknownNameError`` unless ``name`` is registered (validation without building)."""
+        _load_plugins()
         if name not in self._entries:
             raise UnknownNameError(self.family, name, self.names())
 
     def __contains__(self, name: object) -> bool:
+        _load_plugins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        _load_plugins()
         return len(self._entries)
 
     def __repr__(self) -> str:
@@ -182,6 +191,13 @@ class Registry:
         finally:
             self._entries.pop(name, None)
             self._same_as.pop(name, None)
+
+
+def _load_plugins() -> None:
+    """Loads the ``ean.plugins`` entry points once per process (a no-op afterwards and while they load)."""
+    from ean.plugins import load_plugins  # here, not at the top: ean.plugins imports this module
+
+    load_plugins()
 
 
 def _qualname(obj: Any) -> str:
