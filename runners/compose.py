@@ -1,10 +1,16 @@
 """Study rows -> resolved trial configs, composed with Hydra's Compose API from ``studies/conf``.
 
+The config folders form Hydra's search path (``search_path``): the project's ``studies/conf`` (installed with
+the package, ``study.locations``), then the user's ``--config-dir`` folders (``use_config_dirs``), then the
+``conf/`` folders of the installed plugins (``ean.plugins``). A folder adds options to the groups
+(``DIR/block/my_block.yaml`` -> ``block=my_block``); it may not shadow another folder's file (the same path in
+two folders is refused, as a registry refuses a duplicate name), so the order decides nothing.
+
 Order of the overrides, later winning: the spec's common overrides, the profile's, the row's, the command
 line's, then the seed. Hydra runs here, on the driver only; trials receive plain dicts.
 
-The data-only policy (``study.policy``) holds before anything is resolved: the config folder's files are
-checked when Hydra is initialised on it (a resolver in a defaults list would run while Hydra composes),
+The data-only policy (``study.policy``) holds before anything is resolved: every config folder's files are
+checked when Hydra is initialised on them (a resolver in a defaults list would run while Hydra composes),
 every override before Hydra reads it, and the composed tree before ``OmegaConf`` resolves it.
 
 A study composes one config per (row, seed): an override in Hydra's sweep syntax (``a=1,2``, ``range``,
@@ -18,7 +24,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,10 +39,11 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ean.plugins import plugin_conf_dirs
 from runners.cache import DiskCache
+from study.locations import CONF_DIR
 from study.policy import HYDRA_NODE, override_problem, value_problems
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "studies" / "conf"
 PRIMARY = "config"
 #: How many rows the refusal of a sweep writes out (the others are counted).
 SWEEP_ROWS_SHOWN = 4
@@ -44,39 +51,104 @@ SWEEP_ROWS_SHOWN = 4
 SWEEP_VALUES_COUNTED = 1000
 
 
+#: The user's config folders (``--config-dir``), set for the invocation by ``use_config_dirs``.
+_user_dirs: list[Path] = []
+#: The folders of the active ``hydra_context`` (the first is Hydra's main folder, the others its search path).
+_active: list[Path] = []
+
+ConfDirs = Path | Sequence[Path] | None
+
+
 class CompositionError(ValueError):
     """A row's overrides do not compose; the message says which override and the valid choices."""
 
 
-@contextmanager
-def hydra_context(conf_dir: Path = CONF_DIR) -> Iterator[None]:
-    """Initialises Hydra on ``conf_dir`` for the block (clearing any earlier initialisation).
+def use_config_dirs(dirs: Sequence[Path | str]) -> None:
+    """Sets the user's config folders (``--config-dir``) that ``search_path`` adds from now on (replacing any
+    set before).
 
     Raises:
-        CompositionError: a file of ``conf_dir`` breaks the data-only policy (before Hydra reads any).
+        CompositionError: a folder does not exist.
     """
-    problems = conf_problems(conf_dir)
-    if problems:
-        raise CompositionError(f"{conf_dir} breaks the data-only policy: " + "; ".join(problems))
+    folders = [Path(d).expanduser().resolve() for d in dirs]
+    missing = [str(d) for d in folders if not d.is_dir()]
+    if missing:
+        raise CompositionError(f"--config-dir: no such folder: {', '.join(missing)}")
+    _user_dirs[:] = folders
+
+
+def search_path() -> list[Path]:
+    """The config folders a study composes from: ``studies/conf``, the ``--config-dir`` folders, the plugins'."""
+    folders = [CONF_DIR, *_user_dirs, *plugin_conf_dirs()]
+    return list(dict.fromkeys(folders))
+
+
+def conf_dirs(conf_dir: ConfDirs = None) -> list[Path]:
+    """``conf_dir`` as a list of folders: ``search_path()`` for None, one folder, or the folders given."""
+    if conf_dir is None:
+        return search_path()
+    return [Path(conf_dir)] if isinstance(conf_dir, str | Path) else [Path(d) for d in conf_dir]
+
+
+def check_conf_dirs(folders: list[Path]) -> None:
+    """CompositionError when a folder's files break the data-only policy, or two folders hold one file."""
+    for folder in folders:
+        problems = conf_problems(folder)
+        if problems:
+            raise CompositionError(f"{folder} breaks the data-only policy: " + "; ".join(problems))
+    clashes = shadowed_files(folders)
+    if clashes:
+        raise CompositionError("config folders may add options, not replace them: " + "; ".join(clashes))
+
+
+def shadowed_files(folders: list[Path]) -> list[str]:
+    """Each config file that two of ``folders`` hold (``block/eab.yaml in A and B``): one would hide the other."""
+    owners: dict[str, list[Path]] = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*.yaml")):
+            owners.setdefault(path.relative_to(folder).as_posix(), []).append(folder)
+    return [
+        f"{name} is in {' and '.join(map(str, where))} (give yours another name)"
+        for name, where in owners.items()
+        if len(where) > 1
+    ]
+
+
+@contextmanager
+def hydra_context(conf_dir: ConfDirs = None) -> Iterator[None]:
+    """Initialises Hydra on the config folders for the block (clearing any earlier initialisation): the first is
+    Hydra's main folder, the others join its search path. None: ``search_path()``.
+
+    Raises:
+        CompositionError: a folder's file breaks the data-only policy (before Hydra reads any), or two folders
+            hold the same file.
+    """
+    folders = conf_dirs(conf_dir)
+    check_conf_dirs(folders)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        yield
+    with initialize_config_dir(config_dir=str(folders[0].resolve()), version_base="1.3"):
+        _active[:] = folders
+        try:
+            yield
+        finally:
+            _active.clear()
 
 
 class Composer:
-    """Composes trial configs from ``conf_dir`` (``compose_config``), each once: a result is kept in the on-disk
-    cache (``runners.cache``) under the folder's contents, the overrides and Hydra's version, so a plan composed
-    before is read back without starting Hydra (a dry run of a planned study). Use it as a context manager.
+    """Composes trial configs from the config folders (``conf_dir``: one, several, or None for ``search_path()``)
+    with ``compose_config``, each once: a result is kept in the on-disk cache (``runners.cache``) under the
+    folders' contents, the overrides and Hydra's version, so a plan composed before is read back without
+    starting Hydra (a dry run of a planned study), and a changed file of any folder is composed afresh. Use it as
+    a context manager.
 
     Raises:
-        CompositionError: a file of ``conf_dir`` breaks the data-only policy (checked when it is made).
+        CompositionError: a folder breaks the data-only policy, or two hold one file (checked when it is made).
     """
 
-    def __init__(self, conf_dir: Path = CONF_DIR, cache: DiskCache | None = None):
-        problems = conf_problems(conf_dir)
-        if problems:
-            raise CompositionError(f"{conf_dir} breaks the data-only policy: " + "; ".join(problems))
-        self.conf_dir, self.digest = conf_dir, conf_digest(conf_dir)
+    def __init__(self, conf_dir: ConfDirs = None, cache: DiskCache | None = None):
+        folders = conf_dirs(conf_dir)
+        check_conf_dirs(folders)
+        self.conf_dir, self.digest = folders, conf_digest(folders)
         self.cache = cache or DiskCache("compose")
         self._hydra: ExitStack | None = None
 
@@ -102,11 +174,13 @@ class Composer:
             self._hydra = None
 
 
-def conf_digest(conf_dir: Path) -> str:
-    """The sha256 of the config folder's YAML files (names and contents)."""
+def conf_digest(conf_dir: Path | Sequence[Path]) -> str:
+    """The sha256 of the config folders' YAML files (names and contents), folder by folder."""
     digest = hashlib.sha256()
-    for path in sorted(conf_dir.rglob("*.yaml")):
-        digest.update(str(path.relative_to(conf_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for index, folder in enumerate(conf_dirs(conf_dir)):
+        for path in sorted(folder.rglob("*.yaml")):
+            name = str(path.relative_to(folder)) if index == 0 else f"{index}/{path.relative_to(folder)}"
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -118,9 +192,11 @@ def check_overrides(overrides: list[str]) -> None:
             raise CompositionError(f"override '{override}' {problem}")
 
 
-def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    """The option names of a config group (its file names without ``.yaml``)."""
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+def group_options(group: str, conf_dir: ConfDirs = None) -> list[str]:
+    """The option names of a config group (its file names without ``.yaml``) over the config folders (None: those
+    of the active ``hydra_context``, else ``search_path()``)."""
+    folders = conf_dirs(conf_dir if conf_dir is not None else (list(_active) or None))
+    return sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
 
 
 def conf_problems(conf_dir: Path) -> list[str]:
@@ -152,7 +228,7 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     """
     check_overrides(overrides)
     try:
-        cfg = compose(PRIMARY, overrides=list(overrides))
+        cfg = compose(PRIMARY, overrides=[*overrides, *_searchpath_override()])
         problems = value_problems(OmegaConf.to_container(cfg, resolve=False))
         if problems:
             raise CompositionError("the composed config (before resolving): " + "; ".join(problems))
@@ -163,7 +239,16 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
         raise CompositionError(_first_line(err)) from None
 
 
-def sweep_problem(override: str, conf_dir: Path = CONF_DIR) -> str | None:
+def _searchpath_override() -> list[str]:
+    """Hydra's ``hydra.searchpath`` override that adds the active context's folders after its main one (none for
+    one folder). Added here, after the policy check that refuses ``hydra.*`` overrides of specs and users."""
+    if len(_active) < 2:
+        return []
+    quoted = ["'" + f"file://{d.resolve()}".replace("\\", "\\\\").replace("'", "\\'") + "'" for d in _active[1:]]
+    return [f"hydra.searchpath=[{','.join(quoted)}]"]
+
+
+def sweep_problem(override: str, conf_dir: ConfDirs = None) -> str | None:
     """Why ``override`` cannot stand in a study because it asks Hydra for several values (None when it asks for
     one), with a YAML snippet of spec rows, one per value.
 
@@ -191,7 +276,7 @@ def sweep_problem(override: str, conf_dir: Path = CONF_DIR) -> str | None:
     )
 
 
-def _sweep_values(parsed: Override, conf_dir: Path) -> tuple[list[str], bool]:
+def _sweep_values(parsed: Override, conf_dir: ConfDirs) -> tuple[list[str], bool]:
     """The sweep's values as override values (at most ``SWEEP_VALUES_COUNTED`` + 1), and whether they are
     its own (False: two placeholders, for an interval or a glob that matches nothing)."""
     value = parsed.value()

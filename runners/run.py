@@ -1,9 +1,10 @@
 """``python -m runners.run STUDY.yaml [overrides ...]``: plan a study, run its new trials on Ray, log to MLflow.
 
-Every (row, seed) of the spec becomes a trial composed with Hydra from ``studies/conf``; all of them are
-checked before anything starts (exit 2 naming file, row, value and the valid choices). Trials with a
-FINISHED run in MLflow are cached; the others run on a local Ray (or ``--address``), retried from their
-last checkpoint when they crash. At the end the study's table is printed and written (``reports.make``).
+Every (row, seed) of the spec becomes a trial composed with Hydra from ``studies/conf`` (and the folders of
+``--config-dir`` and of installed plugins, ``runners.compose.search_path``); all of them are checked before
+anything starts (exit 2 naming file, row, value and the valid choices). Trials with a FINISHED run in MLflow
+are cached; the others run on a local Ray (or ``--address``), retried from their last checkpoint when they
+crash. At the end the study's table is printed and written (``reports.make``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ean.plugins import load_plugins
+from ean.registry import RegistryError
 from runners import signals
-from runners.compose import sweep_problem
+from runners.compose import CompositionError, sweep_problem, use_config_dirs
 from runners.lease import LeaseHeld
 from runners.plan import PlanError, Trial, TrialState, build_plan, count_trials, plan_json
 from runners.session import EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_OK, EXIT_STORE_DOWN, StudySession, fresh_store
@@ -47,10 +50,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "MLflow does not answer; 3 MLflow stopped answering mid-study (its writes wait on disk for the next run);\n"
         "130 / 143 stopped by SIGINT / SIGTERM (the same command resumes).\n",
     )
-    parser.add_argument("study", help="a study spec file, or a name in studies/ (table8 -> studies/table8.yaml)")
+    parser.add_argument(
+        "study",
+        help="a study spec file, or a study's name, looked for as ./NAME.yaml, ./studies/NAME.yaml, then among the "
+        "project's studies (table8)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every trial, e.g. trainer.epochs=10")
     parser.add_argument(
         "--profile", help="a named override set: studies/profiles/NAME.yaml, refined by the spec (e.g. smoke)"
+    )
+    parser.add_argument(
+        "--config-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of your own config groups (DIR/block/my_block.yaml -> block=my_block) added to Hydra's search "
+        "path after the project's studies/conf; data only, like the project's; may be given several times",
     )
     parser.add_argument("--seeds", help="comma-separated seeds instead of the spec's (e.g. 0,1)")
     parser.add_argument("--rows", help="comma-separated row ids to run (default: all)")
@@ -245,12 +260,14 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str], args: argparse.Namespace) -> int:
     try:
         spec_path = find_spec(args.study)
+        load_plugins()
+        use_config_dirs(args.config_dir)
         spec = load_spec(spec_path)
         profile, seeds, spec = select(spec, args)
         check_overrides(spec, profile, args)
         estimating = args.dry_run and args.estimate  # the cost of a study meant for another machine's data
         trials = build_plan(spec, profile, args.overrides, seeds, Path.cwd(), require_files=not estimating)
-    except (SpecError, PlanError) as err:
+    except (SpecError, PlanError, CompositionError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     uri = args.mlflow_uri or default_tracking_uri()
