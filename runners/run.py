@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str], args: argparse.Namespace) -> int:
     try:
-        spec_path = find_spec(args.study)
         load_plugins()
         use_config_dirs(args.config_dir)
+        spec_path = find_spec(args.study)
         spec = load_spec(spec_path)
         profile, seeds, spec = select(spec, args)
         check_overrides(spec, profile, args)
