@@ -104,12 +104,13 @@ def make_report(
     out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
     runs = collect_runs(spec.name, tracking_uri)
     out.mkdir(parents=True, exist_ok=True)
-    selection = select_runs(spec, runs.trials, dataset=dataset, code_version=code_version)
-    if paper is None and selection.dataset == SYNTHETIC:
+    selections = select_columns(spec, runs.trials, dataset, code_version)
+    selection = next(iter(selections.values()))  # the figures': the first dataset's
+    if paper is None and any(s.dataset == SYNTHETIC for s in selections.values()):
         paper = False
     table = build_table(
         spec,
-        selection,
+        selections if spec.datasets else selection,
         runs.study_hashes,
         paper=paper,
         delta_metrics=delta_metrics,
@@ -119,10 +120,24 @@ def make_report(
     report = Report(table=table, markdown=render_markdown(table), out=out)
     report.files += _write_tables(spec, table, report.markdown, out, formats)
     if "csv" in formats:
-        report.files += _write_csv(spec, selection, runs.trials, delta_metrics, out)
+        report.files += _write_csv(spec, selections, runs.trials, delta_metrics, out)
     if draw_figures:
         _draw_figures(spec, selection, tracking_uri, out / "figures", report)
     return report
+
+
+def select_columns(
+    spec: StudySpec, trials: pd.DataFrame, dataset: str | None = None, code_version: str | None = None
+) -> dict[str, Selection]:
+    """The runs of each dataset column (``{"": selection}`` for a study of one dataset): a column's runs are those
+    tagged with it (``ean.column``), chosen as in a table of that dataset (``reports.select.select_runs``)."""
+    if not spec.datasets:
+        return {"": select_runs(spec, trials, dataset=dataset, code_version=code_version)}
+    tagged = trials["column"].fillna("")
+    return {
+        column: select_runs(spec.on_dataset(column), trials[tagged == column], code_version=code_version)
+        for column in spec.datasets
+    }
 
 
 def _write_tables(spec: StudySpec, table: Table, markdown: str, out: Path, formats) -> list[Path]:
@@ -136,15 +151,29 @@ def _write_tables(spec: StudySpec, table: Table, markdown: str, out: Path, forma
     return files
 
 
-def _write_csv(spec: StudySpec, selection: Selection, trials: pd.DataFrame, delta_metrics, out: Path) -> list[Path]:
-    frame = results_frame(spec, row_results(spec, selection, compared_metrics(spec, delta_metrics)))
-    frame.insert(frame.columns.get_loc("seeds_planned") + 1, "num_classes", _num_classes(frame["row"], selection))
+def _write_csv(
+    spec: StudySpec, selections: dict[str, Selection], trials: pd.DataFrame, delta_metrics, out: Path
+) -> list[Path]:
+    """The table's numbers (a study that compares datasets: one line per row and dataset column, the column in
+    ``dataset_column``) and every run found, with whether it is used and why not."""
+    frames = []
+    for column, selection in selections.items():
+        view = spec.on_dataset(column)
+        frame = results_frame(view, row_results(view, selection, compared_metrics(spec, delta_metrics)))
+        frame.insert(frame.columns.get_loc("seeds_planned") + 1, "num_classes", _num_classes(frame["row"], selection))
+        if column:
+            frame.insert(1, "dataset_column", column)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
     runs = trials.copy()
-    runs["used"] = runs["run_id"].isin(selection.chosen["run_id"])
-    reasons = dict(zip(selection.excluded["run_id"], selection.excluded["reason"], strict=True))
-    for dup in selection.duplicates:
-        for run_id in dup.others:
-            reasons[run_id] = f"an older FINISHED run of ({dup.row}, seed {dup.seed}); the newest is {dup.chosen}"
+    used = pd.concat([s.chosen["run_id"] for s in selections.values()])
+    runs["used"] = runs["run_id"].isin(used)
+    reasons = {}
+    for selection in selections.values():
+        reasons.update(zip(selection.excluded["run_id"], selection.excluded["reason"], strict=True))
+        for dup in selection.duplicates:
+            for run_id in dup.others:
+                reasons[run_id] = f"an older FINISHED run of ({dup.row}, seed {dup.seed}); the newest is {dup.chosen}"
     runs["excluded_because"] = runs["run_id"].map(lambda run_id: reasons.get(run_id, ""))
     paths = [out / f"{spec.name}.csv", out / f"{spec.name}_runs.csv"]
     frame.to_csv(paths[0], index=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from reports.table import Cell, Table
+from reports.table import Cell, Column, Table
 
 _ALIGN = {"l": "left", "c": "center", "r": "right"}
 _ESCAPE = {"\\": "\\\\", "|": "\\|", "*": "\\*", "_": "\\_", "`": "\\`", "~": "\\~", "<": "&lt;", ">": "&gt;"}
@@ -23,7 +23,7 @@ def render_markdown(table: Table) -> str:
     head = f"**{escape_markdown(table.title)}** {escape_markdown(table.caption)}[^provenance]"
     body = tabulate(
         [[_cell(c) for c in row.cells] for row in table.rows],
-        headers=[escape_markdown(c.title) for c in table.columns],
+        headers=[escape_markdown(_title(c, table)) for c in table.columns],
         tablefmt="pipe",
         colalign=[_ALIGN[c.align] for c in table.columns],
         disable_numparse=True,
@@ -37,6 +37,13 @@ def render_markdown(table: Table) -> str:
             parts.append(f"[^{note.mark}]: {escape_markdown(note.text)}")
     parts.append("[^provenance]: Provenance: " + "; ".join(escape_markdown(x) for x in table.provenance.lines()) + ".")
     return "\n".join(parts) + "\n"
+
+
+def _title(column: Column, table: Table) -> str:
+    """A column's title; where the table has several header groups (a study that compares datasets), prefixed with
+    its group, as a pipe table has no row of group headers."""
+    groups = {c.group for c in table.columns if c.group}
+    return f"{column.group} {column.title}" if len(groups) > 1 and column.group else column.title
 
 
 def escape_markdown(text: str) -> str:

@@ -7,6 +7,10 @@ ones in the spec's order (each accuracy column followed by "paper (Δ)" when the
 shown; Param and FLOPs name the paper's value in their cell where it differs from ours), one
 "Δ... (95% CI)" column per metric compared with the baseline, and "Seeds" (finished / planned).
 
+A study that compares ``datasets`` (Table 1: Something V1 and V2) gets one header group per dataset column,
+each with its accuracy columns, the paper's values on that dataset, the differences to the baseline and its
+Seeds; the descriptive columns and the costs (Param, FLOPs) are shown once.
+
 Cell conventions: accuracies as mean ± std over the finished seeds (one decimal by default); Param in M
 and FLOPs in G (multiply-accumulates per clip), as the paper prints them; the best accuracy of a column
 in bold (ties: all); a row whose seeds did not all finish carries a mark on its Seeds cell and a note
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -74,7 +79,8 @@ class Column:
     ``""`` for none), alignment and what kind of cells it has.
 
     Several columns may show one metric (``top1``: its values, the paper's, the difference to the baseline):
-    ``(name, kind)`` tells them apart.
+    ``(name, kind, part)`` tells them apart; ``part`` is the dataset column (index into the spec's
+    ``datasets``) whose runs its cells show, 0 for a study of one dataset.
     """
 
     name: str
@@ -82,6 +88,7 @@ class Column:
     group: str = ""
     align: str = "c"
     kind: ColumnKind = ColumnKind.TEXT
+    part: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,9 +156,30 @@ class Table:
     provenance: Provenance
 
 
+@dataclass(frozen=True)
+class _Part:
+    """The runs of one dataset column of the table (the whole table for a study of one dataset).
+
+    Attributes:
+        column: the dataset column (``""`` for a study of one dataset).
+        spec: the study on that dataset (``StudySpec.on_dataset``: its paper numbers).
+        selection: its chosen runs.
+        results: its rows' results, in spec order.
+        like: whether its runs are on the dataset and protocol of its paper numbers.
+        group: its header group: the dataset's printed name.
+    """
+
+    column: str
+    spec: StudySpec
+    selection: Selection
+    results: list[RowResult]
+    like: bool
+    group: str
+
+
 def build_table(
     spec: StudySpec,
-    selection: Selection,
+    selection: Selection | Mapping[str, Selection],
     study_hashes: dict[str, str] | None = None,
     *,
     paper: bool | None = None,
@@ -163,7 +191,8 @@ def build_table(
 
     Args:
         spec: the study spec.
-        selection: the runs to show (``reports.select.select_runs``).
+        selection: the runs to show (``reports.select.select_runs``); for a study that compares ``datasets``,
+            the selection of each dataset column, by column.
         study_hashes: ``ean.study_hash`` by study (parent) run id, for the provenance.
         paper: show the paper's values beside ours; ``None``: when any row has them.
         delta_metrics: metrics given a "difference to the baseline" column (if the spec has a baseline).
@@ -174,31 +203,64 @@ def build_table(
         The table.
     """
     delta_metrics = compared_metrics(spec, delta_metrics)
-    results = row_results(spec, selection, delta_metrics)
-    show_paper = any(r.paper for r in spec.rows) if paper is None else paper
+    parts = _parts(spec, selection, delta_metrics)
+    show_paper = any(r.paper for p in parts for r in p.spec.rows) if paper is None else paper
     paper_cols = [m for m in spec.measured_columns if show_paper and any(m in r.paper for r in spec.rows)]
     cost_paper = show_paper and any(m in paper_cols for m in COSTS)
-    group = DATASET_TITLES.get(selection.dataset, selection.dataset or "")
-    like = _like_with_like(spec, selection)
-    columns = _columns(spec, paper_cols, delta_metrics, group, like)
+    columns = _columns(spec, paper_cols, delta_metrics, parts)
     notes: list[Note] = []
     rows = []
-    for res in results:
-        mark = _MARKS[len(notes)] if res.n_finished < len(spec.seeds) and not res.row.reference else ""
-        if mark:
-            notes.append(Note(mark, _status_note(res)))
-        rows.append(TableRow(res.row.id, tuple(_cell(c, res, mark, decimals, show_paper, like) for c in columns)))
-    rows = _bold_best(columns, rows, results, decimals)
-    notes += _remarks(spec, selection, paper_cols, cost_paper, delta_metrics, like)
+    for i, row in enumerate(spec.rows):
+        marks = {}
+        for k, part in enumerate(parts):
+            res = part.results[i]
+            if res.n_finished < len(spec.seeds) and not row.reference:
+                marks[k] = _MARKS[len(notes)]
+                notes.append(Note(marks[k], _prefixed(part, parts, _status_note(res))))
+        cells = tuple(
+            _cell(c, _result_of(c, parts, i), marks.get(c.part, ""), decimals, show_paper, parts) for c in columns
+        )
+        rows.append(TableRow(row.id, cells))
+    rows = _bold_best(columns, rows, parts, decimals)
+    notes += _remarks(spec, parts, paper_cols, cost_paper, delta_metrics)
     return Table(
         name=spec.name,
         title=spec.title,
-        caption=_caption(spec, selection, group),
+        caption=_caption(spec, parts),
         columns=columns,
         rows=tuple(rows),
         notes=tuple(notes),
-        provenance=_provenance(spec, selection, results, study_hashes or {}, generated),
+        provenance=_provenance(spec, parts, study_hashes or {}, generated),
     )
+
+
+def _parts(spec: StudySpec, selection, delta_metrics: tuple[str, ...]) -> list[_Part]:
+    selections = selection if isinstance(selection, Mapping) else {"": selection}
+    if list(selections) != list(spec.columns_of_data):
+        raise ValueError(f"{spec.name}: a selection is needed for each dataset column {list(spec.columns_of_data)}")
+    parts = []
+    for column, chosen in selections.items():
+        view = spec.on_dataset(column)
+        group = DATASET_TITLES.get(column or chosen.dataset, column or chosen.dataset or "")
+        if column and chosen.dataset not in (None, column):
+            group += f" (runs on {DATASET_TITLES.get(chosen.dataset, chosen.dataset)})"
+        results = row_results(view, chosen, delta_metrics)
+        parts.append(_Part(column, view, chosen, results, _like_with_like(view, chosen), group))
+    return parts
+
+
+def _result_of(column: Column, parts: list[_Part], i: int) -> RowResult:
+    """The result of row ``i`` a column's cell shows: its part's; a cost column of several parts shows the first
+    part that measured it (the network's size does not depend on the dataset)."""
+    if column.kind is ColumnKind.MEASURED and column.name in COSTS and len(parts) > 1:
+        measured = [p.results[i] for p in parts if p.results[i].summaries[column.name].n]
+        return measured[0] if measured else parts[0].results[i]
+    return parts[column.part].results[i]
+
+
+def _prefixed(part: _Part, parts: list[_Part], text: str) -> str:
+    """``text`` about one part, prefixed with its group where the table has several."""
+    return f"{part.group}: {text}" if len(parts) > 1 else text
 
 
 def _like_with_like(spec: StudySpec, selection: Selection) -> bool:
@@ -209,23 +271,41 @@ def _like_with_like(spec: StudySpec, selection: Selection) -> bool:
     return selection.dataset == spec.paper_dataset and selection.protocol == spec.paper_protocol
 
 
-def _columns(
-    spec: StudySpec, paper_cols: list[str], delta_metrics: tuple, group: str, like: bool = True
-) -> tuple[Column, ...]:
+def _columns(spec: StudySpec, paper_cols: list[str], delta_metrics: tuple, parts: list[_Part]) -> tuple[Column, ...]:
     cols = [Column(LABEL_COLUMN, spec.title_of(LABEL_COLUMN), align="l", kind=ColumnKind.LABEL)]
-    for c in spec.columns:
-        grp = group if c in HIGHER_IS_BETTER else ""
-        cols.append(Column(c, spec.title_of(c), grp, kind=ColumnKind.MEASURED if c in MEASURED else ColumnKind.TEXT))
-        if c in paper_cols and c not in COSTS:
-            title = f"{SHORT_NAMES[c]} paper (Δ)" if like else f"{SHORT_NAMES[c]} paper"
-            cols.append(Column(c, title, grp, kind=ColumnKind.PAPER))
-    cols += [Column(m, f"Δ{SHORT_NAMES[m]} (95% CI)", kind=ColumnKind.DELTA) for m in delta_metrics]
-    cols.append(Column(SEEDS_COLUMN, "Seeds", kind=ColumnKind.SEEDS))
+    if len(parts) == 1:  # the accuracies under the dataset, then the differences and the seeds
+        cols += _measured_columns(spec, spec.columns, paper_cols, parts[0], 0)
+        cols += _tail_columns(delta_metrics, "", 0)
+        return tuple(cols)
+    shared = [c for c in spec.columns if c not in HIGHER_IS_BETTER]
+    cols += _measured_columns(spec, shared, paper_cols, parts[0], 0)
+    for k, part in enumerate(parts):  # a group per dataset: its accuracies, differences and seeds
+        accuracies = [c for c in spec.columns if c in HIGHER_IS_BETTER]
+        cols += _measured_columns(spec, accuracies, paper_cols, part, k)
+        cols += _tail_columns(delta_metrics, part.group, k)
     return tuple(cols)
 
 
-def _cell(column: Column, res: RowResult, mark: str, decimals: int, show_paper: bool, like: bool = True) -> Cell:
+def _measured_columns(spec: StudySpec, names, paper_cols: list[str], part: _Part, k: int) -> list[Column]:
+    cols = []
+    for c in names:
+        grp = part.group if c in HIGHER_IS_BETTER else ""
+        kind = ColumnKind.MEASURED if c in MEASURED else ColumnKind.TEXT
+        cols.append(Column(c, spec.title_of(c), grp, kind=kind, part=k))
+        if c in paper_cols and c not in COSTS:
+            title = f"{SHORT_NAMES[c]} paper (Δ)" if part.like else f"{SHORT_NAMES[c]} paper"
+            cols.append(Column(c, title, grp, kind=ColumnKind.PAPER, part=k))
+    return cols
+
+
+def _tail_columns(delta_metrics: tuple, group: str, k: int) -> list[Column]:
+    cols = [Column(m, f"Δ{SHORT_NAMES[m]} (95% CI)", group, kind=ColumnKind.DELTA, part=k) for m in delta_metrics]
+    return [*cols, Column(SEEDS_COLUMN, "Seeds", group, kind=ColumnKind.SEEDS, part=k)]
+
+
+def _cell(column: Column, res: RowResult, mark: str, decimals: int, show_paper: bool, parts: list[_Part]) -> Cell:
     kind, name = column.kind, column.name
+    like = parts[column.part].like
     if res.row.reference:
         return _reference_cell(column, res, decimals)
     if kind is ColumnKind.LABEL:
@@ -327,11 +407,12 @@ def _status_note(res: RowResult) -> str:
     return f"{res.row.label}: {'; '.join(parts)}."
 
 
-def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], results: list[RowResult], decimals: int) -> list:
+def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], parts: list[_Part], decimals: int) -> list:
     """Bolds the best accuracy of each column among the rows measured here (not the published references)."""
     for j, col in enumerate(columns):
         if col.kind is not ColumnKind.MEASURED or col.name not in HIGHER_IS_BETTER:
             continue
+        results = parts[col.part].results
         means = [math.nan if r.row.reference else round(r.summaries[col.name].mean, decimals) for r in results]
         finite = [m for m in means if not math.isnan(m)]
         if not finite:
@@ -345,9 +426,7 @@ def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], results: list[
     return rows
 
 
-def _remarks(
-    spec: StudySpec, selection: Selection, paper_cols: list, cost_paper: bool, delta_metrics, like: bool = True
-) -> list[Note]:
+def _remarks(spec: StudySpec, parts: list[_Part], paper_cols: list, cost_paper: bool, delta_metrics) -> list[Note]:
     notes = []
     if delta_metrics:
         base = spec.row(spec.baseline).label
@@ -359,24 +438,28 @@ def _remarks(
             )
         )
     if any(m not in COSTS for m in paper_cols):
-        notes.append(Note("", _paper_note(spec, selection, like)))
+        notes += [Note("", text) for text in dict.fromkeys(_paper_note(p) for p in parts)]
     if cost_paper:
         notes.append(Note("", "Param and FLOPs show the paper's value in parentheses where it differs from ours."))
-    references = [r for r in spec.rows if r.reference]
-    if references:
-        sources = "; ".join(f"{r.label}: {r.source}" for r in references)
+    by_source: dict[str, list[str]] = {}
+    for row in (r for r in spec.rows if r.reference):
+        by_source.setdefault(row.source, []).append(row.label)
+    if by_source:
+        sources = "; ".join(f"{', '.join(labels)}: {source}" for source, labels in by_source.items())
         notes.append(Note("", f"{REFERENCE_MARK} Published results, not trained here ({sources})."))
     labels = {r.id: r.label for r in spec.rows}
-    for line in describe_exclusions(selection, labels):
-        notes.append(Note("", f"Not included: {line}."))
-    for line in describe_duplicates(selection, labels):
-        notes.append(Note("", f"{line}."))
+    for part in parts:
+        for line in describe_exclusions(part.selection, labels):
+            notes.append(Note("", _prefixed(part, parts, f"Not included: {line}.")))
+        for line in describe_duplicates(part.selection, labels):
+            notes.append(Note("", _prefixed(part, parts, f"{line}.")))
     return notes
 
 
-def _paper_note(spec: StudySpec, selection: Selection, like: bool) -> str:
-    if like:
+def _paper_note(part: _Part) -> str:
+    if part.like:
         return "paper (Δ): the value reported in the paper, and ours minus it."
+    spec, selection = part.spec, part.selection
     published = DATASET_TITLES.get(spec.paper_dataset, spec.paper_dataset or "a dataset the spec does not name")
     ours = DATASET_TITLES.get(selection.dataset, selection.dataset)
     return (
@@ -385,34 +468,49 @@ def _paper_note(spec: StudySpec, selection: Selection, like: bool) -> str:
     )
 
 
-def _caption(spec: StudySpec, selection: Selection, group: str) -> str:
-    parts = [f"{group or 'no runs'}, protocol {selection.protocol} (clips x crops)"]
-    parts.append(f"mean ± std over {len(spec.seeds)} seeds (Seeds: finished/planned)")
+def _caption(spec: StudySpec, parts: list[_Part]) -> str:
+    groups = " and ".join(p.group for p in parts if p.group) or "no runs"
+    parts_text = [f"{groups}, protocol {_protocols(spec)} (clips x crops)"]
+    seeds = f"{len(spec.seeds)} seed{'s' if len(spec.seeds) != 1 else ''}"
+    parts_text.append(f"mean ± std over {seeds} (Seeds: finished/planned)")
     units = []
     if S.METRIC_PARAMS in spec.columns:
         units.append("Param in millions")
     if S.METRIC_FLOPS in spec.columns:
         units.append("FLOPs in billions of multiply-accumulates per clip")
     if units:
-        parts.append(", ".join(units))
-    return "; ".join(parts) + "."
+        parts_text.append(", ".join(units))
+    return "; ".join(parts_text) + "."
 
 
-def _provenance(spec, selection: Selection, results, study_hashes: dict, generated) -> Provenance:
-    chosen = selection.chosen
+def _protocols(spec: StudySpec) -> str:
+    """The spec's protocol, and each evaluation row's own: ``"1x1 (EAN16F x2: 2x1)"``."""
+    own = [f"{r.label}: {r.protocol.tag}" for r in spec.rows if r.protocol and r.protocol != spec.protocol]
+    return spec.protocol.tag + (f" ({'; '.join(own)})" if own else "")
+
+
+def _provenance(spec: StudySpec, parts: list[_Part], study_hashes: dict, generated) -> Provenance:
+    import pandas as pd
+
+    chosen = pd.concat([p.selection.chosen for p in parts], ignore_index=True)
     if generated is None:
         generated = dt.datetime.now(dt.timezone.utc)
     if isinstance(generated, dt.datetime):
         generated = generated.strftime("%Y-%m-%d %H:%M UTC")
-    parents = _unique(chosen["parent_run_id"])
+    parents = _unique(chosen["parent_run_id"]) if len(chosen) else ()
+    run_ids = [
+        (row.id, tuple(run for p in parts for run in p.results[i].run_ids))
+        for i, row in enumerate(spec.rows)
+        if not row.reference  # published: no runs
+    ]
     return Provenance(
         study=spec.name,
         spec_hash=spec_hash(spec),
         study_hashes=tuple(dict.fromkeys(study_hashes[p] for p in parents if study_hashes.get(p))),
-        git_commits=_unique(chosen["git_commit"]),
-        code_versions=_unique(chosen["code_version"]),
-        data_fingerprints=_unique(chosen["data_fingerprint"]),
-        run_ids=tuple((r.row.id, r.run_ids) for r in results if not r.row.reference),  # published: no runs
+        git_commits=_unique(chosen["git_commit"]) if len(chosen) else (),
+        code_versions=_unique(chosen["code_version"]) if len(chosen) else (),
+        data_fingerprints=_unique(chosen["data_fingerprint"]) if len(chosen) else (),
+        run_ids=tuple(run_ids),
         generated=generated,
     )
 

@@ -27,32 +27,35 @@ def run_ensembles(spec: StudySpec, seeds: list[int], tracker: StudyTracker, reru
 
     outcome: dict[str, str] = {}
     runs = tracker.trial_runs()
-    finished: dict[tuple[str, str], object] = {}  # (row, seed) -> its newest FINISHED run not superseded
+    finished: dict[tuple, object] = {}  # (row, dataset column, seed) -> its newest FINISHED run not superseded
     for key_runs in runs.values():
         for r in current(key_runs):
-            finished.setdefault((r.data.tags[S.TAG_ROW], r.data.tags[S.TAG_SEED]), r)
-    for row in (r for r in spec.rows if r.ensemble):
-        for seed in seeds:
-            name = S.run_name(spec.name, row.id, seed)
-            members = [finished.get((m, str(seed))) for m in row.ensemble]
-            if any(m is None for m in members):
-                outcome[name] = "waiting"
-                continue
-            key = ensemble_key([m.data.tags[S.TAG_TRIAL_KEY] for m in members])
-            done = current(runs.get(key, []))
-            if done and not rerun:
-                outcome[name] = "cached"
-                continue
-            with tempfile.TemporaryDirectory() as tmp:
-                files = [
-                    tracker.client.download_artifacts(m.info.run_id, S.ARTIFACT_SCORES, tmp + f"/{i}")
-                    for i, m in enumerate(members)
-                ]
-                result = ensemble(files, out=Path(tmp) / "val_scores.npz")
-                run_id = _log(tracker, spec, row, seed, key, members, result)
-            for old in done:  # a --rerun: the earlier FINISHED runs stay FINISHED, superseded
-                tracker.client.set_tag(old.info.run_id, S.TAG_SUPERSEDED_BY, run_id)
-            outcome[name] = "finished"
+            tags = r.data.tags
+            finished.setdefault((tags[S.TAG_ROW], tags.get(S.TAG_COLUMN, ""), tags[S.TAG_SEED]), r)
+    cells = [
+        (row, column, seed) for row in spec.rows if row.ensemble for column in spec.columns_of_data for seed in seeds
+    ]
+    for row, column, seed in cells:
+        name = S.run_name(spec.name, row.id, seed, column)
+        members = [finished.get((m, column, str(seed))) for m in row.ensemble]
+        if any(m is None for m in members):
+            outcome[name] = "waiting"
+            continue
+        key = ensemble_key([m.data.tags[S.TAG_TRIAL_KEY] for m in members])
+        done = current(runs.get(key, []))
+        if done and not rerun:
+            outcome[name] = "cached"
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            files = [
+                tracker.client.download_artifacts(m.info.run_id, S.ARTIFACT_SCORES, tmp + f"/{i}")
+                for i, m in enumerate(members)
+            ]
+            result = ensemble(files, out=Path(tmp) / "val_scores.npz")
+            run_id = _log(tracker, spec, row, seed, column, key, members, result)
+        for old in done:  # a --rerun: the earlier FINISHED runs stay FINISHED, superseded
+            tracker.client.set_tag(old.info.run_id, S.TAG_SUPERSEDED_BY, run_id)
+        outcome[name] = "finished"
     return outcome
 
 
@@ -61,7 +64,9 @@ def current(runs: list) -> list:
     return [r for r in runs if r.info.status == S.STATUS_FINISHED and S.TAG_SUPERSEDED_BY not in r.data.tags]
 
 
-def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, members: list, result: dict) -> str:
+def _log(
+    tracker: StudyTracker, spec: StudySpec, row, seed: int, column: str, key: str, members: list, result: dict
+) -> str:
     """Logs one ensemble cell as a FINISHED run; returns its id."""
     first = members[0].data
     client = tracker.client
@@ -75,10 +80,11 @@ def _log(tracker: StudyTracker, spec: StudySpec, row, seed: int, key: str, membe
         S.TAG_SEED: str(seed),
         S.TAG_TRIAL_KEY: key,
         S.TAG_ENSEMBLE_OF: ",".join(m.info.run_id for m in members),
+        **({S.TAG_COLUMN: column} if column else {}),
     }
     for tag in (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATA_FINGERPRINT, S.TAG_DATASET, S.TAG_PROTOCOL):
         tags[tag] = first.tags.get(tag, "")
-    run = client.create_run(tracker.experiment_id, run_name=S.run_name(spec.name, row.id, seed), tags=tags)
+    run = client.create_run(tracker.experiment_id, run_name=S.run_name(spec.name, row.id, seed, column), tags=tags)
     sums = {m: sum(r.data.metrics.get(m, 0.0) for r in members) for m in (S.METRIC_PARAMS, S.METRIC_FLOPS)}
     tracker.log_metrics(run.info.run_id, {S.METRIC_TOP1: result["top1"], S.METRIC_TOP5: result["top5"], **sums})
     client.log_artifact(run.info.run_id, result["scores_path"], artifact_path=str(Path(S.ARTIFACT_SCORES).parent))

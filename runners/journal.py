@@ -115,6 +115,7 @@ def open_entry(trial: Trial, tags: dict[str, str], rerun: bool) -> dict[str, Any
         "row": trial.row.id,
         "label": trial.row.label,
         "seed": trial.seed,
+        "column": trial.column,
         "config": trial.config,
         "data_fingerprint": trial.data_fingerprint,
         "state": trial.state.value,
@@ -197,6 +198,7 @@ class Applier:
             state=TrialState(entry["state"]),
             run_id=entry["run_id"],
             counts=entry_counts(entry),
+            column=entry.get("column", ""),
         )
         tags = {**entry["tags"], S.TAG_OPENED_BY: entry["entry_id"]}
         return self.tracker.open_trial(trial, tags, bool(entry["rerun"]))

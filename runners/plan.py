@@ -1,4 +1,5 @@
-"""A study's plan: one trial per (row, seed), each with its resolved config, its recipe and its trial key.
+"""A study's plan: one trial per (row, seed) (per dataset column too, where the spec compares ``datasets``),
+each with its resolved config, its recipe and its trial key.
 
 ``ean.trial`` owns what a config means: its checks, its recipe and what decides its result (the trial key's
 input). This module composes the configs, asks ``ean.trial`` about each, and collects every problem.
@@ -7,6 +8,7 @@ A trial whose key already has a FINISHED run is cached (this study) or reused (a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from ean.trial import protocol_of, trial_key, trial_recipe
 from runners.cache import DiskCache
 from runners.compose import Composer, CompositionError
 from runners.validate import check_trial_config, devices_of, train_config
+from study import mlflow_schema as S
 from study.spec import Protocol, Row, StudySpec
 
 
@@ -91,6 +94,7 @@ class Trial:
             and seed of the evaluated row); ``None`` for a trial that trains.
         checkpoint: for an evaluation, the training's final checkpoint, once it is known (its run's tag, or
             its working folder): the evaluation starts from it.
+        column: the dataset column of a study that compares ``datasets`` (its registry name); ``""`` otherwise.
         generation: how many FINISHED runs of the key this study had when a ``--rerun`` planned it (0
             otherwise): a rerun trains from scratch in a folder of its own (``runners.scheduler.workdir_of``),
             and an interrupted rerun, run again with ``--rerun``, resumes there.
@@ -110,10 +114,11 @@ class Trial:
     evaluates: str | None = None
     checkpoint: str | None = None
     generation: int = 0
+    column: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.study}/{self.row.id}/seed{self.seed}"
+        return S.run_name(self.study, self.row.id, self.seed, self.column)
 
 
 def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -190,9 +195,11 @@ def build_plan(
     seeds: list[int],
     base: Path,
     require_files: bool = True,
+    profile_name: str | None = None,
 ) -> list[Trial]:
-    """Composes and checks every (row, seed) of the spec; raises ``PlanError`` listing all problems.
-    ``require_files=False`` plans without the data and weights files (to estimate the cost elsewhere)."""
+    """Composes and checks every (row, seed) of the spec, on each of its dataset columns; raises ``PlanError``
+    listing all problems. ``require_files=False`` plans without the data and weights files (to estimate the cost
+    elsewhere); ``profile_name``: the profile ``profile`` is, whose refinements a dataset column adds."""
     trials, problems = [], {}
     if len(set(seeds)) != len(seeds):
         raise PlanError(spec.source, [f"seeds {list(seeds)} name a seed twice: each (row, seed) is one trial"])
@@ -201,46 +208,80 @@ def build_plan(
     except CompositionError as err:  # the config folder itself breaks the data-only policy
         raise PlanError(spec.source, [str(err)]) from None
     with composer:
-        for row in (r for r in spec.rows if r.trains or r.evaluate):
-            trained = spec.row(row.evaluate) if row.evaluate else row
-            extra = protocol_overrides(row.protocol) if row.evaluate else []
-            for seed in seeds:
-                try:
-                    config = composer.compose([*row_overrides(spec, trained, profile, cli_overrides, seed), *extra])
-                except CompositionError as err:
-                    problems.setdefault(str(err), []).append(row.id)
-                    break
-                config = absolute_paths(config, base)
-                if row.evaluate:
-                    training = next((t for t in trials if t.row.id == trained.id and t.seed == seed), None)
-                    if training is None:  # the evaluated row has problems of its own, reported there
-                        break
-                    trial, row_problems = evaluation_trial(spec, row, training, config, require_files)
-                else:
-                    trial, row_problems = plan_trial(spec, row, seed, config, require_files)
-                for problem in row_problems:
-                    problems.setdefault(problem, []).append(row.id)
-                if trial is None:
-                    break
-                trials.append(trial)
+        for column in spec.columns_of_data:
+            refined = spec.datasets.get(column, {}).get(profile_name, ()) if column else ()
+            view = spec.on_dataset(column)
+            found = _plan_column(view, [*profile, *refined], cli_overrides, seeds, base, require_files, composer)
+            trials += [dataclasses.replace(t, column=column) for t in found[0]]
+            for problem, ids in found[1].items():
+                problems.setdefault(problem, []).extend(i for i in ids if i not in problems.get(problem, []))
     problems.update(_same_networks(trials))
     if problems:
         raise PlanError(spec.source, [f"{_rows(ids, spec)}: {text}" for text, ids in problems.items()])
     return trials
 
 
+def _plan_column(
+    spec: StudySpec,
+    profile: list[str],
+    cli_overrides: list[str],
+    seeds: list[int],
+    base: Path,
+    require_files: bool,
+    composer: Composer,
+) -> tuple[list[Trial], dict[str, list[str]]]:
+    """The trials of a study of one dataset (a dataset column's view, ``StudySpec.on_dataset``) and the
+    problems found, each with the ids of its rows."""
+    trials: list[Trial] = []
+    problems: dict[str, list[str]] = {}
+    for row in (r for r in spec.rows if r.trains or r.evaluate):
+        trained = spec.row(row.evaluate) if row.evaluate else row
+        extra = protocol_overrides(row.protocol) if row.evaluate else []
+        for seed in seeds:
+            try:
+                config = composer.compose([*row_overrides(spec, trained, profile, cli_overrides, seed), *extra])
+            except CompositionError as err:
+                problems.setdefault(str(err), []).append(row.id)
+                break
+            config = absolute_paths(config, base)
+            if row.evaluate:
+                training = next((t for t in trials if t.row.id == trained.id and t.seed == seed), None)
+                if training is None:  # the evaluated row has problems of its own, reported there
+                    break
+                trial, row_problems = evaluation_trial(spec, row, training, config, require_files)
+            else:
+                trial, row_problems = plan_trial(spec, row, seed, config, require_files)
+            for problem in row_problems:
+                problems.setdefault(problem, []).append(row.id)
+            if trial is None:
+                break
+            trials.append(trial)
+    return trials, problems
+
+
 def _same_networks(trials: list[Trial]) -> dict[str, list[str]]:
-    """Rows of one study whose trials compute the same thing (same key): one would train twice."""
-    rows: dict[str, list[str]] = {}
+    """Rows (or one row on several dataset columns) of a study whose trials compute the same thing (same key):
+    one would train twice."""
+    cells: dict[str, list[tuple[str, str]]] = {}
     for trial in trials:
-        ids = rows.setdefault(trial.key, [])
-        if trial.row.id not in ids:
-            ids.append(trial.row.id)
-    return {
-        f"build the same network with the same recipe (trial key {key}): keep one of these rows": ids
-        for key, ids in rows.items()
-        if len(ids) > 1
-    }
+        ids = cells.setdefault(trial.key, [])
+        if (trial.row.id, trial.column) not in ids:
+            ids.append((trial.row.id, trial.column))
+    problems = {}
+    for key, ids in cells.items():
+        if len(ids) < 2:
+            continue
+        columns = [c for _, c in ids]
+        if len({r for r, _ in ids}) == 1:  # one row, several dataset columns on the same data
+            text = (
+                f"trains the same network on the same data in dataset columns {', '.join(columns)} (trial key {key}): "
+                "a profile that replaces the data must tell the columns apart (the spec's datasets: {NAME: "
+                "{PROFILE: [overrides]}})"
+            )
+        else:
+            text = f"build the same network with the same recipe (trial key {key}): keep one of these rows"
+        problems[text] = list(dict.fromkeys(r for r, _ in ids))
+    return problems
 
 
 def _rows(ids: list[str], spec: StudySpec) -> str:

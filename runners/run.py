@@ -134,6 +134,7 @@ def check_overrides(spec: StudySpec, profile: list[str], args: argparse.Namespac
         ("of the spec", spec.overrides),
         (f"of profile '{args.profile}'", profile),
         *((f"of row '{row.id}'", row.overrides) for row in spec.rows),
+        *((f"of dataset '{d}' profile '{p}'", o) for d, refined in spec.datasets.items() for p, o in refined.items()),
         ("on the command line", args.overrides),
     ]
     sweeps = [
@@ -266,7 +267,9 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         profile, seeds, spec = select(spec, args)
         check_overrides(spec, profile, args)
         estimating = args.dry_run and args.estimate  # the cost of a study meant for another machine's data
-        trials = build_plan(spec, profile, args.overrides, seeds, Path.cwd(), require_files=not estimating)
+        trials = build_plan(
+            spec, profile, args.overrides, seeds, Path.cwd(), require_files=not estimating, profile_name=args.profile
+        )
     except (SpecError, PlanError, CompositionError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -246,7 +246,7 @@ class StudyTracker:
                 self.client.delete_tag(run_id, S.TAG_ERROR)
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
         else:  # with --rerun, a FINISHED run of the key stays as it is until this one finishes (finish_trial)
-            name = S.run_name(self.study, trial.row.id, trial.seed)
+            name = trial.name
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
             self._log_params(run_id, trial.config)
             self._log_config(run_id, trial.config)
@@ -263,7 +263,7 @@ class StudyTracker:
         source = self.client.get_run(trial.run_id)
         run = self.client.create_run(
             self.experiment_id,
-            run_name=S.run_name(self.study, trial.row.id, trial.seed),
+            run_name=trial.name,
             tags={**self._trial_tags(trial, tags), **carried_tags(source)},
         )
         run_id = run.info.run_id
@@ -280,6 +280,7 @@ class StudyTracker:
         """A trial run's tags at birth: MLflow's system tags (``tags`` may carry the journaled driver's own,
         which win), its parent, the trial's and ``tags``."""
         parent = {S.TAG_PARENT_RUN_ID: self.parent_id} if self.parent_id else {}
+        column = {S.TAG_COLUMN: trial.column} if trial.column else {}
         return {
             **self.system_tags,
             **parent,
@@ -290,6 +291,7 @@ class StudyTracker:
             S.TAG_SEED: str(trial.seed),
             S.TAG_TRIAL_KEY: trial.key,
             S.TAG_DATA_FINGERPRINT: trial.data_fingerprint,
+            **column,
             **tags,
         }
 

@@ -97,6 +97,9 @@ TAG_GIT_COMMIT = "ean.git_commit"
 TAG_CODE_VERSION = "ean.code_version"
 TAG_DATA_FINGERPRINT = "ean.data_fingerprint"
 TAG_DATASET = "ean.dataset"
+#: The dataset column of a study that compares ``datasets`` (a registry name; what the table groups the run under,
+#: also when a profile replaces the data); absent in a study of one dataset.
+TAG_COLUMN = "ean.column"
 TAG_PROTOCOL = "ean.protocol"
 TAG_ERROR = "ean.error"
 #: On a trial run that reuses another study's FINISHED run of the same trial key: its run id and run name.
@@ -165,9 +168,10 @@ ARTIFACT_SCORES = "scores/val_scores.npz"
 SCORES_ARRAYS = ("scores", "labels", "video_index", "class_names")
 
 
-def run_name(study: str, row: str, seed: int) -> str:
-    """The name of a trial run, e.g. ``"table8/only_soitr/seed0"``."""
-    return f"{study}/{row}/seed{seed}"
+def run_name(study: str, row: str, seed: int, column: str = "") -> str:
+    """The name of a trial run, e.g. ``"table8/only_soitr/seed0"``; in a study that compares datasets, with the
+    dataset column: ``"table1/ean8f_rgb/something_v2/seed0"``."""
+    return f"{study}/{row}/{column}/seed{seed}" if column else f"{study}/{row}/seed{seed}"
 
 
 def dataset_input_name(dataset: str, split: str) -> str:

@@ -20,6 +20,16 @@ no Hydra settings. Example (``studies/table8.yaml``)::
     profiles:
       smoke: [data=synthetic, trainer=smoke]
 
+A study may compare datasets side by side (the paper's Table 1: Something V1 and V2)::
+
+    overrides: [trainer=paper]        # no data=...: each dataset column chooses its own
+    datasets:                         # a trained row trains once per dataset; the accuracy columns repeat
+      something_v1: {}                # per dataset (the first is the one the rows' top-level paper numbers are for)
+      something_v2: {smoke: [data.seed=1, data.root=data/synthetic_seed1]}   # a profile's refinement here
+    rows:
+      - id: ean8f_rgb
+        paper: {flops: 36, top1: 51.9, top5: 79.5, something_v2: {top1: 63.5, top5: 88.2}}
+
 Columns named in ``MEASURED`` (``params``, ``flops``, ``top1``, ``top5``) are read from MLflow; every other
 column is descriptive and each row gives its text in ``cells``. ``column_titles`` may also title the row
 label column with the key ``label`` (default "Model"). ``paper`` holds the paper's reported values in the
@@ -29,6 +39,7 @@ units the paper prints: params in M, FLOPs in G (multiply-accumulates per clip),
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -44,12 +55,23 @@ _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
 #: Measured columns and their default titles; their values come from MLflow, not from the spec.
 MEASURED: dict[str, str] = {"params": "Param", "flops": "FLOPs", "top1": "Top1 (%)", "top5": "Top5 (%)"}
+#: The measured columns that do not depend on the dataset (the network's size and cost).
+COST_COLUMNS = ("params", "flops")
 #: The key in ``column_titles`` that titles the row label column.
 LABEL_COLUMN = "label"
 DEFAULT_LABEL_TITLE = "Model"
 
 REQUIRED_KEYS = ("name", "title", "seeds", "protocol", "columns", "rows")
-OPTIONAL_KEYS = ("description", "overrides", "column_titles", "baseline", "profiles", "paper_dataset", "paper_protocol")
+OPTIONAL_KEYS = (
+    "description",
+    "overrides",
+    "column_titles",
+    "baseline",
+    "profiles",
+    "paper_dataset",
+    "paper_protocol",
+    "datasets",
+)
 ROW_REQUIRED_KEYS = ("id", "label")
 ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble", "reference", "evaluate", "protocol")
 #: A reference row's keys besides the measured columns: where the published result comes from.
@@ -98,6 +120,9 @@ class Row:
             ``protocol`` (Table 4's "16x2": the 16-frame network tested with 2 clips); such a row trains
             nothing and has no overrides. Adding one later evaluates the checkpoints, never retrains.
         protocol: the protocol of an ``evaluate`` row (the others use the spec's).
+        paper_on: in a study with several ``datasets``, the paper's (or a reference row's published) values on
+            each dataset after the first, by dataset: what a key naming the dataset in ``paper``/``reference``
+            holds (``paper``/``reference`` themselves are for the first).
     """
 
     id: str
@@ -110,6 +135,7 @@ class Row:
     source: str = ""
     evaluate: str = ""
     protocol: Protocol | None = None
+    paper_on: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def trains(self) -> bool:
@@ -139,6 +165,10 @@ class StudySpec:
             table compares ours with the paper's only for runs on that dataset and protocol.
         paper_protocol: the protocol (clips x crops, ``"1x1"``) of the paper's numbers: the ``paper_protocol``
             key, else the spec's.
+        datasets: the dataset columns of a study that compares datasets side by side, in order, each with its
+            refinements of profiles (profile name -> overrides, applied after the profile's): every trained row
+            trains once per dataset (``data=NAME`` after the spec's overrides). Empty: the spec's overrides
+            choose the one dataset.
         source: the file the spec was read from (for messages); not part of the spec's hash.
     """
 
@@ -155,6 +185,7 @@ class StudySpec:
     profiles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     paper_dataset: str | None = None
     paper_protocol: str = ""
+    datasets: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     source: str = "<spec>"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -180,6 +211,35 @@ class StudySpec:
                 return r
         raise KeyError(f"no row {row_id!r} in study {self.name!r}; rows: {', '.join(self.row_ids)}")
 
+    @property
+    def columns_of_data(self) -> tuple[str, ...]:
+        """The dataset columns (``datasets``) in order; ``("",)`` for a study of one dataset."""
+        return tuple(self.datasets) or ("",)
+
+    def on_dataset(self, dataset: str) -> StudySpec:
+        """The study as it runs and prints on one of its ``datasets``: the spec's overrides then ``data=NAME``,
+        the dataset's profile refinements after the spec's, the rows' paper and reference values on it (costs,
+        params and FLOPs, do not depend on the dataset), and no ``datasets``. ``""``: the spec itself.
+
+        Raises:
+            KeyError: ``dataset`` is not one of the spec's datasets (the message names them).
+        """
+        if not dataset:
+            return self
+        if dataset not in self.datasets:
+            raise KeyError(f"no dataset {dataset!r} in study {self.name!r}; datasets: {', '.join(self.datasets)}")
+        refined = self.datasets[dataset]
+        profiles = {name: (*self.profiles.get(name, ()), *refined.get(name, ())) for name in {*self.profiles, *refined}}
+        first = dataset == next(iter(self.datasets))
+        return dataclasses.replace(
+            self,
+            overrides=(*self.overrides, f"data={dataset}"),
+            profiles=profiles,
+            rows=tuple(row if first else _row_on(row, dataset) for row in self.rows),
+            paper_dataset=dataset,
+            datasets={},
+        )
+
     def title_of(self, column: str) -> str:
         """The printed title of a column (or of the label column for ``"label"``)."""
         if column in self.column_titles:
@@ -196,6 +256,16 @@ def spec_hash(spec: StudySpec) -> str:
     """
     canonical = json.dumps(spec.raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _row_on(row: Row, dataset: str) -> Row:
+    """``row`` with its paper (or published) values on ``dataset``: the accuracies given for it, the costs of the
+    first dataset."""
+    costs = {k: v for k, v in (row.reference or row.paper).items() if k in COST_COLUMNS}
+    values = {**costs, **row.paper_on.get(dataset, {})}
+    if row.reference:
+        return dataclasses.replace(row, reference=values, paper_on={})
+    return dataclasses.replace(row, paper=values, paper_on={})
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -235,7 +305,8 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
     _check_forbidden(data, ctx)
     _check_keys(data, REQUIRED_KEYS, OPTIONAL_KEYS, ctx, what="study spec")
     columns = _str_list(data["columns"], ctx, "columns", ident=True, unique=True, nonempty=True)
-    rows = _rows(data["rows"], columns, ctx)
+    datasets = _datasets(data, ctx)
+    rows = _rows(data["rows"], columns, list(datasets)[1:], ctx)
     baseline = data.get("baseline")
     measured_rows = [r.id for r in rows if not r.reference]
     if baseline is not None and baseline not in measured_rows:
@@ -254,8 +325,9 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
         baseline=baseline,
         rows=tuple(rows),
         profiles=_profiles(data.get("profiles", {}), ctx),
-        paper_dataset=_paper_dataset(data, ctx),
+        paper_dataset=next(iter(datasets), None) or _paper_dataset(data, ctx),
         paper_protocol=_paper_protocol(data, ctx),
+        datasets=datasets,
         source=source,
         raw=copy.deepcopy(data),
     )
@@ -294,6 +366,7 @@ def _is_override(where: tuple) -> bool:
         (len(where) == 2 and where[0] == "overrides")
         or (len(where) == 3 and where[0] == "profiles")
         or (len(where) == 4 and where[0] == "rows" and where[2] == "overrides")
+        or (len(where) == 4 and where[0] == "datasets")
     )
 
 
@@ -382,6 +455,32 @@ def _paper_dataset(data: dict, ctx: _Ctx) -> str | None:
     return chosen[-1] if chosen else None
 
 
+def _datasets(data: dict, ctx: _Ctx) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The ``datasets`` of a study that compares datasets side by side: name -> {profile: overrides}."""
+    value = data.get("datasets")
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) < 2:
+        ctx.fail(
+            "datasets must be a mapping of at least two dataset names (each to its profile refinements, {} for "
+            f"none): a row trains once per dataset; got {value!r}"
+        )
+    chosen = [o for o in data.get("overrides", []) if isinstance(o, str) and o.startswith("data=")]
+    clashing = [k for k in ("paper_dataset",) if k in data]
+    if chosen or clashing:
+        ctx.fail(
+            f"with datasets, each dataset column chooses its data (data=NAME) and the first is the paper's: "
+            f"remove {', '.join(chosen + clashing)}"
+        )
+    out = {}
+    for name, refined in value.items():
+        _ident(name, ctx, "a name in datasets")
+        if not isinstance(refined, dict):
+            ctx.fail(f"datasets.{name} must map profile names to overrides ({{}} for none), got {refined!r}")
+        out[name] = {p: tuple(_str_list(o, ctx, f"datasets.{name}.{p}")) for p, o in refined.items()}
+    return out
+
+
 def _paper_protocol(data: dict, ctx: _Ctx) -> str:
     """The explicit ``paper_protocol`` (``"CxK"``), else the spec's protocol."""
     if "paper_protocol" not in data:
@@ -402,7 +501,9 @@ def _profiles(value: Any, ctx: _Ctx) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _rows(value: Any, columns: list[str], ctx: _Ctx) -> list[Row]:
+def _rows(value: Any, columns: list[str], others: list[str], ctx: _Ctx) -> list[Row]:
+    """The rows; ``others``: the dataset columns after the first, whose values a row's paper or reference may
+    give under their name."""
     if not isinstance(value, list) or not value:
         ctx.fail(f"rows must be a non-empty list of mappings, got {value!r}")
     rows: list[Row] = []
@@ -415,9 +516,10 @@ def _rows(value: Any, columns: list[str], ctx: _Ctx) -> list[Row]:
             label=_string(data["label"], rctx, "label"),
             overrides=tuple(_str_list(data.get("overrides", []), rctx, "overrides")),
             cells=_cells(data.get("cells", {}), columns, rctx),
-            paper=_paper(data.get("paper", {}), rctx),
+            paper=_paper(_first(data.get("paper", {}), others), rctx, others=others),
             ensemble=tuple(_str_list(data.get("ensemble", []), rctx, "ensemble", ident=True, unique=True)),
-            **_reference(data, rctx),
+            paper_on=_paper_on(data, others, rctx),
+            **_reference(data, others, rctx),
             **_evaluation(data, rows, rctx),
         )
         if row.id in [r.id for r in rows]:
@@ -479,7 +581,21 @@ def _evaluation(data: dict, earlier: list[Row], ctx: _Ctx) -> dict[str, Any]:
     return {"evaluate": data["evaluate"], "protocol": _protocol(data["protocol"], ctx)}
 
 
-def _reference(data: dict, ctx: _Ctx) -> dict[str, Any]:
+def _first(value: Any, others: list[str]) -> Any:
+    """A paper or reference mapping without the values of the other datasets (its keys naming them)."""
+    return {k: v for k, v in value.items() if k not in others} if isinstance(value, dict) else value
+
+
+def _paper_on(data: dict, others: list[str], ctx: _Ctx) -> dict[str, dict[str, float]]:
+    """The values of a row's ``paper`` (or ``reference``) on the datasets after the first, by dataset."""
+    given = data.get("reference", data.get("paper", {}))
+    if not isinstance(given, dict):
+        return {}
+    what = "reference" if "reference" in data else "paper"
+    return {d: _paper(given[d], ctx, f"{what}.{d}") for d in others if d in given}
+
+
+def _reference(data: dict, others: list[str], ctx: _Ctx) -> dict[str, Any]:
     """``reference`` and ``source`` of a row: published values by measured column and where they are from."""
     if "reference" not in data:
         return {}
@@ -492,16 +608,17 @@ def _reference(data: dict, ctx: _Ctx) -> dict[str, Any]:
     clashing = [k for k in ("overrides", "ensemble", "paper") if k in data]
     if clashing:
         ctx.fail(f"a reference row shows a published result and trains nothing: it takes no {', '.join(clashing)}")
-    numbers = {k: v for k, v in value.items() if k != REFERENCE_SOURCE}
-    return {"reference": _paper(numbers, ctx, "reference"), "source": value[REFERENCE_SOURCE]}
+    numbers = {k: v for k, v in _first(value, others).items() if k != REFERENCE_SOURCE}
+    return {"reference": _paper(numbers, ctx, "reference", others), "source": value[REFERENCE_SOURCE]}
 
 
-def _paper(value: Any, ctx: _Ctx, what: str = "paper") -> dict[str, float]:
+def _paper(value: Any, ctx: _Ctx, what: str = "paper", others: list[str] = ()) -> dict[str, float]:
     if not isinstance(value, dict):
         ctx.fail(f"{what} must be a mapping of measured column to number, got {value!r}")
     for k, v in value.items():
         if k not in MEASURED:
             extra = f", {REFERENCE_SOURCE}" if what == "reference" else ""
+            extra += "".join(f", {d} (its values on that dataset)" for d in others)
             ctx.fail(f"{what} names unknown measured column {k!r}. Valid keys: {', '.join(MEASURED)}{extra}")
         if isinstance(v, bool) or not isinstance(v, int | float):
             ctx.fail(f"{what}.{k} must be a number, got {v!r}")

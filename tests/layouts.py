@@ -21,6 +21,19 @@ def something_v1_layout(root: Path, num_classes: int = 174) -> Path:
     return root
 
 
+def something_v2_layout(root: Path, num_classes: int = 174) -> Path:
+    """A Something V2 layout (labels, train and validation JSON, two empty videos) under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = [f"class {i}" for i in range(num_classes)]
+    (root / "labels.json").write_text(json.dumps({name: str(i) for i, name in enumerate(names)}))
+    for split, (vid, name) in {"train": ("1", names[0]), "validation": ("2", names[-1])}.items():
+        entry = {"id": vid, "label": name, "template": name, "placeholders": []}
+        (root / f"{split}.json").write_text(json.dumps([entry]))
+        (root / "videos").mkdir(exist_ok=True)
+        (root / "videos" / f"{vid}.webm").touch()
+    return root
+
+
 def kinetics400_layout(root: Path, num_classes: int = 400) -> Path:
     """A Kinetics-400 layout (train and validate CSVs of ``num_classes`` labels, empty clip files) under ``root``."""
     root.mkdir(parents=True, exist_ok=True)

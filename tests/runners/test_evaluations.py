@@ -62,3 +62,39 @@ def test_evaluations_run_from_the_finished_checkpoint_and_a_new_protocol_never_r
     runs = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir)}
     assert len(trial_runs(study_dir)) == 3 and runs["base_3clips"].data.tags["ean.protocol"] == "3x1"
     assert [s["start_epoch"] for s in read_starts(training.data.tags["ean.workdir"])] == [1]  # trained once
+
+
+@pytest.mark.slow
+def test_a_study_of_two_datasets_trains_each_row_once_per_dataset_and_ensembles_each(study_dir, capsys):
+    """Table 1's shape: every trained row once per dataset column, the ensemble per column, one table with a group
+    per dataset; run again, everything is cached."""
+    data = dict(tiny_spec([]))
+    tiny = [o for o in data.pop("overrides") if not o.startswith("data")]
+    data.update(
+        overrides=["trainer=smoke"],
+        datasets={"something_v1": {}, "something_v2": {"smoke": ["data.seed=1", f"data.root={study_dir}/other"]}},
+        profiles={"smoke": ["data=synthetic", "data.num_videos=24", "data.size=64", *tiny]},
+        rows=[BASE, {"id": "eab", "label": "EAB", "overrides": ["regions=none"]}, EN],
+    )
+    spec = write_yaml(study_dir / "two.yaml", data)
+    assert main(cli_args(study_dir, spec, "--profile", "smoke")) == 0
+    out = capsys.readouterr().out
+    runs = trial_runs(study_dir)
+    cells = sorted((r.data.tags["ean.row"], r.data.tags["ean.column"]) for r in runs)
+    assert cells == [(row, c) for row in ("base", "eab", "en") for c in ("something_v1", "something_v2")]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    fingerprints = {r.data.tags["ean.column"]: r.data.tags["ean.data_fingerprint"] for r in runs}
+    assert fingerprints["something_v1"] != fingerprints["something_v2"]  # other synthetic videos in V2's column
+    assert "tiny/en/something_v2/seed0" in {r.info.run_name for r in runs}
+    column_of = {r.info.run_id: r.data.tags["ean.column"] for r in runs}
+    for en in (r for r in runs if r.data.tags["ean.row"] == "en"):  # averages the members of its own column
+        members = en.data.tags["ean.ensemble_of"].split(",")
+        assert [column_of[m] for m in members] == [en.data.tags["ean.column"]] * 2
+    assert "Something V1 (runs on Synthetic) Top1 (%)" in out and "Something V2 (runs on Synthetic) Seeds" in out
+
+    assert main(cli_args(study_dir, spec, "--profile", "smoke", "--no-report")) == 0
+    assert "all 4 trials already FINISHED" in capsys.readouterr().out
+    assert len(trial_runs(study_dir)) == 6
+
+
+EN = {"id": "en", "label": "En", "ensemble": ["base", "eab"]}

@@ -9,7 +9,7 @@ import pytest
 from runners.plan import build_plan
 from runners.run import main
 from study.spec import load_spec
-from tests.layouts import diving48_layout, kinetics400_layout
+from tests.layouts import diving48_layout, kinetics400_layout, something_v1_layout, something_v2_layout
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("table*.yaml"))
 
@@ -43,15 +43,24 @@ OTHER_DATA = {
 }
 
 
+#: The datasets of a study that compares them (Table 1): the same recipe on each (weight decay 5e-4).
+COLUMN_LAYOUTS = {"something_v1": something_v1_layout, "something_v2": something_v2_layout}
+
+
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
 @pytest.mark.parametrize("devices", [1, 2, 4, 8])
 def test_every_paper_study_resolves_to_the_papers_recipe(path, devices, sth_v1, imagenet_v1, tmp_path):
     spec = load_spec(path)
     layout, departures = OTHER_DATA.get(spec.paper_dataset, (None, {}))
-    root = sth_v1 if layout is None else layout(tmp_path / spec.paper_dataset)
-    cli = [f"data.root={root}", f"resources.workers={devices}"]
+    if spec.datasets:  # Table 1: each dataset column at its data config's default root, data/NAME under the base
+        cli = [f"resources.workers={devices}"]
+        for name in spec.datasets:
+            COLUMN_LAYOUTS[name](tmp_path / "data" / name)
+    else:
+        root = sth_v1 if layout is None else layout(tmp_path / spec.paper_dataset)
+        cli = [f"data.root={root}", f"resources.workers={devices}"]
     trials = build_plan(spec, [], cli, [0], tmp_path)
-    assert trials
+    assert trials and {t.column for t in trials} == set(spec.datasets or [""])
     for trial in trials:
         recipe = {k: v for k, v in trial.recipe.items() if k not in ("accumulation", "devices")}
         row_protocol = {"protocol": trial.row.protocol.tag} if trial.row.protocol else {}

@@ -42,10 +42,10 @@ def test_the_papers_studies_are_all_there():
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
 def test_every_study_plans_with_its_smoke_profile(path, tmp_path):
     spec = load_spec(path)
-    trials = build_plan(spec, profile_overrides(spec, "smoke"), [], [0], tmp_path)
+    trials = build_plan(spec, profile_overrides(spec, "smoke"), [], [0], tmp_path, profile_name="smoke")
     trained = [r for r in spec.rows if r.trains or r.evaluate]  # not the ensembles, not the published references
-    assert [t.row.id for t in trials] == [r.id for r in trained]
-    assert len({t.key for t in trials}) == len(trials), "rows must differ"
+    assert [(t.column, t.row.id) for t in trials] == [(c, r.id) for c in spec.columns_of_data for r in trained]
+    assert len({t.key for t in trials}) == len(trials), "rows (and dataset columns) must differ"
     for trial in trials:
         assert trial.config["data"]["dataset"] == "synthetic"
         if trial.evaluates:  # an evaluation row: the training it tests, under the row's protocol
@@ -77,6 +77,7 @@ def test_study_rows_build_the_papers_models(study, row, paper_model, tmp_path):
     from ean.models import resolve_model_config
 
     spec = load_spec(CONF_DIR.parents[0] / f"{study}.yaml")
+    spec = spec.on_dataset(spec.columns_of_data[0])  # Table 1 compares datasets: its models are those of each
     (trial,) = [
         t for t in build_plan(spec, ["data=synthetic", "model.pretrained=null"], [], [0], tmp_path) if t.row.id == row
     ]
@@ -106,7 +107,7 @@ def _smoke_keys(base: Path) -> dict[str, str]:
     keys = {}
     for path in STUDIES:
         spec = load_spec(path)
-        for trial in build_plan(spec, profile_overrides(spec, "smoke"), [], [0, 1], base):
+        for trial in build_plan(spec, profile_overrides(spec, "smoke"), [], [0, 1], base, profile_name="smoke"):
             keys[trial.name] = trial.key
     return keys
 
