@@ -43,4 +43,4 @@ def study_folders(cwd: Path | None = None) -> list[Path]:
     """Where a study named without a path is looked for, in order: the working directory, its ``studies/``, then
     the project's studies."""
     here = Path.cwd() if cwd is None else cwd
-    return [here, here / "studies", STUDIES_DIR]
+    return list(dict.fromkeys([here, here / "studies", STUDIES_DIR]))  # once each (in a checkout's root)

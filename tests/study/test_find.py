@@ -55,3 +55,7 @@ def test_an_unknown_study_lists_the_places_searched_and_the_studies_found(tmp_pa
 def test_a_missing_path_with_folders_is_not_looked_up_by_name(tmp_path):
     with pytest.raises(SpecError, match="no study 'sub/table8.yaml'"):
         find_spec("sub/table8.yaml", cwd=tmp_path)
+
+
+def test_in_the_checkouts_root_its_studies_are_searched_once():
+    assert study_folders(STUDIES_DIR.parent) == [STUDIES_DIR.parent, STUDIES_DIR]
