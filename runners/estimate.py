@@ -117,20 +117,28 @@ def _cost(trial: Trial, seconds: float, trainer: dict, videos: dict[str, int], s
     return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, devices)
 
 
+def totals(costs: list[TrialCost], slots: int) -> tuple[float, float]:
+    """(device-hours, wall-clock hours) of ``costs`` on ``slots`` slots: the wall clock is at least the
+    device-hours spread over the slots (perfect packing) and at least the longest trial."""
+    device_hours = sum(c.device_hours for c in costs)
+    longest = max((c.train_hours + c.eval_hours for c in costs), default=0.0)
+    return device_hours, max(device_hours / max(slots, 1), longest)
+
+
 def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:
-    """Per row and in all: trials, seconds per step, steps, hours per trial, device-hours; the wall clock."""
+    """Per row (per row and dataset column in a study that compares datasets) and in all: trials, seconds per
+    step, steps, hours per trial, device-hours; the wall clock."""
     lines = [f"{'row':24} {'trials':>6} {'s/step':>8} {'steps':>9} {'h/trial':>8} {'device-h':>9}"]
     rows: dict[str, list[TrialCost]] = {}
     for cost in costs:
-        rows.setdefault(cost.trial.row.id, []).append(cost)
+        trial = cost.trial
+        rows.setdefault(f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id, []).append(cost)
     for row, items in rows.items():
         c = items[0]
         hours = c.train_hours + c.eval_hours
         total = sum(i.device_hours for i in items)
         lines.append(f"{row:24} {len(items):6d} {c.seconds_per_step:8.2f} {c.steps:9d} {hours:8.2f} {total:9.1f}")
-    device_hours = sum(c.device_hours for c in costs)
-    longest = max((c.train_hours + c.eval_hours for c in costs), default=0.0)
-    wall = max(device_hours / max(slots, 1), longest)
+    device_hours, wall = totals(costs, slots)
     lines.append(
         f"in all: {len(costs)} trial(s) to train ({free} cached or reused: free), {device_hours:.1f} device-hours; "
         f"wall clock at least {wall:.1f} h on {slots} slot(s) (--max-concurrent)"

@@ -163,6 +163,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(address=address, logging_level=logging.WARNING)
         return
     ray.init(
+        address="local",  # a Ray of its own, also where `ray start --head` runs one on this machine
         num_cpus=num_cpus or os.cpu_count(),
         include_dashboard=False,
         logging_level=logging.WARNING,

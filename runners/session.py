@@ -148,14 +148,33 @@ class StudySession:
         files = {S.ARTIFACT_PLAN: plan_json(self.trials)}
         if self.spec_path is not None:
             files = {S.ARTIFACT_SPEC: Path(self.spec_path).read_text(encoding="utf-8"), **files}
-        self.tracker.start_parent(
+        cost = self.known_cost()
+        if cost is not None:
+            files[S.ARTIFACT_ESTIMATE] = cost[0]
+        parent = self.tracker.start_parent(
             self.args.profile, ["python -m runners.run", *self.argv], description=self.spec.title, files=files
         )
+        if cost is not None:
+            self.tracker.log_metrics(parent, cost[1])
         for trial in (t for t in self.trials if t.state == TrialState.REUSED):
             source = trial.source
             self.tracker.reuse_trial(trial, {S.TAG_CODE_VERSION: ean.__version__})
             print(f"{trial.name}: reused from {source} (same trial key {trial.key}; --rerun trains it here)")
         return self.tracker
+
+    def known_cost(self) -> tuple[str, dict[str, float]] | None:
+        """The estimated cost of the trials to run (``runners.estimate``: the table and its totals) when every
+        network's step time on this machine's device is in the on-disk cache (a ``--dry-run --estimate`` timed
+        them); None otherwise: nothing is timed while a study runs."""
+        from runners.estimate import default_slots, estimate, format_costs, totals
+
+        costs = estimate(self.todo, cached_only=True)
+        if not costs:
+            return None
+        slots = self.args.max_concurrent or default_slots()
+        device_hours, wall_hours = totals(costs, slots)
+        text = format_costs(costs, len(self.trials) - len(costs), slots)
+        return text + "\n", {S.METRIC_ESTIMATE_DEVICE_HOURS: device_hours, S.METRIC_ESTIMATE_WALL_HOURS: wall_hours}
 
     def finish_cached(self) -> int:
         """Every trial is FINISHED here or elsewhere: adopt the reused ones, log the ensembles."""

@@ -163,6 +163,11 @@ ARTIFACT_CONFIG = "config.yaml"
 #: On a study (parent) run: the spec file, the resolved plan and the folder of the report's files.
 ARTIFACT_SPEC = "spec.yaml"
 ARTIFACT_PLAN = "plan.json"
+#: On the parent run: the study's estimated cost (``runners.estimate``), when every network's step time is known
+#: on this machine (a ``--dry-run --estimate`` timed them): the printed table, and its totals as metrics.
+ARTIFACT_ESTIMATE = "estimate.txt"
+METRIC_ESTIMATE_DEVICE_HOURS = "estimate_device_hours"
+METRIC_ESTIMATE_WALL_HOURS = "estimate_wall_hours"
 ARTIFACT_REPORT = "report"
 ARTIFACT_SCORES = "scores/val_scores.npz"
 SCORES_ARRAYS = ("scores", "labels", "video_index", "class_names")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ean.data import build_dataset
@@ -78,3 +80,36 @@ def test_an_lmc_crop_it_cannot_cut_into_patches_is_refused_at_planning(sizes, pr
     config = {"model": model, "data": data, "trainer": {"batch_size": 4, "per_device_batch": None}, "seed": 0}
     found = check_trial_config(config, require_files=False)
     assert len(found) == len(problems) and all(f.startswith(p) for f, p in zip(found, problems, strict=True))
+
+
+@pytest.mark.slow
+def test_a_study_logs_its_estimated_cost_to_the_parent_run_once_a_dry_run_timed_its_networks(study_dir, capsys):
+    """The running study times nothing: it logs the estimate only where ``--dry-run --estimate`` timed each network
+    on this machine (the step times are in the on-disk cache)."""
+    from mlflow.tracking import MlflowClient
+
+    from study import mlflow_schema as S
+    from tests.runners.conftest import cli_args, write_yaml
+
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
+    unique = "trainer.lr=0.0137"  # a recipe no other test timed: its step time is not in the cache yet
+    args = cli_args(study_dir, spec, unique, "--no-report")
+    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
+
+    def parent_runs():
+        exp = client.get_experiment_by_name("tiny")
+        return client.search_runs(
+            [exp.experiment_id], f"tags.`{S.TAG_KIND}` = '{S.KIND_STUDY}'", order_by=["start_time"]
+        )
+
+    assert main(args) == 0
+    (first,) = parent_runs()
+    assert S.METRIC_ESTIMATE_DEVICE_HOURS not in first.data.metrics  # not timed: nothing logged
+    assert main([*args, "--dry-run", "--estimate", "--rerun"]) == 0
+    printed = capsys.readouterr().out.splitlines()[-1]
+    assert main([*args, "--rerun"]) == 0
+    second = parent_runs()[-1]
+    assert second.data.metrics[S.METRIC_ESTIMATE_DEVICE_HOURS] > 0
+    assert second.data.metrics[S.METRIC_ESTIMATE_WALL_HOURS] > 0
+    text = client.download_artifacts(second.info.run_id, S.ARTIFACT_ESTIMATE, str(study_dir))
+    assert Path(text).read_text().splitlines()[-1] == printed  # the figure the dry run printed
