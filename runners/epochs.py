@@ -16,6 +16,8 @@ from study import mlflow_schema as S
 
 #: The key that marks a trial's final result (``{FINAL_KEY: 1.0, ...}``) among its reports to Tune.
 FINAL_KEY = "final"
+#: The key, in a trial's ``final.json``, of the Ray node id of the process that computed the result.
+RAY_NODE_KEY = "ray_node"
 #: The key of the epoch (1-based) in a flat report.
 EPOCH_KEY = "epoch"
 

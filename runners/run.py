@@ -95,7 +95,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--storage", default="runs", help="checkpoints and trial files; shared by all nodes (default: runs)"
     )
-    parser.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="trials at once (default: as many as the cluster holds: its GPUs / GPUs per trial for GPU trials, "
+        "its CPUs / CPUs per trial for CPU trials)",
+    )
     parser.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial from its checkpoint")
     parser.add_argument(
         "--rerun",

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,33 @@ def trial_resources(config: dict[str, Any]) -> PlacementGroupFactory:
     if res.get("gpus", 0):
         bundle["GPU"] = float(res["gpus"])
     return PlacementGroupFactory([bundle])
+
+
+def trial_demand(config: dict[str, Any]) -> dict[str, float]:
+    """What one trial holds while it runs, from its config's ``resources``: CPUs, and GPUs where it asks for
+    them, of all its workers together (a DDP trial's own process reserves only a token, its workers the rest)."""
+    res = config.get("resources", {})
+    workers = int(res.get("workers", 1))
+    demand = {"CPU": workers * float(res.get("cpus", 1))}
+    if res.get("gpus", 0):
+        demand["GPU"] = workers * float(res["gpus"])
+    return demand
+
+
+def default_concurrency(cluster: Mapping[str, float], demands: Iterable[Mapping[str, float]]) -> int:
+    """Trials at once when ``--max-concurrent`` is not given: as many as the cluster's resources hold of the
+    smallest trial, floor(cluster GPUs / GPUs per trial) for GPU trials and floor(cluster CPUs / CPUs per trial)
+    (the least of the resources it asks for); at least 1.
+
+    Tune caps a trial that reserves its own devices by itself; a DDP trial reserves only a token, so without
+    this cap every one of them would start at once and their workers wait for devices.
+    """
+    fits = [
+        min(math.floor(cluster.get(name, 0.0) / amount + 1e-9) for name, amount in demand.items() if amount > 0)
+        for demand in demands
+        if any(amount > 0 for amount in demand.values())
+    ]
+    return max(max(fits, default=1), 1)
 
 
 def workdir_of(storage: Path, trial: Trial) -> Path:
@@ -192,10 +220,16 @@ def run_trials(
 ) -> dict[str, str]:
     """Runs ``trials`` on Ray Tune; returns trial key -> ``finished`` or ``failed``.
 
+    ``max_concurrent`` None: as many at once as the cluster's resources hold (``default_concurrency``).
+
     ``open_run`` opens a trial's MLflow run when the trial starts (the callback's first event for it);
     ``writer`` takes every other MLflow write.
     """
     start_ray(address)
+    if max_concurrent is None:
+        import ray
+
+        max_concurrent = default_concurrency(ray.cluster_resources(), [trial_demand(t.config) for t in trials])
     logger = MlflowTrialLogger(writer, trials, open_run, progress)
     names = {t.key: t.name for t in trials}
     tuner = tune.Tuner(

@@ -28,7 +28,7 @@ import yaml
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from runners.epochs import EpochReport, is_number
+from runners.epochs import RAY_NODE_KEY, EpochReport, is_number
 from runners.plan import ModelCounts, Trial, TrialState
 from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
 from study import mlflow_schema as S
@@ -372,6 +372,8 @@ class StudyTracker:
         if per_class:
             self.client.log_dict(run_id, per_class, S.ARTIFACT_PER_CLASS)
         self.client.set_tag(run_id, S.TAG_WORKDIR, workdir)
+        if final.get(RAY_NODE_KEY):
+            self.client.set_tag(run_id, S.TAG_RAY_NODE, final[RAY_NODE_KEY])
         checkpoint = Path(workdir) / "checkpoints" / "last.pt"
         if checkpoint.is_file():
             self.client.set_tag(run_id, S.TAG_CHECKPOINT, str(checkpoint))

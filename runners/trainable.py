@@ -18,7 +18,7 @@ from typing import Any
 
 from ray import tune
 
-from runners.epochs import FINAL_KEY, EpochReport, is_number
+from runners.epochs import FINAL_KEY, RAY_NODE_KEY, EpochReport, is_number
 from runners.validate import train_config
 
 FINAL_FILE = "final.json"
@@ -49,9 +49,19 @@ def _run_fit(config: dict[str, Any], workdir: Path, report) -> dict[str, Any] | 
 
 
 def _write_final(workdir: Path, result: dict[str, Any]) -> None:
+    """Writes the trial's result, with the Ray node of the process that computed it (kept when the result has
+    one: a DDP trial's is its rank 0's)."""
+    result = {RAY_NODE_KEY: _ray_node(), **result}
     tmp = workdir / (FINAL_FILE + ".tmp")
     tmp.write_text(json.dumps(result, default=str))
     tmp.replace(workdir / FINAL_FILE)
+
+
+def _ray_node() -> str | None:
+    """The id of the Ray node this process runs on (None outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def start_from(checkpoint: str | None, workdir: Path) -> None:

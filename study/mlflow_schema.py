@@ -21,9 +21,10 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   ``ean.row_label``, ``ean.seed`` (an integer as a string), ``ean.trial_key``, ``ean.git_commit``,
   ``ean.code_version``, ``ean.data_fingerprint``, ``ean.dataset`` (the dataset's registry name),
   ``ean.protocol`` (clips x crops, e.g. ``"1x1"``), ``ean.checkpoint`` and ``ean.workdir`` (where its files
-  lie) and, on failed runs, ``ean.error`` (the reason). A run that reuses another study's FINISHED run of the
-  same trial key (``runners.reuse``) carries ``ean.reused_from`` (that run's id) and ``ean.reused_from_name``
-  and copies of its metrics, scores and checkpoint location.
+  lie), ``ean.ray_node`` (the Ray node id of the process that computed its result; DDP: rank 0's) and, on
+  failed runs, ``ean.error`` (the reason). A run that reuses another study's FINISHED run of the same trial
+  key (``runners.reuse``) carries ``ean.reused_from`` (that run's id) and ``ean.reused_from_name`` and copies
+  of its metrics, scores and checkpoint location.
   Status FINISHED, FAILED, RUNNING or KILLED. Several runs of one trial key exist only when the older
   ones FAILED or were KILLED, or a ``--rerun`` superseded them: an older FINISHED run then carries
   ``ean.superseded_by`` (the newer run's id) and stays FINISHED. A report uses the newest FINISHED run of
@@ -115,6 +116,8 @@ TAG_ENSEMBLE_OF = "ean.ensemble_of"
 TAG_PROFILE = "ean.profile"
 TAG_COMMAND = "ean.command"
 TAG_WORKDIR = "ean.workdir"
+#: On a FINISHED trial run: the Ray node id of the process that computed its result (DDP: rank 0's).
+TAG_RAY_NODE = "ean.ray_node"
 #: On an evaluation row's run: the trial key of the training whose checkpoint it evaluates (another protocol).
 TAG_EVALUATES = "ean.evaluates"
 #: On a trial run: the driver's journal entry that created it (``runners.journal``), so a replay finds it.
