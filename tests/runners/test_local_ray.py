@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +47,43 @@ def test_the_local_ray_listens_on_loopback_only_with_token_auth():
     assert found["listening"], "no listening socket found: the probe is broken"
     assert set(found["listening"]) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, found["listening"]
     assert found["token_auth"] is True
+
+
+def test_a_ray_started_by_hand_on_this_machine_does_not_capture_a_study_without_address(tmp_path):
+    """`ray start --head` on the machine (a user's, another tool's) writes its address where ``ray.init()`` looks
+    first: the runner without --address still starts a Ray of its own (joining that one, ray.init refused the CPU
+    count it was given, and a study would run on someone else's cluster)."""
+    import signal
+    import socket
+
+    from tests.runners.conftest import cli_args, tiny_spec, write_yaml
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # where a head started by hand says it is
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--block", "--port", str(port), "--num-cpus", "1", "--include-dashboard", "false",
+         "--node-ip-address", "127.0.0.1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for _ in range(240):
+            if (current.is_file() and str(port) in current.read_text()) or head.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert head.poll() is None and str(port) in current.read_text(), "the hand-started head did not come up"
+        spec = write_yaml(tmp_path / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base"}]))
+        run = subprocess.run(
+            [sys.executable, "-m", "runners.run", *cli_args(tmp_path, spec, "--no-report")],
+            cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert head.poll() is None, "the hand-started head died"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        if current.is_file() and str(port) in current.read_text():
+            current.unlink()
