@@ -27,6 +27,7 @@ from ean.data.identity import data_fingerprint, data_identity, dataset_num_class
 from ean.data.registry import DATASETS
 from ean.models import check_model_config, network_identity
 from ean.models.pretrained import PretrainedWeightsError, weights_file
+from ean.models.registries import REGIONS
 from ean.train.config import device_batch, resolve_trainer_config
 
 SECTIONS = ("model", "data", "trainer", "seed")
@@ -153,12 +154,16 @@ def _check_weights_file(config: dict) -> list[str]:
         model = check_model_config(config.get("model", {}))
     except (ValueError, LookupError):
         return []  # reported by _check_model
+    problems = []
     if model["pretrained"]:
         try:
             weights_file(model["pretrained"], model["backbone"])
         except (PretrainedWeightsError, ValueError) as err:
-            return [f"model: {err}"]
-    return []
+            problems.append(f"model: {err}")
+    regions = REGIONS.get(model["regions"])  # a region strategy may read files of its own (Faster R-CNN's weights)
+    if hasattr(regions, "file_problems"):
+        problems += [f"model: {p}" for p in regions.file_problems(**model.get("region_options", {}))]
+    return problems
 
 
 def data_keys(name: str) -> list[str]:

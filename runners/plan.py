@@ -133,9 +133,13 @@ def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
     return config
 
 
-def row_overrides(spec: StudySpec, row: Row, profile: list[str], cli: list[str], seed: int) -> list[str]:
-    """The Hydra overrides of one trial, in order: spec, profile, row, command line, seed."""
-    return [*spec.overrides, *profile, *row.overrides, *cli, f"seed={seed}"]
+def row_overrides(
+    spec: StudySpec, row: Row, profile: list[str], cli: list[str], seed: int, profile_name: str | None = None
+) -> list[str]:
+    """The Hydra overrides of one trial, in order: spec, profile, row, the row's refinement of the profile
+    ``profile_name``, command line, seed."""
+    refined = row.profiles.get(profile_name, ()) if profile_name else ()
+    return [*spec.overrides, *profile, *row.overrides, *refined, *cli, f"seed={seed}"]
 
 
 def evaluation_key(training_key: str, protocol: str) -> str:
@@ -199,7 +203,7 @@ def build_plan(
 ) -> list[Trial]:
     """Composes and checks every (row, seed) of the spec, on each of its dataset columns; raises ``PlanError``
     listing all problems. ``require_files=False`` plans without the data and weights files (to estimate the cost
-    elsewhere); ``profile_name``: the profile ``profile`` is, whose refinements a dataset column adds."""
+    elsewhere); ``profile_name``: the profile ``profile`` is, whose refinements a dataset column and a row add."""
     trials, problems = [], {}
     if len(set(seeds)) != len(seeds):
         raise PlanError(spec.source, [f"seeds {list(seeds)} name a seed twice: each (row, seed) is one trial"])
@@ -211,7 +215,9 @@ def build_plan(
         for column in spec.columns_of_data:
             refined = spec.datasets.get(column, {}).get(profile_name, ()) if column else ()
             view = spec.on_dataset(column)
-            found = _plan_column(view, [*profile, *refined], cli_overrides, seeds, base, require_files, composer)
+            found = _plan_column(
+                view, [*profile, *refined], profile_name, cli_overrides, seeds, base, require_files, composer
+            )
             trials += [dataclasses.replace(t, column=column) for t in found[0]]
             for problem, ids in found[1].items():
                 problems.setdefault(problem, []).extend(i for i in ids if i not in problems.get(problem, []))
@@ -224,6 +230,7 @@ def build_plan(
 def _plan_column(
     spec: StudySpec,
     profile: list[str],
+    profile_name: str | None,
     cli_overrides: list[str],
     seeds: list[int],
     base: Path,
@@ -239,7 +246,8 @@ def _plan_column(
         extra = protocol_overrides(row.protocol) if row.evaluate else []
         for seed in seeds:
             try:
-                config = composer.compose([*row_overrides(spec, trained, profile, cli_overrides, seed), *extra])
+                overrides = row_overrides(spec, trained, profile, cli_overrides, seed, profile_name)
+                config = composer.compose([*overrides, *extra])
             except CompositionError as err:
                 problems.setdefault(str(err), []).append(row.id)
                 break

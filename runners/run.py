@@ -140,6 +140,7 @@ def check_overrides(spec: StudySpec, profile: list[str], args: argparse.Namespac
         (f"of profile '{args.profile}'", profile),
         *((f"of row '{row.id}'", row.overrides) for row in spec.rows),
         *((f"of dataset '{d}' profile '{p}'", o) for d, refined in spec.datasets.items() for p, o in refined.items()),
+        *((f"of row '{r.id}' profile '{p}'", o) for r in spec.rows for p, o in r.profiles.items()),
         ("on the command line", args.overrides),
     ]
     sweeps = [

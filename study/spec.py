@@ -73,7 +73,7 @@ OPTIONAL_KEYS = (
     "datasets",
 )
 ROW_REQUIRED_KEYS = ("id", "label")
-ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble", "reference", "evaluate", "protocol")
+ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble", "reference", "evaluate", "protocol", "profiles")
 #: A reference row's keys besides the measured columns: where the published result comes from.
 REFERENCE_SOURCE = "source"
 PROTOCOL_KEYS = ("clips", "crops")
@@ -123,6 +123,9 @@ class Row:
         paper_on: in a study with several ``datasets``, the paper's (or a reference row's published) values on
             each dataset after the first, by dataset: what a key naming the dataset in ``paper``/``reference``
             holds (``paper``/``reference`` themselves are for the first).
+        profiles: the row's refinements of profiles (profile name -> overrides, applied after the row's own):
+            what a profile must change for this row only (Table 7's Faster R-CNN row runs a random detector in
+            the smoke profile, whose data the COCO weights know nothing of).
     """
 
     id: str
@@ -136,6 +139,7 @@ class Row:
     evaluate: str = ""
     protocol: Protocol | None = None
     paper_on: dict[str, dict[str, float]] = field(default_factory=dict)
+    profiles: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def trains(self) -> bool:
@@ -367,6 +371,7 @@ def _is_override(where: tuple) -> bool:
         or (len(where) == 3 and where[0] == "profiles")
         or (len(where) == 4 and where[0] == "rows" and where[2] == "overrides")
         or (len(where) == 4 and where[0] == "datasets")
+        or (len(where) == 5 and where[0] == "rows" and where[2] == "profiles")
     )
 
 
@@ -519,6 +524,7 @@ def _rows(value: Any, columns: list[str], others: list[str], ctx: _Ctx) -> list[
             paper=_paper(_first(data.get("paper", {}), others), rctx, others=others),
             ensemble=tuple(_str_list(data.get("ensemble", []), rctx, "ensemble", ident=True, unique=True)),
             paper_on=_paper_on(data, others, rctx),
+            profiles=_profiles(data.get("profiles", {}), rctx),
             **_reference(data, others, rctx),
             **_evaluation(data, rows, rctx),
         )
@@ -532,8 +538,8 @@ def _rows(value: Any, columns: list[str], others: list[str], ctx: _Ctx) -> list[
 def _check_ensemble(row: Row, earlier: list[Row], ctx: _Ctx) -> None:
     if not row.ensemble:
         return
-    if row.overrides:
-        ctx.fail("an ensemble row has no overrides: it averages the scores of its member rows")
+    if row.overrides or row.profiles:
+        ctx.fail("an ensemble row has no overrides or profiles: it averages the scores of its member rows")
     trainable = [r.id for r in earlier if r.trains]
     unknown = [m for m in row.ensemble if m not in trainable]
     if unknown or len(row.ensemble) < 2:
@@ -575,7 +581,7 @@ def _evaluation(data: dict, earlier: list[Row], ctx: _Ctx) -> dict[str, Any]:
         ctx.fail(
             f"evaluate names {data['evaluate']!r}, not an earlier trained row. Valid: {', '.join(trained) or '(none)'}"
         )
-    clashing = [k for k in ("overrides", "ensemble", "reference") if k in data]
+    clashing = [k for k in ("overrides", "ensemble", "reference", "profiles") if k in data]
     if clashing:
         ctx.fail(f"an evaluation row evaluates the trainings of its row: it takes no {', '.join(clashing)}")
     return {"evaluate": data["evaluate"], "protocol": _protocol(data["protocol"], ctx)}
@@ -605,7 +611,7 @@ def _reference(data: dict, others: list[str], ctx: _Ctx) -> dict[str, Any]:
             f"reference must be a mapping of measured column to the published number, with '{REFERENCE_SOURCE}' "
             f"saying where it is published, got {value!r}"
         )
-    clashing = [k for k in ("overrides", "ensemble", "paper") if k in data]
+    clashing = [k for k in ("overrides", "ensemble", "paper", "profiles") if k in data]
     if clashing:
         ctx.fail(f"a reference row shows a published result and trains nothing: it takes no {', '.join(clashing)}")
     numbers = {k: v for k, v in _first(value, others).items() if k != REFERENCE_SOURCE}

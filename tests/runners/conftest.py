@@ -78,12 +78,13 @@ def trial_runs(workdir: Path, study: str = "tiny") -> list:
 
 @pytest.fixture
 def imagenet_v1(tmp_path, monkeypatch) -> Path:
-    """torch's hub cache with a file where torchvision's ResNet-50 IMAGENET1K_V1 weights go (planning only
-    checks that it is there; nothing here loads it)."""
+    """torch's hub cache with files where torchvision's ResNet-50 IMAGENET1K_V1 weights and its COCO Faster R-CNN
+    weights (Table 7) go (planning only checks that they are there; nothing here loads them)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     path = tmp_path / "torch" / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"placeholder")
+    path.with_name("fasterrcnn_resnet50_fpn_coco-258fb6c6.pth").write_bytes(b"placeholder")
     return path
 
 

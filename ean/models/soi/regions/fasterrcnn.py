@@ -18,6 +18,35 @@ from ean.models.registries import REGIONS
 from ean.models.soi.regions.masks import box_masks, central_box
 
 
+def detector_file(weights: str | None) -> Path | None:
+    """The file the detector's weights are read from (``None``: random weights): torch's hub cache for
+    ``"torchvision"`` (torchvision's COCO weights), else the path.
+
+    Raises:
+        PretrainedWeightsError: the file is not there; the message says where it goes and how to get it.
+    """
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+    from ean.models.pretrained import PretrainedWeightsError
+
+    if weights is None:
+        return None
+    if weights == "torchvision":
+        url = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.url
+        path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        if not path.is_file():
+            raise PretrainedWeightsError(
+                f"model.region_options.weights = 'torchvision' needs torchvision's COCO Faster R-CNN weights at "
+                f"{path}; download {url} there on a machine with network (torchvision does on first use), or set "
+                "model.region_options.weights=PATH to a state dict, or null for a random detector (tests only)"
+            )
+        return path
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise PretrainedWeightsError(f"model.region_options.weights: Faster R-CNN weights file not found: {path}")
+    return path
+
+
 def build_detector(weights: str | None, min_size: int, proposals: int) -> nn.Module:
     """torchvision's fasterrcnn_resnet50_fpn in eval mode with frozen parameters.
 
@@ -91,6 +120,17 @@ class FasterRCNNRegions(nn.Module):
     def _cache_path(self, frame: torch.Tensor) -> Path:
         digest = hashlib.sha1(frame.to(torch.float16).cpu().numpy().tobytes()).hexdigest()
         return self.cache_dir / digest[:2] / f"{digest}.pt"
+
+    @staticmethod
+    def file_problems(weights: str | None = None, **_: object) -> list[str]:
+        """What the detector's weights need on this machine and lack (checked when a study is planned)."""
+        from ean.models.pretrained import PretrainedWeightsError
+
+        try:
+            detector_file(weights)
+        except PretrainedWeightsError as err:
+            return [str(err)]
+        return []
 
     @torch.no_grad()
     def boxes(self, frames: torch.Tensor) -> torch.Tensor:
