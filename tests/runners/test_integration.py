@@ -69,6 +69,8 @@ def test_ddp_trial_with_two_workers_through_ray_train(study_dir):
     (run,) = trial_runs(study_dir)
     assert run.info.status == "FINISHED" and "top1" in run.data.metrics
     assert run.data.params["resources.workers"] == "2"
+    for epoch in (1, 2):  # every epoch reached the driver as rank 0 wrote it (Tune reports, not the final backfill)
+        assert f"tiny/ddp/seed0: epoch {epoch}/2 train_loss" in result.stdout, result.stdout[-3000:]
 
 
 def free_port() -> int:
