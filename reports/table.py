@@ -484,8 +484,11 @@ def _caption(spec: StudySpec, parts: list[_Part]) -> str:
 
 
 def _protocols(spec: StudySpec) -> str:
-    """The spec's protocol, and each evaluation row's own: ``"1x1 (EAN16F x2: 2x1)"``."""
-    own = [f"{r.label}: {r.protocol.tag}" for r in spec.rows if r.protocol and r.protocol != spec.protocol]
+    """The spec's protocol, and each evaluation row's own: ``"1x1 (EAN16F x2: 2x1)"`` (a label that several rows
+    share is followed by the row's id)."""
+    labels = [r.label for r in spec.rows]
+    named = {r.id: r.label if labels.count(r.label) == 1 else f"{r.label}, row {r.id}" for r in spec.rows}
+    own = [f"{named[r.id]}: {r.protocol.tag}" for r in spec.rows if r.protocol and r.protocol != spec.protocol]
     return spec.protocol.tag + (f" ({'; '.join(own)})" if own else "")
 
 

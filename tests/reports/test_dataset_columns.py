@@ -189,3 +189,7 @@ def test_the_caption_names_each_evaluation_rows_protocol_beside_the_studys():
     spec = parse_spec({**SPEC, "datasets": None, "rows": rows, "baseline": None} | {"overrides": []})
     table = build_table(spec, select_columns(spec, _runs().iloc[:0]), generated="2025-01-01 00:00 UTC")
     assert "protocol 1x1 (EAN16F x2: 2x1) (clips x crops)" in table.caption
+    rows[1]["label"] = "EAN16F"  # the paper's Table 4 prints both rows so
+    spec = parse_spec({**SPEC, "datasets": None, "rows": rows, "baseline": None} | {"overrides": []})
+    table = build_table(spec, select_columns(spec, _runs().iloc[:0]), generated="2025-01-01 00:00 UTC")
+    assert "protocol 1x1 (EAN16F, row base_2: 2x1) (clips x crops)" in table.caption
