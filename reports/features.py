@@ -180,12 +180,13 @@ def _draw(args: argparse.Namespace) -> list[Path]:
     client = MlflowClient(tracking_uri(args.mlflow_uri))
     if args.row == args.baseline:
         raise SpecError(f"ROW and BASELINE are both {args.row!r}: name two rows of {spec.name}")
-    trials = {row: trained(client, spec, row, args.seed) for row in (args.row, args.baseline)}
+    trials = {row: trained(client, spec, row, args.seed, args.dataset) for row in (args.row, args.baseline)}
     clips = {row: validation_clip(t.config["data"], args.video) for row, t in trials.items()}
     same_clip(clips)
     labels = {row: spec.row(row).label for row in trials}
     networks = {labels[row]: t.model() for row, t in trials.items()}
-    out = figure_stem(args.out, spec.name, "features", f"{args.row}_vs_{args.baseline}", args.seed, args.video)
+    pair = f"{trials[args.row].file_row}_vs_{args.baseline}"
+    out = figure_stem(args.out, spec.name, "features", pair, args.seed, args.video)
     paths, _ = features_report(
         networks,
         clips[args.row],

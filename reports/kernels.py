@@ -114,7 +114,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
     """Draws Fig. 10 for the parsed command line; returns the files written."""
     spec = load_spec(find_spec(args.study))
     client = MlflowClient(tracking_uri(args.mlflow_uri))
-    trial = trained(client, spec, args.row, args.seed)
+    trial = trained(client, spec, args.row, args.seed, args.dataset)
     model_cfg = trial.model_config()
     if not has_matrix_eab(model_cfg, args.stage):
         rows = qualifying_rows(client, spec, lambda m: m["block"] == "eab" and m["fusion"] in MATRIX_FUSIONS)
@@ -133,7 +133,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
             f"{len(fast.frame_indices)} distinct frames at 2x the frame rate: the fps_2x clip repeats frames",
             file=sys.stderr,
         )
-    out = figure_stem(args.out, spec.name, "kernels", args.row, args.seed, args.video)
+    out = figure_stem(args.out, spec.name, "kernels", trial.file_row, args.seed, args.video)
     label = f"{spec.row(args.row).label} (seed {args.seed})"
     paths, _ = kernels_report(trial.model(), anchor, fast, out, args.stage, label)
     return paths

@@ -196,7 +196,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
     """Draws Fig. 7 for the parsed command line; returns the files written."""
     spec = load_spec(find_spec(args.study))
     client = MlflowClient(tracking_uri(args.mlflow_uri))
-    trial = trained(client, spec, args.row, args.seed)
+    trial = trained(client, spec, args.row, args.seed, args.dataset)
     regions = trial.model_config()["regions"]
     if regions != REGIONS:
         rows = qualifying_rows(client, spec, lambda model: model["regions"] == REGIONS)
@@ -206,7 +206,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
             f"{', '.join(rows) if rows else 'none'}"
         )
     clip = validation_clip(trial.config["data"], args.video)
-    out = figure_stem(args.out, spec.name, "saliency", args.row, args.seed, args.video)
+    out = figure_stem(args.out, spec.name, "saliency", trial.file_row, args.seed, args.video)
     label = f"{spec.row(args.row).label} (seed {args.seed})"
     paths, _ = saliency_report(trial.model(), clip, out, label, args.stage, args.layer, args.anchor_frame)
     return paths

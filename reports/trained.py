@@ -22,9 +22,9 @@ from study import mlflow_schema as S
 from study.spec import SpecError, StudySpec
 
 
-def find_run(client: MlflowClient, study: str, row: str, seed: int):
+def find_run(client: MlflowClient, study: str, row: str, seed: int, column: str = ""):
     """The newest FINISHED trial run of (row, seed) that is not superseded and whose checkpoint is on this
-    machine.
+    machine; in a study that compares datasets, of the dataset column ``column``.
 
     Raises:
         SpecError: no such experiment or run.
@@ -33,10 +33,13 @@ def find_run(client: MlflowClient, study: str, row: str, seed: int):
     if exp is None:
         raise SpecError(f"no MLflow experiment '{study}' at {client.tracking_uri}")
     query = f"{S.trial_filter(study)} AND tags.`{S.TAG_ROW}` = '{row}' AND tags.`{S.TAG_SEED}` = '{seed}'"
+    if column:
+        query += f" AND tags.`{S.TAG_COLUMN}` = '{column}'"
     runs = [r for r in client.search_runs([exp.experiment_id], query) if r.info.status == S.STATUS_FINISHED]
     runs.sort(key=lambda r: (S.TAG_SUPERSEDED_BY in r.data.tags, -r.info.start_time))
     if not runs or not checkpoint_of(runs[0]).is_file():
-        raise SpecError(f"no FINISHED run with a checkpoint on this machine for {study}/{row}/seed{seed}")
+        name = S.run_name(study, row, seed, column)
+        raise SpecError(f"no FINISHED run with a checkpoint on this machine for {name}")
     return runs[0]
 
 
@@ -72,6 +75,12 @@ class Trained:
     row: str
     run: Any
     config: dict[str, Any]
+    column: str = ""
+
+    @property
+    def file_row(self) -> str:
+        """The row as figure file names carry it: with its dataset column in a study that compares datasets."""
+        return f"{self.row}_{self.column}" if self.column else self.row
 
     def model(self):
         """The network with the checkpoint's weights, in eval mode."""
@@ -84,16 +93,21 @@ class Trained:
         return resolve_model_config(self.config)
 
 
-def trained(client: MlflowClient, spec: StudySpec, row: str, seed: int) -> Trained:
-    """The trained trial of ``row`` (a row of ``spec``) and ``seed``.
+def trained(client: MlflowClient, spec: StudySpec, row: str, seed: int, dataset: str | None = None) -> Trained:
+    """The trained trial of ``row`` (a row of ``spec``) and ``seed``; in a study that compares datasets, the one
+    on ``dataset`` (default: the first, the paper's).
 
     Raises:
-        SpecError: the spec has no such row, or MLflow no finished run of it with a checkpoint here.
+        SpecError: the spec has no such row or dataset, or MLflow no finished run of it with a checkpoint here.
     """
     if row not in spec.row_ids:
         raise SpecError(f"no row {row!r} in study {spec.name!r}; rows: {', '.join(spec.row_ids)}")
-    run = find_run(client, spec.name, row, seed)
-    return Trained(row, run, run_config(client, run))
+    column = dataset or spec.columns_of_data[0]
+    if column not in spec.columns_of_data:
+        valid = ", ".join(spec.datasets) or "none (the study has one dataset)"
+        raise SpecError(f"study {spec.name!r} has no dataset column {column!r}; --dataset: {valid}")
+    run = find_run(client, spec.name, row, seed, column)
+    return Trained(row, run, run_config(client, run), column)
 
 
 def qualifying_rows(client: MlflowClient, spec: StudySpec, accepts: Callable[[dict[str, str]], bool]) -> list[str]:
@@ -132,6 +146,11 @@ def base_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     parser.add_argument("study", help="a study spec file or name (table8 -> studies/table8.yaml)")
     parser.add_argument("row", help="the row id of a trained model")
     parser.add_argument("--seed", type=int, default=0, help="the trial's seed (default 0)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="in a study that compares datasets (Table 1), the dataset column of the trial (default: the first)",
+    )
     parser.add_argument("--video", type=int, default=0, help="index of the validation video (default 0)")
     parser.add_argument("--mlflow-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
     parser.add_argument(

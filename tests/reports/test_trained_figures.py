@@ -319,3 +319,44 @@ def test_a_wrong_row_gets_a_clear_error(store, tmp_path, capsys):
     assert run_main(features, store, tmp_path, "eab", "eab") == 2
     assert "ROW and BASELINE are both 'eab'" in capsys.readouterr().err
     assert not (tmp_path / "figures").exists()
+
+
+def test_in_a_study_of_two_datasets_a_figure_uses_the_trial_of_the_dataset_asked_for(data_cfg, tmp_path, capsys):
+    """Table 1 trains each row once per dataset: --dataset chooses the trial (default: the first dataset's), and the
+    figure's file names say which."""
+    from reports.trained import trained
+    from study.spec import parse_spec
+
+    spec_data = {
+        **{k: v for k, v in SPEC.items() if k != "overrides"},
+        "name": "two_sets",
+        "datasets": {"something_v1": {}, "something_v2": {}},
+        "rows": SPEC["rows"][:2],
+    }
+    spec = parse_spec(spec_data)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("two_sets", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_ids = {}
+    for column in ("something_v2", "something_v1"):  # V1's run is the newer one
+        checkpoint = save_checkpoint(
+            tmp_path / column / "checkpoints" / "last.pt",
+            {"format": CHECKPOINT_FORMAT, "model": tiny(data_cfg).state_dict()},
+        )
+        tags = {S.TAG_KIND: S.KIND_TRIAL, S.TAG_STUDY: "two_sets", S.TAG_ROW: "eab", S.TAG_SEED: "0"}
+        tags.update({S.TAG_COLUMN: column, S.TAG_CHECKPOINT: str(checkpoint)})
+        run_id = client.create_run(exp, tags=tags).info.run_id
+        (tmp_path / column / S.ARTIFACT_CONFIG).write_text(yaml.safe_dump(config(data_cfg)))
+        client.log_artifact(run_id, str(tmp_path / column / S.ARTIFACT_CONFIG))
+        client.set_terminated(run_id, S.STATUS_FINISHED)
+        run_ids[column] = run_id
+    assert trained(client, spec, "eab", 0, "something_v2").run.info.run_id == run_ids["something_v2"]
+    assert trained(client, spec, "eab", 0).run.info.run_id == run_ids["something_v1"]
+
+    spec_path = tmp_path / "two_sets.yaml"
+    spec_path.write_text(yaml.safe_dump(spec_data, sort_keys=False))
+    args = [str(spec_path), "eab", "--mlflow-uri", uri, "--out", str(tmp_path / "out")]
+    assert kernels.main([*args, "--dataset", "something_v2"]) == 0
+    assert (tmp_path / "out" / "figures" / "two_sets_kernels_eab_something_v2_seed0_video0.pdf").is_file()
+    assert kernels.main([*args, "--dataset", "kinetics400"]) == 2
+    assert "no dataset column 'kinetics400'; --dataset: something_v1, something_v2" in capsys.readouterr().err
