@@ -7,6 +7,7 @@ channels_last.
 
     python benchmarks/model_step.py                 # CPU, 2 threads
     python benchmarks/model_step.py --device cuda   # GPU: clips/s
+    python benchmarks/model_step.py --parts         # where EAN's time goes: its parts added one at a time
 
 Figures: benchmarks/RESULTS.md, section "Model training step" (written there by hand: this script only prints).
 """
@@ -27,6 +28,16 @@ MODELS = {
     "ResNet-50 TSN (reference)": TSN,
     "ResNet baseline (ME + temporal conv)": {"block": "none", "regions": "none"},
     "EAN 8F RGB": {},
+    "EAN 8F RGB+LMC": {"modality": "rgb_lmc"},
+}
+
+#: ``--parts``: EAN 8F RGB+LMC's parts added to the ResNet baseline one at a time (ratios to the first).
+PARTS = {
+    "ResNet baseline (reference)": {"block": "none", "regions": "none"},
+    "+ SOI-Tr (saliency regions)": {"block": "none"},
+    "+ EAB, identity fusion": {"regions": "none", "fusion": "identity"},
+    "+ EAB (dynamic fusion: ESP-Net)": {"regions": "none"},
+    "EAN 8F RGB (EAB + SOI-Tr)": {},
     "EAN 8F RGB+LMC": {"modality": "rgb_lmc"},
 }
 
@@ -67,13 +78,15 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=None, help="clips per step (default: 2 on CPU, 16 on GPU)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parts", action="store_true", help="time EAN's parts over the ResNet baseline instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gpu = args.device.startswith("cuda")
     clips = args.clips or (16 if gpu else 2)
     if gpu:
         torch.backends.cudnn.benchmark = True
-    steps = {name: make_step(cfg, clips, args.size, args.device, amp=gpu) for name, cfg in MODELS.items()}
+    models = PARTS if args.parts else MODELS
+    steps = {name: make_step(cfg, clips, args.size, args.device, amp=gpu) for name, cfg in models.items()}
     for step in steps.values():  # warm-up
         step()
     times = {name: [] for name in steps}
