@@ -493,14 +493,12 @@ def _protocols(spec: StudySpec) -> str:
 
 
 def _provenance(spec: StudySpec, parts: list[_Part], study_hashes: dict, generated) -> Provenance:
-    import pandas as pd
-
-    chosen = pd.concat([p.selection.chosen for p in parts], ignore_index=True)
+    chosen = [run for p in parts for run in p.selection.chosen.to_dict("records")]
     if generated is None:
         generated = dt.datetime.now(dt.timezone.utc)
     if isinstance(generated, dt.datetime):
         generated = generated.strftime("%Y-%m-%d %H:%M UTC")
-    parents = _unique(chosen["parent_run_id"]) if len(chosen) else ()
+    parents = _unique(run.get("parent_run_id") for run in chosen)
     run_ids = [
         (row.id, tuple(run for p in parts for run in p.results[i].run_ids))
         for i, row in enumerate(spec.rows)
@@ -510,9 +508,9 @@ def _provenance(spec: StudySpec, parts: list[_Part], study_hashes: dict, generat
         study=spec.name,
         spec_hash=spec_hash(spec),
         study_hashes=tuple(dict.fromkeys(study_hashes[p] for p in parents if study_hashes.get(p))),
-        git_commits=_unique(chosen["git_commit"]) if len(chosen) else (),
-        code_versions=_unique(chosen["code_version"]) if len(chosen) else (),
-        data_fingerprints=_unique(chosen["data_fingerprint"]) if len(chosen) else (),
+        git_commits=_unique(run.get("git_commit") for run in chosen),
+        code_versions=_unique(run.get("code_version") for run in chosen),
+        data_fingerprints=_unique(run.get("data_fingerprint") for run in chosen),
         run_ids=tuple(run_ids),
         generated=generated,
     )
