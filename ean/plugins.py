@@ -93,9 +93,10 @@ def _load(point: EntryPoint) -> None:
 
 def plugin_conf_dirs() -> list[Path]:
     """The ``conf/`` folders of the loaded plugins (each the folder of the package that holds an entry point's
-    module), in entry-point order, each once; plugins without one add none."""
+    module), in entry-point order, each once; plugins without one add none. With no plugin installed, nothing
+    is imported (the project's variants neither: a cached plan needs no registry)."""
     folders: list[Path] = []
-    for point in load_plugins():
+    for point in load_plugins() if plugin_entry_points() else []:
         module = importlib.import_module(point.module)
         package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
         if not package:

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from runners.cache import DiskCache
-from runners.plan import Trial
+from runners.trials import Trial
 from runners.validate import devices_of, train_config
 
 #: A forward pass over a clip costs about this share of a training step's time per clip.

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.epochs import EpochReport
-from runners.plan import ModelCounts, Trial, TrialState
+from runners.trials import ModelCounts, Trial, TrialState
 from study import mlflow_schema as S
 from study.spec import Row
 

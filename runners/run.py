@@ -17,15 +17,16 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ean.plugins import load_plugins
+from ean.plugins import load_plugins, plugin_entry_points
 from ean.registry import RegistryError
 from runners import signals
-from runners.compose import CompositionError, sweep_problem, use_config_dirs
+from runners.compose import CompositionError, search_path, sweep_problem, use_config_dirs
 from runners.lease import LeaseHeld
-from runners.plan import PlanError, Trial, TrialState, build_plan, count_trials, plan_json
+from runners.plan_cache import PlanCache
 from runners.session import EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_OK, EXIT_STORE_DOWN, StudySession, fresh_store
 from runners.signals import Stopped
 from runners.tracking_check import TrackingUnreachable, check_tracking_uri
+from runners.trials import PlanError, Trial, TrialState, count_trials, plan_json
 from study.find import find_spec
 from study.mlflow_schema import default_tracking_uri
 from study.policy import override_problem
@@ -127,14 +128,40 @@ def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[i
     return profile, seeds, spec
 
 
-def check_overrides(spec: StudySpec, profile: list[str], args: argparse.Namespace) -> None:
-    """Before planning: the command line's overrides by the data-only policy (a spec's were checked when it was
-    loaded), and every override of the invocation (spec, profile, rows, command line) for Hydra's sweep
-    syntax, which a study refuses (``runners.compose.sweep_problem``)."""
+def plan_study(
+    spec: StudySpec, profile: list[str], seeds: list[int], args: argparse.Namespace
+) -> tuple[list[Trial], PlanCache]:
+    """The study's trials: from the plan cache (``runners.plan_cache``) when nothing planning read has changed,
+    else planned (``runners.plan.build_plan``: composed and checked, which imports torch) and kept there."""
+    from ean.files_read import recording
+
+    estimating = args.dry_run and args.estimate  # the cost of a study meant for another machine's data
+    plan = PlanCache(spec, profile, args.overrides, seeds, Path.cwd(), not estimating, args.profile, search_path())
+    trials = plan.load()
+    if trials is not None:
+        return trials, plan
+    from runners.plan import build_plan
+
+    check_overrides(spec, profile, args)
+    with recording() as read:
+        trials = build_plan(
+            spec, profile, args.overrides, seeds, Path.cwd(), require_files=not estimating, profile_name=args.profile
+        )
+    plan.save(trials, read)
+    return trials, plan
+
+
+def check_command_line(args: argparse.Namespace) -> None:
+    """The command line's overrides by the data-only policy (a spec's were checked when it was loaded)."""
     for item in args.overrides:
         problem = override_problem(item)
         if problem:
             raise SpecError(f"override '{item}' {problem}; overrides choose values only")
+
+
+def check_overrides(spec: StudySpec, profile: list[str], args: argparse.Namespace) -> None:
+    """Before planning: every override of the invocation (spec, profile, rows, command line) for Hydra's sweep
+    syntax, which a study refuses (``runners.compose.sweep_problem``)."""
     places = [
         ("of the spec", spec.overrides),
         (f"of profile '{args.profile}'", profile),
@@ -266,16 +293,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str], args: argparse.Namespace) -> int:
     try:
-        load_plugins()
+        if plugin_entry_points():  # a broken plugin is reported before anything else
+            load_plugins()
         use_config_dirs(args.config_dir)
         spec_path = find_spec(args.study)
         spec = load_spec(spec_path)
         profile, seeds, spec = select(spec, args)
-        check_overrides(spec, profile, args)
-        estimating = args.dry_run and args.estimate  # the cost of a study meant for another machine's data
-        trials = build_plan(
-            spec, profile, args.overrides, seeds, Path.cwd(), require_files=not estimating, profile_name=args.profile
-        )
+        check_command_line(args)
+        trials, plan = plan_study(spec, profile, seeds, args)
     except (SpecError, PlanError, CompositionError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -283,8 +308,8 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
     try:
         check_tracking_uri(uri)
         if args.dry_run:
-            return dry_run(spec, trials, args, uri)
-        session = StudySession(spec, trials, args, uri, argv, spec_path=spec_path)
+            return dry_run(spec, trials, args, uri, plan)
+        session = StudySession(spec, trials, args, uri, argv, spec_path=spec_path, plan=plan)
         status = session.execute()
     except (TrackingUnreachable, LeaseHeld) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -294,12 +319,14 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
     return status
 
 
-def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str) -> int:
-    """Prints the plan (cached and reused trials marked from the store); writes nothing anywhere."""
+def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, plan: PlanCache) -> int:
+    """Prints the plan (cached and reused trials marked from the store); writes nothing but the on-disk caches."""
     tracker = read_tracker(uri, spec)
     if tracker is not None:
         tracker.mark_cached(trials, args.rerun)
-    count_trials(trials)
+    if any(t.counts is None for t in trials):
+        count_trials(trials)
+        plan.save(trials)  # with the counts: the next dry run imports no torch
     print(plan_json(trials) if args.json else plan_table(trials))
     if args.estimate:
         from runners.estimate import default_slots, estimate, format_costs

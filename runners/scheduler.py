@@ -27,9 +27,9 @@ from runners import signals
 from runners.epochs import EpochReport
 from runners.journal import BufferedTracker
 from runners.local_ray import LOOPBACK
-from runners.plan import Trial
 from runners.progress import Progress
 from runners.trainable import FINAL_FILE, trial_function
+from runners.trials import Trial
 
 TOKEN_MEMORY = 1024 * 1024  # what a DDP trial's own process reserves (its workers reserve the devices)
 

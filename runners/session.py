@@ -29,9 +29,10 @@ import ean
 from runners import signals
 from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay
 from runners.local_ray import use_local_ray_settings
-from runners.plan import Trial, TrialState, count_trials, plan_json
+from runners.plan_cache import PlanCache
 from runners.progress import Progress
 from runners.signals import Stopped
+from runners.trials import Trial, TrialState, count_trials, plan_json
 from study import mlflow_schema as S
 from study.spec import StudySpec, spec_hash
 
@@ -48,6 +49,8 @@ class StudySession:
         uri: the MLflow tracking URI.
         argv: the command line, for the parent run and the resume hint.
         spec_path: the spec file, logged to the parent run as ``spec.yaml`` (None: not logged).
+        plan: the plan's entry in the plan cache (``runners.plan_cache.PlanCache``), which keeps the counts once
+            made (None: not kept).
     """
 
     def __init__(
@@ -58,9 +61,10 @@ class StudySession:
         uri: str,
         argv: list[str],
         spec_path: Path | None = None,
+        plan: PlanCache | None = None,
     ):
         self.spec, self.trials, self.args, self.uri, self.argv = spec, trials, args, uri, argv
-        self.spec_path = spec_path
+        self.spec_path, self.plan = spec_path, plan
         self.command = shell_command(argv)
         self.journal_path = Path(args.storage).resolve() / spec.name / JOURNAL_NAME
         self.tracker = self.lease = None
@@ -144,7 +148,11 @@ class StudySession:
     def prepare_runs(self, todo: list[Trial] | None = None):
         """Params and FLOPs of the new trials, the invocation's parent run and the runs of reused trials;
         returns the tracker (the journal's writer waits for it)."""
-        count_trials(self.todo if todo is None else todo)
+        counting = [t for t in (self.todo if todo is None else todo) if t.counts is None]
+        if counting:
+            count_trials(counting)
+            if self.plan is not None:
+                self.plan.save(self.trials)  # with the counts: a later dry run of the study imports no torch
         files = {S.ARTIFACT_PLAN: plan_json(self.trials)}
         if self.spec_path is not None:
             files = {S.ARTIFACT_SPEC: Path(self.spec_path).read_text(encoding="utf-8"), **files}

@@ -19,6 +19,7 @@ from typing import Any
 from ean.data.builder import LOADER_KEYS, build_dataset, variant_options
 from ean.data.errors import DataError
 from ean.data.registry import DATASETS
+from ean.files_read import note
 
 #: Keys that say where the data lies.
 LOCATION_KEYS = ("root", "frames_root")
@@ -63,8 +64,10 @@ def data_fingerprint(data_cfg: dict[str, Any]) -> str:
         return own(data_cfg)
     digest = hashlib.sha256(str(name).encode())
     root = Path(str(data_cfg.get("root", "")))
+    note(root)
     for path in sorted(root.glob("*")) if root.is_dir() else []:
         if path.is_file() and path.suffix in ANNOTATION_SUFFIXES:
+            note(path)
             digest.update(path.name.encode())
             digest.update(_file_digest(str(path), path.stat().st_mtime_ns, path.stat().st_size).encode())
     return "sha256:" + digest.hexdigest()[:16]

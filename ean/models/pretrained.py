@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ean.files_read import note
+
 log = logging.getLogger(__name__)
 
 _TORCHVISION_WEIGHTS = {
@@ -106,6 +108,7 @@ def weights_file(source: str, backbone_name: str) -> Path:
     """
     if source in NAMED_WEIGHTS:
         path = hub_file(source, backbone_name)
+        note(path)
         if not path.is_file():
             url = torchvision_weights(source, backbone_name).url
             raise PretrainedWeightsError(
@@ -117,6 +120,7 @@ def weights_file(source: str, backbone_name: str) -> Path:
             )
         return path
     path = Path(source).expanduser()
+    note(path)
     if not path.is_file():
         raise PretrainedWeightsError(
             f"pretrained weights file not found: {path} (give a state-dict path, one of {', '.join(NAMED_WEIGHTS)}, "

@@ -181,13 +181,13 @@ def test_hydra_sweeps_are_told_by_hydras_parser(override, sweep):
 
 def test_a_sweep_is_refused_before_planning(tmp_path, capsys, monkeypatch):
     """A sweep on the command line is refused once, by name, before any row is composed."""
-    import runners.run
+    import runners.plan
 
     def no_planning(*args, **kwargs):
         raise AssertionError("planned a study with a sweep")
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(runners.run, "build_plan", no_planning)
+    monkeypatch.setattr(runners.plan, "build_plan", no_planning)
     run_cli(tmp_path, write_spec(tmp_path), "trainer.lr=0.01,0.1", "--dry-run")
     err = capsys.readouterr().err
     assert err.count("Hydra sweep") == 1 and "every row" not in err and "Ambiguous value" not in err

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ean.constants import IMAGENET_MEAN, IMAGENET_STD
+from ean.files_read import note
 from ean.models.registries import REGIONS
 from ean.models.soi.regions.masks import box_masks, central_box
 
@@ -34,6 +35,7 @@ def detector_file(weights: str | None) -> Path | None:
     if weights == "torchvision":
         url = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.url
         path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        note(path)
         if not path.is_file():
             raise PretrainedWeightsError(
                 f"model.region_options.weights = 'torchvision' needs torchvision's COCO Faster R-CNN weights at "
@@ -42,6 +44,7 @@ def detector_file(weights: str | None) -> Path | None:
             )
         return path
     path = Path(weights).expanduser()
+    note(path)
     if not path.is_file():
         raise PretrainedWeightsError(f"model.region_options.weights: Faster R-CNN weights file not found: {path}")
     return path

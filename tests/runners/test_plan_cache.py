@@ -1,0 +1,163 @@
+"""The plan cache: a cached plan is the plan (keys, configs, rows, columns, evaluations), it stands only while
+everything planning read is as it was, and a dry run served from it imports no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ean.files_read import recording
+from runners.compose import search_path
+from runners.plan import PlanError, build_plan
+from runners.plan_cache import PlanCache, tree_signature
+from study.find import find_spec
+from study.profiles import profile_overrides
+from study.spec import load_spec
+from tests.runners.conftest import REPO
+
+
+def plan(spec, profile: list[str], cli: list[str], base: Path, folder: Path, profile_name=None):
+    """The plan of an invocation as ``runners.run`` gets it: (trials, whether they came from the cache)."""
+    cache = PlanCache(spec, profile, cli, [0, 1], base, True, profile_name, search_path(), folder)
+    trials = cache.load()
+    if trials is not None:
+        return trials, True
+    with recording() as read:
+        trials = build_plan(spec, profile, cli, [0, 1], base, profile_name=profile_name)
+    cache.save(trials, read)
+    return trials, False
+
+
+def described(trials) -> list:
+    return [
+        (t.name, t.key, t.config, t.recipe, t.data_fingerprint, t.row, t.column, t.evaluates, t.state) for t in trials
+    ]
+
+
+@pytest.mark.parametrize("study", ["table1", "table4", "table8"])
+def test_a_cached_plan_is_the_plan(study, tmp_path):
+    """Dataset columns (Table 1), evaluation rows (Table 4), a plain study (Table 8): the same trials."""
+    spec = load_spec(find_spec(study))
+    profile = profile_overrides(spec, "smoke")
+    first, cached = plan(spec, profile, [], tmp_path, tmp_path / "cache", "smoke")
+    again, hit = plan(spec, profile, [], tmp_path, tmp_path / "cache", "smoke")
+    assert (cached, hit) == (False, True)
+    assert described(again) == described(first)
+    assert all(t.counts is None for t in again)
+
+
+def test_counts_saved_with_the_plan_come_back(tmp_path):
+    spec = load_spec(find_spec("table8"))
+    profile = profile_overrides(spec, "smoke")
+    cache = PlanCache(spec, profile, [], [0], tmp_path, True, "smoke", search_path(), tmp_path / "cache")
+    with recording() as read:
+        trials = build_plan(spec, profile, [], [0], tmp_path, profile_name="smoke")
+    cache.save(trials, read)
+    from runners.trials import ModelCounts
+
+    trials[0].counts = ModelCounts(params=7, macs=9)
+    cache.save(trials)
+    again = PlanCache(spec, profile, [], [0], tmp_path, True, "smoke", search_path(), tmp_path / "cache").load()
+    assert again[0].counts == ModelCounts(7, 9) and again[1].counts is None
+
+
+def test_an_edited_annotation_file_plans_again_with_the_new_trial_keys(tmp_path, sth_v1, imagenet_v1):
+    spec = load_spec(find_spec("table8"))
+    cli = [f"data.root={sth_v1}"]
+    first, _ = plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    assert plan(spec, [], cli, tmp_path, tmp_path / "cache")[1]
+    with (sth_v1 / "train.csv").open("a") as f:
+        f.write("3;class 5\n")
+    again, hit = plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    assert not hit
+    assert {t.key for t in again}.isdisjoint({t.key for t in first})
+    assert [t.key for t in again] == [t.key for t in build_plan(spec, [], cli, [0, 1], tmp_path)]
+
+
+def test_a_weights_file_that_went_away_plans_again_and_refuses(tmp_path, sth_v1, imagenet_v1):
+    spec = load_spec(find_spec("table8"))
+    cli = [f"data.root={sth_v1}"]
+    plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    imagenet_v1.unlink()
+    with pytest.raises(PlanError, match="resnet50-0676ba61.pth"):
+        plan(spec, [], cli, tmp_path, tmp_path / "cache")
+
+
+def test_a_data_root_that_went_away_plans_again_and_refuses(tmp_path, sth_v1, imagenet_v1):
+    spec = load_spec(find_spec("table8"))
+    cli = [f"data.root={sth_v1}"]
+    plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    sth_v1.rename(tmp_path / "moved")
+    with pytest.raises(PlanError, match="does not exist"):
+        plan(spec, [], cli, tmp_path, tmp_path / "cache")
+
+
+def test_every_input_of_planning_is_in_the_key(tmp_path, monkeypatch):
+    spec = load_spec(find_spec("table8"))
+    profile = profile_overrides(spec, "smoke")
+
+    def key(**changes):
+        args = {
+            "spec": spec, "profile": profile, "cli_overrides": [], "seeds": [0], "base": tmp_path,
+            "require_files": True, "profile_name": "smoke", "conf_dirs": search_path(),
+        }  # fmt: skip
+        return json.dumps(PlanCache(**{**args, **changes}).key, sort_keys=True)
+
+    conf = tmp_path / "conf" / "trainer"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_text("epochs: 1\n")
+    base = key()
+    others = [
+        key(profile=[]),
+        key(cli_overrides=["trainer.lr=0.1"]),
+        key(seeds=[1]),
+        key(base=tmp_path / "elsewhere"),
+        key(require_files=False),
+        key(profile_name=None),
+        key(spec=load_spec(find_spec("table9"))),
+        key(conf_dirs=[*search_path(), tmp_path / "conf"]),
+    ]
+    assert len({base, *others}) == len(others) + 1
+    with_conf = key(conf_dirs=[*search_path(), tmp_path / "conf"])
+    (conf / "mine.yaml").write_text("epochs: 2\n")
+    assert key(conf_dirs=[*search_path(), tmp_path / "conf"]) != with_conf
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert key() != base
+
+
+def test_the_code_signature_sees_an_edited_an_added_and_a_removed_file(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    before = tree_signature([tmp_path], (".py",))
+    (tmp_path / "a.py").write_text("x = 22\n")
+    edited = tree_signature([tmp_path], (".py",))
+    (tmp_path / "b.py").write_text("")
+    added = tree_signature([tmp_path], (".py",))
+    (tmp_path / "a.py").unlink()
+    removed = tree_signature([tmp_path], (".py",))
+    assert len({before, edited, added, removed}) == 4
+    (tmp_path / "notes.txt").write_text("not code")
+    assert tree_signature([tmp_path], (".py",)) == removed
+
+
+def test_a_dry_run_from_the_plan_cache_imports_no_torch_and_prints_the_same_plan(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EAN_CACHE_DIR": str(tmp_path / "cache")}
+    script = (
+        "import sys, runners.run as r; code = r.main(sys.argv[1:]); "
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr); sys.exit(code)"
+    )
+    args = ["table8", "--profile", "smoke", "--dry-run", "--mlflow-uri", f"sqlite:///{tmp_path / 'm.db'}"]
+
+    def dry_run():
+        done = subprocess.run([sys.executable, "-c", script, *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout, done.stderr
+
+    first, second, third = dry_run(), dry_run(), dry_run()
+    assert "TORCH" in first[1].split() and "NO-TORCH" in second[1].split() and "NO-TORCH" in third[1].split()
+    assert first[0] == second[0] == third[0] and "eab" in first[0] and "G" in first[0]  # Params and FLOPs too
