@@ -112,6 +112,9 @@ class StudySession:
 
         spec = self.spec
         tracker = StudyTracker(self.uri, spec.name, spec_hash(spec))
+        if self.nothing_to_write(tracker):
+            self.tracker, self.todo = tracker, []
+            return
         lease = StudyLease(self.uri, tracker.experiment_id, spec.name, self.command)
         previous = lease.acquire()
         self.lease = lease  # released by close() from now on
@@ -132,6 +135,16 @@ class StudySession:
                 f"{spec.name}: {len(self.todo)} trial(s) to run, {cached} cached, {reused} reused from other "
                 f"studies; MLflow: {self.uri}"
             )
+
+    def nothing_to_write(self, tracker) -> bool:
+        """Whether this invocation only reads the store, and so takes no lease: no journal entry is pending, no
+        run of the study is RUNNING (a live driver's or a dead one's, which the lease holder reconciles), the
+        study has no ensemble rows, and every trial is FINISHED in this study (a reused one is adopted: a write).
+        Marks the trials' states from the store as a side effect."""
+        if any(r.ensemble for r in self.spec.rows) or Journal(self.journal_path).pending() or tracker.has_running():
+            return False
+        tracker.mark_cached(self.trials, self.args.rerun)
+        return all(t.state == TrialState.CACHED for t in self.trials)
 
     @property
     def parent_id(self) -> str | None:

@@ -29,8 +29,8 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from mlflow.tracking import MlflowClient
 
 from runners.epochs import RAY_NODE_KEY, EpochReport, is_number
-from runners.plan import ModelCounts, Trial, TrialState
 from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
+from runners.trials import ModelCounts, Trial, TrialState
 from study import mlflow_schema as S
 
 MAX_PARAMS_PER_BATCH = 100
@@ -184,6 +184,13 @@ class StudyTracker:
             else:  # new; with --rerun, run_id is the FINISHED run it supersedes
                 trial.state, trial.run_id = TrialState.NEW, finished[0].info.run_id if finished else None
             trial.generation = len(finished) if rerun and trial.state != TrialState.REUSED else 0
+
+    def has_running(self) -> bool:
+        """Whether a run of the study's experiment is RUNNING (a live driver's, or one a dead driver left)."""
+        if self.experiment_id == NO_EXPERIMENT:
+            return False
+        query = f"attributes.status = '{S.STATUS_RUNNING}'"
+        return bool(self.client.search_runs([self.experiment_id], query, max_results=1))
 
     # -- the invocation ---------------------------------------------------------------------------------
     def reconcile(self) -> list[str]:

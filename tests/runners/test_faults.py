@@ -154,6 +154,38 @@ def test_a_driver_on_another_host_is_dead_once_its_heartbeat_is_stale(store):
     lease.release()
 
 
+def session_of(store: str, tmp_path: Path, trials: list[Trial]):
+    import argparse
+
+    from runners.session import StudySession
+    from study.spec import load_spec
+
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base"}])))
+    args = argparse.Namespace(storage=str(tmp_path / "runs"), rerun=False, address=None)
+    return StudySession(spec, trials, args, store, ["tiny.yaml"])
+
+
+def test_a_rerun_with_nothing_to_write_takes_no_lease_and_anything_to_write_does(store, tmp_path):
+    """All trials FINISHED here, nothing RUNNING, no journal: reading needs no lease, even while another live
+    driver holds it. A run left RUNNING, or a journal entry pending, is a write: the lease is asked for (refused)."""
+    from runners.journal import Journal
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    done = tracker.open_trial(a_trial(), {}, rerun=False)
+    tracker.finish_trial(done, {"top1": 50.0}, None, str(tmp_path))
+    write_holder(store, tracker.experiment_id, socket.gethostname(), os.getpid(), time.time())  # alive
+    session = session_of(store, tmp_path, [a_trial()])
+    session.open()
+    assert session.todo == [] and session.lease is None and session.trials[0].state == TrialState.CACHED
+    running = tracker.open_trial(a_trial(key="k1"), {}, rerun=False)
+    with pytest.raises(LeaseHeld):
+        session_of(store, tmp_path, [a_trial()]).open()
+    tracker.kill_trial(running, "test")
+    Journal(session.journal_path).append({"op": "epoch", "key": "k0", "epoch": 1, "metrics": {}})
+    with pytest.raises(LeaseHeld):
+        session_of(store, tmp_path, [a_trial()]).open()
+
+
 def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "runners.run", *args],
