@@ -30,3 +30,32 @@ def use_local_ray_settings() -> bool:
         return False
     os.environ.update(missing)
     return True
+
+
+def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Joins the cluster at ``address``, or starts a local Ray sized to this machine, reachable from it only
+    (``runners.local_ray``: its settings must be in the environment before ``ray`` is imported)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+        return
+    ray.init(
+        address="local",  # a Ray of its own, also where `ray start --head` runs one on this machine
+        num_cpus=num_cpus or os.cpu_count(),
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        _node_ip_address=LOOPBACK,
+    )
+
+
+def stop_ray() -> None:
+    """Ends this driver's Ray: a local cluster stops with its trials' processes; on a joined cluster the
+    driver's actors (the trials) are killed."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -11,9 +11,7 @@ between trials to save Ray's per-trial start-up.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,7 +24,7 @@ from ray.tune.experiment import Trial as TuneTrial
 from runners import signals
 from runners.epochs import EpochReport
 from runners.journal import BufferedTracker
-from runners.local_ray import LOOPBACK
+from runners.local_ray import start_ray
 from runners.progress import Progress
 from runners.trainable import FINAL_FILE, trial_function
 from runners.trials import Trial
@@ -177,35 +175,6 @@ def _error_text(trial: TuneTrial) -> str:
     text = Path(path).read_text() if path and Path(path).is_file() else str(getattr(trial, "error_msg", "") or "")
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "the trial failed (no message)"
-
-
-def start_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Joins the cluster at ``address``, or starts a local Ray sized to this machine, reachable from it only
-    (``runners.local_ray``: its settings must be in the environment before ``ray`` is imported)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-        return
-    ray.init(
-        address="local",  # a Ray of its own, also where `ray start --head` runs one on this machine
-        num_cpus=num_cpus or os.cpu_count(),
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        _node_ip_address=LOOPBACK,
-    )
-
-
-def stop_ray() -> None:
-    """Ends this driver's Ray: a local cluster stops with its trials' processes; on a joined cluster the
-    driver's actors (the trials) are killed."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
 
 
 def run_trials(

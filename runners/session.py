@@ -28,7 +28,7 @@ from pathlib import Path
 import ean
 from runners import signals
 from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay
-from runners.local_ray import use_local_ray_settings
+from runners.local_ray import start_ray, stop_ray, use_local_ray_settings
 from runners.plan_cache import PlanCache
 from runners.progress import Progress
 from runners.signals import Stopped
@@ -86,9 +86,7 @@ class StudySession:
                 self.open()
                 if not self.todo:
                     return self.finish_cached()  # nothing to train: Ray is neither imported nor started
-            from runners.scheduler import start_ray
-
-            start_ray(self.args.address)
+            start_ray(self.args.address)  # runners.local_ray: imports ray, not Tune, not torch
             signals.install()  # again: Ray's local cluster installed its own SIGTERM handler
             if opening is not None:
                 opening.result()
@@ -214,7 +212,7 @@ class StudySession:
         """Runs the new trials on Ray Tune and closes every run it opened: FINISHED, FAILED, or KILLED when
         stopped. MLflow writes go through the study's journal (``runners.journal``): an outage never stalls
         training, and writes MLflow has not taken when the study ends stay there for the next invocation."""
-        from runners.scheduler import run_trials, stop_ray
+        from runners.scheduler import run_trials
 
         args, todo = self.args, self.todo
         system = self.tracker.system_tags  # journaled with each run it opens: a replay keeps this driver's

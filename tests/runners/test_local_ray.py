@@ -20,7 +20,7 @@ PROBE = """
 from runners.local_ray import use_local_ray_settings
 use_local_ray_settings()
 import json, os, psutil, ray
-from runners.scheduler import start_ray
+from runners.local_ray import start_ray
 from ray._private.authentication.authentication_utils import is_token_auth_enabled
 start_ray(None, num_cpus=1)
 ray.get(ray.remote(lambda: 1).remote())  # a worker process too
