@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from importlib import import_module
 from pathlib import Path
 
 import ean
@@ -86,7 +88,10 @@ class StudySession:
                 self.open()
                 if not self.todo:
                     return self.finish_cached()  # nothing to train: Ray is neither imported nor started
-            start_ray(self.args.address)  # runners.local_ray: imports ray, not Tune, not torch
+            import ray  # noqa: F401  here, before the thread below imports Tune (which imports ray)
+
+            threading.Thread(target=import_module, args=("runners.scheduler",), daemon=True).start()  # Tune, torch
+            start_ray(self.args.address)  # meanwhile: runners.local_ray imports no Tune, no torch
             signals.install()  # again: Ray's local cluster installed its own SIGTERM handler
             if opening is not None:
                 opening.result()
