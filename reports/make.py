@@ -130,12 +130,13 @@ def select_columns(
     spec: StudySpec, trials: pd.DataFrame, dataset: str | None = None, code_version: str | None = None
 ) -> dict[str, Selection]:
     """The runs of each dataset column (``{"": selection}`` for a study of one dataset): a column's runs are those
-    tagged with it (``ean.column``), chosen as in a table of that dataset (``reports.select.select_runs``)."""
+    tagged with it (``ean.column``), chosen as in a table of that dataset (``reports.select.select_runs``);
+    ``dataset`` and ``code_version`` restrict every column (``--dataset synthetic``: its smoke runs only)."""
     if not spec.datasets:
         return {"": select_runs(spec, trials, dataset=dataset, code_version=code_version)}
     tagged = trials["column"].fillna("")
     return {
-        column: select_runs(spec.on_dataset(column), trials[tagged == column], code_version=code_version)
+        column: select_runs(spec.on_dataset(column), trials[tagged == column], dataset, code_version)
         for column in spec.datasets
     }
 

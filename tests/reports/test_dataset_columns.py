@@ -174,6 +174,20 @@ def test_runs_on_another_dataset_than_the_column_show_the_papers_number_without_
     assert any("on Something V2 with protocol 1x1; these runs are on Synthetic" in n.text for n in table.notes)
 
 
+def test_a_dataset_chosen_on_the_command_line_restricts_every_dataset_column():
+    """Each column holds smoke runs (synthetic data, 1 seed) and real ones (2 seeds): by default the most finished
+    runs are chosen (the real ones); ``--dataset synthetic`` chooses the smoke runs in every column."""
+    spec = spec_with()
+    smoke = _runs("synthetic")
+    smoke = smoke[smoke["seed"] == 0].assign(run_id=lambda f: "smoke-" + f["run_id"], start_time=100)
+    runs = pd.concat([_runs(), smoke], ignore_index=True)
+    chosen = select_columns(spec, runs)
+    assert {c: s.dataset for c, s in chosen.items()} == {"something_v1": "something_v1", "something_v2": "something_v2"}
+    chosen = select_columns(spec, runs, dataset="synthetic")
+    assert {s.dataset for s in chosen.values()} == {"synthetic"}
+    assert all(set(s.chosen["run_id"]) == set(smoke[smoke["column"] == c]["run_id"]) for c, s in chosen.items())
+
+
 def test_the_caption_names_each_evaluation_rows_protocol_beside_the_studys():
     """Table 4: the 16-frame network tested with 1 clip (the study's protocol) and, as an evaluation row, 2 clips."""
     rows = [
