@@ -8,6 +8,7 @@ channels_last.
     python benchmarks/model_step.py                 # CPU, 2 threads
     python benchmarks/model_step.py --device cuda   # GPU: clips/s
     python benchmarks/model_step.py --parts         # where EAN's time goes: its parts added one at a time
+    python benchmarks/model_step.py --ops           # also one profiled step each: operators' time and calls
 
 Figures: benchmarks/RESULTS.md, section "Model training step" (written there by hand: this script only prints).
 """
@@ -71,6 +72,16 @@ def timed(step, device: str) -> float:
     return time.perf_counter() - start
 
 
+def operator_totals(step) -> tuple[float, int]:
+    """One step under ``torch.profiler``: the summed self time of every operator (s) and the aten calls."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    return sum(e.self_cpu_time_total for e in events) / 1e6, sum(e.count for e in events if e.key.startswith("aten::"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -79,6 +90,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--parts", action="store_true", help="time EAN's parts over the ResNet baseline instead")
+    parser.add_argument(
+        "--ops", action="store_true", help="also profile one step of each: operators' summed self time, aten calls"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gpu = args.device.startswith("cuda")
@@ -100,6 +114,12 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:40} {median:8.3f} {median / ref:6.2f}x {clips / median:8.1f}")
+    if args.ops:
+        totals = {name: operator_totals(step) for name, step in steps.items()}
+        first = next(iter(totals.values()))
+        print(f"\none profiled step each: {'model':31} {'op self s':>9} {'ratio':>7} {'aten calls':>10} {'ratio':>7}")
+        for name, (seconds, calls) in totals.items():
+            print(f"{name:54} {seconds:9.3f} {seconds / first[0]:6.2f}x {calls:10d} {calls / first[1]:6.2f}x")
 
 
 if __name__ == "__main__":
