@@ -5,7 +5,7 @@ An entry is keyed by everything planning depends on: the spec as selected (``--r
 the command line's overrides, the seeds, the working folder (relative paths resolve against it), whether the
 files were required, the code (every source file of ``ean``, ``runners`` and ``study``: size and mtime), the
 config folders' files, the plugins installed (and their folders' files), the versions of the packages
-planning uses and the environment variables that move files (``TORCH_HOME``, ``XDG_CACHE_HOME``, ``EAN_*``).
+planning uses and the environment variables that move files (``HOME``, ``TORCH_HOME``, ``XDG_CACHE_HOME``, ``EAN_*``).
 It keeps the trials (configs, keys, recipes, data fingerprints; Params/FLOPs once counted) and the files
 planning read (``ean.files_read``: data roots, annotation files, weights files; and every absolute path in a
 trial's config), each with its size and mtime, or absent. A hit stands only while each file is as it was;
@@ -14,6 +14,7 @@ anything else plans again. Entries live in the on-disk cache (``runners.cache``,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import importlib.util
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import ean
+from ean.files_read import file_signature
 from ean.plugins import plugin_entry_points
 from runners.cache import DiskCache
 from runners.trials import ModelCounts, Trial
@@ -34,8 +36,8 @@ from study.spec import StudySpec
 CODE_PACKAGES = ("ean", "runners", "study")
 #: Distributions whose versions decide a plan (composition, the checks, the counts).
 DISTRIBUTIONS = ("torch", "torchvision", "hydra-core", "omegaconf", "pyyaml")
-#: Environment variables that move the files planning reads (the hub cache, the data); ``EAN_*`` too.
-ENVIRONMENT = ("TORCH_HOME", "XDG_CACHE_HOME")
+#: Environment variables that move the files planning reads (the hub cache, ``~``); ``EAN_*`` too.
+ENVIRONMENT = ("HOME", "TORCH_HOME", "XDG_CACHE_HOME")
 #: The files of a config folder.
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
@@ -90,16 +92,18 @@ class PlanCache:
         if not isinstance(entry, dict) or any(file_signature(p) != s for p, s in entry["files"].items()):
             return None
         self.files = entry["files"]
+        entry = copy.deepcopy(entry)  # the cache's own copy stays as stored
         views = {c: self.spec.on_dataset(c) for c in self.spec.columns_of_data}
         return [_trial(self.spec.name, views[t["column"]], t) for t in entry["trials"]]
 
-    def save(self, trials: list[Trial], read: set[str] | None = None) -> None:
+    def save(self, trials: list[Trial], read: dict[str, list | None] | None = None) -> None:
         """Keeps ``trials`` (with their counts, where counted) under the key, with the files planning read
-        (``read``, from ``ean.files_read.recording``; kept from an earlier save or load when None) and the
-        absolute paths of the trials' configs. Nothing is kept when a config does not survive JSON as it is."""
+        (``read``, from ``ean.files_read.recording``: each as it was before it was read; kept from an earlier
+        save or load when None) and the absolute paths of the trials' configs. Nothing is kept when a config
+        does not survive JSON as it is."""
         if read is not None:
-            paths = read | {p for t in trials for p in _paths(t.config)}
-            self.files = {p: file_signature(p) for p in sorted(paths)}
+            extra = {p for t in trials for p in _paths(t.config)} - set(read)
+            self.files = dict(sorted({**read, **{p: file_signature(p) for p in extra}}.items()))
         entries = [_entry(t) for t in trials]
         if json.loads(json.dumps(entries)) != entries:
             return
@@ -117,14 +121,17 @@ def code_signature() -> str:
 
 
 def plugin_signature(module: str) -> str:
-    """A digest of the folder of a plugin's module (its code and its ``conf/`` files)."""
+    """A digest of a plugin's top-level package (its code and its ``conf/`` files), or of its module's file
+    when the entry point names a top-level module."""
     try:
-        found = importlib.util.find_spec(module)
+        found = importlib.util.find_spec(module.split(".")[0])
     except (ImportError, ValueError):
         found = None
     if found is None or not found.origin:
         return "not found"
-    return tree_signature([Path(found.origin).parent], (".py", *CONFIG_SUFFIXES))
+    if found.submodule_search_locations:
+        return tree_signature([Path(p) for p in found.submodule_search_locations], (".py", *CONFIG_SUFFIXES))
+    return json.dumps(file_signature(found.origin))
 
 
 def tree_signature(folders: list[Path], suffixes: tuple[str, ...]) -> str:
@@ -137,18 +144,6 @@ def tree_signature(folders: list[Path], suffixes: tuple[str, ...]) -> str:
                 stat = os.stat(os.path.join(root, name))
                 digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
-
-
-def file_signature(path: str) -> list | None:
-    """What a file or folder is now: ``["file", size, mtime]``, ``["dir", mtime]`` (entries added or removed
-    change it), or None when it is not there."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    if os.path.isdir(path):
-        return ["dir", stat.st_mtime_ns]
-    return ["file", stat.st_size, stat.st_mtime_ns]
 
 
 def _version(distribution: str) -> str:

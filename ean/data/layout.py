@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ean.data.errors import DataError
 from ean.data.records import VideoRecord, as_frames
+from ean.files_read import note
 
 SPLITS = ("train", "val")
 
@@ -29,6 +30,7 @@ def find_file(root: str, candidates: Sequence[str], what: str, dataset: str) -> 
     """The first of ``candidates`` (paths relative to ``root``, or absolute) that is a file."""
     for name in candidates:
         path = os.path.join(root, name)
+        note(path)  # each candidate tried: one that appears changes which is read
         if os.path.isfile(path):
             return path
     tried = "\n".join(f"  {os.path.join(root, c)}" for c in candidates)
@@ -39,6 +41,7 @@ def find_dir(root: str, candidates: Sequence[str], what: str, dataset: str) -> s
     """The first of ``candidates`` (relative to ``root``) that is a folder."""
     for name in candidates:
         path = os.path.normpath(os.path.join(root, name))
+        note(path)
         if os.path.isdir(path):
             return path
     tried = "\n".join(f"  {os.path.normpath(os.path.join(root, c))}" for c in candidates)
@@ -68,6 +71,7 @@ def find_media_dir(
     if frames_root is None:
         return find_dir(root, candidates, what, dataset)
     for name in candidates:
+        note(os.path.join(frames_root, name))
         if os.path.isdir(os.path.join(frames_root, name)):
             return os.path.normpath(os.path.join(root, name))
     return find_dir(frames_root, candidates, f"frame folders of the {what}", dataset)

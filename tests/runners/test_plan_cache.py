@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ean.data.identity import _num_classes
 from ean.files_read import recording
 from runners.compose import search_path
 from runners.plan import PlanError, build_plan
@@ -97,6 +98,37 @@ def test_a_data_root_that_went_away_plans_again_and_refuses(tmp_path, sth_v1, im
         plan(spec, [], cli, tmp_path, tmp_path / "cache")
 
 
+def test_an_edited_list_file_in_a_subfolder_plans_again_and_refuses_the_wrong_class_count(tmp_path, imagenet_v1):
+    """The class count is read from list files the config names relative to the root, in a subfolder."""
+    root = tmp_path / "ucf"
+    (root / "lists").mkdir(parents=True)
+    (root / "lists" / "train.txt").write_text("a 8 0\nb 8 1\n")
+    (root / "lists" / "val.txt").write_text("c 8 0\nd 8 1\n")
+    spec = load_spec(find_spec("table8"))
+    cli = ["data=list_file", f"data.root={root}", "data.train_list=lists/train.txt", "data.val_list=lists/val.txt",
+           "model.num_classes=2"]  # fmt: skip
+    plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    assert plan(spec, [], cli, tmp_path, tmp_path / "cache")[1]
+    with (root / "lists" / "val.txt").open("a") as f:
+        f.write("e 8 2\n")
+    _num_classes.cache_clear()  # as in a new process: this one remembers the class count of the same config
+    with pytest.raises(PlanError, match="has 3 classes"):
+        plan(spec, [], cli, tmp_path, tmp_path / "cache")
+
+
+def test_a_file_edited_while_the_study_is_planned_leaves_no_plan_that_hits(tmp_path, sth_v1, imagenet_v1):
+    """Each file's state is taken before it is read: an edit after that (while other rows compose) is a miss."""
+    spec = load_spec(find_spec("table8"))
+    cli = [f"data.root={sth_v1}"]
+    cache = PlanCache(spec, [], cli, [0], tmp_path, True, None, search_path(), tmp_path / "cache")
+    with recording() as read:
+        trials = build_plan(spec, [], cli, [0], tmp_path)
+    with (sth_v1 / "train.csv").open("a") as f:
+        f.write("3;class 5\n")
+    cache.save(trials, read)
+    assert PlanCache(spec, [], cli, [0], tmp_path, True, None, search_path(), tmp_path / "cache").load() is None
+
+
 def test_every_input_of_planning_is_in_the_key(tmp_path, monkeypatch):
     spec = load_spec(find_spec("table8"))
     profile = profile_overrides(spec, "smoke")
@@ -126,8 +158,20 @@ def test_every_input_of_planning_is_in_the_key(tmp_path, monkeypatch):
     with_conf = key(conf_dirs=[*search_path(), tmp_path / "conf"])
     (conf / "mine.yaml").write_text("epochs: 2\n")
     assert key(conf_dirs=[*search_path(), tmp_path / "conf"]) != with_conf
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    assert key() != base
+    for variable in ("TORCH_HOME", "HOME"):  # where the hub cache and ~ are
+        monkeypatch.setenv(variable, str(tmp_path / variable))
+        assert key() != base
+        monkeypatch.undo()
+
+
+def test_a_loaded_plan_is_the_callers_to_change(tmp_path):
+    spec = load_spec(find_spec("table8"))
+    profile = profile_overrides(spec, "smoke")
+    plan(spec, profile, [], tmp_path, tmp_path / "cache", "smoke")
+    cache = PlanCache(spec, profile, [], [0, 1], tmp_path, True, "smoke", search_path(), tmp_path / "cache")
+    first = cache.load()
+    first[0].config["trainer"]["lr"] = 123.0
+    assert cache.load()[0].config["trainer"]["lr"] != 123.0
 
 
 def test_the_code_signature_sees_an_edited_an_added_and_a_removed_file(tmp_path):
