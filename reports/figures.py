@@ -24,6 +24,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from reports.files import atomic_path
+
 #: Colours of the video variants of Fig. 10 (the paper: anchor gray, spatial green, temporal brown).
 VARIANT_COLORS = {"anchor": "#8c8c8c", "zoom": "#4a9a4a", "fps": "#8b5a2b"}
 _OTHER_COLORS = ("#4c72b0", "#dd8452", "#c44e52", "#8172b3")
@@ -43,9 +45,9 @@ def save_figure(fig: Figure, out: str | Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"]
     FigureCanvasAgg(fig)  # the Agg canvas, whatever backend pyplot would pick
-    with matplotlib.rc_context(SAVE_RC):
-        fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-        fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
+    with matplotlib.rc_context(SAVE_RC), atomic_path(paths[0]) as png, atomic_path(paths[1]) as pdf:
+        fig.savefig(png, dpi=150, bbox_inches="tight")
+        fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None})
     return paths
 
 

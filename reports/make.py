@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports.collect import StudyNotFoundError, collect_runs
+from reports.files import atomic_path, write_text
 from reports.latex import latex_document, render_latex
 from reports.markdown import render_markdown
 from reports.results import compared_metrics, results_frame, row_results
@@ -177,8 +178,9 @@ def _write_csv(
                 reasons[run_id] = f"an older FINISHED run of ({dup.row}, seed {dup.seed}); the newest is {dup.chosen}"
     runs["excluded_because"] = runs["run_id"].map(lambda run_id: reasons.get(run_id, ""))
     paths = [out / f"{spec.name}.csv", out / f"{spec.name}_runs.csv"]
-    frame.to_csv(paths[0], index=False)
-    runs.to_csv(paths[1], index=False)
+    for table, path in zip((frame, runs), paths, strict=True):
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
     return paths
 
 
@@ -217,7 +219,7 @@ def _draw_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out:
     _draw_all_figures(spec, selection, tracking_uri, out, report)
     drawn = [f.name for f in report.files[before:]]
     out.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({"inputs": digest, "files": drawn}))
+    write_text(manifest, json.dumps({"inputs": digest, "files": drawn}))
 
 
 def _figure_inputs(spec: StudySpec, selection: Selection) -> str:
@@ -264,8 +266,7 @@ def _class_accuracy(row: str, selection: Selection, tracking_uri: str):
 
 
 def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_text(path, text)
 
 
 def build_parser() -> argparse.ArgumentParser:
