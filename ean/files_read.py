@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 _recorders: list[dict[str, list | None]] = []
+_generation = [0]  # recordings started in this process
 
 
 @contextmanager
@@ -23,11 +24,18 @@ def recording() -> Iterator[dict[str, list | None]]:
     """Collects the paths noted inside the block (absolute, as strings), each with its ``file_signature`` when
     first noted; nested recordings each get them."""
     seen: dict[str, list | None] = {}
+    _generation[0] += 1
     _recorders.append(seen)
     try:
         yield seen
     finally:
         _recorders.remove(seen)
+
+
+def generation() -> int:
+    """How many recordings this process has started: a memo of what was read keys on it, so that each
+    recording reads (and notes) the files again."""
+    return _generation[0]
 
 
 def note(path: str | Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from ean.data.builder import LOADER_KEYS, build_dataset, variant_options
 from ean.data.errors import DataError
 from ean.data.registry import DATASETS
-from ean.files_read import note
+from ean.files_read import generation, note
 
 #: Keys that say where the data lies.
 LOCATION_KEYS = ("root", "frames_root")
@@ -86,11 +86,13 @@ def dataset_num_classes(data_cfg: dict[str, Any]) -> int:
     own = getattr(DATASETS.get(data_cfg.get("dataset")), "num_classes", None)
     if own is not None:
         return own(data_cfg)
-    return _num_classes(json.dumps(data_cfg, sort_keys=True, default=str))
+    return _num_classes(json.dumps(data_cfg, sort_keys=True, default=str), generation())
 
 
 @functools.lru_cache(maxsize=64)
-def _num_classes(data_json: str) -> int:
+def _num_classes(data_json: str, recording: int) -> int:
+    """The class count of a data config, memoised within one recording of the files read
+    (``ean.files_read``): a new recording reads, and notes, the annotations again."""
     dataset = build_dataset({**json.loads(data_json), "decode_timeout_s": 0}, "val")
     try:
         return dataset.num_classes
