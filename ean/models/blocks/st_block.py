@@ -63,7 +63,11 @@ class SpatialTemporalBlock(nn.Module):
         groups: groups of the compress and expand convs.
         expand_init_scale: factor on the expand conv's default initialisation (small: starts near identity).
 
-    Shapes: (N*T, C, H, W) -> (N*T, C, H, W).
+    Works in the channels-last layout, the backbone's after its first temporal conv: on CPU, oneDNN's grouped
+    1x1 convolutions, the temporal (k, 1) convolutions and the 3x3x3 pooling all run there without copies
+    (figures: benchmarks/RESULTS.md, section "Model training step"); an NCHW input is converted once.
+
+    Shapes: (N*T, C, H, W) -> (N*T, C, H, W), channels-last.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class SpatialTemporalBlock(nn.Module):
             self.expand.weight.mul_(expand_init_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)  # the backbone's layout after its first temporal conv
         z = self.compress(x)
         y = self.inter_relu(self.temporal_bn(self.temporal(z)))
         y = self.spatial(self.fusion(y, z))

@@ -18,9 +18,15 @@ def apply_matrix(x: torch.Tensor, matrix: torch.Tensor, num_segments: int) -> to
         (N*T, C, H, W).
     """
     nt, c, h, w = x.shape
-    clips = x.view(nt // num_segments, num_segments, c, h * w)  # no transpose: M broadcasts over time
-    mixed = torch.matmul(matrix.to(x.dtype).unsqueeze(1), clips)  # (N, 1, C, C) @ (N, T, C, HW)
-    return mixed.view(nt, c, h, w)
+    matrix = matrix.to(x.dtype).unsqueeze(1)  # (N, 1, C, C): M broadcasts over time
+    if x.is_contiguous():
+        mixed = torch.matmul(matrix, x.view(nt // num_segments, num_segments, c, h * w))  # (N, T, C, HW)
+        return mixed.view(nt, c, h, w)
+    # Channels-last (the EAB's layout): the same products transposed, (N, T, HW, C) @ M^T, so that the
+    # output stays channels-last with no copy of x.
+    rows = x.permute(0, 2, 3, 1).reshape(nt // num_segments, num_segments, h * w, c)
+    mixed = torch.matmul(rows, matrix.transpose(-1, -2))  # (N, T, HW, C)
+    return mixed.view(nt, h, w, c).permute(0, 3, 1, 2)
 
 
 class Fusion(nn.Module):
