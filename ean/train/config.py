@@ -25,7 +25,9 @@ Keys:
     clip_grad: max global L2 norm of the gradients (20), or None for no clipping.
     amp: ``"auto"`` (bf16 on CUDA, none on CPU), ``"bf16"``, ``"fp16"`` (CUDA only, with a GradScaler) or
         ``"none"``.
-    channels_last: ``"auto"`` (on CUDA only) or a bool; converts the 4-D convolution weights.
+    channels_last: ``"auto"`` (on) or a bool; converts the 4-D convolution weights, so that every convolution
+        runs channels-last (on CPU too: a ResNet-50 TSN step 0.79x, EAN 8F RGB+LMC 0.93x of NCHW; figures:
+        benchmarks/RESULTS.md, section "Model training step").
     deterministic: deterministic kernels (``torch.use_deterministic_algorithms``), cuDNN autotuning off.
         Cost: on CPU none measurable (see benchmarks/RESULTS.md, "Training"); on CUDA cuDNN's benchmark
         mode is lost and ops without a deterministic kernel (3-D max-pool backward in the EAB) only warn.
@@ -183,6 +185,6 @@ def amp_dtype(cfg: dict[str, Any], device: torch.device) -> torch.dtype | None:
 
 
 def use_channels_last(cfg: dict[str, Any], device: torch.device) -> bool:
-    """Whether to convert the model to channels_last (``auto``: on CUDA only)."""
+    """Whether to convert the model to channels_last (``auto``: yes, on every device)."""
     value = cfg["channels_last"]
-    return device.type == "cuda" if value == "auto" else bool(value)
+    return True if value == "auto" else bool(value)

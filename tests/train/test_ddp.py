@@ -119,5 +119,7 @@ def test_one_process_accumulating_two_batches_matches_two_gloo_ranks(fixed_clips
         for key in ("train_loss", "train_top1", "lr", "val_loss"):
             assert two["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-5, abs=1e-6), key
     a, b = _weights(accumulated_dir), _weights(ddp_dir)
-    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
+    # Channels-last convolutions (the default) sum the stem's weight gradient in another order in one process
+    # than across two ranks: 1.3e-6 apart after 3 epochs (weights up to 0.1); a lost gradient would be ~1e-3.
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-5) for k in a)
     assert accumulated.epochs()[0]["metrics"]["train_loss"] != accumulated.epochs()[-1]["metrics"]["train_loss"]
