@@ -1,7 +1,10 @@
 """Training-step time of EAN against a plain ResNet-50 TSN on the same input, measured in one run.
 
 Forward + backward in train mode, two clips of 8 segments at 224 x 224, 2 CPU threads by default;
-printed as ratios to the ResNet-50 TSN measured alongside (round-robin, median of the repeats).
+printed as ratios to the ResNet-50 TSN measured alongside (round-robin, median of the repeats). Also
+measured: torchvision's own ``resnet50`` with TSN's consensus (the same reference, built by torchvision), and
+the ResNet-50 TSN and EAN with channels-last weights (``ean.train.runtime.to_channels_last``: every
+convolution then runs channels-last, a layout the plain TSN does not reach by itself on CPU).
 On a CUDA device (``--device cuda``) it also measures throughput in clips/s with bf16 autocast and
 channels_last.
 
@@ -25,12 +28,17 @@ from ean.models import build_model, frames_per_segment
 from ean.train.runtime import to_channels_last
 
 TSN = {"block": "none", "regions": "none", "temporal_conv": False, "motion_excitation": False}
+#: A ``build_model`` config, or ``TORCHVISION`` for torchvision's ``resnet50`` with TSN's consensus.
+TORCHVISION = "torchvision"
 MODELS = {
     "ResNet-50 TSN (reference)": TSN,
+    "torchvision resnet50, TSN consensus": TORCHVISION,
     "ResNet baseline (ME + temporal conv)": {"block": "none", "regions": "none"},
     "EAN 8F RGB": {},
     "EAN 8F RGB+LMC": {"modality": "rgb_lmc"},
 }
+#: Rows measured with channels-last weights as well (on CPU; on a GPU every model is channels-last).
+CHANNELS_LAST_ROWS = ("ResNet-50 TSN (reference)", "EAN 8F RGB+LMC")
 
 #: ``--parts``: EAN 8F RGB+LMC's parts added to the ResNet baseline one at a time (ratios to the first).
 PARTS = {
@@ -43,13 +51,33 @@ PARTS = {
 }
 
 
-def make_step(config: dict, clips: int, size: int, device: str, amp: bool):
-    config = {**config, "input_size": size}
-    model = build_model(config).to(device).train()
-    if amp:
+class TorchvisionTSN(torch.nn.Module):
+    """torchvision's ``resnet50`` on every frame, its scores averaged over the segments (TSN's consensus).
+
+    Shapes: (N, T, 1, 3, H, W) -> (N, K).
+    """
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        from torchvision.models import resnet50
+
+        self.net = resnet50(num_classes=num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t = x.shape[:2]
+        return self.net(x.flatten(0, 2)).view(n, t, -1).mean(dim=1)
+
+
+def make_step(config: dict | str, clips: int, size: int, device: str, amp: bool, channels_last: bool = False):
+    if config == TORCHVISION:
+        model, frames = TorchvisionTSN(174).to(device).train(), 1
+    else:
+        config = {**config, "input_size": size}
+        model, frames = build_model(config).to(device).train(), frames_per_segment(config)
+    if amp or channels_last:
         model = to_channels_last(model)  # 4-D weights only: the EAB has 3-D convolutions
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(clips, 8, frames_per_segment(config), 3, size, size, device=device)
+    x = torch.randn(clips, 8, frames, 3, size, size, device=device)
     y = torch.randint(0, 174, (clips,), device=device)
 
     def step() -> None:
@@ -101,6 +129,11 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     models = PARTS if args.parts else MODELS
     steps = {name: make_step(cfg, clips, args.size, args.device, amp=gpu) for name, cfg in models.items()}
+    if not args.parts and not gpu:
+        for name in CHANNELS_LAST_ROWS:
+            steps[f"{name.removesuffix(' (reference)')}, channels-last"] = make_step(
+                MODELS[name], clips, args.size, args.device, amp=False, channels_last=True
+            )
     for step in steps.values():  # warm-up
         step()
     times = {name: [] for name in steps}
@@ -110,10 +143,14 @@ def main() -> None:
     ref = statistics.median(next(iter(times.values())))
     mode = "bf16 autocast + channels_last" if gpu else f"fp32, {args.threads} threads"
     print(f"train step (forward+backward+SGD), {clips} clips x 8 x {args.size}^2, {args.device}, {mode}")
-    print(f"{'model':40} {'s/step':>8} {'ratio':>7} {'clips/s':>8}")
+    print(f"{'model':44} {'s/step':>8} {'ratio':>7} {'clips/s':>8}")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:40} {median:8.3f} {median / ref:6.2f}x {clips / median:8.1f}")
+        print(f"{name:44} {median:8.3f} {median / ref:6.2f}x {clips / median:8.1f}")
+    layouts = [n for n in times if n.endswith(", channels-last")]
+    if len(layouts) == 2:
+        tsn, ean = (statistics.median(times[n]) for n in layouts)
+        print(f"\nchannels-last against channels-last: {layouts[1]} / {layouts[0]} = {ean / tsn:.2f}x")
     if args.ops:
         totals = {name: operator_totals(step) for name, step in steps.items()}
         first = next(iter(totals.values()))
