@@ -18,8 +18,10 @@ Data loading is not timed (a study whose loaders keep the device fed: ``benchmar
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from runners.cache import DiskCache
 from runners.trials import Trial
@@ -63,18 +65,26 @@ def estimate(
     cached_only: bool = False,
 ) -> list[TrialCost] | None:
     """The cost of each trial that will train (each distinct network timed once, and the time kept in the
-    on-disk cache under the network, the recipe, the devices and the device's name). ``cached_only``: None
+    on-disk cache under the network, the recipe, the devices, the device's name and the code that ran the
+    step: ``step_code_signature``). ``cached_only``: None
     unless every network's time is in the cache (nothing is timed: the figure a running study logs)."""
     from ean.data.identity import split_size
     from ean.train.config import device_batch, resolve_trainer_config
 
     cache = cache or DiskCache("step_seconds")
     where = device or ("cuda" if _has_cuda() else "cpu")
+    code = step_code_signature()
     costs = []
     for trial in (t for t in trials if not t.state.finished):
         config, devices = train_config(trial.config), devices_of(trial.config)
         trainer = resolve_trainer_config(config)
-        key = {"model": config["model"], "trainer": trainer, "devices": devices, "device": _device_name(where)}
+        key = {
+            "model": config["model"],
+            "trainer": trainer,
+            "devices": devices,
+            "device": _device_name(where),
+            "code": code,
+        }
         seconds = cache.get(key)
         if seconds is None:
             if cached_only:
@@ -85,6 +95,17 @@ def estimate(
         videos = {split: split_size(config["data"], split) for split in ("train", "val")}
         costs.append(_cost(trial, seconds, trainer, videos, per_device * accumulation))
     return costs
+
+
+def step_code_signature() -> str:
+    """What a timed step ran: ``ean``'s source files (path, size, mtime) and torch's version. A time measured
+    before the models or the training loop changed is not reused."""
+    import torch
+
+    from runners.plan_cache import tree_signature
+
+    folders = importlib.util.find_spec("ean").submodule_search_locations
+    return f"torch {torch.__version__}, ean {tree_signature([Path(f) for f in folders], ('.py',))}"
 
 
 def _time_step(config: dict, steps: int, devices: int, device: str | None, where: str) -> float:
@@ -128,16 +149,17 @@ def totals(costs: list[TrialCost], slots: int) -> tuple[float, float]:
 def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:
     """Per row (per row and dataset column in a study that compares datasets) and in all: trials, seconds per
     step, steps, hours per trial, device-hours; the wall clock."""
-    lines = [f"{'row':24} {'trials':>6} {'s/step':>8} {'steps':>9} {'h/trial':>8} {'device-h':>9}"]
     rows: dict[str, list[TrialCost]] = {}
     for cost in costs:
         trial = cost.trial
         rows.setdefault(f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id, []).append(cost)
+    width = max([24, *map(len, rows)])
+    lines = [f"{'row':{width}} {'trials':>6} {'s/step':>8} {'steps':>9} {'h/trial':>8} {'device-h':>9}"]
     for row, items in rows.items():
         c = items[0]
         hours = c.train_hours + c.eval_hours
         total = sum(i.device_hours for i in items)
-        lines.append(f"{row:24} {len(items):6d} {c.seconds_per_step:8.2f} {c.steps:9d} {hours:8.2f} {total:9.1f}")
+        lines.append(f"{row:{width}} {len(items):6d} {c.seconds_per_step:8.2f} {c.steps:9d} {hours:8.2f} {total:9.1f}")
     device_hours, wall = totals(costs, slots)
     lines.append(
         f"in all: {len(costs)} trial(s) to train ({free} cached or reused: free), {device_hours:.1f} device-hours; "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from ean.data import build_dataset
 from ean.data.identity import split_size
-from runners.estimate import estimate, format_costs
+from runners.cache import DiskCache
+from runners.estimate import estimate, format_costs, step_code_signature
 from runners.plan import TrialState, build_plan
 from runners.run import main
 from study.spec import parse_spec
@@ -113,3 +115,31 @@ def test_a_study_logs_its_estimated_cost_to_the_parent_run_once_a_dry_run_timed_
     assert second.data.metrics[S.METRIC_ESTIMATE_WALL_HOURS] > 0
     text = client.download_artifacts(second.info.run_id, S.ARTIFACT_ESTIMATE, str(study_dir))
     assert Path(text).read_text().splitlines()[-1] == printed  # the figure the dry run printed
+
+
+def test_a_step_time_measured_by_other_code_is_timed_again(tmp_path, monkeypatch):
+    """The cached time of a network is kept under the code that ran it: after an edit of ``ean`` (or another
+    torch) the network is timed again, not priced with the old figure."""
+    timed = []
+    monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: timed.append(1) or 2.0)
+    cache = DiskCache("step_seconds", tmp_path / "cache")
+    spec = parse_spec(tiny_spec([BASE], seeds=(0,)))
+    trials = build_plan(spec, [], [], [0], tmp_path)
+    estimate(trials, cache=cache)
+    estimate(trials, cache=cache)
+    assert len(timed) == 1  # the same code: the cached time
+    monkeypatch.setattr("runners.estimate.step_code_signature", lambda: "torch 9.9, ean edited")
+    assert estimate(trials, cache=cache, cached_only=True) is None
+    estimate(trials, cache=cache)
+    assert len(timed) == 2
+
+
+def test_the_step_code_signature_follows_the_ean_sources(tmp_path, monkeypatch):
+    package = tmp_path / "ean"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ean", raising=False)
+    before = step_code_signature()
+    (package / "models.py").write_text("x = 1\n")
+    assert step_code_signature() != before
