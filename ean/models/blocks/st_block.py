@@ -108,4 +108,4 @@ class SpatialTemporalBlock(nn.Module):
         y = self.spatial(self.fusion(y, z))
         if self.pool is not None:
             y = y + self.pool(z)
-        return x + self.expand(y)
+        return self.expand(y).add_(x)  # in place: no new tensor of the block's full size
