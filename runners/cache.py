@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,14 @@ class DiskCache:
     def path(self, key: Any) -> Path:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
         return self.folder / f"{digest}.json"
+
+    def stored_keys(self) -> Iterator[Any]:
+        """The keys of the entries in the folder (any process's; unreadable entries skipped)."""
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                yield json.loads(path.read_text())["key"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
 
     def get(self, key: Any) -> Any | None:
         """The value stored under ``key``, or None."""

@@ -18,10 +18,9 @@ Data loading is not timed (a study whose loaders keep the device fed: ``benchmar
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from runners.cache import DiskCache
 from runners.trials import Trial
@@ -68,12 +67,14 @@ def estimate(
     on-disk cache under the network, the recipe, the devices, the device's name and the code that ran the
     step: ``step_code_signature``). ``cached_only``: None
     unless every network's time is in the cache (nothing is timed: the figure a running study logs)."""
+    cache = cache or DiskCache("step_seconds")
+    code = step_code_signature()
+    if cached_only and not any(isinstance(k, dict) and k.get("code") == code for k in cache.stored_keys()):
+        return None  # no step timed by this code: nothing to import (torch) while a study's trials start
     from ean.data.identity import split_size
     from ean.train.config import device_batch, resolve_trainer_config
 
-    cache = cache or DiskCache("step_seconds")
     where = device or ("cuda" if _has_cuda() else "cpu")
-    code = step_code_signature()
     costs = []
     for trial in (t for t in trials if not t.state.finished):
         config, devices = train_config(trial.config), devices_of(trial.config)
@@ -100,12 +101,9 @@ def estimate(
 def step_code_signature() -> str:
     """What a timed step ran: ``ean``'s source files (path, size, mtime) and torch's version. A time measured
     before the models or the training loop changed is not reused."""
-    import torch
+    from runners.plan_cache import code_signature
 
-    from runners.plan_cache import tree_signature
-
-    folders = importlib.util.find_spec("ean").submodule_search_locations
-    return f"torch {torch.__version__}, ean {tree_signature([Path(f) for f in folders], ('.py',))}"
+    return f"torch {importlib.metadata.version('torch')}, ean {code_signature(('ean',))}"
 
 
 def _time_step(config: dict, steps: int, devices: int, device: str | None, where: str) -> float:

@@ -110,11 +110,11 @@ class PlanCache:
         self.cache.put(self.key, {"trials": entries, "files": self.files})
 
 
-def code_signature() -> str:
-    """A digest of the source files of ``CODE_PACKAGES`` (relative path, size, mtime): a changed file, an
-    added or a removed one changes it."""
+def code_signature(packages: tuple[str, ...] = CODE_PACKAGES) -> str:
+    """A digest of the source files of ``packages`` (relative path, size, mtime): a changed file, an added or
+    a removed one changes it."""
     folders = []
-    for name in CODE_PACKAGES:
+    for name in packages:
         found = importlib.util.find_spec(name)
         folders += list(found.submodule_search_locations or []) if found else []
     return tree_signature([Path(f) for f in folders], (".py",))

@@ -5,13 +5,16 @@ or an existing cluster joined with ``--address``. Each
 trial asks for its config's resources (CPUs, GPUs, fractions of a GPU); a trial with several workers runs
 DDP inside (Ray Train's TorchTrainer) and reserves only a token itself so its workers get the devices.
 Failed trials are retried from their last checkpoint (``FailureConfig(max_failures)``). Actors are reused
-between trials to save Ray's per-trial start-up.
+between trials to save Ray's per-trial start-up. Tune writes no result files of its own (CSV, JSON,
+TensorBoard: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``, unless set otherwise): MLflow is the study's record, and
+TensorBoard's writer would import torch into the driver while its first trials start.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -195,6 +198,7 @@ def run_trials(
     ``writer`` takes every other MLflow write.
     """
     start_ray(address)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if max_concurrent is None:
         import ray
 

@@ -90,7 +90,7 @@ class StudySession:
                     return self.finish_cached()  # nothing to train: Ray is neither imported nor started
             import ray  # noqa: F401  here, before the thread below imports Tune (which imports ray)
 
-            threading.Thread(target=import_module, args=("runners.scheduler",), daemon=True).start()  # Tune, torch
+            threading.Thread(target=import_module, args=("runners.scheduler",), daemon=True).start()  # Tune (no torch)
             start_ray(self.args.address)  # meanwhile: runners.local_ray imports no Tune, no torch
             signals.install()  # again: Ray's local cluster installed its own SIGTERM handler
             if opening is not None:

@@ -1,10 +1,12 @@
-"""Checks of a composed trial config before anything runs: code references, resources, then ``ean``'s checks."""
+"""Checks of a composed trial config before anything runs: code references, resources, then ``ean``'s checks.
+
+Imports no torch until a config is checked: a study's driver and its Tune trainable import this module.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ean.trial import check_trial_config as check_ean_config
 from study.policy import value_problems
 
 #: The orchestration's own section of a trial config; ``ean`` owns every other section.
@@ -28,6 +30,8 @@ def check_trial_config(config: dict[str, Any], require_files: bool = True) -> li
     ``compose_config`` checked the tree before resolving; the resolved values are checked again with the same
     policy, since interpolation can put together a text that a later config would call (``${a}${b}``).
     ``require_files=False``: the data and weights files need not be on this machine (``ean.trial``)."""
+    from ean.trial import check_trial_config as check_ean_config  # imports torch: not at a driver's start
+
     problems = value_problems(config)
     resources = _check_resources(config)
     devices = 1 if resources else devices_of(config)

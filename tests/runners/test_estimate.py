@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from runners.estimate import estimate, format_costs, step_code_signature
 from runners.plan import TrialState, build_plan
 from runners.run import main
 from study.spec import parse_spec
-from tests.runners.conftest import tiny_spec
+from tests.runners.conftest import REPO, tiny_spec
 
 BASE = {"id": "base", "label": "Base", "overrides": ["block=none", "regions=none"]}
 
@@ -143,3 +145,21 @@ def test_the_step_code_signature_follows_the_ean_sources(tmp_path, monkeypatch):
     before = step_code_signature()
     (package / "models.py").write_text("x = 1\n")
     assert step_code_signature() != before
+
+
+def test_a_starting_study_imports_no_torch_for_tune_or_an_untimed_estimate(tmp_path):
+    """The driver of a study that trains imports Tune's side of the runner and looks up a known cost while its
+    trials start; neither imports torch (about 2 s of CPU on 2 cores, taken from the trials' start-up) unless a
+    step was timed by this code (here only one timed by older code is cached). Run in a fresh interpreter:
+    this one has torch."""
+    DiskCache("step_seconds", tmp_path).put({"model": {}, "code": "torch 0.1, ean older"}, 1.0)
+    script = (
+        "import sys; from pathlib import Path; import runners.scheduler, runners.session; "
+        "from runners.cache import DiskCache; from runners.estimate import estimate; "
+        "estimate([], cached_only=True, cache=DiskCache('step_seconds', Path(sys.argv[1]))); "
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["NO-TORCH"]
