@@ -243,6 +243,7 @@ class BufferedTracker:
         self._tracker, self.journal, self.epoch_keys = tracker, journal, epoch_keys
         self.report, self.retry_s = report, retry_s
         self._queue: queue.Queue = queue.Queue()
+        self._counted_later: dict[int, Trial] = {}  # open entries journaled before their trial was counted
         self._idle = threading.Condition()
         self._pending = 0
         self._stop = threading.Event()
@@ -261,8 +262,15 @@ class BufferedTracker:
         self._enqueue(self.journal.append({"op": op, **fields}))
 
     def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> None:
-        """Journals and queues the opening of a trial's run (created, or reopened when it resumes)."""
-        self._enqueue(self.journal.append(open_entry(trial, tags, rerun)))
+        """Journals and queues the opening of a trial's run (created, or reopened when it resumes).
+
+        A trial can start before the study's preparation has counted its network (Params, FLOPs); the tracker
+        is that preparation's result, so when the entry is applied the trial's counts are known and go with it.
+        """
+        entry = self.journal.append(open_entry(trial, tags, rerun))
+        if entry["counts"] is None:
+            self._counted_later[entry["seq"]] = trial
+        self._enqueue(entry)
 
     def log_epoch(self, key: str, report: EpochReport) -> None:
         """Journals and queues one epoch of the trial ``key``."""
@@ -292,13 +300,21 @@ class BufferedTracker:
             entry = self._queue.get()
             if entry is None:
                 return
-            applier = applier or Applier(self.tracker, self.epoch_keys)
+            applier = applier or Applier(self.tracker, self.epoch_keys)  # the preparation is done from here on
+            entry = self._with_counts(entry)
             if not self._apply_until_done(applier, entry):
                 return  # closed during an outage: the rest stays in the journal for the next invocation
             self.journal.mark_applied(entry["seq"])
             with self._idle:
                 self._pending -= 1
                 self._idle.notify_all()
+
+    def _with_counts(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """An ``open`` entry journaled before its trial was counted, with the counts known now."""
+        trial = self._counted_later.pop(entry.get("seq"), None)
+        if trial is None or trial.counts is None:
+            return entry
+        return {**entry, "counts": asdict(trial.counts)}
 
     def _apply_until_done(self, applier: Applier, entry: dict[str, Any]) -> bool:
         """Applies ``entry``, retrying while the store does not answer; False when closed before it could."""

@@ -5,9 +5,9 @@ or an existing cluster joined with ``--address``. Each
 trial asks for its config's resources (CPUs, GPUs, fractions of a GPU); a trial with several workers runs
 DDP inside (Ray Train's TorchTrainer) and reserves only a token itself so its workers get the devices.
 Failed trials are retried from their last checkpoint (``FailureConfig(max_failures)``). Actors are reused
-between trials to save Ray's per-trial start-up. Tune writes no result files of its own (CSV, JSON,
-TensorBoard: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``, unless set otherwise): MLflow is the study's record, and
-TensorBoard's writer would import torch into the driver while its first trials start.
+between trials to save Ray's per-trial start-up. Of Tune's own result files, only its JSON one is written
+(Tune reads it back at the end; ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``, unless set otherwise): MLflow is the
+study's record, and Tune's TensorBoard writer would import torch into the driver while its first trials start.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 from ray import tune
 from ray.tune import PlacementGroupFactory
 from ray.tune.experiment import Trial as TuneTrial
+from ray.tune.logger import JsonLoggerCallback
 
 from runners import signals
 from runners.epochs import EpochReport
@@ -199,6 +200,7 @@ def run_trials(
     """
     start_ray(address)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    start_trials_in_waiting_workers()
     if max_concurrent is None:
         import ray
 
@@ -219,13 +221,31 @@ def run_trials(
             storage_path=str(storage / "_ray"),
             failure_config=tune.FailureConfig(max_failures=max_failures),
             stop=StopOnSignal(),
-            callbacks=[logger],
+            callbacks=[logger, JsonLoggerCallback()],
             verbose=0,
         ),
     )
     with signals.deferred():
         tuner.fit()
     return logger.outcome
+
+
+def start_trials_in_waiting_workers() -> None:
+    """Lets a trial's actor start in one of the worker processes Ray starts ahead of need.
+
+    Tune gives every trial actor a runtime env of its own (``PL_DISABLE_FORK=1``, a PyTorch Lightning
+    setting), and Ray hands an actor a waiting worker only when their runtime envs match: each trial then
+    waits for a new process and a runtime-env set-up (about 2 s on 2 cores). A study runs ``ean.train.fit``,
+    never Lightning, so the driver drops that default; the variables Tune passes on from the environment
+    still go. Nothing happens where a Ray version has no such default.
+    """
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:
+        return
+    defaults = getattr(class_cache, "DEFAULT_ENV_VARS", None)
+    if isinstance(defaults, dict):
+        defaults.pop("PL_DISABLE_FORK", None)
 
 
 class StopOnSignal(tune.Stopper):

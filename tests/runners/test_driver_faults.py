@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from mlflow.tracking import MlflowClient
 
 from ean.train import load_checkpoint, read_starts
 from tests.runners.conftest import REPO, cli_args, run_subprocess, tiny_spec, trial_runs, write_yaml
+
+RAY_LOG_WARNING = re.compile(r"\b(WARNING|ERROR)\b.*\.py:\d+ -- ")  # Ray's log lines: LEVEL file.py:line -- text
 
 pytestmark = pytest.mark.slow
 
@@ -124,6 +127,8 @@ def test_a_killed_trial_resumes_after_its_checkpoint_with_an_uncrashed_runs_numb
     spec = write_yaml(clean / "tiny.yaml", tiny_spec([ROW_BASE]))
     result = run_subprocess(clean, cli_args(clean, spec, "--no-report", *epochs))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    noise = [ln for ln in (result.stdout + result.stderr).splitlines() if RAY_LOG_WARNING.search(ln)]
+    assert not noise, noise  # a study that runs cleanly prints no warning of Ray's or Tune's own
     (uncrashed,) = trial_runs(clean)
     assert uncrashed.data.tags["ean.trial_key"] == runs["base"].data.tags["ean.trial_key"]
     assert history(clean, uncrashed.info.run_id) == history(study_dir, runs["base"].info.run_id)

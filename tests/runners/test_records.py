@@ -4,11 +4,20 @@ results, the journal's entries, old journal entries included). No Ray, no MLflow
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future
 
 import pytest
 
 from runners.epochs import FINAL_KEY, EpochReport
-from runners.journal import Applier, entry_counts, entry_report, epoch_entry, open_entry
+from runners.journal import (
+    Applier,
+    BufferedTracker,
+    Journal,
+    entry_counts,
+    entry_report,
+    epoch_entry,
+    open_entry,
+)
 from runners.plan import ModelCounts, Trial, TrialState
 from runners.progress import Progress
 from study.spec import Row
@@ -127,3 +136,17 @@ def test_the_tune_callback_hands_each_epoch_to_the_writer_and_the_display():
     report = EpochReport(2, {"train_loss": 0.5, "bad_files": 0.0})
     assert writer.calls == [("log_epoch", "k0", report)]
     assert progress.calls == [("epoch", "tiny/base/seed0", report)]
+
+
+def test_a_trial_opened_before_its_network_was_counted_is_opened_with_the_counts(tmp_path):
+    """A trial can start while the study's preparation still counts the networks; its run is opened once that
+    preparation (the tracker's Future) is done, and then with the counts (Params, FLOPs) it found."""
+    trial, preparing = a_trial(), Future()
+    writer = BufferedTracker(preparing, Journal(tmp_path / "journal.jsonl"), (), report=lambda line: None)
+    writer.open_trial(trial, {}, rerun=False)  # journaled without counts: none are known yet
+    trial.counts = ModelCounts(params=1200, macs=3400)  # the preparation counts it, then hands over its tracker
+    tracker = OpeningTracker()
+    preparing.set_result(tracker)
+    assert writer.flush(30) == 0
+    writer.close()
+    assert [t.counts for t in tracker.opened] == [ModelCounts(params=1200, macs=3400)]
