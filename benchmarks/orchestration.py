@@ -12,6 +12,7 @@ ResNet-18 at 64 px, 2 steps) so that the overhead shows.
 
     python benchmarks/orchestration.py            # prints the figures
     python benchmarks/orchestration.py --record   # also writes the "Orchestration" section of RESULTS.md
+    python benchmarks/orchestration.py --first-step 4 [--record]   # only the first step, 4 fresh studies
 
 Figures: benchmarks/RESULTS.md, section "Orchestration".
 """
@@ -177,12 +178,47 @@ def report(d8, d16, o8, o16, cached: float, cached_table: float, dry: tuple[floa
     return "\n".join(lines)
 
 
+def first_step(work: Path, repeats: int, command: str) -> str:
+    """Only the time to the first step: the reference once, then ``repeats`` fresh studies (a new store and
+    storage each, the plan cache warm); the section ``first_step`` of RESULTS.md."""
+    small = work / "bench8.yaml"
+    small.write_text(yaml.safe_dump(spec(SEEDS)))
+    _, reference = direct(small, work)
+    dry_run(small, work, work / "cache")  # the plan cache, warm as for a study planned before
+    firsts, env = [], {**_env(), "EAN_CACHE_DIR": str(work / "cache")}
+    for i in range(repeats):
+        cmd = [sys.executable, "-m", "runners.run", str(small), "--max-concurrent", "2", "--no-report",
+               "--mlflow-uri", f"sqlite:///{work / f'first{i}.db'}", "--storage", str(work / f"first{i}")]  # fmt: skip
+        start = time.time()
+        subprocess.run(cmd, cwd=work, check=True, capture_output=True, env=env)
+        firsts.append(_first_start(work / f"first{i}" / "bench", start) - start)
+    median = sorted(firsts)[len(firsts) // 2]
+    runs = ", ".join(f"{f:.2f}" for f in firsts)
+    return (
+        f"`{command}` (8 trials at concurrency 2, a fresh store and storage each run, the plan cache warm):\n\n"
+        "| | first training step after start | ratio |\n|---|---|---|\n"
+        f"| trial functions alone (process pool of 2) | {reference:.2f} s | 1.00x |\n"
+        f"| `python -m runners.run`, median of {repeats} ({runs} s) | {median:.2f} s | {median / reference:.2f}x |\n"
+        f"\nGoal (issue 20): within 5 s: {median:.1f} s ({'met' if median <= 5 else 'NOT met'})."
+    )
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
+    parser.add_argument("--first-step", type=int, metavar="N", help="only the time to the first step, N studies")
     args = parser.parse_args()
+    if args.first_step:
+        command = f"python benchmarks/orchestration.py --first-step {args.first_step}"
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chdir(tmp)
+            text = first_step(Path(tmp), args.first_step, command)
+        print(text)
+        if args.record:
+            record_section("first_step", text)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.chdir(work)
