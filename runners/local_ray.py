@@ -3,7 +3,8 @@
 Token authentication is asked for explicitly (Ray 2.60 turns it on by default for local clusters, older
 versions did not), and every server of the local cluster is bound to the loopback interface: Ray binds a
 node's servers to its node IP, which is the loopback one only when Ray is told this machine is not part of a
-cluster. The user's own environment wins.
+cluster. Ray's usage statistics (the report Ray sends its authors) are off for the local Ray a study
+starts: with them on, its start took a second longer here (ray.init 3.9 -> 2.9 s on 2 cores). The user's own environment wins (``RAY_USAGE_STATS_ENABLED=1`` turns them back on).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 log = logging.getLogger(__name__)
 
-LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 LOOPBACK = "127.0.0.1"
 
 
