@@ -4,7 +4,8 @@ Token authentication is asked for explicitly (Ray 2.60 turns it on by default fo
 versions did not), and every server of the local cluster is bound to the loopback interface: Ray binds a
 node's servers to its node IP, which is the loopback one only when Ray is told this machine is not part of a
 cluster. Ray's usage statistics (the report Ray sends its authors) are off for the local Ray a study
-starts: with them on, its start took a second longer here (ray.init 3.9 -> 2.9 s on 2 cores). The user's own environment wins (``RAY_USAGE_STATS_ENABLED=1`` turns them back on).
+starts: with them on, its start took a second longer here (ray.init 3.9 -> 2.9 s on 2 cores). The user's
+own environment wins (``RAY_USAGE_STATS_ENABLED=1`` turns them back on).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from ean.plugins import load_plugins, plugin_entry_points
@@ -23,6 +24,7 @@ from runners import signals
 from runners.compose import CompositionError, search_path, sweep_problem, use_config_dirs
 from runners.lease import LeaseHeld
 from runners.plan_cache import PlanCache
+from runners.process_exit import exit_now
 from runners.session import EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_OK, EXIT_STORE_DOWN, StudySession, fresh_store
 from runners.signals import Stopped
 from runners.tracking_check import TrackingUnreachable, check_tracking_uri
@@ -337,5 +339,11 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     return EXIT_OK
 
 
+def cli() -> NoReturn:
+    """The ``ean-run`` command: :func:`main`, then the process ends without Python's slow teardown of Ray, Tune
+    and MLflow (``runners.process_exit``)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()
