@@ -15,16 +15,21 @@ from tests.packaging import PACKAGES, REPO, build_wheel, console_scripts, instal
 #: Modules run with ``python -m`` that are not user commands.
 INTERNAL = {"ean.data.readers.decode_child"}
 MAIN_BLOCK = re.compile(r'^if __name__ == "__main__":\n    sys\.exit\(main\(\)\)\n', re.MULTILINE)
+CLI_BLOCK = re.compile(r'^if __name__ == "__main__":\n    cli\(\)\n', re.MULTILINE)
 
 
 @pytest.mark.parametrize(("command", "target"), sorted(console_scripts().items()))
 def test_a_console_command_is_the_main_its_python_m_form_runs(command, target):
     module_name, _, function = target.partition(":")
     module = importlib.import_module(module_name)
-    main = getattr(module, function)
-    assert callable(main) and function == "main"
-    assert inspect.signature(main).parameters["argv"].default is None  # argv None: sys.argv, as python -m
-    assert MAIN_BLOCK.search(inspect.getsource(module)), f"{module_name} runs main() otherwise under python -m"
+    main = module.main
+    assert callable(main) and inspect.signature(main).parameters["argv"].default is None  # None: sys.argv
+    if function == "main":
+        assert MAIN_BLOCK.search(inspect.getsource(module)), f"{module_name} runs main() otherwise under python -m"
+        return
+    # a wrapper that ends the process after main() (runners.run.cli): python -m runs the same wrapper
+    assert function == "cli" and "exit_now(main())" in inspect.getsource(getattr(module, function))
+    assert CLI_BLOCK.search(inspect.getsource(module)), f"{module_name} runs otherwise under python -m"
 
 
 def test_every_user_command_has_a_console_command():
