@@ -78,9 +78,9 @@ def test_an_outage_mid_study_delays_the_writes_and_loses_none(study_dir, server)
     driver = Driver(study_dir, args_for(study_dir, server, "trainer.epochs=10"))
     driver.wait_for(lambda: "epoch 1/10" in driver.output)
     server.stop()
-    driver.wait_for(lambda: "MLflow does not answer" in driver.output)  # a write failed while it was down
     (workdir,) = workdirs(study_dir)
-    down_at = checkpoint_epoch(workdir)
+    down_at = checkpoint_epoch(workdir)  # read at once: the epochs are short, the failed write's retries are not
+    driver.wait_for(lambda: "MLflow does not answer" in driver.output)  # a write failed while it was down
     driver.wait_for(lambda: checkpoint_epoch(workdir) > down_at)  # training goes on during the outage
     server.start()
     assert driver.process.wait(timeout=600) == 0, driver.output[-3000:]
