@@ -147,10 +147,16 @@ def entry_report(entry: dict[str, Any]) -> EpochReport:
 
 
 class Applier:
-    """Applies journal entries to a tracker, resolving each trial key to its run."""
+    """Applies journal entries to a tracker, resolving each trial key to its run.
 
-    def __init__(self, tracker, epoch_keys: tuple[str, ...]):
+    ``known_counts`` (trial key -> counts) fills an ``open`` entry journaled before its network was counted:
+    the invocation that wrote it may have stopped before applying it, and the plan of the one that replays it
+    knows the counts (the plan cache keeps them).
+    """
+
+    def __init__(self, tracker, epoch_keys: tuple[str, ...], known_counts: dict[str, ModelCounts] | None = None):
         self.tracker, self.epoch_keys = tracker, epoch_keys
+        self.known_counts = known_counts or {}
         self.run_ids: dict[str, str] = {}
 
     def run_id(self, key: str) -> str:
@@ -197,18 +203,20 @@ class Applier:
             data_fingerprint=entry["data_fingerprint"],
             state=TrialState(entry["state"]),
             run_id=entry["run_id"],
-            counts=entry_counts(entry),
+            counts=entry_counts(entry) or self.known_counts.get(entry["key"]),
             column=entry.get("column", ""),
         )
         tags = {**entry["tags"], S.TAG_OPENED_BY: entry["entry_id"]}
         return self.tracker.open_trial(trial, tags, bool(entry["rerun"]))
 
 
-def replay(tracker, journal: Journal, epoch_keys: tuple[str, ...]) -> int:
+def replay(
+    tracker, journal: Journal, epoch_keys: tuple[str, ...], known_counts: dict[str, ModelCounts] | None = None
+) -> int:
     """Applies the writes an earlier invocation left pending; returns how many. Stops at the first that
-    fails (the store is down again: the caller reports it)."""
+    fails (the store is down again: the caller reports it). ``known_counts``: see :class:`Applier`."""
     pending = journal.pending()
-    applier = Applier(tracker, epoch_keys)
+    applier = Applier(tracker, epoch_keys, known_counts)
     for entry in pending:
         try:
             applier.apply(entry)

@@ -123,7 +123,8 @@ class StudySession:
         self.lease = lease  # released by close() from now on
         if previous:
             print(f"{spec.name}: taking over from a driver that stopped ({previous.describe()})")
-        replayed = replay(tracker, Journal(self.journal_path), S.EPOCH_LOGGED)
+        counted = {t.key: t.counts for t in self.trials if t.counts is not None}
+        replayed = replay(tracker, Journal(self.journal_path), S.EPOCH_LOGGED, counted)
         if replayed:
             print(f"{spec.name}: applied {replayed} MLflow write(s) an earlier invocation left in {self.journal_path}")
         stale = tracker.reconcile()

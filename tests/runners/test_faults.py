@@ -186,6 +186,22 @@ def test_a_rerun_with_nothing_to_write_takes_no_lease_and_anything_to_write_does
         session_of(store, tmp_path, [a_trial()]).open()
 
 
+def test_a_run_a_stopped_driver_journaled_before_counting_gets_the_counts_of_the_next_plan(store, tmp_path):
+    """A driver journaled a trial's ``open`` before its network was counted and stopped before applying it; the
+    next invocation replays it with the counts its plan knows (Params and FLOPs in the table for that run)."""
+    from dataclasses import replace
+
+    from runners.journal import Journal, open_entry
+    from runners.plan import ModelCounts
+
+    session = session_of(store, tmp_path, [replace(a_trial(), counts=ModelCounts(params=1200, macs=3400))])
+    Journal(session.journal_path).append(open_entry(a_trial(), {}, rerun=False))  # no counts
+    session.open()
+    session.close()
+    (run,) = MlflowClient(store).search_runs([session.tracker.experiment_id], "tags.`ean.kind` = 'trial'")
+    assert run.data.metrics[S.METRIC_PARAMS] == 1200 and run.data.metrics[S.METRIC_FLOPS] == 3400
+
+
 def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "runners.run", *args],

@@ -17,6 +17,7 @@ from runners.journal import (
     entry_report,
     epoch_entry,
     open_entry,
+    replay,
 )
 from runners.plan import ModelCounts, Trial, TrialState
 from runners.progress import Progress
@@ -102,6 +103,16 @@ def test_an_old_open_entry_with_profile_replays():
     Applier(tracker, ()).apply(entry)
     assert tracker.opened[0].counts == ModelCounts(params=1200, macs=3400)
     assert tracker.opened[0].state is TrialState.NEW
+
+
+def test_an_entry_a_stopped_driver_journaled_before_counting_is_replayed_with_the_plans_counts(tmp_path):
+    """The driver journaled a trial's ``open`` without counts (its preparation was still counting) and stopped
+    before applying it; the next invocation's plan knows the counts, and the replayed run gets them."""
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append(open_entry(a_trial(), {}, rerun=False))  # counts None
+    tracker = OpeningTracker()
+    assert replay(tracker, journal, (), {"k0": ModelCounts(params=1200, macs=3400), "k9": ModelCounts(1, 2)}) == 1
+    assert [t.counts for t in tracker.opened] == [ModelCounts(params=1200, macs=3400)]
 
 
 def test_progress_shows_an_epochs_loss_and_accuracy(capsys):
