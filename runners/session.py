@@ -8,10 +8,10 @@
            study's journal; the ensembles. (The caller logs the report to the parent: ``parent_id``.)
     close  the lease released, whatever happened.
 
-Start-up overlap, kept inside this class: a new sqlite store takes seconds to create, so it is opened in a
-thread while Ray starts; the parent run is opened and the networks counted while Tune starts the first
-trials' processes (the first MLflow write of a trial waits for that). SIGINT and SIGTERM stop the trials and
-mark their runs KILLED (``runners.signals``).
+Start-up overlap, kept inside this class: a new sqlite store (a copy of an empty one,
+``runners.store_template``) is opened in a thread while Ray starts, MLflow's imports with it; the parent run
+is opened and the networks counted while Tune starts the first trials' processes (the first MLflow write of a
+trial waits for that). SIGINT and SIGTERM stop the trials and mark their runs KILLED (``runners.signals``).
 
 Heavy modules (ray, mlflow, torch) are imported where first used, so that a study with nothing to train
 and a dry run never import what they do not use.

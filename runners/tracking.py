@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from runners.epochs import RAY_NODE_KEY, EpochReport, is_number
 from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
+from runners.store_template import create_from_template
 from runners.trials import ModelCounts, Trial, TrialState
 from study import mlflow_schema as S
 
@@ -127,6 +128,8 @@ class StudyTracker:
 
     def __init__(self, tracking_uri: str, study: str, study_hash: str, experiment_id: str | None = None):
         self.uri, self.study, self.study_hash = tracking_uri, study, study_hash
+        if experiment_id is None:  # may write: a new sqlite store is copied from the template, not migrated
+            create_from_template(tracking_uri)
         self.client = MlflowClient(tracking_uri)
         # NO_EXPERIMENT: a read-only tracker of a study with no experiment yet
         self.experiment_id = self._experiment() if experiment_id is None else experiment_id
