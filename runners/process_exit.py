@@ -26,7 +26,7 @@ def exit_now(status: int) -> NoReturn:
     if working or run_handlers is None:
         sys.exit(status)
     run_handlers()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):  # the originals too, if replaced
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # none, or a closed pipe or stream
             stream.flush()
     os._exit(status)
