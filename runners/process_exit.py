@@ -1,11 +1,11 @@
 """Ending a command-line process once its work is done, without Python's teardown of what it imported.
 
 A study's driver imports Ray, Tune, MLflow, Hydra and pandas. After its last line, Python's finalisation of
-those modules took 2.5 s on 2 cores (a one-trial study, start to exit: 18.2 -> 15.6 s), at the end of every
-invocation, cached ones included. :func:`exit_now` keeps what a normal exit does that matters: the exit
-handlers run (Ray's shutdown of the local cluster the driver started, logging's flush, MLflow's), stdout and
-stderr are flushed; then ``os._exit`` ends the process. While a non-daemon thread still runs, a normal exit
-is taken instead (``os._exit`` would cut that thread off).
+those modules took 2.5 s on 2 cores (a one-trial study, start to exit: 18.6 -> 16.8 s, medians of 3 paired
+runs), at the end of every invocation, cached ones included. :func:`exit_now` keeps what a normal exit does
+that matters: the exit handlers run (Ray's shutdown of the local cluster the driver started, logging's flush,
+MLflow's), stdout and stderr are flushed; then ``os._exit`` ends the process. While a non-daemon thread still
+runs, a normal exit is taken instead (``os._exit`` would cut that thread off).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from runners.local_ray import start_ray, stop_ray, use_local_ray_settings
 from runners.plan_cache import PlanCache
 from runners.progress import Progress
 from runners.signals import Stopped
+from runners.store_template import sqlite_path
 from runners.trials import Trial, TrialState, count_trials, plan_json
 from study import mlflow_schema as S
 from study.spec import StudySpec, spec_hash
@@ -316,7 +317,8 @@ class StudySession:
 
 def fresh_store(uri: str) -> bool:
     """Whether ``uri`` is a sqlite store that does not exist yet (then no trial can be cached)."""
-    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+    path = sqlite_path(uri)
+    return path is not None and not path.exists()
 
 
 def shell_command(argv: list[str]) -> str:

@@ -27,25 +27,26 @@ SQLITE = "sqlite:///"
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The file of a ``sqlite:///`` tracking URI (relative to the working directory when relative), or None
-    for any other URI, and for one with options (``?...``)."""
-    if not uri.startswith(SQLITE) or "?" in uri:
+    """The file of a ``sqlite:///`` tracking URI, options (``?...``) left out (relative to the working
+    directory when relative), or None for any other URI."""
+    if not uri.startswith(SQLITE):
         return None
-    return Path(uri.removeprefix(SQLITE))
+    return Path(uri.removeprefix(SQLITE).partition("?")[0])
 
 
 def create_from_template(uri: str) -> bool:
     """Creates the sqlite store of ``uri`` as a copy of the template when it does not exist yet; returns
-    whether it did (False: an existing store, another kind of URI, or a problem: MLflow creates it)."""
+    whether it did (False: an existing store, another kind of URI, one with options, or a problem: MLflow
+    creates it)."""
     path = sqlite_path(uri)
-    if path is None or path.exists() or not path.parent.is_dir():
+    if path is None or "?" in uri or path.exists() or not path.parent.is_dir():
         return False
     try:
         template = template_path()
         if not template.is_file():
             make_template(template)
         copy_exclusive(template, path)
-    except (OSError, sqlite3.Error) as err:
+    except Exception as err:  # an optimisation only: MLflow's own creation reports what is really wrong
         log.debug("new MLflow store %s left to MLflow: %s", path, err)
         return False
     return True

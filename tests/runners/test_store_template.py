@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from runners.store_template import copy_exclusive, create_from_template, template_path
+from runners.store_template import copy_exclusive, create_from_template, sqlite_path, template_path
 from runners.tracking import StudyTracker
 
 
@@ -86,3 +86,9 @@ def test_a_template_that_cannot_be_made_leaves_the_store_to_mlflow(folder):
     assert not create_from_template(f"sqlite:///{folder / 'mlflow.db'}")
     assert not (folder / "mlflow.db").exists()
     assert os.listdir(folder) == ["cache"]
+
+
+def test_the_file_of_a_sqlite_uri():
+    assert sqlite_path("sqlite:///runs/mlflow.db") == Path("runs/mlflow.db")
+    assert sqlite_path("sqlite:////abs/mlflow.db?timeout=30") == Path("/abs/mlflow.db")
+    assert sqlite_path("http://127.0.0.1:5000") is None
