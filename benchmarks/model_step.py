@@ -1,7 +1,10 @@
 """Training-step time of EAN against a plain ResNet-50 TSN on the same input, measured in one run.
 
 Forward + backward in train mode, two clips of 8 segments at 224 x 224, 2 CPU threads by default;
-printed as ratios to the ResNet-50 TSN measured alongside (round-robin, median of the repeats). Also
+printed as ratios to the ResNet-50 TSN measured alongside: the models run round-robin, each round's time of a
+model is divided by the reference's time in the same round (a slow spell of the machine then slows both), and
+the median of these paired ratios is printed with its distribution-free 95% interval (order statistics of the
+rounds; ``--repeats`` 6 or more). Also
 measured: torchvision's own ``resnet50`` with TSN's consensus (the same reference, built by torchvision), and
 the ResNet-50 TSN and EAN with channels-last weights (``ean.train.runtime.to_channels_last``: every
 convolution then runs channels-last, a layout the plain TSN does not reach by itself on CPU).
@@ -19,6 +22,7 @@ Figures: benchmarks/RESULTS.md, section "Model training step" (written there by 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -100,6 +104,24 @@ def timed(step, device: str) -> float:
     return time.perf_counter() - start
 
 
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The distribution-free interval of the median of ``values`` at ``level`` (order statistics: the k-th
+    smallest and k-th largest, k the largest with P(Binomial(n, 1/2) < k) <= (1 - level) / 2), or None when
+    there are too few values for one."""
+    n, ordered = len(values), sorted(values)
+    tail, k = 0.0, 0
+    while tail + math.comb(n, k) / 2**n <= (1 - level) / 2:
+        tail += math.comb(n, k) / 2**n
+        k += 1
+    return (ordered[k - 1], ordered[n - k]) if k else None
+
+
+def paired_ratios(times: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Each model's time in each round divided by the first model's (the reference's) in the same round."""
+    ref = next(iter(times.values()))
+    return {name: [t / r for t, r in zip(values, ref, strict=True)] for name, values in times.items()}
+
+
 def operator_totals(step) -> tuple[float, int]:
     """One step under ``torch.profiler``: the summed self time of every operator (s) and the aten calls."""
     from torch.profiler import ProfilerActivity, profile
@@ -108,6 +130,11 @@ def operator_totals(step) -> tuple[float, int]:
         step()
     events = prof.key_averages()
     return sum(e.self_cpu_time_total for e in events) / 1e6, sum(e.count for e in events if e.key.startswith("aten::"))
+
+
+def _interval(ratios: list[float]) -> str:
+    bounds = median_interval(ratios)
+    return f"[{bounds[0]:.2f}, {bounds[1]:.2f}]" if bounds else "-"
 
 
 def main() -> None:
@@ -140,17 +167,20 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, step in steps.items():
             times[name].append(timed(step, args.device))
-    ref = statistics.median(next(iter(times.values())))
     mode = "bf16 autocast + channels_last" if gpu else f"fp32, {args.threads} threads"
     print(f"train step (forward+backward+SGD), {clips} clips x 8 x {args.size}^2, {args.device}, {mode}")
-    print(f"{'model':44} {'s/step':>8} {'ratio':>7} {'clips/s':>8}")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:44} {median:8.3f} {median / ref:6.2f}x {clips / median:8.1f}")
+    print(f"{args.repeats} rounds; ratio: median of the per-round ratios to the first row, with its 95% interval")
+    print(f"{'model':44} {'s/step':>8} {'ratio':>7} {'95% interval':>15} {'clips/s':>8}")
+    for name, ratios in paired_ratios(times).items():
+        median, ratio = statistics.median(times[name]), statistics.median(ratios)
+        print(f"{name:44} {median:8.3f} {ratio:6.2f}x {_interval(ratios):>15} {clips / median:8.1f}")
     layouts = [n for n in times if n.endswith(", channels-last")]
     if len(layouts) == 2:
-        tsn, ean = (statistics.median(times[n]) for n in layouts)
-        print(f"\nchannels-last against channels-last: {layouts[1]} / {layouts[0]} = {ean / tsn:.2f}x")
+        ratios = paired_ratios({n: times[n] for n in layouts})[layouts[1]]
+        print(
+            f"\nchannels-last against channels-last: {layouts[1]} / {layouts[0]} = {statistics.median(ratios):.2f}x "
+            f"{_interval(ratios)}"
+        )
     if args.ops:
         totals = {name: operator_totals(step) for name, step in steps.items()}
         first = next(iter(totals.values()))
