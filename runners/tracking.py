@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from runners.epochs import RAY_NODE_KEY, EpochReport, is_number
 from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
-from runners.store_template import create_from_template
+from runners.store_template import create_from_template, sqlite_path
 from runners.trials import ModelCounts, Trial, TrialState
 from study import mlflow_schema as S
 
@@ -117,6 +117,14 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def artifact_location(tracking_uri: str, study: str) -> str | None:
+    """Where a new experiment of a local sqlite store keeps its runs' artifacts: ``mlruns/STUDY`` in the
+    store's folder, wherever the driver runs (MLflow's default, ``./mlruns``, follows the working directory).
+    None for other stores: a tracking server decides (its ``--artifacts-destination``)."""
+    path = sqlite_path(tracking_uri)
+    return None if path is None else (path.resolve().parent / "mlruns" / study).as_uri()
+
+
 class StudyTracker:
     """The MLflow side of one study invocation.
 
@@ -150,7 +158,10 @@ class StudyTracker:
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.study)
-        exp_id = found.experiment_id if found else self.client.create_experiment(self.study)
+        if found:
+            exp_id = found.experiment_id
+        else:
+            exp_id = self.client.create_experiment(self.study, artifact_location(self.uri, self.study))
         self.client.set_experiment_tag(exp_id, S.EXPERIMENT_KIND_TAG, S.EXPERIMENT_KIND)
         return exp_id
 

@@ -234,3 +234,35 @@ def test_the_description_is_the_table_with_plain_footnotes_cut_to_fit():
     assert run_note(table, "x") == "**T.** Param in millions.\n\n| a |\n|:-:|\n| 1 |\n\nProvenance: study t."
     note = run_note("| row |\n" * 2000, "report/tiny.md")
     assert len(note) <= S.MAX_TAG_VALUE and note.endswith("the whole text is the artifact `report/tiny.md`)")
+
+
+def test_a_local_store_keeps_its_runs_artifacts_next_to_it(tmp_path, monkeypatch):
+    """Whatever the driver's working directory: the artifacts lie in ``mlruns/STUDY`` beside the sqlite file."""
+    (tmp_path / "store").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    run_id = StudyTracker(store, "tiny", "hash").open_trial(a_trial(tmp_path), {}, rerun=False)
+    MlflowClient(store).log_text(run_id, "hello", "note.txt")
+    assert (tmp_path / "store" / "mlruns" / "tiny" / run_id / "artifacts" / "note.txt").read_text() == "hello"
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_the_default_store_keeps_them_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tracker = StudyTracker("sqlite:///mlflow.db", "tiny", "hash")
+    location = MlflowClient("sqlite:///mlflow.db").get_experiment(tracker.experiment_id).artifact_location
+    assert location == (tmp_path / "mlruns" / "tiny").as_uri()
+
+
+def test_an_existing_experiment_keeps_its_artifact_location(store, tmp_path):
+    exp_id = MlflowClient(store).create_experiment("tiny", artifact_location=(tmp_path / "own").as_uri())
+    assert StudyTracker(store, "tiny", "hash").experiment_id == exp_id
+    assert MlflowClient(store).get_experiment(exp_id).artifact_location == (tmp_path / "own").as_uri()
+
+
+def test_a_tracking_server_decides_where_artifacts_go():
+    from runners.tracking import artifact_location
+
+    assert artifact_location("http://10.0.0.1:5000", "tiny") is None
+    assert artifact_location("sqlite:////shared/ean.db?timeout=60", "tiny") == "file:///shared/mlruns/tiny"
