@@ -1,5 +1,6 @@
 """Shared pytest set-up: CPU by default; `gpu`-marked tests are skipped where no CUDA device exists; the
-on-disk cache (``runners.cache``) in a folder of the test session, not the user's."""
+on-disk cache (``runners.cache``) in a folder of the test session, not the user's; under pytest-xdist the
+`slow` tests in one worker, one after another."""
 
 import os
 
@@ -18,7 +19,18 @@ def _session_cache_dir(tmp_path_factory):
         os.environ["EAN_CACHE_DIR"] = before
 
 
+#: With pytest-xdist (``-n 2``, ``--dist loadgroup``), the `slow` tests run one after another in one worker:
+#: they start local Ray clusters, MLflow servers and drivers that must not overlap; the rest, which start none
+#: of these, run meanwhile in the other worker.
+SERIAL_GROUP = "slow"
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.pluginmanager.hasplugin("xdist"):
+        serial = pytest.mark.xdist_group(SERIAL_GROUP)
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(serial)
     try:
         import torch
 
