@@ -136,6 +136,16 @@ def entry_counts(entry: dict[str, Any]) -> ModelCounts | None:
     return ModelCounts(params=old["params"], macs=old["flops"]) if old else None
 
 
+def entry_final(entry: dict[str, Any]) -> dict[str, Any]:
+    """The trial's result in a ``finish`` entry. Entries (and trials' result files) written before ``test_loss``
+    named the final evaluation's loss held it under ``val_loss``: it is renamed, so that it is logged once as
+    ``test_loss`` and not as a point of the per-epoch ``val_loss`` curve."""
+    final = dict(entry["final"])
+    if "val_loss" in final:
+        final.setdefault(S.METRIC_TEST_LOSS, final.pop("val_loss"))
+    return final
+
+
 def epoch_entry(key: str, report: EpochReport) -> dict[str, Any]:
     """The journal entry of one epoch of the trial ``key``: ``{"op", "key", "epoch", "metrics"}``."""
     return {"op": "epoch", "key": key, **asdict(report)}
@@ -176,8 +186,9 @@ class Applier:
         elif op == "finish":
             run_id = self.run_id(entry["key"])
             if self.tracker.status(run_id) != S.STATUS_FINISHED:
-                self.tracker.backfill(run_id, entry["final"].get("history", []), self.epoch_keys)
-                self.tracker.finish_trial(run_id, entry["final"], entry["final"].get("scores_path"), entry["workdir"])
+                final = entry_final(entry)
+                self.tracker.backfill(run_id, final.get("history", []), self.epoch_keys)
+                self.tracker.finish_trial(run_id, final, final.get("scores_path"), entry["workdir"])
         elif op in ("fail", "kill"):
             run_id = self.run_id(entry["key"])
             if self.tracker.status(run_id) != S.STATUS_FINISHED:

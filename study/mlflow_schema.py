@@ -37,7 +37,8 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   ``synthetic/val``), its digest the trial's ``ean.data_fingerprint`` (``sha256:<16 hex>``), its source the
   data root (source type ``local``), and the input tag ``mlflow.data.context`` = ``training`` or
   ``validation`` (``evaluation`` for the validation split of an evaluation row or an ensemble).
-- Final metrics: ``top1``, ``top5`` (percent, 0-100), ``val_loss``, ``params`` (count of trainable
+- Final metrics (one value each): ``top1``, ``top5`` (percent, 0-100) and ``test_loss`` (mean NLL of the
+  view-averaged probabilities) of the final evaluation under the row's protocol, ``params`` (count of trainable
   parameters), ``flops`` (multiply-accumulates of one clip). Per-epoch metrics (step = epoch):
   ``train_loss``, ``train_top1``, ``val_top1``, ``val_top5``, ``lr``, and how the epoch ran: ``val_loss``,
   ``clips_per_s``, ``peak_memory_mb``, ``bad_files``, ``epoch_time_s`` (wall time of the epoch's training
@@ -141,11 +142,14 @@ STATUS_KILLED = "KILLED"
 # -- metrics -----------------------------------------------------------------------------------------
 METRIC_TOP1 = "top1"
 METRIC_TOP5 = "top5"
-METRIC_VAL_LOSS = "val_loss"
+#: The final evaluation's loss, under the row's protocol (the loss of ``top1``'s evaluation). Not ``val_loss``:
+#: that per-epoch metric is the training-time validation's, and a final value logged under its name would be a
+#: point at step 0 of its curve, while MLflow's latest value (the runs table's) stays the last epoch's.
+METRIC_TEST_LOSS = "test_loss"
 METRIC_PARAMS = "params"
 METRIC_FLOPS = "flops"
 #: Logged once at the end of a trial (``params`` and ``flops`` may be logged at its start).
-FINAL_METRICS = (METRIC_TOP1, METRIC_TOP5, METRIC_VAL_LOSS, METRIC_PARAMS, METRIC_FLOPS)
+FINAL_METRICS = (METRIC_TOP1, METRIC_TOP5, METRIC_TEST_LOSS, METRIC_PARAMS, METRIC_FLOPS)
 #: Logged once per epoch with ``step`` = the epoch.
 EPOCH_METRICS = ("train_loss", "train_top1", "val_top1", "val_top5", "lr")
 #: The wall time of an epoch's training pass, in seconds, logged per epoch (``ean.train.fit``'s history holds it).

@@ -62,14 +62,17 @@ def fit(
             DDP every rank must be able to read it.
         reporter: called by rank 0 after every epoch with ``{"epoch": e (1-based), "metrics": {...},
             "checkpoint": path or None, "done": False}`` and once at the end with ``{"epoch", "metrics":
-            {"top1", "top5", "val_loss", "mean_class_top1"}, "checkpoint", "scores_path", "done": True}``.
+            {"top1", "top5", "test_loss", "mean_class_top1"}, "checkpoint", "scores_path", "done": True}``.
             Epoch metrics: train_loss, train_top1, lr, clips_per_s, peak_memory_mb, bad_files,
             epoch_time_s, and on evaluation epochs val_loss, val_top1, val_top5 (percent).
         report_all_ranks: call the reporter on every rank (same metrics; ``checkpoint`` None except on rank
             0), for reporters that must run on all workers (``ray.train.report`` is a barrier).
 
     Returns:
-        ``top1``, ``top5``, ``val_loss``, ``mean_class_top1``, ``per_class_top1`` ({class name: percent}),
+        ``top1``, ``top5``, ``test_loss``, ``mean_class_top1``, ``per_class_top1`` ({class name: percent}): the
+        final evaluation's, under the data config's protocol (``test_loss`` is its mean NLL of the
+        view-averaged probabilities; an epoch's ``val_loss`` is the per-epoch validation's, a different number
+        whenever the protocols differ),
         ``scores_path``, ``epochs`` (completed), ``history`` (every epoch's metrics, across resumes),
         ``num_videos``, ``protocol`` (e.g. "10 clips x 3 crops").
 
@@ -124,7 +127,7 @@ def _train_and_test(run: Run, workdir: Path, reporter: Reporter | None) -> dict[
         _report(reporter, {"epoch": epoch, "metrics": metrics, "checkpoint": saved, "done": False})
     result = final_evaluation(run, workdir, last_eval)
     checkpoint = workdir / CHECKPOINT_PATH
-    final = {k: result[k] for k in ("top1", "top5", "val_loss", "mean_class_top1")}
+    final = {k: result[k] for k in ("top1", "top5", "test_loss", "mean_class_top1")}
     _report(
         reporter,
         {
@@ -296,7 +299,7 @@ def final_evaluation(run: Run, workdir: Path, last_eval: dict[str, Any] | None) 
     return {
         "top1": evaluation["val_top1"],
         "top5": evaluation["val_top5"],
-        "val_loss": evaluation["val_loss"],
+        "test_loss": evaluation["val_loss"],
         "mean_class_top1": evaluation["mean_class_top1"],
         "per_class_top1": evaluation["per_class_top1"],
         "scores_path": str(scores_path),

@@ -132,7 +132,7 @@ def test_a_killed_trial_resumes_after_its_checkpoint_with_an_uncrashed_runs_numb
     (uncrashed,) = trial_runs(clean)
     assert uncrashed.data.tags["ean.trial_key"] == runs["base"].data.tags["ean.trial_key"]
     assert history(clean, uncrashed.info.run_id) == history(study_dir, runs["base"].info.run_id)
-    for metric in ("top1", "top5", "val_loss"):
+    for metric in ("top1", "top5", "test_loss"):
         assert uncrashed.data.metrics[metric] == runs["base"].data.metrics[metric], metric
 
 

@@ -257,7 +257,7 @@ def test_journal_writes_applied_twice_change_nothing(store, tmp_path):
     tracker = StudyTracker(store, "tiny", "hash")
     journal = Journal(tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl")
     history = [{"epoch": e, "train_loss": float(e)} for e in (1, 2)]
-    final = {"top1": 50.0, "top5": 90.0, "val_loss": 1.0, "history": history}
+    final = {"top1": 50.0, "top5": 90.0, "test_loss": 1.0, "history": history}
     journal.append(open_entry(a_trial(), {S.TAG_DATASET: "synthetic"}, rerun=False))
     journal.append({"op": "epoch", "key": "k0", "epoch": 1, "metrics": {"train_loss": 1.0}})
     journal.append({"op": "finish", "key": "k0", "final": final, "workdir": str(tmp_path)})
@@ -303,6 +303,39 @@ def test_a_journal_of_an_older_version_still_replays(store, tmp_path):
     (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
     assert run.data.metrics == {S.METRIC_PARAMS: 1200, S.METRIC_FLOPS: 3400, "train_loss": 1.5}
     assert run.data.tags[S.TAG_TRIAL_KEY] == "k0" and not path.exists()
+
+
+def _journal_of_a_finished_trial(tmp_path: Path, final: dict) -> Path:
+    """The journal of a 2-epoch trial that finished: its run's opening, its epochs (with val_loss), its finish."""
+    from runners.journal import Journal, open_entry
+
+    journal = Journal(tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl")
+    journal.append(open_entry(a_trial(), {S.TAG_DATASET: "synthetic"}, rerun=False))
+    for epoch, val_loss in ((1, 0.9), (2, 0.8)):
+        metrics = {"train_loss": 1.0 / epoch, "val_loss": val_loss}
+        journal.append({"op": "epoch", "key": "k0", "epoch": epoch, "metrics": metrics})
+    journal.append({"op": "finish", "key": "k0", "final": final, "workdir": str(tmp_path)})
+    return journal.path
+
+
+@pytest.mark.parametrize("loss_key", ["test_loss", "val_loss"], ids=["current", "journaled-before-test_loss"])
+def test_the_final_loss_is_test_loss_and_the_val_loss_curve_holds_only_epochs(store, tmp_path, loss_key):
+    """The final evaluation's loss (under the row's protocol) is ``test_loss``, one value; ``val_loss`` keeps one
+    point per evaluated epoch, and the runs table's value is the last epoch's. A finish journaled (or a result
+    file written) before ``test_loss`` held the final loss under ``val_loss``: it is logged as ``test_loss``."""
+    from reports.collect import collect_runs
+    from runners.journal import Journal, replay
+
+    final = {"top1": 50.0, "top5": 90.0, loss_key: 1.3, "history": []}
+    tracker = StudyTracker(store, "tiny", "hash")
+    assert replay(tracker, Journal(_journal_of_a_finished_trial(tmp_path, final)), S.EPOCH_LOGGED) == 4
+    (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
+    client = MlflowClient(store)
+    val_loss = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_loss")]
+    test_loss = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, S.METRIC_TEST_LOSS)]
+    assert sorted(val_loss) == [(1, 0.9), (2, 0.8)] and test_loss == [(0, 1.3)]
+    (row,) = collect_runs("tiny", store).trials.to_dict("records")
+    assert row[S.METRIC_TEST_LOSS] == 1.3 and row["top1"] == 50.0
 
 
 def test_a_rerun_leaves_the_old_run_finished_and_superseded(store, tmp_path):

@@ -95,7 +95,7 @@ def test_two_gloo_ranks_match_one_process(fixed_clips_root, tmp_path):
             assert two["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-5, abs=1e-6), key
     for key in ("top1", "top5", "mean_class_top1"):
         assert ranks[0]["result"][key] == single_result[key]
-    assert ranks[0]["result"]["val_loss"] == pytest.approx(single_result["val_loss"], rel=1e-5)
+    assert ranks[0]["result"]["test_loss"] == pytest.approx(single_result["test_loss"], rel=1e-5)
     assert ranks[0]["result"]["num_videos"] == single_result["num_videos"] == 3  # the padded duplicate dropped
     one_scores, ddp_scores = read_scores(single_result["scores_path"]), read_scores(ranks[0]["result"]["scores_path"])
     assert np.array_equal(one_scores.video_index, ddp_scores.video_index)

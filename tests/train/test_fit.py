@@ -66,7 +66,7 @@ def test_reports_every_epoch_then_done(trained):
     assert [r["metrics"]["lr"] for r in epochs] == pytest.approx([0.01, 0.01, 0.001])
     final = recorder.final()
     assert final["epoch"] == 3 and final["scores_path"] == result["scores_path"]
-    assert final["metrics"] == {k: result[k] for k in ("top1", "top5", "val_loss", "mean_class_top1")}
+    assert final["metrics"] == {k: result[k] for k in ("top1", "top5", "test_loss", "mean_class_top1")}
 
 
 def test_result_and_scores_file(trained):
@@ -110,7 +110,7 @@ def test_same_seed_same_metrics_other_seed_differs(trained, synthetic_root, tmp_
     """Must-show 2."""
     config, _, recorder, result = trained(seed=0)
     again = Recorder()
-    assert fit(config, tmp_path, reporter=again)["val_loss"] == result["val_loss"]
+    assert fit(config, tmp_path, reporter=again)["test_loss"] == result["test_loss"]
     assert [_exact(r) for r in again.epochs()] == [_exact(r) for r in recorder.epochs()]
     _, _, other, _ = trained(seed=1)
     assert [r["metrics"]["train_loss"] for r in other.epochs()] != [r["metrics"]["train_loss"] for r in again.epochs()]

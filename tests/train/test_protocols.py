@@ -43,4 +43,6 @@ def test_fit_tests_with_the_datasets_protocol(synthetic_root, tmp_path):
     assert result["protocol"] == "2 clips x 1 crop" and result["num_videos"] == 4
     scores = read_scores(result["scores_path"])
     assert result["top1"] == pytest.approx(100 * np.mean(scores.scores.argmax(1) == scores.labels))
+    nll = -np.log(scores.scores[np.arange(len(scores.labels)), scores.labels]).mean()
+    assert result["test_loss"] == pytest.approx(float(nll), rel=1e-4)  # the final test's loss, not an epoch's
     assert "val_top1" in recorder.epochs()[0]["metrics"]
