@@ -10,7 +10,9 @@ A trial config is a plain dict with sections ``model`` (:mod:`ean.models.build`)
 - ``semantic_config``: what decides the result: the network as built (:func:`ean.models.network_identity`),
   the data's identity (:func:`ean.data.identity.data_identity`), the trainer's semantic keys with the
   per-device batch resolved, and the seed. Where files lie, loader workers, threads, timeouts and the number
-  of devices (at the same global and per-device batch) are not part of it.
+  of devices (at the same global and per-device batch) are not part of it: they do not change which clips,
+  augmentations and dropout masks each forward pass gets (:mod:`ean.data.global_batches`); of what a device
+  count changes, only BatchNorm's running averages remain (DDP keeps rank 0's).
 - ``trial_key``: a hash of the semantic config, the data fingerprint and ``ean.__version__``.
 """
 

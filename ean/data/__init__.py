@@ -6,7 +6,7 @@ Public API::
                                               list_file, synthetic
     build_dataset(data_cfg, split)            -> ClipDataset, items (uint8 clip, label, index)
     normalize_clips(clips)                    uint8 clips -> the network's float input (run it on the device)
-    build_loader(data_cfg, split, batch_size, seed, distributed=False) -> DataLoader
+    build_loader(data_cfg, split, batch_size, seed, distributed=False, global_batch=None) -> DataLoader
     generate_synthetic(root, num_videos=..., ...) -> root
     DataError                                 clear errors (a ValueError)
 

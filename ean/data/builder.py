@@ -48,13 +48,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
 import ean.data.datasets  # noqa: F401  (registers the datasets)
 from ean.data.clip_dataset import ClipDataset
 from ean.data.clip_options import ClipOptions, clip_dataset
 from ean.data.collate import collate_clips
 from ean.data.errors import DataError
+from ean.data.global_batches import GlobalBatchSampler
 from ean.data.readers.heap import keep_freed_memory
 from ean.data.registry import DATASETS
 
@@ -111,65 +113,33 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-EPOCH_STRIDE = 1_000_033  # epoch e's generators start from seed + e * stride
-
-
-class SeededSampler(Sampler):
-    """Yields ``(index, seed)``: the indices of ``sampler``, each with a seed for its random augmentation.
-
-    The seeds come from a generator in the training process, so a run's clips depend on the seed only, not on
-    the number of workers or on which worker loads which sample. ``set_epoch`` reseeds it (and a random order's
-    generator) from the seed and the epoch: an epoch's clips do not depend on how far the previous epoch's
-    iterator ran ahead (loader workers prefetch; ``max_steps_per_epoch`` stops early).
-
-    Args:
-        sampler: the order of the indices (random, sequential or distributed).
-        seed: seed of the augmentation seeds.
-        order_seed: seed of a ``RandomSampler``'s generator (reseeded per epoch with ``set_epoch``).
-    """
-
-    def __init__(self, sampler: Sampler, seed: int, order_seed: int | None = None):
-        self.sampler, self.seed, self.order_seed = sampler, seed, order_seed
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __iter__(self):
-        for index in self.sampler:
-            yield int(index), int(torch.randint(2**62, (), generator=self.generator))
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Starts epoch ``epoch`` (0-based; call once per epoch): reseeds the augmentation seeds and the order."""
-        self.generator.manual_seed(self.seed + EPOCH_STRIDE * epoch)
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
-        elif self.order_seed is not None and getattr(self.sampler, "generator", None) is not None:
-            self.sampler.generator.manual_seed(self.order_seed + EPOCH_STRIDE * epoch)
-
-
 def build_loader(
-    data_cfg: dict[str, Any], split: str, batch_size: int, seed: int, distributed: bool = False
+    data_cfg: dict[str, Any],
+    split: str,
+    batch_size: int,
+    seed: int,
+    distributed: bool = False,
+    global_batch: int | None = None,
 ) -> DataLoader:
     """A DataLoader over ``build_dataset(data_cfg, split)``, reproducible for a given seed.
 
-    Training shuffles and drops the last incomplete batch; validation keeps the order and every video. The
-    order, each clip's augmentation (a per-sample seed, see SeededSampler) and the workers' seeds all derive
-    from ``seed``, so batches do not depend on ``num_workers``. ``distributed`` shuffles with a
-    DistributedSampler (``loader.sampler.sampler``); call ``loader.sampler.set_epoch(epoch)`` each epoch.
-    With workers, a batch that takes longer than ``loader_timeout_s`` raises RuntimeError (a hung worker; without
-    workers a hang is bounded only by the decoder process's ``decode_timeout_s``).
+    Training shuffles into global batches of ``global_batch`` clips (default: ``batch_size`` on each device),
+    the last incomplete one dropped, and hands this device its chunks of ``batch_size`` clips
+    (:class:`ean.data.global_batches.GlobalBatchSampler`): the clips of every optimizer step, and each clip's
+    augmentation, depend on the seed and the epoch only, not on the number of devices or of loader workers.
+    Validation keeps the order and every video (``distributed``: a DistributedSampler's share). Call
+    ``loader.sampler.set_epoch(epoch)`` each training epoch. With workers, a batch that takes longer than
+    ``loader_timeout_s`` raises RuntimeError (a hung worker; without workers a hang is bounded only by the
+    decoder process's ``decode_timeout_s``).
     """
     dataset = build_dataset(data_cfg, split)
     train = split == "train"
-    if distributed:
-        order = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=train)
-        rank = order.rank
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if train:
+        total = batch_size * world if global_batch is None else global_batch
+        sampler = GlobalBatchSampler(len(dataset), total, batch_size, seed, rank=rank, world=world)
     else:
-        shuffle = torch.Generator().manual_seed(seed)
-        order = RandomSampler(dataset, generator=shuffle) if train else SequentialSampler(dataset)
-        rank = 0
-    sampler = SeededSampler(order, seed * 1_000_003 + rank + 1, order_seed=seed)
+        sampler = DistributedSampler(dataset, shuffle=False) if distributed else SequentialSampler(dataset)
     workers = int(data_cfg.get("num_workers", LOADER_DEFAULTS["num_workers"]))
     timeout = data_cfg.get("loader_timeout_s")
     timeout = float(LOADER_DEFAULTS["loader_timeout_s"] if timeout is None else timeout)
@@ -182,10 +152,9 @@ def build_loader(
         num_workers=workers,
         collate_fn=collate_clips,
         worker_init_fn=seed_worker,
-        # The workers' base seed from a generator of its own: persistent workers draw it once, not every
-        # epoch, so sharing the shuffling generator would make a resumed run's order differ.
+        # The workers' base seed (clips take their randomness from the sampler's per-clip seeds, not from it).
         generator=torch.Generator().manual_seed(seed + 1),
-        drop_last=train and len(dataset) >= batch_size,
+        drop_last=False,  # training: the sampler yields whole global batches only
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
         timeout=timeout if workers > 0 else 0,  # a DataLoader without workers takes no timeout

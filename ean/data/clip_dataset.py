@@ -75,7 +75,7 @@ class ClipDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
-        """Sample ``item``: an index, or ``(index, seed)`` from :class:`ean.data.builder.SeededSampler` (the
+        """Sample ``item``: an index, or ``(index, seed)`` from :class:`ean.data.global_batches.GlobalBatchSampler` (the
         seed fixes the training clip's randomness; without one it is drawn from torch's global generator)."""
         index, seed = item if isinstance(item, tuple) else (item, None)
         for step in range(MAX_CONSECUTIVE_BAD):

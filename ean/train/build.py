@@ -119,10 +119,12 @@ def seed_everything(seed: int) -> None:
 
 def build_loaders(config: dict[str, Any], batch: int) -> tuple[DataLoader, DataLoader, DataLoader]:
     """Training, per-epoch validation (1 clip x 1 crop) and protocol test loaders of a resolved config, each
-    giving batches of ``batch`` clips (the per-device batch)."""
+    giving batches of ``batch`` clips (the per-device batch); the training loader deals out global batches of
+    ``trainer.batch_size`` clips (``ean.data.global_batches``)."""
     data, seed = config["data"], config["seed"]
     distributed = is_distributed()
-    train = build_loader(data, "train", batch, seed, distributed=distributed)
+    global_batch = config["trainer"]["batch_size"]
+    train = build_loader(data, "train", batch, seed, distributed=distributed, global_batch=global_batch)
     single_view = {**data, "test_clips": 1, "test_crops": 1}
     val = build_loader(single_view, "val", batch, seed, distributed=distributed)
     views = int(data.get("test_clips") or 1) * int(data.get("test_crops") or 1)

@@ -10,9 +10,8 @@ A checkpoint (``workdir/checkpoints/last.pt``) is a dict of tensors and plain da
     optimizer     SGD state (momentum buffers)
     schedule      the LambdaLR state (its factor's plain parameters included)
     scaler        GradScaler state ({} unless fp16)
-    rng           one entry per rank (``capture_rng``): torch, CUDA, numpy and Python generators and the
-                  training loader's generators (shuffling order and per-clip augmentation seeds: the
-                  sampler's position at the epoch boundary)
+    rng           one entry per rank (``capture_rng``): torch, CUDA, numpy and Python generators (the
+                  training order and augmentation need none: functions of the seed and the epoch)
     history       the metrics reported for each completed epoch
     config        the resolved config as JSON (a resumed run must match it, see ``fit``)
     world_size    ranks that trained
@@ -72,24 +71,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def loader_generators(loader: Any) -> dict[str, torch.Generator]:
-    """The generators that decide a training loader's batches, by role.
-
-    ``order``: the shuffling sampler's; ``augment``: ``SeededSampler``'s per-clip seeds (see
-    ``ean.data.builder``). A DistributedSampler has none (its order is a function of seed and epoch).
-    """
-    found: dict[str, torch.Generator] = {}
-    sampler = getattr(loader, "sampler", None)
-    if isinstance(getattr(sampler, "generator", None), torch.Generator):
-        found["augment"] = sampler.generator
-    inner = getattr(sampler, "sampler", None)
-    if isinstance(getattr(inner, "generator", None), torch.Generator):
-        found["order"] = inner.generator
-    return found
-
-
-def capture_rng(loader: Any = None) -> dict[str, Any]:
-    """This process's generator states (and ``loader``'s, see ``loader_generators``) as plain data."""
+def capture_rng() -> dict[str, Any]:
+    """This process's generator states as plain data (a training loader has none: its epochs are functions of
+    the seed and the epoch, see ``ean.data.global_batches``)."""
     np_state = np.random.get_state()
     py_version, py_internal, py_gauss = random.getstate()
     state = {
@@ -102,15 +86,13 @@ def capture_rng(loader: Any = None) -> dict[str, Any]:
             "gauss": float(np_state[4]),
         },
         "python": {"version": py_version, "internal": list(py_internal), "gauss": py_gauss},
-        "loader": {},
     }
-    if loader is not None:
-        state["loader"] = {name: gen.get_state() for name, gen in loader_generators(loader).items()}
     return state
 
 
-def restore_rng(state: dict[str, Any], loader: Any = None) -> None:
-    """Sets this process's generators (and ``loader``'s) to a ``capture_rng`` state."""
+def restore_rng(state: dict[str, Any]) -> None:
+    """Sets this process's generators to a ``capture_rng`` state (an older checkpoint's loader states, from
+    before ``ean.data.global_batches``, are not used)."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -119,8 +101,3 @@ def restore_rng(state: dict[str, Any], loader: Any = None) -> None:
     np.random.set_state(("MT19937", keys, np_state["pos"], np_state["has_gauss"], np_state["gauss"]))
     py = state["python"]
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
-    if loader is not None:
-        generators = loader_generators(loader)
-        for name, gen_state in state["loader"].items():
-            if name in generators:
-                generators[name].set_state(gen_state)

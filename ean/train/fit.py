@@ -160,9 +160,8 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], dict[str, Any] | No
     """Trains epoch ``epoch`` (1-based), evaluates when due; returns the epoch metrics and the evaluation."""
     trainer, device = run.trainer, run.device
     if run.rng is not None:
-        restore_rng(run.rng, run.train_loader)
-    if hasattr(run.train_loader.sampler, "set_epoch"):
-        run.train_loader.sampler.set_epoch(epoch - 1)
+        restore_rng(run.rng)
+    run.train_loader.sampler.set_epoch(epoch - 1)
     reset_peak_memory(device)
     stats = train_epoch(
         run.model,
@@ -177,8 +176,9 @@ def run_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], dict[str, Any] | No
         max_steps=trainer["max_steps_per_epoch"],
         batchnorm=trainer["batchnorm"],
         accumulation=run.accumulation,
+        seed=run.config["seed"],
     )
-    run.rng = capture_rng(run.train_loader)
+    run.rng = capture_rng()
     run.epoch, run.global_step = epoch, run.global_step + stats["steps"]
     metrics = {k: stats[k] for k in ("train_loss", "train_top1", "lr", "clips_per_s")}
     metrics["epoch_time_s"] = stats["seconds"]

@@ -9,7 +9,9 @@ global batch is A x B x W clips)::
     -> [unscale] -> clip global grad norm -> optimizer step (GradScaler for fp16) -> schedule step
 
 The gradient is the mean over the global batch's clips whatever A and W are (BatchNorm statistics are per
-forward pass of B clips, as in the paper's per-GPU BatchNorm).
+forward pass of B clips, as in the paper's per-GPU BatchNorm). With the training loader's global batches
+(:mod:`ean.data.global_batches`) and ``seed``, every pass of B clips is the same whatever W is: the same clips,
+augmentation and dropout masks.
 
 Metrics are sums over every rank's clips, reduced once at the end of the epoch, so a DDP run reports
 the same numbers as one process on the same global batch.
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ean.data.global_batches import chunk_seed
 from ean.data.transforms import normalize_clips
 from ean.train.distributed import all_reduce, rank, world_size
 from ean.train.errors import NonFiniteLossError
@@ -48,6 +51,7 @@ def train_epoch(
     max_steps: int | None = None,
     batchnorm: str = "train",
     accumulation: int = 1,
+    seed: int | None = None,
 ) -> dict[str, float]:
     """Trains ``model`` for one pass over ``loader`` (or ``max_steps`` optimizer steps).
 
@@ -65,6 +69,10 @@ def train_epoch(
         max_steps: stop after this many optimizer steps (None: the whole loader).
         batchnorm: ``"frozen"`` keeps BatchNorm layers in eval mode (see ``ean.train.config``).
         accumulation: batches whose gradients make one optimizer step; a last incomplete group is dropped.
+        seed: the trial's seed: each forward pass then draws its randomness (dropout) from a seed of its own
+            chunk of the epoch (:func:`ean.data.global_batches.chunk_seed`; chunk = pass x ranks + rank, the
+            numbering of ``GlobalBatchSampler``), so it does not depend on the number of devices; None: from
+            torch's global generator as it stands.
 
     Returns:
         ``train_loss`` (mean cross-entropy per clip), ``train_top1`` (percent), ``lr`` (of the last step),
@@ -80,6 +88,8 @@ def train_epoch(
     micro = 0
     optimizer.zero_grad(set_to_none=True)
     for clips, labels, _ in itertools.islice(loader, _usable_batches(loader, accumulation, max_steps)):
+        if seed is not None:
+            torch.manual_seed(chunk_seed(seed, epoch - 1, micro * world_size() + rank()))
         micro += 1
         last = micro % accumulation == 0
         with _sync_on(model, last):

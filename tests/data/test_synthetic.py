@@ -89,7 +89,11 @@ def test_actions_need_time_to_tell_apart():
 def loader_batches(root, seed, workers, epochs=1):
     cfg = {"dataset": "synthetic", "root": root, **SMALL, "num_segments": 4, "frames_per_segment": 2}
     loader = build_loader({**cfg, "crop_size": 32, "num_workers": workers}, "train", batch_size=4, seed=seed)
-    return [batch for _ in range(epochs) for batch in loader]
+    batches = []
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        batches += list(loader)
+    return batches
 
 
 def test_loader_batches_shapes_and_reproducibility(synthetic_root):
@@ -119,23 +123,23 @@ def test_val_loader_keeps_order_and_every_video(synthetic_root):
     assert batches[0][0].shape == (3, 2, 4, 1, 3, 32, 32)
 
 
-def test_distributed_loader_uses_a_distributed_sampler(synthetic_root, tmp_path):
+def test_a_distributed_training_loader_deals_this_ranks_passes_of_the_global_batches(synthetic_root, tmp_path):
+    """One rank of one is the single-process loader; the global batch is the trainer's, not the loader's batch."""
     cfg = {"dataset": "synthetic", "root": synthetic_root, **SMALL, "num_workers": 0}
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed not built")
     import torch.distributed as dist
 
+    single = build_loader(cfg, "train", batch_size=2, seed=0, global_batch=8)
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
-        loader = build_loader(cfg, "train", batch_size=4, seed=0, distributed=True)
-        assert (
-            isinstance(loader.sampler.sampler, torch.utils.data.DistributedSampler) and loader.sampler.sampler.seed == 0
-        )
-        loader.sampler.set_epoch(3)
-        assert loader.sampler.sampler.epoch == 3
-        assert next(iter(loader))[0].shape[0] == 4
+        loader = build_loader(cfg, "train", batch_size=2, seed=0, distributed=True, global_batch=8)
     finally:
         dist.destroy_process_group()
+    for sampler in (loader.sampler, single.sampler):
+        assert (sampler.global_batch, sampler.per_device_batch, sampler.world) == (8, 2, 1)
+        sampler.set_epoch(3)
+    assert list(loader.sampler) == list(single.sampler) and len(loader) == 8  # 20 videos: 2 global batches of 8
 
 
 def test_clutter_zero_gives_plain_backgrounds_without_distractors():
