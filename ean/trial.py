@@ -12,7 +12,9 @@ A trial config is a plain dict with sections ``model`` (:mod:`ean.models.build`)
   per-device batch resolved, and the seed. Where files lie, loader workers, threads, timeouts and the number
   of devices (at the same global and per-device batch) are not part of it: they do not change which clips,
   augmentations and dropout masks each forward pass gets (:mod:`ean.data.global_batches`); of what a device
-  count changes, only BatchNorm's running averages remain (DDP keeps rank 0's).
+  count changes, only BatchNorm's running averages remain (DDP keeps rank 0's). With ``trainer.batchnorm:
+  sync`` the statistics are taken over every device's pass together, so the key holds that batch
+  (``batchnorm_clips``), and with it the device count.
 - ``trial_key``: a hash of the semantic config, the data fingerprint and ``ean.__version__``.
 """
 
@@ -84,6 +86,8 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
     """What decides a trial's result (see the module docstring); plain JSON-able data."""
     trainer = resolve_trainer_config(config)
     trainer["per_device_batch"], _ = device_batch(trainer, devices)
+    if trainer["batchnorm"] == "sync":  # SyncBatchNorm's statistics span the devices' concurrent passes
+        trainer["batchnorm_clips"] = trainer["per_device_batch"] * devices
     for key in TRAINER_OPERATIONAL:
         trainer.pop(key)
     return {

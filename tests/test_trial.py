@@ -1,0 +1,33 @@
+"""ean.trial: what the trial key holds of the device count."""
+
+from __future__ import annotations
+
+import pytest
+
+from ean.trial import trial_key
+
+CONFIG = {
+    "model": {"backbone": "resnet18", "num_segments": 4, "input_size": 64, "num_classes": 10, "block": "none"},
+    "data": {"dataset": "synthetic", "root": "data/synthetic", "num_videos": 20, "num_classes": 10},
+    "trainer": {"batch_size": 8, "per_device_batch": 4},
+    "seed": 0,
+}
+
+
+def keys(batchnorm: str) -> dict[int, str]:
+    config = {**CONFIG, "trainer": {**CONFIG["trainer"], "batchnorm": batchnorm}}
+    return {devices: trial_key(config, devices, fingerprint="sha256:0") for devices in (1, 2)}
+
+
+@pytest.mark.parametrize("batchnorm", ["train", "frozen"])
+def test_the_device_count_is_not_in_the_key_where_it_changes_nothing_trained(batchnorm):
+    """1 device x 2 passes and 2 devices x 1 pass train the same passes (ean.data.global_batches)."""
+    one, two = keys(batchnorm).values()
+    assert one == two
+
+
+def test_synchronised_batchnorm_keys_the_batch_its_statistics_span():
+    """SyncBatchNorm normalises 2 devices' passes of 4 clips together (8 clips), one device's pass alone (4)."""
+    one, two = keys("sync").values()
+    assert one != two
+    assert keys("train")[1] != one  # sync on one device: another recipe, another key
