@@ -7,8 +7,10 @@ the time scales to the recipe as it would run:
     training   = epochs x steps per epoch x seconds per step, steps per epoch = train videos // global batch
                  (at most ``max_steps_per_epoch``); the data's own size, or its official one where it is not
     evaluation = a forward pass costs about a third of a training step per clip (forward + backward + update):
-                 val videos x views (clips x crops) x that, for each evaluation pass (every ``eval_every``
-                 epochs, and the final test with the protocol)
+                 val videos x that for each pass ``fit`` runs (``evaluated_views``): the per-epoch validation,
+                 1 clip x 1 crop, every ``eval_every`` epochs and after the last; the final test with the
+                 protocol's views (clips x crops) when it has more than one (at 1 x 1 it reuses the last
+                 validation); an evaluation trial runs the final test only
     device-hours = (training + evaluation) x devices per trial; the wall clock, with the trials spread over
                  ``--max-concurrent`` slots (default: one per device the local machine has), is at least
                  the device-hours / slots (perfect packing: a lower bound)
@@ -130,10 +132,19 @@ def _cost(trial: Trial, seconds: float, trainer: dict, videos: dict[str, int], s
     train_hours = epochs * per_epoch * seconds / 3600
     data = trial.config["data"]
     views = int(data.get("test_clips") or 1) * int(data.get("test_crops") or 1)
-    passes = 1 + (epochs // trainer["eval_every"] if trainer.get("eval_every") else 0)
     per_clip = seconds / step_clips
-    eval_hours = passes * math.ceil(val_videos / devices) * views * per_clip * FORWARD_SHARE / 3600
+    clips = evaluated_views(epochs, trainer.get("eval_every") or 1, views) * math.ceil(val_videos / devices)
+    eval_hours = clips * per_clip * FORWARD_SHARE / 3600
     return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, devices)
+
+
+def evaluated_views(epochs: int, eval_every: int, views: int) -> int:
+    """Views of each validation video that ``ean.train.fit`` evaluates over a trial: one per validation (after
+    every ``eval_every``-th epoch and the last, 1 clip x 1 crop), and the final test's ``views`` unless it is
+    the last validation again (``views`` = 1 after training)."""
+    validations = -(-epochs // eval_every)  # after epochs k x eval_every, and after the last: ceil
+    final_test = views if views > 1 or not epochs else 0
+    return validations + final_test
 
 
 def totals(costs: list[TrialCost], slots: int) -> tuple[float, float]:

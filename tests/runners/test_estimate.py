@@ -12,7 +12,7 @@ import pytest
 from ean.data import build_dataset
 from ean.data.identity import split_size
 from runners.cache import DiskCache
-from runners.estimate import estimate, format_costs, step_code_signature
+from runners.estimate import estimate, evaluated_views, format_costs, step_code_signature
 from runners.plan import TrialState, build_plan
 from runners.run import main
 from study.spec import parse_spec
@@ -45,6 +45,38 @@ def test_the_cost_follows_the_recipe_and_cached_trials_are_free(tmp_path, monkey
     assert cost.eval_hours > 0 and cost.device_hours == pytest.approx(cost.train_hours + cost.eval_hours)
     text = format_costs([cost], free=1, slots=1)
     assert "1 trial(s) to train (1 cached or reused: free)" in text and text.splitlines()[1].startswith("base")
+
+
+@pytest.mark.parametrize(
+    ("epochs", "eval_every", "test_clips"),
+    [(3, 2, 1), (3, 2, 2), (4, 2, 2), (2, 1, 1), (0, 1, 2)],
+    ids=["1x1-reuses-the-last-validation", "2-clips", "even", "every-epoch", "evaluation-trial"],
+)
+def test_the_estimate_prices_the_evaluations_fit_runs(epochs, eval_every, test_clips, tmp_path, monkeypatch):
+    """Counts the views ``fit`` evaluates (per-epoch validations at 1 x 1, the protocol's final test) against
+    ``evaluated_views``; an evaluation trial resumes a finished training and only tests."""
+    import importlib
+
+    from ean.data import generate_synthetic
+    from tests.train.helpers import SYNTHETIC, tiny_config, with_changes
+
+    fit_module = importlib.import_module("ean.train.fit")  # the module: ``ean.train.fit`` names the function
+    root = generate_synthetic(str(tmp_path / "data"), **SYNTHETIC)
+    config = with_changes(tiny_config(root, epochs=max(epochs, 1), eval_every=eval_every), data={"test_clips": 1})
+    fit_module.fit(config, tmp_path / "run")  # trained; an evaluation trial (epochs 0) tests it again
+    views: list[int] = []
+
+    def counting(model, loader, *args, **kwargs):
+        views.extend(clips.shape[1] if clips.dim() == 7 else 1 for clips, _, _ in loader for _ in clips)
+        return evaluate(model, loader, *args, **kwargs)
+
+    evaluate = fit_module.evaluate
+    monkeypatch.setattr(fit_module, "evaluate", counting)
+    config = with_changes(config, data={"test_clips": test_clips}, trainer={"epochs": epochs or 1})
+    workdir = tmp_path / ("run" if epochs == 0 else "again")
+    fit_module.fit(config, workdir)
+    val_videos = split_size(config["data"], "val")
+    assert sum(views) == evaluated_views(epochs, eval_every, test_clips) * val_videos
 
 
 def test_a_dry_run_estimate_plans_a_study_whose_data_is_elsewhere(tmp_path, monkeypatch, capsys):
