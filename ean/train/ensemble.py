@@ -38,11 +38,12 @@ def ensemble(score_files: Sequence[str | Path], out: str | Path | None = None) -
     reference = members[0]
     for path, member in zip(score_files[1:], members[1:], strict=True):
         _check_same_videos(score_files[0], reference, path, member)
-    averaged = np.mean([m.scores.astype(np.float64) for m in members], axis=0).astype(np.float32)
-    per_class = per_class_top1(averaged, reference.labels, averaged.shape[1])
+    mean = np.mean([m.scores.astype(np.float64) for m in members], axis=0)  # ranked before the float32 cast
+    averaged = mean.astype(np.float32)
+    per_class = per_class_top1(mean, reference.labels, averaged.shape[1])
     result: dict[str, Any] = {
-        "top1": topk_accuracy(averaged, reference.labels, 1),
-        "top5": topk_accuracy(averaged, reference.labels, 5),
+        "top1": topk_accuracy(mean, reference.labels, 1),
+        "top5": topk_accuracy(mean, reference.labels, 5),
         "mean_class_top1": float(np.nanmean(per_class)),
         "per_class_top1": class_accuracy_dict(per_class, reference.class_names),
         "num_videos": len(reference.labels),

@@ -132,6 +132,25 @@ def test_evaluate_averages_softmax_over_views():
     assert result["video_index"].tolist() == list(range(6)) and result["class_names"] == ["a", "b", "c"]
 
 
+class Confident(nn.Module):
+    """Logits 0 for class 0, -110 for class 9 and -200 for the rest, whatever the clip (10 classes)."""
+
+    def forward(self, x):
+        logits = torch.full((x.shape[0], 10), -200.0)
+        logits[:, 0], logits[:, 9] = 0.0, -110.0
+        return logits
+
+
+def test_top5_ranks_classes_whose_probabilities_underflow_float32():
+    """exp(-110) is 0 in float32, as is exp(-200): ranked on the saved probabilities, class 9 would tie with
+    the seven others at 0 and fall behind them by index; its log-probability ranks it second."""
+    batches = [(torch.zeros(2, 4, 1, 3, 8, 8), torch.tensor([9, 9]), torch.arange(2))]
+    result = evaluate(Confident(), batches, CPU)
+    assert result["scores"][0, 9] == 0.0  # what the scores file holds
+    assert result["val_top1"] == 0.0 and result["val_top5"] == 100.0
+    assert result["val_loss"] == pytest.approx(110.0)
+
+
 class Recording(Pooled):
     """Pooled, keeping every input it is given."""
 
