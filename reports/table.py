@@ -11,7 +11,7 @@ A study that compares ``datasets`` (Table 1: Something V1 and V2) gets one heade
 each with its accuracy columns, the paper's values on that dataset, the differences to the baseline and its
 Seeds; the descriptive columns and the costs (Param, FLOPs) are shown once.
 
-Cell conventions: accuracies as mean ± std over the finished seeds (one decimal by default); Param in M
+Cell conventions: accuracies as mean ± sample std (n - 1) over the finished seeds (one decimal by default); Param in M
 and FLOPs in G (multiply-accumulates per clip), as the paper prints them; the best accuracy of a column
 in bold (ties: all); a row whose seeds did not all finish carries a mark on its Seeds cell and a note
 that names each seed's status; a row without a finished seed shows its status instead of numbers.
@@ -372,8 +372,18 @@ def _delta_cell(res: RowResult, metric: str, decimals: int) -> Cell:
         return Cell("n/a")
     if d.n == 1:
         return Cell(f"{signed(d.mean, decimals)} (1 seed)")
-    text = f"{signed(d.mean, decimals)} [{signed(d.low, decimals)}, {signed(d.high, decimals)}]"
+    places = _interval_decimals(d.low, d.high, decimals) if d.excludes_zero else decimals
+    text = f"{signed(d.mean, decimals)} [{signed(d.low, places)}, {signed(d.high, places)}]"
     return Cell(text, mark="*" if d.excludes_zero else "")
+
+
+def _interval_decimals(low: float, high: float, decimals: int, most: int = 3) -> int:
+    """Decimals that show an interval excluding zero without a bound that prints as 0: ``[+0.03, +0.53]*``,
+    not ``[+0.0, +0.5]*`` (up to ``most`` more than ``decimals``)."""
+    places = decimals
+    while places < decimals + most and 0 in (round(low, places), round(high, places)):
+        places += 1
+    return places
 
 
 def _cost_text(metric: str, value: float) -> str:
@@ -446,7 +456,13 @@ def _remarks(spec: StudySpec, parts: list[_Part], paper_cols: list, cost_paper: 
         by_source.setdefault(row.source, []).append(row.label)
     if by_source:
         sources = "; ".join(f"{', '.join(labels)}: {source}" for source, labels in by_source.items())
-        notes.append(Note("", f"{REFERENCE_MARK} Published results, not trained here ({sources})."))
+        notes.append(
+            Note(
+                "",
+                f"{REFERENCE_MARK} Published results, not trained here ({sources}); bold marks the best of the rows "
+                "trained here.",
+            )
+        )
     labels = {r.id: r.label for r in spec.rows}
     for part in parts:
         for line in describe_exclusions(part.selection, labels):
@@ -472,7 +488,7 @@ def _caption(spec: StudySpec, parts: list[_Part]) -> str:
     groups = " and ".join(p.group for p in parts if p.group) or "no runs"
     parts_text = [f"{groups}, protocol {_protocols(spec)} (clips x crops)"]
     seeds = f"{len(spec.seeds)} seed{'s' if len(spec.seeds) != 1 else ''}"
-    parts_text.append(f"mean ± std over {seeds} (Seeds: finished/planned)")
+    parts_text.append(f"mean ± sample std (n - 1) over {seeds} (Seeds: finished/planned)")
     units = []
     if S.METRIC_PARAMS in spec.columns:
         units.append("Param in millions")

@@ -171,6 +171,36 @@ def test_signed_never_prints_negative_zero():
     assert signed(-0.02, 1) == "+0.0" and signed(-0.26, 1) == "-0.3" and signed(1.0, 2) == "+1.00"
 
 
+@pytest.mark.parametrize(
+    ("diffs", "shown"),
+    [
+        ((0.18, 0.28, 0.38), "+0.3 [+0.03, +0.53]"),  # one decimal would print [+0.0, +0.5] beside the mark
+        ((2.5, 2.7, 2.6), "+2.6 [+2.4, +2.8]"),  # nothing hidden: one decimal
+        ((-0.18, -0.28, -0.38), "-0.3 [-0.53, -0.03]"),
+    ],
+)
+def test_an_interval_marked_as_excluding_zero_never_prints_a_zero_bound(diffs, shown):
+    from types import SimpleNamespace
+
+    from reports.stats import paired_difference
+    from reports.table import _delta_cell
+
+    delta = paired_difference({seed: 50.0 + d for seed, d in enumerate(diffs)}, dict.fromkeys(range(3), 50.0))
+    cell = _delta_cell(SimpleNamespace(deltas={"top1": delta}), "top1", 1)
+    assert delta.excludes_zero and (cell.text, cell.mark) == (shown, "*")
+
+
+def test_an_interval_containing_zero_keeps_the_tables_decimals():
+    from types import SimpleNamespace
+
+    from reports.stats import paired_difference
+    from reports.table import _delta_cell
+
+    delta = paired_difference({0: 50.2, 1: 49.9, 2: 50.1}, {0: 50.0, 1: 50.0, 2: 50.0})
+    cell = _delta_cell(SimpleNamespace(deltas={"top1": delta}), "top1", 1)
+    assert not delta.excludes_zero and cell.mark == "" and cell.text == "+0.1 [-0.3, +0.4]"
+
+
 def test_markdown_escapes_pipes_and_emphasis():
     assert escape_markdown("a|b *c* _d_ <e>") == "a\\|b \\*c\\* \\_d\\_ &lt;e&gt;"
 
