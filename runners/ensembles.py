@@ -2,8 +2,10 @@
 
 An ensemble cell trains nothing. Once every member trial of a seed has a FINISHED run, the driver fetches
 their score files from MLflow, averages them (``ean.train.ensemble``) and logs one run for the cell, keyed
-by its members' trial keys (cached like any trial). Params and FLOPs are the members' sums; its data input is
-the members' validation split (context ``evaluation``).
+by its members' trial keys (cached like any trial). The members are the trials this invocation planned (their
+keys: this code version, data and recipe), never another key's run of the same row and seed, such as one an
+older code version left in the store. Params and FLOPs are the members' sums; its data input is the members'
+validation split (context ``evaluation``).
 """
 
 from __future__ import annotations
@@ -21,23 +23,28 @@ def ensemble_key(member_keys: list[str]) -> str:
     return "en" + hashlib.sha256(",".join(member_keys).encode()).hexdigest()[:14]
 
 
-def run_ensembles(spec: StudySpec, seeds: list[int], tracker: StudyTracker, rerun: bool) -> dict[str, str]:
-    """Logs every ensemble cell whose members finished; returns ``name -> finished | cached | waiting``."""
+def run_ensembles(
+    spec: StudySpec, planned: dict[tuple[str, str, int], str], tracker: StudyTracker, rerun: bool
+) -> dict[str, str]:
+    """Logs every ensemble cell whose members finished; returns ``name -> finished | cached | waiting``.
+
+    Args:
+        spec: the study (its ensemble rows name their members).
+        planned: (row id, dataset column or "", seed) -> the trial key this invocation planned for it.
+        tracker: the study's MLflow tracker.
+        rerun: log a new run for a cell that has one (``--rerun``).
+    """
     from ean.train import ensemble
 
     outcome: dict[str, str] = {}
     runs = tracker.trial_runs()
-    finished: dict[tuple, object] = {}  # (row, dataset column, seed) -> its newest FINISHED run not superseded
-    for key_runs in runs.values():
-        for r in current(key_runs):
-            tags = r.data.tags
-            finished.setdefault((tags[S.TAG_ROW], tags.get(S.TAG_COLUMN, ""), tags[S.TAG_SEED]), r)
+    seeds = sorted({seed for _, _, seed in planned})
     cells = [
         (row, column, seed) for row in spec.rows if row.ensemble for column in spec.columns_of_data for seed in seeds
     ]
     for row, column, seed in cells:
         name = S.run_name(spec.name, row.id, seed, column)
-        members = [finished.get((m, column, str(seed))) for m in row.ensemble]
+        members = [_member_run(runs, planned.get((m, column, seed))) for m in row.ensemble]
         if any(m is None for m in members):
             outcome[name] = "waiting"
             continue
@@ -57,6 +64,12 @@ def run_ensembles(spec: StudySpec, seeds: list[int], tracker: StudyTracker, reru
             tracker.client.set_tag(old.info.run_id, S.TAG_SUPERSEDED_BY, run_id)
         outcome[name] = "finished"
     return outcome
+
+
+def _member_run(runs: dict[str, list], key: str | None):
+    """The newest FINISHED run of trial ``key`` that no rerun superseded (None: none, or no key planned)."""
+    found = current(runs.get(key, [])) if key else []
+    return found[0] if found else None
 
 
 def current(runs: list) -> list:
@@ -85,7 +98,8 @@ def _log(
     for tag in (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATA_FINGERPRINT, S.TAG_DATASET, S.TAG_PROTOCOL):
         tags[tag] = first.tags.get(tag, "")
     run = client.create_run(tracker.experiment_id, run_name=S.run_name(spec.name, row.id, seed, column), tags=tags)
-    sums = {m: sum(r.data.metrics.get(m, 0.0) for r in members) for m in (S.METRIC_PARAMS, S.METRIC_FLOPS)}
+    counted = [m for m in (S.METRIC_PARAMS, S.METRIC_FLOPS) if all(m in r.data.metrics for r in members)]
+    sums = {m: sum(r.data.metrics[m] for r in members) for m in counted}  # a member without its count: none
     tracker.log_metrics(run.info.run_id, {S.METRIC_TOP1: result["top1"], S.METRIC_TOP5: result["top5"], **sums})
     client.log_artifact(run.info.run_id, result["scores_path"], artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
     client.log_dict(run.info.run_id, result.get("per_class_top1", {}), S.ARTIFACT_PER_CLASS)

@@ -71,7 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "path after the project's studies/conf; data only, like the project's; may be given several times",
     )
     parser.add_argument("--seeds", help="comma-separated seeds instead of the spec's (e.g. 0,1)")
-    parser.add_argument("--rows", help="comma-separated row ids to run (default: all)")
+    parser.add_argument(
+        "--rows", help="comma-separated row ids to run (default: all); an ensemble row brings its member rows"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit; nothing runs or is logged")
     parser.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON, one entry per trial")
     parser.add_argument(
@@ -126,6 +128,7 @@ def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[i
         unknown = [r for r in wanted if r not in {row.id for row in spec.rows}]
         if unknown:
             raise SpecError(f"unknown rows {unknown}; rows of {spec.name}: {', '.join(r.id for r in spec.rows)}")
+        wanted += [m for r in spec.rows if r.id in wanted for m in r.ensemble]  # an ensemble needs its members
         spec = dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r.id in wanted))
     return profile, seeds, spec
 

@@ -310,8 +310,8 @@ class StudySession:
             return
         from runners.ensembles import run_ensembles
 
-        seeds = sorted({t.seed for t in self.trials})
-        for name, state in run_ensembles(self.spec, seeds, tracker, self.args.rerun).items():
+        planned = {(t.row.id, t.column, t.seed): t.key for t in self.trials}
+        for name, state in run_ensembles(self.spec, planned, tracker, self.args.rerun).items():
             print(f"ensemble {name}: {state}")
 
 

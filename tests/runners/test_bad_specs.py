@@ -224,3 +224,17 @@ def test_a_ray_client_address_is_refused_with_the_job_recipe(extra, tmp_path, ca
     submitted = err.split("ray job submit", 1)[1].splitlines()[0]
     assert f"python -m runners.run {spec} --mlflow-uri" in submitted and " trainer.epochs=2" in submitted
     assert ("--address auto" in submitted or "--address=auto" in submitted) and "ray://" not in submitted
+
+
+def test_rows_that_name_an_ensemble_bring_its_members():
+    """``--rows en``: the ensemble averages its members' runs of this plan, so their trials are planned too."""
+    import argparse
+
+    from runners.run import select
+    from study.spec import parse_spec
+
+    rows = [*GOOD["rows"], {"id": "third", "label": "Third", "overrides": ["block=s_block"]}]
+    spec = parse_spec({**GOOD, "rows": [*rows, {"id": "en", "label": "En", "ensemble": ["eab", "base"]}]})
+    args = argparse.Namespace(profile=None, seeds=None, rows="en")
+    _, _, chosen = select(spec, args)
+    assert [r.id for r in chosen.rows] == ["base", "eab", "en"]
