@@ -23,8 +23,9 @@ def _clock(seconds: float) -> str:
 class Progress:
     """Prints one line per event: ``[done 3/10 | running 2 | failed 0] name: message | 1:02 elapsed, ~2:10 left``.
 
-    The remaining time is estimated from the epochs done so far (all trials of a study train the same
-    number of epochs).
+    The remaining time is estimated from the epochs trained in this invocation so far (all trials of a study
+    train the same number of epochs): a trial resumed at epoch 9 has trained one epoch after reporting epoch
+    9, and epochs a retried trial reports again count once.
 
     Args:
         total: trials to run in this invocation.
@@ -37,15 +38,18 @@ class Progress:
         self.start = time.monotonic()
         self.done = self.failed = 0
         self.running: set[str] = set()
-        self.epochs_done: dict[str, int] = {}
+        self.first: dict[str, int] = {}  # trial -> the epoch it had reached when this invocation first heard of it
+        self.last: dict[str, int] = {}  # trial -> the highest epoch it reported
+        self.closed: set[str] = set()  # finished or failed
 
     def _eta(self) -> str:
-        finished_epochs = sum(self.epochs_done.values())
-        if not finished_epochs:
+        trained = sum(self.last[n] - self.first[n] for n in self.last)
+        if not trained:
             return "?"
-        per_epoch = (time.monotonic() - self.start) / finished_epochs
-        left = self.total * self.epochs - finished_epochs
-        return "~" + _clock(per_epoch * max(left, 0))
+        per_epoch = (time.monotonic() - self.start) / trained
+        left = sum(self.epochs - self.last[n] for n in self.last if n not in self.closed)
+        left += max(self.total - len(self.last.keys() | self.closed), 0) * self.epochs
+        return "~" + _clock(per_epoch * left)
 
     def _print(self, name: str, message: str) -> None:
         state = f"done {self.done}/{self.total} | running {len(self.running)} | failed {self.failed}"
@@ -59,7 +63,8 @@ class Progress:
     def epoch(self, name: str, report: EpochReport) -> None:
         """After epoch ``report.epoch`` (1-based) of trial ``name``."""
         self.running.add(name)
-        self.epochs_done[name] = report.epoch
+        self.first.setdefault(name, report.epoch - 1)
+        self.last[name] = max(self.last.get(name, 0), report.epoch)
         metrics = report.metrics
         shown = ", ".join(f"{k} {metrics[k]:.3g}" for k in SHOWN_METRICS if k in metrics)
         self._print(name, f"epoch {report.epoch}/{self.epochs} {shown}")
@@ -67,13 +72,13 @@ class Progress:
     def finished(self, name: str, top1: float | None) -> None:
         self.running.discard(name)
         self.done += 1
-        self.epochs_done[name] = self.epochs
+        self.closed.add(name)
         self._print(name, "finished" + (f", top1 {top1:.1f}%" if top1 is not None else ""))
 
     def failed_trial(self, name: str, reason: str) -> None:
         self.running.discard(name)
         self.failed += 1
-        self.epochs_done[name] = self.epochs
+        self.closed.add(name)
         self._print(name, f"FAILED: {reason.splitlines()[0] if reason else '?'}")
 
     def retrying(self, name: str, reason: str) -> None:

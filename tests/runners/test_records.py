@@ -121,6 +121,26 @@ def test_progress_shows_an_epochs_loss_and_accuracy(capsys):
     assert "tiny/base/seed0: epoch 2/3 train_loss 0.512, val_top1 40 |" in line
 
 
+def test_the_time_left_counts_the_epochs_trained_in_this_invocation(capsys, monkeypatch):
+    """A trial resumed at epoch 9 of 10 has trained one epoch, not nine; an epoch a retried trial reports again
+    is not trained twice; an unreported trial has all its epochs ahead."""
+    now = [0.0]
+    monkeypatch.setattr("runners.progress.time.monotonic", lambda: now[0])
+    progress = Progress(total=2, epochs=10)
+
+    def after(seconds: float, name: str, epoch: int) -> str:
+        now[0] = seconds
+        progress.epoch(name, EpochReport(epoch, {}))
+        return capsys.readouterr().out.rsplit(", ", 1)[1].strip()
+
+    assert after(10, "a", 9) == "~1:50 left"  # 10 s an epoch; 1 + 10 epochs left
+    assert after(20, "b", 1) == "~1:40 left"  # 2 epochs in 20 s; 1 + 9 left
+    assert after(30, "b", 1) == "~2:30 left"  # b retried: still 2 epochs trained, now in 30 s
+    now[0] = 40
+    progress.finished("a", 50.0)
+    assert capsys.readouterr().out.rstrip().endswith("~3:00 left")  # 9 epochs of b at 20 s
+
+
 class Recorder:
     """Records the calls made on it (a stand-in for the callback's writer and progress display)."""
 
