@@ -135,6 +135,28 @@ def describe_duplicates(selection: Selection, labels: dict[str, str]) -> list[st
     ]
 
 
+def describe_test_videos(selection: Selection, labels: dict[str, str]) -> list[str]:
+    """One sentence when the chosen FINISHED runs scored different numbers of test videos (a bad file is
+    skipped, so their top-1 have different denominators), naming the runs outside the most common count.
+
+    E.g. ``"Test videos scored: 11522 by 14 runs, 11520 by +EAB seed 2 (a bad file is skipped, not counted
+    wrong)"``; none when every run scored as many, or the runs do not say (older than ``test_videos``).
+    """
+    chosen = selection.chosen
+    if S.METRIC_TEST_VIDEOS not in chosen:
+        return []
+    runs = chosen[(chosen["status"] == S.STATUS_FINISHED) & chosen[S.METRIC_TEST_VIDEOS].notna()]
+    counts = runs[S.METRIC_TEST_VIDEOS].astype(int)
+    if counts.nunique() < 2:
+        return []
+    common = counts.value_counts().index[0]
+    parts = [f"{common} by {int((counts == common).sum())} runs"]
+    for count in sorted(set(counts) - {common}, reverse=True):
+        named = [f"{labels.get(r['row'], r['row'])} seed {r['seed']}" for r in runs[counts == count].to_dict("records")]
+        parts.append(f"{count} by {', '.join(named)}")
+    return [f"Test videos scored: {'; '.join(parts)} (a bad file is skipped, not counted wrong)"]
+
+
 def _run_label(rec: dict, labels: dict[str, str]) -> str:
     seed = rec["seed"]
     seed_text = f"seed {seed}" if not pd.isna(seed) else "no seed"

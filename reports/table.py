@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from reports.results import MISSING, RowResult, compared_metrics, row_results
-from reports.select import Selection, describe_duplicates, describe_exclusions
+from reports.select import Selection, describe_duplicates, describe_exclusions, describe_test_videos
 from study import mlflow_schema as S
 from study.spec import LABEL_COLUMN, MEASURED, StudySpec, spec_hash
 
@@ -468,6 +468,8 @@ def _remarks(spec: StudySpec, parts: list[_Part], paper_cols: list, cost_paper: 
         for line in describe_exclusions(part.selection, labels):
             notes.append(Note("", _prefixed(part, parts, f"Not included: {line}.")))
         for line in describe_duplicates(part.selection, labels):
+            notes.append(Note("", _prefixed(part, parts, f"{line}.")))
+        for line in describe_test_videos(part.selection, labels):
             notes.append(Note("", _prefixed(part, parts, f"{line}.")))
     return notes
 

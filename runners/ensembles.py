@@ -100,7 +100,8 @@ def _log(
     run = client.create_run(tracker.experiment_id, run_name=S.run_name(spec.name, row.id, seed, column), tags=tags)
     counted = [m for m in (S.METRIC_PARAMS, S.METRIC_FLOPS) if all(m in r.data.metrics for r in members)]
     sums = {m: sum(r.data.metrics[m] for r in members) for m in counted}  # a member without its count: none
-    tracker.log_metrics(run.info.run_id, {S.METRIC_TOP1: result["top1"], S.METRIC_TOP5: result["top5"], **sums})
+    scored = {S.METRIC_TOP1: result["top1"], S.METRIC_TOP5: result["top5"], S.METRIC_TEST_VIDEOS: result["num_videos"]}
+    tracker.log_metrics(run.info.run_id, {**scored, **sums})
     client.log_artifact(run.info.run_id, result["scores_path"], artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
     client.log_dict(run.info.run_id, result.get("per_class_top1", {}), S.ARTIFACT_PER_CLASS)
     data = {"dataset": first.tags.get(S.TAG_DATASET), "root": first.params.get(S.PARAM_DATA_ROOT)}

@@ -386,8 +386,10 @@ class StudyTracker:
         """Logs the trial's results and marks its run FINISHED, after tagging the older FINISHED runs of its key
         (a ``--rerun``'s predecessors) superseded by it; each step may be applied again (``runners.journal``)."""
         self.supersede_older(run_id)
-        results = (S.METRIC_TOP1, S.METRIC_TOP5, S.METRIC_TEST_LOSS)
-        self.log_metrics(run_id, {k: final[k] for k in results if k in final})
+        results = {k: final[k] for k in (S.METRIC_TOP1, S.METRIC_TOP5, S.METRIC_TEST_LOSS) if k in final}
+        if "num_videos" in final:  # fit's result: the videos the final evaluation scored
+            results[S.METRIC_TEST_VIDEOS] = final["num_videos"]
+        self.log_metrics(run_id, results)
         if scores_path and Path(scores_path).is_file():
             self.client.log_artifact(run_id, scores_path, artifact_path=str(Path(S.ARTIFACT_SCORES).parent))
         per_class = final.get("per_class_top1")

@@ -37,8 +37,9 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   ``synthetic/val``), its digest the trial's ``ean.data_fingerprint`` (``sha256:<16 hex>``), its source the
   data root (source type ``local``), and the input tag ``mlflow.data.context`` = ``training`` or
   ``validation`` (``evaluation`` for the validation split of an evaluation row or an ensemble).
-- Final metrics (one value each): ``top1``, ``top5`` (percent, 0-100) and ``test_loss`` (mean NLL of the
-  view-averaged probabilities) of the final evaluation under the row's protocol, ``params`` (count of trainable
+- Final metrics (one value each): ``top1``, ``top5`` (percent, 0-100), ``test_loss`` (mean NLL of the
+  view-averaged probabilities) and ``test_videos`` (the videos it scored: bad files are skipped) of the final
+  evaluation under the row's protocol, ``params`` (count of trainable
   parameters), ``flops`` (multiply-accumulates of one clip). Per-epoch metrics (step = epoch):
   ``train_loss``, ``train_top1``, ``val_top1``, ``val_top5``, ``lr``, and how the epoch ran: ``val_loss``,
   ``clips_per_s``, ``peak_memory_mb``, ``bad_files``, ``epoch_time_s`` (wall time of the epoch's training
@@ -146,10 +147,12 @@ METRIC_TOP5 = "top5"
 #: that per-epoch metric is the training-time validation's, and a final value logged under its name would be a
 #: point at step 0 of its curve, while MLflow's latest value (the runs table's) stays the last epoch's.
 METRIC_TEST_LOSS = "test_loss"
+#: How many videos the final evaluation scored (top1's denominator): a bad file is skipped, not scored as wrong.
+METRIC_TEST_VIDEOS = "test_videos"
 METRIC_PARAMS = "params"
 METRIC_FLOPS = "flops"
 #: Logged once at the end of a trial (``params`` and ``flops`` may be logged at its start).
-FINAL_METRICS = (METRIC_TOP1, METRIC_TOP5, METRIC_TEST_LOSS, METRIC_PARAMS, METRIC_FLOPS)
+FINAL_METRICS = (METRIC_TOP1, METRIC_TOP5, METRIC_TEST_LOSS, METRIC_TEST_VIDEOS, METRIC_PARAMS, METRIC_FLOPS)
 #: Logged once per epoch with ``step`` = the epoch.
 EPOCH_METRICS = ("train_loss", "train_top1", "val_top1", "val_top5", "lr")
 #: The wall time of an epoch's training pass, in seconds, logged per epoch (``ean.train.fit``'s history holds it).

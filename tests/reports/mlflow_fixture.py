@@ -148,7 +148,7 @@ def _trial_run(client, exp, spec, parent, start, row, seed, status, top1, top5, 
     metrics = [Metric(S.METRIC_PARAMS, params, start, 0), Metric(S.METRIC_FLOPS, flops, start, 0)]
     if status == "FINISHED":
         metrics += [Metric(S.METRIC_TOP1, top1, start, 0), Metric(S.METRIC_TOP5, top5, start, 0)]
-        metrics += [Metric(S.METRIC_TEST_LOSS, 2.5, start, 0)]
+        metrics += [Metric(S.METRIC_TEST_LOSS, 2.5, start, 0), Metric(S.METRIC_TEST_VIDEOS, 40, start, 0)]
         metrics += [Metric(name, 1.0 / (e + 1), start, e) for e in range(3) for name in S.EPOCH_METRICS]
     config = {"model": {"block": row}, "data": {"dataset": tags[S.TAG_DATASET]}, "seed": seed}
     flat = [Param("model.block", row), Param("data.dataset", tags[S.TAG_DATASET]), Param("seed", str(seed))]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from reports.collect import RUN_COLUMNS, StudyNotFoundError, collect_runs, runs_frame
-from reports.select import Duplicate, describe_duplicates, describe_exclusions, select_runs
+from reports.select import Duplicate, describe_duplicates, describe_exclusions, describe_test_videos, select_runs
 from tests.reports.mlflow_fixture import OTHER_STUDY_HASH, RUNS
 
 
@@ -183,3 +183,19 @@ def test_no_duplicates_when_each_row_and_seed_finished_once(collected):
     sel = select_runs(spec, runs.trials)  # incep_block seed 2: a FAILED then a FINISHED run, no duplicate
     assert sel.duplicates == ()
     assert describe_duplicates(sel, {r.id: r.label for r in spec.rows}) == []
+
+
+def test_runs_that_scored_different_numbers_of_test_videos_are_named(fixture_store):
+    """A bad test file is skipped: the runs' top-1 then have different denominators, which the note says."""
+    _, spec = fixture_store
+    labels = {r.id: r.label for r in spec.rows}
+    records = [
+        {**_record(i, row, seed), "test_videos": 120}
+        for i, (row, seed) in enumerate([("only_soitr", 0), ("only_soitr", 1), ("eab", 0), ("eab", 1)])
+    ]
+    assert describe_test_videos(select_runs(spec, runs_frame(records)), labels) == []
+    records[3]["test_videos"] = 119
+    records.append({**_record(9, "s_block", 0, status="FAILED"), "test_videos": 3})  # not a result: ignored
+    records.append(_record(10, "s_block", 1))  # older than test_videos: says nothing
+    lines = describe_test_videos(select_runs(spec, runs_frame(records)), labels)
+    assert lines == ["Test videos scored: 120 by 3 runs; 119 by +EAB seed 1 (a bad file is skipped, not counted wrong)"]

@@ -326,7 +326,7 @@ def test_the_final_loss_is_test_loss_and_the_val_loss_curve_holds_only_epochs(st
     from reports.collect import collect_runs
     from runners.journal import Journal, replay
 
-    final = {"top1": 50.0, "top5": 90.0, loss_key: 1.3, "history": []}
+    final = {"top1": 50.0, "top5": 90.0, loss_key: 1.3, "num_videos": 40, "history": []}
     tracker = StudyTracker(store, "tiny", "hash")
     assert replay(tracker, Journal(_journal_of_a_finished_trial(tmp_path, final)), S.EPOCH_LOGGED) == 4
     (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
@@ -335,7 +335,7 @@ def test_the_final_loss_is_test_loss_and_the_val_loss_curve_holds_only_epochs(st
     test_loss = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, S.METRIC_TEST_LOSS)]
     assert sorted(val_loss) == [(1, 0.9), (2, 0.8)] and test_loss == [(0, 1.3)]
     (row,) = collect_runs("tiny", store).trials.to_dict("records")
-    assert row[S.METRIC_TEST_LOSS] == 1.3 and row["top1"] == 50.0
+    assert row[S.METRIC_TEST_LOSS] == 1.3 and row["top1"] == 50.0 and row[S.METRIC_TEST_VIDEOS] == 40
 
 
 def test_a_rerun_leaves_the_old_run_finished_and_superseded(store, tmp_path):
@@ -429,6 +429,7 @@ def test_an_ensemble_waits_for_its_planned_members_and_takes_no_other_keys_run(s
     assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "finished"}
     (run,) = MlflowClient(store).search_runs([tracker.experiment_id], f"tags.`{S.TAG_ROW}` = 'en'")
     assert set(run.data.tags[S.TAG_ENSEMBLE_OF].split(",")) == {a, b}
+    assert run.data.metrics[S.METRIC_TEST_VIDEOS] == 2  # the videos its averaged scores cover
 
 
 def test_ensembles_use_the_current_member_runs_and_a_rerun_supersedes_the_old_ensemble(store, tmp_path):
