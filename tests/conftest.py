@@ -25,6 +25,16 @@ def _session_cache_dir(tmp_path_factory):
 SERIAL_GROUP = "slow"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, each test process takes its share of the cores for torch's threads: two processes of
+    two threads each on two cores made every torch operation wait on OpenMP threads that had no core."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def pytest_collection_modifyitems(config, items):
     if config.pluginmanager.hasplugin("xdist"):
         serial = pytest.mark.xdist_group(SERIAL_GROUP)

@@ -2,7 +2,6 @@
 numbers that each row's ``paper`` mapping holds (``studies/table*.yaml``)."""
 
 import pytest
-import torch
 
 from ean.profile import profile_model
 from tests.paper_specs import SpecRow, paper_rows
@@ -40,7 +39,6 @@ def _relative(ours: float, paper: float | None) -> float:
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_params_and_flops_match_the_paper(row: SpecRow):
     """The row's network, as the runner composes and counts it, against the paper (``-s`` prints each row)."""
-    torch.set_num_threads(2)
     assert row.paper_params is not None or row.paper_flops is not None, f"{row.name}: the spec gives no paper counts"
     profile = profile_model(row.model)
     params, flops = profile.params / 1e6, profile.macs / 1e9
