@@ -402,30 +402,38 @@ def test_each_epochs_wall_time_is_logged(store):
     assert sorted((m.step, m.value) for m in times) == [(1, 3.5), (2, 5.0)]
 
 
-def test_an_ensemble_waits_for_its_planned_members_and_takes_no_other_keys_run(store, tmp_path):
-    """A FINISHED run of the same row and seed under another trial key (here: what an older code version left)
-    is not a member: the ensemble waits for the planned trial, then averages it."""
+ENSEMBLE_ROWS = [
+    {"id": "a", "label": "A"},
+    {"id": "b", "label": "B"},
+    {"id": "en", "label": "En", "ensemble": ["a", "b"]},
+]
+
+
+def _finished_member(tracker: StudyTracker, folder: Path, row: str, key: str) -> str:
+    """A FINISHED run of trial ``key`` (row ``row``, seed 0) with a scores file of 2 videos; returns its id."""
     import numpy as np
 
     from ean.train.scores import write_scores
+
+    scores = write_scores(folder / "val_scores.npz", np.eye(2, dtype=np.float32), [0, 1], [0, 1], ["x", "y"])
+    run_id = tracker.open_trial(a_trial(row, key=key), {}, rerun=False)
+    tracker.finish_trial(run_id, {"top1": 100.0}, str(scores), str(folder))
+    return run_id
+
+
+def test_an_ensemble_waits_for_its_planned_members_and_takes_no_other_keys_run(store, tmp_path):
+    """A FINISHED run of the same row and seed under another trial key (here: what an older code version left)
+    is not a member: the ensemble waits for the planned trial, then averages it."""
     from runners.ensembles import run_ensembles
     from study.spec import load_spec
 
-    rows = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}, {"id": "en", "label": "En", "ensemble": ["a", "b"]}]
-    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(rows)))
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(ENSEMBLE_ROWS)))
     tracker = StudyTracker(store, "tiny", "hash")
-
-    def trained(row: str, key: str) -> str:
-        path = tmp_path / key / "val_scores.npz"
-        scores = write_scores(path, np.eye(2, dtype=np.float32), [0, 1], [0, 1], ["x", "y"])
-        run_id = tracker.open_trial(a_trial(row, key=key), {}, rerun=False)
-        tracker.finish_trial(run_id, {"top1": 100.0}, str(scores), str(tmp_path))
-        return run_id
-
-    a, _ = trained("a", "ka"), trained("b", "kb-older-code")
+    a = _finished_member(tracker, tmp_path / "a", "a", "ka")
+    _finished_member(tracker, tmp_path / "b-old", "b", "kb-older-code")
     planned = {("a", "", 0): "ka", ("b", "", 0): "kb"}
     assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "waiting"}
-    b = trained("b", "kb")
+    b = _finished_member(tracker, tmp_path / "b", "b", "kb")
     assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "finished"}
     (run,) = MlflowClient(store).search_runs([tracker.experiment_id], f"tags.`{S.TAG_ROW}` = 'en'")
     assert set(run.data.tags[S.TAG_ENSEMBLE_OF].split(",")) == {a, b}
@@ -435,22 +443,14 @@ def test_an_ensemble_waits_for_its_planned_members_and_takes_no_other_keys_run(s
 def test_ensembles_use_the_current_member_runs_and_a_rerun_supersedes_the_old_ensemble(store, tmp_path):
     """An ensemble averages each member's newest run that no rerun superseded; ``--rerun`` logs a new ensemble
     run and tags the old one (still FINISHED) superseded by it."""
-    import numpy as np
-
-    from ean.train.scores import write_scores
     from runners.ensembles import run_ensembles
     from study.spec import load_spec
 
-    rows = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}, {"id": "en", "label": "En", "ensemble": ["a", "b"]}]
-    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(rows)))
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(ENSEMBLE_ROWS)))
     tracker = StudyTracker(store, "tiny", "hash")
 
     def trained(row: str, name: str) -> str:
-        path = tmp_path / name / "val_scores.npz"
-        scores = write_scores(path, np.eye(2, dtype=np.float32), [0, 1], [0, 1], ["x", "y"])
-        run_id = tracker.open_trial(a_trial(row, key=f"k{row}"), {}, rerun=False)
-        tracker.finish_trial(run_id, {"top1": 100.0}, str(scores), str(tmp_path))
-        return run_id
+        return _finished_member(tracker, tmp_path / name, row, f"k{row}")
 
     old_a, b = trained("a", "a0"), trained("b", "b0")
     new_a = trained("a", "a1")  # a --rerun of a: supersedes old_a
