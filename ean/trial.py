@@ -11,10 +11,10 @@ A trial config is a plain dict with sections ``model`` (:mod:`ean.models.build`)
   the data's identity (:func:`ean.data.identity.data_identity`), the trainer's semantic keys with the
   per-device batch resolved, and the seed. Where files lie, loader workers, threads, timeouts and the number
   of devices (at the same global and per-device batch) are not part of it: they do not change which clips,
-  augmentations and dropout masks each forward pass gets (:mod:`ean.data.global_batches`); of what a device
-  count changes, only BatchNorm's running averages remain (DDP keeps rank 0's). With ``trainer.batchnorm:
-  sync`` the statistics are taken over every device's pass together, so the key holds that batch
-  (``batchnorm_clips``), and with it the device count.
+  augmentations and dropout masks each forward pass gets (:mod:`ean.data.global_batches`); BatchNorm's running
+  averages are merged over the ranks as one device would have updated them (:mod:`ean.train.running_stats`).
+  With ``trainer.batchnorm: sync`` the statistics are taken over every device's pass together, so the key
+  holds that batch (``batchnorm_clips``), and with it the device count.
 - ``trial_key``: a hash of the semantic config, the data fingerprint and ``ean.__version__``.
 """
 

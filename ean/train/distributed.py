@@ -75,6 +75,16 @@ def all_gather_rows(values: torch.Tensor, device: torch.device) -> torch.Tensor:
     return torch.cat(rows).to(values.device)
 
 
+def all_gather_stacked(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Every rank's tensor of one shape, stacked in rank order: (W, ...); ``values[None]`` without a group."""
+    if not is_distributed():
+        return values[None]
+    work = values.to(_collective_device(device))
+    parts = [torch.empty_like(work) for _ in range(world_size())]
+    dist.all_gather(parts, work)
+    return torch.stack(parts).to(values.device)
+
+
 def all_gather_objects(obj: Any) -> list[Any]:
     """Every rank's picklable ``obj``, in rank order (``[obj]`` without a group)."""
     if not is_distributed():

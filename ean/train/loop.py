@@ -11,7 +11,8 @@ global batch is A x B x W clips)::
 The gradient is the mean over the global batch's clips whatever A and W are (BatchNorm statistics are per
 forward pass of B clips, as in the paper's per-GPU BatchNorm). With the training loader's global batches
 (:mod:`ean.data.global_batches`) and ``seed``, every pass of B clips is the same whatever W is: the same clips,
-augmentation and dropout masks.
+augmentation and dropout masks; on W ranks, BatchNorm's running averages are merged after each round of passes
+into those of one device (:mod:`ean.train.running_stats`).
 
 Metrics are sums over every rank's clips, reduced once at the end of the epoch, so a DDP run reports
 the same numbers as one process on the same global batch.
@@ -30,10 +31,11 @@ from torch import nn
 
 from ean.data.global_batches import chunk_seed
 from ean.data.transforms import normalize_clips
-from ean.train.distributed import all_reduce, rank, world_size
+from ean.train.distributed import all_gather_stacked, all_reduce, rank, world_size
 from ean.train.errors import NonFiniteLossError
 from ean.train.metrics import Stopwatch, topk_correct
 from ean.train.optim import current_lr
+from ean.train.running_stats import PassOrderRunningStats
 from ean.train.runtime import autocast, set_train_mode
 
 
@@ -82,6 +84,7 @@ def train_epoch(
     """
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     set_train_mode(model, batchnorm)
+    running_stats = PassOrderRunningStats(model, world_size(), lambda state: all_gather_stacked(state, device))
     params = [p for p in model.parameters() if p.requires_grad]
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * clips, top-1 hits, clips
     watch, lr, steps = Stopwatch(device), current_lr(optimizer), 0
@@ -92,8 +95,10 @@ def train_epoch(
             torch.manual_seed(chunk_seed(seed, epoch - 1, micro * world_size() + rank()))
         micro += 1
         last = micro % accumulation == 0
+        running_stats.before_pass()
         with _sync_on(model, last):
             logits, loss = _forward_backward(model, clips, labels, device, amp_dtype, scaler, accumulation)
+        running_stats.after_pass()
         _check_finite(loss, device, epoch, steps + 1)
         (hits,) = topk_correct(logits.detach().float(), labels.to(device), (1,))
         sums += torch.stack([loss.detach().double() * len(labels), sums.new_tensor(hits), sums.new_tensor(len(labels))])
