@@ -81,10 +81,22 @@ class PassOrderRunningStats:
         self._start = None
         count = len(self.modules)
         tracked0, tracked = start[-count:], ends[0, -count:]
+        self._check_same_calls(ends[:, -count:])
         start_weight, end_weights = self._weights(tracked0, tracked - tracked0)  # (M,), (W, M)
         merged = start_weight[self._owner] * start[:-count]
         merged += (end_weights[:, self._owner] * ends[:, :-count]).sum(dim=0)
         self._write(merged, tracked0 + self.ranks * (tracked - tracked0))
+
+    def _check_same_calls(self, counts: torch.Tensor) -> None:
+        """Raises on every rank when the ranks' passes called some BatchNorm a different number of times."""
+        differ = (counts != counts[:1]).any(dim=0)
+        if bool(differ.any()):  # one host sync per pass (the loss's finiteness check makes one too)
+            names = [type(self.modules[i]).__name__ + f" #{i}" for i in differ.nonzero().flatten().tolist()]
+            raise RuntimeError(
+                f"BatchNorm layers called a different number of times on the {self.ranks} ranks in one pass "
+                f"({', '.join(names)}): their running averages cannot be merged in pass order; a network whose "
+                "BatchNorm calls depend on the data cannot train on several devices"
+            )
 
     def _weights(self, tracked0: torch.Tensor, calls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per module: the weight of the start and of each rank's end in the merged average."""

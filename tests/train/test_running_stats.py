@@ -105,3 +105,36 @@ def test_nothing_to_merge_on_one_rank_or_without_updating_averages():
     sync = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))).train()
     assert not PassOrderRunningStats(sync, 2, gather).active  # statistics already span the ranks
     assert PassOrderRunningStats(_Net(0.1).train(), 2, gather).active
+
+
+class _Branchy(nn.Module):
+    """Calls its BatchNorm once more on a batch of more than 4: a call count that depends on the data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(x)
+        return self.bn(x) if x.shape[0] > 4 else x
+
+
+def test_ranks_that_called_a_batchnorm_a_different_number_of_times_all_fail_clearly():
+    gather, errors = _ThreadGather(2), []
+    replicas = [_Branchy().train() for _ in range(2)]
+
+    def run(rank: int) -> None:
+        stats = PassOrderRunningStats(replicas[rank], 2, gather.for_rank(rank))
+        stats.before_pass()
+        replicas[rank](torch.randn(4 + rank, 3, 2, 2))  # rank 1's pass calls the BatchNorm twice
+        try:
+            stats.after_pass()
+        except RuntimeError as err:
+            errors.append(str(err))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 2 and "different number of times on the 2 ranks" in errors[0] and "#0" in errors[0]
