@@ -126,8 +126,7 @@ def build_plan(
         raise PlanError(spec.source, [str(err)]) from None
     with composer:
         for column in spec.columns_of_data:
-            refined = spec.datasets.get(column, {}).get(profile_name, ()) if column else ()
-            view = spec.on_dataset(column)
+            view, refined = spec.on_dataset(column), spec.refinement(column, profile_name)
             found = _plan_column(
                 view, [*profile, *refined], profile_name, cli_overrides, seeds, base, require_files, composer
             )

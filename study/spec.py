@@ -232,8 +232,8 @@ class StudySpec:
             return self
         if dataset not in self.datasets:
             raise KeyError(f"no dataset {dataset!r} in study {self.name!r}; datasets: {', '.join(self.datasets)}")
-        refined = self.datasets[dataset]
-        profiles = {name: (*self.profiles.get(name, ()), *refined.get(name, ())) for name in {*self.profiles, *refined}}
+        names = {*self.profiles, *self.datasets[dataset]}
+        profiles = {name: (*self.profiles.get(name, ()), *self.refinement(dataset, name)) for name in names}
         first = dataset == next(iter(self.datasets))
         return dataclasses.replace(
             self,
@@ -243,6 +243,13 @@ class StudySpec:
             paper_dataset=dataset,
             datasets={},
         )
+
+    def refinement(self, dataset: str, profile: str | None) -> tuple[str, ...]:
+        """The overrides dataset column ``dataset`` adds to profile ``profile`` (after the spec's own; none for
+        ``""``, a study of one dataset, or no profile)."""
+        if not dataset or not profile:
+            return ()
+        return tuple(self.datasets.get(dataset, {}).get(profile, ()))
 
     def title_of(self, column: str) -> str:
         """The printed title of a column (or of the label column for ``"label"``)."""
