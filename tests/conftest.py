@@ -1,6 +1,6 @@
 """Shared pytest set-up: CPU by default; `gpu`-marked tests are skipped where no CUDA device exists; the
 on-disk cache (``runners.cache``) in a folder of the test session, not the user's; under pytest-xdist the
-`slow` tests in one worker, one after another."""
+`slow` tests that start Ray clusters, MLflow servers or drivers in one worker, one after another."""
 
 import os
 
@@ -23,6 +23,12 @@ def _session_cache_dir(tmp_path_factory):
 #: they start local Ray clusters, MLflow servers and drivers that must not overlap; the rest, which start none
 #: of these, run meanwhile in the other worker.
 SERIAL_GROUP = "slow"
+#: Where the `slow` tests start none of those (full-size models, gloo process groups on a free port, a wheel
+#: installed into a fresh venv, decoding): each of these modules is a group of its own (its module fixtures
+#: then run once), free to run beside the serial group. A new slow test elsewhere is serial by default.
+PARALLEL_SLOW = ("tests/models/", "tests/train/", "tests/data/", "tests/test_installed.py")
+#: The serial test that trains most (the demo study, 6 trials): last, when the other worker has little left.
+RUN_LAST = ("tests/runners/test_demo.py",)
 
 
 def pytest_configure(config):
@@ -37,10 +43,10 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     if config.pluginmanager.hasplugin("xdist"):
-        serial = pytest.mark.xdist_group(SERIAL_GROUP)
         for item in items:
             if "slow" in item.keywords:
-                item.add_marker(serial)
+                item.add_marker(pytest.mark.xdist_group(_slow_group(item.nodeid)))
+        items.sort(key=lambda item: item.nodeid.startswith(RUN_LAST))  # stable: the rest keep their order
     try:
         import torch
 
@@ -53,3 +59,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _slow_group(nodeid: str) -> str:
+    """The xdist group of a `slow` test: its module where it starts no cluster, else the serial one."""
+    module = nodeid.split("::")[0]
+    return module if module.startswith(PARALLEL_SLOW) else SERIAL_GROUP
