@@ -24,9 +24,13 @@ def _session_cache_dir(tmp_path_factory):
 #: of these, run meanwhile in the other worker.
 SERIAL_GROUP = "slow"
 #: Where the `slow` tests start none of those (full-size models, gloo process groups on a free port, a wheel
-#: installed into a fresh venv, decoding): each of these modules is a group of its own (its module fixtures
-#: then run once), free to run beside the serial group. A new slow test elsewhere is serial by default.
+#: installed into a fresh venv, decoding): they run beside the serial group, like the fast tests. A new slow
+#: test elsewhere is serial by default.
 PARALLEL_SLOW = ("tests/models/", "tests/train/", "tests/data/", "tests/test_installed.py")
+#: Modules whose tests share an expensive module fixture (a wheel installed into a fresh venv): one group each.
+#: xdist hands out the groups with the most tests first, so the serial group (about 24 tests, most of the
+#: suite's time) starts at once, as long as it stays the largest.
+MODULE_GROUPS = ("tests/test_installed.py",)
 #: The serial test that trains most (the demo study, 6 trials): last, when the other worker has little left.
 RUN_LAST = ("tests/runners/test_demo.py",)
 
@@ -44,8 +48,9 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     if config.pluginmanager.hasplugin("xdist"):
         for item in items:
-            if "slow" in item.keywords:
-                item.add_marker(pytest.mark.xdist_group(_slow_group(item.nodeid)))
+            group = _xdist_group(item)
+            if group:
+                item.add_marker(pytest.mark.xdist_group(group))
         items.sort(key=lambda item: item.nodeid.startswith(RUN_LAST))  # stable: the rest keep their order
     try:
         import torch
@@ -61,7 +66,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _slow_group(nodeid: str) -> str:
-    """The xdist group of a `slow` test: its module where it starts no cluster, else the serial one."""
-    module = nodeid.split("::")[0]
-    return module if module.startswith(PARALLEL_SLOW) else SERIAL_GROUP
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test: the serial one for a `slow` test that may start a cluster, its module's for
+    one of ``MODULE_GROUPS``, none otherwise (xdist then hands it out alone)."""
+    module = item.nodeid.split("::")[0]
+    if module.startswith(MODULE_GROUPS):
+        return module
+    if "slow" in item.keywords and not module.startswith(PARALLEL_SLOW):
+        return SERIAL_GROUP
+    return None
