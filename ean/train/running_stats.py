@@ -13,8 +13,9 @@ running value v the statistic x of each of its d calls in the pass; from a commo
 cumulative average (momentum None) is ``(n0 v0 + sum of the statistics) / n`` with n counted by
 ``num_batches_tracked``. Weights are computed per module, applied per channel, in float64.
 
-Cost per pass: one all-gather of the running averages (73,747 numbers for EAN 8F RGB+LMC), no host sync;
-the merge takes 0.3-0.5% of a training pass on CPU (``benchmarks/running_stats.py``).
+Cost per pass: one all-gather of the running averages (73,747 numbers for EAN 8F RGB+LMC) and one host sync
+(every rank must have called each layer as often; else all ranks raise); the merge takes 0.3-0.5% of a
+training pass on CPU (``benchmarks/running_stats.py``).
 ``SyncBatchNorm`` (whose statistics already span the ranks' concurrent passes), frozen BatchNorm (eval mode)
 and a single process need none of this: the class is then inactive.
 """
@@ -100,8 +101,7 @@ class PassOrderRunningStats:
 
     def _weights(self, tracked0: torch.Tensor, calls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per module: the weight of the start and of each rank's end in the merged average."""
-        ranks = self.ranks
-        momentum = self._momentum
+        ranks, momentum = self.ranks, self._momentum
         decay = (1 - momentum).pow(calls)  # c: what one pass leaves of the value it starts from
         later = torch.arange(ranks - 1, -1, -1, device=calls.device, dtype=calls.dtype)  # W-1-r
         ema_ends = decay[None, :].pow(later[:, None])  # (W, M)
