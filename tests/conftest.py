@@ -19,15 +19,16 @@ def _session_cache_dir(tmp_path_factory):
         os.environ["EAN_CACHE_DIR"] = before
 
 
-#: With pytest-xdist (``-n 2``, ``--dist loadgroup``), the `slow` tests run one after another in one worker:
-#: they start local Ray clusters, MLflow servers and drivers that must not overlap; the rest, which start none
+#: With pytest-xdist (``-n 2``, ``--dist loadgroup``), the `slow` tests that start local Ray clusters, MLflow
+#: servers and drivers, which must not overlap, run one after another in one worker; the rest, which start none
 #: of these, run meanwhile in the other worker.
 SERIAL_GROUP = "slow"
 #: Where the `slow` tests start none of those (full-size models, gloo process groups on a free port, a wheel
 #: installed into a fresh venv, decoding): they run beside the serial group, like the fast tests. A new slow
 #: test elsewhere is serial by default.
-PARALLEL_SLOW = ("tests/models/", "tests/train/", "tests/data/", "tests/test_installed.py")
-#: Modules whose tests share an expensive module fixture (a wheel installed into a fresh venv): one group each.
+PARALLEL_SLOW = ("tests/models/", "tests/train/", "tests/data/")
+#: Modules whose tests share an expensive module fixture (a wheel installed into a fresh venv): one group each,
+#: beside the serial group.
 #: xdist hands out the groups with the most tests first, so the serial group (about 24 tests, most of the
 #: suite's time) starts at once, as long as it stays the largest.
 MODULE_GROUPS = ("tests/test_installed.py",)
