@@ -10,13 +10,16 @@ one list lookup).
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _recorders: list[dict[str, list | None]] = []
-_generation = [0]  # recordings started in this process
 
 
 @contextmanager
@@ -24,18 +27,11 @@ def recording() -> Iterator[dict[str, list | None]]:
     """Collects the paths noted inside the block (absolute, as strings), each with its ``file_signature`` when
     first noted; nested recordings each get them."""
     seen: dict[str, list | None] = {}
-    _generation[0] += 1
     _recorders.append(seen)
     try:
         yield seen
     finally:
         _recorders.remove(seen)
-
-
-def generation() -> int:
-    """How many recordings this process has started: a memo of what was read keys on it, so that each
-    recording reads (and notes) the files again."""
-    return _generation[0]
 
 
 def note(path: str | Path) -> None:
@@ -57,3 +53,28 @@ def file_signature(path: str) -> list | None:
     if os.path.isdir(path):
         return ["dir", stat.st_mtime_ns]
     return ["file", stat.st_size, stat.st_mtime_ns]
+
+
+def unchanged(files: dict[str, list | None]) -> bool:
+    """Whether each of ``files`` (path -> ``file_signature`` as recorded) is as it was."""
+    return all(file_signature(path) == state for path, state in files.items())
+
+
+def memo_while_unchanged(compute: Callable[[str], T]) -> Callable[[str], T]:
+    """Memoises ``compute(key)``, which reads files, for as long as each file it noted is as it was; a memoised
+    answer notes those files again for whoever records (a cached plan must still see them)."""
+    memo: dict[str, tuple[dict[str, list | None], T]] = {}
+
+    @functools.wraps(compute)
+    def memoised(key: str) -> T:
+        hit = memo.get(key)
+        if hit is not None and unchanged(hit[0]):
+            for path in hit[0]:
+                note(path)
+            return hit[1]
+        with recording() as read:
+            value = compute(key)
+        memo[key] = (dict(read), value)
+        return value
+
+    return memoised

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import ean
-from ean.files_read import file_signature
+from ean.files_read import file_signature, unchanged
 from ean.plugins import plugin_entry_points
 from runners.cache import DiskCache
 from runners.trials import ModelCounts, Trial
@@ -89,7 +89,7 @@ class PlanCache:
     def load(self) -> list[Trial] | None:
         """The cached trials (fresh objects, state ``new``), or None: no entry, or a file it read has changed."""
         entry = self.cache.get(self.key)
-        if not isinstance(entry, dict) or any(file_signature(p) != s for p, s in entry["files"].items()):
+        if not isinstance(entry, dict) or not unchanged(entry["files"]):
             return None
         self.files = entry["files"]
         entry = copy.deepcopy(entry)  # the cache's own copy stays as stored

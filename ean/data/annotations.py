@@ -7,8 +7,8 @@ them by :func:`ean.data.builder.build_dataset` from the data config. A variant m
 
 - ``CLIP_DEFAULTS``: clip options it changes by default (Something's 240x320 working size);
 - ``GENERATED = True``: it writes its own files under the root (no data to download);
-- ``fingerprint(data_cfg) -> str`` (static): which data it is, when not the digest of the annotation files
-  under the root (the synthetic dataset's is its generator settings);
+- ``fingerprint(data_cfg) -> str`` (static): which data it is, when not the digest of what ``read()`` returns
+  for both splits (the synthetic dataset's is its generator settings);
 - ``num_classes(data_cfg) -> int | None`` (static): its class count without reading any file, when known;
 - ``VIDEOS = {"train": N, "val": M}`` or static ``videos(data_cfg, split) -> int``: the split sizes, for
   estimates of a study's cost where the data is not (``ean.data.identity.split_size``).

@@ -3,23 +3,24 @@
 A data config says what the clips are (dataset, sampling, augmentation, protocol) and where and how fast
 they are read (root, loader workers, decoder threads and timeouts). The identity keeps the first and drops
 the second, so a clone at another path, data moved elsewhere, or more loader workers name the same clips.
-The fingerprint says which data it is: the contents of the annotation files (or the synthetic generator's
-settings), never their location.
+The fingerprint says which data it is: what the annotations say (the classes, each video and its label, or the
+synthetic generator's settings), never where their files lie.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
 import inspect
 import json
-from pathlib import Path
+import os
 from typing import Any
 
-from ean.data.builder import LOADER_KEYS, build_dataset, variant_options
+from ean.data.annotations import Annotations
+from ean.data.builder import LOADER_KEYS, build_dataset, split_config, variant_options
 from ean.data.errors import DataError
 from ean.data.registry import DATASETS
-from ean.files_read import generation, note
+from ean.files_read import memo_while_unchanged, note
 
 #: Keys that say where the data lies.
 LOCATION_KEYS = ("root", "frames_root")
@@ -28,8 +29,8 @@ SPEED_KEYS = (*LOADER_KEYS, "decode_timeout_s", "decode_threads")
 #: Options added after trial keys were first published: named in the identity only when not at their default,
 #: so that the keys of every run made before they existed stand.
 OMITTED_AT_DEFAULT = ("flip_rule",)
-#: Annotation files whose contents are a real dataset's fingerprint.
-ANNOTATION_SUFFIXES = (".csv", ".json", ".txt")
+#: The splits whose annotations fingerprint a dataset.
+SPLITS = ("train", "val")
 
 
 def dataset_options(name: str) -> dict[str, Any]:
@@ -55,27 +56,38 @@ def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def data_fingerprint(data_cfg: dict[str, Any]) -> str:
-    """Which data it is: the variant's own ``fingerprint`` (the synthetic generator's settings), else the names
-    and contents of the annotation files (``*.csv``, ``*.json``, ``*.txt``) directly under the root.
-    ``"sha256:<16 hex>"``."""
+    """Which data it is: the variant's own ``fingerprint`` (the synthetic generator's settings), else what the
+    annotations of both splits say (:func:`annotations_digest`), whichever files and folders they were read
+    from; a dataset whose annotations are not there is named by its name alone. ``"sha256:<16 hex>"``."""
     name = data_cfg.get("dataset")
     own = getattr(DATASETS.get(name), "fingerprint", None) if name in DATASETS.names() else None
     if own is not None:
         return own(data_cfg)
-    digest = hashlib.sha256(str(name).encode())
-    root = Path(str(data_cfg.get("root", "")))
-    note(root)
-    for path in sorted(root.glob("*")) if root.is_dir() else []:
-        if path.is_file() and path.suffix in ANNOTATION_SUFFIXES:
-            note(path)
-            digest.update(path.name.encode())
-            digest.update(_file_digest(str(path), path.stat().st_mtime_ns, path.stat().st_size).encode())
+    return _fingerprint(json.dumps(data_cfg, sort_keys=True, default=str))
+
+
+@memo_while_unchanged
+def _fingerprint(data_json: str) -> str:
+    """The fingerprint of a file-backed data config, memoised while the files it read are as they were."""
+    data_cfg = json.loads(data_json)
+    digest = hashlib.sha256(str(data_cfg.get("dataset")).encode())
+    note(str(data_cfg.get("root", "")))  # a root that appears or goes changes the fingerprint
+    with contextlib.suppress(DataError, OSError):
+        name, own, _ = split_config(data_cfg)
+        for split in SPLITS:
+            variant = DATASETS.build(name, split=split, **own)
+            digest.update(annotations_digest(variant.read(), own["root"], getattr(variant, "frames_root", None)))
     return "sha256:" + digest.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=256)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def annotations_digest(annotations: Annotations, root: str, frames_root: str | None = None) -> bytes:
+    """The SHA-256 of a split's annotations as data: its class names and, in order, each video's path relative
+    to the root (to ``frames_root`` for frame folders kept there), its label and its media."""
+    rows = [
+        (os.path.relpath(r.path, frames_root if r.media == "frames" and frames_root else root), r.label, r.media)
+        for r in annotations.records
+    ]
+    return hashlib.sha256(json.dumps([list(annotations.class_names), rows]).encode()).digest()
 
 
 def dataset_num_classes(data_cfg: dict[str, Any]) -> int:
@@ -86,13 +98,12 @@ def dataset_num_classes(data_cfg: dict[str, Any]) -> int:
     own = getattr(DATASETS.get(data_cfg.get("dataset")), "num_classes", None)
     if own is not None:
         return own(data_cfg)
-    return _num_classes(json.dumps(data_cfg, sort_keys=True, default=str), generation())
+    return _num_classes(json.dumps(data_cfg, sort_keys=True, default=str))
 
 
-@functools.lru_cache(maxsize=64)
-def _num_classes(data_json: str, recording: int) -> int:
-    """The class count of a data config, memoised within one recording of the files read
-    (``ean.files_read``): a new recording reads, and notes, the annotations again."""
+@memo_while_unchanged
+def _num_classes(data_json: str) -> int:
+    """The class count of a data config, memoised while the annotations it read are as they were."""
     dataset = build_dataset({**json.loads(data_json), "decode_timeout_s": 0}, "val")
     try:
         return dataset.num_classes

@@ -79,6 +79,18 @@ def test_an_edited_annotation_file_plans_again_with_the_new_trial_keys(tmp_path,
     assert [t.key for t in again] == [t.key for t in build_plan(spec, [], cli, [0, 1], tmp_path)]
 
 
+def test_a_plan_from_annotations_this_process_read_before_still_records_them(tmp_path, sth_v1, imagenet_v1):
+    """The fingerprint and class count are memoised in the process; a plan that gets them from the memo must
+    still record the annotation files, or its cached entry would outlive an edit of them."""
+    spec = load_spec(find_spec("table8"))
+    cli = [f"data.root={sth_v1}"]
+    plan(spec, [], cli, tmp_path, tmp_path / "first_cache")
+    plan(spec, [], cli, tmp_path, tmp_path / "cache")  # the annotations' digests come from the memo
+    with (sth_v1 / "train.csv").open("a") as f:
+        f.write("3;class 5\n")
+    assert not plan(spec, [], cli, tmp_path, tmp_path / "cache")[1]
+
+
 def test_a_weights_file_that_went_away_plans_again_and_refuses(tmp_path, sth_v1, imagenet_v1):
     spec = load_spec(find_spec("table8"))
     cli = [f"data.root={sth_v1}"]

@@ -1,0 +1,91 @@
+"""A dataset's fingerprint (part of every trial key) says which data it is: what its annotations say, the
+classes and each video with its label, wherever their files lie and whatever else lies beside them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ean.data import DATASETS
+from ean.data.identity import data_fingerprint
+
+ON_DISK = [name for name in DATASETS.names() if not getattr(DATASETS.get(name), "GENERATED", False)]
+
+
+def fingerprint(name: str, root: Path, **options) -> str:
+    return data_fingerprint({"dataset": name, "root": str(root), **options})
+
+
+def _edit_json(path: Path, change) -> None:
+    entries = json.loads(path.read_text())
+    change(entries)
+    path.write_text(json.dumps(entries))
+
+
+def _edit_line(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def _swap_templates(entries):  # the first two training videos trade classes
+    entries[0]["template"], entries[1]["template"] = entries[1]["template"], entries[0]["template"]
+
+
+#: One training video relabelled, in each dataset's own annotation file (Something V2's under labels/).
+RELABEL = {
+    "something_v2": lambda root: _edit_json(root / "labels" / "train.json", _swap_templates),
+    "something_v1": lambda root: _edit_line(
+        root / "something-something-v1-train.csv", "11;Pushing something from left to right", "11;Moving something up"
+    ),
+    "kinetics400": lambda root: _edit_line(root / "train.csv", "abseiling,aaa", "zumba,aaa"),
+    "diving48": lambda root: _edit_json(root / "Diving48_train.json", lambda e: e[0].update(label=5)),
+    "list_file": lambda root: _edit_line(root / "train.txt", "frames/a 20 0", "frames/a 20 1"),
+}
+
+
+def test_every_dataset_on_disk_has_a_relabelling_here():
+    assert sorted(RELABEL) == sorted(ON_DISK)
+
+
+@pytest.mark.parametrize("name", ON_DISK)
+def test_a_copy_elsewhere_with_other_files_beside_it_is_the_same_data(name, request, tmp_path):
+    root = request.getfixturevalue(f"{name}_root")
+    copy = shutil.copytree(root, tmp_path / "elsewhere" / "copy")
+    (copy / "README.txt").write_text("downloaded on Monday\n")
+    (copy / "labels_backup.json").write_text("[]")
+    assert fingerprint(name, copy) == fingerprint(name, root)
+
+
+@pytest.mark.parametrize("name", ON_DISK)
+def test_a_relabelled_training_video_is_other_data(name, request, tmp_path):
+    copy = shutil.copytree(request.getfixturevalue(f"{name}_root"), tmp_path / "copy")
+    before = fingerprint(name, copy)
+    RELABEL[name](copy)
+    assert fingerprint(name, copy) != before
+
+
+def test_the_same_annotations_written_otherwise_are_the_same_data(something_v2_root, tmp_path):
+    copy = shutil.copytree(something_v2_root, tmp_path / "copy")
+    train = copy / "labels" / "train.json"
+    train.write_text(json.dumps(json.loads(train.read_text()), indent=2))
+    assert fingerprint("something_v2", copy) == fingerprint("something_v2", something_v2_root)
+
+
+def test_a_list_file_outside_the_root_is_read_for_the_fingerprint(list_file_root, tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for name in ("train.txt", "val.txt"):
+        shutil.copy(list_file_root / name, lists / name)
+    options = {"train_list": str(lists / "train.txt"), "val_list": str(lists / "val.txt")}
+    assert fingerprint("list_file", list_file_root, **options) == fingerprint("list_file", list_file_root)
+    _edit_line(lists / "train.txt", "videos/b.mp4 26 1", "videos/b.mp4 26 0")
+    assert fingerprint("list_file", list_file_root, **options) != fingerprint("list_file", list_file_root)
+
+
+def test_data_that_is_not_there_is_named_by_its_dataset_alone(tmp_path):
+    assert fingerprint("something_v2", tmp_path / "absent") == fingerprint("something_v2", tmp_path / "gone")
+    assert fingerprint("something_v2", tmp_path / "absent") != fingerprint("kinetics400", tmp_path / "absent")
