@@ -9,7 +9,9 @@ A trial config is a plain dict with sections ``model`` (:mod:`ean.models.build`)
 - ``trial_recipe``: the training recipe as it will run (global and per-device batch, accumulation, lr ...).
 - ``semantic_config``: what decides the result: the network as built (:func:`ean.models.network_identity`),
   the data's identity (:func:`ean.data.identity.data_identity`), the trainer's semantic keys with the
-  per-device batch resolved, and the seed. Where files lie, loader workers, threads, timeouts and the number
+  per-device batch resolved and ``amp`` as the precision it computes in on the trial's device (``auto``: bf16
+  on a GPU, none on a CPU), and the seed. The device itself is not part of it (a CPU and a GPU compute the
+  same to float tolerance, as two GPUs do). Where files lie, loader workers, threads, timeouts and the number
   of devices (at the same global and per-device batch) are not part of it: they do not change which clips,
   augmentations and dropout masks each forward pass gets (:mod:`ean.data.global_batches`); BatchNorm's running
   averages are merged over the ranks as one device would have updated them (:mod:`ean.train.running_stats`).
@@ -32,7 +34,7 @@ from ean.data.registry import DATASETS
 from ean.models import check_model_config, network_identity
 from ean.models.pretrained import PretrainedWeightsError, weights_file
 from ean.models.registries import REGIONS
-from ean.train.config import device_batch, resolve_trainer_config
+from ean.train.config import device_batch, device_type, resolve_trainer_config, resolved_amp
 
 SECTIONS = ("model", "data", "trainer", "seed")
 #: Data keys any dataset takes besides its constructor's options (read by the loader or the layout).
@@ -86,6 +88,7 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
     """What decides a trial's result (see the module docstring); plain JSON-able data."""
     trainer = resolve_trainer_config(config)
     trainer["per_device_batch"], _ = device_batch(trainer, devices)
+    trainer["amp"] = resolved_amp(trainer["amp"], device_type(trainer.pop("device")))
     if trainer["batchnorm"] == "sync":  # SyncBatchNorm's statistics span the devices' concurrent passes
         trainer["batchnorm_clips"] = trainer["per_device_batch"] * devices
     for key in TRAINER_OPERATIONAL:

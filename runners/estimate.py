@@ -92,7 +92,7 @@ def estimate(
         if seconds is None:
             if cached_only:
                 return None
-            seconds = _time_step(config, steps, devices, device, where)
+            seconds = _time_step(config, steps, devices, where)
             cache.put(key, seconds)
         per_device, accumulation = device_batch(trainer, devices)
         videos = {split: split_size(config["data"], split) for split in ("train", "val")}
@@ -108,11 +108,12 @@ def step_code_signature() -> str:
     return f"torch {importlib.metadata.version('torch')}, ean {code_signature(('ean',))}"
 
 
-def _time_step(config: dict, steps: int, devices: int, device: str | None, where: str) -> float:
-    """Seconds per step; on a CPU timed one clip at a time and scaled (its time grows about linearly)."""
+def _time_step(config: dict, steps: int, devices: int, where: str) -> float:
+    """Seconds per step on ``where``; on a CPU timed one clip at a time and scaled (its time grows about
+    linearly)."""
     from ean.train.step_time import step_seconds
 
-    return step_seconds(config, steps, devices, device, clips=1 if where == "cpu" else None)
+    return step_seconds(config, steps, devices, where, clips=1 if where == "cpu" else None)
 
 
 def _device_name(where: str) -> str:

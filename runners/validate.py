@@ -15,8 +15,15 @@ RESOURCE_KEYS = ("cpus", "gpus", "workers")
 
 
 def train_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config ``ean`` takes: the trial's config less the orchestration's ``resources``."""
-    return {k: v for k, v in config.items() if k != RESOURCES}
+    """The config ``ean`` takes: the trial's config less the orchestration's ``resources``, with
+    ``trainer.device: auto`` made the device those give it: a GPU when it asks for one, else the CPU (Ray
+    leaves every GPU visible to a trial that reserved none; the key holds the precision it computes in)."""
+    trained = {k: v for k, v in config.items() if k != RESOURCES}
+    trainer = trained.get("trainer")
+    if isinstance(trainer, dict) and trainer.get("device", "auto") == "auto":
+        gpus = config.get(RESOURCES, {}).get("gpus", 0)
+        trained["trainer"] = {**trainer, "device": "cuda" if _number(gpus) and gpus > 0 else "cpu"}
+    return trained
 
 
 def devices_of(config: dict[str, Any]) -> int:
@@ -51,6 +58,12 @@ def _check_resources(config: dict) -> list[str]:
     workers = res.get("workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         problems.append(f"resources.workers = {workers!r}; must be an integer >= 1 (> 1 runs DDP)")
+    device = config.get("trainer", {}).get("device") if isinstance(config.get("trainer"), dict) else None
+    if device == "cuda" and not res.get("gpus", 0):
+        problems.append(
+            "trainer.device = 'cuda' but resources.gpus = 0: the trial would use a GPU Ray did not give it; "
+            "ask for one (resources=gpu, or resources.gpus=1) or leave trainer.device at auto"
+        )
     return problems
 
 

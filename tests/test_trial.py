@@ -31,3 +31,22 @@ def test_synchronised_batchnorm_keys_the_batch_its_statistics_span():
     one, two = keys("sync").values()
     assert one != two
     assert keys("train")[1] != one  # sync on one device: another recipe, another key
+
+
+def key_of(**trainer) -> str:
+    return trial_key({**CONFIG, "trainer": {**CONFIG["trainer"], **trainer}}, 1, fingerprint="sha256:0")
+
+
+def test_the_key_holds_the_precision_the_trial_computes_in(monkeypatch):
+    """``amp: auto`` is full precision on a CPU and bf16 on a GPU: two computations, two keys."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert key_of(amp="auto") == key_of(amp="none") == key_of(amp="auto", device="cpu")
+    assert key_of(amp="auto", device="cuda") == key_of(amp="bf16") != key_of(amp="none")
+    assert key_of(amp="fp16", device="cuda") not in {key_of(amp="bf16"), key_of(amp="none")}
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert key_of(amp="auto") == key_of(amp="bf16", device="cpu")
+
+
+def test_the_device_is_not_in_the_key_where_the_precision_is_the_same(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert key_of(amp="none", device="cuda") == key_of(amp="none", device="cpu") == key_of(amp="none")

@@ -164,9 +164,7 @@ def device_batch(cfg: dict[str, Any], devices: int) -> tuple[int, int]:
 def resolve_device(cfg: dict[str, Any]) -> torch.device:
     """The device a trainer config asks for (``auto``: CUDA when available); under torch.distributed on
     CUDA, the current CUDA device (the launcher, e.g. Ray Train, sets it per rank)."""
-    wanted = cfg["device"]
-    if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    wanted = device_type(cfg["device"])
     if wanted == "cuda":
         if not torch.cuda.is_available():
             raise TrainerConfigError("trainer.device = 'cuda' but no CUDA device is available")
@@ -174,11 +172,25 @@ def resolve_device(cfg: dict[str, Any]) -> torch.device:
     return torch.device("cpu")
 
 
+def device_type(wanted: str) -> str:
+    """``"cpu"`` or ``"cuda"``: the kind of device a trainer's ``device`` gives in this process (``auto``: CUDA
+    when available)."""
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return wanted
+
+
+def resolved_amp(amp: str, kind: str) -> str:
+    """The precision a trainer's ``amp`` computes in on a device of ``kind``: ``"bf16"``, ``"fp16"`` or
+    ``"none"`` (``auto`` is bf16 on CUDA and none on CPU)."""
+    if amp == "auto":
+        return "bf16" if kind == "cuda" else "none"
+    return amp
+
+
 def amp_dtype(cfg: dict[str, Any], device: torch.device) -> torch.dtype | None:
     """The autocast dtype (None: full fp32): ``auto`` is bf16 on CUDA and none on CPU."""
-    amp = cfg["amp"]
-    if amp == "auto":
-        amp = "bf16" if device.type == "cuda" else "none"
+    amp = resolved_amp(cfg["amp"], device.type)
     if amp == "fp16" and device.type != "cuda":
         raise TrainerConfigError("trainer.amp = 'fp16' needs CUDA; use 'bf16' or 'none' on CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]

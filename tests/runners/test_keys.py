@@ -74,6 +74,32 @@ def test_workers_carry_the_global_batch_without_changing_the_key(tmp_path, sth_v
     assert set(other_device_batch.values()).isdisjoint(one.values())
 
 
+def test_a_trial_asking_for_a_gpu_is_keyed_by_the_precision_it_computes_in_there(tmp_path, sth_v1, imagenet_v1):
+    """``trainer.amp: auto`` is bf16 on the GPU a trial's resources give it, full precision on a CPU: the
+    driver, which may have no GPU, keys each trial by where it will run."""
+    cli = [f"data.root={sth_v1}"]
+    on_cpu = keys("table8", cli, tmp_path)
+    assert keys("table8", [*cli, "trainer.amp=none"], tmp_path) == on_cpu
+    on_gpu = keys("table8", [*cli, "resources=gpu"], tmp_path)
+    assert set(on_gpu.values()).isdisjoint(on_cpu.values())
+    assert keys("table8", [*cli, "resources=gpu", "trainer.amp=bf16"], tmp_path) == on_gpu
+    assert keys("table8", [*cli, "resources=gpu", "trainer.amp=none"], tmp_path) == on_cpu
+
+
+def test_a_trial_runs_on_the_device_its_resources_give_it(tmp_path, sth_v1, imagenet_v1):
+    from runners.validate import train_config
+
+    spec = load_spec(STUDIES / "table8.yaml")
+
+    def devices(resources: str) -> set[str]:
+        trials = build_plan(spec, [], [f"data.root={sth_v1}", f"resources={resources}"], [0], tmp_path)
+        return {train_config(t.config)["trainer"]["device"] for t in trials}
+
+    assert devices("default") == {"cpu"} and devices("gpu") == {"cuda"}
+    with pytest.raises(PlanError, match=r"trainer.device = 'cuda' but resources.gpus = 0"):
+        build_plan(spec, [], [f"data.root={sth_v1}", "trainer.device=cuda"], [0], tmp_path)
+
+
 def test_loader_workers_threads_and_timeouts_do_not_change_the_key(tmp_path, sth_v1, imagenet_v1):
     cli = [f"data.root={sth_v1}"]
     tuned = ["data.num_workers=12", "data.decode_timeout_s=5", "+data.decode_threads=4", "trainer.num_threads=3"]
