@@ -107,11 +107,22 @@ def trial_key(config: dict[str, Any], devices: int = 1, fingerprint: str | None 
     ``ean.__version__`` is part of the key: bump it when a change alters what a config computes.
     """
     payload = {
-        "config": semantic_config(config, devices),
+        "config": _plain_numbers(semantic_config(config, devices)),
         "data": fingerprint or data_fingerprint(config["data"]),
         "code": ean.__version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _plain_numbers(value: Any) -> Any:
+    """``value`` with each whole float as its int: ``clip_grad: 20`` and ``20.0`` are one recipe."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_numbers(v) for v in value]
+    return value
 
 
 def resume_differences(saved: dict[str, Any], now: dict[str, Any], devices: int) -> list[str]:

@@ -50,3 +50,12 @@ def test_the_key_holds_the_precision_the_trial_computes_in(monkeypatch):
 def test_the_device_is_not_in_the_key_where_the_precision_is_the_same(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert key_of(amp="none", device="cuda") == key_of(amp="none", device="cpu") == key_of(amp="none")
+
+
+def test_a_number_written_as_int_or_float_is_one_recipe():
+    assert key_of(clip_grad=20) == key_of(clip_grad=20.0) != key_of(clip_grad=20.5)
+    assert key_of(warmup_epochs=0) == key_of(warmup_epochs=0.0)
+    scales = {**CONFIG, "data": {**CONFIG["data"], "scales": [1, 0.875]}}
+    floats = {**CONFIG, "data": {**CONFIG["data"], "scales": [1.0, 0.875]}}
+    assert trial_key(scales, 1, fingerprint="sha256:0") == trial_key(floats, 1, fingerprint="sha256:0")
+    assert key_of(deterministic=True) != key_of(deterministic=False)  # a bool is not a number here
