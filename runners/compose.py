@@ -20,6 +20,7 @@ the rows that would run its values.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -236,7 +237,30 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     except MissingConfigException as err:
         raise CompositionError(_missing_option(err, overrides)) from None
     except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as err:
-        raise CompositionError(_first_line(err)) from None
+        raise CompositionError(_unknown_key(err, overrides) or _first_line(err)) from None
+
+
+def _unknown_key(err: Exception, overrides: list[str]) -> str | None:
+    """For Hydra's "Could not override 'a.b'": the key, its closest valid key and the valid keys of ``a`` (the
+    config composed without the override that named it); None for any other error."""
+    match = re.search(r"Could not override '([^']+)'", str(err))
+    if not match:
+        return None
+    key = match.group(1)
+    parent, _, leaf = key.rpartition(".")
+    rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+    try:
+        node = OmegaConf.select(compose(PRIMARY, overrides=[*rest, *_searchpath_override()]), parent or "")
+    except (ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException):
+        node = None
+    valid = [str(k) for k in node] if OmegaConf.is_dict(node) else []
+    if not valid:
+        return None
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    hint = f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)" if close else ""
+    return f"unknown config key '{key}'{hint} (override '{key}=...'); valid keys of {parent or 'the config'}: " + (
+        ", ".join(valid)
+    )
 
 
 def _searchpath_override() -> list[str]:

@@ -95,7 +95,8 @@ def _log(
         S.TAG_ENSEMBLE_OF: ",".join(m.info.run_id for m in members),
         **({S.TAG_COLUMN: column} if column else {}),
     }
-    for tag in (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATA_FINGERPRINT, S.TAG_DATASET, S.TAG_PROTOCOL):
+    carried = (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_CODE_DIGEST, S.TAG_DATA_FINGERPRINT, S.TAG_DATASET)
+    for tag in (*carried, S.TAG_PROTOCOL):
         tags[tag] = first.tags.get(tag, "")
     run = client.create_run(tracker.experiment_id, run_name=S.run_name(spec.name, row.id, seed, column), tags=tags)
     counted = [m for m in (S.METRIC_PARAMS, S.METRIC_FLOPS) if all(m in r.data.metrics for r in members)]

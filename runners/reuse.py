@@ -16,7 +16,15 @@ from mlflow.entities import Metric
 from study import mlflow_schema as S
 
 #: Tags of the source run that describe this trial's computation (the rest are the source study's own).
-CARRIED_TAGS = (S.TAG_GIT_COMMIT, S.TAG_CODE_VERSION, S.TAG_DATASET, S.TAG_PROTOCOL, S.TAG_CHECKPOINT, S.TAG_WORKDIR)
+CARRIED_TAGS = (
+    S.TAG_GIT_COMMIT,
+    S.TAG_CODE_VERSION,
+    S.TAG_CODE_DIGEST,
+    S.TAG_DATASET,
+    S.TAG_PROTOCOL,
+    S.TAG_CHECKPOINT,
+    S.TAG_WORKDIR,
+)
 CARRIED_ARTIFACTS = (S.ARTIFACT_SCORES, S.ARTIFACT_PER_CLASS)
 
 

@@ -333,6 +333,9 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
         count_trials(trials)
         plan.save(trials)  # with the counts: the next dry run imports no torch
     print(plan_json(trials) if args.json else plan_table(trials))
+    note = tracker.other_code_note() if tracker is not None else None
+    if note:
+        print(note, file=sys.stderr)
     if args.estimate:
         from runners.estimate import default_slots, estimate, format_costs
 

@@ -118,6 +118,7 @@ class StudySession:
         tracker = StudyTracker(self.uri, spec.name, spec_hash(spec))
         if self.nothing_to_write(tracker):
             self.tracker, self.todo = tracker, []
+            _print_note(tracker.other_code_note())
             return
         lease = StudyLease(self.uri, tracker.experiment_id, spec.name, self.command)
         previous = lease.acquire()
@@ -140,6 +141,7 @@ class StudySession:
                 f"{spec.name}: {len(self.todo)} trial(s) to run, {cached} cached, {reused} reused from other "
                 f"studies; MLflow: {self.uri}"
             )
+        _print_note(tracker.other_code_note())
 
     def nothing_to_write(self, tracker) -> bool:
         """Whether this invocation only reads the store, and so takes no lease: no journal entry is pending, no
@@ -223,7 +225,14 @@ class StudySession:
 
         args, todo = self.args, self.todo
         system = self.tracker.system_tags  # journaled with each run it opens: a replay keeps this driver's
-        common = {**system, S.TAG_GIT_COMMIT: system[S.MLFLOW_GIT_COMMIT], S.TAG_CODE_VERSION: ean.__version__}
+        from runners.code_digest import code_digest
+
+        common = {
+            **system,
+            S.TAG_GIT_COMMIT: system[S.MLFLOW_GIT_COMMIT],
+            S.TAG_CODE_VERSION: ean.__version__,
+            S.TAG_CODE_DIGEST: code_digest(),
+        }
         progress = Progress(len(todo), max(t.config["trainer"].get("epochs", 1) for t in todo))
         journal = Journal(self.journal_path)  # read anew: the replay in open() may have cleared it
         writer = BufferedTracker(preparing, journal, S.EPOCH_LOGGED, report=lambda ln: progress.note("MLflow", ln))
@@ -332,3 +341,8 @@ def browse_hint(uri: str, experiment_id: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"runs: {uri.rstrip('/')}/{page}"
     return f"runs: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
+
+
+def _print_note(note: str | None) -> None:
+    if note:
+        print(note, file=sys.stderr)

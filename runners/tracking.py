@@ -143,6 +143,7 @@ class StudyTracker:
         self.experiment_id = self._experiment() if experiment_id is None else experiment_id
         self.parent_id: str | None = None
         self._logged: dict[str, set[int]] = {}  # run id -> epochs in MLflow
+        self.other_code: list[str] = []  # cached or reused trials computed by other sources (mark_cached)
 
     @classmethod
     def read_only(cls, tracking_uri: str, study: str, study_hash: str) -> StudyTracker:
@@ -184,13 +185,16 @@ class StudyTracker:
         runs = self.trial_runs()
         unfinished_here = {t.key for t in trials if not _finished(runs.get(t.key, []))}
         elsewhere = {} if rerun else finished_elsewhere(self.client, self.study, unfinished_here)
+        self.other_code.clear()
         for trial in trials:
             existing = runs.get(trial.key, [])
             finished = _finished(existing)
             if finished and not rerun:
                 trial.state, trial.run_id = TrialState.CACHED, finished[0].info.run_id
+                self._note_code(trial, finished[0])
             elif trial.key in elsewhere:
                 source = elsewhere[trial.key]
+                self._note_code(trial, source)
                 trial.state, trial.run_id = TrialState.REUSED, source.info.run_id
                 trial.source = source.data.tags.get(S.TAG_REUSED_FROM_NAME) or source.info.run_name
             elif existing and existing[0].info.status != S.STATUS_FINISHED:
@@ -198,6 +202,26 @@ class StudyTracker:
             else:  # new; with --rerun, run_id is the FINISHED run it supersedes
                 trial.state, trial.run_id = TrialState.NEW, finished[0].info.run_id if finished else None
             trial.generation = len(finished) if rerun and trial.state != TrialState.REUSED else 0
+
+    def _note_code(self, trial: Trial, run: Any) -> None:
+        """Adds ``trial`` to ``other_code`` when ``run`` was computed by sources other than this process's."""
+        from runners.code_digest import code_digest
+
+        computed_by = run.data.tags.get(S.TAG_CODE_DIGEST)
+        if computed_by and computed_by != code_digest():
+            self.other_code.append(trial.name)
+
+    def other_code_note(self) -> str | None:
+        """A note naming the cached and reused trials (``mark_cached``) computed by other sources, or None."""
+        if not self.other_code:
+            return None
+        more = len(self.other_code) - 5
+        names = ", ".join(self.other_code[:5]) + (f" and {more} more" if more > 0 else "")
+        return (
+            f"note: {len(self.other_code)} cached or reused trial(s) were computed by other sources than this "
+            f"code's ({S.TAG_CODE_DIGEST} differs: ean or a plugin changed since): {names}. Their results stand; "
+            "if the change alters what they compute, run them again (--rerun) or bump ean.__version__."
+        )
 
     def has_running(self) -> bool:
         """Whether a run of the study's experiment is RUNNING (a live driver's, or one a dead driver left)."""

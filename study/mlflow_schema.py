@@ -19,9 +19,10 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
 - One child run per trial (row x seed), run name ``"{study}/{row}/seed{seed}"``
   (``run_name``): tags ``mlflow.parentRunId``, ``ean.kind`` = ``trial``, ``ean.study``, ``ean.row``,
   ``ean.row_label``, ``ean.seed`` (an integer as a string), ``ean.trial_key``, ``ean.git_commit``,
-  ``ean.code_version``, ``ean.data_fingerprint``, ``ean.dataset`` (the dataset's registry name),
-  ``ean.protocol`` (clips x crops, e.g. ``"1x1"``), ``ean.checkpoint`` and ``ean.workdir`` (where its files
-  lie), ``ean.ray_node`` (the Ray node id of the process that computed its result; DDP: rank 0's) and, on
+  ``ean.code_version``, ``ean.code_digest`` (the sources' contents), ``ean.data_fingerprint``,
+  ``ean.dataset`` (the dataset's registry name), ``ean.protocol`` (clips x crops, e.g. ``"1x1"``),
+  ``ean.checkpoint`` and ``ean.workdir`` (where its files lie), ``ean.ray_node`` (the Ray node id of the
+  process that computed its result; DDP: rank 0's) and, on
   failed runs, ``ean.error`` (the reason). A run that reuses another study's FINISHED run of the same trial
   key (``runners.reuse``) carries ``ean.reused_from`` (that run's id) and ``ean.reused_from_name`` and copies
   of its metrics, scores and checkpoint location.
@@ -98,6 +99,8 @@ TAG_SEED = "ean.seed"
 TAG_TRIAL_KEY = "ean.trial_key"
 TAG_GIT_COMMIT = "ean.git_commit"
 TAG_CODE_VERSION = "ean.code_version"
+#: ``sha256:<16 hex>`` of the sources that computed the result (``runners.code_digest``): ``ean``'s and plugins'.
+TAG_CODE_DIGEST = "ean.code_digest"
 TAG_DATA_FINGERPRINT = "ean.data_fingerprint"
 TAG_DATASET = "ean.dataset"
 #: The dataset column of a study that compares ``datasets`` (a registry name; what the table groups the run under,

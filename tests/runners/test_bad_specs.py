@@ -50,7 +50,11 @@ CASES = {
         ["unknown block 's_blok'", "valid block options", "s_block"],
     ),
     "unknown fusion": ({"rows": row(["fusion=dynamc"])}, [], ["unknown fusion 'dynamc'", "dynamic"]),
-    "unknown model key": ({"rows": row(["model.blok=eab"])}, [], ["unknown config key 'model.blok'"]),
+    "unknown model key": (
+        {"rows": row(["model.blok=eab"])},
+        [],
+        ["unknown config key 'model.blok' (did you mean 'model.block'?)", "valid keys of model: ", "temporal_conv"],
+    ),
     "unknown block option": (
         {"rows": row(["+model.block_options.pooling=max"])},
         [],
@@ -73,7 +77,12 @@ CASES = {
     "duplicate rows": ({"rows": row([]) * 2}, [], ["base"]),
     "baseline not a row": ({"baseline": "resnet"}, [], ["resnet"]),
     "bad resources": ({"rows": row(["resources.workers=0"])}, [], ["resources.workers = 0"]),
-    "unknown trainer key": ({"rows": row(["trainer.epoch=3"])}, [], ["unknown config key 'trainer.epoch'"]),
+    "unknown trainer key": (
+        {"rows": row(["trainer.epoch=3"])},
+        [],
+        ["unknown config key 'trainer.epoch' (did you mean 'trainer.epochs'?)", "valid keys of trainer: epochs,"],
+    ),
+    "unknown top-level key": ({"rows": row(["sed=3"])}, [], ["unknown config key 'sed' (did you mean 'seed'?)"]),
     "bad seeds": ({}, ["--seeds", "0,one"], ["--seeds must be comma-separated integers"]),
     "unknown row selected": ({}, ["--rows", "eab,l_block"], ["unknown rows ['l_block']"]),
     "code in a command-line override": ({}, ["+model._target_=os.system"], ["'_target_'", "Python code"]),

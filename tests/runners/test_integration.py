@@ -37,7 +37,7 @@ def test_cache_hit_added_row_and_rerun(study_dir, capsys):
     assert first.info.run_name == "tiny/base/seed0"
     assert {"top1", "top5", "params", "flops", "train_loss", "epoch_time_s"} <= set(first.data.metrics)
     assert first.data.params["model.block"] == "none"
-    for tag in ("ean.trial_key", "ean.git_commit", "ean.data_fingerprint", "mlflow.parentRunId"):
+    for tag in ("ean.trial_key", "ean.git_commit", "ean.code_digest", "ean.data_fingerprint", "mlflow.parentRunId"):
         assert first.data.tags.get(tag)
 
     capsys.readouterr()

@@ -266,3 +266,26 @@ def test_a_tracking_server_decides_where_artifacts_go():
 
     assert artifact_location("http://10.0.0.1:5000", "tiny") is None
     assert artifact_location("sqlite:////shared/ean.db?timeout=60", "tiny") == "file:///shared/mlruns/tiny"
+
+
+def test_a_cached_trial_computed_by_other_sources_is_named(store, tmp_path, monkeypatch):
+    """A trial key holds ``ean.__version__``, not the sources: a cached result of changed code is kept, and
+    named, so that its user can run it again."""
+    from runners import code_digest
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    digest = code_digest.code_digest()
+    trials = [a_trial(tmp_path, "k0"), a_trial(tmp_path, "k1")]
+    trials[1].row = Row(id="eab", label="+EAB")
+    for trial, computed_by in zip(trials, (digest, "sha256:00000000000000aa"), strict=True):
+        run_id = tracker.open_trial(trial, {S.TAG_CODE_DIGEST: computed_by}, rerun=False)
+        tracker.client.set_terminated(run_id, S.STATUS_FINISHED)
+    tracker.mark_cached(trials, rerun=False)
+    assert [t.state for t in trials] == [TrialState.CACHED, TrialState.CACHED]
+    note = tracker.other_code_note()
+    assert note and "1 cached or reused trial(s)" in note and "tiny/eab/seed0" in note and "tiny/base" not in note
+    monkeypatch.setattr(code_digest, "code_digest", lambda: "sha256:00000000000000aa")
+    tracker.mark_cached(trials, rerun=False)
+    assert "tiny/base/seed0" in tracker.other_code_note() and "tiny/eab" not in tracker.other_code_note()
+    tracker.mark_cached(trials, rerun=True)
+    assert tracker.other_code_note() is None  # nothing cached: everything runs again

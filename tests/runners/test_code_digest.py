@@ -1,0 +1,43 @@
+"""The code digest tagged on every trial run names the sources' contents: ``ean``'s and installed plugins'."""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import SimpleNamespace
+
+from runners import code_digest as digests
+
+
+def digest_with_plugin(monkeypatch, module: str) -> str:
+    monkeypatch.setattr(digests, "plugin_entry_points", lambda: [SimpleNamespace(module=module)])
+    return digests.code_digest.__wrapped__()
+
+
+def test_the_digest_follows_a_plugins_contents_not_its_files_times(tmp_path, monkeypatch):
+    package = tmp_path / "my_ean_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    block = package / "my_block.py"
+    block.write_text("DILATION = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = digest_with_plugin(monkeypatch, "my_ean_plugin.my_block")
+    assert before != digests.code_digest.__wrapped__.__globals__["hashlib"].sha256().hexdigest()
+    os.utime(block, (1, 1))
+    assert digest_with_plugin(monkeypatch, "my_ean_plugin.my_block") == before  # touched, not changed
+    block.write_text("DILATION = 2\n")
+    assert digest_with_plugin(monkeypatch, "my_ean_plugin.my_block") != before
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "stale.py").write_text("x = 1\n")
+    assert digest_with_plugin(monkeypatch, "my_ean_plugin.my_block") == digest_with_plugin(
+        monkeypatch, "my_ean_plugin.my_block"
+    )
+    sys.modules.pop("my_ean_plugin", None)
+
+
+def test_the_digest_of_ean_alone_differs_from_one_with_a_plugin(tmp_path, monkeypatch):
+    (tmp_path / "lone_plugin.py").write_text("A = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(digests, "plugin_entry_points", lambda: [])
+    alone = digests.code_digest.__wrapped__()
+    assert alone.startswith("sha256:") and alone != digest_with_plugin(monkeypatch, "lone_plugin")
