@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+import sys
 from dataclasses import dataclass
 
 from runners.cache import DiskCache
@@ -77,22 +78,28 @@ def estimate(
     from ean.train.config import device_batch, resolve_trainer_config
 
     where = device or ("cuda" if _has_cuda() else "cpu")
-    costs = []
+    planned = []
     for trial in (t for t in trials if not t.state.finished):
         config, devices = train_config(trial.config), devices_of(trial.config)
         trainer = resolve_trainer_config(config)
-        key = {
-            "model": config["model"],
-            "trainer": trainer,
-            "devices": devices,
-            "device": _device_name(where),
-            "code": code,
-        }
+        key = {"model": config["model"], "trainer": trainer, "devices": devices, "device": _device_name(where)}
+        planned.append((trial, config, devices, trainer, {**key, "code": code}))
+    untimed = [key for i, (*_, key) in enumerate(planned) if cache.get(key) is None and key not in _keys(planned[:i])]
+    if untimed and cached_only:
+        return None
+    costs = []
+    for trial, config, devices, trainer, key in planned:
         seconds = cache.get(key)
         if seconds is None:
-            if cached_only:
-                return None
+            print(
+                f"estimate: timing {trial.name} ({untimed.index(key) + 1}/{len(untimed)} networks) on "
+                f"{key['device']}...",
+                end="",
+                flush=True,
+                file=sys.stderr,
+            )
             seconds = _time_step(config, steps, devices, where)
+            print(f" {seconds:.2f} s/step", file=sys.stderr)
             cache.put(key, seconds)
         per_device, accumulation = device_batch(trainer, devices)
         videos = {split: split_size(config["data"], split) for split in ("train", "val")}
@@ -164,18 +171,31 @@ def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:
         trial = cost.trial
         rows.setdefault(f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id, []).append(cost)
     width = max([24, *map(len, rows)])
-    lines = [f"{'row':{width}} {'trials':>6} {'s/step':>8} {'steps':>9} {'h/trial':>8} {'device-h':>9}"]
+    lines = [f"{'row':{width}} {'trials':>6} {'s/step':>8} {'steps':>9} {'per trial':>9} {'device time':>11}"]
     for row, items in rows.items():
         c = items[0]
-        hours = c.train_hours + c.eval_hours
-        total = sum(i.device_hours for i in items)
-        lines.append(f"{row:{width}} {len(items):6d} {c.seconds_per_step:8.2f} {c.steps:9d} {hours:8.2f} {total:9.1f}")
+        per_trial = duration(c.train_hours + c.eval_hours)
+        total = duration(sum(i.device_hours for i in items))
+        lines.append(f"{row:{width}} {len(items):6d} {c.seconds_per_step:8.2f} {c.steps:9d} {per_trial:>9} {total:>11}")
     device_hours, wall = totals(costs, slots)
     lines.append(
-        f"in all: {len(costs)} trial(s) to train ({free} cached or reused: free), {device_hours:.1f} device-hours; "
-        f"wall clock at least {wall:.1f} h on {slots} slot(s) (--max-concurrent)"
+        f"in all: {len(costs)} trial(s) to train ({free} cached or reused: free), {device_hours:.2f} device-hours "
+        f"({duration(device_hours)}); wall clock at least {duration(wall)} on {slots} slot(s) (--max-concurrent)"
     )
     return "\n".join(lines)
+
+
+def _keys(planned: list[tuple]) -> list[dict]:
+    return [entry[-1] for entry in planned]
+
+
+def duration(hours: float) -> str:
+    """``hours`` as a person reads it: ``"3.2 h"``, ``"14 min"``, ``"40 s"``."""
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    if hours * 60 >= 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours * 3600:.0f} s"
 
 
 def _has_cuda() -> bool:

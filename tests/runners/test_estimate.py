@@ -92,8 +92,18 @@ def test_a_dry_run_estimate_plans_a_study_whose_data_is_elsewhere(tmp_path, monk
     assert main([str(spec), "--dry-run", "--mlflow-uri", uri]) == 2  # a plan that runs needs the data
     assert "data.root '/nowhere' does not exist" in capsys.readouterr().err
     assert main([str(spec), "--dry-run", "--estimate", "--mlflow-uri", uri]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "in all: 1 trial(s) to train" in out and "device-hours" in out
+    assert "estimate: timing v1/a/seed0 (1/1 networks) on cpu:" in err  # progress, naming the device timed
+    assert main([str(spec), "--dry-run", "--estimate", "--mlflow-uri", uri]) == 0
+    assert "estimate: timing" not in capsys.readouterr().err  # the step time is kept: nothing is timed again
+
+
+def test_durations_read_as_hours_minutes_or_seconds():
+    from runners.estimate import duration
+
+    hours = (59309.2, 1.0, 0.5, 1 / 60, 0.005)
+    assert [duration(h) for h in hours] == ["59309.2 h", "1.0 h", "30 min", "1 min", "18 s"]
 
 
 @pytest.mark.parametrize(
