@@ -256,7 +256,7 @@ def resume(run: Run, path: Path) -> bool:
     _check_same_run(run.config, json.loads(state["config"]), path)
     run.net.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["schedule"])
+    _restore_schedule(run.scheduler, state["schedule"])
     if state["scaler"]:
         run.scaler.load_state_dict(state["scaler"])
     run.epoch, run.global_step, run.history = state["epoch"], state["global_step"], list(state["history"])
@@ -270,6 +270,16 @@ def resume(run: Run, path: Path) -> bool:
         )
     log.info("resumed from %s after epoch %d", path, run.epoch)
     return True
+
+
+def _restore_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, saved: dict[str, Any]) -> None:
+    """Restores the schedule's step, and sets the learning rates from this run's own schedule at that step: a
+    run trained longer (``epochs`` grown; a cosine then spans the new length) must not continue on the saved
+    schedule, whose parameters ``LambdaLR`` would restore with its state."""
+    scheduler.load_state_dict({**saved, "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
+    groups = scheduler.optimizer.param_groups
+    for group, base, factor in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * factor(scheduler.last_epoch)
 
 
 def _check_same_run(current: dict[str, Any], saved: dict[str, Any], path: Path) -> None:

@@ -144,6 +144,20 @@ def test_resume_after_changing_loader_workers_and_moving_the_data(trained, synth
     assert [_exact(r) for r in resumed.epochs()] == [_exact(r) for r in recorder.epochs()[1:]]
 
 
+def test_a_run_trained_longer_follows_its_new_schedule(synthetic_root, tmp_path):
+    """Two cosine epochs, then ``epochs: 3`` on the same workdir: the third epoch runs on the 3-epoch cosine
+    (the lr a 3-epoch run has there), not on the saved 2-epoch one, which ends at lr 0."""
+    short = tiny_config(synthetic_root, schedule="cosine", epochs=2)
+    longer = with_changes(short, trainer={"epochs": 3})
+    fit(short, tmp_path / "extended")
+    extended = Recorder()
+    fit(longer, tmp_path / "extended", reporter=extended)
+    fresh = Recorder()
+    fit(longer, tmp_path / "fresh", reporter=fresh)
+    assert [r["epoch"] for r in extended.epochs()] == [3]
+    assert extended.epochs()[0]["metrics"]["lr"] == fresh.epochs()[2]["metrics"]["lr"] > 0
+
+
 def test_resume_refuses_another_config(trained):
     config, workdir, _, _ = trained()
     with pytest.raises(ResumeError, match=r"trainer.lr: checkpoint 0.01, now 0.02"):
