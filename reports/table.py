@@ -438,7 +438,8 @@ def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], parts: list[_P
 
 def _remarks(spec: StudySpec, parts: list[_Part], paper_cols: list, cost_paper: bool, delta_metrics) -> list[Note]:
     notes = []
-    if delta_metrics:
+    compared = any(not r.row.reference and r.row.id != spec.baseline for part in parts for r in part.results)
+    if delta_metrics and compared:  # a table of the baseline alone has no difference to explain
         base = spec.row(spec.baseline).label
         notes.append(
             Note(

@@ -167,6 +167,17 @@ def test_table_without_runs_marks_every_cell_missing(store):
     assert "no runs" in table.caption
 
 
+def test_a_table_of_the_baseline_alone_explains_no_difference(store):
+    import dataclasses
+
+    spec, runs, _ = store
+    alone = dataclasses.replace(spec, rows=(spec.row(spec.baseline),))
+    table = build_table(alone, select_runs(alone, runs.trials), runs.study_hashes, generated=DATE)
+    assert not any("mean paired difference" in note.text for note in table.notes)
+    full = build_table(spec, select_runs(spec, runs.trials), runs.study_hashes, generated=DATE)
+    assert any("mean paired difference" in note.text for note in full.notes)
+
+
 def test_signed_never_prints_negative_zero():
     assert signed(-0.02, 1) == "+0.0" and signed(-0.26, 1) == "-0.3" and signed(1.0, 2) == "+1.00"
 
