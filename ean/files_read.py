@@ -30,8 +30,8 @@ def recording() -> Iterator[dict[str, list | None]]:
     _recorders.append(seen)
     try:
         yield seen
-    finally:
-        _recorders.remove(seen)
+    finally:  # by identity: an inner recording may hold what an outer one holds (list.remove compares)
+        del _recorders[next(i for i, r in enumerate(_recorders) if r is seen)]
 
 
 def note(path: str | Path) -> None:
