@@ -41,7 +41,8 @@ SECTIONS = ("model", "data", "trainer", "seed")
 DATA_COMMON = ("dataset", "root", "num_workers", "loader_timeout_s", "media", "frames_root")
 #: Trainer keys that change how a run executes or reports, not what it computes.
 TRAINER_OPERATIONAL = ("eval_every", "checkpoint_every", "num_threads")
-#: Trainer keys a run may change and still resume (training longer; a GPU checkpoint continued on the CPU).
+#: Trainer keys a run may change and still resume (training longer; a checkpoint continued on another device in
+#: the same precision: ``amp: auto`` is bf16 on a GPU and none on a CPU, which a resume refuses).
 RESUMABLE = ("epochs", "device")
 #: Data keys that say how a finished training is tested, not what it trains: a checkpoint may be evaluated
 #: again under another protocol (an evaluation row of a study).

@@ -1,7 +1,8 @@
 """What a study will cost before it starts: ``python -m runners.run STUDY --dry-run --estimate``.
 
 Each distinct network of the trials to run (new or resumed; cached and reused trials are free) trains a few
-steps on the device a trial would use (``ean.train.step_time``: a GPU where there is one, else the CPU), and
+steps on the device the trial would use (``ean.train.step_time``: a GPU for a trial that asks for one, where
+this machine has one; else the CPU), and
 the time scales to the recipe as it would run:
 
     training   = epochs x steps per epoch x seconds per step, steps per epoch = train videos // global batch
@@ -77,13 +78,13 @@ def estimate(
     from ean.data.identity import split_size
     from ean.train.config import device_batch, resolve_trainer_config
 
-    where = device or ("cuda" if _has_cuda() else "cpu")
     planned = []
     for trial in (t for t in trials if not t.state.finished):
         config, devices = train_config(trial.config), devices_of(trial.config)
         trainer = resolve_trainer_config(config)
+        where = device or ("cuda" if trainer["device"] == "cuda" and _has_cuda() else "cpu")
         key = {"model": config["model"], "trainer": trainer, "devices": devices, "device": _device_name(where)}
-        planned.append((trial, config, devices, trainer, {**key, "code": code}))
+        planned.append((trial, config, devices, trainer, {**key, "code": code, "where": where}))
     untimed = [key for i, (*_, key) in enumerate(planned) if cache.get(key) is None and key not in _keys(planned[:i])]
     if untimed and cached_only:
         return None
@@ -98,7 +99,7 @@ def estimate(
                 flush=True,
                 file=sys.stderr,
             )
-            seconds = _time_step(config, steps, devices, where)
+            seconds = _time_step(config, steps, devices, key["where"])
             print(f" {seconds:.2f} s/step", file=sys.stderr)
             cache.put(key, seconds)
         per_device, accumulation = device_batch(trainer, devices)
@@ -190,12 +191,12 @@ def _keys(planned: list[tuple]) -> list[dict]:
 
 
 def duration(hours: float) -> str:
-    """``hours`` as a person reads it: ``"3.2 h"``, ``"14 min"``, ``"40 s"``."""
-    if hours >= 1:
+    """``hours`` as a person reads it: ``"3.2 h"``, ``"14 min"``, ``"40 s"`` (each unit up to what rounds to 60)."""
+    if round(hours * 60) >= 60:
         return f"{hours:.1f} h"
-    if hours * 60 >= 1:
-        return f"{hours * 60:.0f} min"
-    return f"{hours * 3600:.0f} s"
+    if round(hours * 3600) >= 60:
+        return f"{round(hours * 60)} min"
+    return f"{round(hours * 3600)} s"
 
 
 def _has_cuda() -> bool:

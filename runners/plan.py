@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ean.data.errors import DataError
 from ean.data.identity import data_fingerprint
 from ean.models.pretrained import NAMED_WEIGHTS
 from ean.trial import protocol_of, trial_key, trial_recipe
@@ -100,7 +101,10 @@ def plan_trial(
     if problems:
         return None, problems
     devices, trained = devices_of(config), train_config(config)
-    fingerprint = data_fingerprint(config["data"])
+    try:
+        fingerprint = data_fingerprint(config["data"])
+    except DataError as err:  # annotations that are there but malformed
+        return None, [f"data: {err}"]
     key = trial_key(trained, devices, fingerprint)
     return Trial(spec.name, row, seed, config, key, fingerprint, trial_recipe(trained, devices)), []
 

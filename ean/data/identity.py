@@ -9,7 +9,6 @@ synthetic generator's settings), never where their files lie.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import json
@@ -58,36 +57,59 @@ def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
 def data_fingerprint(data_cfg: dict[str, Any]) -> str:
     """Which data it is: the variant's own ``fingerprint`` (the synthetic generator's settings), else what the
     annotations of both splits say (:func:`annotations_digest`), whichever files and folders they were read
-    from; a dataset whose annotations are not there is named by its name alone. ``"sha256:<16 hex>"``."""
+    from; a dataset whose annotations are not there is named by its name alone. ``"sha256:<16 hex>"``.
+
+    Raises:
+        DataError: a data root whose annotations cannot be read (a file missing or malformed), naming the split.
+    """
     name = data_cfg.get("dataset")
     own = getattr(DATASETS.get(name), "fingerprint", None) if name in DATASETS.names() else None
     if own is not None:
         return own(data_cfg)
-    return _fingerprint(json.dumps(data_cfg, sort_keys=True, default=str))
+    try:
+        name, options, _ = split_config(data_cfg)
+    except DataError:  # no root, or keys the dataset does not take: the checks of the config say so
+        return _named(str(name))
+    return _fingerprint(json.dumps([name, options], sort_keys=True, default=str))
+
+
+def _named(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 @memo_while_unchanged
-def _fingerprint(data_json: str) -> str:
-    """The fingerprint of a file-backed data config, memoised while the files it read are as they were."""
-    data_cfg = json.loads(data_json)
-    digest = hashlib.sha256(str(data_cfg.get("dataset")).encode())
-    note(str(data_cfg.get("root", "")))  # a root that appears or goes changes the fingerprint
-    with contextlib.suppress(DataError, OSError):
-        name, own, _ = split_config(data_cfg)
-        for split in SPLITS:
-            variant = DATASETS.build(name, split=split, **own)
-            digest.update(annotations_digest(variant.read(), own["root"], getattr(variant, "frames_root", None)))
+def _fingerprint(variant_json: str) -> str:
+    """The fingerprint of a dataset's own options (``[name, options]`` as JSON), memoised while the files it
+    read are as they were."""
+    name, options = json.loads(variant_json)
+    digest = hashlib.sha256(name.encode())
+    note(options["root"])  # a root that appears or goes changes the fingerprint
+    for split in SPLITS:
+        try:
+            variant = DATASETS.build(name, split=split, **options)
+            annotations = variant.read()
+        except Exception as err:  # noqa: BLE001  a parser's own error too: a malformed file
+            if not os.path.isdir(options["root"]):
+                return _named(name)  # the data is not there: a plan made elsewhere (to estimate its cost)
+            raise DataError(
+                f"{name}: the {split} annotations under {options['root']} cannot be read ({type(err).__name__}: {err})"
+            ) from None
+        digest.update(annotations_digest(annotations, options["root"], getattr(variant, "frames_root", None)))
     return "sha256:" + digest.hexdigest()[:16]
 
 
 def annotations_digest(annotations: Annotations, root: str, frames_root: str | None = None) -> bytes:
     """The SHA-256 of a split's annotations as data: its class names and, in order, each video's path relative
-    to the root (to ``frames_root`` for frame folders kept there), its label and its media."""
-    rows = [
-        (os.path.relpath(r.path, frames_root if r.media == "frames" and frames_root else root), r.label, r.media)
-        for r in annotations.records
-    ]
+    to the root (to ``frames_root`` for frame folders kept there; as listed when a list names it outside the
+    root), its label and its media."""
+    rows = [(_relative(r.path, frames_root if r.media == "frames" and frames_root else root), r.label, r.media)
+            for r in annotations.records]  # fmt: skip
     return hashlib.sha256(json.dumps([list(annotations.class_names), rows]).encode()).digest()
+
+
+def _relative(path: str, base: str) -> str:
+    relative = os.path.relpath(path, base)
+    return os.path.normpath(path) if relative.startswith("..") else relative
 
 
 def dataset_num_classes(data_cfg: dict[str, Any]) -> int:

@@ -89,3 +89,49 @@ def test_a_list_file_outside_the_root_is_read_for_the_fingerprint(list_file_root
 def test_data_that_is_not_there_is_named_by_its_dataset_alone(tmp_path):
     assert fingerprint("something_v2", tmp_path / "absent") == fingerprint("something_v2", tmp_path / "gone")
     assert fingerprint("something_v2", tmp_path / "absent") != fingerprint("kinetics400", tmp_path / "absent")
+
+
+def test_a_class_name_edited_in_diving48s_vocabulary_is_other_data(diving48_root, tmp_path):
+    copy = shutil.copytree(diving48_root, tmp_path / "copy")
+    before = fingerprint("diving48", copy)
+    _edit_json(copy / "Diving48_vocab.json", lambda vocab: vocab[0].__setitem__(1, "9som"))
+    assert fingerprint("diving48", copy) != before
+
+
+def test_a_kinetics_clip_downloaded_later_is_other_data(kinetics400_root, tmp_path):
+    """The clips a split trains on are those its CSV lists and the disk holds: one more is another training set."""
+    copy = shutil.copytree(kinetics400_root, tmp_path / "copy")
+    before = fingerprint("kinetics400", copy)
+    shutil.copy(next((copy / "train" / "zumba").iterdir()), copy / "train" / "zumba" / "gone_000003_000013.mp4")
+    assert fingerprint("kinetics400", copy) != before
+
+
+def test_a_malformed_annotation_file_is_a_data_error_naming_the_split(something_v2_root, tmp_path):
+    from ean.data import DataError
+
+    copy = shutil.copytree(something_v2_root, tmp_path / "copy")
+    train = copy / "labels" / "train.json"
+    train.write_text(train.read_text()[:40])
+    with pytest.raises(DataError, match=r"something_v2: the train annotations under .* cannot be read \(JSONDecode"):
+        fingerprint("something_v2", copy)
+
+
+def test_a_list_naming_videos_by_absolute_paths_is_the_same_data_under_any_root(list_file_root, tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for name in ("train.txt", "val.txt"):
+        lines = (list_file_root / name).read_text().splitlines()
+        (lists / name).write_text("\n".join(f"{list_file_root / line}" for line in lines) + "\n")
+    options = {"train_list": str(lists / "train.txt"), "val_list": str(lists / "val.txt")}
+    one, other = tmp_path / "one_root", tmp_path / "nested" / "other_root"
+    one.mkdir(), other.mkdir(parents=True)
+    assert fingerprint("list_file", one, **options) == fingerprint("list_file", other, **options)
+
+
+def test_a_root_without_its_training_list_is_a_data_error_not_absent_data(something_v1_root, tmp_path):
+    from ean.data import DataError
+
+    copy = shutil.copytree(something_v1_root, tmp_path / "copy")
+    (copy / "something-something-v1-train.csv").unlink()
+    with pytest.raises(DataError, match=r"something_v1: the train annotations under .* cannot be read \(DataError"):
+        fingerprint("something_v1", copy)

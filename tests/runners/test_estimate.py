@@ -48,6 +48,21 @@ def test_the_cost_follows_the_recipe_and_cached_trials_are_free(tmp_path, monkey
 
 
 @pytest.mark.parametrize(
+    ("resources", "has_cuda", "timed_on"),
+    [("default", True, "cpu"), ("gpu", True, "cuda"), ("gpu", False, "cpu"), ("default", False, "cpu")],
+)
+def test_each_trial_is_timed_on_the_device_it_would_use(resources, has_cuda, timed_on, tmp_path, monkeypatch):
+    """A trial that asks for no GPU trains on the CPU even on a GPU machine (``train_config``): it is timed there."""
+    timed = []
+    monkeypatch.setattr("runners.estimate._time_step", lambda config, steps, devices, where: timed.append(where) or 2.0)
+    monkeypatch.setattr("runners.estimate._has_cuda", lambda: has_cuda)
+    monkeypatch.setattr("runners.estimate._device_name", lambda where: where)
+    trials = build_plan(parse_spec(tiny_spec([BASE])), [], [f"resources={resources}"], [0], tmp_path)
+    estimate(trials, cache=DiskCache("step_seconds", tmp_path / "cache"))
+    assert timed == [timed_on]
+
+
+@pytest.mark.parametrize(
     ("epochs", "eval_every", "test_clips"),
     [(3, 2, 1), (3, 2, 2), (4, 2, 2), (2, 1, 1), (0, 1, 2)],
     ids=["1x1-reuses-the-last-validation", "2-clips", "even", "every-epoch", "evaluation-trial"],

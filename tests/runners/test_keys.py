@@ -147,3 +147,9 @@ def test_two_rows_of_one_study_that_build_the_same_network_are_refused(tmp_path)
     spec = parse_spec(tiny_spec(rows), source="tiny.yaml")
     with pytest.raises(PlanError, match=r"rows 'incep', 'identity': build the same network"):
         build_plan(spec, [], [], [0, 1], tmp_path)
+
+
+def test_a_malformed_training_list_stops_the_plan_naming_it(tmp_path, sth_v1, imagenet_v1):
+    (sth_v1 / "train.csv").write_text("no separator here\n")
+    with pytest.raises(PlanError, match=r"something_v1: the train annotations under .* cannot be read"):
+        keys("table8", [f"data.root={sth_v1}"], tmp_path)

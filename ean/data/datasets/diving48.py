@@ -20,6 +20,7 @@ from ean.data.annotations import Annotations
 from ean.data.errors import DataError
 from ean.data.layout import check_root, check_split, find_file, find_media_dir, media_options, video_records
 from ean.data.registry import DATASETS
+from ean.files_read import note
 
 NAME = "diving48"
 #: The official lists of each label version: V1 (the paper's, footnote 1) and V2 (the cleaned labels of 2020).
@@ -46,6 +47,7 @@ def read_entries(path: str) -> list[tuple[str, int]]:
 def read_class_names(root: str) -> list[str]:
     """Class names from the vocabulary (its four attributes joined), or ``class_<i>`` without one."""
     path = os.path.join(root, VOCAB_FILE)
+    note(path)  # the class names, when it is there
     if not os.path.isfile(path):
         return [f"class_{i}" for i in range(NUM_CLASSES)]
     with open(path) as f:

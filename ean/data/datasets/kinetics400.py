@@ -26,6 +26,7 @@ from ean.data.errors import DataError
 from ean.data.layout import check_root, check_split, find_file, find_media_dir, media_options
 from ean.data.records import VIDEO_EXTENSIONS, VideoRecord
 from ean.data.registry import DATASETS
+from ean.files_read import note
 
 NAME = "kinetics400"
 CSV_FILES = {
@@ -58,6 +59,7 @@ def index_clips(folder: str, frames: bool) -> dict[str, str]:
     """Clip name -> path of every video (or frame folder) below ``folder``."""
     found = {}
     for parent, dirs, files in os.walk(folder):
+        note(parent)  # a clip added to or removed from the folder changes which clips the split has
         if frames:
             found.update({d: os.path.join(parent, d) for d in dirs if CLIP_NAME.search(d)})
             dirs[:] = [d for d in dirs if not CLIP_NAME.search(d)]
