@@ -6,12 +6,17 @@ driver of the same study is refused with a message naming the first, unless the 
 host its pid is gone, on another host its heartbeat is older than ``stale_after_s``. The new driver then
 takes the lease over and reconciles the dead driver's runs (``StudyTracker.reconcile``).
 
-MLflow has no compare-and-set; two drivers that start within the same instant are told apart by writing the
-owner, waiting a moment and reading it back: the one whose id is not there stops.
+MLflow has no compare-and-set. On a sqlite store (the default, one machine) the lease is first an exclusive
+``flock`` on a file beside the store (``.<store>.lease-<experiment id>``): atomic, and freed by the kernel when
+its process dies, so two drivers that both read a free lease are never both let in. On a tracking server, two
+drivers that start within the same instant are told apart by writing the owner, waiting a moment and reading it
+back: the one whose id is not there stops (a driver stalled for longer than that between its read and its write
+is not caught).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
@@ -20,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from runners.store_template import sqlite_path
 from study import mlflow_schema as S
 
 log = logging.getLogger(__name__)
@@ -117,11 +123,12 @@ class StudyLease:
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri)
-        self.experiment_id, self.study, self.command = experiment_id, study, command
+        self.uri, self.experiment_id, self.study, self.command = tracking_uri, experiment_id, study, command
         self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
         self.owner = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock: int | None = None  # the flock's file descriptor (sqlite stores)
 
     def acquire(self) -> Holder | None:
         """Takes the lease; returns the dead driver it took over from (None if it was free).
@@ -129,6 +136,16 @@ class StudyLease:
         Raises:
             LeaseHeld: a live driver holds it (the message names it and what to do).
         """
+        if not self._lock_file():
+            holder = read_holder(self.client, self.experiment_id)
+            raise self._refusal(holder) if holder else LeaseHeld(f"study '{self.study}': another driver is starting it")
+        try:
+            return self._take()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _take(self) -> Holder | None:
         previous = read_holder(self.client, self.experiment_id)
         if previous and previous.alive(self.stale_after_s):
             raise self._refusal(previous)
@@ -152,6 +169,27 @@ class StudyLease:
                 self.client.set_experiment_tag(self.experiment_id, S.LEASE_OWNER, "")
         except Exception as err:  # the store is gone: the lease goes stale by itself
             log.warning("could not release the lease of %s: %s", self.study, err)
+        self._unlock()
+
+    def _lock_file(self) -> bool:
+        """Takes the flock of a sqlite store's lease file; False when another process holds it (True for any
+        other store: nothing to lock)."""
+        store = sqlite_path(self.uri)
+        if store is None:
+            return True
+        fd = os.open(store.with_name(f".{store.name}.lease-{self.experiment_id}"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock = fd
+        return True
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # frees the flock
+            self._lock = None
 
     def _refusal(self, holder: Holder) -> LeaseHeld:
         return LeaseHeld(

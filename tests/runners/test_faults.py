@@ -121,6 +121,32 @@ def test_a_second_driver_is_refused_naming_the_first(store):
     second.release()
 
 
+def test_two_drivers_that_both_read_a_free_lease_are_not_both_let_in(store, monkeypatch):
+    """The second driver read the lease before the first wrote it, then stalled past the first's read-back: on
+    a sqlite store the lease file's flock still keeps it out."""
+    exp = experiment(store)
+    first = StudyLease(store, exp, "tiny", "python -m runners.run tiny --rows base", heartbeat_s=60)
+    first.acquire()
+    try:
+        real, reads = read_holder, []
+
+        def stale_first_read(client, experiment_id):
+            reads.append(experiment_id)
+            return None if len(reads) == 1 else real(client, experiment_id)
+
+        with monkeypatch.context() as patch:
+            patch.setattr("runners.lease.read_holder", stale_first_read)
+            second = StudyLease(store, exp, "tiny", "python -m runners.run tiny --rows eab")
+            with pytest.raises(LeaseHeld):
+                second.acquire()
+        assert read_holder(MlflowClient(store), exp).owner == first.owner
+    finally:
+        first.release()
+    third = StudyLease(store, exp, "tiny", "after")
+    assert third.acquire() is None  # released: the flock with it
+    third.release()
+
+
 def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
