@@ -5,7 +5,8 @@ give its classes, the data roots and folders, the weights files a pretrained net
 ``runners.plan_cache`` records them while a study is planned and keeps a cached plan only while each is as
 it was. A file's state is taken when it is first noted, before it is read: a file that changes while the
 study is planned leaves a record that no longer matches. Nothing is noted when no one records (the cost is
-one list lookup).
+one list lookup). ``memo_while_unchanged`` keeps a computation's answer in the process on the same terms (the
+data fingerprint and class count, asked once per trial of a plan).
 """
 
 from __future__ import annotations
