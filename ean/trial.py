@@ -60,12 +60,14 @@ def trial_recipe(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
     Returns:
         ``global_batch``, ``per_device_batch``, ``accumulation``, ``devices``, ``lr``, ``epochs``,
         ``schedule``, ``lr_steps``, ``momentum``, ``weight_decay``, ``param_groups``, ``clip_grad``,
-        ``dropout``, ``pretrained`` (the weights' identity or None) and ``protocol``.
+        ``dropout``, ``pretrained`` (the weights' identity or None), ``protocol`` and ``precision`` (``amp``
+        resolved on the trial's device: ``"fp32"``, ``"bf16"`` or ``"fp16"``).
     """
     trainer = resolve_trainer_config(config)
     model = check_model_config(config.get("model", {}))
     per_device, accumulation = device_batch(trainer, devices)
     identity = network_identity(model)
+    precision = resolved_amp(trainer["amp"], device_type(trainer["device"]))
     return {
         "global_batch": trainer["batch_size"],
         "per_device_batch": per_device,
@@ -82,6 +84,7 @@ def trial_recipe(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
         "dropout": model["dropout"],
         "pretrained": identity["pretrained"],
         "protocol": protocol_of(config.get("data", {})),
+        "precision": "fp32" if precision == "none" else precision,
     }
 
 

@@ -188,7 +188,8 @@ def check_overrides(spec: StudySpec, profile: list[str], args: argparse.Namespac
 RECIPE_LINE = (
     "global batch {global_batch} = {devices} device(s) x {per_device_batch} clips x {accumulation} accumulated, "
     "lr {lr} ({schedule}, steps {lr_steps}), {epochs} epochs, momentum {momentum}, weight decay {weight_decay} "
-    "({param_groups} groups), clip {clip_grad}, dropout {dropout}, pretrained {pretrained}, protocol {protocol}"
+    "({param_groups} groups), clip {clip_grad}, dropout {dropout}, pretrained {pretrained}, protocol {protocol}, "
+    "precision {precision}"
 )
 
 

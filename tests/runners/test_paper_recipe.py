@@ -30,6 +30,7 @@ PAPER_RECIPE = {
     "dropout": 0.5,  # "the dropout ratio is set to 0.5"
     "pretrained": "torchvision:IMAGENET1K_V1",  # "ResNet50 pretrained on ImageNet" (torchvision's original weights)
     "protocol": "1x1",  # Tables 1, 3 and 5-10 on Something V1: 1 clip, centre crop
+    "precision": "fp32",  # where the trials ask for no GPU (resources=gpu: bf16, trainer.amp=none: fp32)
 }
 
 #: Studies on other data (by the dataset their spec chooses): an annotation-only layout of it, and where its
@@ -83,7 +84,9 @@ def test_dry_run_prints_the_recipe_once(sth_v1, imagenet_v1, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("recipe:") == 1
     assert "global batch 64 = 1 device(s) x 8 clips x 8 accumulated, lr 0.01" in out
-    assert "pretrained torchvision:IMAGENET1K_V1, protocol 1x1" in out
+    assert "pretrained torchvision:IMAGENET1K_V1, protocol 1x1, precision fp32" in out
+    assert main(["table8", f"data.root={sth_v1}", "resources=gpu", "--dry-run", "--mlflow-uri", store]) == 0
+    assert "protocol 1x1, precision bf16" in capsys.readouterr().out
     assert not (tmp_path / "none.db").exists()
 
 
