@@ -93,6 +93,8 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
     trainer = resolve_trainer_config(config)
     trainer["per_device_batch"], _ = device_batch(trainer, devices)
     trainer["amp"] = resolved_amp(trainer["amp"], device_type(trainer.pop("device")))
+    if trainer["schedule"] == "cosine":  # the step schedule's own settings are never read
+        trainer.pop("lr_steps"), trainer.pop("lr_gamma")
     if trainer["batchnorm"] == "sync":  # SyncBatchNorm's statistics span the devices' concurrent passes
         trainer["batchnorm_clips"] = trainer["per_device_batch"] * devices
     for key in TRAINER_OPERATIONAL:

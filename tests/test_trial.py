@@ -59,3 +59,17 @@ def test_a_number_written_as_int_or_float_is_one_recipe():
     floats = {**CONFIG, "data": {**CONFIG["data"], "scales": [1.0, 0.875]}}
     assert trial_key(scales, 1, fingerprint="sha256:0") == trial_key(floats, 1, fingerprint="sha256:0")
     assert key_of(deterministic=True) != key_of(deterministic=False)  # a bool is not a number here
+
+
+def test_settings_that_change_nothing_computed_are_not_in_the_key():
+    """The step schedule's settings under a cosine, the test crop written as the training crop it defaults to,
+    and the bad-file fraction at which a run gives up (a run that finishes skipped the same files)."""
+    assert key_of(schedule="cosine", lr_steps=[1], lr_gamma=0.5) == key_of(schedule="cosine")
+    assert key_of(schedule="step", lr_steps=[1]) != key_of(schedule="step", lr_steps=[2])
+
+    def data_key(**data) -> str:
+        return trial_key({**CONFIG, "data": {**CONFIG["data"], **data}}, 1, fingerprint="sha256:0")
+
+    assert data_key(crop_size=64, test_crop_size=64) == data_key(crop_size=64)
+    assert data_key(crop_size=64, test_crop_size=56) != data_key(crop_size=64)
+    assert data_key(max_bad_fraction=0.5) == data_key()

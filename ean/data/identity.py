@@ -25,6 +25,8 @@ from ean.files_read import memo_while_unchanged, note
 LOCATION_KEYS = ("root", "frames_root")
 #: Keys that say how fast it is read, not what is read.
 SPEED_KEYS = (*LOADER_KEYS, "decode_timeout_s", "decode_threads")
+#: Keys that decide whether a run stops, never what a run that finishes computed (bad files are skipped alike).
+FAILURE_KEYS = ("max_bad_fraction",)
 #: Options added after trial keys were first published: named in the identity only when not at their default,
 #: so that the keys of every run made before they existed stand.
 OMITTED_AT_DEFAULT = ("flip_rule",)
@@ -39,18 +41,21 @@ def dataset_options(name: str) -> dict[str, Any]:
 
 
 def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
-    """The data config as what it computes: every option the dataset takes, defaults filled in, less where
-    the data lies and how fast it is read. Options the dataset does not take are left out."""
+    """The data config as what it computes: every option the dataset takes, defaults filled in (the test crop
+    as the training crop when it is not given), less where the data lies, how fast it is read and when a run
+    gives up. Options the dataset does not take are left out."""
     name = data_cfg["dataset"]
     out: dict[str, Any] = {"dataset": name}
     for key, default in dataset_options(name).items():
-        if key in LOCATION_KEYS or key in SPEED_KEYS:
+        if key in LOCATION_KEYS or key in SPEED_KEYS or key in FAILURE_KEYS:
             continue
         value = data_cfg.get(key)
         value = default if value is None else value
         if key in OMITTED_AT_DEFAULT and value == default:
             continue
         out[key] = None if value is inspect.Parameter.empty else _plain(value)
+    if "test_crop_size" in out and out["test_crop_size"] is None:
+        out["test_crop_size"] = out.get("crop_size")
     return out
 
 
