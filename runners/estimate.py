@@ -85,7 +85,10 @@ def estimate(
         where = device or ("cuda" if trainer["device"] == "cuda" and _has_cuda() else "cpu")
         key = {"model": config["model"], "trainer": trainer, "devices": devices, "device": _device_name(where)}
         planned.append((trial, config, devices, trainer, {**key, "code": code, "where": where}))
-    untimed = [key for i, (*_, key) in enumerate(planned) if cache.get(key) is None and key not in _keys(planned[:i])]
+    untimed: list[dict] = []  # the distinct networks not timed yet, in the order they are timed
+    for *_, key in planned:
+        if key not in untimed and cache.get(key) is None:
+            untimed.append(key)
     if untimed and cached_only:
         return None
     costs = []
@@ -184,10 +187,6 @@ def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:
         f"({duration(device_hours)}); wall clock at least {duration(wall)} on {slots} slot(s) (--max-concurrent)"
     )
     return "\n".join(lines)
-
-
-def _keys(planned: list[tuple]) -> list[dict]:
-    return [entry[-1] for entry in planned]
 
 
 def duration(hours: float) -> str:
