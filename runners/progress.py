@@ -23,9 +23,13 @@ def _clock(seconds: float) -> str:
 class Progress:
     """Prints one line per event: ``[done 3/10 | running 2 | failed 0] name: message | 1:02 elapsed, ~2:10 left``.
 
-    The remaining time is estimated from the epochs trained in this invocation so far (all trials of a study
-    train the same number of epochs): a trial resumed at epoch 9 has trained one epoch after reporting epoch
-    9, and epochs a retried trial reports again count once.
+    The time left is estimated from one trial's pace and the number of trials running side by side: the pace
+    is the seconds a trial took for each epoch it trained in this invocation (from its start, or its last
+    report, to its report; a trial resumed at epoch 9 has trained one epoch when it reports epoch 9, and an
+    epoch a retried trial reports again counts once), the width the most trials seen running at once. The
+    epochs left then take ``pace x max(epochs left / width, the most any one trial has left)``: right from the
+    first report when all trials start together (a throughput over the elapsed time is ``width`` times too
+    high until every running trial has reported), and right at the end, when one trial's epochs are left.
 
     Args:
         total: trials to run in this invocation.
@@ -41,15 +45,22 @@ class Progress:
         self.first: dict[str, int] = {}  # trial -> the epoch it had reached when this invocation first heard of it
         self.last: dict[str, int] = {}  # trial -> the highest epoch it reported
         self.closed: set[str] = set()  # finished or failed
+        self.since: dict[str, float] = {}  # trial -> when its current epoch began: its (re)start or last report
+        self.spent = 0.0  # seconds the trials took for the epochs they trained in this invocation
+        self.width = 1  # the most trials seen running at once
 
     def _eta(self) -> str:
         trained = sum(self.last[n] - self.first[n] for n in self.last)
         if not trained:
             return "?"
-        per_epoch = (time.monotonic() - self.start) / trained
-        left = sum(self.epochs - self.last[n] for n in self.last if n not in self.closed)
-        left += max(self.total - len(self.last.keys() | self.closed), 0) * self.epochs
-        return "~" + _clock(per_epoch * left)
+        pace = self.spent / trained
+        ahead = [self.epochs - self.last[n] for n in self.last if n not in self.closed]
+        ahead += [self.epochs] * max(self.total - len(self.last.keys() | self.closed), 0)
+        return "~" + _clock(pace * max(sum(ahead) / self.width, max(ahead, default=0)))
+
+    def _running(self, name: str) -> None:
+        self.running.add(name)
+        self.width = max(self.width, len(self.running))
 
     def _print(self, name: str, message: str) -> None:
         state = f"done {self.done}/{self.total} | running {len(self.running)} | failed {self.failed}"
@@ -57,14 +68,21 @@ class Progress:
         print(f"[{state}] {name}: {message} | {elapsed} elapsed, {self._eta()} left", file=sys.stdout, flush=True)
 
     def started(self, name: str) -> None:
-        self.running.add(name)
+        """Trial ``name`` (re)started: its next epoch is timed from now."""
+        self._running(name)
+        self.since[name] = time.monotonic()
         self._print(name, "started")
 
     def epoch(self, name: str, report: EpochReport) -> None:
         """After epoch ``report.epoch`` (1-based) of trial ``name``."""
-        self.running.add(name)
+        self._running(name)
+        now = time.monotonic()
         self.first.setdefault(name, report.epoch - 1)
-        self.last[name] = max(self.last.get(name, 0), report.epoch)
+        before = self.last.get(name, self.first[name])
+        if report.epoch > before:  # new epochs (a retried trial's repeated report trains none)
+            self.spent += now - self.since.get(name, self.start)
+            self.last[name] = report.epoch
+        self.since[name] = now
         metrics = report.metrics
         shown = ", ".join(f"{k} {metrics[k]:.3g}" for k in SHOWN_METRICS if k in metrics)
         self._print(name, f"epoch {report.epoch}/{self.epochs} {shown}")

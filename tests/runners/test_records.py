@@ -121,24 +121,52 @@ def test_progress_shows_an_epochs_loss_and_accuracy(capsys):
     assert "tiny/base/seed0: epoch 2/3 train_loss 0.512, val_top1 40 |" in line
 
 
+def _clocked_progress(monkeypatch, capsys, total: int, epochs: int):
+    """A Progress on a fake clock, and ``at(seconds, event, *args)``: the time left its line then shows."""
+    now = [0.0]
+    monkeypatch.setattr("runners.progress.time.monotonic", lambda: now[0])
+    progress = Progress(total=total, epochs=epochs)
+
+    def at(seconds: float, event: str, name: str, *args) -> str:
+        now[0] = seconds
+        getattr(progress, event)(name, *args)
+        return capsys.readouterr().out.rsplit(", ", 1)[1].strip()
+
+    return at
+
+
 def test_the_time_left_counts_the_epochs_trained_in_this_invocation(capsys, monkeypatch):
     """A trial resumed at epoch 9 of 10 has trained one epoch, not nine; an epoch a retried trial reports again
     is not trained twice; an unreported trial has all its epochs ahead."""
-    now = [0.0]
-    monkeypatch.setattr("runners.progress.time.monotonic", lambda: now[0])
-    progress = Progress(total=2, epochs=10)
+    at = _clocked_progress(monkeypatch, capsys, total=2, epochs=10)
+    assert at(0, "started", "a") == "? left"
+    assert at(10, "epoch", "a", EpochReport(9, {})) == "~1:50 left"  # 10 s an epoch; 1 + 10 epochs, one at a time
+    assert at(10, "started", "b") == "~1:40 left"  # two at a time now: b's 10 epochs
+    assert at(30, "epoch", "b", EpochReport(1, {})) == "~2:15 left"  # 30 s for 2 epochs; max(10 / 2, 9) epochs left
+    assert at(40, "started", "b") == "~2:15 left"  # b retried
+    assert at(50, "epoch", "b", EpochReport(1, {})) == "~2:15 left"  # its epoch 1 again: not trained twice
+    assert at(55, "epoch", "b", EpochReport(2, {})) == "~1:33 left"  # 35 s for 3 epochs; max(9 / 2, 8) left
+    assert at(60, "finished", "a", 50.0) == "~1:33 left"  # 8 epochs of b
 
-    def after(seconds: float, name: str, epoch: int) -> str:
-        now[0] = seconds
-        progress.epoch(name, EpochReport(epoch, {}))
-        return capsys.readouterr().out.rsplit(", ", 1)[1].strip()
 
-    assert after(10, "a", 9) == "~1:50 left"  # 10 s an epoch; 1 + 10 epochs left
-    assert after(20, "b", 1) == "~1:40 left"  # 2 epochs in 20 s; 1 + 9 left
-    assert after(30, "b", 1) == "~2:30 left"  # b retried: still 2 epochs trained, now in 30 s
-    now[0] = 40
-    progress.finished("a", 50.0)
-    assert capsys.readouterr().out.rstrip().endswith("~3:00 left")  # 9 epochs of b at 20 s
+def test_the_time_left_is_right_from_the_first_report_when_trials_run_side_by_side(capsys, monkeypatch):
+    """8 trials of 10 epochs of 100 s, 4 at a time, take 2000 s: the first report (at 100 s) says about 1900
+    s are left, not 4x that; when one trial's last 5 epochs are left, 500 s (not 5 / 4 of them)."""
+    at = _clocked_progress(monkeypatch, capsys, total=8, epochs=10)
+    for name in "abcd":
+        at(0, "started", name)
+    assert at(100, "epoch", "a", EpochReport(1, {})) == "~32:55 left"  # 100 s x (9 + 7 x 10) / 4 = 1975 s
+    for name in "bc":
+        at(100, "epoch", name, EpochReport(1, {}))
+    assert at(100, "epoch", "d", EpochReport(1, {})) == "~31:40 left"  # 100 s x (4 x 9 + 4 x 10) / 4: exact
+    at = _clocked_progress(monkeypatch, capsys, total=4, epochs=10)
+    for name in "abcd":
+        at(0, "started", name)
+    for name in "bcd":
+        at(0, "failed_trial", name, "")
+    for epoch in range(1, 5):
+        at(100 * epoch, "epoch", "a", EpochReport(epoch, {}))
+    assert at(500, "epoch", "a", EpochReport(5, {})) == "~8:20 left"  # 100 s x 5: one trial's epochs, in a row
 
 
 class Recorder:
