@@ -3,12 +3,15 @@
 The fragment (``render_latex``) is meant for ``\\input`` in a paper and needs ``booktabs`` and ``graphicx``
 (``REQUIRED_PACKAGES``); ``latex_document`` wraps a fragment into a document that compiles with pdflatex
 on a minimal TeX installation. All text is escaped (``escape_latex``), including Unicode signs such as
-±, ×, Δ and ✓. Provenance goes into ``%`` comments at the top of the fragment.
+±, ×, Δ, ✓ and arrows, and Greek letters; a character pdflatex cannot set without more packages is written
+as ``?`` with a warning that names it. Provenance goes into ``%`` comments at the top of the fragment.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+import warnings
 
 from reports.table import Cell, Column, Table
 
@@ -38,7 +41,40 @@ _SPECIAL = {
     "≤": r"$\leq$",
     "≥": r"$\geq$",
     "†": r"\textsuperscript{\dag}",
+    "→": r"$\rightarrow$",
+    "←": r"$\leftarrow$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "≈": r"$\approx$",
+    "≠": r"$\neq$",
+    "∞": r"$\infty$",
+    "·": r"$\cdot$",
+    "°": r"$^{\circ}$",
+    "µ": r"$\mu$",
+    "…": r"\ldots{}",
+    "‘": "`",
+    "’": "'",
+    "“": "``",
+    "”": "''",
 }
+#: Greek letters, as math; capitals drawn like Latin letters are those letters (LaTeX has no ``\Alpha``).
+_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon phi chi psi omega"
+_LATIN_LOOKALIKES = dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEZHIKMNOPTYX", strict=True))
+#: Latin-1 characters pdflatex cannot set with its default fonts (checked with a minimal document).
+_LATIN1_UNSET = "«»ÐÞðþ"
+
+
+def _greek() -> dict[str, str]:
+    out = {"ο": "o", "Ο": "O", "ς": r"$\varsigma$"}
+    for name in _GREEK.split():
+        unicode_name = "LAMDA" if name == "lambda" else name.upper()
+        out[unicodedata.lookup(f"GREEK SMALL LETTER {unicode_name}")] = rf"$\{name}$"
+        capital = unicodedata.lookup(f"GREEK CAPITAL LETTER {unicode_name}")
+        out[capital] = _LATIN_LOOKALIKES.get(capital, rf"$\{name.capitalize()}$")
+    return out
+
+
+_SPECIAL.update(_greek())
 _MINUS_BEFORE_DIGIT = re.compile(r"(?<![\w)\]])-(?=\d)")
 _TABLE_PREFIX = re.compile(r"^\s*Table\s+\S+?:\s*")
 
@@ -76,9 +112,25 @@ def latex_document(fragment: str) -> str:
 
 
 def escape_latex(text: str) -> str:
-    """Escapes LaTeX's special characters and maps common Unicode signs to LaTeX (text mode)."""
-    escaped = "".join(_SPECIAL.get(ch, ch) for ch in text)
+    """Escapes LaTeX's special characters and maps Unicode signs and Greek letters to LaTeX (text mode).
+
+    Characters pdflatex cannot set without more packages (beyond Latin-1 and those mapped here) are written as
+    ``?`` with a warning naming them, so that the file still compiles.
+    """
+    escaped = "".join(_SPECIAL.get(ch) or (ch if _settable(ch) else _unsupported(ch)) for ch in text)
     return _MINUS_BEFORE_DIGIT.sub(r"$-$", escaped)
+
+
+def _settable(ch: str) -> bool:
+    return ord(ch) < 0x100 and ch not in _LATIN1_UNSET
+
+
+def _unsupported(ch: str) -> str:
+    warnings.warn(
+        f"LaTeX: {ch!r} (U+{ord(ch):04X}, {unicodedata.name(ch, 'unnamed')}) has no LaTeX form here; written as '?'",
+        stacklevel=3,
+    )
+    return "?"
 
 
 def _group_header(columns: tuple[Column, ...]) -> list[str]:

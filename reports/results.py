@@ -118,13 +118,14 @@ def results_frame(spec: StudySpec, results: list[RowResult]) -> pd.DataFrame:
     each of params, flops, top1, top5 (shown in the table or not) ``{m}_mean``, ``{m}_std``, ``{m}_n`` and
     ``{m}_paper``, then per compared metric ``{m}_delta``, ``{m}_delta_low``, ``{m}_delta_high``,
     ``{m}_delta_n``. Params and FLOPs are absolute counts (not M or G); the paper's values are converted
-    to the same units.
+    to the same units. Counts (``*_n``) are whole numbers, blank where the row has none (the baseline's
+    ``_delta_n``); a reference row plans no seeds (``seeds_planned`` 0) and has one published value each.
     """
     records = []
     for res in results:
         rec = {"row": res.row.id, "label": res.row.label, "kind": row_kind(res.row), "source": res.row.source}
         rec.update({c: res.row.cells.get(c, "") for c in spec.descriptive_columns})
-        rec.update(seeds_finished=res.n_finished, seeds_planned=len(spec.seeds))
+        rec.update(seeds_finished=res.n_finished, seeds_planned=0 if res.row.reference else len(spec.seeds))
         for m in MEASURED:  # all of them, also those the table does not show (the figures use params, flops)
             s = res.summaries[m]
             rec.update({f"{m}_mean": s.mean, f"{m}_std": s.std, f"{m}_n": s.n})
@@ -133,7 +134,9 @@ def results_frame(spec: StudySpec, results: list[RowResult]) -> pd.DataFrame:
             rec.update({f"{m}_delta": d.mean, f"{m}_delta_low": d.low, f"{m}_delta_high": d.high})
             rec[f"{m}_delta_n"] = d.n
         records.append(rec)
-    return pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records)
+    counts = [c for c in frame.columns if c.endswith("_n")]  # whole numbers, blank where a row has none
+    return frame.astype(dict.fromkeys(counts, "Int64"))
 
 
 def row_kind(row: Row) -> str:

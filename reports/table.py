@@ -44,7 +44,7 @@ DATASET_TITLES = {
     "diving48": "Diving48",
     "synthetic": "Synthetic",
 }
-_MARKS = "abcdefghijklmnopqrstuvwxyz"
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 #: Appended to the label of a reference row (a published result shown beside ours, not trained here).
 REFERENCE_MARK = "†"
 
@@ -214,9 +214,10 @@ def build_table(
         marks = {}
         for k, part in enumerate(parts):
             res = part.results[i]
-            if res.n_finished < len(spec.seeds) and not row.reference:
-                marks[k] = _MARKS[len(notes)]
-                notes.append(Note(marks[k], _prefixed(part, parts, _status_note(res))))
+            note = "" if row.reference else _seeds_note(res, spec.seeds, _accuracy_columns(spec, delta_metrics))
+            if note:
+                marks[k] = footnote_mark(len(notes))
+                notes.append(Note(marks[k], _prefixed(part, parts, note)))
         cells = tuple(
             _cell(c, _result_of(c, parts, i), marks.get(c.part, ""), decimals, show_paper, parts) for c in columns
         )
@@ -247,6 +248,21 @@ def _parts(spec: StudySpec, selection, delta_metrics: tuple[str, ...]) -> list[_
         results = row_results(view, chosen, delta_metrics)
         parts.append(_Part(column, view, chosen, results, _like_with_like(view, chosen), group))
     return parts
+
+
+def footnote_mark(i: int) -> str:
+    """The ``i``-th footnote mark (0-based): ``a`` ... ``z``, then ``aa``, ``ab``, ..."""
+    mark = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, len(_LETTERS))
+        mark = _LETTERS[r] + mark
+    return mark
+
+
+def _accuracy_columns(spec: StudySpec, delta_metrics: tuple[str, ...]) -> tuple[str, ...]:
+    """The metrics a row's finished seeds must all have: the accuracies shown or compared (not the costs)."""
+    return tuple(dict.fromkeys(m for m in (*spec.measured_columns, *delta_metrics) if m not in COSTS))
 
 
 def _result_of(column: Column, parts: list[_Part], i: int) -> RowResult:
@@ -361,7 +377,8 @@ def _paper_text(metric: str, res: RowResult, decimals: int, like: bool = True) -
     if metric not in res.row.paper:
         return ""
     p, s = res.row.paper[metric], res.summaries[metric]
-    return f"{p:.1f}" + (f" ({signed(s.mean - p, decimals)})" if s.n and like else "")
+    shown = float(f"{s.mean:.{decimals}f}") if s.n else math.nan  # ours as printed: the Δ a reader computes
+    return f"{p:.1f}" + (f" ({signed(shown - p, decimals)})" if s.n and like else "")
 
 
 def _delta_cell(res: RowResult, metric: str, decimals: int) -> Cell:
@@ -370,18 +387,22 @@ def _delta_cell(res: RowResult, metric: str, decimals: int) -> Cell:
     d = res.deltas[metric]
     if d.n == 0:
         return Cell("n/a")
+    if metric in COSTS:  # in the column's unit (M, G): a network's size is the same for every seed
+        unit, scale = COSTS[metric]
+        return Cell(f"{signed(d.mean / scale, 1)}{unit}" + (" (1 seed)" if d.n == 1 else ""))
     if d.n == 1:
         return Cell(f"{signed(d.mean, decimals)} (1 seed)")
-    places = _interval_decimals(d.low, d.high, decimals) if d.excludes_zero else decimals
-    text = f"{signed(d.mean, decimals)} [{signed(d.low, places)}, {signed(d.high, places)}]"
+    places = _interval_decimals(d.low, d.high, decimals)
+    text = f"{signed(d.mean, places)} [{signed(d.low, places)}, {signed(d.high, places)}]"
     return Cell(text, mark="*" if d.excludes_zero else "")
 
 
 def _interval_decimals(low: float, high: float, decimals: int, most: int = 3) -> int:
-    """Decimals that show an interval excluding zero without a bound that prints as 0: ``[+0.03, +0.53]*``,
-    not ``[+0.0, +0.5]*`` (up to ``most`` more than ``decimals``)."""
+    """Decimals that show an interval without a bound that prints as 0 but is not (up to ``most`` more than
+    ``decimals``): ``[+0.03, +0.53]*``, not ``[+0.0, +0.5]*`` beside a mark that says it excludes zero, and
+    ``[-0.02, +0.40]``, not ``[+0.0, +0.4]``, which hides that it contains zero. The mean gets the same."""
     places = decimals
-    while places < decimals + most and 0 in (round(low, places), round(high, places)):
+    while places < decimals + most and any(b != 0 and round(b, places) == 0 for b in (low, high)):
         places += 1
     return places
 
@@ -405,7 +426,9 @@ def _status_word(res: RowResult) -> str:
     return MISSING.lower()
 
 
-def _status_note(res: RowResult) -> str:
+def _seeds_note(res: RowResult, seeds, metrics: tuple[str, ...]) -> str:
+    """What a row's Seeds mark explains ("" when nothing): each seed that did not finish, with its status (and
+    error), and each finished seed without a value of a shown accuracy (its mean is over the others)."""
     parts = []
     for seed, status in res.status.items():
         if status == S.STATUS_FINISHED:
@@ -414,7 +437,13 @@ def _status_note(res: RowResult) -> str:
         if seed in res.errors:
             text += f" ({_shorten(res.errors[seed])})"
         parts.append(text)
-    return f"{res.row.label}: {'; '.join(parts)}."
+    finished = [seed for seed in seeds if res.status.get(seed) == S.STATUS_FINISHED]
+    for metric in metrics:
+        lacking = [str(seed) for seed in finished if seed not in res.values.get(metric, {})]
+        if lacking:
+            which = f"seed {lacking[0]}" if len(lacking) == 1 else f"seeds {', '.join(lacking)}"
+            parts.append(f"{which} finished without a {SHORT_NAMES.get(metric, metric)} value (left out of it)")
+    return f"{res.row.label}: {'; '.join(parts)}." if parts else ""
 
 
 def _bold_best(columns: tuple[Column, ...], rows: list[TableRow], parts: list[_Part], decimals: int) -> list:

@@ -25,7 +25,7 @@ needs_pdflatex = pytest.mark.skipif(
     reason="pdflatex not on PATH: install texlive-latex-base and texlive-latex-recommended to compile tables",
 )
 
-NASTY = "a & b % c $ d # e _ f { g } h ~ i ^ j \\ k <l> 3×3 ± Δ ✓ −1 -2 — ∼"
+NASTY = "a & b % c $ d # e _ f { g } h ~ i ^ j \\ k <l> 3×3 ± Δ ✓ −1 -2 — ∼ α-β → ≈ Ω Α µ é “q” …"
 
 
 def compile_tex(path: Path) -> Path:
@@ -48,6 +48,16 @@ def test_escape_latex_special_characters():
     assert escape_latex("a\\b ~ ^") == r"a\textbackslash{}b \textasciitilde{} \textasciicircum{}"
     assert escape_latex("3×3×3 ± ✓") == r"3$\times$3$\times$3 $\pm$ $\surd$"
     assert escape_latex("+S-Block (-0.1) [-1.7, +4.6]") == r"+S-Block ($-$0.1) [$-$1.7, +4.6]"
+
+
+def test_a_character_pdflatex_cannot_set_is_named_and_replaced():
+    """Greek letters and arrows are LaTeX; a sign with no form here (ℵ, «) becomes ``?`` with a warning naming
+    it, so the file still compiles."""
+    assert escape_latex("α-β → Ω Α") == r"$\alpha$-$\beta$ $\rightarrow$ $\Omega$ A"
+    with pytest.warns(UserWarning, match=r"'ℵ' \(U\+2135, ALEF SYMBOL\)"):
+        assert escape_latex("ℵ0") == "?0"
+    with pytest.warns(UserWarning, match="U\\+00AB"):
+        assert escape_latex("«x") == "?x"
 
 
 def nasty_table() -> Table:

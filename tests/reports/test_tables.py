@@ -185,9 +185,9 @@ def test_signed_never_prints_negative_zero():
 @pytest.mark.parametrize(
     ("diffs", "shown"),
     [
-        ((0.18, 0.28, 0.38), "+0.3 [+0.03, +0.53]"),  # one decimal would print [+0.0, +0.5] beside the mark
+        ((0.18, 0.28, 0.38), "+0.28 [+0.03, +0.53]"),  # one decimal would print [+0.0, +0.5] beside the mark
         ((2.5, 2.7, 2.6), "+2.6 [+2.4, +2.8]"),  # nothing hidden: one decimal
-        ((-0.18, -0.28, -0.38), "-0.3 [-0.53, -0.03]"),
+        ((-0.18, -0.28, -0.38), "-0.28 [-0.53, -0.03]"),
     ],
 )
 def test_an_interval_marked_as_excluding_zero_never_prints_a_zero_bound(diffs, shown):
