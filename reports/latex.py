@@ -58,7 +58,10 @@ _SPECIAL = {
     "”": "''",
 }
 #: Greek letters, as math; capitals drawn like Latin letters are those letters (LaTeX has no ``\Alpha``).
-_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon phi chi psi omega"
+_GREEK = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon phi chi psi "
+    "omega"
+)
 _LATIN_LOOKALIKES = dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEZHIKMNOPTYX", strict=True))
 #: Latin-1 characters pdflatex cannot set with its default fonts (checked with a minimal document).
 _LATIN1_UNSET = "«»ÐÞðþ"

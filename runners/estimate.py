@@ -12,9 +12,12 @@ the time scales to the recipe as it would run:
                  1 clip x 1 crop, every ``eval_every`` epochs and after the last; the final test with the
                  protocol's views (clips x crops) when it has more than one (at 1 x 1 it reuses the last
                  validation); an evaluation trial runs the final test only
-    device-hours = (training + evaluation) x devices per trial; the wall clock, with the trials spread over
-                 ``--max-concurrent`` slots (default: one per device the local machine has), is at least
-                 the device-hours / slots (perfect packing: a lower bound)
+    a resumed trial (an unfinished run reopened) trains only the epochs after the last one its run logged
+    device-hours = (training + evaluation) x the devices a trial holds (its GPUs, all workers' together, a
+                 fraction of one counted as that fraction; a CPU trial: its workers); the wall clock, with
+                 ``--max-concurrent`` trials at once (default: as many as this machine holds, as a local
+                 run would start: ``runners.demand.default_concurrency``), is at least the trials' hours
+                 spread over them (perfect packing) and at least the longest trial: a lower bound
 
 Data loading is not timed (a study whose loaders keep the device fed: ``benchmarks/data_loading.py``).
 """
@@ -23,10 +26,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+import os
 import sys
 from dataclasses import dataclass
 
 from runners.cache import DiskCache
+from runners.demand import default_concurrency, trial_demand
 from runners.trials import Trial
 from runners.validate import devices_of, train_config
 
@@ -44,7 +49,7 @@ class TrialCost:
         steps: optimizer steps of the whole training.
         train_hours: training time, hours.
         eval_hours: evaluation passes, hours.
-        devices: devices the trial holds.
+        devices: devices the trial holds (``held_devices``).
     """
 
     trial: Trial
@@ -52,7 +57,7 @@ class TrialCost:
     steps: int
     train_hours: float
     eval_hours: float
-    devices: int
+    devices: float
 
     @property
     def device_hours(self) -> float:
@@ -135,19 +140,25 @@ def _device_name(where: str) -> str:
     return f"{where}:{torch.get_num_threads()} threads"
 
 
+def held_devices(config: dict) -> float:
+    """The devices one trial holds while it runs: its GPUs (all workers' together; 0.5 for half a GPU), or
+    for a trial that asks for none, its workers (processes on CPUs)."""
+    return trial_demand(config).get("GPU") or float(devices_of(config))
+
+
 def _cost(trial: Trial, seconds: float, trainer: dict, videos: dict[str, int], step_clips: int) -> TrialCost:
     """The cost of ``trial`` whose optimizer step takes ``seconds`` for ``step_clips`` clips per device."""
     devices, train_videos, val_videos = devices_of(trial.config), videos["train"], videos["val"]
     per_epoch = max(1, train_videos // trainer["batch_size"])
     per_epoch = min(per_epoch, trainer["max_steps_per_epoch"] or per_epoch)
-    epochs = 0 if trial.evaluates else trainer["epochs"]
+    epochs = 0 if trial.evaluates else max(trainer["epochs"] - trial.epochs_done, 0)
     train_hours = epochs * per_epoch * seconds / 3600
     data = trial.config["data"]
     views = int(data.get("test_clips") or 1) * int(data.get("test_crops") or 1)
     per_clip = seconds / step_clips
     clips = evaluated_views(epochs, trainer.get("eval_every") or 1, views) * math.ceil(val_videos / devices)
     eval_hours = clips * per_clip * FORWARD_SHARE / 3600
-    return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, devices)
+    return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, held_devices(trial.config))
 
 
 def evaluated_views(epochs: int, eval_every: int, views: int) -> int:
@@ -160,11 +171,11 @@ def evaluated_views(epochs: int, eval_every: int, views: int) -> int:
 
 
 def totals(costs: list[TrialCost], slots: int) -> tuple[float, float]:
-    """(device-hours, wall-clock hours) of ``costs`` on ``slots`` slots: the wall clock is at least the
-    device-hours spread over the slots (perfect packing) and at least the longest trial."""
+    """(device-hours, wall-clock hours) of ``costs`` with ``slots`` trials at once: the wall clock is at least
+    the trials' hours spread over the slots (perfect packing) and at least the longest trial."""
     device_hours = sum(c.device_hours for c in costs)
-    longest = max((c.train_hours + c.eval_hours for c in costs), default=0.0)
-    return device_hours, max(device_hours / max(slots, 1), longest)
+    hours = [c.train_hours + c.eval_hours for c in costs]
+    return device_hours, max(sum(hours) / max(slots, 1), max(hours, default=0.0))
 
 
 def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:
@@ -204,8 +215,10 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def default_slots() -> int:
-    """Trials that run at once on this machine by default: one per GPU, else one."""
+def default_slots(trials: list[Trial]) -> int:
+    """Trials that run at once by default on this machine, as a local run would start them: as many as its
+    CPUs and GPUs hold of the smallest trial (``runners.demand.default_concurrency``)."""
     import torch
 
-    return max(torch.cuda.device_count(), 1)
+    machine = {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+    return default_concurrency(machine, [trial_demand(t.config) for t in trials])

@@ -340,8 +340,10 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     if args.estimate:
         from runners.estimate import default_slots, estimate, format_costs
 
+        if tracker is not None:
+            tracker.note_epochs_done(trials)
         costs = estimate(trials)
-        slots = args.max_concurrent or default_slots()
+        slots = args.max_concurrent or default_slots([t for t in trials if not t.state.finished])
         print(format_costs(costs, len(trials) - len(costs), slots))
     return EXIT_OK
 

@@ -13,10 +13,9 @@ study's record, and Tune's TensorBoard writer would import torch into the driver
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from ray.tune.experiment import Trial as TuneTrial
 from ray.tune.logger import JsonLoggerCallback
 
 from runners import signals
+from runners.demand import default_concurrency, trial_demand
 from runners.epochs import EpochReport
 from runners.journal import BufferedTracker
 from runners.local_ray import start_ray
@@ -45,33 +45,6 @@ def trial_resources(config: dict[str, Any]) -> PlacementGroupFactory:
     if res.get("gpus", 0):
         bundle["GPU"] = float(res["gpus"])
     return PlacementGroupFactory([bundle])
-
-
-def trial_demand(config: dict[str, Any]) -> dict[str, float]:
-    """What one trial holds while it runs, from its config's ``resources``: CPUs, and GPUs where it asks for
-    them, of all its workers together (a DDP trial's own process reserves only a token, its workers the rest)."""
-    res = config.get("resources", {})
-    workers = int(res.get("workers", 1))
-    demand = {"CPU": workers * float(res.get("cpus", 1))}
-    if res.get("gpus", 0):
-        demand["GPU"] = workers * float(res["gpus"])
-    return demand
-
-
-def default_concurrency(cluster: Mapping[str, float], demands: Iterable[Mapping[str, float]]) -> int:
-    """Trials at once when ``--max-concurrent`` is not given: as many as the cluster's resources hold of the
-    smallest trial, floor(cluster GPUs / GPUs per trial) for GPU trials and floor(cluster CPUs / CPUs per trial)
-    (the least of the resources it asks for); at least 1.
-
-    Tune caps a trial that reserves its own devices by itself; a DDP trial reserves only a token, so without
-    this cap every one of them would start at once and their workers wait for devices.
-    """
-    fits = [
-        min(math.floor(cluster.get(name, 0.0) / amount + 1e-9) for name, amount in demand.items() if amount > 0)
-        for demand in demands
-        if any(amount > 0 for amount in demand.values())
-    ]
-    return max(max(fits, default=1), 1)
 
 
 def workdir_of(storage: Path, trial: Trial) -> Path:

@@ -196,10 +196,11 @@ class StudySession:
         them); None otherwise: nothing is timed while a study runs."""
         from runners.estimate import default_slots, estimate, format_costs, totals
 
+        self.tracker.note_epochs_done(self.todo)
         costs = estimate(self.todo, cached_only=True)
         if not costs:
             return None
-        slots = self.args.max_concurrent or default_slots()
+        slots = self.args.max_concurrent or default_slots(self.todo)
         device_hours, wall_hours = totals(costs, slots)
         text = format_costs(costs, len(self.trials) - len(costs), slots)
         return text + "\n", {S.METRIC_ESTIMATE_DEVICE_HOURS: device_hours, S.METRIC_ESTIMATE_WALL_HOURS: wall_hours}

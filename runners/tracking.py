@@ -203,6 +203,13 @@ class StudyTracker:
                 trial.state, trial.run_id = TrialState.NEW, finished[0].info.run_id if finished else None
             trial.generation = len(finished) if rerun and trial.state != TrialState.REUSED else 0
 
+    def note_epochs_done(self, trials: list[Trial]) -> None:
+        """Sets ``epochs_done`` of each trial ``mark_cached`` found to resume: the last epoch its run logged
+        (one query per such trial; the estimate prices the epochs after it)."""
+        for trial in trials:
+            if trial.state == TrialState.RESUME and trial.run_id:
+                trial.epochs_done = max(self._logged_epochs(trial.run_id), default=0)
+
     def _note_code(self, trial: Trial, run: Any) -> None:
         """Adds ``trial`` to ``other_code`` when ``run`` was computed by sources other than this process's."""
         from runners.code_digest import code_digest

@@ -89,6 +89,8 @@ class Trial:
         generation: how many FINISHED runs of the key this study had when a ``--rerun`` planned it (0
             otherwise): a rerun trains from scratch in a folder of its own (``runners.scheduler.workdir_of``),
             and an interrupted rerun, run again with ``--rerun``, resumes there.
+        epochs_done: for ``RESUME``, the last epoch its run logged, once read
+            (``runners.tracking.StudyTracker.note_epochs_done``): the estimate prices the epochs after it.
     """
 
     study: str
@@ -106,6 +108,7 @@ class Trial:
     checkpoint: str | None = None
     generation: int = 0
     column: str = ""
+    epochs_done: int = 0
 
     @property
     def name(self) -> str:

@@ -10,8 +10,9 @@ them by :func:`ean.data.builder.build_dataset` from the data config. A variant m
 - ``fingerprint(data_cfg) -> str`` (static): which data it is, when not the digest of what ``read()`` returns
   for both splits (the synthetic dataset's is its generator settings);
 - ``num_classes(data_cfg) -> int | None`` (static): its class count without reading any file, when known;
-- ``VIDEOS = {"train": N, "val": M}`` or static ``videos(data_cfg, split) -> int``: the split sizes, for
-  estimates of a study's cost where the data is not (``ean.data.identity.split_size``).
+- ``VIDEOS = {"train": N, "val": M}``, or static ``official_videos(data_cfg) -> {"train": N, "val": M}`` when
+  they depend on its options: the official lists' sizes, for estimates of a study's cost where the data is not;
+  or static ``videos(data_cfg, split) -> int``: the split sizes, always (``ean.data.identity.split_size``).
 """
 
 from __future__ import annotations

@@ -142,7 +142,8 @@ def _num_classes(data_json: str) -> int:
 
 def split_size(data_cfg: dict[str, Any], split: str) -> int:
     """How many videos ``split`` of the data has: its annotations counted when they are there, else the
-    variant's ``videos(data_cfg, split)`` or ``VIDEOS`` (the official lists' sizes).
+    variant's ``videos(data_cfg, split)`` or its official lists' sizes (``official_videos(data_cfg)`` or
+    ``VIDEOS``).
 
     Raises:
         DataError: none of these is known (a list_file dataset whose lists are not there).
@@ -153,7 +154,8 @@ def split_size(data_cfg: dict[str, Any], split: str) -> int:
     try:
         return len(build_dataset({**data_cfg, "decode_timeout_s": 0}, split))
     except (DataError, OSError):
-        known = getattr(variant, "VIDEOS", {})
+        official = getattr(variant, "official_videos", None)
+        known = official(data_cfg) if official else getattr(variant, "VIDEOS", {})
         if split in known:
             return int(known[split])
         raise DataError(

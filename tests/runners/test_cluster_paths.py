@@ -25,7 +25,7 @@ from tests.runners.test_driver_faults import ROW_BASE, ROW_EAB
 
 
 def test_the_default_cap_is_what_the_clusters_gpus_hold_for_gpu_trials_and_its_cpus_for_cpu_trials():
-    from runners.scheduler import default_concurrency, trial_demand  # not at import: ray after the settings
+    from runners.demand import default_concurrency, trial_demand
 
     cluster = {"CPU": 64.0, "GPU": 8.0, "memory": 1e12}
     one_gpu = trial_demand({"resources": {"cpus": 4, "gpus": 1}})

@@ -220,3 +220,71 @@ def test_a_starting_study_imports_no_torch_for_tune_or_an_untimed_estimate(tmp_p
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["NO-TORCH"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "held"),
+    [
+        (["resources=gpu"], 1.0),
+        (["resources=gpu", "resources.gpus=2"], 2.0),  # two GPUs in one process: both held
+        (["resources=gpu", "resources.gpus=0.5"], 0.5),  # half a GPU: half a device-hour an hour
+        (["resources=ddp2", "resources.gpus=1"], 2.0),  # two workers of a GPU each
+        (["resources=default"], 1.0),  # a CPU trial: its process
+    ],
+)
+def test_device_hours_count_the_devices_a_trial_holds(resources, held, tmp_path, monkeypatch):
+    from runners.demand import trial_demand
+
+    monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 1.0)
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], resources, [0], tmp_path)
+    (cost,) = estimate([trial], cache=DiskCache("step_seconds", tmp_path / "cache"))
+    assert cost.devices == held == (trial_demand(trial.config).get("GPU") or 1.0)
+    assert cost.device_hours == pytest.approx((cost.train_hours + cost.eval_hours) * held)
+
+
+def test_the_wall_clock_spreads_trials_not_devices_over_the_trials_at_once():
+    """``--max-concurrent`` counts trials: 4 trials of 2 devices for 1 h each, 4 at once, take 1 h, not 2;
+    a trial of 10 h among short ones still takes 10 h."""
+    from runners.estimate import TrialCost, totals
+
+    def cost(hours: float, devices: float) -> TrialCost:
+        return TrialCost(None, 1.0, 1, hours, 0.0, devices)
+
+    assert totals([cost(1.0, 2.0)] * 4, slots=4) == (8.0, 1.0)
+    assert totals([cost(1.0, 2.0)] * 4, slots=2) == (8.0, 2.0)
+    assert totals([cost(10.0, 1.0), cost(1.0, 1.0), cost(1.0, 1.0)], slots=2) == (12.0, 10.0)
+
+
+def test_by_default_as_many_trials_at_once_as_a_local_run_would_start(tmp_path, monkeypatch):
+    from runners.estimate import default_slots
+
+    monkeypatch.setattr("runners.estimate.os.cpu_count", lambda: 8)
+    trials = build_plan(parse_spec(tiny_spec([BASE])), [], ["resources.cpus=2"], [0], tmp_path)
+    assert default_slots(trials) == 4  # floor(8 CPUs / 2 per trial), as runners.scheduler would start them
+    assert default_slots([]) == 1
+
+
+def test_a_resumed_trial_costs_the_epochs_after_its_last_logged_one(tmp_path, monkeypatch):
+    """A trial whose run logged epochs 1 and 2 of 3 resumes at epoch 3: one epoch to price, not three."""
+    from runners.epochs import EpochReport
+    from runners.tracking import StudyTracker
+
+    monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 2.0)
+    spec = parse_spec(tiny_spec([BASE], seeds=(0, 1)))
+    trials = build_plan(spec, [], ["trainer.max_steps_per_epoch=null", "trainer.epochs=3"], [0, 1], tmp_path)
+    tracker = StudyTracker(f"sqlite:///{tmp_path / 'm.db'}", spec.name, "hash")
+    run_id = tracker.open_trial(trials[0], {}, rerun=False)
+    for epoch in (1, 2):
+        tracker.log_epoch(run_id, EpochReport(epoch, {"train_loss": 1.0}))
+    tracker.mark_cached(trials, rerun=False)
+    tracker.note_epochs_done(trials)
+    assert [(t.state, t.epochs_done) for t in trials] == [(TrialState.RESUME, 2), (TrialState.NEW, 0)]
+    resumed, new = estimate(trials, cache=DiskCache("step_seconds", tmp_path / "cache"))
+    assert (resumed.steps, new.steps) == (new.steps // 3, new.steps)
+    assert resumed.train_hours == pytest.approx(new.train_hours / 3)
+
+
+def test_diving48s_official_sizes_follow_its_label_version(tmp_path):
+    data = {"dataset": "diving48", "root": str(tmp_path / "none")}
+    assert [split_size({**data, "labels": "v1"}, s) for s in ("train", "val")] == [15943, 2096]
+    assert [split_size({**data, "labels": "v2"}, s) for s in ("train", "val")] == [15027, 1970]

@@ -66,7 +66,13 @@ class Diving48:
         frames_root: where the frame folders are (default ``<root>/frames``).
     """
 
-    VIDEOS = {"train": 15943, "val": 2096}  # the V1 lists' sizes (for estimates without the data)
+    #: The official lists' sizes of each label version (for estimates without the data).
+    VIDEOS_OF_LABELS = {"v1": {"train": 15943, "val": 2096}, "v2": {"train": 15027, "val": 1970}}
+
+    @staticmethod
+    def official_videos(data_cfg: dict) -> dict[str, int]:
+        """The official lists' sizes of the config's label version (an unknown one: none)."""
+        return Diving48.VIDEOS_OF_LABELS.get(data_cfg.get("labels", "v1"), {})
 
     def __init__(
         self,
