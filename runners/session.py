@@ -196,7 +196,10 @@ class StudySession:
         them); None otherwise: nothing is timed while a study runs."""
         from runners.estimate import default_slots, estimate, format_costs, totals
 
-        self.tracker.note_epochs_done(self.todo)
+        try:
+            self.tracker.note_epochs_done(self.todo)
+        except Exception as err:  # the figure is a note: resumed trials are then priced whole
+            print(f"estimate: could not read the epochs resumed trials logged ({err}); priced whole", file=sys.stderr)
         costs = estimate(self.todo, cached_only=True)
         if not costs:
             return None
