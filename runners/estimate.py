@@ -11,13 +11,15 @@ the time scales to the recipe as it would run:
                  val videos x that for each pass ``fit`` runs (``evaluated_views``): the per-epoch validation,
                  1 clip x 1 crop, every ``eval_every`` epochs and after the last; the final test with the
                  protocol's views (clips x crops) when it has more than one (at 1 x 1 it reuses the last
-                 validation); an evaluation trial runs the final test only
+                 validation); an evaluation trial runs the final test only; a view at the test crop
+                 (``test_crop_size``) costs its pixels over the training crop's (Kinetics: 256^2 / 224^2)
     a resumed trial (an unfinished run reopened) trains only the epochs after the last one its run logged
     device-hours = (training + evaluation) x the devices a trial holds (its GPUs, all workers' together, a
                  fraction of one counted as that fraction; a CPU trial: its workers); the wall clock, with
                  ``--max-concurrent`` trials at once (default: as many as this machine holds, as a local
                  run would start: ``runners.demand.default_concurrency``), is at least the trials' hours
-                 spread over them (perfect packing) and at least the longest trial: a lower bound
+                 spread over them (perfect packing) and at least the longest trial, for the trainings and
+                 then for the evaluation rows (they start from the finished trainings): a lower bound
 
 Data loading is not timed (a study whose loaders keep the device fed: ``benchmarks/data_loading.py``).
 """
@@ -155,10 +157,18 @@ def _cost(trial: Trial, seconds: float, trainer: dict, videos: dict[str, int], s
     train_hours = epochs * per_epoch * seconds / 3600
     data = trial.config["data"]
     views = int(data.get("test_clips") or 1) * int(data.get("test_crops") or 1)
-    per_clip = seconds / step_clips
+    per_clip = seconds / step_clips * eval_pixels(data)
     clips = evaluated_views(epochs, trainer.get("eval_every") or 1, views) * math.ceil(val_videos / devices)
     eval_hours = clips * per_clip * FORWARD_SHARE / 3600
     return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, held_devices(trial.config))
+
+
+def eval_pixels(data: dict) -> float:
+    """A view's pixels at evaluation over a training crop's: ``(test_crop_size / crop_size)^2`` (Kinetics tests
+    crops of 256 after training on 224: 1.31); the network's work grows with them."""
+    crop = data.get("crop_size")
+    test = data.get("test_crop_size") or crop
+    return (test / crop) ** 2 if crop and test else 1.0
 
 
 def evaluated_views(epochs: int, eval_every: int, views: int) -> int:
@@ -171,11 +181,15 @@ def evaluated_views(epochs: int, eval_every: int, views: int) -> int:
 
 
 def totals(costs: list[TrialCost], slots: int) -> tuple[float, float]:
-    """(device-hours, wall-clock hours) of ``costs`` with ``slots`` trials at once: the wall clock is at least
-    the trials' hours spread over the slots (perfect packing) and at least the longest trial."""
+    """(device-hours, wall-clock hours) of ``costs`` with ``slots`` trials at once. The trainings run first,
+    then the evaluation rows' trials (``runners.session``); each phase takes at least its trials' hours spread
+    over the slots (perfect packing) and at least its longest trial."""
     device_hours = sum(c.device_hours for c in costs)
-    hours = [c.train_hours + c.eval_hours for c in costs]
-    return device_hours, max(sum(hours) / max(slots, 1), max(hours, default=0.0))
+    wall = 0.0
+    for phase in (False, True):
+        hours = [c.train_hours + c.eval_hours for c in costs if bool(c.trial.evaluates) == phase]
+        wall += max(sum(hours) / max(slots, 1), max(hours, default=0.0))
+    return device_hours, wall
 
 
 def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -247,12 +248,28 @@ def test_the_wall_clock_spreads_trials_not_devices_over_the_trials_at_once():
     a trial of 10 h among short ones still takes 10 h."""
     from runners.estimate import TrialCost, totals
 
-    def cost(hours: float, devices: float) -> TrialCost:
-        return TrialCost(None, 1.0, 1, hours, 0.0, devices)
+    def cost(hours: float, devices: float, evaluates: str | None = None) -> TrialCost:
+        return TrialCost(SimpleNamespace(evaluates=evaluates), 1.0, 1, hours, 0.0, devices)
 
     assert totals([cost(1.0, 2.0)] * 4, slots=4) == (8.0, 1.0)
     assert totals([cost(1.0, 2.0)] * 4, slots=2) == (8.0, 2.0)
     assert totals([cost(10.0, 1.0), cost(1.0, 1.0), cost(1.0, 1.0)], slots=2) == (12.0, 10.0)
+    # evaluation rows start after every training: 10 h, then the longest evaluation (0.5 h)
+    assert totals([cost(10.0, 1.0), cost(1.0, 1.0), cost(0.5, 1.0, "k"), cost(0.1, 1.0, "k")], slots=4) == (
+        11.6,
+        10.5,
+    )
+
+
+def test_a_view_at_a_larger_test_crop_costs_its_pixels(tmp_path, monkeypatch):
+    """Kinetics trains on 224 px crops and tests 256 px ones: its evaluation views cost (256 / 224)^2 each."""
+    monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 1.0)
+    cache = DiskCache("step_seconds", tmp_path / "cache")
+    plan = [build_plan(parse_spec(tiny_spec([BASE])), [], extra, [0], tmp_path / str(i)) for i, extra in
+            enumerate([[], ["+data.test_crop_size=96"]])]  # fmt: skip
+    (same,), (larger,) = (estimate(trials, cache=cache) for trials in plan)
+    assert plan[0][0].config["data"]["crop_size"] == 64 and larger.train_hours == same.train_hours
+    assert larger.eval_hours == pytest.approx(same.eval_hours * (96 / 64) ** 2)
 
 
 def test_by_default_as_many_trials_at_once_as_a_local_run_would_start(tmp_path, monkeypatch):
