@@ -43,9 +43,10 @@ def step_seconds(
     training ``config`` describes, on ``device`` (default: the config's trainer device, else CUDA when there is
     one, else the CPU).
 
-    One micro-batch is timed at a time (forward, backward and an optimizer step); the fastest of ``steps``
-    after a warm-up (the least disturbed by other work on the machine) scales to the step: x accumulation x
-    per-device batch / clips timed.
+    One micro-batch is timed at a time (forward, backward and an optimizer update), then the update alone; the
+    fastest of ``steps`` after a warm-up (the least disturbed by other work on the machine) scales to the step:
+    the forward and backward x accumulation x per-device batch / clips timed, plus one update (a step updates
+    the weights once, whatever its micro-batches).
 
     Args:
         config: a resolved trial config (``model``, ``trainer``; weights are not loaded).
@@ -76,7 +77,25 @@ def step_seconds(
             train_epoch(model, [batch], optimizer, scheduler, target, epoch=1, **options)
             _synchronize(target)
             times.append(time.perf_counter() - start)
-    return min(times[1:]) * accumulation * per_device / timed
+        update = _update_seconds(model, optimizer, steps, target)
+    return max(min(times[1:]) - update, 0.0) * accumulation * per_device / timed + update
+
+
+def _update_seconds(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, steps: int, device: torch.device
+) -> float:
+    """The optimizer's update alone, the fastest of ``steps`` after a warm-up (every trainable weight given a
+    gradient, as after a backward pass, so the update does its whole work)."""
+    for param in model.parameters():
+        if param.requires_grad and param.grad is None:
+            param.grad = torch.zeros_like(param)
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        optimizer.step()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times[1:])
 
 
 def _synchronize(device: torch.device) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 
 import ean.train.step_time as step_time
 
@@ -16,10 +16,28 @@ TINY = {
 
 
 def test_a_step_is_timed_and_scaled_by_accumulation_and_batch(monkeypatch):
-    clock = iter(range(0, 1000, 5))  # every micro-batch "takes" 5 s, whatever the machine does
-    monkeypatch.setattr(step_time, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
-    seconds = step_time.step_seconds(TINY, steps=2, device="cpu", clips=1)
-    assert seconds == 5.0 * 4 * 2  # 4 accumulated micro-batches of 2 clips, each timed on 1 clip
+    """On a fake clock, a micro-batch's forward and backward "take" 5 s and an update 1 s: a step of 4
+    accumulated micro-batches of 2 clips, timed on 1 clip, takes 5 x 4 x 2 + 1 s (one update a step)."""
+    now = [0.0]
+    monkeypatch.setattr(step_time, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def timed_update(optimizer):
+        def step(self, *args, **kwargs):
+            now[0] += 1.0
+            return real_step(*args, **kwargs)
+
+        real_step, optimizer.step = optimizer.step, MethodType(step, optimizer)  # bound: the schedule wraps it
+        return optimizer
+
+    build_optimizer = step_time.build_optimizer
+    monkeypatch.setattr(step_time, "build_optimizer", lambda *args: timed_update(build_optimizer(*args)))
+
+    def train_epoch(model, batches, optimizer, *args, **kwargs):
+        now[0] += 5.0
+        optimizer.step()
+
+    monkeypatch.setattr(step_time, "train_epoch", train_epoch)
+    assert step_time.step_seconds(TINY, steps=2, device="cpu", clips=1) == 5.0 * 4 * 2 + 1.0
 
 
 def test_a_real_step_runs_on_the_cpu():
