@@ -120,20 +120,16 @@ def escape_latex(text: str) -> str:
     Characters pdflatex cannot set without more packages (beyond Latin-1 and those mapped here) are written as
     ``?`` with a warning naming them, so that the file still compiles.
     """
-    escaped = "".join(_SPECIAL.get(ch) or (ch if _settable(ch) else _unsupported(ch)) for ch in text)
+    unset = [ch for ch in dict.fromkeys(text) if ch not in _SPECIAL and not _settable(ch)]
+    if unset:
+        named = ", ".join(f"{ch!r} (U+{ord(ch):04X}, {unicodedata.name(ch, 'unnamed')})" for ch in unset)
+        warnings.warn(f"LaTeX: {named} in {text!r} has no LaTeX form here; written as '?'", stacklevel=2)
+    escaped = "".join(_SPECIAL.get(ch) or (ch if _settable(ch) else "?") for ch in text)
     return _MINUS_BEFORE_DIGIT.sub(r"$-$", escaped)
 
 
 def _settable(ch: str) -> bool:
     return ord(ch) < 0x100 and ch not in _LATIN1_UNSET
-
-
-def _unsupported(ch: str) -> str:
-    warnings.warn(
-        f"LaTeX: {ch!r} (U+{ord(ch):04X}, {unicodedata.name(ch, 'unnamed')}) has no LaTeX form here; written as '?'",
-        stacklevel=3,
-    )
-    return "?"
 
 
 def _group_header(columns: tuple[Column, ...]) -> list[str]:

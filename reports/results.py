@@ -135,8 +135,8 @@ def results_frame(spec: StudySpec, results: list[RowResult]) -> pd.DataFrame:
             rec[f"{m}_delta_n"] = d.n
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
-    counts = [c for c in frame.columns if c.endswith("_n")]  # whole numbers, blank where a row has none
-    return frame.astype(dict.fromkeys(counts, "Int64"))
+    counts = [f"{m}_n" for m in MEASURED] + [f"{m}_delta_n" for r in results for m in r.deltas]
+    return frame.astype(dict.fromkeys(counts, "Int64"))  # whole numbers, blank where a row has none
 
 
 def row_kind(row: Row) -> str:

@@ -389,7 +389,8 @@ def _delta_cell(res: RowResult, metric: str, decimals: int) -> Cell:
         return Cell("n/a")
     if metric in COSTS:  # in the column's unit (M, G): a network's size is the same for every seed
         unit, scale = COSTS[metric]
-        return Cell(f"{signed(d.mean / scale, 1)}{unit}" + (" (1 seed)" if d.n == 1 else ""))
+        places = _interval_decimals(d.mean / scale, d.mean / scale, 1)  # +0.04M, not +0.0M
+        return Cell(f"{signed(d.mean / scale, places)}{unit}" + (" (1 seed)" if d.n == 1 else ""))
     if d.n == 1:
         return Cell(f"{signed(d.mean, decimals)} (1 seed)")
     places = _interval_decimals(d.low, d.high, decimals)
@@ -426,7 +427,7 @@ def _status_word(res: RowResult) -> str:
     return MISSING.lower()
 
 
-def _seeds_note(res: RowResult, seeds, metrics: tuple[str, ...]) -> str:
+def _seeds_note(res: RowResult, seeds: tuple[int, ...], metrics: tuple[str, ...]) -> str:
     """What a row's Seeds mark explains ("" when nothing): each seed that did not finish, with its status (and
     error), and each finished seed without a value of a shown accuracy (its mean is over the others)."""
     parts = []

@@ -80,7 +80,7 @@ def estimate(
     unless every network's time is in the cache (nothing is timed: the figure a running study logs)."""
     cache = cache or DiskCache("step_seconds")
     code = step_code_signature()
-    if cached_only and not any(isinstance(k, dict) and k.get("code") == code for k in cache.stored_keys()):
+    if cached_only and not steps_timed(cache):
         return None  # no step timed by this code: nothing to import (torch) while a study's trials start
     from ean.data.identity import split_size
     from ean.train.config import device_batch, resolve_trainer_config
@@ -90,7 +90,11 @@ def estimate(
         config, devices = train_config(trial.config), devices_of(trial.config)
         trainer = resolve_trainer_config(config)
         where = device or ("cuda" if trainer["device"] == "cuda" and _has_cuda() else "cpu")
-        key = {"model": config["model"], "trainer": trainer, "devices": devices, "device": _device_name(where)}
+        if where == "cpu" and not trainer["num_threads"]:  # as Ray runs it: a thread per CPU it holds
+            trainer = {**trainer, "num_threads": trial_threads(trial.config)}
+            config = {**config, "trainer": {**config["trainer"], "num_threads": trainer["num_threads"]}}
+        name = _device_name(where, trainer["num_threads"])
+        key = {"model": config["model"], "trainer": trainer, "devices": devices, "device": name}
         planned.append((trial, config, devices, trainer, {**key, "code": code, "where": where}))
     untimed: list[dict] = []  # the distinct networks not timed yet, in the order they are timed
     for *_, key in planned:
@@ -134,18 +138,27 @@ def _time_step(config: dict, steps: int, devices: int, where: str) -> float:
     return step_seconds(config, steps, devices, where, clips=1 if where == "cpu" else None)
 
 
-def _device_name(where: str) -> str:
+def trial_threads(config: dict) -> int:
+    """The threads a CPU trial's worker computes with: Ray sets ``OMP_NUM_THREADS`` to the CPUs it holds
+    (``resources.cpus``, at least 1) where the trainer leaves ``num_threads`` unset."""
+    return max(math.floor(float(config.get("resources", {}).get("cpus", 1))), 1)
+
+
+def _device_name(where: str, threads: int | None = None) -> str:
     import torch
 
     if where.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"{where}:{torch.get_num_threads()} threads"
+    return f"{where}:{threads or torch.get_num_threads()} threads"
 
 
 def held_devices(config: dict) -> float:
-    """The devices one trial holds while it runs: its GPUs (all workers' together; 0.5 for half a GPU), or
-    for a trial that asks for none, its workers (processes on CPUs)."""
-    return trial_demand(config).get("GPU") or float(devices_of(config))
+    """The devices one trial's time is charged for: its GPUs (all workers' together), a fraction of one counted
+    whole (the step was timed on a whole GPU, and trials that share one each run slower: the GPU's time is
+    theirs together), or for a trial that asks for none, its workers (processes on CPUs)."""
+    workers = devices_of(config)
+    gpus = trial_demand(config).get("GPU", 0.0) / workers
+    return workers * max(gpus, 1.0) if gpus else float(workers)
 
 
 def _cost(trial: Trial, seconds: float, trainer: dict, videos: dict[str, int], step_clips: int) -> TrialCost:
@@ -157,7 +170,7 @@ def _cost(trial: Trial, seconds: float, trainer: dict, videos: dict[str, int], s
     train_hours = epochs * per_epoch * seconds / 3600
     data = trial.config["data"]
     views = int(data.get("test_clips") or 1) * int(data.get("test_crops") or 1)
-    per_clip = seconds / step_clips * eval_pixels(data)
+    per_clip = seconds / step_clips * eval_pixels({"crop_size": trial.config["model"].get("input_size"), **data})
     clips = evaluated_views(epochs, trainer.get("eval_every") or 1, views) * math.ceil(val_videos / devices)
     eval_hours = clips * per_clip * FORWARD_SHARE / 3600
     return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, held_devices(trial.config))
@@ -167,7 +180,7 @@ def eval_pixels(data: dict) -> float:
     """A view's pixels at evaluation over a training crop's: ``(test_crop_size / crop_size)^2`` (Kinetics tests
     crops of 256 after training on 224: 1.31); the network's work grows with them."""
     crop = data.get("crop_size")
-    test = data.get("test_crop_size") or crop
+    test = data.get("test_crop_size") or crop  # the training crop (``crop_size``, else the model's input size)
     return (test / crop) ** 2 if crop and test else 1.0
 
 
@@ -198,7 +211,8 @@ def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:
     rows: dict[str, list[TrialCost]] = {}
     for cost in costs:
         trial = cost.trial
-        rows.setdefault(f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id, []).append(cost)
+        row = f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id
+        rows.setdefault(row + (" (resumed)" if cost.trial.epochs_done else ""), []).append(cost)
     width = max([24, *map(len, rows)])
     lines = [f"{'row':{width}} {'trials':>6} {'s/step':>8} {'steps':>9} {'per trial':>9} {'device time':>11}"]
     for row, items in rows.items():
@@ -229,10 +243,17 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def default_slots(trials: list[Trial]) -> int:
-    """Trials that run at once by default on this machine, as a local run would start them: as many as its
-    CPUs and GPUs hold of the smallest trial (``runners.demand.default_concurrency``)."""
-    import torch
+def default_slots(trials: list[Trial], cluster: dict[str, float] | None = None) -> int:
+    """Trials that run at once by default, as a run starts them: as many as the cluster's CPUs and GPUs hold of
+    the smallest trial (``runners.demand.default_concurrency``); ``cluster`` None: this machine's."""
+    if cluster is None:
+        import torch
 
-    machine = {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
-    return default_concurrency(machine, [trial_demand(t.config) for t in trials])
+        cluster = {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+    return default_concurrency(cluster, [trial_demand(t.config) for t in trials])
+
+
+def steps_timed(cache: DiskCache | None = None) -> bool:
+    """Whether any step was timed by this code (``estimate(cached_only=True)`` is None otherwise); no torch."""
+    code, cache = step_code_signature(), cache or DiskCache("step_seconds")
+    return any(isinstance(k, dict) and k.get("code") == code for k in cache.stored_keys())

@@ -34,11 +34,13 @@ class Progress:
     Args:
         total: trials to run in this invocation.
         epochs: epochs per trial.
+        untrained: the names of those that train no epoch (an evaluation row's trials: a test pass each),
+            left out of the time left.
     Prints to ``sys.stdout`` as it is at each call (Tune pickles its callbacks, so no stream is held).
     """
 
-    def __init__(self, total: int, epochs: int):
-        self.total, self.epochs = total, max(epochs, 1)
+    def __init__(self, total: int, epochs: int, untrained: frozenset[str] = frozenset()):
+        self.total, self.epochs, self.untrained = total, max(epochs, 1), frozenset(untrained)
         self.start = time.monotonic()
         self.done = self.failed = 0
         self.running: set[str] = set()
@@ -55,7 +57,8 @@ class Progress:
             return "?"
         pace = self.spent / trained
         ahead = [self.epochs - self.last[n] for n in self.last if n not in self.closed]
-        ahead += [self.epochs] * max(self.total - len(self.last.keys() | self.closed), 0)
+        heard = (self.last.keys() | self.closed) - self.untrained
+        ahead += [self.epochs] * max(self.total - len(self.untrained) - len(heard), 0)
         return "~" + _clock(pace * max(sum(ahead) / self.width, max(ahead, default=0)))
 
     def _running(self, name: str) -> None:

@@ -194,16 +194,20 @@ class StudySession:
         """The estimated cost of the trials to run (``runners.estimate``: the table and its totals) when every
         network's step time on this machine's device is in the on-disk cache (a ``--dry-run --estimate`` timed
         them); None otherwise: nothing is timed while a study runs."""
-        from runners.estimate import default_slots, estimate, format_costs, totals
+        from runners.estimate import default_slots, estimate, format_costs, steps_timed, totals
 
+        if not steps_timed():
+            return None
         try:
             self.tracker.note_epochs_done(self.todo)
         except Exception as err:  # the figure is a note: resumed trials are then priced whole
+            for trial in self.todo:
+                trial.epochs_done = 0
             print(f"estimate: could not read the epochs resumed trials logged ({err}); priced whole", file=sys.stderr)
         costs = estimate(self.todo, cached_only=True)
         if not costs:
             return None
-        slots = self.args.max_concurrent or default_slots(self.todo)
+        slots = self.args.max_concurrent or default_slots(self.todo, _cluster_resources())
         device_hours, wall_hours = totals(costs, slots)
         text = format_costs(costs, len(self.trials) - len(costs), slots)
         return text + "\n", {S.METRIC_ESTIMATE_DEVICE_HOURS: device_hours, S.METRIC_ESTIMATE_WALL_HOURS: wall_hours}
@@ -237,7 +241,8 @@ class StudySession:
             S.TAG_CODE_VERSION: ean.__version__,
             S.TAG_CODE_DIGEST: code_digest(),
         }
-        progress = Progress(len(todo), max(t.config["trainer"].get("epochs", 1) for t in todo))
+        epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
+        progress = Progress(len(todo), epochs, frozenset(t.name for t in todo if t.evaluates is not None))
         journal = Journal(self.journal_path)  # read anew: the replay in open() may have cleared it
         writer = BufferedTracker(preparing, journal, S.EPOCH_LOGGED, report=lambda ln: progress.note("MLflow", ln))
         opened: set[str] = set()
@@ -345,6 +350,13 @@ def browse_hint(uri: str, experiment_id: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"runs: {uri.rstrip('/')}/{page}"
     return f"runs: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
+
+
+def _cluster_resources() -> dict[str, float] | None:
+    """The resources of the Ray this driver joined or started (what the scheduler's default counts), or None."""
+    import ray
+
+    return dict(ray.cluster_resources()) if ray.is_initialized() else None
 
 
 def _print_note(note: str | None) -> None:

@@ -207,8 +207,8 @@ class StudyTracker:
         """Sets ``epochs_done`` of each trial ``mark_cached`` found to resume: the last epoch its run logged
         (one query per such trial; the estimate prices the epochs after it)."""
         for trial in trials:
-            if trial.state == TrialState.RESUME and trial.run_id:
-                trial.epochs_done = max(self._logged_epochs(trial.run_id), default=0)
+            resumed = trial.state == TrialState.RESUME and trial.run_id
+            trial.epochs_done = max(self._logged_epochs(trial.run_id), default=0) if resumed else 0
 
     def _note_code(self, trial: Trial, run: Any) -> None:
         """Adds ``trial`` to ``other_code`` when ``run`` was computed by sources other than this process's."""

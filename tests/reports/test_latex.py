@@ -58,6 +58,10 @@ def test_a_character_pdflatex_cannot_set_is_named_and_replaced():
         assert escape_latex("ℵ0") == "?0"
     with pytest.warns(UserWarning, match="U\\+00AB"):
         assert escape_latex("«x") == "?x"
+    with pytest.warns(UserWarning) as caught:
+        assert escape_latex("ℵ to ℵ «") == "? to ? ?"
+    assert len(caught) == 1 and "'ℵ' (U+2135, ALEF SYMBOL), '«' (U+00AB" in str(caught[0].message)
+    assert "in 'ℵ to ℵ «'" in str(caught[0].message) and caught[0].filename == __file__  # names the caller's text
 
 
 def nasty_table() -> Table:

@@ -18,14 +18,14 @@ T0 = 1_735_689_600_000  # 2025-01-01, in ms
 FINISHED = S.STATUS_FINISHED
 
 
-def a_spec(rows: list[dict], seeds=(0, 1, 2), baseline: str | None = "a") -> object:
+def a_spec(rows: list[dict], seeds=(0, 1, 2), baseline: str | None = "a", columns=None) -> object:
     raw = {
         "name": "cells",
         "title": "Table 9: Cells.",
         "overrides": ["data=something_v1"],
         "seeds": list(seeds),
         "protocol": {"clips": 1, "crops": 1},
-        "columns": ["params", "flops", "top1", "top5"],
+        "columns": columns or ["params", "flops", "top1", "top5"],
         "rows": rows,
     }
     return parse_spec({**raw, "baseline": baseline} if baseline else raw)
@@ -88,6 +88,12 @@ def test_a_difference_in_params_is_in_the_columns_unit():
     table = table_of(a_spec(ROWS), frame, delta_metrics=("top1", "params"))
     assert cell(table, "b", "params", ColumnKind.DELTA).text == "+5.7M"
     assert cell(table, "b", "params", ColumnKind.MEASURED).text == "36.0M"
+    frame = runs(
+        *[("a", s, FINISHED, 50.0, 80.0, 30.30e6) for s in range(3)],
+        *[("b", s, FINISHED, 51.0, 81.0, 30.34e6) for s in range(3)],
+    )
+    small = table_of(a_spec(ROWS), frame, delta_metrics=("params",))
+    assert cell(small, "b", "params", ColumnKind.DELTA).text == "+0.04M"  # not +0.0M
 
 
 @pytest.mark.parametrize(
@@ -137,6 +143,15 @@ def test_csv_counts_are_whole_numbers_and_a_reference_row_plans_no_seeds():
     spec = a_spec(rows)
     csv = results_frame(spec, row_results(spec, select_runs(spec, frame), ("top1",))).set_index("row")
     assert str(csv["top1_delta_n"].dtype) == "Int64" and csv.loc["b", "top1_delta_n"] == 3
-    assert csv["top1_delta_n"].isna()["a"] and csv.to_csv().count("3.0") == 0
+    assert csv["top1_delta_n"].isna()["a"]
+    assert csv.to_csv().splitlines()[2].endswith(",0.0,0.0,0.0,3")  # b: its difference and its count, 3
     assert (csv.loc["tsm", "seeds_planned"], csv.loc["tsm", "top1_n"]) == (0, 1)
     assert csv.loc["a", "seeds_planned"] == 3
+
+
+def test_a_descriptive_column_named_like_a_count_is_left_as_text():
+    rows = [{"id": r, "label": r.upper(), "cells": {"kernel_n": text}} for r, text in (("a", "3x3"), ("b", "-"))]
+    spec = a_spec(rows, columns=["kernel_n", "top1"])
+    frame = runs(*[(r, s, FINISHED, 50.0, 80.0) for r in "ab" for s in range(3)])
+    csv = results_frame(spec, row_results(spec, select_runs(spec, frame), ("top1",)))
+    assert list(csv["kernel_n"]) == ["3x3", "-"]

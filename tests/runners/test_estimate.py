@@ -57,7 +57,7 @@ def test_each_trial_is_timed_on_the_device_it_would_use(resources, has_cuda, tim
     timed = []
     monkeypatch.setattr("runners.estimate._time_step", lambda config, steps, devices, where: timed.append(where) or 2.0)
     monkeypatch.setattr("runners.estimate._has_cuda", lambda: has_cuda)
-    monkeypatch.setattr("runners.estimate._device_name", lambda where: where)
+    monkeypatch.setattr("runners.estimate._device_name", lambda where, threads=None: where)
     trials = build_plan(parse_spec(tiny_spec([BASE])), [], [f"resources={resources}"], [0], tmp_path)
     estimate(trials, cache=DiskCache("step_seconds", tmp_path / "cache"))
     assert timed == [timed_on]
@@ -228,19 +228,29 @@ def test_a_starting_study_imports_no_torch_for_tune_or_an_untimed_estimate(tmp_p
     [
         (["resources=gpu"], 1.0),
         (["resources=gpu", "resources.gpus=2"], 2.0),  # two GPUs in one process: both held
-        (["resources=gpu", "resources.gpus=0.5"], 0.5),  # half a GPU: half a device-hour an hour
+        (["resources=gpu", "resources.gpus=0.5"], 1.0),  # half a GPU, timed on a whole one: sharing slows both
         (["resources=ddp2", "resources.gpus=1"], 2.0),  # two workers of a GPU each
         (["resources=default"], 1.0),  # a CPU trial: its process
     ],
 )
 def test_device_hours_count_the_devices_a_trial_holds(resources, held, tmp_path, monkeypatch):
-    from runners.demand import trial_demand
-
     monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 1.0)
     (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], resources, [0], tmp_path)
     (cost,) = estimate([trial], cache=DiskCache("step_seconds", tmp_path / "cache"))
-    assert cost.devices == held == (trial_demand(trial.config).get("GPU") or 1.0)
+    assert cost.devices == held
     assert cost.device_hours == pytest.approx((cost.train_hours + cost.eval_hours) * held)
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 2), (0.5, 1)])
+def test_a_cpu_trial_is_timed_with_the_threads_ray_gives_it(cpus, threads, tmp_path, monkeypatch):
+    """Ray sets a worker's OMP_NUM_THREADS to the CPUs it holds: a 1-CPU trial computes on one thread, so its
+    step is timed on one, whatever this machine has; the device line names them."""
+    timed = []
+    monkeypatch.setattr("runners.estimate._time_step", lambda config, *a: timed.append(config["trainer"]) or 1.0)
+    overrides = [f"resources.cpus={cpus}", "trainer.num_threads=null"]  # the paper's trainer sets none
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], overrides, [0], tmp_path)
+    estimate([trial], cache=DiskCache("step_seconds", tmp_path / "cache"))
+    assert [t["num_threads"] for t in timed] == [threads]
 
 
 def test_the_wall_clock_spreads_trials_not_devices_over_the_trials_at_once():
@@ -278,6 +288,7 @@ def test_by_default_as_many_trials_at_once_as_a_local_run_would_start(tmp_path, 
     monkeypatch.setattr("runners.estimate.os.cpu_count", lambda: 8)
     trials = build_plan(parse_spec(tiny_spec([BASE])), [], ["resources.cpus=2"], [0], tmp_path)
     assert default_slots(trials) == 4  # floor(8 CPUs / 2 per trial), as runners.scheduler would start them
+    assert default_slots(trials, {"CPU": 64.0, "GPU": 8.0}) == 32  # a joined cluster's resources
     assert default_slots([]) == 1
 
 
@@ -294,11 +305,14 @@ def test_a_resumed_trial_costs_the_epochs_after_its_last_logged_one(tmp_path, mo
     for epoch in (1, 2):
         tracker.log_epoch(run_id, EpochReport(epoch, {"train_loss": 1.0}))
     tracker.mark_cached(trials, rerun=False)
+    trials[1].epochs_done = 5  # left from an earlier reading: a new trial has trained nothing
     tracker.note_epochs_done(trials)
     assert [(t.state, t.epochs_done) for t in trials] == [(TrialState.RESUME, 2), (TrialState.NEW, 0)]
     resumed, new = estimate(trials, cache=DiskCache("step_seconds", tmp_path / "cache"))
     assert (resumed.steps, new.steps) == (new.steps // 3, new.steps)
     assert resumed.train_hours == pytest.approx(new.train_hours / 3)
+    rows = [line.split()[:3] for line in format_costs([resumed, new], free=0, slots=1).splitlines()[1:3]]
+    assert rows == [["base", "(resumed)", "1"], ["base", "1", "2.00"]]  # each priced on its own line
 
 
 def test_diving48s_official_sizes_follow_its_label_version(tmp_path):

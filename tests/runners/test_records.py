@@ -121,11 +121,11 @@ def test_progress_shows_an_epochs_loss_and_accuracy(capsys):
     assert "tiny/base/seed0: epoch 2/3 train_loss 0.512, val_top1 40 |" in line
 
 
-def _clocked_progress(monkeypatch, capsys, total: int, epochs: int):
+def _clocked_progress(monkeypatch, capsys, total: int, epochs: int, untrained: frozenset[str] = frozenset()):
     """A Progress on a fake clock, and ``at(seconds, event, *args)``: the time left its line then shows."""
     now = [0.0]
     monkeypatch.setattr("runners.progress.time.monotonic", lambda: now[0])
-    progress = Progress(total=total, epochs=epochs)
+    progress = Progress(total=total, epochs=epochs, untrained=untrained)
 
     def at(seconds: float, event: str, name: str, *args) -> str:
         now[0] = seconds
@@ -147,6 +147,15 @@ def test_the_time_left_counts_the_epochs_trained_in_this_invocation(capsys, monk
     assert at(50, "epoch", "b", EpochReport(1, {})) == "~2:15 left"  # its epoch 1 again: not trained twice
     assert at(55, "epoch", "b", EpochReport(2, {})) == "~1:33 left"  # 35 s for 3 epochs; max(9 / 2, 8) left
     assert at(60, "finished", "a", 50.0) == "~1:33 left"  # 8 epochs of b
+
+
+def test_an_evaluation_trial_adds_no_epochs_to_the_time_left(capsys, monkeypatch):
+    """An evaluation row's trial tests a finished training again: it trains no epoch, so the time left while
+    the trainings run counts theirs only."""
+    at = _clocked_progress(monkeypatch, capsys, total=3, epochs=10, untrained=frozenset({"e"}))
+    at(0, "started", "a")
+    assert at(10, "epoch", "a", EpochReport(1, {})) == "~3:10 left"  # 9 of a, 10 of b: 190 s (not 10 more of e)
+    assert at(10, "finished", "e", 50.0) == "~3:10 left"  # e done: b's 10 epochs are still ahead
 
 
 def test_the_time_left_is_right_from_the_first_report_when_trials_run_side_by_side(capsys, monkeypatch):

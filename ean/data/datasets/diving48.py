@@ -72,7 +72,7 @@ class Diving48:
     @staticmethod
     def official_videos(data_cfg: dict) -> dict[str, int]:
         """The official lists' sizes of the config's label version (an unknown one: none)."""
-        return Diving48.VIDEOS_OF_LABELS.get(data_cfg.get("labels", "v1"), {})
+        return Diving48.VIDEOS_OF_LABELS.get(data_cfg.get("labels") or "v1", {})
 
     def __init__(
         self,
