@@ -26,7 +26,11 @@ def ensemble_key(member_keys: list[str]) -> str:
 def run_ensembles(
     spec: StudySpec, planned: dict[tuple[str, str, int], str], tracker: StudyTracker, rerun: bool
 ) -> dict[str, str]:
-    """Logs every ensemble cell whose members finished; returns ``name -> finished | cached | waiting``.
+    """Logs every ensemble cell whose members finished; returns ``name -> finished | cached | waiting`` or
+    ``failed: REASON`` (its members' scores cannot be averaged or fetched; the other cells go on).
+
+    A cell is cached while its run averaged the members' current runs; once a member is trained again
+    (``--rerun`` of its row), the cell is averaged again and its old run superseded.
 
     Args:
         spec: the study (its ensemble rows name their members).
@@ -34,7 +38,10 @@ def run_ensembles(
         tracker: the study's MLflow tracker.
         rerun: log a new run for a cell that has one (``--rerun``).
     """
+    from mlflow.exceptions import MlflowException
+
     from ean.train import ensemble
+    from ean.train.ensemble import EnsembleError
 
     outcome: dict[str, str] = {}
     runs = tracker.trial_runs()
@@ -50,20 +57,47 @@ def run_ensembles(
             continue
         key = ensemble_key([m.data.tags[S.TAG_TRIAL_KEY] for m in members])
         done = current(runs.get(key, []))
-        if done and not rerun:
+        if not rerun and any(_averaged(r) == {m.info.run_id for m in members} for r in done):
             outcome[name] = "cached"
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            files = [
-                tracker.client.download_artifacts(m.info.run_id, S.ARTIFACT_SCORES, tmp + f"/{i}")
-                for i, m in enumerate(members)
-            ]
-            result = ensemble(files, out=Path(tmp) / "val_scores.npz")
+            files: list[str] = []
+            try:
+                files += _scores(tracker, members, row.ensemble, tmp)
+                result = ensemble(files, out=Path(tmp) / "val_scores.npz")
+            except (EnsembleError, MlflowException, OSError) as err:
+                reason = str(err)
+                for path, member, member_row in zip(files, members, row.ensemble, strict=False):
+                    reason = reason.replace(path, f"row {member_row} (run {member.info.run_id})")  # not a temp path
+                outcome[name] = f"failed: {reason}"
+                continue
             run_id = _log(tracker, spec, row, seed, column, key, members, result)
-        for old in done:  # a --rerun: the earlier FINISHED runs stay FINISHED, superseded
+        for old in done:  # a --rerun, or a member trained again: the earlier runs stay FINISHED, superseded
             tracker.client.set_tag(old.info.run_id, S.TAG_SUPERSEDED_BY, run_id)
         outcome[name] = "finished"
     return outcome
+
+
+def _averaged(run) -> set[str]:
+    """The member runs an ensemble run averaged (its ``ean.ensemble_of``)."""
+    return set(filter(None, run.data.tags.get(S.TAG_ENSEMBLE_OF, "").split(",")))
+
+
+def _scores(tracker: StudyTracker, members: list, rows: list[str], folder: str) -> list[str]:
+    """Downloads each member run's score file into ``folder``; a member without one raises ``EnsembleError``
+    naming its row and run."""
+    from mlflow.exceptions import MlflowException
+
+    from ean.train.ensemble import EnsembleError
+
+    files = []
+    for i, (member, row) in enumerate(zip(members, rows, strict=True)):
+        where = f"row {row}, run {member.info.run_id}"
+        try:
+            files.append(tracker.client.download_artifacts(member.info.run_id, S.ARTIFACT_SCORES, f"{folder}/{i}"))
+        except MlflowException as err:
+            raise EnsembleError(f"{where} has no {S.ARTIFACT_SCORES} in MLflow ({err.error_code})") from None
+    return files
 
 
 def _member_run(runs: dict[str, list], key: str | None):

@@ -330,7 +330,7 @@ class StudySession:
 
         planned = {(t.row.id, t.column, t.seed): t.key for t in self.trials}
         for name, state in run_ensembles(self.spec, planned, tracker, self.args.rerun).items():
-            print(f"ensemble {name}: {state}")
+            print(f"ensemble {name}: {state}", file=sys.stderr if state.startswith("failed") else sys.stdout)
 
 
 def fresh_store(uri: str) -> bool:

@@ -496,3 +496,60 @@ def test_ensembles_use_the_current_member_runs_and_a_rerun_supersedes_the_old_en
     old, new = ensemble_runs()
     assert [old.info.status, new.info.status] == [S.STATUS_FINISHED, S.STATUS_FINISHED]
     assert old.data.tags[S.TAG_SUPERSEDED_BY] == new.info.run_id and S.TAG_SUPERSEDED_BY not in new.data.tags
+
+
+def test_an_ensemble_is_averaged_again_when_a_member_is_trained_again(store, tmp_path):
+    """A cached ensemble run averaged the members' runs of its time: once a member's row is trained again
+    (``--rerun`` of that row alone), the next invocation averages the new run and supersedes the old ensemble."""
+    from runners.ensembles import run_ensembles
+    from study.spec import load_spec
+
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(ENSEMBLE_ROWS)))
+    tracker = StudyTracker(store, "tiny", "hash")
+    planned = {("a", "", 0): "ka", ("b", "", 0): "kb"}
+    _finished_member(tracker, tmp_path / "a0", "a", "ka")
+    b = _finished_member(tracker, tmp_path / "b0", "b", "kb")
+    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "finished"}
+    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "cached"}
+    new_a = _finished_member(tracker, tmp_path / "a1", "a", "ka")  # the row a trained again
+    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "finished"}
+    runs = MlflowClient(store).search_runs([tracker.experiment_id], f"tags.`{S.TAG_ROW}` = 'en'")
+    old, new = sorted(runs, key=lambda r: r.info.start_time)
+    assert set(new.data.tags[S.TAG_ENSEMBLE_OF].split(",")) == {new_a, b}
+    assert old.data.tags[S.TAG_SUPERSEDED_BY] == new.info.run_id
+    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "cached"}
+
+
+def test_an_ensemble_cell_that_cannot_be_averaged_is_named_and_the_others_go_on(store, tmp_path):
+    """Seed 0's member b scored another set of videos, seed 1's member a has no score file: each cell fails
+    naming the member runs (not a temporary path); seed 2's cell is averaged; nothing raises."""
+    import numpy as np
+
+    from ean.train.scores import write_scores
+    from runners.ensembles import run_ensembles
+    from study.spec import load_spec
+
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(ENSEMBLE_ROWS, seeds=(0, 1, 2))))
+    tracker = StudyTracker(store, "tiny", "hash")
+    ids = {}
+    for seed in (0, 1, 2):
+        for row in "ab":
+            folder = tmp_path / f"{row}{seed}"
+            videos = [0] if (row, seed) == ("b", 0) else [0, 1]
+            scores = write_scores(
+                folder / "val_scores.npz", np.eye(2, dtype=np.float32)[videos], videos, videos, ["x", "y"]
+            )
+            trial = a_trial(row, seed=seed, key=f"k{row}{seed}")
+            ids[row, seed] = tracker.open_trial(trial, {}, rerun=False)
+            tracker.finish_trial(
+                ids[row, seed], {"top1": 100.0}, None if (row, seed) == ("a", 1) else str(scores), str(folder)
+            )
+    planned = {(row, "", seed): f"k{row}{seed}" for row in "ab" for seed in (0, 1, 2)}
+    outcome = run_ensembles(spec, planned, tracker, rerun=False)
+    assert outcome["tiny/en/seed2"] == "finished"
+    assert outcome["tiny/en/seed0"].startswith("failed: ") and f"row b (run {ids['b', 0]})" in outcome["tiny/en/seed0"]
+    assert (
+        outcome["tiny/en/seed1"]
+        == f"failed: row a, run {ids['a', 1]} has no {S.ARTIFACT_SCORES} in MLflow (RESOURCE_DOES_NOT_EXIST)"
+    )
+    assert "/tmp" not in outcome["tiny/en/seed0"]
