@@ -80,7 +80,7 @@ def estimate(
     unless every network's time is in the cache (nothing is timed: the figure a running study logs)."""
     cache = cache or DiskCache("step_seconds")
     code = step_code_signature()
-    if cached_only and not steps_timed(cache):
+    if cached_only and not steps_timed(cache, code):
         return None  # no step timed by this code: nothing to import (torch) while a study's trials start
     from ean.data.identity import split_size
     from ean.train.config import device_batch, resolve_trainer_config
@@ -253,7 +253,7 @@ def default_slots(trials: list[Trial], cluster: dict[str, float] | None = None) 
     return default_concurrency(cluster, [trial_demand(t.config) for t in trials])
 
 
-def steps_timed(cache: DiskCache | None = None) -> bool:
+def steps_timed(cache: DiskCache | None = None, code: str | None = None) -> bool:
     """Whether any step was timed by this code (``estimate(cached_only=True)`` is None otherwise); no torch."""
-    code, cache = step_code_signature(), cache or DiskCache("step_seconds")
+    code, cache = code or step_code_signature(), cache or DiskCache("step_seconds")
     return any(isinstance(k, dict) and k.get("code") == code for k in cache.stored_keys())
