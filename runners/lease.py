@@ -6,12 +6,14 @@ driver of the same study is refused with a message naming the first, unless the 
 host its pid is gone, on another host its heartbeat is older than ``stale_after_s``. The new driver then
 takes the lease over and reconciles the dead driver's runs (``StudyTracker.reconcile``).
 
-MLflow has no compare-and-set. On a sqlite store (the default, one machine) the lease is first an exclusive
-``flock`` on a file beside the store (``.<store>.lease-<experiment id>``): atomic, and freed by the kernel when
-its process dies, so two drivers that both read a free lease are never both let in. On a tracking server, two
-drivers that start within the same instant are told apart by writing the owner, waiting a moment and reading it
-back: the one whose id is not there stops (a driver stalled for longer than that between its read and its write
-is not caught).
+MLflow has no compare-and-set, so a mutex comes first, then the tags. On a sqlite store (the default, one
+machine) it is an exclusive ``flock`` on a file beside the store (``.<store>.lease-<experiment id>``): freed by
+the kernel when its process dies. On any other store (a tracking server) it is an experiment of a reserved
+name (``lock_experiment_name``), which exists once: MLflow's experiment names are unique in its database, so of
+two drivers creating it at the same instant exactly one succeeds. The lock experiment carries its creator's id,
+host and pid; a dead creator's lock is renamed away and deleted (soft: MLflow's ``gc`` purges it) before a new
+one is created, and released the same way. Two drivers that both read a free lease, however long either
+stalls in between, are never both let in.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from runners.store_template import sqlite_path
 from study import mlflow_schema as S
@@ -32,7 +36,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 60.0
-SETTLE_S = 0.5
+LOCK_PREFIX = "ean-lease/"
 
 
 class LeaseHeld(RuntimeError):
@@ -99,6 +103,100 @@ def read_holder(client, experiment_id: str) -> Holder | None:
     )
 
 
+def lock_experiment_name(experiment_id: str) -> str:
+    """The name of the experiment that is a tracking server's mutex for the study of ``experiment_id``."""
+    return f"{LOCK_PREFIX}{experiment_id}"
+
+
+class FileMutex:
+    """An exclusive ``flock`` on a file beside a sqlite store, held from ``take`` to ``give``."""
+
+    def __init__(self, store: Path, experiment_id: str):
+        self.path = store.with_name(f".{store.name}.lease-{experiment_id}")
+        self._fd: int | None = None
+
+    def take(self) -> bool:
+        """Takes the flock; False when another process holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def give(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # frees the flock
+            self._fd = None
+
+
+class ExperimentMutex:
+    """A lock experiment of a reserved name, held from ``take`` to ``give``: MLflow creates a name once.
+
+    Args:
+        client: an ``MlflowClient`` of the store.
+        experiment_id: the study's experiment.
+        owner: this driver's lease id (a tag of the lock experiment, with its host and pid).
+        study_holder: reads the holder in the study's tags (``read_holder``), which a live lock's creator
+            keeps beating once it has written it.
+        stale_after_s: a creator on another host is dead when its heartbeat (or, before its first, the lock's
+            creation) is older than this.
+    """
+
+    def __init__(self, client, experiment_id: str, owner: str, study_holder, stale_after_s: float):
+        self.client, self.owner, self.study_holder = client, owner, study_holder
+        self.name = lock_experiment_name(experiment_id)
+        self.stale_after_s = stale_after_s
+
+    def take(self) -> bool:
+        """Creates the lock experiment; a dead creator's lock is discarded first. False when a live one holds it."""
+        from mlflow.exceptions import MlflowException
+
+        tags = {S.LEASE_OWNER: self.owner, S.LEASE_HOST: socket.gethostname(), S.LEASE_PID: str(os.getpid())}
+        for _ in range(3):  # a dead lock discarded, or one released meanwhile: create again
+            try:
+                self.client.create_experiment(self.name, tags=tags)
+                return True
+            except MlflowException as err:
+                if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            lock = self.client.get_experiment_by_name(self.name)
+            if lock is not None and lock.lifecycle_stage == "active":
+                if self._alive(lock):
+                    return False
+                self._discard(lock.experiment_id)
+        return False
+
+    def give(self) -> None:
+        """Discards the lock experiment if this driver created it."""
+        lock = self.client.get_experiment_by_name(self.name)
+        if lock is not None and lock.tags.get(S.LEASE_OWNER) == self.owner:
+            self._discard(lock.experiment_id)
+
+    def _alive(self, lock) -> bool:
+        """Whether the lock's creator runs: by its heartbeat in the study's tags once it wrote them, else by
+        its pid on this host or the lock's age."""
+        owner = lock.tags.get(S.LEASE_OWNER, "")
+        holder = self.study_holder()
+        if holder is None or holder.owner != owner:
+            created = (lock.creation_time or 0) / 1000
+            holder = Holder(owner or "?", lock.tags.get(S.LEASE_HOST, "?"), int(lock.tags.get(S.LEASE_PID) or 0),
+                            since="?", heartbeat=created, command="")  # fmt: skip
+        return holder.alive(self.stale_after_s)
+
+    def _discard(self, lock_id: str) -> None:
+        """Renames the lock away (freeing its name) and deletes it; another driver that did so first wins."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.rename_experiment(lock_id, f"{self.name}.released-{uuid.uuid4().hex}")
+            self.client.delete_experiment(lock_id)
+        except MlflowException as err:  # already renamed or deleted by another driver
+            log.debug("lock experiment %s: %s", lock_id, err)
+
+
 class StudyLease:
     """The lease of one study's experiment, held by this process from ``acquire`` to ``release``.
 
@@ -109,6 +207,8 @@ class StudyLease:
         command: this driver's command line (shown to a refused driver).
         heartbeat_s: seconds between heartbeats.
         stale_after_s: a holder on another host is dead when its heartbeat is older than this.
+        mutex: ``"file"`` (a flock beside a sqlite store) or ``"experiment"`` (a lock experiment, any store);
+            None: the file for a sqlite store, else the experiment.
     """
 
     def __init__(
@@ -119,6 +219,7 @@ class StudyLease:
         command: str,
         heartbeat_s: float = HEARTBEAT_S,
         stale_after_s: float = STALE_AFTER_S,
+        mutex: Literal["file", "experiment"] | None = None,
     ):
         from mlflow.tracking import MlflowClient
 
@@ -128,7 +229,15 @@ class StudyLease:
         self.owner = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock: int | None = None  # the flock's file descriptor (sqlite stores)
+        store = sqlite_path(tracking_uri)
+        if mutex == "file" or (mutex is None and store is not None):
+            if store is None:
+                raise ValueError(f"a file mutex needs a sqlite store, not {tracking_uri!r}")
+            self._mutex: FileMutex | ExperimentMutex = FileMutex(store, experiment_id)
+        else:
+            self._mutex = ExperimentMutex(
+                self.client, experiment_id, self.owner, lambda: read_holder(self.client, experiment_id), stale_after_s
+            )
 
     def acquire(self) -> Holder | None:
         """Takes the lease; returns the dead driver it took over from (None if it was free).
@@ -136,24 +245,20 @@ class StudyLease:
         Raises:
             LeaseHeld: a live driver holds it (the message names it and what to do).
         """
-        if not self._lock_file():
+        if not self._mutex.take():
             holder = read_holder(self.client, self.experiment_id)
             raise self._refusal(holder) if holder else LeaseHeld(f"study '{self.study}': another driver is starting it")
         try:
             return self._take()
         except BaseException:
-            self._unlock()
+            self._mutex.give()
             raise
 
     def _take(self) -> Holder | None:
         previous = read_holder(self.client, self.experiment_id)
-        if previous and previous.alive(self.stale_after_s):
+        if previous and previous.alive(self.stale_after_s):  # a holder on another host sharing a sqlite file
             raise self._refusal(previous)
         self._write(since=time.strftime("%Y-%m-%d %H:%M:%S"))
-        time.sleep(SETTLE_S)
-        now = read_holder(self.client, self.experiment_id)
-        if now is None or now.owner != self.owner:
-            raise self._refusal(now) if now else LeaseHeld(f"study '{self.study}': another driver took the lease")
         self._thread = threading.Thread(target=self._beat, name="ean-lease", daemon=True)
         self._thread.start()
         return previous
@@ -169,27 +274,10 @@ class StudyLease:
                 self.client.set_experiment_tag(self.experiment_id, S.LEASE_OWNER, "")
         except Exception as err:  # the store is gone: the lease goes stale by itself
             log.warning("could not release the lease of %s: %s", self.study, err)
-        self._unlock()
-
-    def _lock_file(self) -> bool:
-        """Takes the flock of a sqlite store's lease file; False when another process holds it (True for any
-        other store: nothing to lock)."""
-        store = sqlite_path(self.uri)
-        if store is None:
-            return True
-        fd = os.open(store.with_name(f".{store.name}.lease-{self.experiment_id}"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._lock = fd
-        return True
-
-    def _unlock(self) -> None:
-        if self._lock is not None:
-            os.close(self._lock)  # frees the flock
-            self._lock = None
+            self._mutex.give()
+        except Exception as err:  # a lock experiment left: its creator's pid or age frees it
+            log.warning("could not release the lock of %s: %s", self.study, err)
 
     def _refusal(self, holder: Holder) -> LeaseHeld:
         return LeaseHeld(

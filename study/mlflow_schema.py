@@ -33,6 +33,8 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
 - The experiment carries the study's lease while a driver runs it: tags ``ean.lease.owner`` (a random id,
   empty when released), ``ean.lease.host``, ``ean.lease.pid``, ``ean.lease.since``, ``ean.lease.heartbeat``
   (Unix seconds, renewed every few seconds) and ``ean.lease.command``.
+  On a tracking server the lease's mutex is an experiment named ``ean-lease/<experiment id>`` (tags
+  ``ean.lease.owner``, ``ean.lease.host``, ``ean.lease.pid``), renamed ``...released-<id>`` and deleted when freed.
 - A trial run's data are its run inputs (``MlflowClient.log_inputs``), metadata only, nothing uploaded: one
   dataset per split it reads, named ``<dataset>/<split>`` (``dataset_input_name``: ``synthetic/train``,
   ``synthetic/val``), its digest the trial's ``ean.data_fingerprint`` (``sha256:<16 hex>``), its source the

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from runners.epochs import EpochReport
-from runners.lease import LeaseHeld, StudyLease, read_holder
+from runners.lease import ExperimentMutex, LeaseHeld, StudyLease, lock_experiment_name, read_holder
 from runners.plan import Trial, TrialState
 from runners.tracking import StudyTracker
 from study import mlflow_schema as S
@@ -100,13 +100,14 @@ def experiment(store: str) -> str:
     return StudyTracker(store, "tiny", "hash").experiment_id
 
 
-def test_a_second_driver_is_refused_naming_the_first(store):
+@pytest.mark.parametrize("mutex", ["file", "experiment"])
+def test_a_second_driver_is_refused_naming_the_first(store, mutex):
     exp = experiment(store)
-    first = StudyLease(store, exp, "tiny", "python -m runners.run tiny --rows base", heartbeat_s=0.2)
+    first = StudyLease(store, exp, "tiny", "python -m runners.run tiny --rows base", heartbeat_s=0.2, mutex=mutex)
     assert first.acquire() is None
     try:
         with pytest.raises(LeaseHeld) as err:
-            StudyLease(store, exp, "tiny", "python -m runners.run tiny --rows eab").acquire()
+            StudyLease(store, exp, "tiny", "python -m runners.run tiny --rows eab", mutex=mutex).acquire()
         message = str(err.value)
         assert f"pid {os.getpid()} on {socket.gethostname()}" in message
         assert "--rows base" in message
@@ -116,7 +117,7 @@ def test_a_second_driver_is_refused_naming_the_first(store):
     finally:
         first.release()
     assert read_holder(MlflowClient(store), exp) is None
-    second = StudyLease(store, exp, "tiny", "again")
+    second = StudyLease(store, exp, "tiny", "again", mutex=mutex)
     assert second.acquire() is None
     second.release()
 
@@ -145,6 +146,90 @@ def test_two_drivers_that_both_read_a_free_lease_are_not_both_let_in(store, monk
     third = StudyLease(store, exp, "tiny", "after")
     assert third.acquire() is None  # released: the flock with it
     third.release()
+
+
+def lock_experiments(store: str) -> dict[str, str]:
+    """Name -> lifecycle stage of every lock experiment in the store."""
+    from mlflow.entities import ViewType
+
+    found = MlflowClient(store).search_experiments(view_type=ViewType.ALL, filter_string="name LIKE 'ean-lease/%'")
+    return {e.name: e.lifecycle_stage for e in found}
+
+
+def test_a_lock_experiment_is_created_once_whichever_driver_comes_first(store):
+    """Six drivers (threads) asking at the same instant, on a tracking server's mutex (a lock experiment, here
+    on MLflow's SQL store): exactly one is let in; its release leaves no active lock."""
+    import threading
+
+    exp = experiment(store)
+    leases = [StudyLease(store, exp, "tiny", f"driver {i}", heartbeat_s=60, mutex="experiment") for i in range(6)]
+    start, won, refused = threading.Barrier(len(leases)), [], []
+
+    def ask(lease: StudyLease) -> None:
+        start.wait()
+        try:
+            lease.acquire()
+            won.append(lease)
+        except LeaseHeld:
+            refused.append(lease)
+
+    threads = [threading.Thread(target=ask, args=(lease,)) for lease in leases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1 and len(refused) == 5
+    assert lock_experiments(store) == {lock_experiment_name(exp): "active"}
+    won[0].release()
+    (released,) = lock_experiments(store).items()
+    assert released[0].startswith(lock_experiment_name(exp) + ".released-") and released[1] == "deleted"
+    again = StudyLease(store, exp, "tiny", "after", mutex="experiment")
+    assert again.acquire() is None
+    again.release()
+
+
+def dead_lock(store: str, exp: str, host: str, pid: int) -> None:
+    tags = {S.LEASE_OWNER: "dead", S.LEASE_HOST: host, S.LEASE_PID: str(pid)}
+    MlflowClient(store).create_experiment(lock_experiment_name(exp), tags=tags)
+
+
+def test_a_driver_that_judged_a_dead_lock_then_stalled_is_not_let_in(store, monkeypatch):
+    """The second driver found a dead driver's lock and stalled before discarding it; meanwhile the first
+    discarded it and created its own. The second discards only the dead lock it read, and is refused."""
+    exp = experiment(store)
+    dead_lock(store, exp, socket.gethostname(), dead_pid())
+    first = StudyLease(store, exp, "tiny", "first", heartbeat_s=60, mutex="experiment")
+    second = StudyLease(store, exp, "tiny", "second", mutex="experiment")
+    real_discard = ExperimentMutex._discard
+
+    def stall_then_discard(mutex, lock_id):
+        if mutex is second._mutex and first._thread is None:
+            first.acquire()  # while the second stalls
+        real_discard(mutex, lock_id)
+
+    monkeypatch.setattr(ExperimentMutex, "_discard", stall_then_discard)
+    try:
+        with pytest.raises(LeaseHeld, match=r"first\b"):
+            second.acquire()
+        assert read_holder(MlflowClient(store), exp).owner == first.owner
+        lock = MlflowClient(store).get_experiment_by_name(lock_experiment_name(exp))
+        assert lock.tags[S.LEASE_OWNER] == first.owner
+    finally:
+        first.release()
+
+
+def test_a_lock_experiment_of_a_driver_on_another_host_frees_once_stale(store):
+    """A lock whose creator never wrote the study's lease tags (it died starting) is judged by its host and
+    age: refused while young, taken over once older than ``stale_after_s``."""
+    exp = experiment(store)
+    dead_lock(store, exp, "other-host", 1)
+    with pytest.raises(LeaseHeld, match="another driver is starting it"):
+        StudyLease(store, exp, "tiny", "me", stale_after_s=60, mutex="experiment").acquire()
+    lease = StudyLease(store, exp, "tiny", "me", stale_after_s=0.0, mutex="experiment")
+    assert lease.acquire() is None
+    lock = MlflowClient(store).get_experiment_by_name(lock_experiment_name(exp))
+    assert lock.tags[S.LEASE_OWNER] == lease.owner
+    lease.release()
 
 
 def dead_pid() -> int:

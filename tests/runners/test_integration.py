@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from ean.train import read_starts
+from runners.lease import LeaseHeld, StudyLease
 from runners.run import main
 from tests.runners.conftest import cli_args, run_subprocess, tiny_spec, trial_runs, write_yaml
 
@@ -104,6 +106,16 @@ def test_tracking_server_on_loopback(study_dir):
         assert [r.info.status for r in runs] == ["FINISHED"]
         artifacts = [a.path for a in client.list_artifacts(runs[0].info.run_id)]
         assert "config.yaml" in artifacts and "scores" in artifacts
+        # the study's lease on a server: a lock experiment, created once through the REST API, released
+        (released,) = client.search_experiments(view_type=ViewType.ALL, filter_string="name LIKE 'ean-lease/%'")
+        assert released.lifecycle_stage == "deleted", "the driver released its lock"
+        first = StudyLease(uri, exp.experiment_id, "tiny", "first")
+        first.acquire()
+        try:
+            with pytest.raises(LeaseHeld, match="first"):
+                StudyLease(uri, exp.experiment_id, "tiny", "second").acquire()
+        finally:
+            first.release()
     finally:
         server.terminate()
         server.wait(timeout=30)
