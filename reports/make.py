@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def make_report(
     dataset: str | None = None,
     code_version: str | None = None,
     generated: dt.datetime | str | None = None,
+    keys: Mapping[tuple[str, str, int], str] | None = None,
 ) -> Report:
     """Builds a study's tables (and figures) from MLflow and writes them under ``out``.
 
@@ -88,6 +90,8 @@ def make_report(
         dataset: use only runs of this dataset (default: the one with the most finished runs).
         code_version: use only runs of this code version (default: as for ``dataset``).
         generated: the date in the provenance; ``None``: now.
+        keys: (row, dataset column or "", seed) -> the trial key an invocation planned (the driver's report):
+            a cell shows only runs of its key (``reports.select.select_runs``); ``None``: the newest run.
 
     Raises:
         SpecError: the spec is invalid.
@@ -105,7 +109,7 @@ def make_report(
     out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
     runs = collect_runs(spec.name, tracking_uri)
     out.mkdir(parents=True, exist_ok=True)
-    selections = select_columns(spec, runs.trials, dataset, code_version)
+    selections = select_columns(spec, runs.trials, dataset, code_version, keys)
     selection = next(iter(selections.values()))  # the figures': the first dataset's
     if paper is None and any(s.dataset == SYNTHETIC for s in selections.values()):
         paper = False
@@ -128,18 +132,32 @@ def make_report(
 
 
 def select_columns(
-    spec: StudySpec, trials: pd.DataFrame, dataset: str | None = None, code_version: str | None = None
+    spec: StudySpec,
+    trials: pd.DataFrame,
+    dataset: str | None = None,
+    code_version: str | None = None,
+    keys: Mapping[tuple[str, str, int], str] | None = None,
 ) -> dict[str, Selection]:
     """The runs of each dataset column (``{"": selection}`` for a study of one dataset): a column's runs are those
     tagged with it (``ean.column``), chosen as in a table of that dataset (``reports.select.select_runs``);
-    ``dataset`` and ``code_version`` restrict every column (``--dataset synthetic``: its smoke runs only)."""
+    ``dataset`` and ``code_version`` restrict every column (``--dataset synthetic``: its smoke runs only), and
+    ``keys`` (row, column, seed -> trial key) each cell."""
     if not spec.datasets:
-        return {"": select_runs(spec, trials, dataset=dataset, code_version=code_version)}
+        return {"": select_runs(spec, trials, dataset, code_version, _column_keys(keys, ""))}
     tagged = trials["column"].fillna("")
     return {
-        column: select_runs(spec.on_dataset(column), trials[tagged == column], dataset, code_version)
+        column: select_runs(
+            spec.on_dataset(column), trials[tagged == column], dataset, code_version, _column_keys(keys, column)
+        )
         for column in spec.datasets
     }
+
+
+def _column_keys(keys: Mapping[tuple[str, str, int], str] | None, column: str) -> dict[tuple[str, int], str] | None:
+    """The (row, seed) -> key entries of one dataset column (None when there are no keys)."""
+    if keys is None:
+        return None
+    return {(row, seed): key for (row, col, seed), key in keys.items() if col == column}
 
 
 def _write_tables(spec: StudySpec, table: Table, markdown: str, out: Path, formats) -> list[Path]:

@@ -14,6 +14,7 @@ newest run of any status (it marks the cell as failed, running or killed). Other
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -66,7 +67,11 @@ class Selection:
 
 
 def select_runs(
-    spec: StudySpec, trials: pd.DataFrame, dataset: str | None = None, code_version: str | None = None
+    spec: StudySpec,
+    trials: pd.DataFrame,
+    dataset: str | None = None,
+    code_version: str | None = None,
+    keys: Mapping[tuple[str, int], str] | None = None,
 ) -> Selection:
     """Chooses the runs of a table from all trial runs of its study.
 
@@ -75,6 +80,9 @@ def select_runs(
         trials: the tidy runs table from ``reports.collect``.
         dataset: keep only runs of this dataset; ``None`` picks the group with the most finished runs.
         code_version: keep only runs of this code version; ``None`` picks as for ``dataset``.
+        keys: (row, seed) -> the trial key an invocation planned for it (the driver's report): only runs of
+            that key fill the cell, so runs of another configuration (a command-line override, another code
+            version) are left out, listed; a (row, seed) not in ``keys`` takes its newest run as without.
 
     Returns:
         The chosen and the excluded runs, and the (row, seed)s with more than one FINISHED run.
@@ -84,7 +92,7 @@ def select_runs(
     excluded: list[tuple[int, str]] = []
     candidates = []
     for rec in records:
-        reason = _spec_mismatch(spec, rec)
+        reason = _spec_mismatch(spec, rec) or _key_mismatch(rec, keys or {})
         (excluded.append((rec["_index"], reason)) if reason else candidates.append(rec))
     group = _main_group(candidates, dataset, code_version)
     compatible = []
@@ -179,6 +187,13 @@ def _spec_mismatch(spec: StudySpec, rec: dict) -> str | None:
     if rec["protocol"] != wanted:
         return f"protocol {_shown(rec['protocol'])} ({where}: {wanted}, clips x crops)"
     return None
+
+
+def _key_mismatch(rec: dict, keys: Mapping[tuple[str, int], str]) -> str | None:
+    planned = keys.get((rec["row"], int(rec["seed"])))
+    if planned is None or rec["trial_key"] == planned:
+        return None
+    return "a configuration this invocation did not plan (another trial key)"
 
 
 def _main_group(records: list[dict], dataset: str | None, code_version: str | None) -> tuple:

@@ -23,6 +23,18 @@ def ensemble_key(member_keys: list[str]) -> str:
     return "en" + hashlib.sha256(",".join(member_keys).encode()).hexdigest()[:14]
 
 
+def cell_keys(spec: StudySpec, planned: dict[tuple[str, str, int], str]) -> dict[tuple[str, str, int], str]:
+    """``planned`` (row id, dataset column or "", seed -> trial key) with the key of each ensemble cell whose
+    members are all planned (``ensemble_key`` of theirs): the key of every cell this invocation computes."""
+    cells = dict(planned)
+    for row in spec.rows:
+        for column, seed in {(c, s) for (_, c, s) in planned}:
+            members = [planned.get((m, column, seed)) for m in row.ensemble or ()]
+            if members and all(members):
+                cells[(row.id, column, seed)] = ensemble_key(members)
+    return cells
+
+
 def run_ensembles(
     spec: StudySpec, planned: dict[tuple[str, str, int], str], tracker: StudyTracker, rerun: bool
 ) -> dict[str, str]:

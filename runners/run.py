@@ -226,15 +226,18 @@ def read_tracker(uri: str, spec: StudySpec):
     return StudyTracker.read_only(uri, spec.name, spec_hash(spec))
 
 
-def report(spec_path: Path, uri: str, seeds: list[int], tracker=None) -> None:
+def report(spec_path: Path, uri: str, seeds: list[int], trials: list[Trial], tracker=None) -> None:
     """Builds the study's table and figures from MLflow for the seeds of this invocation (``--seeds``, else the
     spec's), prints the table and where the files went, and logs them to the invocation's parent run, when it
     opened one (``tracker.parent_id``; the parent has ended by now): under ``report/``, with the Markdown table
-    as the run's description."""
+    as the run's description. A cell this invocation planned shows only runs of its trial key (``trials``'),
+    a cell of a row left out by ``--rows`` the newest run."""
     from reports.make import make_report
+    from runners.ensembles import cell_keys
 
     spec = load_spec(spec_path)
-    result = make_report(dataclasses.replace(spec, seeds=tuple(seeds)), tracking_uri=uri)
+    keys = cell_keys(spec, {(t.row.id, t.column, t.seed): t.key for t in trials})
+    result = make_report(dataclasses.replace(spec, seeds=tuple(seeds)), tracking_uri=uri, keys=keys)
     print(result.markdown)
     if result.files:
         print(f"written: {result.files[0].parent}/ ({len(result.files)} files)")
@@ -321,7 +324,7 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS) and not args.no_report:  # not when stopped or MLflow is down
-        report(spec_path, uri, seeds, session.tracker)
+        report(spec_path, uri, seeds, trials, session.tracker)
     return status
 
 

@@ -29,7 +29,8 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   Status FINISHED, FAILED, RUNNING or KILLED. Several runs of one trial key exist only when the older
   ones FAILED or were KILLED, or a ``--rerun`` superseded them: an older FINISHED run then carries
   ``ean.superseded_by`` (the newer run's id) and stays FINISHED. A report uses the newest FINISHED run of
-  each (row, seed) that is not superseded, else the newest.
+  each (row, seed) that is not superseded, else the newest; the driver's report only runs of the trial keys it
+  planned.
 - The experiment carries the study's lease while a driver runs it: tags ``ean.lease.owner`` (a random id,
   empty when released), ``ean.lease.host``, ``ean.lease.pid``, ``ean.lease.since``, ``ean.lease.heartbeat``
   (Unix seconds, renewed every few seconds) and ``ean.lease.command``.

@@ -102,9 +102,10 @@ def test_pinned_dataset_selects_the_other_group(collected):
     assert (sel.excluded["reason"] == "dataset something_v1 (this table: kinetics400)").sum() == 18
 
 
-def _record(i, row="a", seed=0, status="FINISHED", dataset="d1", code="v1", protocol="1x1"):
+def _record(i, row="a", seed=0, status="FINISHED", dataset="d1", code="v1", protocol="1x1", key=None):
     return {
         "run_id": f"r{i}",
+        "trial_key": key,
         "row": row,
         "seed": seed,
         "status": status,
@@ -176,6 +177,29 @@ def test_duplicate_finished_runs_of_a_row_and_seed_are_listed(fixture_store):
     assert list(sel.excluded["run_id"]) == ["r5"]
     lines = describe_duplicates(sel, {r.id: r.label for r in spec.rows})
     assert lines == ["2 FINISHED runs of +EAB seed 0: the newest (run r3) is shown; also r1"]
+
+
+def test_planned_keys_fill_each_cell_with_that_configuration_only(fixture_store):
+    """The driver's report: a newer run of another configuration (a command-line override) of a planned
+    (row, seed) is left out, named; without keys the newest run is shown; a (row, seed) not planned takes its
+    newest run either way."""
+    _, spec = fixture_store
+    records = [
+        _record(1, "eab", 0, key="k_eab"),
+        _record(2, "eab", 0, key="k_eab_lr"),  # newer, another configuration
+        _record(3, "only_soitr", 0, key="k_lr"),  # the only run of a planned cell: another configuration
+        _record(4, "eab", 1, key="k_old"),  # not planned here (--rows, --seeds)
+        _record(5, "eab", 1, key="k_new"),
+    ]
+    keys = {("eab", 0): "k_eab", ("only_soitr", 0): "k_soitr"}
+    sel = select_runs(spec, runs_frame(records), keys=keys)
+    assert sel.run("eab", 0)["run_id"] == "r1" and sel.run("only_soitr", 0) is None
+    assert sel.run("eab", 1)["run_id"] == "r5"
+    assert list(sel.excluded["run_id"]) == ["r2", "r3"] and sel.duplicates == (Duplicate("eab", 1, "r5", ("r4",)),)
+    (line,) = describe_exclusions(sel, {r.id: r.label for r in spec.rows})
+    assert line.startswith("2 runs of a configuration this invocation did not plan (another trial key): +EAB seed 0")
+    unkeyed = select_runs(spec, runs_frame(records))
+    assert unkeyed.run("eab", 0)["run_id"] == "r2" and unkeyed.run("only_soitr", 0)["run_id"] == "r3"
 
 
 def test_no_duplicates_when_each_row_and_seed_finished_once(collected):

@@ -535,7 +535,7 @@ def _finished_member(tracker: StudyTracker, folder: Path, row: str, key: str) ->
 def test_an_ensemble_waits_for_its_planned_members_and_takes_no_other_keys_run(store, tmp_path):
     """A FINISHED run of the same row and seed under another trial key (here: what an older code version left)
     is not a member: the ensemble waits for the planned trial, then averages it."""
-    from runners.ensembles import run_ensembles
+    from runners.ensembles import cell_keys, run_ensembles
     from study.spec import load_spec
 
     spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(ENSEMBLE_ROWS)))
@@ -549,6 +549,7 @@ def test_an_ensemble_waits_for_its_planned_members_and_takes_no_other_keys_run(s
     (run,) = MlflowClient(store).search_runs([tracker.experiment_id], f"tags.`{S.TAG_ROW}` = 'en'")
     assert set(run.data.tags[S.TAG_ENSEMBLE_OF].split(",")) == {a, b}
     assert run.data.metrics[S.METRIC_TEST_VIDEOS] == 2  # the videos its averaged scores cover
+    assert run.data.tags[S.TAG_TRIAL_KEY] == cell_keys(spec, planned)[("en", "", 0)]  # the key the table asks for
 
 
 def test_ensembles_use_the_current_member_runs_and_a_rerun_supersedes_the_old_ensemble(store, tmp_path):

@@ -200,7 +200,7 @@ def test_the_parent_carries_the_spec_the_plan_and_the_report(store, tmp_path, mo
     run_id = tracker.open_trial(a_trial(tmp_path), tags, rerun=False)
     tracker.finish_trial(run_id, {"top1": 40.0, "top5": 80.0}, None, str(tmp_path))
     tracker.end_parent(S.STATUS_FINISHED)
-    report(spec_path, store, [0], tracker)
+    report(spec_path, store, [0], [a_trial(tmp_path)], tracker)
 
     logged = {a.path for a in client.list_artifacts(parent, S.ARTIFACT_REPORT)}
     for name in ("tiny.md", "tiny.tex", "tiny_standalone.tex", "tiny.csv", "tiny_runs.csv"):
@@ -212,6 +212,37 @@ def test_the_parent_carries_the_spec_the_plan_and_the_report(store, tmp_path, mo
     note = run.data.tags[S.MLFLOW_RUN_NOTE]
     assert note == run_note(md, "report/tiny.md") and "| Base" in note and "Provenance: study tiny" in note
     assert run.info.status == S.STATUS_FINISHED
+
+
+def test_the_drivers_table_shows_the_runs_of_the_keys_it_planned(store, tmp_path, monkeypatch):
+    """An earlier invocation trained the row with a command-line override (another trial key) after this
+    configuration's run: this invocation's table shows its own key's run, and names the other as left out."""
+    from runners.run import report
+
+    monkeypatch.chdir(tmp_path)
+    tracker = StudyTracker(store, "tiny", "hash")
+    tags = {S.TAG_DATASET: "synthetic", S.TAG_PROTOCOL: "1x1", S.TAG_CODE_VERSION: "0.3.0"}
+    for key, top1 in (("k_default", 41.25), ("k_lr", 77.75)):  # the override's run is the newer one
+        run_id = tracker.open_trial(a_trial(tmp_path, key=key), tags, rerun=False)
+        tracker.finish_trial(run_id, {"top1": top1, "top5": 90.0}, None, str(tmp_path))
+    _, spec_path = session_for(tmp_path, store, [])
+    report(spec_path, store, [0], [a_trial(tmp_path, key="k_default")])
+    md = (tmp_path / "outputs" / "reports" / "tiny" / "tiny.md").read_text()
+    assert "41.2" in md and "77.8" not in md
+    assert "1 run of a configuration this invocation did not plan (another trial key): Base seed 0" in md
+    report(spec_path, store, [0], [a_trial(tmp_path, key="k_lr")])
+    assert "77.8" in (tmp_path / "outputs" / "reports" / "tiny" / "tiny.md").read_text()
+
+
+def test_cell_keys_name_the_ensemble_runs_the_driver_logs(store, tmp_path):
+    """The key ``cell_keys`` plans for an ensemble cell is the key ``run_ensembles`` logs its run under."""
+    from runners.ensembles import cell_keys, ensemble_key
+
+    spec = load_spec(write_yaml(tmp_path / "en.yaml", tiny_spec([
+        {"id": "a", "label": "A"}, {"id": "b", "label": "B"}, {"id": "en", "label": "En", "ensemble": ["a", "b"]},
+    ])))  # fmt: skip
+    planned = {("a", "", 0): "kz", ("b", "", 0): "ka", ("a", "", 1): "kz1"}  # seed 1 lacks b
+    assert cell_keys(spec, planned) == {**planned, ("en", "", 0): ensemble_key(["kz", "ka"])}  # in the row's order
 
 
 def test_a_study_with_every_trial_cached_opens_no_parent(store, tmp_path):
