@@ -72,7 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seeds", help="comma-separated seeds instead of the spec's (e.g. 0,1)")
     parser.add_argument(
-        "--rows", help="comma-separated row ids to run (default: all); an ensemble row brings its member rows"
+        "--rows",
+        help="comma-separated row ids to run (default: all); an ensemble row brings its member rows, an "
+        "evaluation row its trained row, a trained row the rows that evaluate it",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit; nothing runs or is logged")
     parser.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON, one entry per trial")
@@ -128,9 +130,24 @@ def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[i
         unknown = [r for r in wanted if r not in {row.id for row in spec.rows}]
         if unknown:
             raise SpecError(f"unknown rows {unknown}; rows of {spec.name}: {', '.join(r.id for r in spec.rows)}")
-        wanted += [m for r in spec.rows if r.id in wanted for m in r.ensemble]  # an ensemble needs its members
+        wanted = with_dependencies(spec, set(wanted))
         spec = dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r.id in wanted))
     return profile, seeds, spec
+
+
+def with_dependencies(spec: StudySpec, rows: set[str]) -> set[str]:
+    """``rows`` (row ids of ``--rows``) and the rows they go with: an ensemble's members, the trained row an
+    evaluation row tests, and the evaluation rows of a trained row (a training run again makes them stale)."""
+    while True:
+        more = set()
+        for row in spec.rows:
+            if row.id in rows:
+                more |= set(row.ensemble) | ({row.evaluate} if row.evaluate else set())
+            elif row.evaluate in rows:
+                more.add(row.id)
+        if more <= rows:
+            return rows
+        rows |= more
 
 
 def plan_study(

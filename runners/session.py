@@ -252,6 +252,7 @@ class StudySession:
             tags = {**common, S.TAG_DATASET: trial.config["data"]["dataset"], S.TAG_PROTOCOL: trial.recipe["protocol"]}
             if trial.evaluates:
                 tags[S.TAG_EVALUATES] = trial.evaluates
+                tags[S.TAG_EVALUATED_CHECKPOINT] = trial.checkpoint or ""
             writer.open_trial(trial, tags, args.rerun)
             opened.add(trial.key)
 

@@ -189,7 +189,8 @@ class StudyTracker:
         for trial in trials:
             existing = runs.get(trial.key, [])
             finished = _finished(existing)
-            if finished and not rerun:
+            stale = bool(finished) and not rerun and _evaluated_another(finished[0], trial, runs)
+            if finished and not rerun and not stale:
                 trial.state, trial.run_id = TrialState.CACHED, finished[0].info.run_id
                 self._note_code(trial, finished[0])
             elif trial.key in elsewhere:
@@ -199,9 +200,9 @@ class StudyTracker:
                 trial.source = source.data.tags.get(S.TAG_REUSED_FROM_NAME) or source.info.run_name
             elif existing and existing[0].info.status != S.STATUS_FINISHED:
                 trial.state, trial.run_id = TrialState.RESUME, existing[0].info.run_id
-            else:  # new; with --rerun, run_id is the FINISHED run it supersedes
+            else:  # new; with --rerun (or a stale evaluation), run_id is the FINISHED run it supersedes
                 trial.state, trial.run_id = TrialState.NEW, finished[0].info.run_id if finished else None
-            trial.generation = len(finished) if rerun and trial.state != TrialState.REUSED else 0
+            trial.generation = len(finished) if (rerun or stale) and trial.state != TrialState.REUSED else 0
 
     def note_epochs_done(self, trials: list[Trial]) -> None:
         """Sets ``epochs_done`` of each trial ``mark_cached`` found to resume: the last epoch its run logged
@@ -471,6 +472,22 @@ def _identity(dataset_input: DatasetInput) -> tuple[str, str]:
 
 def _finished(runs: list[Any]) -> list[Any]:
     return [r for r in runs if r.info.status == S.STATUS_FINISHED]
+
+
+def _evaluated_another(run: Any, trial: Trial, runs: dict[str, list[Any]]) -> bool:
+    """Whether ``run``, an evaluation trial's FINISHED run, tested another checkpoint than its training's
+    current FINISHED run holds (the training was trained again since, or has no FINISHED run here): judged
+    by the checkpoint path it evaluated, else (a run older than that tag) by its start before the training's
+    end. False for a trial that evaluates nothing."""
+    if not trial.evaluates:
+        return False
+    training = _finished(runs.get(trial.evaluates, []))
+    if not training:
+        return True
+    evaluated = run.data.tags.get(S.TAG_EVALUATED_CHECKPOINT)
+    if evaluated is not None:
+        return evaluated != training[0].data.tags.get(S.TAG_CHECKPOINT)
+    return run.info.start_time < (training[0].info.end_time or 0)
 
 
 def count_metrics(counts: ModelCounts) -> dict[str, int]:

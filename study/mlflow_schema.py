@@ -128,6 +128,9 @@ TAG_WORKDIR = "ean.workdir"
 TAG_RAY_NODE = "ean.ray_node"
 #: On an evaluation row's run: the trial key of the training whose checkpoint it evaluates (another protocol).
 TAG_EVALUATES = "ean.evaluates"
+#: On an evaluation row's run: the checkpoint it evaluated (its training run's ``ean.checkpoint`` then); once the
+#: training is trained again (another checkpoint), the evaluation is run again.
+TAG_EVALUATED_CHECKPOINT = "ean.evaluated_checkpoint"
 #: On a trial run: the driver's journal entry that created it (``runners.journal``), so a replay finds it.
 TAG_OPENED_BY = "ean.opened_by"
 

@@ -62,6 +62,18 @@ def test_evaluations_run_from_the_finished_checkpoint_and_a_new_protocol_never_r
     runs = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir)}
     assert len(trial_runs(study_dir)) == 3 and runs["base_3clips"].data.tags["ean.protocol"] == "3x1"
     assert [s["start_epoch"] for s in read_starts(training.data.tags["ean.workdir"])] == [1]  # trained once
+    for row in ("base_2clips", "base_3clips"):
+        assert runs[row].data.tags["ean.evaluated_checkpoint"] == training.data.tags["ean.checkpoint"]
+
+    # base trained again: --rows base brings the rows that evaluate it, which test the new checkpoint
+    assert main(cli_args(study_dir, spec, "--rerun", "--rows", "base", "--no-report")) == 0
+    assert "3 trial(s) to run, 0 cached" in capsys.readouterr().out
+    current = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir) if "ean.superseded_by" not in r.data.tags}
+    checkpoint = current["base"].data.tags["ean.checkpoint"]
+    assert checkpoint != training.data.tags["ean.checkpoint"]
+    for row in ("base_2clips", "base_3clips"):
+        assert current[row].data.tags["ean.evaluated_checkpoint"] == checkpoint
+    assert len(trial_runs(study_dir)) == 6
 
 
 @pytest.mark.slow

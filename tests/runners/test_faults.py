@@ -449,6 +449,49 @@ def test_the_final_loss_is_test_loss_and_the_val_loss_curve_holds_only_epochs(st
     assert row[S.METRIC_TEST_LOSS] == 1.3 and row["top1"] == 50.0 and row[S.METRIC_TEST_VIDEOS] == 40
 
 
+def _finished_with_checkpoint(tracker: StudyTracker, trial: Trial, folder: Path, tags: dict[str, str]) -> str:
+    """A FINISHED run of ``trial`` whose working folder ``folder`` holds a final checkpoint; returns its id."""
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.pt").write_bytes(b"weights")
+    run_id = tracker.open_trial(trial, tags, rerun=False)
+    tracker.finish_trial(run_id, {"top1": 50.0}, None, str(folder))
+    return run_id
+
+
+def test_an_evaluation_of_a_checkpoint_trained_again_since_is_run_again(store, tmp_path):
+    """``--rerun --rows base`` trained base again (another checkpoint); its evaluation row's FINISHED run tested
+    the old one: the next plan runs the evaluation again (a new working folder, the old run to supersede)
+    instead of calling it cached. An evaluation of the current checkpoint stays cached; a run from before the
+    ``ean.evaluated_checkpoint`` tag is judged by its start against the training's end."""
+    tracker = StudyTracker(store, "tiny", "hash")
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    first = _finished_with_checkpoint(tracker, training, tmp_path / "kt", {})
+    checkpoint = tracker.client.get_run(first).data.tags[S.TAG_CHECKPOINT]
+    evaluated = _finished_with_checkpoint(
+        tracker, evaluation, tmp_path / "ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
+    )
+    tracker.mark_cached([training, evaluation], rerun=False)
+    assert (evaluation.state, evaluation.run_id, evaluation.generation) == (TrialState.CACHED, evaluated, 0)
+    tracker.client.delete_tag(evaluated, S.TAG_EVALUATED_CHECKPOINT)  # a run older than the tag
+    tracker.mark_cached([training, evaluation], rerun=False)
+    assert evaluation.state == TrialState.CACHED  # it started after its training ended
+    tracker.client.set_tag(evaluated, S.TAG_EVALUATED_CHECKPOINT, checkpoint)
+
+    again = a_trial("base", key="kt")  # --rerun --rows base: trained again, into another folder
+    again.state, again.run_id = TrialState.NEW, first
+    _finished_with_checkpoint(tracker, again, tmp_path / "kt-rerun1", {})
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    tracker.mark_cached([training, evaluation], rerun=False)
+    assert training.state == TrialState.CACHED
+    assert (evaluation.state, evaluation.run_id, evaluation.generation) == (TrialState.NEW, evaluated, 1)
+
+    tracker.client.delete_tag(evaluated, S.TAG_EVALUATED_CHECKPOINT)  # a run older than the tag
+    tracker.mark_cached([training, evaluation], rerun=False)
+    assert evaluation.state == TrialState.NEW  # it started before the training it would report ended
+
+
 def test_a_rerun_leaves_the_old_run_finished_and_superseded(store, tmp_path):
     """``--rerun`` opens a new run for the trial key; the FINISHED run stays FINISHED (its result stands while
     the new one trains) and, once the new run finishes, carries ``ean.superseded_by``. The journal's writes,
