@@ -77,26 +77,44 @@ def start_from(checkpoint: str | None, workdir: Path) -> None:
         tmp.replace(target)
 
 
+def earlier_result(workdir: Path) -> dict[str, Any] | None:
+    """The result an earlier attempt of the trial wrote (``final.json``) when it was not an error: its driver
+    died before recording it, or the process before reporting it. None when there is none."""
+    try:
+        result = json.loads((workdir / FINAL_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return None if "error" in result else result
+
+
 def trial_function(tune_config: dict[str, Any]) -> None:
-    """The Tune trainable: ``tune_config["trial"]`` holds the config, the workdir and the trial's name."""
+    """The Tune trainable: ``tune_config["trial"]`` holds the config, the workdir and the trial's name. A result
+    an earlier attempt wrote is reported as it is: the trial is neither trained nor tested again."""
     trial = tune_config["trial"]
     config, workdir = trial["config"], Path(trial["workdir"])
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / FINAL_FILE).unlink(missing_ok=True)
+    result = earlier_result(workdir)
+    if result is None:
+        (workdir / FINAL_FILE).unlink(missing_ok=True)  # an error: this attempt tries again
+        result = _attempt(trial, config, workdir)
+        if result is not None:
+            _write_final(workdir, result)
+    if result is not None:
+        tune.report({FINAL_KEY: 1.0, **numeric(result)})
+
+
+def _attempt(trial: dict[str, Any], config: dict[str, Any], workdir: Path) -> dict[str, Any] | None:
+    """Trains (or resumes) and tests the trial; its result, or None after a NaN loss (reported)."""
     start_from(trial.get("init_checkpoint"), workdir)
     if config.get("resources", {}).get("workers", 1) > 1:
-        result = _run_ddp(trial)
-    else:
+        return _run_ddp(trial)
 
-        def report(event: dict[str, Any]) -> None:
-            if event.get("done"):
-                return  # the final result is fit's return value
-            tune.report(epoch_report(event).to_dict())
+    def report(event: dict[str, Any]) -> None:
+        if event.get("done"):
+            return  # the final result is fit's return value
+        tune.report(epoch_report(event).to_dict())
 
-        result = _run_fit(config, workdir, report)
-    if result is not None:
-        _write_final(workdir, result)
-        tune.report({FINAL_KEY: 1.0, **numeric(result)})
+    return _run_fit(config, workdir, report)
 
 
 def _ddp_worker(trial: dict[str, Any]) -> None:

@@ -1,0 +1,53 @@
+"""The trial function inside Ray Tune: an attempt after one that wrote the trial's result only reports it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runners import trainable
+from runners.epochs import FINAL_KEY
+
+
+@pytest.fixture
+def reported(monkeypatch) -> list[dict]:
+    calls: list[dict] = []
+    monkeypatch.setattr(trainable.tune, "report", calls.append)
+    return calls
+
+
+def tune_config(workdir) -> dict:
+    return {"trial": {"config": {"resources": {"workers": 1}}, "workdir": str(workdir), "key": "k0"}}
+
+
+def test_a_result_an_earlier_attempt_wrote_is_reported_not_computed_again(tmp_path, reported, monkeypatch):
+    """The driver died after the trial wrote ``final.json`` and before it recorded the result: the resumed
+    trial reports that result instead of testing (or training) again."""
+    (tmp_path / trainable.FINAL_FILE).write_text(json.dumps({"top1": 61.5, "ray_node": "n1", "history": []}))
+
+    def no_attempt(*args):
+        raise AssertionError("the trial was computed again")
+
+    monkeypatch.setattr(trainable, "_attempt", no_attempt)
+    trainable.trial_function(tune_config(tmp_path))
+    assert reported == [{FINAL_KEY: 1.0, "top1": 61.5}]
+
+
+@pytest.mark.parametrize("left", [{"error": "loss is nan at epoch 1"}, None, "torn"])
+def test_an_error_or_no_result_is_attempted_again(tmp_path, reported, monkeypatch, left):
+    """An earlier attempt's error (or no result, or a torn file) is not a result: the trial runs, and its result
+    replaces the file."""
+    if left is not None:
+        (tmp_path / trainable.FINAL_FILE).write_text(left if isinstance(left, str) else json.dumps(left))
+    attempts = []
+
+    def attempt(trial, config, workdir):
+        attempts.append(workdir)
+        assert not (workdir / trainable.FINAL_FILE).exists()  # an attempt never sees the old file
+        return {"top1": 40.0}
+
+    monkeypatch.setattr(trainable, "_attempt", attempt)
+    trainable.trial_function(tune_config(tmp_path))
+    assert attempts == [tmp_path] and reported == [{FINAL_KEY: 1.0, "top1": 40.0}]
+    assert json.loads((tmp_path / trainable.FINAL_FILE).read_text())["top1"] == 40.0
