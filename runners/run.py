@@ -112,7 +112,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rerun",
         action="store_true",
-        help="train trials again even when a FINISHED run exists (here or in another study)",
+        help="train trials again even when a FINISHED run exists (here or in another study); run again after a "
+        "stop, it keeps the trials it already trained again",
     )
     parser.add_argument("--no-report", action="store_true", help="do not build the table at the end")
     return parser.parse_intermixed_args(argv)
@@ -348,8 +349,8 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
 def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, plan: PlanCache) -> int:
     """Prints the plan (cached and reused trials marked from the store); writes nothing but the on-disk caches."""
     tracker = read_tracker(uri, spec)
-    if tracker is not None:
-        tracker.mark_cached(trials, args.rerun)
+    if tracker is not None:  # with --rerun: the trials an unfinished rerun of this code trained again are cached
+        tracker.mark_cached(trials, args.rerun, tracker.rerun_since() if args.rerun else None)
     if any(t.counts is None for t in trials):
         count_trials(trials)
         plan.save(trials)  # with the counts: the next dry run imports no torch

@@ -23,6 +23,7 @@ import argparse
 import shlex
 import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import import_module
 from pathlib import Path
@@ -72,6 +73,7 @@ class StudySession:
         self.journal_path = Path(args.storage).resolve() / spec.name / JOURNAL_NAME
         self.tracker = self.lease = None
         self.todo: list[Trial] = []
+        self.rerun_begun: int | None = None  # with --rerun: when the rerun began (Unix ms)
 
     # -- the flow -------------------------------------------------------------------------------------------
     def execute(self) -> int:
@@ -87,8 +89,8 @@ class StudySession:
         try:
             if opening is None:
                 self.open()
-                if not self.todo:
-                    return self.finish_cached()  # nothing to train: Ray is neither imported nor started
+                if not self.todo:  # nothing to train: Ray is neither imported nor started
+                    return self.end_rerun(self.finish_cached())
             import ray  # noqa: F401  here, before the thread below imports Tune (which imports ray)
 
             threading.Thread(target=import_module, args=("runners.scheduler",), daemon=True).start()  # Tune (no torch)
@@ -96,7 +98,7 @@ class StudySession:
             signals.install()  # again: Ray's local cluster installed its own SIGTERM handler
             if opening is not None:
                 opening.result()
-            return self.run(pool.submit(self.prepare_runs))
+            return self.end_rerun(self.run(pool.submit(self.prepare_runs)))
         except Stopped as stop:
             signals.ignore()
             print(
@@ -132,7 +134,7 @@ class StudySession:
         stale = tracker.reconcile()
         if stale:
             print(f"reconciled {len(stale)} run(s) left RUNNING by a driver that stopped (marked KILLED)")
-        tracker.mark_cached(self.trials, self.args.rerun)
+        self.mark(tracker)
         self.tracker, self.todo = tracker, [t for t in self.trials if not t.state.finished]
         reused = sum(t.state == TrialState.REUSED for t in self.trials)
         if self.todo:
@@ -143,12 +145,37 @@ class StudySession:
             )
         _print_note(tracker.other_code_note())
 
+    def mark(self, tracker) -> None:
+        """Marks the trials' states (lease held); with ``--rerun``, begins the rerun or goes on with the
+        unfinished one this code began, whose trials trained again since are cached (said once)."""
+        if not self.args.rerun:
+            tracker.mark_cached(self.trials, rerun=False)
+            return
+        since, going_on = tracker.begin_rerun()
+        tracker.mark_cached(self.trials, rerun=True, rerun_since=since)
+        self.rerun_begun = since
+        if going_on:
+            done = sum(t.state == TrialState.CACHED for t in self.trials)
+            began = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since / 1000))
+            print(
+                f"{self.spec.name}: going on with the --rerun begun at {began}: {done} trial(s) it trained again "
+                "are kept"
+            )
+
+    def end_rerun(self, status: int) -> int:
+        """Clears the study's ``--rerun`` once every trial it planned has finished; returns ``status``."""
+        if self.rerun_begun is not None and status == EXIT_OK:
+            self.tracker.end_rerun()
+        return status
+
     def nothing_to_write(self, tracker) -> bool:
         """Whether this invocation only reads the store, and so takes no lease: no journal entry is pending, no
         run of the study is RUNNING (a live driver's or a dead one's, which the lease holder reconciles), the
         study has no ensemble rows, and every trial is FINISHED in this study (a reused one is adopted: a write).
         Marks the trials' states from the store as a side effect."""
-        if any(r.ensemble for r in self.spec.rows) or Journal(self.journal_path).pending() or tracker.has_running():
+        if self.args.rerun or any(r.ensemble for r in self.spec.rows):  # a rerun writes: at least its end
+            return False
+        if Journal(self.journal_path).pending() or tracker.has_running():
             return False
         tracker.mark_cached(self.trials, self.args.rerun)
         return all(t.state == TrialState.CACHED for t in self.trials)

@@ -179,9 +179,43 @@ class StudyTracker:
             by_key.setdefault(run.data.tags.get(S.TAG_TRIAL_KEY, ""), []).append(run)
         return by_key
 
-    def mark_cached(self, trials: list[Trial], rerun: bool) -> None:
+    def rerun_since(self) -> int | None:
+        """When the study's unfinished ``--rerun`` began (Unix ms), if this code began it; else None."""
+        if self.experiment_id == NO_EXPERIMENT:
+            return None
+        from runners.code_digest import code_digest
+
+        tags = self.client.get_experiment(self.experiment_id).tags
+        since = tags.get(S.RERUN_SINCE)
+        return int(since) if since and tags.get(S.RERUN_CODE_DIGEST) == code_digest() else None
+
+    def begin_rerun(self) -> tuple[int, bool]:
+        """Begins a ``--rerun`` now, or goes on with the unfinished one this code began (the lease holder only):
+        returns (when it began, in Unix ms; whether it goes on with an earlier one)."""
+        from runners.code_digest import code_digest
+
+        since = self.rerun_since()
+        if since is not None:
+            return since, True
+        since = int(time.time() * 1000)
+        self.client.set_experiment_tag(self.experiment_id, S.RERUN_CODE_DIGEST, code_digest())
+        self.client.set_experiment_tag(self.experiment_id, S.RERUN_SINCE, str(since))
+        return since, False
+
+    def end_rerun(self) -> None:
+        """Clears the study's ``--rerun`` (every trial it planned has finished): the next one begins anew."""
+        self.client.set_experiment_tag(self.experiment_id, S.RERUN_SINCE, "")
+
+    def mark_cached(self, trials: list[Trial], rerun: bool, rerun_since: int | None = None) -> None:
         """Sets each trial's state and run id from the store: cached (FINISHED here), reused (FINISHED in
-        another study), resume (reopen an unfinished run) or new."""
+        another study), resume (reopen an unfinished run) or new.
+
+        Args:
+            trials: the planned trials.
+            rerun: ``--rerun``: a trial FINISHED here is new again (its run superseded once the new one finishes).
+            rerun_since: with ``rerun``, when the rerun began (Unix ms): a trial whose newest FINISHED run
+                started since then was trained again by it, and is cached.
+        """
         runs = self.trial_runs()
         unfinished_here = {t.key for t in trials if not _finished(runs.get(t.key, []))}
         elsewhere = {} if rerun else finished_elsewhere(self.client, self.study, unfinished_here)
@@ -189,8 +223,10 @@ class StudyTracker:
         for trial in trials:
             existing = runs.get(trial.key, [])
             finished = _finished(existing)
-            stale = bool(finished) and not rerun and _evaluated_another(finished[0], trial, runs)
-            if finished and not rerun and not stale:
+            redone = rerun and rerun_since is not None and bool(finished) and finished[0].info.start_time >= rerun_since
+            keep = bool(finished) and (redone or not rerun)
+            stale = keep and _evaluated_another(finished[0], trial, runs)
+            if keep and not stale:
                 trial.state, trial.run_id = TrialState.CACHED, finished[0].info.run_id
                 self._note_code(trial, finished[0])
             elif trial.key in elsewhere:
@@ -202,7 +238,7 @@ class StudyTracker:
                 trial.state, trial.run_id = TrialState.RESUME, existing[0].info.run_id
             else:  # new; with --rerun (or a stale evaluation), run_id is the FINISHED run it supersedes
                 trial.state, trial.run_id = TrialState.NEW, finished[0].info.run_id if finished else None
-            trial.generation = len(finished) if (rerun or stale) and trial.state != TrialState.REUSED else 0
+            trial.generation = len(finished) if (rerun or stale) and trial.state not in _NO_FOLDER else 0
 
     def note_epochs_done(self, trials: list[Trial]) -> None:
         """Sets ``epochs_done`` of each trial ``mark_cached`` found to resume: the last epoch its run logged
@@ -468,6 +504,9 @@ class StudyTracker:
 def _identity(dataset_input: DatasetInput) -> tuple[str, str]:
     """What makes two dataset inputs one (as MLflow's stores see it): the dataset's name and digest."""
     return dataset_input.dataset.name, dataset_input.dataset.digest
+
+
+_NO_FOLDER = (TrialState.REUSED, TrialState.CACHED)  # trials that train nowhere: no folder of a generation
 
 
 def _finished(runs: list[Any]) -> list[Any]:

@@ -141,6 +141,12 @@ LEASE_PID = "ean.lease.pid"
 LEASE_SINCE = "ean.lease.since"
 LEASE_HEARTBEAT = "ean.lease.heartbeat"
 LEASE_COMMAND = "ean.lease.command"
+
+#: Experiment tags of an unfinished ``--rerun`` (``StudyTracker.begin_rerun``): when it began (Unix ms) and the
+#: code that began it. Run again with the same code (the printed resume command, after a stop, a failure or
+#: a dead driver), it keeps the results since then; cleared once every trial it planned has finished.
+RERUN_SINCE = "ean.rerun.since"
+RERUN_CODE_DIGEST = "ean.rerun.code_digest"
 ARTIFACT_PER_CLASS = "per_class_top1.json"
 
 # -- run status (MLflow's RunStatus names) ------------------------------------------------------------

@@ -313,6 +313,50 @@ def test_a_run_a_stopped_driver_journaled_before_counting_gets_the_counts_of_the
     assert run.data.metrics[S.METRIC_PARAMS] == 1200 and run.data.metrics[S.METRIC_FLOPS] == 3400
 
 
+def test_a_rerun_run_again_keeps_what_it_trained_again_and_ends_once_all_finished(store, tmp_path, capsys, monkeypatch):
+    """``--rerun`` stopped after training ``base`` again (Ctrl-C, a dead driver, a failed trial), then run again
+    with the printed command: ``base`` is cached, ``eab`` (whose FINISHED run predates the rerun) still runs.
+    Once every trial finished the rerun ends, and the next ``--rerun`` trains both again; a rerun with other
+    code begins anew."""
+    from runners.session import EXIT_FAILED_TRIALS, EXIT_OK
+
+    def rerun_session():
+        session = session_of(store, tmp_path, [a_trial("base", key="kb"), a_trial("eab", key="ke")])
+        session.args.rerun = True
+        return session
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    for row, key in (("base", "kb"), ("eab", "ke")):
+        tracker.finish_trial(tracker.open_trial(a_trial(row, key=key), {}, rerun=False), {"top1": 1.0}, None, "")
+    first = rerun_session()
+    first.open()
+    assert [t.state for t in first.trials] == [TrialState.NEW, TrialState.NEW]
+    base = first.trials[0]  # trained again, then the driver stops
+    first.tracker.finish_trial(first.tracker.open_trial(base, {}, rerun=True), {"top1": 2.0}, None, "")
+    assert first.end_rerun(EXIT_FAILED_TRIALS) == EXIT_FAILED_TRIALS
+    first.close()
+
+    again = rerun_session()
+    again.open()
+    assert [(t.state, t.generation) for t in again.trials] == [(TrialState.CACHED, 0), (TrialState.NEW, 1)]
+    assert "going on with the --rerun begun at" in capsys.readouterr().out
+    eab = again.trials[1]
+    again.tracker.finish_trial(again.tracker.open_trial(eab, {}, rerun=True), {"top1": 2.0}, None, "")
+    again.end_rerun(EXIT_OK)
+    again.close()
+
+    third = rerun_session()
+    third.open()
+    assert [t.state for t in third.trials] == [TrialState.NEW, TrialState.NEW]  # a new rerun: both again
+    third.close()
+    with monkeypatch.context() as patch:
+        patch.setattr("runners.code_digest.code_digest", lambda: "other code")
+        fourth = rerun_session()
+        fourth.open()
+        assert "going on" not in capsys.readouterr().out
+        fourth.close()
+
+
 def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "runners.run", *args],
