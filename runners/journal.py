@@ -266,6 +266,7 @@ class BufferedTracker:
         self._idle = threading.Condition()
         self._pending = 0
         self._stop = threading.Event()
+        self.fenced = threading.Event()  # another driver took the lease: write nothing more (``fence``)
         self.outage_since: float | None = None
         self._thread = threading.Thread(target=self._drain, name="ean-mlflow-writer", daemon=True)
         self._thread.start()
@@ -278,7 +279,8 @@ class BufferedTracker:
 
     def submit(self, op: str, **fields: Any) -> None:
         """Journals one write and queues it (``op``: finish, fail, kill or end_parent)."""
-        self._enqueue(self.journal.append({"op": op, **fields}))
+        if not self.fenced.is_set():
+            self._enqueue(self.journal.append({"op": op, **fields}))
 
     def open_trial(self, trial: Trial, tags: dict[str, str], rerun: bool) -> None:
         """Journals and queues the opening of a trial's run (created, or reopened when it resumes).
@@ -286,6 +288,8 @@ class BufferedTracker:
         A trial can start before the study's preparation has counted its network (Params, FLOPs); the tracker
         is that preparation's result, so when the entry is applied the trial's counts are known and go with it.
         """
+        if self.fenced.is_set():
+            return
         entry = self.journal.append(open_entry(trial, tags, rerun))
         if entry["counts"] is None:
             self._counted_later[entry["seq"]] = trial
@@ -293,7 +297,15 @@ class BufferedTracker:
 
     def log_epoch(self, key: str, report: EpochReport) -> None:
         """Journals and queues one epoch of the trial ``key``."""
-        self._enqueue(self.journal.append(epoch_entry(key, report)))
+        if not self.fenced.is_set():
+            self._enqueue(self.journal.append(epoch_entry(key, report)))
+
+    def fence(self) -> None:
+        """Stops writing at once, for good: another driver holds the study's lease now. Nothing more is journaled
+        or applied (what was journaled and not applied stays in the journal); later writes are dropped."""
+        self.fenced.set()
+        self._stop.set()
+        self._queue.put(None)
 
     def _enqueue(self, entry: dict[str, Any]) -> None:
         with self._idle:

@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -209,6 +210,9 @@ class StudyLease:
         stale_after_s: a holder on another host is dead when its heartbeat is older than this.
         mutex: ``"file"`` (a flock beside a sqlite store) or ``"experiment"`` (a lock experiment, any store);
             None: the file for a sqlite store, else the experiment.
+        on_lost: called (from the heartbeat's thread) with the new holder when a heartbeat finds the lease
+            held by another driver: one on another host that judged this one dead (its heartbeats could not
+            reach the store for ``stale_after_s``); this driver must then stop and write nothing more.
     """
 
     def __init__(
@@ -220,6 +224,7 @@ class StudyLease:
         heartbeat_s: float = HEARTBEAT_S,
         stale_after_s: float = STALE_AFTER_S,
         mutex: Literal["file", "experiment"] | None = None,
+        on_lost: Callable[[Holder | None], None] | None = None,
     ):
         from mlflow.tracking import MlflowClient
 
@@ -229,6 +234,9 @@ class StudyLease:
         self.owner = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.on_lost = on_lost
+        self.lost_to: Holder | None = None  # the driver that took the lease over (set with ``lost``)
+        self.lost = threading.Event()
         store = sqlite_path(tracking_uri)
         if mutex == "file" or (mutex is None and store is not None):
             if store is None:
@@ -279,6 +287,15 @@ class StudyLease:
         except Exception as err:  # a lock experiment left: its creator's pid or age frees it
             log.warning("could not release the lock of %s: %s", self.study, err)
 
+    def lost_error(self) -> LeaseHeld:
+        """The error of a driver whose lease another driver took over (``lost``)."""
+        who = self.lost_to.describe() if self.lost_to else "nobody holds it now"
+        return LeaseHeld(
+            f"study '{self.study}': another driver took the lease over while this one ran ({who}), judging this "
+            f"one dead (its heartbeats had not reached the store for {self.stale_after_s:.0f} s); this driver "
+            "stopped its trials and wrote nothing more to MLflow: the other one goes on with the study"
+        )
+
     def _refusal(self, holder: Holder) -> LeaseHeld:
         return LeaseHeld(
             f"study '{self.study}' is being run by another driver: {holder.describe()}. Wait for it to end or stop "
@@ -303,7 +320,11 @@ class StudyLease:
             try:
                 holder = read_holder(self.client, self.experiment_id)
                 if holder is None or holder.owner != self.owner:
-                    log.warning("the lease of %s was taken by another driver: %s", self.study, holder)
+                    log.error("the lease of %s was taken by another driver: %s", self.study, holder)
+                    self.lost_to = holder
+                    self.lost.set()
+                    if self.on_lost is not None:
+                        self.on_lost(holder)
                     return
                 self.client.set_experiment_tag(self.experiment_id, S.LEASE_HEARTBEAT, f"{time.time():.3f}")
             except Exception as err:  # an outage of the store: keep trying

@@ -74,6 +74,7 @@ class StudySession:
         self.tracker = self.lease = None
         self.todo: list[Trial] = []
         self.rerun_begun: int | None = None  # with --rerun: when the rerun began (Unix ms)
+        self.writer: BufferedTracker | None = None  # the MLflow writes of ``run``
 
     # -- the flow -------------------------------------------------------------------------------------------
     def execute(self) -> int:
@@ -122,7 +123,7 @@ class StudySession:
             self.tracker, self.todo = tracker, []
             _print_note(tracker.other_code_note())
             return
-        lease = StudyLease(self.uri, tracker.experiment_id, spec.name, self.command)
+        lease = StudyLease(self.uri, tracker.experiment_id, spec.name, self.command, on_lost=self.lease_lost)
         previous = lease.acquire()
         self.lease = lease  # released by close() from now on
         if previous:
@@ -144,6 +145,13 @@ class StudySession:
                 f"studies; MLflow: {self.uri}"
             )
         _print_note(tracker.other_code_note())
+
+    def lease_lost(self, holder) -> None:
+        """Another driver took the study's lease over, judging this one dead: stop the trials, write nothing more
+        (called from the lease's heartbeat thread)."""
+        if self.writer is not None:
+            self.writer.fence()
+        signals.request()
 
     def mark(self, tracker) -> None:
         """Marks the trials' states (lease held); with ``--rerun``, begins the rerun or goes on with the
@@ -272,6 +280,9 @@ class StudySession:
         progress = Progress(len(todo), epochs, frozenset(t.name for t in todo if t.evaluates is not None))
         journal = Journal(self.journal_path)  # read anew: the replay in open() may have cleared it
         writer = BufferedTracker(preparing, journal, S.EPOCH_LOGGED, report=lambda ln: progress.note("MLflow", ln))
+        self.writer = writer
+        if self.lease is not None and self.lease.lost.is_set():
+            writer.fence()
         opened: set[str] = set()
 
         def open_run(trial: Trial) -> None:
@@ -298,6 +309,9 @@ class StudySession:
         if stopped:
             signals.ignore()
             stop_ray()  # ends the trials' processes before their runs are closed
+        if self.lease is not None and self.lease.lost.is_set():  # the other driver's runs and journal now
+            writer.close()
+            raise self.lease.lost_error()
         failed = [t for t in todo if outcome.get(t.key) != "finished"]
         for t in (t for t in failed if t.key not in outcome and t.key in opened):
             reason = "not completed: the run was interrupted"

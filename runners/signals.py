@@ -55,6 +55,12 @@ def ignore() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def request(signum: int = signal.SIGTERM) -> None:
+    """Asks for a stop from inside the driver (a thread that found it must stop), as ``signum`` would."""
+    if _state["signum"] is None:
+        _state["signum"] = signum
+
+
 def requested() -> Stopped | None:
     """The stop a signal asked for, if one came."""
     return Stopped(_state["signum"]) if _state["signum"] is not None else None

@@ -7,6 +7,7 @@ attempt trained) and its checkpoint, not the driver's messages.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -213,6 +214,36 @@ def test_a_signal_stops_the_trials_marks_their_runs_killed_and_says_how_to_resum
     parent = [r for r in client.search_runs([exp], "tags.`ean.kind` = 'study'")]
     assert [r.info.status for r in parent] == ["KILLED"]
     assert not client.get_experiment(exp).tags.get("ean.lease.owner"), "the lease is released"
+
+
+def test_a_driver_whose_lease_another_driver_took_over_stops_and_writes_nothing_more(study_dir):
+    """A driver on another host judged this one dead (its heartbeats could not reach a tracking server for
+    60 s) and took the lease: at its next heartbeat this driver stops its trials, writes nothing more to MLflow
+    (its runs are the other driver's now: none marked KILLED, no epoch logged after) and exits 2 naming it."""
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([ROW_BASE]))
+    driver = Driver(study_dir, cli_args(study_dir, spec, "--no-report", "trainer.epochs=30"))
+    driver.wait_for(lambda: "epoch 1/30" in driver.output)
+    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tiny").experiment_id
+    other = {"ean.lease.host": "host-b", "ean.lease.pid": "4242", "ean.lease.heartbeat": f"{time.time():.3f}"}
+    for key, value in {**other, "ean.lease.command": "python -m runners.run tiny.yaml", "ean.lease.owner": "b"}.items():
+        client.set_experiment_tag(exp, key, value)  # what driver B writes once it holds the lease
+    taken = time.time()
+    assert driver.process.wait(timeout=120) == 2, driver.output[-3000:]
+    driver._reader.join(timeout=10)
+    assert "took the lease over" in driver.output and "host-b" in driver.output, driver.output[-3000:]
+    assert "Traceback" not in driver.output
+    (run,) = trial_runs(study_dir)
+    assert run.info.status == "RUNNING", "the run is left to the driver that holds the lease"
+    logged = client.get_metric_history(run.info.run_id, "train_loss")
+    assert all(m.timestamp / 1000 < taken + 6 for m in logged), "no epoch written after the next heartbeat"
+    assert len(logged) < 30
+    assert client.get_experiment(exp).tags["ean.lease.owner"] == "b", "the other driver's lease is left alone"
+    (parent,) = client.search_runs([exp], "tags.`ean.kind` = 'study'")
+    assert parent.info.status == "RUNNING"
+    journal = study_dir / "runs" / "tiny" / "_mlflow_journal.jsonl"
+    ops = [json.loads(line)["op"] for line in journal.read_text().splitlines()] if journal.is_file() else []
+    assert not {"kill", "fail", "end_parent"} & set(ops), f"nothing for a later replay to apply either: {ops}"
 
 
 ROW_DDP = {"id": "ddp", "label": "DDP", "overrides": ["block=none", "regions=none", "resources=ddp2"]}

@@ -148,6 +148,61 @@ def test_two_drivers_that_both_read_a_free_lease_are_not_both_let_in(store, monk
     third.release()
 
 
+def test_a_heartbeat_that_finds_the_lease_taken_says_so_and_stops_beating(store):
+    """Another driver took the lease over (it judged this one dead): the next heartbeat calls ``on_lost`` with
+    it, and releasing leaves the other's lease as it is."""
+    import threading
+
+    exp = experiment(store)
+    lost, called = threading.Event(), []
+    lease = StudyLease(store, exp, "tiny", "me", heartbeat_s=0.1, on_lost=lambda h: (called.append(h), lost.set()))
+    lease.acquire()
+    write_holder(store, exp, "host-b", 4242, time.time())  # owner "other"
+    assert lost.wait(10) and lease.lost.is_set()
+    assert [h.owner for h in called] == ["other"] and lease.lost_to.host == "host-b"
+    assert "host-b" in str(lease.lost_error()) and "wrote nothing more" in str(lease.lost_error())
+    beat = read_holder(MlflowClient(store), exp).heartbeat
+    time.sleep(0.3)
+    assert read_holder(MlflowClient(store), exp).heartbeat == beat, "it no longer beats over the other's lease"
+    lease.release()
+    assert read_holder(MlflowClient(store), exp).owner == "other"
+
+
+def test_a_fenced_writer_journals_and_applies_nothing_more(store, tmp_path):
+    """``fence``: once another driver holds the lease, this driver's writes (an epoch, a kill, an opening) are
+    neither journaled nor applied."""
+    from runners.journal import BufferedTracker, Journal
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    run_id = tracker.open_trial(a_trial(), {}, rerun=False)
+    journal = Journal(tmp_path / "journal.jsonl")
+    writer = BufferedTracker(tracker, journal, S.EPOCH_LOGGED, report=lambda line: None)
+    writer.log_epoch("k0", EpochReport(1, {"train_loss": 1.0}))
+    assert writer.flush(30) == 0
+    writer.fence()
+    writer.log_epoch("k0", EpochReport(2, {"train_loss": 0.5}))
+    writer.submit("kill", key="k0", reason="stopped")
+    writer.open_trial(a_trial(key="k1"), {}, rerun=False)
+    writer.close()
+    assert [e["op"] for e in journal.pending()] == [] and len(journal.path.read_text().splitlines()) == 1
+    assert [m.step for m in MlflowClient(store).get_metric_history(run_id, "train_loss")] == [1]
+    assert MlflowClient(store).get_run(run_id).info.status == S.STATUS_RUNNING
+
+
+def test_a_lost_lease_fences_the_sessions_writer_and_asks_for_a_stop(store, tmp_path, monkeypatch):
+    """What the heartbeat's ``on_lost`` does in a session: no more MLflow writes, the trials asked to stop."""
+    from runners import signals
+    from runners.journal import BufferedTracker, Journal
+
+    monkeypatch.setattr(signals, "_state", {"signum": None, "deferred": True})
+    session = session_of(store, tmp_path, [a_trial()])
+    writer = BufferedTracker(StudyTracker(store, "tiny", "hash"), Journal(tmp_path / "j.jsonl"), (), lambda ln: None)
+    session.writer = writer
+    session.lease_lost(None)
+    assert writer.fenced.is_set() and signals.requested() is not None
+    writer.close()
+
+
 def lock_experiments(store: str) -> dict[str, str]:
     """Name -> lifecycle stage of every lock experiment in the store."""
     from mlflow.entities import ViewType
