@@ -71,6 +71,27 @@ def test_fasterrcnn_regions_pad_with_the_centre_and_cache_boxes(tmp_path):
     assert (weights[..., 1:3, 1:3] == 0.25).all()  # the central region of a 4 x 4 grid
 
 
+def test_trials_sharing_a_box_cache_never_read_another_detectors_boxes(tmp_path):
+    """Two random detectors (two seeds) and another score threshold, one ``cache_dir``: each gets the boxes its
+    own detector finds, and a second detector of the same weights and options reads the first's."""
+    clip = torch.rand(2, 3, 64, 64) * 4 - 2
+
+    def regions(seed: int, threshold: float = 0.0, cache: bool = True) -> FasterRCNNRegions:
+        torch.manual_seed(seed)
+        cache_dir = str(tmp_path) if cache else None
+        return FasterRCNNRegions(2048, 2, num_regions=3, score_threshold=threshold, min_size=64, cache_dir=cache_dir)
+
+    own = {seed: regions(seed, cache=False).boxes(clip) for seed in (0, 1)}
+    assert not torch.equal(own[0], own[1]), "the two random detectors find other boxes on these frames"
+    for seed in (0, 1):
+        torch.testing.assert_close(regions(seed).boxes(clip), own[seed])
+    central = regions(0, threshold=2.0).boxes(clip)
+    assert central.eq(torch.tensor([16.0, 16.0, 48.0, 48.0])).all()  # not seed 0's cached boxes at 0.0
+    again = regions(1)
+    again.detector = None  # the same detector and options: from the cache alone
+    torch.testing.assert_close(again.boxes(clip), own[1])
+
+
 @pytest.mark.parametrize(
     "options",
     [{}, {"downsample": 1, "patch": 32, "latent": 128}],  # the authors' code; the paper's text (full resolution)

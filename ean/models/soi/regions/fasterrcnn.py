@@ -2,12 +2,15 @@
 
 The detector sees each frame (un-normalised to [0, 1]); its R most confident boxes become uniform weight
 maps on the feature grid; frames with fewer than R boxes are padded with the central region. Boxes can be
-cached on disk by the frame's content hash, so evaluation and repeated epochs do not run it again.
+cached on disk by the frame's content hash, so evaluation and repeated epochs do not run it again; the cache
+is kept apart per detector (a digest of its weights and of the options that decide the boxes), so trials with
+other weights, seeds (a random detector) or thresholds that share a ``cache_dir`` never read each other's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -91,7 +94,7 @@ class FasterRCNNRegions(nn.Module):
         score_threshold: boxes below this score are dropped.
         min_size: detector input size (None: the frames' own size).
         proposals: RPN proposals at test time.
-        cache_dir: directory for cached boxes (None: no cache).
+        cache_dir: directory for cached boxes, one folder per detector (None: no cache).
 
     Shapes: features (N, D, T, h, w), clip (N*T, 3, H, W) normalised -> weights (N, T, R, h, w).
     """
@@ -111,7 +114,7 @@ class FasterRCNNRegions(nn.Module):
         self.num_regions, self.score_threshold = num_regions, score_threshold
         self.min_size = min_size
         self.detector = build_detector(weights, min_size or 224, proposals)
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.cache_dir = Path(cache_dir) / self._identity(proposals) if cache_dir else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -120,9 +123,19 @@ class FasterRCNNRegions(nn.Module):
         self.detector.eval()  # frozen: always in inference mode
         return self
 
+    def _identity(self, proposals: int) -> str:
+        """A digest of what decides the boxes besides the frame: the detector's weights and the options."""
+        digest = hashlib.sha1(json.dumps([self.num_regions, self.score_threshold, self.min_size, proposals]).encode())
+        for name, tensor in sorted(self.detector.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return f"detector-{digest.hexdigest()[:16]}"
+
     def _cache_path(self, frame: torch.Tensor) -> Path:
-        digest = hashlib.sha1(frame.to(torch.float16).cpu().numpy().tobytes()).hexdigest()
-        return self.cache_dir / digest[:2] / f"{digest}.pt"
+        digest = hashlib.sha1(frame.to(torch.float16).cpu().numpy().tobytes())
+        digest.update(str(tuple(frame.shape)).encode())
+        name = digest.hexdigest()
+        return self.cache_dir / name[:2] / f"{name}.pt"
 
     @staticmethod
     def file_problems(weights: str | None = None, **_: object) -> list[str]:
