@@ -4,7 +4,8 @@ A data config says what the clips are (dataset, sampling, augmentation, protocol
 they are read (root, loader workers, decoder threads and timeouts). The identity keeps the first and drops
 the second, so a clone at another path, data moved elsewhere, or more loader workers name the same clips.
 The fingerprint says which data it is: what the annotations say (the classes, each video and its label, or the
-synthetic generator's settings), never where their files lie.
+synthetic generator's settings), and for frame folders how ``ean.data.to_frames`` made them (its manifest:
+short side, JPEG quality), never where their files lie.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from ean.data.annotations import Annotations
 from ean.data.builder import LOADER_KEYS, build_dataset, split_config, variant_options
 from ean.data.errors import DataError
+from ean.data.layout import frames_manifest
 from ean.data.registry import DATASETS
 from ean.files_read import memo_while_unchanged, note
 
@@ -99,7 +101,11 @@ def _fingerprint(variant_json: str) -> str:
             raise DataError(
                 f"{name}: the {split} annotations under {options['root']} cannot be read ({type(err).__name__}: {err})"
             ) from None
-        digest.update(annotations_digest(annotations, options["root"], getattr(variant, "frames_root", None)))
+        frames_root = getattr(variant, "frames_root", None)
+        digest.update(annotations_digest(annotations, options["root"], frames_root))
+        if frames_root and any(r.media == "frames" for r in annotations.records):
+            made = frames_manifest(frames_root)  # another extraction (short side, quality): other pixels
+            digest.update(json.dumps(made, sort_keys=True).encode() if made else b"")
     return "sha256:" + digest.hexdigest()[:16]
 
 

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from ean.data.errors import DataError
 from ean.data.records import VideoRecord, as_frames
 from ean.files_read import note
 
 SPLITS = ("train", "val")
+#: The file in a frames root that says how ``ean.data.to_frames`` made its frames (short side, JPEG quality).
+FRAMES_MANIFEST = ".ean_frames.json"
+
+
+def frames_manifest(frames_root: str) -> dict[str, Any] | None:
+    """How the frames under ``frames_root`` were made (``FRAMES_MANIFEST``), or None: not written by
+    ``ean.data.to_frames`` (or by a version before it wrote one), or unreadable."""
+    path = os.path.join(frames_root, FRAMES_MANIFEST)
+    note(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def check_root(root: str | os.PathLike, dataset: str) -> str:

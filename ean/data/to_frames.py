@@ -7,7 +7,9 @@ Every video of the train and val lists is decoded once, sequentially (PyAV), fra
 short side (frames already smaller keep their size, upscaling would only cost disk and decoding; 0: keep every
 size), and written as ``<out>/<path relative to root, without extension>/00001.jpg, ...``.
 Each folder is written under a temporary name and renamed when complete, so an interrupted run resumes
-where it stopped (finished folders are skipped). Then read the frames with the data config keys
+where it stopped (finished folders are skipped). ``<out>/.ean_frames.json`` records the short side and the
+quality: a trial's data fingerprint includes it (frames made otherwise are other data), and a run resuming
+into ``<out>`` with other settings is refused. Then read the frames with the data config keys
 ``media: frames`` (and ``frames_root: <out>`` when ``--out`` is not ``<root>/frames``). Sparse clips then load
 much faster than from webm; dense 5-frame clips only a little, as a video decodes consecutive frames about
 as cheaply as JPEGs (figures: benchmarks/RESULTS.md, section "Data loading").
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import shutil
 import sys
@@ -25,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from ean.data.builder import build_dataset
 from ean.data.cli_common import Progress, add_dataset_arguments, data_config
 from ean.data.errors import DataError
+from ean.data.layout import FRAMES_MANIFEST, frames_manifest
 from ean.data.records import frames_path
 
 
@@ -118,11 +122,43 @@ def jobs(args: argparse.Namespace, out: str) -> list[tuple[str, str]]:
     return sorted(pairs.items())
 
 
+def claim(out: str, made: dict) -> None:
+    """Writes how the frames under ``out`` are made (``FRAMES_MANIFEST``; a trial's data fingerprint includes
+    it, so frames made otherwise name other data), or checks a run resuming into ``out`` makes them alike.
+
+    Raises:
+        DataError: ``out`` holds frames made otherwise (or, without a manifest, frames of unknown making).
+    """
+    have = frames_manifest(out)
+    if have is not None and have != made:
+        raise DataError(
+            f"the frames under {out} were made with {_flags(have)}, not {_flags(made)}: resume with the same "
+            "settings, or write these frames to another --out"
+        )
+    if have is None and os.path.isdir(out) and any(not name.startswith(".") for name in os.listdir(out)):
+        raise DataError(
+            f"{out} holds frame folders without {FRAMES_MANIFEST} (how they were made is unknown): write these "
+            f"frames to another --out, or, if they were made with {_flags(made)}, write that file there as "
+            f"{json.dumps(made)}"
+        )
+    if have is None:
+        os.makedirs(out, exist_ok=True)
+        tmp = os.path.join(out, FRAMES_MANIFEST + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(made, f)
+        os.replace(tmp, os.path.join(out, FRAMES_MANIFEST))
+
+
+def _flags(made: dict) -> str:
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in sorted(made.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out or os.path.join(args.root, "frames")
     try:
         todo = jobs(args, out)
+        claim(out, {"short_side": args.short_side, "quality": args.quality})
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

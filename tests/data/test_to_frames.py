@@ -44,7 +44,11 @@ def test_converted_frames_give_the_same_clips(name, fixture, count, folder, fram
         assert (decode_levels(videos[i][0]) == decode_levels(frames[i][0])).all()
 
     mtime = os.path.getmtime(folder)
-    assert to_frames_main(argv) == 0  # finished folders are skipped: an interrupted run resumes
+    assert to_frames_main([*argv, "--short-side", "0"]) == 0  # finished folders are skipped: a run resumes
+    assert os.path.getmtime(folder) == mtime
+    capsys.readouterr()
+    assert to_frames_main(argv) == 2  # other settings (--short-side 256) would mix two makings in one folder
+    assert "made with --quality 90 --short-side 0, not --quality 90 --short-side 256" in capsys.readouterr().err
     assert os.path.getmtime(folder) == mtime
 
 
@@ -89,3 +93,30 @@ def test_a_video_whose_frame_size_changes_is_not_converted(tmp_path):
     reason = convert_video(str(video), str(tmp_path / "out"), short_side=24)
     assert reason == "ValueError: frame size changes mid-stream: frame 4 is 54x72, earlier ones 64x48"
     assert sorted(os.listdir(tmp_path)) == ["a.h264", "b.h264", "var.h264"]
+
+
+def test_frames_made_otherwise_are_other_data(something_v2_root, tmp_path, capsys):
+    """Two extractions of the same videos (another short side) name other data in a trial's fingerprint;
+    frames without a manifest (made before it existed) keep the fingerprint they had, and a run into such a
+    folder is refused rather than claiming settings for frames it did not make."""
+    from ean.data.identity import data_fingerprint
+    from ean.data.layout import FRAMES_MANIFEST
+
+    argv = ["--dataset", "something_v2", "--root", str(something_v2_root), "--workers", "1"]
+    fingerprints = {}
+    for short_side in ("0", "24"):
+        out = tmp_path / f"frames{short_side}"
+        assert to_frames_main([*argv, "--out", str(out), "--short-side", short_side]) == 0
+        cfg = {"dataset": "something_v2", "root": str(something_v2_root), "media": "frames", "frames_root": str(out)}
+        fingerprints[short_side] = data_fingerprint(cfg)
+    assert fingerprints["0"] != fingerprints["24"]
+
+    (tmp_path / "frames24" / FRAMES_MANIFEST).rename(tmp_path / "frames24" / "made.json")
+    legacy = {"dataset": "something_v2", "root": str(something_v2_root), "media": "frames"}
+    legacy["frames_root"] = str(tmp_path / "frames24")
+    assert data_fingerprint(legacy) not in fingerprints.values()
+    (tmp_path / "frames0" / FRAMES_MANIFEST).unlink()
+    assert data_fingerprint({**legacy, "frames_root": str(tmp_path / "frames0")}) == data_fingerprint(legacy)
+    capsys.readouterr()
+    assert to_frames_main([*argv, "--out", str(tmp_path / "frames0"), "--short-side", "0"]) == 2
+    assert "without .ean_frames.json" in capsys.readouterr().err
