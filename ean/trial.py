@@ -95,8 +95,12 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
     trainer["amp"] = resolved_amp(trainer["amp"], device_type(trainer.pop("device")))
     if trainer["schedule"] == "cosine":  # the step schedule's own settings are never read
         trainer.pop("lr_steps"), trainer.pop("lr_gamma")
+    if trainer["batchnorm"] == "sync" and devices == 1:  # one process: plain BatchNorm, as ``train`` has
+        trainer["batchnorm"] = "train"
     if trainer["batchnorm"] == "sync":  # SyncBatchNorm's statistics span the devices' concurrent passes
         trainer["batchnorm_clips"] = trainer["per_device_batch"] * devices
+    if trainer.get("channels_last") is True:  # ``auto`` is on everywhere (``ean.train.config.use_channels_last``)
+        trainer["channels_last"] = "auto"
     for key in TRAINER_OPERATIONAL:
         trainer.pop(key)
     return {

@@ -30,7 +30,8 @@ def test_synchronised_batchnorm_keys_the_batch_its_statistics_span():
     """SyncBatchNorm normalises 2 devices' passes of 4 clips together (8 clips), one device's pass alone (4)."""
     one, two = keys("sync").values()
     assert one != two
-    assert keys("train")[1] != one  # sync on one device: another recipe, another key
+    assert keys("train")[1] == one  # on one device there is nothing to synchronise: plain BatchNorm, as train
+    assert keys("train")[2] != two
 
 
 def key_of(**trainer) -> str:
@@ -73,3 +74,16 @@ def test_settings_that_change_nothing_computed_are_not_in_the_key():
     assert data_key(crop_size=64, test_crop_size=64) == data_key(crop_size=64)
     assert data_key(crop_size=64, test_crop_size=56) != data_key(crop_size=64)
     assert data_key(max_bad_fraction=0.5) == data_key()
+
+
+def test_spellings_of_one_computation_are_one_key():
+    """``channels_last: true`` is what ``auto`` does everywhere; an RGB model sees one frame per segment, the
+    first and the middle one alike. Where they differ, the keys do."""
+    assert key_of(channels_last=True) == key_of(channels_last="auto") != key_of(channels_last=False)
+
+    def model_key(**model) -> str:
+        return trial_key({**CONFIG, "model": {**CONFIG["model"], **model}}, 1, fingerprint="sha256:0")
+
+    assert model_key(rgb_frame="first") == model_key(rgb_frame="middle") == model_key()
+    lmc = {"modality": "rgb_lmc"}
+    assert model_key(rgb_frame="first", **lmc) != model_key(rgb_frame="middle", **lmc) == model_key(**lmc)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ean.models.build import LMC_FRAMES, check_model_config
+from ean.models.build import LMC_FRAMES, MODEL_DEFAULTS, check_model_config
 from ean.models.lmc import LatentMotionCode
 from ean.models.pretrained import weights_identity
 from ean.models.registries import BLOCKS, FUSIONS, REGIONS
@@ -95,6 +95,8 @@ def network_identity(config: dict[str, Any]) -> dict[str, Any]:
     """
     cfg = check_model_config(config)
     out: dict[str, Any] = {key: cfg[key] for key in WHOLE_MODEL_KEYS}
+    if cfg["modality"] != "rgb_lmc":  # one frame per segment: the first is the middle one
+        out["rgb_frame"] = MODEL_DEFAULTS["rgb_frame"]
     out["pretrained"] = weights_identity(cfg["pretrained"], cfg["backbone"])
     block_options = {"fusion": cfg["fusion"], **cfg["block_options"]}
     out["blocks"] = None
