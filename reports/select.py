@@ -32,12 +32,15 @@ class Duplicate:
         seed: the seed.
         chosen: the run id of the chosen (newest FINISHED) run.
         others: the run ids of the other FINISHED runs, oldest first.
+        configurations: how many trial keys they have among them (more than one: other configurations, e.g. a
+            command-line override, that a table of newest runs mixes).
     """
 
     row: str
     seed: int
     chosen: str
     others: tuple[str, ...]
+    configurations: int = 1
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,18 @@ def describe_duplicates(selection: Selection, labels: dict[str, str]) -> list[st
     """
     return [
         f"{len(d.others) + 1} FINISHED runs of {labels.get(d.row, d.row)} seed {d.seed}: "
-        f"the newest (run {d.chosen}) is shown; also {', '.join(d.others)}"
+        f"the newest (run {d.chosen}) is shown; also {', '.join(d.others)}" + _configurations(d)
         for d in selection.duplicates
     ]
+
+
+def _configurations(duplicate: Duplicate) -> str:
+    if duplicate.configurations < 2:
+        return ""
+    return (
+        f" ({duplicate.configurations} configurations: their trial keys differ, e.g. a command-line override; "
+        "the table the study's own command prints, python -m runners.run STUDY, shows the spec's)"
+    )
 
 
 def describe_test_videos(selection: Selection, labels: dict[str, str]) -> list[str]:
@@ -234,15 +246,15 @@ def _newest_per_trial(spec: StudySpec, records: list[dict]) -> list[int]:
 
 def _duplicates(spec: StudySpec, records: list[dict]) -> tuple[Duplicate, ...]:
     """The (row, seed)s with more than one FINISHED run, in spec order; the newest is the chosen one."""
-    finished: dict[tuple, list[str]] = {}
+    finished: dict[tuple, list[dict]] = {}
     for rec in records:  # oldest first, as in _newest_per_trial
         if rec["status"] == S.STATUS_FINISHED:
-            finished.setdefault((rec["row"], int(rec["seed"])), []).append(rec["run_id"])
+            finished.setdefault((rec["row"], int(rec["seed"])), []).append(rec)
     return tuple(
-        Duplicate(r, s, ids[-1], tuple(ids[:-1]))
+        Duplicate(r, s, runs[-1]["run_id"], tuple(x["run_id"] for x in runs[:-1]), len({x["trial_key"] for x in runs}))
         for r in spec.row_ids
         for s in spec.seeds
-        if len(ids := finished.get((r, s), [])) > 1
+        if len(runs := finished.get((r, s), [])) > 1
     )
 
 

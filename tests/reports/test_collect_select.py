@@ -174,6 +174,14 @@ def test_duplicate_finished_runs_of_a_row_and_seed_are_listed(fixture_store):
     sel = select_runs(spec, runs_frame(records))
     assert sel.run("eab", 0)["run_id"] == "r3"
     assert sel.duplicates == (Duplicate("eab", 0, "r3", ("r1",)),)
+    keyed = [{**r, "trial_key": "k_lr" if r["run_id"] == "r3" else "k"} for r in records]
+    (dup,) = select_runs(spec, runs_frame(keyed)).duplicates
+    assert dup == Duplicate("eab", 0, "r3", ("r1",), configurations=2)
+    (line,) = describe_duplicates(select_runs(spec, runs_frame(keyed)), {r.id: r.label for r in spec.rows})
+    assert line.endswith(
+        "also r1 (2 configurations: their trial keys differ, e.g. a command-line override; "
+        "the table the study's own command prints, python -m runners.run STUDY, shows the spec's)"
+    )
     assert list(sel.excluded["run_id"]) == ["r5"]
     lines = describe_duplicates(sel, {r.id: r.label for r in spec.rows})
     assert lines == ["2 FINISHED runs of +EAB seed 0: the newest (run r3) is shown; also r1"]
@@ -195,7 +203,7 @@ def test_planned_keys_fill_each_cell_with_that_configuration_only(fixture_store)
     sel = select_runs(spec, runs_frame(records), keys=keys)
     assert sel.run("eab", 0)["run_id"] == "r1" and sel.run("only_soitr", 0) is None
     assert sel.run("eab", 1)["run_id"] == "r5"
-    assert list(sel.excluded["run_id"]) == ["r2", "r3"] and sel.duplicates == (Duplicate("eab", 1, "r5", ("r4",)),)
+    assert list(sel.excluded["run_id"]) == ["r2", "r3"] and sel.duplicates == (Duplicate("eab", 1, "r5", ("r4",), 2),)
     (line,) = describe_exclusions(sel, {r.id: r.label for r in spec.rows})
     assert line.startswith("2 runs of a configuration this invocation did not plan (another trial key): +EAB seed 0")
     unkeyed = select_runs(spec, runs_frame(records))
