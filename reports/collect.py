@@ -14,6 +14,7 @@ from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from study import mlflow_schema as S
+from study.tracking_check import check_tracking_uri
 
 #: Columns of the tidy runs table, in order.
 RUN_COLUMNS = (
@@ -89,6 +90,8 @@ def collect_runs(study: str, tracking_uri: str | None = None) -> StudyRuns:
         StudyNotFoundError: there is no experiment named ``study`` at that URI.
     """
     _check_sqlite_exists(tracking_uri)
+    if tracking_uri:
+        check_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(study)
     if experiment is None:

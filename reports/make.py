@@ -37,6 +37,7 @@ from reports.table import Table, build_table
 from study.find import find_spec
 from study.mlflow_schema import DEFAULT_TRACKING_URI, default_tracking_uri
 from study.spec import MEASURED, SpecError, StudySpec, load_spec
+from study.tracking_check import TrackingUnreachable
 
 FORMATS = ("md", "latex", "csv")
 SYNTHETIC = "synthetic"  # the generated dataset: no paper numbers apply to it
@@ -108,6 +109,9 @@ def make_report(
     tracking_uri = tracking_uri or default_tracking_uri()
     out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
     runs = collect_runs(spec.name, tracking_uri)
+    _check_pinned(spec.name, runs.trials, dataset=dataset, code_version=code_version)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the report writes several files into a folder")
     out.mkdir(parents=True, exist_ok=True)
     selections = select_columns(spec, runs.trials, dataset, code_version, keys)
     selection = next(iter(selections.values()))  # the figures': the first dataset's
@@ -129,6 +133,17 @@ def make_report(
     if draw_figures:
         _draw_figures(spec, selection, tracking_uri, out / "figures", report)
     return report
+
+
+def _check_pinned(study: str, trials: pd.DataFrame, **pinned: str | None) -> None:
+    """ValueError when a pinned ``dataset`` or ``code_version`` has no run of the study (naming those there)."""
+    for column, value in pinned.items():
+        if value is None:
+            continue
+        there = sorted({str(v) for v in trials[column].dropna()}) if column in trials else []
+        if value not in there:
+            flag = "--" + column.replace("_", "-")
+            raise ValueError(f"{flag} {value!r}: no run of {study} has it; its runs have: {', '.join(there) or 'none'}")
 
 
 def select_columns(
@@ -311,7 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad spec, study or arguments)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.decimals < 0:
+        parser.error(f"--decimals must be 0 or more, got {args.decimals}")
     try:
         report = make_report(
             find_spec(args.study),
@@ -325,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset=args.dataset,
             code_version=args.code_version,
         )
-    except (SpecError, StudyNotFoundError, ValueError) as e:
+    except (SpecError, StudyNotFoundError, ValueError, TrackingUnreachable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report.markdown)

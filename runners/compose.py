@@ -238,6 +238,8 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
         raise CompositionError(_missing_option(err, overrides)) from None
     except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as err:
         raise CompositionError(_unknown_key(err, overrides) or _first_line(err)) from None
+    except ValueError as err:  # Hydra's defaults list on a malformed group override
+        raise CompositionError(f"{_first_line(err)} (overrides: {' '.join(overrides)})") from None
 
 
 def _unknown_key(err: Exception, overrides: list[str]) -> str | None:
@@ -339,7 +341,9 @@ def _missing_option(err: MissingConfigException, overrides: list[str]) -> str:
     missing = getattr(err, "missing_cfg_file", "") or ""
     group, _, name = missing.rpartition("/")
     if group:
-        culprit = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), f"{group}={name}")
+        sets = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") == group]  # the last one wins in Hydra
+        naming = [o for o in sets if o.split("=", 1)[-1] == name]
+        culprit = (naming or sets or [f"{group}={name}"])[-1]
         choices = ", ".join(group_options(group))
         return f"unknown {group} '{name}' (override '{culprit}'); valid {group} options: {choices}"
     return _first_line(err)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -27,13 +28,13 @@ from runners.plan_cache import PlanCache
 from runners.process_exit import exit_now
 from runners.session import EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_OK, EXIT_STORE_DOWN, StudySession, fresh_store
 from runners.signals import Stopped
-from runners.tracking_check import TrackingUnreachable, check_tracking_uri
 from runners.trials import PlanError, Trial, TrialState, count_trials, plan_json
 from study.find import find_spec
 from study.mlflow_schema import default_tracking_uri
 from study.policy import override_problem
 from study.profiles import profile_overrides
 from study.spec import SpecError, StudySpec, load_spec, spec_hash
+from study.tracking_check import TrackingUnreachable, check_tracking_uri
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_TRIALS", "EXIT_OK", "EXIT_STORE_DOWN", "main", "plan_json"]
 #: How long the end of a study waits for MLflow to take the writes still buffered.
@@ -119,6 +120,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)
 
 
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, each alone or together (None when nothing is)."""
+    if (args.json or args.estimate) and not args.dry_run:
+        flag = "--json" if args.json else "--estimate"
+        return f"{flag} goes with --dry-run (it prints the plan; nothing runs): add --dry-run"
+    for name, value in (("--seeds", args.seeds), ("--rows", args.rows)):
+        if value is not None and not value.strip():
+            return f"{name} is empty: give comma-separated values, or leave {name} out for the spec's"
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        return f"--max-concurrent must be at least 1, got {args.max_concurrent}"
+    if args.max_failures < 0:
+        return f"--max-failures must be 0 or more, got {args.max_failures}"
+    if not math.isfinite(args.mlflow_wait) or args.mlflow_wait < 0:
+        return f"--mlflow-wait must be a number of seconds, 0 or more, got {args.mlflow_wait}"
+    return None
+
+
 def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[int], StudySpec]:
     """The profile's overrides, the seeds and the spec restricted to ``--rows``."""
     profile = profile_overrides(spec, args.profile) if args.profile else []
@@ -126,12 +144,19 @@ def select(spec: StudySpec, args: argparse.Namespace) -> tuple[list[str], list[i
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(spec.seeds)
     except ValueError:
         raise SpecError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
+    if any(seed < 0 for seed in seeds):
+        raise SpecError(f"--seeds must be non-negative integers (as a spec's seeds), got '{args.seeds}'")
     if args.rows:
         wanted = args.rows.split(",")
         unknown = [r for r in wanted if r not in {row.id for row in spec.rows}]
         if unknown:
             raise SpecError(f"unknown rows {unknown}; rows of {spec.name}: {', '.join(r.id for r in spec.rows)}")
         wanted = with_dependencies(spec, set(wanted))
+        if all(spec.row(r).reference for r in wanted):
+            runs = ", ".join(r.id for r in spec.rows if not r.reference)
+            raise SpecError(
+                f"--rows {args.rows}: a reference row is published numbers, nothing runs for it; rows that run: {runs}"
+            )
         spec = dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r.id in wanted))
     return profile, seeds, spec
 
@@ -175,8 +200,16 @@ def plan_study(
 
 
 def check_command_line(args: argparse.Namespace) -> None:
-    """The command line's overrides by the data-only policy (a spec's were checked when it was loaded)."""
+    """The options (``argument_problem``) and the command line's overrides by the data-only policy (a spec's were
+    checked when it was loaded)."""
+    problem = argument_problem(args)
+    if problem:
+        raise SpecError(problem)
     for item in args.overrides:
+        if not item.startswith("~") and not item.split("=", 1)[0].lstrip("+"):
+            raise SpecError(f"override '{item}' names no key: an override is KEY=VALUE (e.g. trainer.epochs=10)")
+        if not item.startswith("~") and "=" not in item:
+            raise SpecError(f"override '{item}' sets no value: an override is KEY=VALUE (e.g. {item}=...)")
         problem = override_problem(item)
         if problem:
             raise SpecError(f"override '{item}' {problem}; overrides choose values only")
@@ -325,8 +358,8 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         use_config_dirs(args.config_dir)
         spec_path = find_spec(args.study)
         spec = load_spec(spec_path)
-        profile, seeds, spec = select(spec, args)
         check_command_line(args)
+        profile, seeds, spec = select(spec, args)
         trials, plan = plan_study(spec, profile, seeds, args)
     except (SpecError, PlanError, CompositionError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -99,6 +99,8 @@ class StudySession:
             signals.install()  # again: Ray's local cluster installed its own SIGTERM handler
             if opening is not None:
                 opening.result()
+                if not self.todo:  # a new store and nothing to train (a plan without trials)
+                    return self.end_rerun(self.finish_cached())
             return self.end_rerun(self.run(pool.submit(self.prepare_runs)))
         except Stopped as stop:
             signals.ignore()

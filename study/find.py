@@ -19,6 +19,8 @@ def find_spec(study: str | Path, cwd: Path | None = None) -> Path:
     path = Path(study)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise SpecError(f"'{study}' is a folder, not a study spec: name a YAML file in it, e.g. {path / 'table8.yaml'}")
     folders = study_folders(cwd)
     if path.name == str(study) and path.suffix in ("", ".yaml"):  # a name (``table8`` or ``table8.yaml``)
         for folder in folders:

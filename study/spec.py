@@ -296,6 +296,10 @@ def load_spec(path: str | Path) -> StudySpec:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise SpecError(f"{path}: cannot read the study spec: {e}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); a study spec is a UTF-8 YAML file"
+        ) from None
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: not valid YAML: {e}") from None
     return parse_spec(data, source=str(path))

@@ -66,12 +66,27 @@ def test_cli_writes_the_requested_formats_and_prints_the_table(fixture_store, tm
     [
         (["--format", "pdf"], "unknown format(s) pdf; valid formats: md, latex, csv"),
         (["--delta", "top7"], "cannot compare top7 to the baseline"),
+        (["--dataset", "nope"], "--dataset 'nope': no run of fixture_blocks has it; its runs have: "),
+        (["--code-version", "9.9"], "--code-version '9.9': no run of fixture_blocks has it; its runs have: "),
     ],
 )
 def test_cli_rejects_bad_options(fixture_store, tmp_path, capsys, args, message):
     uri, _ = fixture_store
     assert main([str(FIXTURE), "--out", str(tmp_path), "--mlflow-uri", uri, *args]) == 2
     assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "a refused report writes nothing"
+
+
+def test_cli_rejects_an_output_file_a_negative_precision_and_no_store(fixture_store, tmp_path, capsys):
+    uri, _ = fixture_store
+    (tmp_path / "afile").write_text("x")
+    assert main([str(FIXTURE), "--out", str(tmp_path / "afile"), "--mlflow-uri", uri]) == 2
+    assert "is a file; the report writes several files into a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([str(FIXTURE), "--decimals", "-1", "--mlflow-uri", uri])
+    assert exit_.value.code == 2 and "--decimals must be 0 or more" in capsys.readouterr().err
+    assert main([str(FIXTURE), "--mlflow-uri", "garbage", "--out", str(tmp_path / "r")]) == 2
+    assert "is no MLflow tracking store" in capsys.readouterr().err
 
 
 def test_cli_reports_a_bad_spec_and_an_unknown_study(fixture_store, tmp_path, capsys):

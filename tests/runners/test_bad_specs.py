@@ -84,6 +84,22 @@ CASES = {
     ),
     "unknown top-level key": ({"rows": row(["sed=3"])}, [], ["unknown config key 'sed' (did you mean 'seed'?)"]),
     "bad seeds": ({}, ["--seeds", "0,one"], ["--seeds must be comma-separated integers"]),
+    "negative seed": ({}, ["--seeds=-1"], ["--seeds must be non-negative integers"]),
+    "empty seeds": ({}, ["--seeds="], ["--seeds is empty"]),
+    "empty rows": ({}, ["--rows="], ["--rows is empty"]),
+    "json without a dry run": ({}, ["--json"], ["--json goes with --dry-run"]),
+    "estimate without a dry run": ({}, ["--estimate"], ["--estimate goes with --dry-run"]),
+    "no concurrency": ({}, ["--max-concurrent", "0"], ["--max-concurrent must be at least 1, got 0"]),
+    "negative retries": ({}, ["--max-failures=-1"], ["--max-failures must be 0 or more"]),
+    "waiting nan seconds": ({}, ["--mlflow-wait", "nan"], ["--mlflow-wait must be a number of seconds"]),
+    "override without a key": ({}, ["=3"], ["override '=3' names no key"]),
+    "override without a value": ({}, ["trainer.lr"], ["override 'trainer.lr' sets no value"]),
+    "command-line group typo named as typed": ({}, ["block=eabb"], ["unknown block 'eabb' (override 'block=eabb')"]),
+    "only reference rows": (
+        {"rows": [*GOOD["rows"], {"id": "tsm", "label": "TSM", "reference": {"top1": 45.6, "source": "Lin 2019"}}]},
+        ["--rows", "tsm"],
+        ["--rows tsm: a reference row is published numbers", "rows that run: base, eab"],
+    ),
     "unknown row selected": ({}, ["--rows", "eab,l_block"], ["unknown rows ['l_block']"]),
     "code in a command-line override": ({}, ["+model._target_=os.system"], ["'_target_'", "Python code"]),
     "spaced resolver": ({"rows": row(["model.pretrained=${ oc.env:HOME}"])}, [], ["calls a resolver"]),
@@ -247,3 +263,48 @@ def test_rows_that_name_an_ensemble_bring_its_members():
     args = argparse.Namespace(profile=None, seeds=None, rows="en")
     _, _, chosen = select(spec, args)
     assert [r.id for r in chosen.rows] == ["base", "eab", "en"]
+
+
+def test_a_spec_that_is_not_utf8_or_a_folder_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_bytes(b"\xff\xfename: tiny\n")
+    run_cli(tmp_path, tmp_path / "bad.yaml")
+    assert "not UTF-8 text" in capsys.readouterr().err
+    (tmp_path / "specs").mkdir()
+    run_cli(tmp_path, tmp_path / "specs")
+    assert "is a folder, not a study spec" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("garbage", "is no MLflow tracking store"),
+        ("file:///tmp/mlruns", "no longer tracks to a plain folder"),
+        ("sqlite:///{tmp}/not_a_db.db", "is not a sqlite database"),
+    ],
+)
+def test_a_tracking_uri_of_no_mlflow_store_is_refused(tmp_path, capsys, monkeypatch, uri, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not_a_db.db").write_text("name: tiny\n")
+    spec = write_spec(tmp_path)
+    code = main([str(spec), "--mlflow-uri", uri.format(tmp=tmp_path), "--storage", str(tmp_path / "runs")])
+    assert code == EXIT_BAD_INPUT and message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_web_server_that_is_not_mlflow_is_refused(tmp_path, capsys, monkeypatch):
+    """An HTTP server answering 404 for /health and for MLflow's REST API (here Python's own file server)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.chdir(tmp_path)
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        assert main([str(write_spec(tmp_path)), "--mlflow-uri", uri, "--storage", str(tmp_path / "runs")]) == 2
+        assert "answers, but is not an MLflow tracking server" in capsys.readouterr().err
+    finally:
+        server.shutdown()
