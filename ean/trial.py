@@ -221,7 +221,10 @@ def _check_data_root(config: dict) -> list[str]:
     name, root = data.get("dataset"), data.get("root")
     if name not in DATASETS.names():
         return []  # reported by _check_data
-    if getattr(DATASETS.get(name), "GENERATED", False) or (root and Path(root).exists()):
+    dataset = DATASETS.get(name)
+    if getattr(dataset, "GENERATED", False):  # written on first use: unless the root holds other data
+        return [f"data: {p}" for p in dataset.root_problems(data)] if hasattr(dataset, "root_problems") else []
+    if root and Path(root).exists():
         return []
     doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
     expected = f" ({doc[0].rstrip('.')})" if doc else ""

@@ -217,7 +217,14 @@ def check_command_line(args: argparse.Namespace) -> None:
 
 def check_overrides(spec: StudySpec, profile: list[str], args: argparse.Namespace) -> None:
     """Before planning: every override of the invocation (spec, profile, rows, command line) for Hydra's sweep
-    syntax, which a study refuses (``runners.compose.sweep_problem``)."""
+    syntax, which a study refuses (``runners.compose.sweep_problem``), and a study of several datasets for a
+    command-line ``data=`` (its columns choose their data)."""
+    chosen = [o for o in args.overrides if o.split("=", 1)[0].lstrip("+~") == "data"]
+    if spec.datasets and chosen:
+        raise SpecError(
+            f"override '{chosen[0]}': study '{spec.name}' compares datasets ({', '.join(spec.datasets)}), each column "
+            "choosing its own data; set data.KEY=VALUE to change every column, or choose a profile"
+        )
     places = [
         ("of the spec", spec.overrides),
         (f"of profile '{args.profile}'", profile),

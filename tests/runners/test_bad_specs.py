@@ -308,3 +308,35 @@ def test_a_web_server_that_is_not_mlflow_is_refused(tmp_path, capsys, monkeypatc
         assert "answers, but is not an MLflow tracking server" in capsys.readouterr().err
     finally:
         server.shutdown()
+
+
+def test_a_synthetic_root_holding_other_data_is_refused_at_planning(tmp_path, capsys, monkeypatch):
+    """The data root of a generated dataset holds another synthetic set (other settings): refused when the study
+    is planned, naming both, not when the trial starts."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "synthetic"
+    root.mkdir()
+    (root / "synthetic.json").write_text(json.dumps({"format": 1, "num_videos": 7, "num_classes": 2}))
+    spec = write_spec(tmp_path, overrides=[*GOOD["overrides"], f"data.root={root}"])
+    run_cli(tmp_path, spec, "--dry-run")
+    err = capsys.readouterr().err
+    assert (
+        "holds a synthetic dataset generated with {'format': 1, 'num_videos': 7" in err and "another data root" in err
+    )
+
+
+def test_a_data_override_of_a_study_of_several_datasets_is_refused(tmp_path, capsys):
+    """Table 1 chooses its data per column: ``data=...`` on the command line would replace every column's."""
+    args = [
+        "table1",
+        "--profile",
+        "smoke",
+        "--dry-run",
+        "data=something_v1",
+        "--mlflow-uri",
+        f"sqlite:///{tmp_path}/m.db",
+    ]
+    assert main(args) == EXIT_BAD_INPUT
+    assert "compares datasets (something_v1, something_v2)" in capsys.readouterr().err

@@ -12,9 +12,10 @@ from typing import Any
 
 from ean.data.annotations import Annotations
 from ean.data.datasets.something_v2 import SomethingV2
+from ean.data.errors import DataError
 from ean.data.registry import DATASETS
 from ean.data.synthetic import generate_synthetic
-from ean.data.synthetic.generate import is_validation
+from ean.data.synthetic.generate import existing_synthetic, is_validation
 
 NAME = "synthetic"
 
@@ -58,6 +59,17 @@ class Synthetic:
     def read(self) -> Annotations:
         generate_synthetic(self.root, **self.settings)
         return SomethingV2(self.root, self.split, video_ext=".mp4").read()
+
+    @staticmethod
+    def root_problems(data_cfg: dict[str, Any]) -> list[str]:
+        """Why the data root cannot take this dataset (nothing is generated): it holds another synthetic dataset,
+        or other files. Empty when it holds this one, or nothing yet."""
+        settings = {k: default if data_cfg.get(k) is None else data_cfg[k] for k, default in _settings().items()}
+        try:
+            existing_synthetic(str(data_cfg.get("root")), settings)
+        except DataError as err:
+            return [str(err)]
+        return []
 
     @staticmethod
     def fingerprint(data_cfg: dict[str, Any]) -> str:

@@ -67,17 +67,8 @@ def generate_synthetic(
     Returns:
         ``root``.
     """
-    params = {
-        "format": FORMAT_VERSION,
-        "num_videos": num_videos,
-        "num_classes": num_classes,
-        "size": size,
-        "seed": seed,
-        "min_frames": min_frames,
-        "max_frames": max_frames,
-    }
-    if clutter != 1.0:  # the default keeps the parameters (and so existing datasets) of earlier versions
-        params["clutter"] = float(clutter)
+    settings = {"num_videos": num_videos, "num_classes": num_classes, "size": size, "seed": seed}
+    params = _params(**settings, min_frames=min_frames, max_frames=max_frames, clutter=clutter)
     _check_params(params)
     root = os.fspath(root)
     if _existing(root, params):
@@ -91,6 +82,21 @@ def generate_synthetic(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return root
+
+
+def _params(**settings) -> dict:
+    """The manifest's parameters of a dataset of ``settings`` (``generate_synthetic``'s keyword arguments)."""
+    clutter = settings.pop("clutter", 1.0)
+    params = {"format": FORMAT_VERSION, **settings}
+    if clutter != 1.0:  # the default keeps the parameters (and so existing datasets) of earlier versions
+        params["clutter"] = float(clutter)
+    return params
+
+
+def existing_synthetic(root: str, settings: dict) -> bool:
+    """Whether ``root`` holds the dataset of ``settings`` (``generate_synthetic``'s keyword arguments), without
+    writing anything; DataError if it holds another dataset or other files."""
+    return _existing(os.fspath(root), _params(**settings))
 
 
 def _check_params(params: dict) -> None:
