@@ -322,6 +322,12 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
     columns = _str_list(data["columns"], ctx, "columns", ident=True, unique=True, nonempty=True)
     datasets = _datasets(data, ctx)
     rows = _rows(data["rows"], columns, list(datasets)[1:], ctx)
+    protocol = _protocol(data["protocol"], ctx)
+    for row in (r for r in rows if r.evaluate and r.protocol == protocol):
+        ctx.fail(
+            f"row {row.id!r} evaluates {row.evaluate!r} under the spec's own protocol {protocol.tag}, which that "
+            "row's training already tests: give the row another protocol, or drop it"
+        )
     baseline = data.get("baseline")
     measured_rows = [r.id for r in rows if not r.reference]
     if baseline is not None and baseline not in measured_rows:
@@ -334,7 +340,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
         description=_string(data.get("description", ""), ctx, "description"),
         overrides=tuple(_str_list(data.get("overrides", []), ctx, "overrides")),
         seeds=_seeds(data["seeds"], ctx),
-        protocol=_protocol(data["protocol"], ctx),
+        protocol=protocol,
         columns=tuple(columns),
         column_titles=_column_titles(data.get("column_titles", {}), columns, ctx),
         baseline=baseline,

@@ -33,6 +33,7 @@ def test_an_evaluation_row_plans_the_training_config_with_its_protocol(tmp_path)
         ({**TWO_CLIPS, "evaluate": "nope"}, "evaluate names 'nope', not an earlier trained row. Valid: base"),
         ({k: v for k, v in TWO_CLIPS.items() if k != "protocol"}, "give both 'evaluate' and 'protocol'"),
         ({**TWO_CLIPS, "overrides": ["block=eab"]}, "takes no overrides"),
+        ({**TWO_CLIPS, "protocol": {"clips": 1, "crops": 1}}, "under the spec's own protocol 1x1, which that row's"),
     ],
 )
 def test_a_bad_evaluation_row_is_refused(row, message):
