@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ean.models import build_model, frames_per_segment, resolve_model_config
+from ean.models.build import MODEL_DEFAULTS
 
 ROOT = "EAN"
 PARTS = ("backbone", "lmc", "blocks", "sois", "fc")
@@ -154,20 +155,45 @@ def _profile(config: dict[str, Any], model: nn.Module, clip: torch.Tensor) -> Mo
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``["block=s_block", "lmc_options.patch=32"]`` -> {"block": "s_block", "lmc_options": {"patch": 32}}
-    (YAML values; a dotted key sets an entry of an options mapping)."""
+    (YAML values; a dotted key sets an entry of an options mapping).
+
+    Raises:
+        ValueError: an item that is not KEY=VALUE, a value that is not YAML, or an options key (``block_options``
+            ...) given a value that is not a mapping.
+    """
     config: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"expected key=value, got {item!r}")
+            raise ValueError(f"expected KEY=VALUE, got {item!r}; keys: {', '.join(MODEL_DEFAULTS)}")
         *parents, leaf = key.removeprefix("model.").split(".")
         node = config
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise SystemExit(f"{key}: {part} is not a mapping")
-        node[leaf] = yaml.safe_load(value)
+                raise ValueError(f"{key}: {part} is not a mapping")
+        node[leaf] = _yaml_value(key, value)
+    _check_mappings(config)
     return config
+
+
+def _yaml_value(key: str, value: str) -> Any:
+    """The YAML value of ``key=value``; ValueError naming the item when it is not YAML."""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ValueError(f"{key}={value}: not a YAML value ({problem})") from None
+
+
+def _check_mappings(config: dict[str, Any]) -> None:
+    """ValueError for an options key (a mapping among the defaults) given another value."""
+    for key, value in config.items():
+        if isinstance(MODEL_DEFAULTS.get(key), dict) and not isinstance(value, dict):
+            raise ValueError(
+                f"{key}={value!r}: {key} is a mapping of keyword arguments; set one entry as {key}.NAME=VALUE "
+                f"or all as {key}={{NAME: VALUE}}"
+            )
 
 
 def format_profile(profile: ModelProfile, show_parts: bool) -> str:

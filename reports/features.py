@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mlflow.tracking import MlflowClient
 from torch import nn
 
 from reports.clips import Clip, validation_clip
 from reports.figures import features_figure, save_figure
-from reports.trained import base_parser, figure_stem, run_figure_command, tracking_uri, trained
+from reports.kernels import checked_client
+from reports.trained import base_parser, figure_stem, run_figure_command, trained
 from study.find import find_spec
 from study.spec import SpecError, load_spec
 
@@ -177,7 +177,7 @@ def same_clip(clips: dict[str, Clip]) -> None:
 def _draw(args: argparse.Namespace) -> list[Path]:
     """Draws Fig. 9 for the parsed command line; returns the files written."""
     spec = load_spec(find_spec(args.study))
-    client = MlflowClient(tracking_uri(args.mlflow_uri))
+    client = checked_client(args)  # --mlflow-uri and --out checked first
     if args.row == args.baseline:
         raise SpecError(f"ROW and BASELINE are both {args.row!r}: name two rows of {spec.name}")
     trials = {row: trained(client, spec, row, args.seed, args.dataset) for row in (args.row, args.baseline)}

@@ -45,8 +45,10 @@ from reports.trained import (  # noqa: F401  (find_run, checkpoint_of: this modu
 )
 from study.find import find_spec
 from study.spec import SpecError, load_spec
+from study.tracking_check import TrackingUnreachable, check_tracking_uri
 
 MATRIX_FUSIONS = ("dynamic", "static")
+STAGES = (1, 2, 3, 4, 5)
 
 
 @dataclass
@@ -110,20 +112,53 @@ def has_matrix_eab(model_cfg: dict, stage: int) -> bool:
     return model_cfg["block"] == "eab" and model_cfg["fusion"] in MATRIX_FUSIONS and stage in model_cfg["block_stages"]
 
 
+def checked_client(args: argparse.Namespace) -> MlflowClient:
+    """The MLflow client of a figure command's parsed arguments, once its store and ``--out`` are checked (before
+    anything is loaded or drawn; the figure commands share it).
+
+    Raises:
+        ValueError: ``--mlflow-uri`` names no MLflow store (or an unreachable server), or ``--out`` (or a folder
+            above it) is a file.
+    """
+    uri = tracking_uri(args.mlflow_uri)
+    try:
+        check_tracking_uri(uri)
+    except TrackingUnreachable as err:
+        raise ValueError(str(err)) from None
+    if args.out is not None:
+        path = (Path(args.out) / "figures").absolute()
+        while not path.exists():
+            path = path.parent
+        if not path.is_dir():
+            raise ValueError(f"--out {args.out}: {path} is a file; the figures go to the folder <out>/figures/")
+    return MlflowClient(uri)
+
+
+def _check_row(client: MlflowClient, spec, row: str, model_cfg: dict, stage: int) -> None:
+    """SpecError unless the row's model has an EAB of matrix fusion after ``stage``, naming the valid choices."""
+    if has_matrix_eab(model_cfg, stage):
+        return
+    if model_cfg["block"] == "eab" and model_cfg["fusion"] in MATRIX_FUSIONS:
+        stages = sorted(set(model_cfg["block_stages"]))
+        raise SpecError(
+            f"row {row!r} of {spec.name} has no EAB after stage {stage}; its EABs follow stages "
+            f"{', '.join(map(str, stages))} (block_stages): give --stage one of them"
+        )
+    rows = qualifying_rows(client, spec, lambda m: m["block"] == "eab" and m["fusion"] in MATRIX_FUSIONS)
+    raise SpecError(
+        f"row {row!r} of {spec.name} has block={model_cfg['block']}, fusion={model_cfg['fusion']}, "
+        f"block_stages={model_cfg['block_stages']}; Fig. 10 needs an EAB (block=eab) with fusion "
+        f"{' or '.join(MATRIX_FUSIONS)} (and --stage one of its block_stages). Rows of {spec.name} with a "
+        f"finished run of such an EAB: {', '.join(rows) if rows else 'none'}"
+    )
+
+
 def _draw(args: argparse.Namespace) -> list[Path]:
     """Draws Fig. 10 for the parsed command line; returns the files written."""
     spec = load_spec(find_spec(args.study))
-    client = MlflowClient(tracking_uri(args.mlflow_uri))
+    client = checked_client(args)
     trial = trained(client, spec, args.row, args.seed, args.dataset)
-    model_cfg = trial.model_config()
-    if not has_matrix_eab(model_cfg, args.stage):
-        rows = qualifying_rows(client, spec, lambda m: m["block"] == "eab" and m["fusion"] in MATRIX_FUSIONS)
-        raise SpecError(
-            f"row {args.row!r} of {spec.name} has block={model_cfg['block']}, "
-            f"fusion={model_cfg['fusion']}, block_stages={model_cfg['block_stages']}; Fig. 10 needs an "
-            f"EAB (block=eab) with fusion {' or '.join(MATRIX_FUSIONS)} after stage {args.stage}. Rows of "
-            f"{spec.name} with a finished run of such an EAB: {', '.join(rows) if rows else 'none'}"
-        )
+    _check_row(client, spec, args.row, trial.model_config(), args.stage)
     anchor = validation_clip(trial.config["data"], args.video)
     fast = validation_clip(trial.config["data"], args.video, rate=2.0)
     repeated = len(np.unique(fast.frame_indices[:, 0])) < len(fast.frame_indices)
@@ -141,7 +176,9 @@ def _draw(args: argparse.Namespace) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("python -m reports.kernels", __doc__)
-    parser.add_argument("--stage", type=int, default=4, help="the EAB after this stage (default 4)")
+    parser.add_argument(
+        "--stage", type=int, choices=STAGES, default=4, help="the EAB after this stage, 1-5 (default 4)"
+    )
     args = parser.parse_args(argv)
     return run_figure_command(lambda: _draw(args))
 

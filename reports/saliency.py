@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mlflow.tracking import MlflowClient
 from torch import nn
 
 from reports.clips import Clip, validation_clip
 from reports.figures import saliency_figure, save_figure
-from reports.trained import base_parser, figure_stem, qualifying_rows, run_figure_command, tracking_uri, trained
+from reports.kernels import checked_client
+from reports.trained import base_parser, figure_stem, qualifying_rows, run_figure_command, trained
 from study.find import find_spec
 from study.spec import SpecError, load_spec
 
@@ -195,7 +195,7 @@ def saliency_report(
 def _draw(args: argparse.Namespace) -> list[Path]:
     """Draws Fig. 7 for the parsed command line; returns the files written."""
     spec = load_spec(find_spec(args.study))
-    client = MlflowClient(tracking_uri(args.mlflow_uri))
+    client = checked_client(args)  # --mlflow-uri and --out checked first
     trial = trained(client, spec, args.row, args.seed, args.dataset)
     regions = trial.model_config()["regions"]
     if regions != REGIONS:

@@ -16,8 +16,9 @@ import sys
 from torch.utils.data import DataLoader, Dataset
 
 from ean.data.builder import build_dataset
-from ean.data.cli_common import Progress, add_dataset_arguments, data_config
+from ean.data.cli_common import INPUT_ERRORS, Progress, add_dataset_arguments, data_config, number_in
 from ean.data.errors import DataError
+from ean.data.registry import DATASETS
 
 
 class _CheckItems(Dataset):
@@ -55,9 +56,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_dataset_arguments(parser)
     parser.add_argument("--split", choices=["train", "val", "all"], default="all", help="which split (default all)")
     parser.add_argument("--full", action="store_true", help="decode every frame (slow), not only a test clip's")
-    parser.add_argument("--workers", type=int, default=0, help="worker processes (default 0: this process)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a decode counts as hung")
+    parser.add_argument(
+        "--workers", type=number_in(int, 0), default=0, help="worker processes (default 0: this process)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=number_in(float, 0),
+        default=30.0,
+        help="seconds before a decode counts as hung (default 30; 0: decode in this process, no timeout)",
+    )
     return parser.parse_args(argv)
+
+
+def refuse_generated(name: str, root: str) -> None:
+    """DataError for a dataset whose files are generated on first use (synthetic): reading it would write them.
+
+    Raises:
+        UnknownNameError: no dataset ``name``.
+    """
+    if getattr(DATASETS.get(name), "GENERATED", False):
+        raise DataError(
+            f"dataset {name!r} is generated (by the runner, under its root, on first use), not checked: reading it "
+            f"here would write it. To check videos already generated under {root}: --dataset something_v2 "
+            "--set video_ext=.mp4"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     splits = ["train", "val"] if args.split == "all" else [args.split]
     found = {}
     try:
+        refuse_generated(args.dataset, args.root)
         for split in splits:
             dataset = build_dataset(data_config(args, decode_timeout_s=args.timeout), split)
             found.update(bad_files(dataset, args.full, args.workers, f"{split}"))
-    except DataError as e:
+    except INPUT_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for path, reason in found.items():

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
+from collections.abc import Callable
 
 import yaml
 
+from ean.data.errors import DataError
 from ean.data.registry import DATASETS
+from ean.registry import UnknownNameError
+
+#: The errors of a data command's input (a bad --dataset, --root or --set): ``error: <message>``, exit status 2.
+INPUT_ERRORS = (DataError, UnknownNameError)
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,14 +32,42 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def data_config(args: argparse.Namespace, **extra) -> dict:
-    """The data config dict of the parsed arguments."""
+    """The data config dict of the parsed arguments.
+
+    Raises:
+        DataError: a ``--set`` item that is not KEY=VALUE, or whose value is not YAML.
+    """
     cfg = {"dataset": args.dataset, "root": args.root, **extra}
     for item in args.set:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        cfg[key.strip()] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise DataError(f"--set expects KEY=VALUE (e.g. --set media=frames), got {item!r}")
+        cfg[key.strip()] = _yaml_value(item, value)
     return cfg
+
+
+def _yaml_value(item: str, value: str):
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise DataError(f"--set {item}: the value is not YAML ({problem})") from None
+
+
+def number_in(kind: type, low: float, high: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type``: ``kind`` (int or float) of the text, refused unless finite and in [low, high]."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            bounds = f"{low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+
+    return parse
 
 
 class Progress:

@@ -25,11 +25,12 @@ import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
-from ean.data.builder import build_dataset
-from ean.data.cli_common import Progress, add_dataset_arguments, data_config
+from ean.data.builder import build_dataset, variant_options
+from ean.data.cli_common import INPUT_ERRORS, Progress, add_dataset_arguments, data_config, number_in
 from ean.data.errors import DataError
 from ean.data.layout import FRAMES_MANIFEST, frames_manifest
 from ean.data.records import frames_path
+from ean.data.registry import DATASETS
 
 
 @functools.cache
@@ -104,11 +105,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", help="frames root (default <root>/frames)")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], choices=["train", "val"])
     parser.add_argument(
-        "--short-side", type=int, default=256, help="shrink larger frames to this short side (0: keep sizes)"
+        "--short-side",
+        type=number_in(int, 0),
+        default=256,
+        help="shrink larger frames to this short side (default 256; 0: keep sizes)",
     )
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: CPU count)")
+    parser.add_argument("--quality", type=number_in(int, 1, 100), default=90, help="JPEG quality, 1-100 (default 90)")
+    parser.add_argument(
+        "--workers", type=number_in(int, 1), default=os.cpu_count() or 1, help="processes (default: CPU count)"
+    )
     return parser.parse_args(argv)
+
+
+def convertible() -> list[str]:
+    """The datasets whose class reads frame folders (a ``media`` option): those to_frames converts."""
+    return [name for name in DATASETS.names() if "media" in variant_options(name)]
+
+
+def check_target(name: str, out: str) -> None:
+    """Refuses, before anything is read or written, a dataset to_frames cannot convert, or an ``out`` that
+    cannot be a folder.
+
+    Raises:
+        DataError: dataset ``name`` reads no frame folders, or ``out`` (or a folder above it) is a file.
+        UnknownNameError: no dataset ``name``.
+    """
+    if "media" not in variant_options(name):
+        raise DataError(
+            f"dataset {name!r} cannot be converted to frames (its class reads no frame folders: no 'media' "
+            f"option); to_frames converts: {', '.join(convertible())}"
+        )
+    path = os.path.abspath(out)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise DataError(f"--out {out}: {path} is a file; the frames go into a folder (give another --out)")
 
 
 def jobs(args: argparse.Namespace, out: str) -> list[tuple[str, str]]:
@@ -157,13 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out or os.path.join(args.root, "frames")
     try:
+        check_target(args.dataset, out)
         todo = jobs(args, out)
         claim(out, {"short_side": args.short_side, "quality": args.quality})
-    except DataError as e:
+    except INPUT_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     progress, failed = Progress(len(todo), f"to_frames -> {out}"), {}
-    with ProcessPoolExecutor(max(args.workers, 1)) as pool:
+    with ProcessPoolExecutor(args.workers) as pool:
         paths, folders = [p for p, _ in todo], [f for _, f in todo]
         results = pool.map(convert_video, paths, folders, [args.short_side] * len(todo), [args.quality] * len(todo))
         for done, ((path, _), error) in enumerate(zip(todo, results, strict=True), 1):

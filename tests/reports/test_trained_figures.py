@@ -321,6 +321,14 @@ def test_a_wrong_row_gets_a_clear_error(store, tmp_path, capsys):
     assert not (tmp_path / "figures").exists()
 
 
+def test_kernels_at_a_stage_without_the_eab_names_the_eab_stages(store, tmp_path, capsys):
+    assert run_main(kernels, store, tmp_path, "eab", "--stage", "5") == 2
+    err = capsys.readouterr().err
+    assert "row 'eab' of trained_figures has no EAB after stage 5; its EABs follow stages 1, 2, 3, 4" in err
+    assert "give --stage one of them" in err and "such an EAB: eab" not in err  # not the row it refuses
+    assert not (tmp_path / "figures").exists()
+
+
 def test_in_a_study_of_two_datasets_a_figure_uses_the_trial_of_the_dataset_asked_for(data_cfg, tmp_path, capsys):
     """Table 1 trains each row once per dataset: --dataset chooses the trial (default: the first dataset's), and the
     figure's file names say which."""
