@@ -93,7 +93,31 @@ def _choice(cfg: dict, key: str, choices: tuple) -> None:
         raise ModelConfigError(f"model.{key} = {cfg[key]!r}; valid: {', '.join(map(str, choices))}")
 
 
+#: The model keys whose values name a registered part or a choice (text).
+NAME_KEYS = ("backbone", "block", "fusion", "regions", "modality", "rgb_frame")
+#: The model keys whose values are a part's keyword arguments (mappings).
+OPTION_KEYS = ("block_options", "fusion_options", "region_options", "soi_options", "lmc_options")
+
+
+def _check_types(cfg: dict) -> None:
+    """ModelConfigError for a value of the wrong kind (before a registry or a constructor sees it)."""
+    for key in NAME_KEYS:
+        if not isinstance(cfg[key], str):
+            raise ModelConfigError(f"model.{key} = {cfg[key]!r}; must be a name (text)")
+    for key in OPTION_KEYS:
+        if not isinstance(cfg[key], dict):
+            raise ModelConfigError(f"model.{key} = {cfg[key]!r}; must be a mapping of keyword arguments")
+    if cfg["pretrained"] is not None and not isinstance(cfg["pretrained"], str):
+        raise ModelConfigError(f"model.pretrained = {cfg['pretrained']!r}; must be null, a weights name or a file")
+    dropout = cfg["dropout"]
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise ModelConfigError(f"model.dropout = {dropout!r}; must be a number in [0, 1)")
+    if not isinstance(cfg["motion_excitation"], bool):
+        raise ModelConfigError(f"model.motion_excitation = {cfg['motion_excitation']!r}; must be true or false")
+
+
 def _validate(cfg: dict) -> None:
+    _check_types(cfg)
     BACKBONES.check(cfg["backbone"])
     BLOCKS.check(cfg["block"])
     FUSIONS.check(cfg["fusion"])
@@ -121,7 +145,34 @@ def _checked_options(family: str, factory: Any, options: dict, fixed: dict) -> d
     bad = [k for k in options if k not in valid]
     if bad:
         raise ModelConfigError(f"{family} options {bad} are not accepted; valid options: {', '.join(valid)}")
+    for name, value in options.items():
+        kinds = _annotated_kinds(params[name].annotation)
+        if kinds and not _is_kind(value, kinds):
+            wanted = params[name].annotation if isinstance(params[name].annotation, str) else kinds
+            raise ModelConfigError(f"{family} option {name} = {value!r}; must be {wanted}")
     return {**fixed, **options}
+
+
+#: Simple annotations an option's value is checked against (others, e.g. a tuple or a module, are not checked).
+_KINDS = {"int": int, "float": float, "bool": bool, "str": str, "None": type(None)}
+
+
+def _annotated_kinds(annotation: Any) -> tuple[type, ...]:
+    """The plain types of an annotation such as ``"int | None"``; empty when any part is not a plain type."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    parts = [part.strip() for part in text.split("|")] if text else []
+    if not parts or any(part not in _KINDS for part in parts):
+        return ()
+    return tuple(_KINDS[part] for part in parts)
+
+
+def _is_kind(value: Any, kinds: tuple[type, ...]) -> bool:
+    """Whether ``value`` is of ``kinds``: a bool is no number, an int is a float."""
+    if isinstance(value, bool):
+        return bool in kinds
+    if float in kinds and isinstance(value, int):
+        return True
+    return isinstance(value, kinds)
 
 
 def fusion_arguments(block_factory: Any, cfg: dict) -> dict[str, Any]:

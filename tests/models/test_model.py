@@ -175,6 +175,14 @@ def test_pretrained_through_the_config(tmp_path):
         ({"modality": "flow"}, "valid: rgb, rgb_lmc"),
         ({"block_options": {"pooling": "max"}}, "options ['pooling'] are not accepted; valid options: pool"),
         ({"input_size": 100}, "multiple of 32"),
+        ({"dropout": "abc"}, "model.dropout = 'abc'; must be a number in [0, 1)"),
+        ({"dropout": 1.0}, "model.dropout = 1.0; must be a number in [0, 1)"),
+        ({"block": [1]}, "model.block = [1]; must be a name (text)"),
+        ({"pretrained": 3}, "model.pretrained = 3; must be null"),
+        ({"block_options": 3}, "model.block_options = 3; must be a mapping"),
+        ({"motion_excitation": "yes"}, "model.motion_excitation = 'yes'; must be true or false"),
+        ({"modality": "rgb_lmc", "lmc_options": {"patch": "abc"}}, "lmc option patch = 'abc'; must be int"),
+        ({"modality": "rgb_lmc", "lmc_options": {"patch": True}}, "lmc option patch = True; must be int"),
     ],
 )
 def test_bad_model_configs_name_the_problem(config, message):
