@@ -35,8 +35,7 @@ from torch import nn
 
 from reports.clips import Clip, validation_clip
 from reports.figures import features_figure, save_figure
-from reports.kernels import checked_client
-from reports.trained import base_parser, figure_stem, run_figure_command, trained
+from reports.trained import base_parser, checked_client, figure_stem, run_figure_command, trained
 from study.find import find_spec
 from study.spec import SpecError, load_spec
 

@@ -35,6 +35,7 @@ from reports.clips import Clip, validation_clip
 from reports.figures import plot_kernel_weights
 from reports.trained import (  # noqa: F401  (find_run, checkpoint_of: this module's names before reports.trained)
     base_parser,
+    checked_client,
     checkpoint_of,
     figure_stem,
     find_run,
@@ -45,7 +46,6 @@ from reports.trained import (  # noqa: F401  (find_run, checkpoint_of: this modu
 )
 from study.find import find_spec
 from study.spec import SpecError, load_spec
-from study.tracking_check import TrackingUnreachable, check_tracking_uri
 
 MATRIX_FUSIONS = ("dynamic", "static")
 STAGES = (1, 2, 3, 4, 5)
@@ -110,28 +110,6 @@ def _arrays(weights: dict[str, dict[str, list]]) -> dict[str, dict[str, np.ndarr
 def has_matrix_eab(model_cfg: dict, stage: int) -> bool:
     """Whether a resolved model config has an EAB with a matrix fusion after ``stage``."""
     return model_cfg["block"] == "eab" and model_cfg["fusion"] in MATRIX_FUSIONS and stage in model_cfg["block_stages"]
-
-
-def checked_client(args: argparse.Namespace) -> MlflowClient:
-    """The MLflow client of a figure command's parsed arguments, once its store and ``--out`` are checked (before
-    anything is loaded or drawn; the figure commands share it).
-
-    Raises:
-        ValueError: ``--mlflow-uri`` names no MLflow store (or an unreachable server), or ``--out`` (or a folder
-            above it) is a file.
-    """
-    uri = tracking_uri(args.mlflow_uri)
-    try:
-        check_tracking_uri(uri)
-    except TrackingUnreachable as err:
-        raise ValueError(str(err)) from None
-    if args.out is not None:
-        path = (Path(args.out) / "figures").absolute()
-        while not path.exists():
-            path = path.parent
-        if not path.is_dir():
-            raise ValueError(f"--out {args.out}: {path} is a file; the figures go to the folder <out>/figures/")
-    return MlflowClient(uri)
 
 
 def _check_row(client: MlflowClient, spec, row: str, model_cfg: dict, stage: int) -> None:

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from study import mlflow_schema as S
 from study.spec import SpecError, StudySpec
+from study.tracking_check import TrackingUnreachable, check_tracking_uri
 
 
 def find_run(client: MlflowClient, study: str, row: str, seed: int, column: str = ""):
@@ -164,6 +165,31 @@ def base_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
 def tracking_uri(given: str | None) -> str:
     """``--mlflow-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
     return given or S.default_tracking_uri()
+
+
+def checked_client(args: argparse.Namespace) -> MlflowClient:
+    """The MLflow client of a figure command's parsed arguments, once its store and ``--out`` are checked (before
+    anything is loaded or drawn; the figure commands share it).
+
+    Raises:
+        ValueError: ``--mlflow-uri`` names no MLflow store (a missing sqlite file, an unreachable server), or
+            ``--out`` (or a folder above it) is a file.
+    """
+    uri = tracking_uri(args.mlflow_uri)
+    try:
+        check_tracking_uri(uri)
+    except TrackingUnreachable as err:
+        raise ValueError(str(err)) from None
+    if args.out is not None:
+        path = (Path(args.out) / "figures").absolute()
+        while not path.exists():
+            path = path.parent
+        if not path.is_dir():
+            raise ValueError(f"--out {args.out}: {path} is a file; the figures go to the folder <out>/figures/")
+    store = uri.removeprefix("sqlite:///").partition("?")[0] if uri.startswith("sqlite:///") else None
+    if store and store != ":memory:" and not Path(store).exists():
+        raise ValueError(f"no MLflow store at {store} (--mlflow-uri {uri}): run the study first, or pass its store")
+    return MlflowClient(uri)
 
 
 def run_figure_command(draw: Callable[[], list[Path]]) -> int:

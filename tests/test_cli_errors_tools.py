@@ -56,6 +56,16 @@ def test_figure_commands_refuse_an_out_that_is_a_file(module, below, tmp_path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no store made either
 
 
+@pytest.mark.parametrize("module", [saliency, features, kernels])
+def test_figure_commands_never_create_a_store(module, tmp_path, capsys):
+    """A sqlite file that is not there is no study's store: named, not created empty."""
+    rows = ["tsn", "temporal_conv"] if module is features else ["tsn"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert module.main([DEMO, *rows, "--mlflow-uri", uri, "--out", str(tmp_path / "out")]) == 2
+    assert f"no MLflow store at {tmp_path / 'mlflow.db'}" in error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_kernels_names_the_valid_stages(capsys):
     with pytest.raises(SystemExit) as exit_:
         kernels.main([DEMO, "tsn", "--stage", "9"])
