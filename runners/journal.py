@@ -258,9 +258,10 @@ class BufferedTracker:
         epoch_keys: tuple[str, ...],
         report: Callable[[str], None],
         retry_s: float = RETRY_S,
+        holds_lease: Callable[[], bool] | None = None,
     ):
         self._tracker, self.journal, self.epoch_keys = tracker, journal, epoch_keys
-        self.report, self.retry_s = report, retry_s
+        self.report, self.retry_s, self.holds_lease = report, retry_s, holds_lease
         self._queue: queue.Queue = queue.Queue()
         self._counted_later: dict[int, Trial] = {}  # open entries journaled before their trial was counted
         self._idle = threading.Condition()
@@ -347,9 +348,26 @@ class BufferedTracker:
             return entry
         return {**entry, "counts": asdict(trial.counts)}
 
+    def _still_holds(self) -> bool:
+        """Whether the study's lease is still this driver's (True without a lease to ask; False when the store
+        does not answer, or answers that another driver holds it: ``holds_lease`` then fences this writer)."""
+        if self.holds_lease is None:
+            return True
+        try:
+            return self.holds_lease()
+        except Exception:  # noqa: BLE001  the store is still down
+            return False
+
     def _apply_until_done(self, applier: Applier, entry: dict[str, Any]) -> bool:
-        """Applies ``entry``, retrying while the store does not answer; False when closed before it could."""
+        """Applies ``entry``, retrying while the store does not answer; False when closed before it could. After an
+        outage (long enough for another driver to have taken the study's lease over), the lease is read first: a
+        driver that lost it applies nothing more (``holds_lease`` fences it)."""
         while not self._stop.is_set():
+            if self.outage_since is not None and not self._still_holds():
+                if self._stop.is_set() or self.fenced.is_set():
+                    return False
+                time.sleep(self.retry_s)  # the store does not answer yet
+                continue
             try:
                 applier.apply(entry)
             except Exception as err:

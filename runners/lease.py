@@ -164,9 +164,13 @@ class ExperimentMutex:
                 if err.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
             lock = self.client.get_experiment_by_name(self.name)
-            if lock is not None and lock.lifecycle_stage == "active":
-                if self._alive(lock):
-                    return False
+            if lock is None:
+                continue  # released meanwhile
+            if lock.lifecycle_stage != "active":  # deleted by hand (its name stays taken): restored to discard it
+                self._discard(lock.experiment_id, restore=True)
+            elif self._alive(lock):
+                return False
+            else:
                 self._discard(lock.experiment_id)
         return False
 
@@ -187,11 +191,14 @@ class ExperimentMutex:
                             since="?", heartbeat=created, command="")  # fmt: skip
         return holder.alive(self.stale_after_s)
 
-    def _discard(self, lock_id: str) -> None:
-        """Renames the lock away (freeing its name) and deletes it; another driver that did so first wins."""
+    def _discard(self, lock_id: str, restore: bool = False) -> None:
+        """Renames the lock away (freeing its name) and deletes it (``restore``: a deleted lock, which MLflow
+        renames only once restored); another driver that did so first wins."""
         from mlflow.exceptions import MlflowException
 
         try:
+            if restore:
+                self.client.restore_experiment(lock_id)
             self.client.rename_experiment(lock_id, f"{self.name}.released-{uuid.uuid4().hex}")
             self.client.delete_experiment(lock_id)
         except MlflowException as err:  # already renamed or deleted by another driver
@@ -315,16 +322,25 @@ class StudyLease:
         for key, value in tags.items():
             self.client.set_experiment_tag(self.experiment_id, key, value)
 
+    def holds(self) -> bool:
+        """Whether this driver still holds the lease, read from the store now; when another driver took it
+        over, ``lost`` is set and ``on_lost`` called (once). Raises what the store raises when it does not answer."""
+        if self.lost.is_set():
+            return False
+        holder = read_holder(self.client, self.experiment_id)
+        if holder is not None and holder.owner == self.owner:
+            return True
+        log.error("the lease of %s was taken by another driver: %s", self.study, holder)
+        self.lost_to = holder
+        self.lost.set()
+        if self.on_lost is not None:
+            self.on_lost(holder)
+        return False
+
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
-                holder = read_holder(self.client, self.experiment_id)
-                if holder is None or holder.owner != self.owner:
-                    log.error("the lease of %s was taken by another driver: %s", self.study, holder)
-                    self.lost_to = holder
-                    self.lost.set()
-                    if self.on_lost is not None:
-                        self.on_lost(holder)
+                if not self.holds():
                     return
                 self.client.set_experiment_tag(self.experiment_id, S.LEASE_HEARTBEAT, f"{time.time():.3f}")
             except Exception as err:  # an outage of the store: keep trying

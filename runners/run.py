@@ -390,7 +390,7 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     """Prints the plan (cached and reused trials marked from the store); writes nothing but the on-disk caches."""
     tracker = read_tracker(uri, spec)
     if tracker is not None:  # with --rerun: the trials an unfinished rerun of this code trained again are cached
-        tracker.mark_cached(trials, args.rerun, tracker.rerun_since() if args.rerun else None)
+        tracker.mark_cached(trials, args.rerun, tracker.rerun_since([t.key for t in trials]) if args.rerun else None)
     if any(t.counts is None for t in trials):
         count_trials(trials)
         plan.save(trials)  # with the counts: the next dry run imports no torch

@@ -12,6 +12,7 @@ study's record, and Tune's TensorBoard writer would import torch into the driver
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -49,8 +50,12 @@ def trial_resources(config: dict[str, Any]) -> PlacementGroupFactory:
 
 def workdir_of(storage: Path, trial: Trial) -> Path:
     """The trial's working folder: ``STORAGE/STUDY/KEY``, and ``KEY-rerunN`` for the N-th ``--rerun`` of a
-    trial that FINISHED (a rerun trains from scratch instead of resuming the finished checkpoint)."""
+    trial that FINISHED (a rerun trains from scratch instead of resuming the finished checkpoint). An evaluation
+    trial's folder also names the checkpoint it tests (``KEY-ckpt<digest>``): an attempt interrupted while testing
+    a training that was trained again since is never resumed with the old checkpoint or its result."""
     name = f"{trial.key}-rerun{trial.generation}" if trial.generation else trial.key
+    if trial.evaluates and trial.checkpoint:
+        name += "-ckpt" + hashlib.sha256(str(trial.checkpoint).encode()).hexdigest()[:10]
     return storage / trial.study / name
 
 

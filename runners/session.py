@@ -161,7 +161,7 @@ class StudySession:
         if not self.args.rerun:
             tracker.mark_cached(self.trials, rerun=False)
             return
-        since, going_on = tracker.begin_rerun()
+        since, going_on = tracker.begin_rerun(self.rerun_keys)
         tracker.mark_cached(self.trials, rerun=True, rerun_since=since)
         self.rerun_begun = since
         if going_on:
@@ -175,8 +175,13 @@ class StudySession:
     def end_rerun(self, status: int) -> int:
         """Clears the study's ``--rerun`` once every trial it planned has finished; returns ``status``."""
         if self.rerun_begun is not None and status == EXIT_OK:
-            self.tracker.end_rerun()
+            self.tracker.end_rerun(self.rerun_keys)
         return status
+
+    @property
+    def rerun_keys(self) -> list[str]:
+        """The trial keys of this invocation (what a ``--rerun`` of it reruns)."""
+        return [t.key for t in self.trials]
 
     def nothing_to_write(self, tracker) -> bool:
         """Whether this invocation only reads the store, and so takes no lease: no journal entry is pending, no
@@ -281,7 +286,10 @@ class StudySession:
         epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
         progress = Progress(len(todo), epochs, frozenset(t.name for t in todo if t.evaluates is not None))
         journal = Journal(self.journal_path)  # read anew: the replay in open() may have cleared it
-        writer = BufferedTracker(preparing, journal, S.EPOCH_LOGGED, report=lambda ln: progress.note("MLflow", ln))
+        holds = self.lease.holds if self.lease is not None else None
+        writer = BufferedTracker(
+            preparing, journal, S.EPOCH_LOGGED, report=lambda ln: progress.note("MLflow", ln), holds_lease=holds
+        )
         self.writer = writer
         if self.lease is not None and self.lease.lost.is_set():
             writer.fence()

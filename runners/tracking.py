@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import getpass
+import hashlib
 import json
 import re
 import subprocess
@@ -179,32 +180,26 @@ class StudyTracker:
             by_key.setdefault(run.data.tags.get(S.TAG_TRIAL_KEY, ""), []).append(run)
         return by_key
 
-    def rerun_since(self) -> int | None:
-        """When the study's unfinished ``--rerun`` began (Unix ms), if this code began it; else None."""
+    def rerun_since(self, keys: list[str]) -> int | None:
+        """When the unfinished ``--rerun`` of the trials ``keys`` by this code began (Unix ms), or None."""
         if self.experiment_id == NO_EXPERIMENT:
             return None
-        from runners.code_digest import code_digest
+        since = self.client.get_experiment(self.experiment_id).tags.get(rerun_tag(keys))
+        return int(since) if since else None
 
-        tags = self.client.get_experiment(self.experiment_id).tags
-        since = tags.get(S.RERUN_SINCE)
-        return int(since) if since and tags.get(S.RERUN_CODE_DIGEST) == code_digest() else None
-
-    def begin_rerun(self) -> tuple[int, bool]:
-        """Begins a ``--rerun`` now, or goes on with the unfinished one this code began (the lease holder only):
-        returns (when it began, in Unix ms; whether it goes on with an earlier one)."""
-        from runners.code_digest import code_digest
-
-        since = self.rerun_since()
+    def begin_rerun(self, keys: list[str]) -> tuple[int, bool]:
+        """Begins a ``--rerun`` of the trials ``keys`` now, or goes on with the unfinished one of the same trials
+        by this code (the lease holder only): returns (when it began, in Unix ms; whether it goes on)."""
+        since = self.rerun_since(keys)
         if since is not None:
             return since, True
         since = int(time.time() * 1000)
-        self.client.set_experiment_tag(self.experiment_id, S.RERUN_CODE_DIGEST, code_digest())
-        self.client.set_experiment_tag(self.experiment_id, S.RERUN_SINCE, str(since))
+        self.client.set_experiment_tag(self.experiment_id, rerun_tag(keys), str(since))
         return since, False
 
-    def end_rerun(self) -> None:
-        """Clears the study's ``--rerun`` (every trial it planned has finished): the next one begins anew."""
-        self.client.set_experiment_tag(self.experiment_id, S.RERUN_SINCE, "")
+    def end_rerun(self, keys: list[str]) -> None:
+        """Ends the ``--rerun`` of the trials ``keys`` (every one has finished): the next one begins anew."""
+        self.client.set_experiment_tag(self.experiment_id, rerun_tag(keys), "")
 
     def mark_cached(self, trials: list[Trial], rerun: bool, rerun_since: int | None = None) -> None:
         """Sets each trial's state and run id from the store: cached (FINISHED here), reused (FINISHED in
@@ -214,7 +209,7 @@ class StudyTracker:
             trials: the planned trials.
             rerun: ``--rerun``: a trial FINISHED here is new again (its run superseded once the new one finishes).
             rerun_since: with ``rerun``, when the rerun began (Unix ms): a trial whose newest FINISHED run
-                started since then was trained again by it, and is cached.
+                finished since then was trained (or resumed to its end) by it, and is cached.
         """
         runs = self.trial_runs()
         unfinished_here = {t.key for t in trials if not _finished(runs.get(t.key, []))}
@@ -223,7 +218,7 @@ class StudyTracker:
         for trial in trials:
             existing = runs.get(trial.key, [])
             finished = _finished(existing)
-            redone = rerun and rerun_since is not None and bool(finished) and finished[0].info.start_time >= rerun_since
+            redone = rerun and rerun_since is not None and bool(finished) and _ended(finished[0]) >= rerun_since
             keep = bool(finished) and (redone or not rerun)
             stale = keep and _evaluated_another(finished[0], trial, runs)
             if keep and not stale:
@@ -507,6 +502,20 @@ def _identity(dataset_input: DatasetInput) -> tuple[str, str]:
 
 
 _NO_FOLDER = (TrialState.REUSED, TrialState.CACHED)  # trials that train nowhere: no folder of a generation
+
+
+def rerun_tag(keys: list[str]) -> str:
+    """The experiment tag of a ``--rerun`` of the trials ``keys`` by this code: ``ean.rerun.<digest>``, so reruns
+    of other rows, seeds or code (``--rows``, ``--seeds``) go on and end apart."""
+    from runners.code_digest import code_digest
+
+    digest = hashlib.sha256("\n".join([code_digest(), *sorted(keys)]).encode()).hexdigest()[:16]
+    return f"{S.RERUN_PREFIX}{digest}"
+
+
+def _ended(run: Any) -> int:
+    """When ``run`` ended (Unix ms; a reopened run keeps the start of its first attempt, so not that)."""
+    return run.info.end_time or run.info.start_time or 0
 
 
 def _finished(runs: list[Any]) -> list[Any]:

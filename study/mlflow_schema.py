@@ -142,11 +142,11 @@ LEASE_SINCE = "ean.lease.since"
 LEASE_HEARTBEAT = "ean.lease.heartbeat"
 LEASE_COMMAND = "ean.lease.command"
 
-#: Experiment tags of an unfinished ``--rerun`` (``StudyTracker.begin_rerun``): when it began (Unix ms) and the
-#: code that began it. Run again with the same code (the printed resume command, after a stop, a failure or
-#: a dead driver), it keeps the results since then; cleared once every trial it planned has finished.
-RERUN_SINCE = "ean.rerun.since"
-RERUN_CODE_DIGEST = "ean.rerun.code_digest"
+#: Experiment tag prefix of an unfinished ``--rerun`` (``runners.tracking.rerun_tag``): ``ean.rerun.<digest of the
+#: code and the trial keys it planned>`` = when it began (Unix ms). Run again (the printed resume command, after a
+#: stop, a failure or a dead driver), it keeps the trials that finished since then; emptied once every trial it
+#: planned has finished.
+RERUN_PREFIX = "ean.rerun."
 ARTIFACT_PER_CLASS = "per_class_top1.json"
 
 # -- run status (MLflow's RunStatus names) ------------------------------------------------------------

@@ -243,6 +243,22 @@ def test_a_lock_experiment_is_created_once_whichever_driver_comes_first(store):
     again.release()
 
 
+def test_a_lock_experiment_deleted_by_hand_blocks_no_driver(store):
+    """Someone deleted the lock experiment in MLflow's UI while its driver ran (a deleted experiment keeps its
+    name): the driver's release and the next driver's lease go through, the deleted lock restored and discarded."""
+    exp = experiment(store)
+    first = StudyLease(store, exp, "tiny", "first", heartbeat_s=60, mutex="experiment")
+    first.acquire()
+    client = MlflowClient(store)
+    client.delete_experiment(client.get_experiment_by_name(lock_experiment_name(exp)).experiment_id)
+    first.release()
+    second = StudyLease(store, exp, "tiny", "second", mutex="experiment")
+    assert second.acquire() is None
+    assert lock_experiments(store)[lock_experiment_name(exp)] == "active"
+    second.release()
+    assert lock_experiment_name(exp) not in lock_experiments(store)
+
+
 def dead_lock(store: str, exp: str, host: str, pid: int) -> None:
     tags = {S.LEASE_OWNER: "dead", S.LEASE_HOST: host, S.LEASE_PID: str(pid)}
     MlflowClient(store).create_experiment(lock_experiment_name(exp), tags=tags)
@@ -410,6 +426,97 @@ def test_a_rerun_run_again_keeps_what_it_trained_again_and_ends_once_all_finishe
         fourth.open()
         assert "going on" not in capsys.readouterr().out
         fourth.close()
+
+
+def test_a_rerun_keeps_a_trial_it_resumed_to_its_end_and_reruns_of_other_rows_end_apart(store, tmp_path, capsys):
+    """A trial whose run a driver left KILLED before the rerun is resumed by it (its run keeps its first start)
+    and finished: run again, the rerun keeps it. A rerun of other rows (``--rows``) that finishes ends only its
+    own: the first one, run again, still keeps what it trained."""
+    from runners.session import EXIT_FAILED_TRIALS, EXIT_OK
+
+    def rerun_session(*rows: str):
+        session = session_of(store, tmp_path, [a_trial(row, key=f"k{row}") for row in rows])
+        session.args.rerun = True
+        return session
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    killed = tracker.open_trial(a_trial("base", key="kbase"), {}, rerun=False)
+    tracker.client.set_terminated(killed, S.STATUS_KILLED)
+    for row in ("b2", "eab"):
+        tracker.finish_trial(tracker.open_trial(a_trial(row, key=f"k{row}"), {}, rerun=False), {"top1": 1.0}, None, "")
+    time.sleep(0.01)
+
+    first = rerun_session("base", "b2")  # --rerun --rows base,b2
+    first.open()
+    assert [t.state for t in first.trials] == [TrialState.RESUME, TrialState.NEW]
+    base = first.trials[0]
+    first.tracker.finish_trial(first.tracker.open_trial(base, {}, rerun=True), {"top1": 2.0}, None, "")
+    first.end_rerun(EXIT_FAILED_TRIALS)  # b2 failed
+    first.close()
+
+    other = rerun_session("eab")  # --rerun --rows eab, to its end
+    other.open()
+    other.tracker.finish_trial(other.tracker.open_trial(other.trials[0], {}, rerun=True), {"top1": 2.0}, None, "")
+    other.end_rerun(EXIT_OK)
+    other.close()
+
+    again = rerun_session("base", "b2")
+    again.open()
+    assert [t.state for t in again.trials] == [TrialState.CACHED, TrialState.NEW]
+    assert "going on with the --rerun begun at" in capsys.readouterr().out
+    again.close()
+
+
+def test_an_evaluation_tests_each_checkpoint_in_a_folder_of_its_own(tmp_path):
+    """An evaluation interrupted while testing a training that was trained again since resumes in another folder
+    (its copy of the old checkpoint and any result of it stay behind); the same checkpoint, the same folder."""
+    from runners.scheduler import workdir_of
+
+    evaluation = a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    folders = []
+    for checkpoint in ("/runs/tiny/kt/checkpoints/last.pt", "/runs/tiny/kt-rerun1/checkpoints/last.pt"):
+        evaluation.checkpoint = checkpoint
+        folders.append(workdir_of(tmp_path, evaluation))
+    assert folders[0] != folders[1] and folders[0].name.startswith("ke-ckpt")
+    evaluation.checkpoint = "/runs/tiny/kt/checkpoints/last.pt"
+    assert workdir_of(tmp_path, evaluation) == folders[0]
+    assert workdir_of(tmp_path, a_trial(key="kt")).name == "kt"  # a training's folder is its key
+
+
+def test_a_writer_back_from_an_outage_applies_nothing_once_the_lease_is_lost(store, tmp_path):
+    """The store did not answer for long enough that another driver took the study over: when it answers again,
+    the writer reads the lease before applying its backlog, and applies nothing (the entries stay journaled)."""
+    from runners.journal import BufferedTracker, Journal
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    run_id = tracker.open_trial(a_trial(), {}, rerun=False)
+    real, calls = tracker.log_metrics, []
+
+    def down_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise ConnectionError("Connection refused")
+        return real(*args, **kwargs)
+
+    tracker.log_metrics = down_once
+    asked = []
+
+    def holds() -> bool:
+        asked.append(True)
+        writer.fence()  # what the lease's on_lost does in a session
+        return False
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    writer = BufferedTracker(tracker, journal, S.EPOCH_LOGGED, lambda line: None, retry_s=0.05, holds_lease=holds)
+    writer.log_epoch("k0", EpochReport(1, {"train_loss": 1.0}))
+    deadline = time.time() + 30
+    while not asked and time.time() < deadline:
+        time.sleep(0.05)
+    writer.close()
+    assert asked and len(calls) == 1, "after the outage the lease was read, and nothing applied"
+    assert MlflowClient(store).get_metric_history(run_id, "train_loss") == []
+    assert [e["op"] for e in journal.pending()] == ["epoch"]
 
 
 def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
