@@ -146,7 +146,9 @@ class ExperimentMutex:
             creation) is older than this.
     """
 
-    def __init__(self, client, experiment_id: str, owner: str, study_holder, stale_after_s: float):
+    def __init__(
+        self, client, experiment_id: str, owner: str, study_holder: Callable[[], Holder | None], stale_after_s: float
+    ):
         self.client, self.owner, self.study_holder = client, owner, study_holder
         self.name = lock_experiment_name(experiment_id)
         self.stale_after_s = stale_after_s
