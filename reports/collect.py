@@ -14,7 +14,7 @@ from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from study import mlflow_schema as S
-from study.tracking_check import check_tracking_uri
+from study.tracking_check import check_tracking_uri, missing_sqlite_store
 
 #: Columns of the tidy runs table, in order.
 RUN_COLUMNS = (
@@ -120,11 +120,9 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
 
 def _check_sqlite_exists(tracking_uri: str | None) -> None:
     """Refuses a sqlite URI whose file does not exist (MLflow would create an empty store there)."""
-    prefix = "sqlite:///"
-    if tracking_uri and tracking_uri.startswith(prefix) and tracking_uri != prefix + ":memory:":
-        path = Path(tracking_uri[len(prefix) :])
-        if not path.exists():
-            raise StudyNotFoundError(f"no MLflow store at {tracking_uri!r} ({path.resolve()} does not exist)")
+    path = missing_sqlite_store(tracking_uri) if tracking_uri else None
+    if path is not None:
+        raise StudyNotFoundError(f"no MLflow store at {tracking_uri!r} ({Path(path).resolve()} does not exist)")
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:

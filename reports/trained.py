@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from study import mlflow_schema as S
 from study.spec import SpecError, StudySpec
-from study.tracking_check import TrackingUnreachable, check_tracking_uri
+from study.tracking_check import TrackingUnreachable, check_tracking_uri, missing_sqlite_store
 
 
 def find_run(client: MlflowClient, study: str, row: str, seed: int, column: str = ""):
@@ -186,8 +186,8 @@ def checked_client(args: argparse.Namespace) -> MlflowClient:
             path = path.parent
         if not path.is_dir():
             raise ValueError(f"--out {args.out}: {path} is a file; the figures go to the folder <out>/figures/")
-    store = uri.removeprefix("sqlite:///").partition("?")[0] if uri.startswith("sqlite:///") else None
-    if store and store != ":memory:" and not Path(store).exists():
+    store = missing_sqlite_store(uri)
+    if store is not None:
         raise ValueError(f"no MLflow store at {store} (--mlflow-uri {uri}): run the study first, or pass its store")
     return MlflowClient(uri)
 

@@ -50,9 +50,24 @@ def check_tracking_uri(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
         _check_server(uri, timeout_s)
 
 
+def sqlite_file(uri: str) -> str | None:
+    """The file of a ``sqlite:///`` URI (relative to the working directory when relative; options left out), or
+    None for any other URI and an in-memory store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").partition("?")[0]
+    return path if path and path != ":memory:" else None
+
+
+def missing_sqlite_store(uri: str) -> str | None:
+    """The file of a sqlite URI that is not there (a reader must not create an empty store), else None."""
+    path = sqlite_file(uri)
+    return path if path is not None and not os.path.exists(path) else None
+
+
 def _check_sqlite_file(uri: str) -> None:
-    path = uri.split("://", 1)[-1].removeprefix("/").partition("?")[0]
-    if not path or path == ":memory:" or not os.path.isfile(path) or os.path.getsize(path) == 0:
+    path = sqlite_file(uri)
+    if path is None or not os.path.isfile(path) or os.path.getsize(path) == 0:
         return  # made when new (or in memory)
     with open(path, "rb") as f:
         header = f.read(len(SQLITE_HEADER))
