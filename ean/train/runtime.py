@@ -37,8 +37,7 @@ def run_settings(cfg: dict[str, Any], device: torch.device) -> Iterator[None]:
     """
     saved = (
         torch.get_num_threads(),
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
+        *_deterministic_mode(),
         torch.backends.cudnn.deterministic,
         torch.backends.cudnn.benchmark,
     )
@@ -49,8 +48,14 @@ def run_settings(cfg: dict[str, Any], device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved[0])
-        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        if _deterministic_mode() != saved[1:3]:  # the call imports torch._inductor (1.8 s of CPU): only if it changed
+            torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[3], saved[4]
+
+
+def _deterministic_mode() -> tuple[bool, bool]:
+    """(deterministic algorithms on, warn only) of this process."""
+    return torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
 
 
 def _set_determinism(enabled: bool, device: torch.device) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,8 @@ from ean.train import (
     write_scores,
 )
 from tests.train.helpers import Recorder, SimulatedCrash, tiny_config, with_changes
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Epoch metrics that depend on the computation only (not on timing or on the process's memory).
 EXACT = ("train_loss", "train_top1", "lr", "val_loss", "val_top1", "val_top5", "bad_files")
@@ -224,3 +230,20 @@ def test_reporter_per_rank(monkeypatch):
     assert recorder.reports == [{"epoch": 1, "checkpoint": None, "done": False}]
     monkeypatch.setattr(fit_module, "is_main", lambda: True)
     assert fit_module._ranked(recorder, all_ranks=False) is recorder
+
+
+def test_a_trial_imports_no_compiler(synthetic_root, tmp_path):
+    """torch's optimizers import ``torch._dynamo`` and ``torch.use_deterministic_algorithms`` imports
+    ``torch._inductor`` (together 1.5-2 s of CPU in each trial process, before its first step and at its end);
+    a trial that does not ask for deterministic kernels imports neither."""
+    config = with_changes(tiny_config(synthetic_root), trainer={"deterministic": False, "clip_grad": 20.0, "epochs": 1})
+    code = (
+        "import json, sys; from ean.train import fit; "
+        f"fit(json.loads(sys.argv[1]), {str(tmp_path / 'run')!r}); "
+        "print(sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(config)], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert read_starts(tmp_path / "run")

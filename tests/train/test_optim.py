@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ean.train import build_optimizer, build_scheduler, resolve_trainer_config
+from ean.train.optim import SGD, parameter_groups
 
 
 def _lrs(epochs: int, steps_per_epoch: int, **trainer) -> list[float]:
@@ -69,3 +70,44 @@ def test_schedule_state_is_plain_data():
     other = build_scheduler(other_opt, cfg, 5)
     other.load_state_dict(state)
     assert other.last_epoch == 7 and other.get_last_lr() == scheduler.get_last_lr()
+
+
+def _trained(optimizer_class: type, steps: int, state: dict | None = None) -> tuple[dict, dict]:
+    """A small conv net in the authors' parameter groups after ``steps`` updates by ``optimizer_class`` with a
+    warm-up schedule, from ``state`` (an optimizer state dict) if given: (the net's, the optimizer's state)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3)
+    )
+    cfg = resolve_trainer_config({"epochs": 2, "lr": 0.1, "warmup_epochs": 1})
+    groups = parameter_groups(model, cfg["lr"], cfg["weight_decay"], cfg["param_groups"])
+    optimizer = optimizer_class(groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    if state is not None:
+        optimizer.load_state_dict(state)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=3)
+    for step in range(steps):
+        generator = torch.Generator().manual_seed(step)
+        x, y = torch.randn(5, 3, 8, 8, generator=generator), torch.randint(0, 3, (5,), generator=generator)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+    return model.state_dict(), optimizer.state_dict()
+
+
+def _assert_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_the_sgd_updates_bit_for_bit_as_torchs():
+    assert type(build_optimizer(torch.nn.Linear(1, 1), resolve_trainer_config({}))) is SGD
+    ours, our_state = _trained(SGD, 4)
+    theirs, their_state = _trained(torch.optim.SGD, 4)
+    _assert_equal(ours, theirs)
+    assert our_state["param_groups"] == their_state["param_groups"]
+    for i in their_state["state"]:
+        _assert_equal(our_state["state"][i], their_state["state"][i])
+    # Their states are interchangeable: a checkpoint of either resumes in the other the same way.
+    _assert_equal(_trained(SGD, 3, their_state)[0], _trained(torch.optim.SGD, 3, our_state)[0])
