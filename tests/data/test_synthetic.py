@@ -169,3 +169,37 @@ def test_clutter_is_part_of_the_dataset_identity(tmp_path):
 
     assert manifest(easy)["clutter"] == 0.0
     assert "clutter" not in manifest(default)  # default datasets keep their parameters
+
+
+# Fingerprints of version 0.4.1 for settings written as the studies write them: they must not change.
+PUBLISHED = [({}, "sha256:627fe34f0a32ebda"), ({"clutter": 0}, "sha256:347e5fc768a86ae8")]
+
+
+@pytest.mark.parametrize(
+    ("given", "same_as"),
+    [
+        ({"clutter": 1}, {}),
+        ({"clutter": 0.0}, {"clutter": 0}),
+        ({"num_videos": 24.0}, {"num_videos": 24}),
+        ({"size": 96.0, "clutter": 1.0}, {}),
+    ],  # fmt: skip
+)
+def test_one_dataset_has_one_fingerprint_however_its_numbers_are_written(given, same_as):
+    from ean.data.datasets.synthetic import Synthetic
+
+    assert Synthetic.fingerprint(given) == Synthetic.fingerprint(same_as)
+    assert Synthetic.fingerprint({"clutter": 0.5}) != Synthetic.fingerprint({})
+    for settings, fingerprint in PUBLISHED:
+        assert Synthetic.fingerprint(settings) == fingerprint
+
+
+def test_a_trial_key_does_not_see_how_the_synthetic_numbers_are_written(tmp_path):
+    from ean.trial import trial_key
+    from tests.train.helpers import tiny_config, with_changes
+
+    config = tiny_config(str(tmp_path / "data"))
+    written = with_changes(config, data={"clutter": 1, "size": float(config["data"]["size"])})
+    assert trial_key(written) == trial_key(with_changes(config, data={"clutter": 1.0})) == trial_key(config)
+    assert trial_key(with_changes(config, data={"clutter": 0.0})) == trial_key(
+        with_changes(config, data={"clutter": 0})
+    )

@@ -64,7 +64,7 @@ class Synthetic:
     def root_problems(data_cfg: dict[str, Any]) -> list[str]:
         """Why the data root cannot take this dataset (nothing is generated): it holds another synthetic dataset,
         or other files. Empty when it holds this one, or nothing yet."""
-        settings = {k: default if data_cfg.get(k) is None else data_cfg[k] for k, default in _settings().items()}
+        settings = _given_settings(data_cfg)
         try:
             existing_synthetic(str(data_cfg.get("root")), settings)
         except DataError as err:
@@ -73,8 +73,9 @@ class Synthetic:
 
     @staticmethod
     def fingerprint(data_cfg: dict[str, Any]) -> str:
-        """The generator's settings (the videos follow from them): ``"sha256:<16 hex>"``."""
-        settings = {k: default if data_cfg.get(k) is None else data_cfg[k] for k, default in _settings().items()}
+        """The generator's settings (the videos follow from them): ``"sha256:<16 hex>"``. Numbers are compared as
+        numbers: ``clutter: 1`` is the default ``1.0``, ``num_videos: 24.0`` is ``24``."""
+        settings = _given_settings(data_cfg)
         digest = hashlib.sha256(NAME.encode())
         digest.update(json.dumps(settings, sort_keys=True).encode())
         return "sha256:" + digest.hexdigest()[:16]
@@ -82,7 +83,7 @@ class Synthetic:
     @staticmethod
     def videos(data_cfg: dict[str, Any], split: str) -> int:
         """How many videos ``split`` has (nothing is generated)."""
-        settings = {k: default if data_cfg.get(k) is None else data_cfg[k] for k, default in _settings().items()}
+        settings = _given_settings(data_cfg)
         n, k = int(settings["num_videos"]), int(settings["num_classes"])
         val = sum(is_validation(i, n, k) for i in range(n))
         return val if split == "val" else n - val
@@ -98,3 +99,22 @@ def _settings() -> dict[str, Any]:
     """The generator's settings with their defaults (the constructor's keyword-only arguments)."""
     params = inspect.signature(Synthetic).parameters.values()
     return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+def _given_settings(data_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The generator's settings a data config gives, defaults filled in, each number in one form: a setting equal
+    to its default is the default itself (``1`` for ``clutter``'s ``1.0``), another whole float an int (``0.0`` is
+    ``0``), so that one dataset has one fingerprint however its numbers were written."""
+    out = {}
+    for key, default in _settings().items():
+        value = data_cfg.get(key)
+        if value is None or (_is_number(value) and _is_number(default) and value == default):
+            value = default
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[key] = value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
