@@ -38,6 +38,13 @@ def check_tracking_uri(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     database, or an HTTP(S) server that does not answer within ``timeout_s`` or is not MLflow's (any MLflow
     answer, an authentication challenge included, counts as reachable)."""
     scheme = urlsplit(uri).scheme.split("+", 1)[0].lower()
+    if scheme == "file" or (scheme == "" and os.path.isdir(uri)):
+        raise TrackingUnreachable(
+            f"--mlflow-uri {uri!r} is MLflow's file store (a plain folder), in maintenance mode since MLflow 3: "
+            "this tool tracks to sqlite:///PATH.db, a tracking server or a database, whatever "
+            "MLFLOW_ALLOW_FILE_STORE says; `mlflow migrate-filestore --source FOLDER --target sqlite:///mlflow.db` "
+            "moves a folder's runs into a sqlite store"
+        )
     if scheme not in STORE_SCHEMES:
         raise TrackingUnreachable(
             f"--mlflow-uri {uri!r} is no MLflow tracking store: give sqlite:///PATH.db (a file, made when new), "

@@ -279,7 +279,8 @@ def test_a_spec_that_is_not_utf8_or_a_folder_is_refused(tmp_path, capsys, monkey
     "uri, message",
     [
         ("garbage", "is no MLflow tracking store"),
-        ("file:///tmp/mlruns", "no longer tracks to a plain folder"),
+        ("file:///tmp/mlruns", "is MLflow's file store (a plain folder)"),
+        ("{tmp}", "mlflow migrate-filestore --source FOLDER"),
         ("sqlite:///{tmp}/not_a_db.db", "is not a sqlite database"),
     ],
 )
