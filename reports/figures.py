@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from reports.files import atomic_path
+from ean.files_write import atomic_path
 
 #: Colours of the video variants of Fig. 10 (the paper: anchor gray, spatial green, temporal brown).
 VARIANT_COLORS = {"anchor": "#8c8c8c", "zoom": "#4a9a4a", "fps": "#8b5a2b"}

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ean.files_write import atomic_path, write_text
 from reports.collect import StudyNotFoundError, collect_runs
-from reports.files import atomic_path, write_text
 from reports.latex import latex_document, render_latex
 from reports.markdown import render_markdown
 from reports.results import compared_metrics, results_frame, row_results

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from ean.files_write import write_text
 
 ENV = "EAN_CACHE_DIR"
 
@@ -43,7 +44,7 @@ class DiskCache:
 
     def stored_keys(self) -> Iterator[Any]:
         """The keys of the entries in the folder (any process's; unreadable entries skipped)."""
-        for path in sorted(self.folder.glob("*.json")):
+        for path in sorted(self.folder.glob("[!.]*.json")):  # not a write in progress (``atomic_path``)
             try:
                 yield json.loads(path.read_text())["key"]
             except (OSError, ValueError, KeyError, TypeError):
@@ -64,10 +65,7 @@ class DiskCache:
         path = self.path(key)
         self._memory[path] = value
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-                json.dump({"key": key, "value": value}, f, default=str)
-            os.replace(f.name, path)
+            write_text(path, json.dumps({"key": key, "value": value}, default=str))
         except OSError:
             return
 

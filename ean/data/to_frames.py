@@ -31,6 +31,7 @@ from ean.data.errors import DataError
 from ean.data.layout import FRAMES_MANIFEST, frames_manifest
 from ean.data.records import frames_path
 from ean.data.registry import DATASETS
+from ean.files_write import write_text
 
 
 @functools.cache
@@ -173,11 +174,7 @@ def claim(out: str, made: dict) -> None:
             f"{json.dumps(made)}"
         )
     if have is None:
-        os.makedirs(out, exist_ok=True)
-        tmp = os.path.join(out, FRAMES_MANIFEST + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(made, f)
-        os.replace(tmp, os.path.join(out, FRAMES_MANIFEST))
+        write_text(os.path.join(out, FRAMES_MANIFEST), json.dumps(made))
 
 
 def _flags(made: dict) -> str:

@@ -12,12 +12,12 @@ and :func:`read_scores` also accepts files with several rows per video (it avera
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ean.files_write import atomic_path
 
 SCORE_ARRAYS = ("scores", "labels", "video_index", "class_names")
 
@@ -49,25 +49,15 @@ def write_scores(path: str | Path, scores: np.ndarray, labels, video_index, clas
         video_index: (N,) int.
         class_names: K names.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                scores=np.asarray(scores, dtype=np.float32),
-                labels=np.asarray(labels, dtype=np.int64),
-                video_index=np.asarray(video_index, dtype=np.int64),
-                class_names=np.asarray([str(c) for c in class_names], dtype=str),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            scores=np.asarray(scores, dtype=np.float32),
+            labels=np.asarray(labels, dtype=np.int64),
+            video_index=np.asarray(video_index, dtype=np.int64),
+            class_names=np.asarray([str(c) for c in class_names], dtype=str),
+        )
+    return Path(path)
 
 
 def read_scores(path: str | Path) -> VideoScores:

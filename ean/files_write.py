@@ -1,0 +1,61 @@
+"""Files written whole: a reader, another writer of the same file, or a process that dies mid-write sees the old
+file or the new one, never a part (checkpoints, score files, report files, cache entries, manifests).
+
+``atomic_path`` hands out a temporary path beside the target (same folder, same suffix, so writers that infer a
+format from the name work), named for this process and thread; when the block ends without an error it
+replaces the target in one step (``os.replace``). With ``durable``, the new file and then its folder are
+flushed to disk first, so that a machine that loses power keeps the old file or the whole new one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new contents to; it replaces ``path`` when the block ends without an
+    error. On an error ``path`` is left as it was and the temporary file is removed.
+
+    Args:
+        path: the file to write (its folder is made if missing).
+        durable: fsync the new file before the replace, and the folder after it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        yield tmp
+        if durable:
+            _fsync(tmp)
+        os.replace(tmp, path)
+        if durable:
+            _fsync(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str, durable: bool = False) -> Path:
+    """Writes ``text`` (UTF-8) to ``path`` whole (see :func:`atomic_path`); returns ``path`` as a Path."""
+    with atomic_path(path, durable) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _fsync(path: Path) -> None:
+    """Flushes a file's or a folder's contents to disk (a folder: its entries; nothing where folders cannot be
+    opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
