@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
@@ -89,6 +90,25 @@ def _load(point: EntryPoint) -> None:
         raise type(err)(f"{describe(point)}: {err}") from err
     except Exception as err:
         raise PluginError(f"{describe(point)} could not be loaded: {type(err).__name__}: {err}") from err
+
+
+def plugin_versions(variants: Iterable[object]) -> dict[str, str]:
+    """The installed plugin distributions (name: version) whose packages define any of ``variants`` (registered
+    classes or factories); empty when none does (every variant the project's own).
+
+    A trial key holds these versions (:func:`ean.trial.trial_key`), as it holds ``ean.__version__``: a plugin's
+    author bumps the distribution's version when a variant of theirs computes something else.
+    """
+    points = plugin_entry_points()
+    if not points:
+        return {}
+    owners = {point.module.split(".")[0]: point.dist for point in points if getattr(point, "dist", None)}
+    found = {}
+    for variant in variants:
+        dist = owners.get((getattr(variant, "__module__", None) or "").split(".")[0])
+        if dist is not None:
+            found[dist.name] = dist.version
+    return dict(sorted(found.items()))
 
 
 def plugin_conf_dirs() -> list[Path]:

@@ -17,7 +17,8 @@ A trial config is a plain dict with sections ``model`` (:mod:`ean.models.build`)
   averages are merged over the ranks as one device would have updated them (:mod:`ean.train.running_stats`).
   With ``trainer.batchnorm: sync`` the statistics are taken over every device's pass together, so the key
   holds that batch (``batchnorm_clips``), and with it the device count.
-- ``trial_key``: a hash of the semantic config, the data fingerprint and ``ean.__version__``.
+- ``trial_key``: a hash of the semantic config, the data fingerprint and ``ean.__version__`` (and the versions of
+  the plugin distributions whose variants it uses, when it uses any: :func:`ean.plugins.plugin_versions`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from ean.data.identity import data_fingerprint, data_identity, dataset_num_class
 from ean.data.registry import DATASETS
 from ean.models import check_model_config, network_identity
 from ean.models.pretrained import PretrainedWeightsError, weights_file
-from ean.models.registries import REGIONS
+from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
+from ean.plugins import plugin_versions
 from ean.train.config import device_batch, device_type, resolve_trainer_config, resolved_amp
 
 SECTIONS = ("model", "data", "trainer", "seed")
@@ -114,14 +116,27 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
 def trial_key(config: dict[str, Any], devices: int = 1, fingerprint: str | None = None) -> str:
     """A stable hash (16 hex digits) of the semantic config, the data fingerprint and the code version.
 
-    ``ean.__version__`` is part of the key: bump it when a change alters what a config computes.
+    ``ean.__version__`` is part of the key: bump it when a change alters what a config computes. So are the
+    versions of the plugin distributions whose variants the config uses (a config that uses none has the key
+    it had before plugins were keyed).
     """
     payload = {
         "config": _plain_numbers(semantic_config(config, devices)),
         "data": fingerprint or data_fingerprint(config["data"]),
         "code": ean.__version__,
     }
+    plugins = plugin_versions(_variants(config))
+    if plugins:
+        payload["plugins"] = plugins
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _variants(config: dict[str, Any]) -> list[object]:
+    """The registered variants a trial config chooses by name (backbone, block, fusion, regions, dataset)."""
+    model = config.get("model") or {}
+    choices = [(BACKBONES, model.get("backbone")), (BLOCKS, model.get("block")), (FUSIONS, model.get("fusion")),
+               (REGIONS, model.get("regions")), (DATASETS, config["data"].get("dataset"))]  # fmt: skip
+    return [registry.get(name) for registry, name in choices if isinstance(name, str) and name in registry]
 
 
 def _plain_numbers(value: Any) -> Any:

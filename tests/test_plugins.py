@@ -36,14 +36,14 @@ MY_BLOCK_CONF = "# @package model\nblock: my_block\nblock_options: {pool: avg, i
 ROW = {"id": "mine", "label": "+My block", "overrides": ["block=my_block", "regions=none"]}
 
 
-def plugin_files(site: Path, dist: str, files: dict[str, str], entry: str) -> Path:
+def plugin_files(site: Path, dist: str, files: dict[str, str], entry: str, version: str = "0.1") -> Path:
     """Writes an installed plugin distribution under ``site``: its files and a ``.dist-info`` with ``entry``."""
     for name, text in files.items():
         (site / name).parent.mkdir(parents=True, exist_ok=True)
         (site / name).write_text(text)
-    info = site / f"{dist}-0.1.dist-info"
+    info = site / f"{dist}-{version}.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[ean.plugins]\n{entry}\n")
     return site
 
@@ -79,6 +79,27 @@ def test_a_plugin_block_and_its_config_file_are_found_and_planned(my_plugin, tmp
     planned = python(my_plugin, tmp_path, *runner_args(tmp_path, spec, "--dry-run"))
     assert planned.returncode == 0, planned.stderr
     assert "tiny/mine/seed0" in planned.stdout
+
+
+def test_a_trial_key_holds_the_version_of_each_plugin_whose_variant_it_uses(tmp_path):
+    """Bumping a plugin's version changes the keys of the trials that use its block, and of no other trial."""
+    probe = (
+        "from ean.trial import trial_key; from tests.train.helpers import tiny_config; "
+        "import sys; config = tiny_config('/no/data')\n"
+        "for block in sys.argv[1:]:\n"
+        "    config['model']['block'] = block; print(trial_key(config, 1, fingerprint='sha256:0'))"
+    )
+    files = {"myplug/__init__.py": MY_BLOCK}
+    keys = {}
+    for version in ("0.1", "0.2"):
+        site = plugin_files(tmp_path / version, "myplug", files, "mine = myplug:register", version)
+        shown = python(site, tmp_path, "-c", probe, "s_block", "my_block")
+        assert shown.returncode == 0, shown.stderr
+        keys[version] = shown.stdout.split()
+    no_plugin = python(tmp_path / "none", tmp_path, "-c", probe, "s_block")
+    assert no_plugin.returncode == 0, no_plugin.stderr
+    assert keys["0.1"][0] == keys["0.2"][0] == no_plugin.stdout.split()[0]  # the project's block: keys as before
+    assert keys["0.1"][1] != keys["0.2"][1]
 
 
 def test_a_plugin_that_registers_a_taken_name_is_refused_naming_its_entry_point(tmp_path):
