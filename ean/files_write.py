@@ -2,15 +2,17 @@
 file or the new one, never a part (checkpoints, score files, report files, cache entries, manifests).
 
 ``atomic_path`` hands out a temporary path beside the target (same folder, same suffix, so writers that infer a
-format from the name work), named for this process and thread; when the block ends without an error it
-replaces the target in one step (``os.replace``). With ``durable``, the new file and then its folder are
-flushed to disk first, so that a machine that loses power keeps the old file or the whole new one.
+format from the name work), a new file of a random name (created exclusively: two writers of one target, on
+one host or on two sharing the folder, never share it); when the block ends without an error it replaces the
+target in one step (``os.replace``). With ``durable``, the new file is flushed to disk before (an error doing
+so fails the write and keeps the old file) and its folder after, so that a machine that loses power keeps the
+old file or the whole new one.
 """
 
 from __future__ import annotations
 
 import os
-import threading
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,14 +29,14 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    tmp = _new_file_beside(path)
     try:
         yield tmp
         if durable:
-            _fsync(tmp)
+            _fsync_file(tmp)
         os.replace(tmp, path)
         if durable:
-            _fsync(path.parent)
+            _fsync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -46,9 +48,28 @@ def write_text(path: str | os.PathLike, text: str, durable: bool = False) -> Pat
     return Path(path)
 
 
-def _fsync(path: Path) -> None:
-    """Flushes a file's or a folder's contents to disk (a folder: its entries; nothing where folders cannot be
-    opened)."""
+def _new_file_beside(path: Path) -> Path:
+    """An empty new file ``.<stem>.<pid>-<random><suffix>`` in ``path``'s folder (the mode the umask gives)."""
+    while True:
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:  # pragma: no cover - one chance in 2**32
+            continue
+        return tmp
+
+
+def _fsync_file(path: Path) -> None:
+    """Flushes a file's contents to disk; an error (a full or failing disk) is raised."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(path: Path) -> None:
+    """Flushes a folder's entries to disk (the replace); nothing where folders cannot be opened or flushed."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory descriptors

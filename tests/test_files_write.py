@@ -39,3 +39,31 @@ def test_a_cache_lists_no_write_in_progress(tmp_path):
     with atomic_path(cache.path({"b": 1})) as tmp:
         tmp.write_text('{"key": {"b": 1}, "value": 3}')
         assert list(cache.stored_keys()) == [{"a": 1}]
+
+
+def test_a_durable_write_that_cannot_reach_the_disk_fails_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import ean.files_write
+
+    path = write_text(tmp_path / "last.pt", "old")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "input/output error")
+
+    monkeypatch.setattr(ean.files_write.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="input/output error"), atomic_path(path, durable=True) as tmp:
+        tmp.write_text("new")
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["last.pt"]
+    write_text(path, "new")  # not durable: no fsync asked
+    assert path.read_text() == "new"
+
+
+def test_two_writers_of_one_file_get_temporary_files_of_their_own(tmp_path):
+    with atomic_path(tmp_path / "t.json") as first, atomic_path(tmp_path / "t.json") as second:
+        assert first != second and first.exists() and second.exists()
+        first.write_text("1")
+        second.write_text("2")
+    # The second ended first; the first replaced its file: the last writer to end wins, whole.
+    assert (tmp_path / "t.json").read_text() == "1" and [p.name for p in tmp_path.iterdir()] == ["t.json"]

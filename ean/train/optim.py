@@ -13,6 +13,7 @@ Factor at global step ``s`` (epoch ``e = s // steps_per_epoch``, fractional epoc
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,8 +57,9 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float, policy: s
 
 
 def _undecorated(method: Any) -> Any:
-    """``method`` without the wrapper torch puts around it for ``torch.compile`` (its ``__wrapped__``)."""
-    return getattr(method, "__wrapped__", method)
+    """``method`` without the wrappers torch puts around it (for ``torch.compile``; ``step`` also gets the hook
+    wrapper once any ``torch.optim.SGD`` exists): the function at the end of their ``__wrapped__`` chain."""
+    return inspect.unwrap(method)
 
 
 _SGD_STEP = _undecorated(torch.optim.SGD.step)
@@ -69,10 +71,10 @@ class SGD(torch.optim.SGD):
     torch wraps the optimizer's methods for ``torch.compile``: ``add_param_group`` (called by the
     constructor), ``zero_grad``, ``state_dict`` and ``load_state_dict`` in ``torch._disable_dynamo``, ``step`` in
     a grad-mode guard with graph breaks, and each wrapper imports ``torch._dynamo`` on its first call: 1.2-1.6 s
-    of CPU in every trial process on 2 cores, before its first step, for a compiler no trial uses. This class
-    calls torch's own methods without those wrappers; ``step`` runs in the grad mode the guard sets outside
-    compilation (``defaults["differentiable"]``, False here). The state dict is torch's, so checkpoints load
-    into either class.
+    of CPU in every one-device trial process on 2 cores, before its first step, for a compiler no trial uses
+    (DDP's constructor imports it too). This class calls torch's own methods without those wrappers; ``step``
+    runs in the grad mode the guard sets outside compilation (``defaults["differentiable"]``, False here). The
+    state dict is torch's, so checkpoints load into either class.
     """
 
     add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)

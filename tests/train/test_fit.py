@@ -235,7 +235,7 @@ def test_reporter_per_rank(monkeypatch):
 def test_a_trial_imports_no_compiler(synthetic_root, tmp_path):
     """torch's optimizers import ``torch._dynamo`` and ``torch.use_deterministic_algorithms`` imports
     ``torch._inductor`` (together 1.5-2 s of CPU in each trial process, before its first step and at its end);
-    a trial that does not ask for deterministic kernels imports neither."""
+    a one-device trial that does not ask for deterministic kernels imports neither (DDP's constructor does)."""
     config = with_changes(tiny_config(synthetic_root), trainer={"deterministic": False, "clip_grad": 20.0, "epochs": 1})
     code = (
         "import json, sys; from ean.train import fit; "

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from ean.train import build_optimizer, build_scheduler, resolve_trainer_config
 from ean.train.optim import SGD, parameter_groups
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _lrs(epochs: int, steps_per_epoch: int, **trainer) -> list[float]:
@@ -111,3 +116,15 @@ def test_the_sgd_updates_bit_for_bit_as_torchs():
         _assert_equal(our_state["state"][i], their_state["state"][i])
     # Their states are interchangeable: a checkpoint of either resumes in the other the same way.
     _assert_equal(_trained(SGD, 3, their_state)[0], _trained(torch.optim.SGD, 3, our_state)[0])
+
+
+def test_the_sgd_calls_torchs_update_unwrapped_even_after_a_torch_sgd_was_built():
+    """torch wraps ``torch.optim.SGD.step`` with its hooks when the first ``torch.optim.SGD`` is built; the
+    class must still reach the bare update (the wrappers import ``torch._dynamo``)."""
+    code = (
+        "import torch; torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1); "
+        "from ean.train.optim import _SGD_STEP; "
+        "print(hasattr(_SGD_STEP, '__wrapped__'), _SGD_STEP.__module__, _SGD_STEP.__qualname__)"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert shown.stdout.split() == ["False", "torch.optim.sgd", "SGD.step"]
