@@ -6,4 +6,4 @@ Imports torch, torchvision and decord; never ray, mlflow or hydra.
 from ean.registry import Registry
 
 __all__ = ["Registry"]
-__version__ = "0.4.2"
+__version__ = "0.4.3"

@@ -32,7 +32,9 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float, policy: s
 
     ``"tsn"``, the authors' policy: convolution and linear weights (and any other parameter, e.g. the SOI-Tr's
     positional embedding) lr x1 with decay; convolution and linear biases lr x2 without decay; normalisation
-    scales and shifts lr x1 without decay. ``"uniform"``: one group, lr x1 and decay for every parameter.
+    scales and shifts lr x1 without decay, and so the parameters a module names in ``NORM_PARAMETERS`` (those
+    standing for a normalisation layer's, e.g. the SOI-Tr's final scale and shift, the authors' BatchNorm1d).
+    ``"uniform"``: one group, lr x1 and decay for every parameter.
     """
     weights, biases, norms, seen = [], [], [], set()
     for module in model.modules():
@@ -42,7 +44,7 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float, policy: s
             seen.add(id(param))
             if policy == "uniform":
                 weights.append(param)
-            elif isinstance(module, NORMS):
+            elif isinstance(module, NORMS) or name in getattr(module, "NORM_PARAMETERS", ()):
                 norms.append(param)
             elif isinstance(module, WEIGHTED) and name == "bias":
                 biases.append(param)

@@ -176,3 +176,21 @@ def test_training_and_evaluation_normalise_uint8_clips_identically():
     assert trained_on.dtype == torch.float32 and torch.equal(trained_on, evaluated_on)
     assert torch.equal(trained_on, normalize_clips(clips))
     assert -2.2 < float(trained_on.min()) < -1.7 and 2.2 < float(trained_on.max()) < 2.7  # ImageNet statistics
+
+
+def test_the_soi_trs_final_scale_and_shift_train_as_the_batchnorm_they_stand_for():
+    """The authors end the SOI-Tr with a BatchNorm1d (scale and shift without weight decay); its stand-in, a
+    per-channel affine map, trains the same way. Its positional embedding decays, as in the authors' policy."""
+    from ean.models import build_model
+    from ean.models.soi.soi_tr import SOITransformer
+
+    model = build_model({"backbone": "resnet18", "num_segments": 4, "input_size": 64, "num_classes": 10,
+                         "block": "eab", "regions": "saliency"})  # fmt: skip
+    optimizer, _ = _optim(model, weight_decay=5e-4)
+    decay = {id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
+    sois = [m for m in model.modules() if isinstance(m, SOITransformer)]
+    assert sois
+    for soi in sois:
+        assert decay[id(soi.out_scale)] == decay[id(soi.out_shift)] == (0.1, 0.0)
+        assert decay[id(soi.pos_embed)] == (0.1, 5e-4) and decay[id(soi.out.weight)] == (0.1, 5e-4)
+    assert len(decay) == sum(1 for p in model.parameters() if p.requires_grad)

@@ -22,7 +22,8 @@ class SOITransformer(nn.Module):
 
     The authors' code ends with a BatchNorm1d over (clips, C), initialised to zero, which fails in training
     with one clip per device. Here the same two per-channel parameters form a plain affine map, zero at
-    init: a new SOI-Tr is the identity, and any batch size trains.
+    init: a new SOI-Tr is the identity, and any batch size trains. The optimizer treats them as the
+    BatchNorm's scale and shift they stand for (``NORM_PARAMETERS``: no weight decay).
 
     Args:
         channels: C.
@@ -34,6 +35,9 @@ class SOITransformer(nn.Module):
 
     Shapes: x (N*T, C, H, W), clip (N*T, 3, Hin, Win) -> (N*T, C, H, W).
     """
+
+    #: Parameters trained as a normalisation layer's scale and shift (``ean.train.optim.parameter_groups``).
+    NORM_PARAMETERS = ("out_scale", "out_shift")
 
     def __init__(
         self,
