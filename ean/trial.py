@@ -32,10 +32,11 @@ from typing import Any
 import ean
 from ean.data.identity import data_fingerprint, data_identity, dataset_num_classes, dataset_options
 from ean.data.registry import DATASETS
-from ean.models import check_model_config, network_identity
+from ean.models import check_model_config, network_identity, resolve_model_config
 from ean.models.pretrained import PretrainedWeightsError, weights_file
 from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
 from ean.plugins import plugin_versions
+from ean.train.build import model_data_keys
 from ean.train.config import device_batch, device_type, resolve_trainer_config, resolved_amp
 
 SECTIONS = ("model", "data", "trainer", "seed")
@@ -107,7 +108,7 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
         trainer.pop(key)
     return {
         "network": network_identity(config.get("model", {})),
-        "data": data_identity(config["data"]),
+        "data": data_identity(_data_as_trained(config)),
         "trainer": trainer,
         "seed": config.get("seed", 0),
     }
@@ -129,6 +130,16 @@ def trial_key(config: dict[str, Any], devices: int = 1, fingerprint: str | None 
     if plugins:
         payload["plugins"] = plugins
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _data_as_trained(config: dict[str, Any]) -> dict[str, Any]:
+    """The data section with the keys the trial takes from the model when it leaves them out (segments, frames
+    per segment, crop size: ``ean.train.build``), so that the test crop defaults to the crop it trains at."""
+    data = dict(config["data"])
+    for key, value in model_data_keys(resolve_model_config(config.get("model") or {})).items():
+        if data.get(key) is None:
+            data[key] = value
+    return data
 
 
 def _variants(config: dict[str, Any]) -> list[object]:

@@ -87,3 +87,15 @@ def test_spellings_of_one_computation_are_one_key():
     assert model_key(rgb_frame="first") == model_key(rgb_frame="middle") == model_key()
     lmc = {"modality": "rgb_lmc"}
     assert model_key(rgb_frame="first", **lmc) != model_key(rgb_frame="middle", **lmc) == model_key(**lmc)
+
+
+def test_data_keys_the_model_decides_are_keyed_as_the_trial_fills_them():
+    """A data section that leaves out the crop size trains and tests at the model's input size (64 here): its
+    key is the one of that crop written out, and differs from a test crop of 224 (the data's own default)."""
+
+    def data_key(**data) -> str:
+        return trial_key({**CONFIG, "data": {**CONFIG["data"], **data}}, 1, fingerprint="sha256:0")
+
+    assert data_key() == data_key(crop_size=64) == data_key(crop_size=64, test_crop_size=64)
+    assert data_key() != data_key(test_crop_size=224)
+    assert data_key() == data_key(num_segments=4, frames_per_segment=1)

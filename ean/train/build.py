@@ -95,13 +95,17 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     return {"model": model, "data": data, "trainer": resolve_trainer_config(config), "seed": seed}
 
 
-def _data_for_model(data: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
-    wanted = {
+def model_data_keys(model: dict[str, Any]) -> dict[str, Any]:
+    """The data keys a resolved model config decides: ``num_segments``, ``frames_per_segment``, ``crop_size``."""
+    return {
         "num_segments": model["num_segments"],
         "frames_per_segment": frames_per_segment(model),
         "crop_size": model["input_size"],
     }
-    for key, value in wanted.items():
+
+
+def _data_for_model(data: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    for key, value in model_data_keys(model).items():
         if data.get(key) is None:
             data[key] = value
         elif data[key] != value:

@@ -125,3 +125,20 @@ def test_the_papers_lmc_builds_in_a_whole_network_and_differs_in_size():
 def test_an_lmc_patch_that_does_not_decode_to_the_stem_grid_is_refused():
     with pytest.raises(ValueError, match="multiple of 4"):
         LatentMotionCode(patch=5, downsample=1)
+
+
+def test_a_box_cache_keeps_the_boxes_of_each_precision_apart(tmp_path):
+    """Under a bf16 autocast the detector finds other boxes than in float32: a trial of either precision reads
+    only boxes found in its own."""
+    torch.manual_seed(0)
+    regions = FasterRCNNRegions(2048, 2, num_regions=3, score_threshold=0.0, min_size=64, cache_dir=str(tmp_path))
+    clip = torch.rand(2, 3, 64, 64) * 4 - 2
+    fp32 = regions.boxes(clip)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = regions.boxes(clip)
+    assert sorted(p.name for p in regions.cache_dir.iterdir()) == ["cpu-bfloat16", "cpu-float32"]
+    assert len(list(tmp_path.rglob("*.pt"))) == 4 and not list(tmp_path.rglob(".*"))
+    regions.detector = None  # from the cache alone, each precision its own boxes
+    torch.testing.assert_close(regions.boxes(clip), fp32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(regions.boxes(clip), bf16)

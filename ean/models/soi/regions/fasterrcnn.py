@@ -3,8 +3,9 @@
 The detector sees each frame (un-normalised to [0, 1]); its R most confident boxes become uniform weight
 maps on the feature grid; frames with fewer than R boxes are padded with the central region. Boxes can be
 cached on disk by the frame's content hash, so evaluation and repeated epochs do not run it again; the cache
-is kept apart per detector (a digest of its weights and of the options that decide the boxes), so trials with
-other weights, seeds (a random detector) or thresholds that share a ``cache_dir`` never read each other's.
+is kept apart per detector (a digest of its weights and of the options that decide the boxes) and per precision
+(a bf16 autocast finds other boxes than float32), so trials with other weights, seeds (a random detector),
+thresholds or precisions that share a ``cache_dir`` never read each other's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 
 from ean.constants import IMAGENET_MEAN, IMAGENET_STD
 from ean.files_read import note
+from ean.files_write import atomic_path
 from ean.models.registries import REGIONS
 from ean.models.soi.regions.masks import box_masks, central_box
 
@@ -132,10 +134,12 @@ class FasterRCNNRegions(nn.Module):
         return f"detector-{digest.hexdigest()[:16]}"
 
     def _cache_path(self, frame: torch.Tensor) -> Path:
+        """The frame's file, in the folder of the precision the detector runs in on the frame's device (under a
+        bf16 autocast it finds other boxes than in float32)."""
         digest = hashlib.sha1(frame.to(torch.float16).cpu().numpy().tobytes())
         digest.update(str(tuple(frame.shape)).encode())
         name = digest.hexdigest()
-        return self.cache_dir / name[:2] / f"{name}.pt"
+        return self.cache_dir / _precision(frame.device.type) / name[:2] / f"{name}.pt"
 
     @staticmethod
     def file_problems(weights: str | None = None, **_: object) -> list[str]:
@@ -178,14 +182,17 @@ class FasterRCNNRegions(nn.Module):
     def _store(self, image: torch.Tensor, boxes: torch.Tensor) -> None:
         if self.cache_dir is None:
             return
-        path = self._cache_path(image)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(boxes, tmp)
-        tmp.replace(path)
+        with atomic_path(self._cache_path(image)) as tmp:
+            torch.save(boxes, tmp)
 
     def forward(self, features: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
         n, _, t, h, w = features.shape
         boxes = self.boxes(clip)  # (N*T, R, 4)
         masks = box_masks(boxes, tuple(clip.shape[-2:]), (h, w))
         return masks.view(n, t, self.num_regions, h, w)
+
+
+def _precision(device_type: str) -> str:
+    """``"<device type>-<dtype>"`` of the computation on that device here: the autocast's dtype when one is on."""
+    dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else torch.float32
+    return f"{device_type}-{str(dtype).removeprefix('torch.')}"
