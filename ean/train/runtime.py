@@ -3,7 +3,8 @@ format, BatchNorm mode.
 
 ``run_settings`` changes global torch state (threads, deterministic algorithms, cuDNN flags) for the
 duration of a ``with`` block and restores it afterwards, so a notebook or a test that calls ``fit`` twice
-is left as it was.
+is left as it was. A run in float32 on CUDA (``amp`` none) has cuDNN's TF32 convolutions off (torch's default
+is on), so that it computes in the precision its recipe and key say.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ean.train.config import TrainerConfigError, use_channels_last
+from ean.train.config import TrainerConfigError, resolved_amp, use_channels_last
 
 log = logging.getLogger("ean.train")
 
@@ -29,7 +30,8 @@ DETERMINISM_COST = (
 
 @contextlib.contextmanager
 def run_settings(cfg: dict[str, Any], device: torch.device) -> Iterator[None]:
-    """Applies ``num_threads`` and ``deterministic`` of a resolved trainer config inside the block.
+    """Applies ``num_threads``, ``deterministic`` and (on CUDA) ``amp``'s float32 of a resolved trainer config
+    inside the block.
 
     Args:
         cfg: a resolved trainer config.
@@ -40,17 +42,21 @@ def run_settings(cfg: dict[str, Any], device: torch.device) -> Iterator[None]:
         *_deterministic_mode(),
         torch.backends.cudnn.deterministic,
         torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.allow_tf32,
     )
     try:
         if cfg["num_threads"]:
             torch.set_num_threads(cfg["num_threads"])
         _set_determinism(cfg["deterministic"], device)
+        if device.type == "cuda" and resolved_amp(cfg["amp"], device.type) == "none":
+            torch.backends.cudnn.allow_tf32 = False  # float32 as the recipe says, not TF32
         yield
     finally:
         torch.set_num_threads(saved[0])
         if _deterministic_mode() != saved[1:3]:  # the call imports torch._inductor (1.8 s of CPU): only if it changed
             torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[3], saved[4]
+        torch.backends.cudnn.allow_tf32 = saved[5]
 
 
 def _deterministic_mode() -> tuple[bool, bool]:

@@ -27,3 +27,16 @@ def test_settings_hold_inside_and_are_restored_after():
     with run_settings(resolve_trainer_config({"deterministic": False}), torch.device("cpu")):
         assert _state()[1:] == (*before[1:3], False)
     assert _state() == before
+
+
+def test_float32_on_cuda_turns_tf32_convolutions_off_for_the_run():
+    """``amp: none`` on CUDA computes in float32, as its recipe and key say (torch's cuDNN default is TF32);
+    bf16 and any CPU run leave the flag as it was. (The flag is a setting: this runs without a GPU.)"""
+    assert torch.backends.cudnn.allow_tf32
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    with run_settings(resolve_trainer_config({"amp": "none"}), cuda):
+        assert not torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.allow_tf32
+    for amp, device in (("auto", cuda), ("bf16", cuda), ("none", cpu)):
+        with run_settings(resolve_trainer_config({"amp": amp}), device):
+            assert torch.backends.cudnn.allow_tf32, (amp, device)
