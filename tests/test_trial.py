@@ -99,3 +99,13 @@ def test_data_keys_the_model_decides_are_keyed_as_the_trial_fills_them():
     assert data_key() == data_key(crop_size=64) == data_key(crop_size=64, test_crop_size=64)
     assert data_key() != data_key(test_crop_size=224)
     assert data_key() == data_key(num_segments=4, frames_per_segment=1)
+
+
+def test_the_region_count_is_keyed_only_where_it_decides_the_regions():
+    """Every position is a token with ``regions: all``: ``num_regions`` decides nothing there."""
+
+    def model_key(**model) -> str:
+        return trial_key({**CONFIG, "model": {**CONFIG["model"], **model}}, 1, fingerprint="sha256:0")
+
+    assert model_key(regions="all", num_regions=4) == model_key(regions="all", num_regions=8)
+    assert model_key(regions="saliency", num_regions=4) != model_key(regions="saliency", num_regions=8)

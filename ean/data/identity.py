@@ -45,11 +45,13 @@ def dataset_options(name: str) -> dict[str, Any]:
 def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
     """The data config as what it computes: every option the dataset takes, defaults filled in (the test crop
     as the training crop when it is not given), less where the data lies, how fast it is read and when a run
-    gives up. Options the dataset does not take are left out."""
+    gives up (a dataset's own ``LOCATION_OPTIONS`` too: list files whose contents the fingerprint holds). Options
+    the dataset does not take are left out."""
     name = data_cfg["dataset"]
     out: dict[str, Any] = {"dataset": name}
+    locations = (*LOCATION_KEYS, *getattr(DATASETS.get(name), "LOCATION_OPTIONS", ()))
     for key, default in dataset_options(name).items():
-        if key in LOCATION_KEYS or key in SPEED_KEYS or key in FAILURE_KEYS:
+        if key in locations or key in SPEED_KEYS or key in FAILURE_KEYS:
             continue
         value = data_cfg.get(key)
         value = default if value is None else value

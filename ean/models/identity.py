@@ -114,7 +114,7 @@ def network_identity(config: dict[str, Any]) -> dict[str, Any]:
             **part,
             "options": _weights(part["options"]),
             "stages": sorted(set(cfg["region_stages"])),
-            "num_regions": cfg["num_regions"],
+            "num_regions": cfg["num_regions"] if getattr(REGIONS.get(part["name"]), "USES_NUM_REGIONS", True) else None,
             "soi": soi,
         }
     out["lmc"] = None

@@ -135,3 +135,20 @@ def test_a_root_without_its_training_list_is_a_data_error_not_absent_data(someth
     (copy / "something-something-v1-train.csv").unlink()
     with pytest.raises(DataError, match=r"something_v1: the train annotations under .* cannot be read \(DataError"):
         fingerprint("something_v1", copy)
+
+
+def test_a_list_files_trial_key_holds_what_the_lists_say_not_where_they_lie(list_file_root, tmp_path):
+    from ean.trial import trial_key
+    from tests.train.helpers import tiny_config
+
+    config = tiny_config(str(list_file_root))
+    config["data"] = {"dataset": "list_file", "root": str(list_file_root), "num_workers": 0}
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for name in ("train.txt", "val.txt"):
+        shutil.copy(list_file_root / name, lists / f"copy_{name}")
+    moved = {**config, "data": {**config["data"], "train_list": str(lists / "copy_train.txt"),
+                                "val_list": str(lists / "copy_val.txt")}}  # fmt: skip
+    assert trial_key(moved) == trial_key(config)
+    _edit_line(lists / "copy_train.txt", "videos/b.mp4 26 1", "videos/b.mp4 26 0")
+    assert trial_key(moved) != trial_key(config)

@@ -58,6 +58,10 @@ class ListFile:
         class_names: the class names, or a file of them (one per line), or None for ``class_<i>``.
     """
 
+    #: Options that say where the annotations lie, not what they say (the data fingerprint holds their contents):
+    #: not part of the data's identity, like ``root``.
+    LOCATION_OPTIONS = ("train_list", "val_list", "class_names")
+
     def __init__(
         self,
         root: str,

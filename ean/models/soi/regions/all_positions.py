@@ -15,6 +15,9 @@ class AllPositions(nn.Module):
     Shapes: features (N, D, T, H, W) -> None (tokens are the T*H*W positions).
     """
 
+    #: ``num_regions`` is taken (the family's contract) but decides nothing: not part of the network's identity.
+    USES_NUM_REGIONS = False
+
     def __init__(self, channels: int, num_segments: int, num_regions: int):
         super().__init__()
 
