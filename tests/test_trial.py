@@ -109,3 +109,11 @@ def test_the_region_count_is_keyed_only_where_it_decides_the_regions():
 
     assert model_key(regions="all", num_regions=4) == model_key(regions="all", num_regions=8)
     assert model_key(regions="saliency", num_regions=4) != model_key(regions="saliency", num_regions=8)
+
+
+def test_the_flip_rule_is_keyed_only_where_clips_are_flipped():
+    def data_key(**data) -> str:
+        return trial_key({**CONFIG, "data": {**CONFIG["data"], **data}}, 1, fingerprint="sha256:0")
+
+    assert data_key(flip=False, flip_rule="skip") == data_key(flip=False)
+    assert data_key(flip=True, flip_rule="skip") != data_key(flip=True)

@@ -60,6 +60,8 @@ def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
         out[key] = None if value is inspect.Parameter.empty else _plain(value)
     if "test_crop_size" in out and out["test_crop_size"] is None:
         out["test_crop_size"] = out.get("crop_size")
+    if out.get("flip") is False:  # no flip: how a flip labels a mirrored class is never asked
+        out.pop("flip_rule", None)
     return out
 
 
