@@ -42,21 +42,44 @@ def run_settings(cfg: dict[str, Any], device: torch.device) -> Iterator[None]:
         *_deterministic_mode(),
         torch.backends.cudnn.deterministic,
         torch.backends.cudnn.benchmark,
-        torch.backends.cudnn.allow_tf32,
     )
     try:
         if cfg["num_threads"]:
             torch.set_num_threads(cfg["num_threads"])
         _set_determinism(cfg["deterministic"], device)
-        if device.type == "cuda" and resolved_amp(cfg["amp"], device.type) == "none":
-            torch.backends.cudnn.allow_tf32 = False  # float32 as the recipe says, not TF32
-        yield
+        with _float32_convolutions(device.type == "cuda" and resolved_amp(cfg["amp"], device.type) == "none"):
+            yield
     finally:
         torch.set_num_threads(saved[0])
         if _deterministic_mode() != saved[1:3]:  # the call imports torch._inductor (1.8 s of CPU): only if it changed
             torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[3], saved[4]
-        torch.backends.cudnn.allow_tf32 = saved[5]
+
+
+@contextlib.contextmanager
+def _float32_convolutions(active: bool) -> Iterator[None]:
+    """cuDNN's convolutions and RNNs in IEEE float32 inside the block when ``active`` (torch's default is TF32),
+    then as they were. torch 2.14 keeps a legacy flag (``cudnn.allow_tf32``) beside per-operator settings
+    (``cudnn.conv.fp32_precision``) and refuses to read the legacy one once they disagree: both are set, the
+    legacy one first, and each restored as it was (the legacy one only if it could be read). Matrix products
+    are left as the process has them (IEEE unless it asked for TF32)."""
+    if not active:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    try:
+        legacy = cudnn.allow_tf32
+    except RuntimeError:  # the process set the per-operator flags apart
+        legacy = None
+    saved = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision)
+    cudnn.allow_tf32 = False
+    cudnn.conv.fp32_precision = cudnn.rnn.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        if legacy is not None:
+            cudnn.allow_tf32 = legacy
+        cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision = saved
 
 
 def _deterministic_mode() -> tuple[bool, bool]:
