@@ -68,7 +68,8 @@ def data_identity(data_cfg: dict[str, Any]) -> dict[str, Any]:
 def data_fingerprint(data_cfg: dict[str, Any]) -> str:
     """Which data it is: the variant's own ``fingerprint`` (the synthetic generator's settings), else what the
     annotations of both splits say (:func:`annotations_digest`), whichever files and folders they were read
-    from; a dataset whose annotations are not there is named by its name alone. ``"sha256:<16 hex>"``.
+    from; a dataset whose annotations are not there is named by its name and the options that choose among its
+    annotation files (a list_file's lists), not by where it lies. ``"sha256:<16 hex>"``.
 
     Raises:
         DataError: a data root whose annotations cannot be read (a file missing or malformed), naming the split.
@@ -101,7 +102,10 @@ def _fingerprint(variant_json: str) -> str:
             annotations = variant.read()
         except Exception as err:  # noqa: BLE001  a parser's own error too: a malformed file
             if not os.path.isdir(options["root"]):
-                return _named(name)  # the data is not there: a plan made elsewhere (to estimate its cost)
+                # The data is not there (a plan made elsewhere, to estimate its cost): named by the dataset and
+                # the options that say which of its annotations to read (a list_file's lists), not where it lies.
+                which = {k: v for k, v in options.items() if k != "root"}
+                return _named(json.dumps([name, which], sort_keys=True, default=str))
             raise DataError(
                 f"{name}: the {split} annotations under {options['root']} cannot be read ({type(err).__name__}: {err})"
             ) from None

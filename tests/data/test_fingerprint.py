@@ -152,3 +152,12 @@ def test_a_list_files_trial_key_holds_what_the_lists_say_not_where_they_lie(list
     assert trial_key(moved) == trial_key(config)
     _edit_line(lists / "copy_train.txt", "videos/b.mp4 26 1", "videos/b.mp4 26 0")
     assert trial_key(moved) != trial_key(config)
+
+
+def test_data_that_is_not_there_is_told_apart_by_the_lists_it_would_read(tmp_path):
+    """Planned where the data is not (an estimate): two list_file splits of one root are two datasets."""
+    absent = tmp_path / "absent"
+    split1 = {"train_list": "trainlist01.txt", "val_list": "testlist01.txt"}
+    split2 = {"train_list": "trainlist02.txt", "val_list": "testlist02.txt"}
+    assert fingerprint("list_file", absent, **split1) != fingerprint("list_file", absent, **split2)
+    assert fingerprint("list_file", absent, **split1) == fingerprint("list_file", tmp_path / "gone", **split1)
