@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+import ean
 from ean.train.build import Run, build_run, close_run, resolve_config
 from ean.train.checkpoint import CHECKPOINT_FORMAT, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ean.train.config import resolve_device
@@ -245,6 +246,7 @@ def checkpoint_state(run: Run, rng: list[dict[str, Any]]) -> dict[str, Any]:
         "history": run.history,
         "config": json.dumps(run.config, sort_keys=True, default=str),
         "world_size": world_size(),
+        "code_version": ean.__version__,
     }
 
 
@@ -253,6 +255,7 @@ def resume(run: Run, path: Path) -> bool:
     if not broadcast_object(path.is_file()):
         return False
     state = load_checkpoint(path)
+    _check_same_version(state.get("code_version"), path)
     _check_same_run(run.config, json.loads(state["config"]), path)
     run.net.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -280,6 +283,17 @@ def _restore_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, saved: dict[
     groups = scheduler.optimizer.param_groups
     for group, base, factor in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
         group["lr"] = base * factor(scheduler.last_epoch)
+
+
+def _check_same_version(saved: str | None, path: Path) -> None:
+    """Refuses a checkpoint written by another code version: what a config computes may differ between them (the
+    version is part of every trial key; the README's version notes say what changed)."""
+    if saved != ean.__version__:
+        written = f"ean {saved}" if saved else "ean 0.4.2 or older"
+        raise ResumeError(
+            f"{path} was written by {written}, this is ean {ean.__version__}, and what a config computes differs "
+            "between versions: use another workdir, or delete the checkpoint to start afresh"
+        )
 
 
 def _check_same_run(current: dict[str, Any], saved: dict[str, Any], path: Path) -> None:

@@ -170,6 +170,21 @@ def test_resume_refuses_another_config(trained):
         fit(with_changes(config, trainer={"lr": 0.02}), workdir)
 
 
+def test_resume_refuses_a_checkpoint_of_another_code_version(trained, tmp_path, monkeypatch):
+    """What a config computes may differ between versions (0.4.3 moved parameters between the optimizer's
+    groups): a checkpoint of another version is refused by name, not fed to torch."""
+    import shutil
+
+    import ean
+
+    config, workdir, _, _ = trained()
+    copy, written = tmp_path / "copy", ean.__version__
+    shutil.copytree(workdir, copy)
+    monkeypatch.setattr(ean, "__version__", "9.9.9")
+    with pytest.raises(ResumeError, match=rf"written by ean {written}, this is ean 9.9.9"):
+        fit(config, copy)
+
+
 def test_ensemble_of_trials(trained, tmp_path):
     """The paper's "En" rows: the average of the members' softmax scores."""
     paths = [trained(seed=s)[3]["scores_path"] for s in (0, 1)]
