@@ -113,11 +113,13 @@ def _part_macs(macs: dict[str, int], prefix: str, module: nn.Module) -> int:
 
 
 def without_weights(config: dict[str, Any]) -> dict[str, Any]:
-    """The model config with random weights everywhere (no file is read): what counting needs."""
+    """The model config with random weights everywhere (no file is read) and no box cache (none is written):
+    what counting needs."""
     model = copy.deepcopy(dict(config.get("model", config)))
     model["pretrained"] = None
-    if "weights" in model.get("region_options", {}):
-        model["region_options"] = {**model["region_options"], "weights": None}
+    options = model.get("region_options") or {}
+    if "weights" in options or "cache_dir" in options:
+        model["region_options"] = {**options, "weights": None, "cache_dir": None}
     return model
 
 

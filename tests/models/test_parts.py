@@ -142,3 +142,12 @@ def test_a_box_cache_keeps_the_boxes_of_each_precision_apart(tmp_path):
     torch.testing.assert_close(regions.boxes(clip), fp32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         torch.testing.assert_close(regions.boxes(clip), bf16)
+
+
+def test_counting_a_detector_reads_no_weights_and_writes_no_boxes():
+    from ean.profile import without_weights
+
+    options = {"weights": "torchvision", "cache_dir": "/boxes", "min_size": 64}
+    model = {"regions": "fasterrcnn", "region_options": options}
+    assert without_weights(model)["region_options"] == {"weights": None, "cache_dir": None, "min_size": 64}
+    assert without_weights({"regions": "saliency"}).get("region_options") is None
