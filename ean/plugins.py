@@ -99,7 +99,7 @@ def plugin_versions(variants: Iterable[object]) -> dict[str, str]:
     A trial key holds these versions (:func:`ean.trial.trial_key`), as it holds ``ean.__version__``: a plugin's
     author bumps the distribution's version when a variant of theirs computes something else.
     """
-    points = plugin_entry_points()
+    points = load_plugins()  # read once per process (the registry lookups that found the variants loaded them)
     if not points:
         return {}
     owners = {point.module.split(".")[0]: point.dist for point in points if getattr(point, "dist", None)}

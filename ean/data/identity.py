@@ -104,7 +104,7 @@ def _fingerprint(variant_json: str) -> str:
             if not os.path.isdir(options["root"]):
                 # The data is not there (a plan made elsewhere, to estimate its cost): named by the dataset and
                 # the options that say which of its annotations to read (a list_file's lists), not where it lies.
-                which = {k: v for k, v in options.items() if k != "root"}
+                which = {k: v for k, v in options.items() if k not in LOCATION_KEYS}
                 return _named(json.dumps([name, which], sort_keys=True, default=str))
             raise DataError(
                 f"{name}: the {split} annotations under {options['root']} cannot be read ({type(err).__name__}: {err})"
