@@ -1,7 +1,7 @@
 """``python -m runners.run STUDY.yaml [overrides ...]``: plan a study, run its new trials on Ray, log to MLflow.
 
 Every (row, seed) of the spec becomes a trial composed with Hydra from ``studies/conf`` (and the folders of
-``--config-dir`` and of installed plugins, ``runners.compose.search_path``); all of them are checked before
+``--config-dir`` and of installed plugins, ``runners.conf_dirs.search_path``); all of them are checked before
 anything starts (exit 2 naming file, row, value and the valid choices). Trials with a FINISHED run in MLflow
 are cached; the others run on a local Ray (or ``--address``), retried from their last checkpoint when they
 crash. At the end the study's table is printed and written (``reports.make``).
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from ean.plugins import load_plugins, plugin_entry_points
 from ean.registry import RegistryError
 from runners import signals
-from runners.compose import CompositionError, search_path, sweep_problem, use_config_dirs
+from runners.conf_dirs import CompositionError, search_path, use_config_dirs
 from runners.lease import LeaseHeld
 from runners.plan_cache import PlanCache
 from runners.process_exit import exit_now
@@ -219,6 +219,8 @@ def check_overrides(spec: StudySpec, profile: list[str], args: argparse.Namespac
     """Before planning: every override of the invocation (spec, profile, rows, command line) for Hydra's sweep
     syntax, which a study refuses (``runners.compose.sweep_problem``), and a study of several datasets for a
     command-line ``data=`` (its columns choose their data)."""
+    from runners.compose import sweep_problem
+
     chosen = [o for o in args.overrides if o.split("=", 1)[0].lstrip("+~") == "data"]
     if spec.datasets and chosen:
         raise SpecError(
@@ -276,11 +278,12 @@ def plan_table(trials: list[Trial]) -> str:
 
 
 def read_tracker(uri: str, spec: StudySpec):
-    """The study's tracker for a dry run, reading only: None when the store is not there yet."""
-    from runners.tracking import StudyTracker
-
+    """The study's tracker for a dry run, reading only: None when the store is not there yet (then MLflow is not
+    imported)."""
     if fresh_store(uri):
         return None
+    from runners.tracking import StudyTracker
+
     return StudyTracker.read_only(uri, spec.name, spec_hash(spec))
 
 

@@ -68,7 +68,7 @@ def my_plugin(tmp_path) -> Path:
 
 def test_a_plugin_block_and_its_config_file_are_found_and_planned(my_plugin, tmp_path):
     probe = (
-        "from ean.models import BLOCKS; from runners.compose import search_path; "
+        "from ean.models import BLOCKS; from runners.conf_dirs import search_path; "
         "print('my_block' in BLOCKS.names(), search_path()[-1])"
     )
     shown = python(my_plugin, tmp_path, "-c", probe)

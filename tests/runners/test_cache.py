@@ -55,7 +55,8 @@ def test_a_composed_config_is_read_back_without_hydra_and_a_changed_folder_misse
     import shutil
 
     import runners.compose as compose
-    from runners.compose import CONF_DIR, Composer
+    from runners.compose import Composer
+    from study.locations import CONF_DIR
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from runners.cache import DiskCache
-from runners.compose import Composer, CompositionError, conf_digest, search_path, use_config_dirs
+from runners.compose import Composer, CompositionError, conf_digest
+from runners.conf_dirs import search_path, use_config_dirs
 from runners.run import main
 from study.locations import CONF_DIR
 from tests.runners.conftest import cli_args, tiny_spec, write_yaml

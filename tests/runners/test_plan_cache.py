@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ean.files_read import recording
-from runners.compose import search_path
+from runners.conf_dirs import search_path
 from runners.plan import PlanError, build_plan
 from runners.plan_cache import PlanCache, tree_signature
 from study.find import find_spec
@@ -200,9 +200,12 @@ def test_the_code_signature_sees_an_edited_an_added_and_a_removed_file(tmp_path)
 
 def test_a_dry_run_from_the_plan_cache_imports_no_torch_and_prints_the_same_plan(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "EAN_CACHE_DIR": str(tmp_path / "cache")}
-    script = (
+    script = (  # no store yet: nothing to read in MLflow
         "import sys, runners.run as r; code = r.main(sys.argv[1:]); "
-        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr); sys.exit(code)"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr); "
+        "print('HEAVY', *sorted({m.split('.')[0] for m in sys.modules} & {'hydra', 'mlflow', 'ray'}), "
+        "file=sys.stderr); "
+        "sys.exit(code)"
     )
     args = ["table8", "--profile", "smoke", "--dry-run", "--mlflow-uri", f"sqlite:///{tmp_path / 'm.db'}"]
 
@@ -214,4 +217,5 @@ def test_a_dry_run_from_the_plan_cache_imports_no_torch_and_prints_the_same_plan
 
     first, second, third = dry_run(), dry_run(), dry_run()
     assert "TORCH" in first[1].split() and "NO-TORCH" in second[1].split() and "NO-TORCH" in third[1].split()
+    assert "HEAVY\n" in second[1] and "HEAVY\n" in third[1]  # neither Hydra nor MLflow nor Ray imported
     assert first[0] == second[0] == third[0] and "eab" in first[0] and "G" in first[0]  # Params and FLOPs too

@@ -14,10 +14,11 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from runners.compose import CONF_DIR, CompositionError, compose_config, hydra_context
+from runners.compose import CompositionError, compose_config, hydra_context
 from runners.plan import PlanError, build_plan
 from runners.run import EXIT_BAD_INPUT, main
 from runners.validate import check_trial_config
+from study.locations import CONF_DIR
 from study.policy import override_problem, text_problem
 from study.spec import SpecError, parse_spec
 from tests.runners.conftest import tiny_spec
@@ -263,8 +264,8 @@ def test_the_loader_the_override_check_and_the_config_check_agree(text):
 
 
 def test_a_folder_problem_stops_the_plan_with_every_problem_listed(monkeypatch, tmp_path):
-    import runners.compose
+    import runners.conf_dirs
 
-    monkeypatch.setattr(runners.compose, "conf_problems", lambda conf_dir: ["block/x.yaml: 'secret': calls"])
+    monkeypatch.setattr(runners.conf_dirs, "conf_problems", lambda conf_dir: ["block/x.yaml: 'secret': calls"])
     with pytest.raises(PlanError, match="block/x.yaml: 'secret': calls"):
         build_plan(parse_spec(GOOD), [], [], [0], tmp_path)

@@ -7,9 +7,10 @@ import pytest
 from ean.data import DATASETS
 from ean.models import BLOCKS, FUSIONS, REGIONS
 from ean.trial import trial_key
-from runners.compose import CONF_DIR, group_options
+from runners.compose import group_options
 from runners.plan import build_plan, evaluation_key
 from runners.validate import devices_of, train_config
+from study.locations import CONF_DIR
 from study.profiles import profile_overrides
 from study.spec import load_spec
 from tests.paper_specs import paper_rows
