@@ -11,7 +11,8 @@ outage is FINISHED, not trained again.
 Every write is idempotent, so one applied twice (the driver died between applying it and recording that
 it did) changes nothing: an epoch already in MLflow is skipped, a finished run is not finished again, a run's
 data inputs are logged once, and an opened run carries the journal entry that created it (tag
-``ean.opened_by``), which a replay finds instead of creating a second run.
+``ean.opened_by``), which a replay finds instead of creating a second run, and completes (its params, config,
+data inputs and Params/FLOPs, where missing) when the opening was cut short.
 """
 
 from __future__ import annotations
@@ -200,11 +201,6 @@ class Applier:
             raise ValueError(f"unknown journal entry {op!r}")
 
     def _open(self, entry: dict[str, Any]) -> str:
-        found = self.tracker.run_opened_by(entry["entry_id"])
-        if found:  # applied before; its data inputs, if the driver died before logging them (each is logged once)
-            evaluation = S.TAG_EVALUATES in entry["tags"]
-            self.tracker.log_data(found, entry["config"], entry["data_fingerprint"], evaluation=evaluation)
-            return found
         trial = Trial(
             study=self.tracker.study,
             row=Row(id=entry["row"], label=entry["label"]),
@@ -217,6 +213,9 @@ class Applier:
             counts=entry_counts(entry) or self.known_counts.get(entry["key"]),
             column=entry.get("column", ""),
         )
+        found = self.tracker.run_opened_by(entry["entry_id"])
+        if found:  # applied before, perhaps cut short (the store failed, the driver died): completed, not made again
+            return self.tracker.complete_open(found, trial, evaluation=S.TAG_EVALUATES in entry["tags"])
         tags = {**entry["tags"], S.TAG_OPENED_BY: entry["entry_id"]}
         return self.tracker.open_trial(trial, tags, bool(entry["rerun"]))
 

@@ -332,12 +332,23 @@ class StudyTracker:
         else:  # with --rerun, a FINISHED run of the key stays as it is until this one finishes (finish_trial)
             name = trial.name
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
-            self._log_params(run_id, trial.config)
+        return self.complete_open(run_id, trial, evaluation=S.TAG_EVALUATES in all_tags)
+
+    def complete_open(self, run_id: str, trial: Trial, evaluation: bool) -> str:
+        """Gives an opened run (created with its tags, or reopened) what it lacks of its params, ``config.yaml``,
+        data inputs and Params/FLOPs; returns ``run_id``. Each is written only where missing, so an opening cut
+        short (the store failed after the run was created, the driver died) is completed when its journal
+        entry is applied again, and a reopened run keeps the values it has."""
+        run = self.client.get_run(run_id)
+        params = {k: v for k, v in flatten(trial.config).items() if k not in run.data.params}
+        self._log_params(run_id, params)
+        if all(f.path != S.ARTIFACT_CONFIG for f in self.client.list_artifacts(run_id)):
             self._log_config(run_id, trial.config)
-        self.log_data(run_id, trial.config, trial.data_fingerprint, evaluation=S.TAG_EVALUATES in all_tags)
+        self.log_data(run_id, trial.config, trial.data_fingerprint, evaluation=evaluation)
         self._logged[run_id] = self._logged_epochs(run_id)
         if trial.counts is not None:
-            self.log_metrics(run_id, count_metrics(trial.counts))
+            counts = count_metrics(trial.counts)
+            self.log_metrics(run_id, {k: v for k, v in counts.items() if k not in run.data.metrics})
         trial.run_id = run_id
         return run_id
 
@@ -351,7 +362,7 @@ class StudyTracker:
             tags={**self._trial_tags(trial, tags), **carried_tags(source)},
         )
         run_id = run.info.run_id
-        self._log_params(run_id, trial.config)
+        self._log_params(run_id, flatten(trial.config))
         self._log_config(run_id, trial.config)
         copy_metrics(self.client, source, run_id)
         copy_artifacts(self.client, source, run_id)
@@ -404,8 +415,8 @@ class StudyTracker:
     def _logged_epochs(self, run_id: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(run_id, S.EPOCH_MARKER)}
 
-    def _log_params(self, run_id: str, config: dict[str, Any]) -> None:
-        params = [Param(k, v[:PARAM_VALUE_LIMIT]) for k, v in flatten(config).items()]
+    def _log_params(self, run_id: str, flat: dict[str, str]) -> None:
+        params = [Param(k, v[:PARAM_VALUE_LIMIT]) for k, v in flat.items()]
         for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
 

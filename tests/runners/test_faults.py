@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -371,8 +372,6 @@ def test_a_rerun_with_nothing_to_write_takes_no_lease_and_anything_to_write_does
 def test_a_run_a_stopped_driver_journaled_before_counting_gets_the_counts_of_the_next_plan(store, tmp_path):
     """A driver journaled a trial's ``open`` before its network was counted and stopped before applying it; the
     next invocation replays it with the counts its plan knows (Params and FLOPs in the table for that run)."""
-    from dataclasses import replace
-
     from runners.journal import Journal, open_entry
     from runners.plan import ModelCounts
 
@@ -588,6 +587,41 @@ def test_journal_writes_applied_twice_change_nothing(store, tmp_path):
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss")) == [1, 2]
     assert len(client.get_metric_history(run.info.run_id, "top1")) == 1
     assert not journal.path.exists()
+
+
+def test_an_opening_cut_short_after_the_run_was_created_is_completed_when_applied_again(store, tmp_path, monkeypatch):
+    """The store fails right after the run is created (the driver might as well have died there): the entry
+    applied again completes that run (params, config.yaml, data inputs, Params/FLOPs) and makes no second one."""
+    from runners.journal import Journal, open_entry, replay
+    from runners.trials import ModelCounts
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    journal = Journal(tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl")
+    trial = replace(a_trial(), counts=ModelCounts(params=1200, macs=3400))
+    journal.append(open_entry(trial, {S.TAG_DATASET: "synthetic"}, rerun=False))
+    entries = journal.path.read_text()
+    real_log_batch = tracker.client.log_batch
+
+    def locked_once(*args, **kwargs):
+        monkeypatch.setattr(tracker.client, "log_batch", real_log_batch)
+        raise RuntimeError("sqlite3.OperationalError: database is locked")
+
+    monkeypatch.setattr(tracker.client, "log_batch", locked_once)
+    with pytest.raises(RuntimeError, match="locked"):
+        replay(tracker, journal, ("train_loss",))
+    (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
+    assert not run.data.params  # created with its tags, then cut short
+    assert replay(StudyTracker(store, "tiny", "hash"), journal, ("train_loss",)) == 1
+    client = MlflowClient(store)
+    (run,) = client.search_runs([tracker.experiment_id])
+    assert run.data.params == {"trainer.epochs": "3"}
+    assert run.data.metrics == {S.METRIC_PARAMS: 1200.0, S.METRIC_FLOPS: 3400.0}
+    assert [f.path for f in client.list_artifacts(run.info.run_id)] == [S.ARTIFACT_CONFIG]
+    journal.path.write_text(entries)  # applied once more, as if the applied marker had never been written
+    assert replay(StudyTracker(store, "tiny", "hash"), journal, ("train_loss",)) == 1
+    (again,) = client.search_runs([tracker.experiment_id])
+    assert again.info.run_id == run.info.run_id and again.data.params == run.data.params
+    assert len(client.get_metric_history(run.info.run_id, S.METRIC_PARAMS)) == 1
 
 
 def test_a_journal_of_an_older_version_still_replays(store, tmp_path):
