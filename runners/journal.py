@@ -52,19 +52,29 @@ class Journal:
         self._next = entries[-1]["seq"] + 1 if entries else 1
 
     def _entries(self) -> list[dict[str, Any]]:
+        """The entries in order; a line that is not a whole entry (a write torn by a full disk or a killed driver)
+        is left out, with a warning naming it."""
         if not self.path.is_file():
             return []
-        lines = self.path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip().endswith("}")]  # a torn last line is dropped
+        entries = []
+        for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
+            entry = _entry(line)
+            if entry is not None:
+                entries.append(entry)
+            elif line.strip():
+                log.warning("%s, line %d: not a whole journal entry (a torn write), left out", self.path, number)
+        return entries
 
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """Writes ``entry`` with the next sequence number (flushed to the OS before it is applied)."""
+        """Writes ``entry`` with the next sequence number (flushed to the OS before it is applied), on a line of
+        its own even after a torn write."""
         with self._lock:
             entry = {"seq": self._next, **entry}
             self._next += 1
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as f:
-                f.write(json.dumps(entry, default=str) + "\n")
+            with self.path.open("a+b") as f:
+                start = b"\n" if _ends_inside_a_line(f) else b""
+                f.write(start + json.dumps(entry, default=str).encode() + b"\n")
                 f.flush()
                 os.fsync(f.fileno())
         return entry
@@ -88,6 +98,24 @@ class Journal:
                 self.path.unlink(missing_ok=True)
                 self.marker.unlink(missing_ok=True)
                 self._next = 1
+
+
+def _entry(line: str) -> dict[str, Any] | None:
+    """The journal entry a line holds; None for a line that is not one (blank, or cut short)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("seq"), int) and "op" in entry else None
+
+
+def _ends_inside_a_line(f) -> bool:
+    """Whether the file (open for reading) ends without a newline: a torn last write."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return False
+    f.seek(size - 1)
+    return f.read(1) != b"\n"
 
 
 def transient(err: BaseException) -> bool:

@@ -624,6 +624,27 @@ def test_an_opening_cut_short_after_the_run_was_created_is_completed_when_applie
     assert len(client.get_metric_history(run.info.run_id, S.METRIC_PARAMS)) == 1
 
 
+@pytest.mark.parametrize("cut", ['"metrics": {"train_loss": 0.5}', '"epoch": 2', '{"seq'])
+def test_a_torn_journal_line_is_left_out_and_the_next_write_starts_a_line_of_its_own(tmp_path, caplog, cut):
+    """A write cut short (a full disk, a killed driver), even right after an inner ``}``: the entries before it
+    still replay, the torn line is named in a warning, and the next entry is written on a line of its own."""
+    from runners.journal import Journal, epoch_entry
+
+    path = tmp_path / "_mlflow_journal.jsonl"
+    journal = Journal(path)
+    journal.append(epoch_entry("k0", EpochReport(1, {"train_loss": 1.0})))
+    whole = json.dumps({"seq": 2, "op": "epoch", "key": "k0", "epoch": 2, "metrics": {"train_loss": 0.5}, "x": 1})
+    with path.open("a") as f:
+        f.write(whole[: whole.index(cut) + len(cut)])  # no newline: torn
+    journal = Journal(path)
+    assert [e["seq"] for e in journal.pending()] == [1]
+    assert "line 2: not a whole journal entry" in caplog.text
+    journal.append(epoch_entry("k0", EpochReport(2, {"train_loss": 0.5})))
+    reread = Journal(path).pending()
+    assert [(e["seq"], e["epoch"]) for e in reread] == [(1, 1), (2, 2)]
+    assert len(path.read_text().splitlines()) == 3
+
+
 def test_a_journal_of_an_older_version_still_replays(store, tmp_path):
     """Journals written before ``ModelCounts`` hold the counts under "profile" (params and flops): they replay,
     and the run gets its Params and FLOPs."""
