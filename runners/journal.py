@@ -296,6 +296,7 @@ class BufferedTracker:
         self._stop = threading.Event()
         self.fenced = threading.Event()  # another driver took the lease: write nothing more (``fence``)
         self.outage_since: float | None = None
+        self.error: Exception | None = None  # what stopped the writes for good (``_drain``), if anything did
         self._thread = threading.Thread(target=self._drain, name="ean-mlflow-writer", daemon=True)
         self._thread.start()
 
@@ -344,7 +345,7 @@ class BufferedTracker:
         """Waits until every write is applied or ``timeout_s`` passed; returns how many are still pending."""
         deadline = time.monotonic() + timeout_s
         with self._idle:
-            while self._pending and time.monotonic() < deadline:
+            while self._pending and self.error is None and time.monotonic() < deadline:
                 self._idle.wait(timeout=min(1.0, max(deadline - time.monotonic(), 0.01)))
             return self._pending
 
@@ -354,6 +355,19 @@ class BufferedTracker:
         self._thread.join(timeout=10)
 
     def _drain(self) -> None:
+        """Applies the queued writes in order until closed. An error no write can get past (the preparation whose
+        result is the tracker failed, the journal's applied marker cannot be written) stops the writes: it is
+        reported and kept in ``error``, and the writes not applied stay in the journal."""
+        try:
+            self._drain_queue()
+        except Exception as err:  # noqa: BLE001  reported to the user and to the driver (``error``)
+            log.exception("the MLflow writer stopped")
+            self.error = err
+            self.report(f"MLflow writes stopped ({type(err).__name__}: {err}); they are kept in {self.journal.path}")
+            with self._idle:
+                self._idle.notify_all()
+
+    def _drain_queue(self) -> None:
         applier = None
         while True:
             entry = self._queue.get()

@@ -313,7 +313,9 @@ class StudySession:
         trainings = [t for t in todo if t.evaluates is None]
         outcome = run_phase(trainings) if trainings else {}
         evaluations = [t for t in todo if t.evaluates is not None]
-        if evaluations and not signals.requested():  # then the evaluation rows, from the finished trainings
+        if evaluations and preparing.exception() is not None:
+            print(f"evaluation rows not run: the study's MLflow runs could not be prepared ({preparing.exception()})")
+        elif evaluations and not signals.requested():  # then the evaluation rows, from the finished trainings
             outcome.update(run_phase(self.with_checkpoints(evaluations, outcome, storage, preparing)))
         stopped = signals.requested()
         if stopped:
@@ -333,6 +335,13 @@ class StudySession:
         )
         left = writer.flush(args.mlflow_wait)
         writer.close()
+        if writer.error is not None:
+            print(
+                f"MLflow writes stopped: {type(writer.error).__name__}: {writer.error}; {left} write(s) are kept in "
+                f"{journal.path}; the next invocation (the same command) applies them first",
+                file=sys.stderr,
+            )
+            return stopped.exit_code if stopped else EXIT_STORE_DOWN
         if left:
             print(
                 f"MLflow ({self.uri}) did not answer: {left} write(s) are kept in {journal.path}; the next "

@@ -111,3 +111,31 @@ def test_a_study_of_two_datasets_trains_each_row_once_per_dataset_and_ensembles_
 
 
 EN = {"id": "en", "label": "En", "ensemble": ["base", "eab"]}
+
+
+@pytest.mark.slow
+def test_a_failed_preparation_is_named_the_evaluations_wait_and_the_next_invocation_applies_every_write(
+    study_dir, capsys, monkeypatch
+):
+    """The invocation's parent run cannot be made (here: the artifact store refuses): the training still runs,
+    the driver names the cause and exits 3 (MLflow), the evaluation rows wait, and the same command then records
+    the finished training from the journal, trains nothing again and runs the evaluation."""
+    from runners.session import EXIT_STORE_DOWN, StudySession
+
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE, TWO_CLIPS]))
+    prepare = StudySession.prepare_runs
+
+    def refused(self, todo=None):
+        raise PermissionError("cannot write the artifact location /artifacts/x")
+
+    monkeypatch.setattr(StudySession, "prepare_runs", refused)
+    assert main(cli_args(study_dir, spec, "--no-report")) == EXIT_STORE_DOWN
+    out, err = capsys.readouterr()
+    assert "evaluation rows not run" in out and "MLflow writes stopped: PermissionError" in err
+    monkeypatch.setattr(StudySession, "prepare_runs", prepare)
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0
+    out = capsys.readouterr().out
+    assert "MLflow write(s) an earlier invocation left" in out and "1 trial(s) to run, 1 cached" in out
+    runs = {r.data.tags["ean.row"]: r for r in trial_runs(study_dir)}
+    assert {row: r.info.status for row, r in runs.items()} == {"base": "FINISHED", "base_2clips": "FINISHED"}
+    assert [s["start_epoch"] for s in read_starts(runs["base"].data.tags["ean.workdir"])] == [1]  # trained once

@@ -190,6 +190,37 @@ def test_a_fenced_writer_journals_and_applies_nothing_more(store, tmp_path):
     assert MlflowClient(store).get_run(run_id).info.status == S.STATUS_RUNNING
 
 
+@pytest.mark.parametrize("breaks", ["preparation", "applied marker"])
+def test_an_error_no_write_gets_past_stops_the_writer_says_why_and_keeps_the_writes(store, tmp_path, breaks):
+    """The preparation whose result is the tracker failed, or the journal's applied marker cannot be written (a
+    full disk): the writer stops at once, ``flush`` does not wait its time out, the cause is reported and kept
+    for the driver, and the writes stay in the journal for the next invocation."""
+    from concurrent.futures import Future
+
+    from runners.journal import BufferedTracker, Journal
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    tracker: Future = Future()
+    if breaks == "preparation":
+        tracker.set_exception(PermissionError("cannot write the artifact location /x"))
+    else:
+        tracker.set_result(StudyTracker(store, "tiny", "hash"))
+
+        def full_disk(seq):
+            raise OSError(28, "No space left on device")
+
+        journal.mark_applied = full_disk
+    lines: list[str] = []
+    writer = BufferedTracker(tracker, journal, S.EPOCH_LOGGED, report=lines.append)
+    writer.open_trial(a_trial(), {S.TAG_DATASET: "synthetic"}, rerun=False)
+    writer.submit("end_parent", status=S.STATUS_FINISHED)
+    assert writer.flush(60) == 2  # returns when the writer stops, not after 60 s
+    writer.close()
+    cause = "artifact location" if breaks == "preparation" else "No space left"
+    assert cause in str(writer.error) and any("MLflow writes stopped" in ln and cause in ln for ln in lines)
+    assert [e["op"] for e in Journal(journal.path).pending()] == ["open", "end_parent"]
+
+
 def test_a_lost_lease_fences_the_sessions_writer_and_asks_for_a_stop(store, tmp_path, monkeypatch):
     """What the heartbeat's ``on_lost`` does in a session: no more MLflow writes, the trials asked to stop."""
     from runners import signals
