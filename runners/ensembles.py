@@ -35,20 +35,18 @@ def cell_keys(spec: StudySpec, planned: dict[tuple[str, str, int], str]) -> dict
     return cells
 
 
-def run_ensembles(
-    spec: StudySpec, planned: dict[tuple[str, str, int], str], tracker: StudyTracker, rerun: bool
-) -> dict[str, str]:
+def run_ensembles(spec: StudySpec, planned: dict[tuple[str, str, int], str], tracker: StudyTracker) -> dict[str, str]:
     """Logs every ensemble cell whose members finished; returns ``name -> finished | cached | waiting`` or
     ``failed: REASON`` (its members' scores cannot be averaged or fetched; the other cells go on).
 
-    A cell is cached while its run averaged the members' current runs; once a member is trained again
-    (``--rerun`` of its row), the cell is averaged again and its old run superseded.
+    A cell is cached while its run averaged the members' current runs, ``--rerun`` or not (a rerun trains the
+    members again, which makes new runs); once a member is trained again, the cell is averaged again and its old
+    run superseded.
 
     Args:
         spec: the study (its ensemble rows name their members).
         planned: (row id, dataset column or "", seed) -> the trial key this invocation planned for it.
         tracker: the study's MLflow tracker.
-        rerun: log a new run for a cell that has one (``--rerun``).
     """
     from mlflow.exceptions import MlflowException
 
@@ -69,7 +67,7 @@ def run_ensembles(
             continue
         key = ensemble_key([m.data.tags[S.TAG_TRIAL_KEY] for m in members])
         done = current(runs.get(key, []))
-        if not rerun and any(_averaged(r) == {m.info.run_id for m in members} for r in done):
+        if any(_averaged(r) == {m.info.run_id for m in members} for r in done):
             outcome[name] = "cached"
             continue
         with tempfile.TemporaryDirectory() as tmp:

@@ -136,7 +136,10 @@ class StudySession:
             print(f"{spec.name}: applied {replayed} MLflow write(s) an earlier invocation left in {self.journal_path}")
         stale = tracker.reconcile()
         if stale:
-            print(f"reconciled {len(stale)} run(s) left RUNNING by a driver that stopped (marked KILLED)")
+            print(
+                f"reconciled {len(stale)} run(s) left RUNNING by a driver that stopped (trainings marked KILLED, "
+                "copies and averages cut short deleted)"
+            )
         self.mark(tracker)
         self.tracker, self.todo = tracker, [t for t in self.trials if not t.state.finished]
         reused = sum(t.state == TrialState.REUSED for t in self.trials)
@@ -390,7 +393,7 @@ class StudySession:
         from runners.ensembles import run_ensembles
 
         planned = {(t.row.id, t.column, t.seed): t.key for t in self.trials}
-        for name, state in run_ensembles(self.spec, planned, tracker, self.args.rerun).items():
+        for name, state in run_ensembles(self.spec, planned, tracker).items():
             print(f"ensemble {name}: {state}", file=sys.stderr if state.startswith("failed") else sys.stdout)
 
 

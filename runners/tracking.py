@@ -271,15 +271,20 @@ class StudyTracker:
 
     # -- the invocation ---------------------------------------------------------------------------------
     def reconcile(self) -> list[str]:
-        """Marks KILLED every run of the study's experiment left RUNNING (by a driver that died: the caller
-        holds the study's lease, so no live driver owns them); returns their ids. A planned trial's run is
-        reopened when the trial starts again."""
+        """Ends every run of the study's experiment left RUNNING (by a driver that died: the caller holds the
+        study's lease, so no live driver owns them); returns their ids. A run that trains is marked KILLED (a
+        planned trial's run is reopened when the trial starts again); a reused trial's copy or an ensemble's
+        average cut short holds nothing computed and is deleted, so the copy or average made again is its key's
+        only run."""
         stale = []
         running = self.client.search_runs(
             [self.experiment_id], f"attributes.status = '{S.STATUS_RUNNING}'", max_results=50000
         )
         for run in running:
-            self._end(run.info.run_id, S.STATUS_KILLED, "left RUNNING by a driver that stopped")
+            if {S.TAG_REUSED_FROM, S.TAG_ENSEMBLE_OF} & run.data.tags.keys():
+                self.client.delete_run(run.info.run_id)
+            else:
+                self._end(run.info.run_id, S.STATUS_KILLED, "left RUNNING by a driver that stopped")
             stale.append(run.info.run_id)
         return stale
 

@@ -27,7 +27,8 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   key (``runners.reuse``) carries ``ean.reused_from`` (that run's id) and ``ean.reused_from_name`` and copies
   of its metrics, scores and checkpoint location.
   Status FINISHED, FAILED, RUNNING or KILLED. Several runs of one trial key exist only when the older
-  ones FAILED or were KILLED, or a ``--rerun`` superseded them: an older FINISHED run then carries
+  ones FAILED or were KILLED (a reused copy or an ensemble's average cut short is deleted instead), or a
+  ``--rerun`` superseded them: an older FINISHED run then carries
   ``ean.superseded_by`` (the newer run's id) and stays FINISHED. A report uses the newest FINISHED run of
   each (row, seed) that is not superseded, else the newest; the driver's report only runs of the trial keys it
   planned.

@@ -69,14 +69,19 @@ def test_reconcile_finds_every_orphan(store):
     orphans = [
         client.create_run(exp, tags=tagged).info.run_id,  # a trial
         client.create_run(exp, tags={S.TAG_KIND: S.KIND_STUDY, S.TAG_STUDY: "tiny"}).info.run_id,  # a parent
-        client.create_run(exp, tags={**tagged, S.TAG_ENSEMBLE_OF: "a,b"}).info.run_id,  # an ensemble
         client.create_run(exp).info.run_id,  # no tags at all
+    ]
+    copies = [  # an ensemble's average and a reused trial's copy, cut short: nothing computed in them
+        client.create_run(exp, tags={**tagged, S.TAG_ENSEMBLE_OF: "a,b"}).info.run_id,
+        client.create_run(exp, tags={**tagged, S.TAG_REUSED_FROM: "r0"}).info.run_id,
     ]
     done = client.create_run(exp, tags=tagged).info.run_id
     client.set_terminated(done, S.STATUS_FINISHED)
-    assert sorted(tracker.reconcile()) == sorted(orphans)
+    assert sorted(tracker.reconcile()) == sorted(orphans + copies)
     assert {client.get_run(r).info.status for r in orphans} == {S.STATUS_KILLED}
+    assert {client.get_run(r).info.lifecycle_stage for r in copies} == {"deleted"}
     assert client.get_run(done).info.status == S.STATUS_FINISHED
+    assert {r.info.run_id for r in client.search_runs([exp])} == {*orphans, done}
 
 
 def test_backfill_logs_each_missing_epoch_once(store):
@@ -878,18 +883,18 @@ def test_an_ensemble_waits_for_its_planned_members_and_takes_no_other_keys_run(s
     a = _finished_member(tracker, tmp_path / "a", "a", "ka")
     _finished_member(tracker, tmp_path / "b-old", "b", "kb-older-code")
     planned = {("a", "", 0): "ka", ("b", "", 0): "kb"}
-    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "waiting"}
+    assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "waiting"}
     b = _finished_member(tracker, tmp_path / "b", "b", "kb")
-    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "finished"}
+    assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "finished"}
     (run,) = MlflowClient(store).search_runs([tracker.experiment_id], f"tags.`{S.TAG_ROW}` = 'en'")
     assert set(run.data.tags[S.TAG_ENSEMBLE_OF].split(",")) == {a, b}
     assert run.data.metrics[S.METRIC_TEST_VIDEOS] == 2  # the videos its averaged scores cover
     assert run.data.tags[S.TAG_TRIAL_KEY] == cell_keys(spec, planned)[("en", "", 0)]  # the key the table asks for
 
 
-def test_ensembles_use_the_current_member_runs_and_a_rerun_supersedes_the_old_ensemble(store, tmp_path):
-    """An ensemble averages each member's newest run that no rerun superseded; ``--rerun`` logs a new ensemble
-    run and tags the old one (still FINISHED) superseded by it."""
+def test_ensembles_use_the_current_member_runs_and_the_same_members_are_averaged_once(store, tmp_path):
+    """An ensemble averages each member's newest run that no rerun superseded, once: asked again (a ``--rerun``
+    going on included) with the same member runs, the cell is cached."""
     from runners.ensembles import run_ensembles
     from study.spec import load_spec
 
@@ -909,14 +914,11 @@ def test_ensembles_use_the_current_member_runs_and_a_rerun_supersedes_the_old_en
         return sorted(runs, key=lambda r: r.info.start_time)
 
     planned = {("a", "", 0): "ka", ("b", "", 0): "kb"}
-    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "finished"}
+    assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "finished"}
     (first,) = ensemble_runs()
     assert set(first.data.tags[S.TAG_ENSEMBLE_OF].split(",")) == {new_a, b}
-    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "cached"}
-    assert run_ensembles(spec, planned, tracker, rerun=True) == {"tiny/en/seed0": "finished"}
-    old, new = ensemble_runs()
-    assert [old.info.status, new.info.status] == [S.STATUS_FINISHED, S.STATUS_FINISHED]
-    assert old.data.tags[S.TAG_SUPERSEDED_BY] == new.info.run_id and S.TAG_SUPERSEDED_BY not in new.data.tags
+    assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "cached"}  # the same members: one run
+    assert len(ensemble_runs()) == 1
 
 
 def test_an_ensemble_is_averaged_again_when_a_member_is_trained_again(store, tmp_path):
@@ -930,15 +932,57 @@ def test_an_ensemble_is_averaged_again_when_a_member_is_trained_again(store, tmp
     planned = {("a", "", 0): "ka", ("b", "", 0): "kb"}
     _finished_member(tracker, tmp_path / "a0", "a", "ka")
     b = _finished_member(tracker, tmp_path / "b0", "b", "kb")
-    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "finished"}
-    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "cached"}
+    assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "finished"}
+    assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "cached"}
     new_a = _finished_member(tracker, tmp_path / "a1", "a", "ka")  # the row a trained again
-    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "finished"}
+    assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "finished"}
     runs = MlflowClient(store).search_runs([tracker.experiment_id], f"tags.`{S.TAG_ROW}` = 'en'")
     old, new = sorted(runs, key=lambda r: r.info.start_time)
     assert set(new.data.tags[S.TAG_ENSEMBLE_OF].split(",")) == {new_a, b}
     assert old.data.tags[S.TAG_SUPERSEDED_BY] == new.info.run_id
-    assert run_ensembles(spec, planned, tracker, rerun=False) == {"tiny/en/seed0": "cached"}
+    assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "cached"}
+
+
+@pytest.mark.parametrize("cut", ["reuse", "ensemble"])
+def test_a_copy_or_average_cut_short_is_made_again_as_its_keys_only_run(store, tmp_path, monkeypatch, cut):
+    """The driver stops (Ctrl-C) while it copies a reused trial's run or logs an ensemble's average: the next
+    invocation's reconcile deletes the run left RUNNING, and the copy or average made again is the key's only run
+    in the study (no KILLED duplicate beside it)."""
+    import runners.tracking
+    from runners.ensembles import cell_keys, run_ensembles
+    from study.spec import load_spec
+
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(ENSEMBLE_ROWS)))
+    planned = {("a", "", 0): "ka", ("b", "", 0): "kb"}
+    tracker = StudyTracker(store, "tiny", "hash")
+    elsewhere = StudyTracker(store, "other", "hash")
+    _finished_member(elsewhere if cut == "reuse" else tracker, tmp_path / "a", "a", "ka")
+    _finished_member(tracker, tmp_path / "b", "b", "kb")
+    client = MlflowClient(store)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def make(tracker: StudyTracker) -> None:
+        if cut == "reuse":
+            trial = a_trial("a", key="ka")
+            tracker.mark_cached([trial], rerun=False)
+            assert trial.state == TrialState.REUSED
+            tracker.reuse_trial(trial, {})
+        else:
+            assert run_ensembles(spec, planned, tracker) == {"tiny/en/seed0": "finished"}
+
+    key = "ka" if cut == "reuse" else cell_keys(spec, planned)[("en", "", 0)]
+    monkeypatch.setattr(runners.tracking, "copy_artifacts", interrupted)
+    monkeypatch.setattr(tracker.client, "log_artifact", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make(tracker)
+    monkeypatch.undo()
+    again = StudyTracker(store, "tiny", "hash")
+    assert len(again.reconcile()) == 1
+    make(again)
+    runs = client.search_runs([tracker.experiment_id], f"tags.`{S.TAG_TRIAL_KEY}` = '{key}'")
+    assert [r.info.status for r in runs] == [S.STATUS_FINISHED]
 
 
 def test_an_ensemble_cell_that_cannot_be_averaged_is_named_and_the_others_go_on(store, tmp_path):
@@ -966,7 +1010,7 @@ def test_an_ensemble_cell_that_cannot_be_averaged_is_named_and_the_others_go_on(
                 ids[row, seed], {"top1": 100.0}, None if (row, seed) == ("a", 1) else str(scores), str(folder)
             )
     planned = {(row, "", seed): f"k{row}{seed}" for row in "ab" for seed in (0, 1, 2)}
-    outcome = run_ensembles(spec, planned, tracker, rerun=False)
+    outcome = run_ensembles(spec, planned, tracker)
     assert outcome["tiny/en/seed2"] == "finished"
     assert outcome["tiny/en/seed0"].startswith("failed: ") and f"row b (run {ids['b', 0]})" in outcome["tiny/en/seed0"]
     assert (
