@@ -177,11 +177,39 @@ def _unknown_key(err: Exception, overrides: list[str]) -> str | None:
     valid = [str(k) for k in node] if OmegaConf.is_dict(node) else []
     if not valid:
         return None
-    close = difflib.get_close_matches(leaf, valid, n=1)
-    hint = f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)" if close else ""
+    unlisted = sorted(set(_ean_keys(parent, node)) - set(valid))  # ean takes them; the files leave them out
+    if leaf in unlisted:
+        return (
+            f"config key '{key}' is valid but the config files leave it out (ean's default applies): add it with "
+            f"'+{key}=...'"
+        )
+    prefix = f"{parent}." if parent else ""
+    written = {k: prefix + k for k in valid} | {k: f"+{prefix}{k}" for k in unlisted}
+    close = difflib.get_close_matches(leaf, list(written), n=1)
+    hint = f" (did you mean '{written[close[0]]}'?)" if close else ""
+    more = f"; with '+' (not in the config files): {', '.join(unlisted)}" if unlisted else ""
     return f"unknown config key '{key}'{hint} (override '{key}=...'); valid keys of {parent or 'the config'}: " + (
-        ", ".join(valid)
+        ", ".join(valid) + more
     )
+
+
+def _ean_keys(section: str, node: Any) -> list[str]:
+    """The keys ``ean`` takes in a section of a trial config (``trainer``, ``model``, or ``data`` of the dataset
+    ``node`` names); none for any other place."""
+    if section == "trainer":
+        from ean.train.config import TRAINER_DEFAULTS
+
+        return list(TRAINER_DEFAULTS)
+    if section == "model":
+        from ean.models.build import MODEL_DEFAULTS
+
+        return list(MODEL_DEFAULTS)
+    if section == "data" and node.get("dataset"):
+        from ean.data.registry import DATASETS
+        from ean.trial import data_keys
+
+        return data_keys(node["dataset"]) if node["dataset"] in DATASETS.names() else []
+    return []
 
 
 def _searchpath_override() -> list[str]:

@@ -83,6 +83,20 @@ CASES = {
         ["unknown config key 'trainer.epoch' (did you mean 'trainer.epochs'?)", "valid keys of trainer: epochs,"],
     ),
     "unknown top-level key": ({"rows": row(["sed=3"])}, [], ["unknown config key 'sed' (did you mean 'seed'?)"]),
+    "valid key the config files leave out": (
+        {"rows": row(["trainer.batchnorm=frozen"])},
+        [],
+        ["config key 'trainer.batchnorm' is valid but the config files leave it out", "'+trainer.batchnorm=...'"],
+    ),
+    "typo of a key the config files leave out": (
+        {"rows": row(["data.test_crop_siz=256"])},
+        [],
+        [
+            "unknown config key 'data.test_crop_siz' (did you mean '+data.test_crop_size'?)",
+            "with '+' (not in the config files): ",
+            "test_crop_size",
+        ],
+    ),
     "bad seeds": ({}, ["--seeds", "0,one"], ["--seeds must be comma-separated integers"]),
     "negative seed": ({}, ["--seeds=-1"], ["--seeds must be non-negative integers"]),
     "empty seeds": ({}, ["--seeds="], ["--seeds is empty"]),
