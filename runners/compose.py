@@ -291,8 +291,10 @@ def _missing_option(err: MissingConfigException, overrides: list[str]) -> str:
         sets = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") == group]  # the last one wins in Hydra
         naming = [o for o in sets if o.split("=", 1)[-1] == name]
         culprit = (naming or sets or [f"{group}={name}"])[-1]
-        choices = ", ".join(group_options(group))
-        return f"unknown {group} '{name}' (override '{culprit}'); valid {group} options: {choices}"
+        options = group_options(group)
+        close = difflib.get_close_matches(name, options, n=1)
+        hint = f" (did you mean '{group}={close[0]}'?)" if close else ""
+        return f"unknown {group} '{name}' (override '{culprit}'){hint}; valid {group} options: {', '.join(options)}"
     return _first_line(err)
 
 

@@ -369,14 +369,14 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         spec_path = find_spec(args.study)
         spec = load_spec(spec_path)
         check_command_line(args)
+        uri = args.mlflow_uri or default_tracking_uri()
+        check_tracking_uri(uri)  # an option too: checked before the plan, whose checks may take a while
         profile, seeds, spec = select(spec, args)
         trials, plan = plan_study(spec, profile, seeds, args)
-    except (SpecError, PlanError, CompositionError, RegistryError) as err:
+    except (SpecError, PlanError, CompositionError, RegistryError, TrackingUnreachable) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    uri = args.mlflow_uri or default_tracking_uri()
     try:
-        check_tracking_uri(uri)
         if args.dry_run:
             return dry_run(spec, trials, args, uri, plan)
         session = StudySession(spec, trials, args, uri, argv, spec_path=spec_path, plan=plan)

@@ -47,7 +47,7 @@ CASES = {
     "unknown block": (
         {"rows": row(["block=s_blok"])},
         [],
-        ["unknown block 's_blok'", "valid block options", "s_block"],
+        ["unknown block 's_blok'", "(did you mean 'block=s_block'?)", "valid block options", "s_block"],
     ),
     "unknown fusion": ({"rows": row(["fusion=dynamc"])}, [], ["unknown fusion 'dynamc'", "dynamic"]),
     "unknown model key": (
@@ -108,7 +108,11 @@ CASES = {
     "waiting nan seconds": ({}, ["--mlflow-wait", "nan"], ["--mlflow-wait must be a number of seconds"]),
     "override without a key": ({}, ["=3"], ["override '=3' names no key"]),
     "override without a value": ({}, ["trainer.lr"], ["override 'trainer.lr' sets no value"]),
-    "command-line group typo named as typed": ({}, ["block=eabb"], ["unknown block 'eabb' (override 'block=eabb')"]),
+    "command-line group typo named as typed": (
+        {},
+        ["block=eabb"],
+        ["unknown block 'eabb' (override 'block=eabb') (did you mean 'block=eab'?)"],
+    ),
     "only reference rows": (
         {"rows": [*GOOD["rows"], {"id": "tsm", "label": "TSM", "reference": {"top1": 45.6, "source": "Lin 2019"}}]},
         ["--rows", "tsm"],
@@ -305,6 +309,14 @@ def test_a_tracking_uri_of_no_mlflow_store_is_refused(tmp_path, capsys, monkeypa
     code = main([str(spec), "--mlflow-uri", uri.format(tmp=tmp_path), "--storage", str(tmp_path / "runs")])
     assert code == EXIT_BAD_INPUT and message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_tracking_uri_is_checked_with_the_options_before_the_plan(tmp_path, capsys, monkeypatch):
+    """A folder as ``--mlflow-uri`` and a row that would not compose: the option is named, before planning."""
+    monkeypatch.chdir(tmp_path)
+    code = main([str(write_spec(tmp_path)), "block=eabb", "--dry-run", "--mlflow-uri", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and "mlflow migrate-filestore" in err and "unknown block" not in err
 
 
 def test_a_web_server_that_is_not_mlflow_is_refused(tmp_path, capsys, monkeypatch):

@@ -55,6 +55,19 @@ def test_every_study_plans_with_its_smoke_profile(path, tmp_path):
         assert trial.key == trial_key(train_config(trial.config), devices_of(trial.config), trial.data_fingerprint)
 
 
+def test_the_readme_example_spec_plans_with_the_smoke_profile(tmp_path):
+    """The spec the README shows under "Running studies", copied into a file, is a valid study."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Running studies", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "my_table8.yaml"
+    path.write_text(example, encoding="utf-8")
+    spec = load_spec(path)
+    trials = build_plan(spec, profile_overrides(spec, "smoke"), [], [0], tmp_path, profile_name="smoke")
+    assert [t.row.id for t in trials] == ["only_soitr", "s_block", "eab"]
+    assert {r.id for r in spec.rows} == {"only_soitr", "s_block", "eab", "en", "tsm"}
+
+
 NO_SOI = {"regions": "none"}
 NO_EAB = {"block": "none"}
 
