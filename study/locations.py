@@ -2,7 +2,8 @@
 
 The repository's ``studies/`` folder ships inside the installed distribution as the data-only package
 ``ean_studies`` (``[tool.setuptools.package-dir]`` in ``pyproject.toml``), so a plain ``pip install .`` finds
-the paper's studies from any directory. A checkout that is not installed falls back to its own ``studies/``.
+the paper's studies from any directory. Code run from a checkout uses that checkout's own ``studies/`` (installed
+or not, and whichever checkout is the installed one), so its config groups always match its code.
 This module is the one home of these locations; everything else imports them from here.
 """
 
@@ -18,15 +19,16 @@ CHECKOUT_STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
 def packaged_studies() -> Path:
-    """The folder of the project's studies: the installed ``ean_studies`` package, else the checkout's ``studies/``.
+    """The folder of the project's studies: the ``studies/`` beside this code in a checkout, else the installed
+    ``ean_studies`` package (an installed wheel has no ``studies/`` beside its packages).
 
     Raises:
         FileNotFoundError: neither is there (a broken install).
     """
     spec = importlib.util.find_spec(PACKAGE)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for folder in [*map(Path, locations), CHECKOUT_STUDIES]:
-        if (folder / "conf").is_dir():
+    for folder in [CHECKOUT_STUDIES, *map(Path, locations)]:
+        if (folder / "conf" / "config.yaml").is_file():
             return folder
     raise FileNotFoundError(f"the project's studies are missing: no package '{PACKAGE}' and no {CHECKOUT_STUDIES}")
 

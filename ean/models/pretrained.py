@@ -1,7 +1,7 @@
 """Loading ImageNet weights into the backbone by torchvision key names, with a report of what matched.
 
-``python -m ean.models.pretrained resnet50 imagenet1k_v1`` downloads named weights into torch's hub cache
-(where ``model.pretrained: imagenet1k_v1`` finds them); nothing else here downloads.
+``python -m ean.download_weights resnet50 imagenet1k_v1`` downloads named weights into torch's hub cache
+(where ``model.pretrained: imagenet1k_v1`` finds them) with :func:`download`; nothing else downloads.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from ean.files_read import note
 
 log = logging.getLogger(__name__)
 
-_TORCHVISION_WEIGHTS = {
+#: The backbones with named ImageNet weights: name -> torchvision's weights enum.
+TORCHVISION_WEIGHTS = {
     "resnet18": "ResNet18_Weights",
     "resnet50": "ResNet50_Weights",
     "resnet101": "ResNet101_Weights",
@@ -81,7 +81,7 @@ def torchvision_weights(name: str, backbone_name: str):
     """The torchvision ``Weights`` enum member a named source stands for (``imagenet1k_v1`` ...)."""
     import torchvision
 
-    enum_name = _TORCHVISION_WEIGHTS.get(backbone_name)
+    enum_name = TORCHVISION_WEIGHTS.get(backbone_name)
     if enum_name is None:
         raise ValueError(f"torchvision has no ImageNet weights for backbone '{backbone_name}'")
     weights = getattr(torchvision.models, enum_name)
@@ -114,7 +114,7 @@ def weights_file(source: str, backbone_name: str) -> Path:
             raise PretrainedWeightsError(
                 f"model.pretrained = {source!r} needs {path.name} (torchvision's {backbone_name} "
                 f"{torchvision_weights(source, backbone_name).name}) at {path}. Get it with "
-                f"'python -m ean.models.pretrained {backbone_name} {source}' on a machine with network "
+                f"'python -m ean.download_weights {backbone_name} {source}' on a machine with network "
                 f"(it downloads {url} and checks its hash), or copy the file there ($TORCH_HOME moves the "
                 "cache); or set model.pretrained=PATH to a state dict, or model.pretrained=null to train from scratch"
             )
@@ -190,20 +190,3 @@ def load_pretrained(backbone: nn.Module, source: str, backbone_name: str) -> Loa
     report = load_matching(backbone, read_state_dict(source, backbone_name))
     log.info("pretrained %s from %s: %s", backbone_name, source, report.summary())
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m ean.models.pretrained", description="Download named ImageNet weights into torch's hub cache."
-    )
-    parser.add_argument("backbone", choices=sorted(_TORCHVISION_WEIGHTS))
-    parser.add_argument("source", choices=NAMED_WEIGHTS, nargs="?", default="imagenet1k_v1")
-    args = parser.parse_args(argv)
-    print(download(args.backbone, args.source))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

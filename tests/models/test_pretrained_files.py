@@ -36,3 +36,31 @@ def test_a_weights_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path
     with pytest.raises(pickle.UnpicklingError):
         read_state_dict(str(path), "resnet18")
     assert not marker.exists()
+
+
+def test_the_download_command_without_network_says_what_to_fetch_and_where_in_one_line(tmp_path, monkeypatch, capsys):
+    import urllib.error
+
+    import ean.models.pretrained as pretrained
+    from ean.download_weights import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, dst, hash_prefix=None):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(pretrained.torch.hub, "download_url_to_file", offline)
+    assert main(["resnet50", "imagenet1k_v1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: cannot download https://")
+    assert str(hub_file("imagenet1k_v1", "resnet50")) in err and "model.pretrained=PATH" in err
+
+
+def test_the_download_command_runs_as_a_module_without_warnings(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "ean.download_weights", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "resnet50" in done.stdout, done.stderr

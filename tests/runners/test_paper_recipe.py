@@ -110,4 +110,4 @@ def test_missing_imagenet_weights_stop_the_plan_naming_the_file(sth_v1, tmp_path
     assert main(["table8", f"data.root={sth_v1}", "--dry-run", "--mlflow-uri", f"sqlite:///{tmp_path}/x.db"]) == 2
     err = capsys.readouterr().err
     assert "resnet50-0676ba61.pth" in err and str(tmp_path / "empty-torch-home") in err
-    assert "python -m ean.models.pretrained resnet50 imagenet1k_v1" in err and "model.pretrained=null" in err
+    assert "python -m ean.download_weights resnet50 imagenet1k_v1" in err and "model.pretrained=null" in err

@@ -59,3 +59,22 @@ def test_a_missing_path_with_folders_is_not_looked_up_by_name(tmp_path):
 
 def test_in_the_checkouts_root_its_studies_are_searched_once():
     assert study_folders(STUDIES_DIR.parent) == [STUDIES_DIR.parent, STUDIES_DIR]
+
+
+def test_code_run_from_another_checkout_uses_that_checkouts_studies(tmp_path):
+    """A second checkout run with ``PYTHONPATH`` while the first is the installed one: its own config groups."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    clone = tmp_path / "clone"
+    shutil.copytree(repo / "study", clone / "study", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo / "studies", clone / "studies")
+    probe = "from study.locations import CONF_DIR; print(CONF_DIR)"
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(clone)}, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == str(clone / "studies" / "conf")
