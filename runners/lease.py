@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from runners.store_template import sqlite_path
 from study import mlflow_schema as S
@@ -104,16 +104,21 @@ def read_holder(client, experiment_id: str) -> Holder | None:
     )
 
 
+def lease_file(store: Path, experiment_id: str) -> Path:
+    """The file beside a sqlite store whose ``flock`` is the mutex of the study of ``experiment_id``."""
+    return store.with_name(f".{store.name}.lease-{experiment_id}")
+
+
 def lock_experiment_name(experiment_id: str) -> str:
     """The name of the experiment that is a tracking server's mutex for the study of ``experiment_id``."""
     return f"{LOCK_PREFIX}{experiment_id}"
 
 
 class FileMutex:
-    """An exclusive ``flock`` on a file beside a sqlite store, held from ``take`` to ``give``."""
+    """An exclusive ``flock`` on a file (beside a sqlite store), held from ``take`` to ``give``."""
 
-    def __init__(self, store: Path, experiment_id: str):
-        self.path = store.with_name(f".{store.name}.lease-{experiment_id}")
+    def __init__(self, path: Path):
+        self.path = path
         self._fd: int | None = None
 
     def take(self) -> bool:
@@ -132,32 +137,51 @@ class FileMutex:
             os.close(self._fd)  # frees the flock
             self._fd = None
 
+    def write(self, text: str) -> None:
+        """Replaces the file's text (while holding the flock: who holds it, for those refused)."""
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, text.encode(), 0)
+
+    def read(self) -> str:
+        """The file's text ("" where there is none)."""
+        try:
+            return self.path.read_text(errors="replace").strip()
+        except OSError:
+            return ""
+
 
 class ExperimentMutex:
     """A lock experiment of a reserved name, held from ``take`` to ``give``: MLflow creates a name once.
 
     Args:
         client: an ``MlflowClient`` of the store.
-        experiment_id: the study's experiment.
+        name: the lock experiment's name (``lock_experiment_name`` for a study's lease).
         owner: this driver's lease id (a tag of the lock experiment, with its host and pid).
-        study_holder: reads the holder in the study's tags (``read_holder``), which a live lock's creator
-            keeps beating once it has written it.
+        study_holder: reads, from a lock experiment, the holder in its study's tags (``read_holder``), which a live
+            lock's creator keeps beating once it has written it.
         stale_after_s: a creator on another host is dead when its heartbeat (or, before its first, the lock's
             creation) is older than this.
+        tags: more tags of the lock experiment.
     """
 
     def __init__(
-        self, client, experiment_id: str, owner: str, study_holder: Callable[[], Holder | None], stale_after_s: float
+        self,
+        client,
+        name: str,
+        owner: str,
+        study_holder: Callable[[Any], Holder | None],
+        stale_after_s: float,
+        tags: dict[str, str] | None = None,
     ):
-        self.client, self.owner, self.study_holder = client, owner, study_holder
-        self.name = lock_experiment_name(experiment_id)
-        self.stale_after_s = stale_after_s
+        self.client, self.name, self.owner, self.study_holder = client, name, owner, study_holder
+        self.stale_after_s, self.tags = stale_after_s, tags or {}
 
     def take(self) -> bool:
         """Creates the lock experiment; a dead creator's lock is discarded first. False when a live one holds it."""
         from mlflow.exceptions import MlflowException
 
-        tags = {S.LEASE_OWNER: self.owner, S.LEASE_HOST: socket.gethostname(), S.LEASE_PID: str(os.getpid())}
+        tags = {**self.tags, S.LEASE_OWNER: self.owner, S.LEASE_HOST: socket.gethostname()}
+        tags[S.LEASE_PID] = str(os.getpid())
         for _ in range(3):  # a dead lock discarded, or one released meanwhile: create again
             try:
                 self.client.create_experiment(self.name, tags=tags)
@@ -170,7 +194,7 @@ class ExperimentMutex:
                 continue  # released meanwhile
             if lock.lifecycle_stage != "active":  # deleted by hand (its name stays taken): restored to discard it
                 self._discard(lock.experiment_id, restore=True)
-            elif self._alive(lock):
+            elif self.alive(lock):
                 return False
             else:
                 self._discard(lock.experiment_id)
@@ -182,11 +206,11 @@ class ExperimentMutex:
         if lock is not None and lock.tags.get(S.LEASE_OWNER) == self.owner:
             self._discard(lock.experiment_id)
 
-    def _alive(self, lock) -> bool:
+    def alive(self, lock) -> bool:
         """Whether the lock's creator runs: by its heartbeat in the study's tags once it wrote them, else by
         its pid on this host or the lock's age."""
         owner = lock.tags.get(S.LEASE_OWNER, "")
-        holder = self.study_holder()
+        holder = self.study_holder(lock)
         if holder is None or holder.owner != owner:
             created = (lock.creation_time or 0) / 1000
             holder = Holder(owner or "?", lock.tags.get(S.LEASE_HOST, "?"), int(lock.tags.get(S.LEASE_PID) or 0),
@@ -250,11 +274,10 @@ class StudyLease:
         if mutex == "file" or (mutex is None and store is not None):
             if store is None:
                 raise ValueError(f"a file mutex needs a sqlite store, not {tracking_uri!r}")
-            self._mutex: FileMutex | ExperimentMutex = FileMutex(store, experiment_id)
+            self._mutex: FileMutex | ExperimentMutex = FileMutex(lease_file(store, experiment_id))
         else:
-            self._mutex = ExperimentMutex(
-                self.client, experiment_id, self.owner, lambda: read_holder(self.client, experiment_id), stale_after_s
-            )
+            name, holder = lock_experiment_name(experiment_id), lambda lock: read_holder(self.client, experiment_id)
+            self._mutex = ExperimentMutex(self.client, name, self.owner, holder, stale_after_s)
 
     def acquire(self) -> Holder | None:
         """Takes the lease; returns the dead driver it took over from (None if it was free).

@@ -26,7 +26,15 @@ from runners.conf_dirs import CompositionError, search_path, use_config_dirs
 from runners.lease import LeaseHeld
 from runners.plan_cache import PlanCache
 from runners.process_exit import exit_now
-from runners.session import EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_OK, EXIT_STORE_DOWN, StudySession, fresh_store
+from runners.session import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED_TRIALS,
+    EXIT_OK,
+    EXIT_STORE_DOWN,
+    EXIT_WAITING,
+    StudySession,
+    fresh_store,
+)
 from runners.signals import Stopped
 from runners.trials import PlanError, Trial, TrialState, count_trials, plan_json
 from study.find import find_spec
@@ -36,7 +44,7 @@ from study.profiles import profile_overrides
 from study.spec import SpecError, StudySpec, load_spec, spec_hash
 from study.tracking_check import TrackingUnreachable, check_tracking_uri
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_TRIALS", "EXIT_OK", "EXIT_STORE_DOWN", "main", "plan_json"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_TRIALS", "EXIT_OK", "EXIT_STORE_DOWN", "EXIT_WAITING", "main", "plan_json"]
 #: How long the end of a study waits for MLflow to take the writes still buffered.
 FLUSH_WAIT_S = 60.0
 
@@ -52,6 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "  python -m runners.run table8 data.root=/data/sth1 --address auto --mlflow-uri http://head:5000\n"
         "\nExit status: 0 all trials finished; 1 a trial failed; 2 bad input, another driver runs the study, or\n"
         "MLflow does not answer; 3 MLflow stopped answering mid-study (its writes wait on disk for the next run);\n"
+        "4 trials left to another study's driver that runs them now (the same command, later, reuses them);\n"
         "130 / 143 stopped by SIGINT / SIGTERM (the same command resumes).\n",
     )
     parser.add_argument(
@@ -384,7 +393,7 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
     except (TrackingUnreachable, LeaseHeld) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if status in (EXIT_OK, EXIT_FAILED_TRIALS) and not args.no_report:  # not when stopped or MLflow is down
+    if status in (EXIT_OK, EXIT_FAILED_TRIALS, EXIT_WAITING) and not args.no_report:  # not stopped, MLflow up
         report(spec_path, uri, seeds, trials, session.tracker)
     return status
 

@@ -40,7 +40,7 @@ from runners.trials import Trial, TrialState, count_trials, plan_json
 from study import mlflow_schema as S
 from study.spec import StudySpec, spec_hash
 
-EXIT_OK, EXIT_FAILED_TRIALS, EXIT_BAD_INPUT, EXIT_STORE_DOWN = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED_TRIALS, EXIT_BAD_INPUT, EXIT_STORE_DOWN, EXIT_WAITING = 0, 1, 2, 3, 4
 
 
 class StudySession:
@@ -75,6 +75,8 @@ class StudySession:
         self.todo: list[Trial] = []
         self.rerun_begun: int | None = None  # with --rerun: when the rerun began (Unix ms)
         self.writer: BufferedTracker | None = None  # the MLflow writes of ``run``
+        self.claims = None  # the trial keys this driver claims (``runners.claims.KeyClaims``), once it holds the lease
+        self.waiting: list[Trial] = []  # trials another live driver claims: left to it (``claim``)
 
     # -- the flow -------------------------------------------------------------------------------------------
     def execute(self) -> int:
@@ -142,14 +144,36 @@ class StudySession:
             )
         self.mark(tracker)
         self.tracker, self.todo = tracker, [t for t in self.trials if not t.state.finished]
+        self.claim(lease.owner)
         reused = sum(t.state == TrialState.REUSED for t in self.trials)
         if self.todo:
-            cached = len(self.trials) - len(self.todo) - reused
+            cached = len(self.trials) - len(self.todo) - len(self.waiting) - reused
             print(
                 f"{spec.name}: {len(self.todo)} trial(s) to run, {cached} cached, {reused} reused from other "
                 f"studies; MLflow: {self.uri}"
             )
         _print_note(tracker.other_code_note())
+
+    def claim(self, owner: str) -> None:
+        """Claims the keys of the trials to run (``runners.claims``; the lease held): a training whose key another
+        live driver claims is left to it, and so is an evaluation of it (``waiting``)."""
+        from runners.claims import KeyClaims
+
+        self.claims = KeyClaims(self.uri, self.tracker.experiment_id, self.spec.name, owner)
+        held = self.claims.take(t.key for t in self.todo if t.evaluates is None)
+        held |= self.claims.take(t.key for t in self.todo if t.evaluates is not None and t.evaluates not in held)
+        self.waiting = [t for t in self.todo if t.key in held or t.evaluates in held]
+        self.todo = [t for t in self.todo if t not in self.waiting]
+        for trial in self.waiting:
+            other = held.get(trial.key) or f"its training, by {held[trial.evaluates]}"
+            print(f"{trial.name}: trial {trial.key} is being run by {other}; not run here")
+
+    def waiting_note(self) -> str:
+        """What the trials left to other drivers need (``waiting``): the same command, once those finished."""
+        return (
+            f"{len(self.waiting)} trial(s) left to the drivers that run them now: run the same command again once "
+            f"those finished, and it reuses their results:\n  {self.command}"
+        )
 
     def lease_lost(self, holder) -> None:
         """Another driver took the study's lease over, judging this one dead: stop the trials, write nothing more
@@ -204,7 +228,10 @@ class StudySession:
         return self.tracker.parent_id if self.tracker is not None else None
 
     def close(self) -> None:
-        """Releases the lease (a no-op when it was never taken)."""
+        """Releases the trial keys' claims and the lease (no-ops for those never taken)."""
+        if self.claims is not None:
+            self.claims.release()
+            self.claims = None
         if self.lease is not None:
             self.lease.release()
             self.lease = None
@@ -258,16 +285,21 @@ class StudySession:
         return text + "\n", {S.METRIC_ESTIMATE_DEVICE_HOURS: device_hours, S.METRIC_ESTIMATE_WALL_HOURS: wall_hours}
 
     def finish_cached(self) -> int:
-        """Every trial is FINISHED here or elsewhere: adopt the reused ones, log the ensembles."""
+        """Every trial is FINISHED here or elsewhere, or left to another driver: adopt the reused ones, log the
+        ensembles."""
         if any(t.state == TrialState.REUSED for t in self.trials):
             self.prepare_runs(todo=[])
             self.tracker.end_parent(S.STATUS_FINISHED)
-        print(
-            f"{self.spec.name}: all {len(self.trials)} trials already FINISHED in MLflow (cached or reused); "
-            "--rerun runs them again"
-        )
+        if not self.waiting:
+            print(
+                f"{self.spec.name}: all {len(self.trials)} trials already FINISHED in MLflow (cached or reused); "
+                "--rerun runs them again"
+            )
         self.ensembles(self.tracker)
         print(browse_hint(self.uri, self.tracker.experiment_id))
+        if self.waiting:
+            print(self.waiting_note(), file=sys.stderr)
+            return EXIT_WAITING
         return EXIT_OK
 
     def run(self, preparing: Future) -> int:
@@ -358,10 +390,12 @@ class StudySession:
         tracker = preparing.result()
         self.ensembles(tracker)
         print(browse_hint(self.uri, tracker.experiment_id))
+        if self.waiting:
+            print(self.waiting_note(), file=sys.stderr)
         if failed:
             print(f"{len(failed)} trial(s) failed: " + ", ".join(t.name for t in failed), file=sys.stderr)
             return EXIT_FAILED_TRIALS
-        return EXIT_OK
+        return EXIT_WAITING if self.waiting else EXIT_OK
 
     def with_checkpoints(
         self, evaluations: list[Trial], outcome: dict[str, str], storage: Path, preparing: Future

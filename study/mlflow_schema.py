@@ -37,6 +37,9 @@ The runner (``runners``) imports these constants to write runs; ``reports`` impo
   (Unix seconds, renewed every few seconds) and ``ean.lease.command``.
   On a tracking server the lease's mutex is an experiment named ``ean-lease/<experiment id>`` (tags
   ``ean.lease.owner``, ``ean.lease.host``, ``ean.lease.pid``), renamed ``...released-<id>`` and deleted when freed.
+- While a driver trains a trial key it claims it store-wide (``runners.claims``): on a tracking server with an
+  experiment named ``ean-claim/<trial key>`` (the lease's tags, and ``ean.claim.study``, ``ean.claim.experiment``:
+  the claiming study and its experiment), freed like the lease's mutex; on a sqlite store with a file's flock.
 - A trial run's data are its run inputs (``MlflowClient.log_inputs``), metadata only, nothing uploaded: one
   dataset per split it reads, named ``<dataset>/<split>`` (``dataset_input_name``: ``synthetic/train``,
   ``synthetic/val``), its digest the trial's ``ean.data_fingerprint`` (``sha256:<16 hex>``), its source the
@@ -142,6 +145,8 @@ LEASE_PID = "ean.lease.pid"
 LEASE_SINCE = "ean.lease.since"
 LEASE_HEARTBEAT = "ean.lease.heartbeat"
 LEASE_COMMAND = "ean.lease.command"
+CLAIM_STUDY = "ean.claim.study"
+CLAIM_EXPERIMENT = "ean.claim.experiment"
 
 #: Experiment tag prefix of an unfinished ``--rerun`` (``runners.tracking.rerun_tag``): ``ean.rerun.<digest of the
 #: code and the trial keys it planned>`` = when it began (Unix ms). Run again (the printed resume command, after a

@@ -1,0 +1,107 @@
+"""Trial keys claimed store-wide while a driver trains them, so that two studies sharing a trial never both train it.
+
+A trial key names one computation whichever study plans it (Table 8's "+Incep-Block" is Table 9's "Identity"),
+and a study reuses another study's FINISHED run of it (``runners.reuse``). Two drivers running such studies at
+once would each find the other's run unfinished and train it too. So a driver, holding its study's lease,
+claims each key it is about to train and holds the claims until it ends. A key another live driver claims is
+left to that driver: this invocation does not train it and names the study that does; the same command run
+again once that study finished it reuses its result.
+
+A claim is a mutex of the lease's kinds (``runners.lease``), one per key. On a sqlite store: an exclusive
+``flock`` on a file in a folder beside the store (``.<store>.claims/<key>``, which names the claiming study),
+freed by the kernel when the driver dies. On any other store (a tracking server): an experiment named
+``ean-claim/<key>`` (``claim_experiment_name``), tagged with the claiming study and its experiment, alive while
+its creator holds that study's lease (whose heartbeat says so), discarded once it does not.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+
+from runners.lease import STALE_AFTER_S, ExperimentMutex, FileMutex, read_holder
+from runners.store_template import sqlite_path
+from study import mlflow_schema as S
+
+CLAIM_PREFIX = "ean-claim/"
+
+
+def claim_experiment_name(key: str) -> str:
+    """The name of the experiment that claims trial ``key`` on a tracking server."""
+    return f"{CLAIM_PREFIX}{key}"
+
+
+def claims_folder(store: Path) -> Path:
+    """The folder beside a sqlite store that holds its claim files."""
+    return store.with_name(f".{store.name}.claims")
+
+
+class KeyClaims:
+    """The trial keys this driver claims, held from ``take`` to ``release``.
+
+    Args:
+        tracking_uri: the MLflow store.
+        experiment_id: this study's experiment (whose lease this driver holds).
+        study: this study's name (what another driver is told).
+        owner: this driver's lease id (``StudyLease.owner``).
+        stale_after_s: a claim's creator on another host is dead when its study's heartbeat is older than this.
+    """
+
+    def __init__(
+        self, tracking_uri: str, experiment_id: str, study: str, owner: str, stale_after_s: float = STALE_AFTER_S
+    ):
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri)
+        self.store = sqlite_path(tracking_uri)
+        self.experiment_id, self.study, self.owner, self.stale_after_s = experiment_id, study, owner, stale_after_s
+        self._held: list[FileMutex | ExperimentMutex] = []
+
+    def take(self, keys: Iterable[str]) -> dict[str, str]:
+        """Claims each of ``keys``; returns those another live driver holds, each with who holds it."""
+        refused = {}
+        for key in dict.fromkeys(keys):
+            mutex = self._mutex(key)
+            if mutex.take():
+                self._held.append(mutex)
+                if isinstance(mutex, FileMutex):
+                    mutex.write(self._description())
+            else:
+                refused[key] = self._holder(mutex)
+        return refused
+
+    def release(self) -> None:
+        """Frees every claim this driver holds."""
+        while self._held:
+            self._held.pop().give()
+
+    def _mutex(self, key: str) -> FileMutex | ExperimentMutex:
+        if self.store is not None:
+            folder = claims_folder(self.store)
+            folder.mkdir(exist_ok=True)
+            return FileMutex(folder / key)
+        tags = {S.CLAIM_STUDY: self.study, S.CLAIM_EXPERIMENT: self.experiment_id}
+        return ExperimentMutex(
+            self.client, claim_experiment_name(key), self.owner, self._study_holder, self.stale_after_s, tags
+        )
+
+    def _study_holder(self, lock):
+        """The lease holder of the study that created the claim ``lock`` (None where it names none)."""
+        experiment = lock.tags.get(S.CLAIM_EXPERIMENT)
+        return read_holder(self.client, experiment) if experiment else None
+
+    def _description(self) -> str:
+        """This driver, as a refused one is told (the text of a claim file)."""
+        return f"study '{self.study}' (pid {os.getpid()} on {socket.gethostname()})"
+
+    def _holder(self, mutex: FileMutex | ExperimentMutex) -> str:
+        """Who holds a claim this driver could not take, as far as the claim says."""
+        if isinstance(mutex, FileMutex):
+            return mutex.read() or "another driver"
+        lock = self.client.get_experiment_by_name(mutex.name)
+        if lock is None:
+            return "another driver"
+        study, pid, host = (lock.tags.get(t, "?") for t in (S.CLAIM_STUDY, S.LEASE_PID, S.LEASE_HOST))
+        return f"study '{study}' (pid {pid} on {host})"

@@ -1,0 +1,119 @@
+"""Trial keys claimed store-wide (``runners.claims``): two studies that share a trial never both run it."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from runners.claims import KeyClaims, claim_experiment_name
+from runners.lease import StudyLease
+from runners.plan import build_plan
+from runners.run import main
+from runners.session import EXIT_OK, EXIT_WAITING
+from runners.tracking import StudyTracker
+from study import mlflow_schema as S
+from study.spec import parse_spec
+from tests.runners.conftest import cli_args, tiny_spec, write_yaml
+
+BASE = {"id": "base", "label": "Base", "overrides": ["block=none", "regions=none"]}
+
+
+def a_study(uri: str, name: str) -> tuple[str, StudyLease]:
+    """The experiment of study ``name`` and its lease, held by this process."""
+    experiment = StudyTracker(uri, name, "hash").experiment_id
+    lease = StudyLease(uri, experiment, name, f"python -m runners.run {name}")
+    lease.acquire()
+    return experiment, lease
+
+
+def test_a_key_claimed_by_a_live_driver_is_refused_naming_it_until_released(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (exp_a, lease_a), (exp_b, lease_b) = a_study(uri, "table8"), a_study(uri, "table9")
+    first = KeyClaims(uri, exp_a, "table8", lease_a.owner)
+    second = KeyClaims(uri, exp_b, "table9", lease_b.owner)
+    assert first.take(["k1", "k2"]) == {}
+    refused = second.take(["k2", "k3"])
+    assert list(refused) == ["k2"] and f"study 'table8' (pid {os.getpid()} on {socket.gethostname()})" == refused["k2"]
+    first.release()
+    assert second.take(["k2"]) == {} and first.take(["k1", "k2", "k3"]).keys() == {"k2", "k3"}
+    second.release()
+    first.release()
+    lease_a.release()
+    lease_b.release()
+
+
+def test_on_a_tracking_server_a_claim_lives_with_its_drivers_lease(tmp_path):
+    """The lock experiment ``ean-claim/KEY`` (the path a tracking server takes): refused while its creator holds
+    its study's lease; once that driver is dead (its pid gone, its lease not held), discarded and taken."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (exp_a, lease_a), (exp_b, lease_b) = a_study(uri, "table8"), a_study(uri, "table9")
+    first = KeyClaims(uri, exp_a, "table8", lease_a.owner)
+    second = KeyClaims(uri, exp_b, "table9", lease_b.owner)
+    first.store = second.store = None  # as on a tracking server
+    assert first.take(["k1"]) == {}
+    client = MlflowClient(uri)
+    lock = client.get_experiment_by_name(claim_experiment_name("k1"))
+    assert lock.tags[S.CLAIM_STUDY] == "table8" and lock.tags[S.CLAIM_EXPERIMENT] == exp_a
+    assert second.take(["k1"]) == {"k1": f"study 'table8' (pid {os.getpid()} on {socket.gethostname()})"}
+    lease_a.release()  # the first driver dies: its lease is not held, its pid is gone
+    client.set_experiment_tag(lock.experiment_id, S.LEASE_PID, str(2**22 + 12345))
+    assert second.take(["k1"]) == {}
+    assert client.get_experiment_by_name(claim_experiment_name("k1")).tags[S.CLAIM_STUDY] == "table9"
+    second.release()
+    assert client.get_experiment_by_name(claim_experiment_name("k1")) is None
+    lease_b.release()
+
+
+def test_a_trial_another_studys_driver_runs_is_left_to_it_then_reused(study_dir, capsys):
+    """Study ``other`` (another driver, live) claims the one trial of study ``tiny``: ``tiny`` names it, runs
+    nothing, writes no run for it and exits 4; once ``other`` finished it, the same command reuses its result."""
+    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
+    experiment, lease = a_study(uri, "other")
+    claims = KeyClaims(uri, experiment, "other", lease.owner)
+    assert claims.take([trial.key]) == {}
+
+    assert main(cli_args(study_dir, spec, "--no-report")) == EXIT_WAITING
+    out, err = capsys.readouterr()
+    assert f"tiny/base/seed0: trial {trial.key} is being run by study 'other'" in out
+    assert "run the same command again once those finished" in err
+    tiny = MlflowClient(uri).get_experiment_by_name("tiny").experiment_id
+    assert MlflowClient(uri).search_runs([tiny]) == []  # nothing trained, nothing opened
+
+    other = StudyTracker(uri, "other", "hash")
+    run_id = other.open_trial(trial, {}, rerun=False)
+    other.finish_trial(run_id, {"top1": 50.0, "top5": 90.0, "test_loss": 1.0}, None, str(study_dir / "w"))
+    claims.release()
+    lease.release()
+    assert main(cli_args(study_dir, spec, "--no-report")) == EXIT_OK
+    assert "reused from" in capsys.readouterr().out
+    (run,) = MlflowClient(uri).search_runs([tiny], f"tags.`{S.TAG_KIND}` = '{S.KIND_TRIAL}'")
+    assert run.data.tags[S.TAG_REUSED_FROM] == run_id and run.info.status == S.STATUS_FINISHED
+
+
+@pytest.mark.slow
+def test_two_studies_sharing_a_trial_started_together_train_it_once(study_dir):
+    """Two real drivers (a local Ray each) of studies ``one`` and ``two``, which share their one trial, started
+    at the same time: one trains it, the other leaves it to that one (exit 4, naming it), and run again after,
+    reuses its result. The trial is trained once."""
+    from ean.train import read_starts
+    from tests.runners.conftest import run_subprocess
+    from tests.runners.test_driver_faults import Driver, workdirs
+
+    specs = {name: write_yaml(study_dir / f"{name}.yaml", tiny_spec([BASE], name=name)) for name in ("one", "two")}
+    drivers = {name: Driver(study_dir, cli_args(study_dir, spec, "trainer.epochs=6", "--no-report"))
+               for name, spec in specs.items()}  # fmt: skip
+    codes = {name: d.process.wait(timeout=600) for name, d in drivers.items()}
+    assert sorted(codes.values()) == [EXIT_OK, EXIT_WAITING], {n: d.output[-2000:] for n, d in drivers.items()}
+    trained = next(n for n, code in codes.items() if code == EXIT_OK)
+    left = next(n for n, code in codes.items() if code == EXIT_WAITING)
+    assert f"is being run by study '{trained}'" in drivers[left].output
+    again = run_subprocess(study_dir, cli_args(study_dir, specs[left], "trainer.epochs=6", "--no-report"))
+    assert again.returncode == 0 and f"reused from {trained}/base/seed0" in again.stdout, again.stdout[-3000:]
+    assert workdirs(study_dir, left) == []  # no trial of that study ever started
+    (workdir,) = workdirs(study_dir, trained)
+    assert [s["start_epoch"] for s in read_starts(workdir)] == [1]
