@@ -1,6 +1,7 @@
 """``python -m ean.download_weights resnet50 imagenet1k_v1``: downloads named ImageNet weights into torch's hub
 cache, where ``model.pretrained: imagenet1k_v1`` finds them (``ean.models.pretrained``; nothing else
-downloads). Exit status 1, with one line naming the address and where the file goes, when it cannot.
+downloads). Exit status 1, with one line naming the address and where the file goes, when it cannot, or
+naming the damaged file already there.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ean.models.pretrained import NAMED_WEIGHTS, TORCHVISION_WEIGHTS, download, hub_file, torchvision_weights
+    from ean.models.pretrained import (
+        NAMED_WEIGHTS,
+        TORCHVISION_WEIGHTS,
+        PretrainedWeightsError,
+        download,
+        hub_file,
+        torchvision_weights,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m ean.download_weights", description="Download named ImageNet weights into torch's hub cache."
@@ -20,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         print(download(args.backbone, args.source))
+    except PretrainedWeightsError as err:  # a file there already, damaged: downloading again needs it gone
+        print(f"error: {err}: delete it and run this command again", file=sys.stderr)
+        return 1
     except OSError as err:  # no network (urllib's URLError is an OSError), a full disk, a cache not writable
         url = torchvision_weights(args.source, args.backbone).url
         print(

@@ -169,20 +169,25 @@ def _unknown_key(err: Exception, overrides: list[str]) -> str | None:
         return None
     key = match.group(1)
     parent, _, leaf = key.rpartition(".")
+    section, _, below = key.partition(".")
     rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
     try:
-        node = OmegaConf.select(compose(PRIMARY, overrides=[*rest, *_searchpath_override()]), parent or "")
+        config = compose(PRIMARY, overrides=[*rest, *_searchpath_override()])
+        node, section_node = OmegaConf.select(config, parent or ""), OmegaConf.select(config, section)
     except (ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException):
-        node = None
+        node = section_node = None
+    if below and OmegaConf.is_dict(section_node):  # under a key ean takes that the files leave out?
+        first = below.split(".")[0]
+        if first not in section_node and first in _ean_keys(section, section_node):
+            what = "it" if first == below else f"'{section}.{first}'"
+            return (
+                f"config key '{key}' is valid but the config files leave {what} out (ean's default applies): add it "
+                f"with '+{key}=...'"
+            )
     valid = [str(k) for k in node] if OmegaConf.is_dict(node) else []
     if not valid:
         return None
     unlisted = sorted(set(_ean_keys(parent, node)) - set(valid))  # ean takes them; the files leave them out
-    if leaf in unlisted:
-        return (
-            f"config key '{key}' is valid but the config files leave it out (ean's default applies): add it with "
-            f"'+{key}=...'"
-        )
     prefix = f"{parent}." if parent else ""
     written = {k: prefix + k for k in valid} | {k: f"+{prefix}{k}" for k in unlisted}
     close = difflib.get_close_matches(leaf, list(written), n=1)
@@ -204,11 +209,12 @@ def _ean_keys(section: str, node: Any) -> list[str]:
         from ean.models.build import MODEL_DEFAULTS
 
         return list(MODEL_DEFAULTS)
-    if section == "data" and node.get("dataset"):
+    if section == "data":
         from ean.data.registry import DATASETS
         from ean.trial import data_keys
 
-        return data_keys(node["dataset"]) if node["dataset"] in DATASETS.names() else []
+        dataset = OmegaConf.to_container(node, resolve=False).get("dataset")  # never resolved: data only
+        return data_keys(dataset) if isinstance(dataset, str) and dataset in DATASETS.names() else []
     return []
 
 

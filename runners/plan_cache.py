@@ -53,7 +53,7 @@ class PlanCache:
         base: the working folder.
         require_files: whether the data and weights must be on this machine.
         profile_name: the profile's name.
-        conf_dirs: the config folders composition searches (``runners.compose.search_path``).
+        conf_dirs: the config folders composition searches (``runners.conf_dirs.search_path``).
         folder: another cache folder (tests).
     """
 

@@ -348,10 +348,12 @@ class StudySession:
         trainings = [t for t in todo if t.evaluates is None]
         outcome = run_phase(trainings) if trainings else {}
         evaluations = [t for t in todo if t.evaluates is not None]
-        if evaluations and preparing.exception() is not None:
-            print(f"evaluation rows not run: the study's MLflow runs could not be prepared ({preparing.exception()})")
-        elif evaluations and not signals.requested():  # then the evaluation rows, from the finished trainings
-            outcome.update(run_phase(self.with_checkpoints(evaluations, outcome, storage, preparing)))
+        if evaluations and not signals.requested():  # then the evaluation rows, from the finished trainings
+            if preparing.exception() is not None:
+                why = preparing.exception()
+                print(f"evaluation rows not run: the study's MLflow runs could not be prepared: {why}")
+            else:
+                outcome.update(run_phase(self.with_checkpoints(evaluations, outcome, storage, preparing)))
         stopped = signals.requested()
         if stopped:
             signals.ignore()

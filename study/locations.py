@@ -14,8 +14,10 @@ from pathlib import Path
 
 #: The importable name of the ``studies/`` folder in an installed distribution.
 PACKAGE = "ean_studies"
-#: The repository's folder beside the packages (a checkout used without installing it).
-CHECKOUT_STUDIES = Path(__file__).resolve().parents[1] / "studies"
+_TOP = Path(__file__).resolve().parents[1]
+#: The checkout's ``studies/`` folder, where this code runs from a checkout (None in an installed wheel, which has
+#: no ``pyproject.toml`` beside its packages).
+CHECKOUT_STUDIES = _TOP / "studies" if (_TOP / "pyproject.toml").is_file() else None
 
 
 def packaged_studies() -> Path:
@@ -27,10 +29,10 @@ def packaged_studies() -> Path:
     """
     spec = importlib.util.find_spec(PACKAGE)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for folder in [CHECKOUT_STUDIES, *map(Path, locations)]:
+    for folder in [*([CHECKOUT_STUDIES] if CHECKOUT_STUDIES else []), *map(Path, locations)]:
         if (folder / "conf" / "config.yaml").is_file():
             return folder
-    raise FileNotFoundError(f"the project's studies are missing: no package '{PACKAGE}' and no {CHECKOUT_STUDIES}")
+    raise FileNotFoundError(f"the project's studies are missing: no package '{PACKAGE}' and no checkout's studies/")
 
 
 #: The paper's studies (``table8.yaml`` ...).

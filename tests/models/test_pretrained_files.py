@@ -64,3 +64,15 @@ def test_the_download_command_runs_as_a_module_without_warnings(tmp_path):
         [sys.executable, "-W", "error", "-m", "ean.download_weights", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0 and "resnet50" in done.stdout, done.stderr
+
+
+def test_the_download_command_names_a_damaged_file_already_there(tmp_path, monkeypatch, capsys):
+    from ean.download_weights import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path = hub_file("imagenet1k_v1", "resnet18")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"a download cut short")
+    assert main(["resnet18"]) == 1
+    err = capsys.readouterr().err
+    assert "sha256 does not start with" in err and str(path) in err and "delete it" in err and "network" not in err

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -219,7 +220,11 @@ def test_an_error_no_write_gets_past_stops_the_writer_says_why_and_keeps_the_wri
     writer = BufferedTracker(tracker, journal, S.EPOCH_LOGGED, report=lines.append)
     writer.open_trial(a_trial(), {S.TAG_DATASET: "synthetic"}, rerun=False)
     writer.submit("end_parent", status=S.STATUS_FINISHED)
-    assert writer.flush(60) == 2  # returns when the writer stops, not after 60 s
+    left: list[int] = []
+    flushing = threading.Thread(target=lambda: left.append(writer.flush(3600)), daemon=True)
+    flushing.start()
+    flushing.join(timeout=120)
+    assert left == [2], "flush waited for writes the stopped writer will never apply"
     writer.close()
     cause = "artifact location" if breaks == "preparation" else "No space left"
     assert cause in str(writer.error) and any("MLflow writes stopped" in ln and cause in ln for ln in lines)
@@ -382,6 +387,46 @@ def session_of(store: str, tmp_path: Path, trials: list[Trial]):
     spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base"}])))
     args = argparse.Namespace(storage=str(tmp_path / "runs"), rerun=False, address=None)
     return StudySession(spec, trials, args, store, ["tiny.yaml"])
+
+
+def test_a_stop_while_the_preparation_runs_does_not_wait_for_it(store, tmp_path, monkeypatch):
+    """Ctrl-C (or a lost lease) while the preparation still runs (counting networks, a store that does not
+    answer): the driver goes on to close its runs; it does not wait for the preparation to test evaluation rows."""
+    import argparse
+    from concurrent.futures import Future
+
+    import runners.scheduler
+    import runners.session
+    from runners import signals
+    from runners.signals import Stopped
+
+    monkeypatch.setattr(signals, "_state", {"signum": None, "deferred": True})
+    monkeypatch.setattr(signals, "ignore", lambda: None)  # no process-wide signal handlers in a test
+    monkeypatch.setattr(runners.session, "stop_ray", lambda: None)
+
+    def stopped_trials(*args, **kwargs):
+        signals.request()
+        return {}
+
+    monkeypatch.setattr(runners.scheduler, "run_trials", stopped_trials)
+    training, evaluation = a_trial(), replace(a_trial("twice", key="k2"), evaluates="k0")
+    session = session_of(store, tmp_path, [training, evaluation])
+    session.tracker, session.todo = StudyTracker(store, "tiny", "hash"), [training, evaluation]
+    session.args = argparse.Namespace(**vars(session.args), mlflow_wait=1, max_concurrent=None, max_failures=0)
+    ended: list = []
+    preparing: Future = Future()  # a preparation that does not end while the driver stops
+
+    def run() -> None:
+        try:
+            ended.append(session.run(preparing))
+        except Stopped as stop:
+            ended.append(stop)
+
+    running = threading.Thread(target=run, daemon=True)
+    running.start()
+    running.join(timeout=120)
+    preparing.set_exception(RuntimeError("ended by the test"))  # frees the writer's thread
+    assert ended, "the stopped driver waits for the preparation"
 
 
 def test_a_rerun_with_nothing_to_write_takes_no_lease_and_anything_to_write_does(store, tmp_path):

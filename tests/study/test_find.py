@@ -72,6 +72,7 @@ def test_code_run_from_another_checkout_uses_that_checkouts_studies(tmp_path):
     clone = tmp_path / "clone"
     shutil.copytree(repo / "study", clone / "study", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(repo / "studies", clone / "studies")
+    shutil.copy(repo / "pyproject.toml", clone)  # what makes a folder a checkout
     probe = "from study.locations import CONF_DIR; print(CONF_DIR)"
     shown = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(clone)}, capture_output=True, text=True
