@@ -95,7 +95,8 @@ def collect_runs(study: str, tracking_uri: str | None = None) -> StudyRuns:
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
-        names = sorted(e.name for e in client.search_experiments(max_results=50))
+        found = client.search_experiments(max_results=1000)
+        names = sorted(e.name for e in found if not S.is_lock_experiment(e.name))[:50]
         raise StudyNotFoundError(
             f"no MLflow experiment named {study!r} at {client.tracking_uri!r} "
             f"(experiments there: {', '.join(names) or 'none'}); run the study first or pass its tracking URI"

@@ -16,6 +16,7 @@ its creator holds that study's lease (whose heartbeat says so), discarded once i
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterable
@@ -25,12 +26,12 @@ from runners.lease import STALE_AFTER_S, ExperimentMutex, FileMutex, read_holder
 from runners.store_template import sqlite_path
 from study import mlflow_schema as S
 
-CLAIM_PREFIX = "ean-claim/"
+log = logging.getLogger(__name__)
 
 
 def claim_experiment_name(key: str) -> str:
     """The name of the experiment that claims trial ``key`` on a tracking server."""
-    return f"{CLAIM_PREFIX}{key}"
+    return f"{S.CLAIM_LOCK_PREFIX}{key}"
 
 
 def claims_folder(store: Path) -> Path:
@@ -73,9 +74,15 @@ class KeyClaims:
         return refused
 
     def release(self) -> None:
-        """Frees every claim this driver holds."""
+        """Frees every claim this driver holds; one the store cannot free now (it does not answer) is left to go
+        stale, as the lease is."""
         while self._held:
-            self._held.pop().give()
+            mutex = self._held.pop()
+            try:
+                mutex.give()
+            except Exception as err:  # noqa: BLE001  its creator's lease (heartbeat) frees it
+                name = mutex.name if isinstance(mutex, ExperimentMutex) else mutex.path.name
+                log.warning("could not release the claim of %s: %s", name, err)
 
     def _mutex(self, key: str) -> FileMutex | ExperimentMutex:
         if self.store is not None:
@@ -88,9 +95,15 @@ class KeyClaims:
         )
 
     def _study_holder(self, lock):
-        """The lease holder of the study that created the claim ``lock`` (None where it names none)."""
+        """The lease holder of the study that created the claim ``lock`` (None where it names none, or its
+        experiment is gone: then the claim's pid and age say whether its creator runs)."""
+        from mlflow.exceptions import MlflowException
+
         experiment = lock.tags.get(S.CLAIM_EXPERIMENT)
-        return read_holder(self.client, experiment) if experiment else None
+        try:
+            return read_holder(self.client, experiment) if experiment else None
+        except MlflowException:  # the study's experiment was deleted for good
+            return None
 
     def _description(self) -> str:
         """This driver, as a refused one is told (the text of a claim file)."""

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 60.0
-LOCK_PREFIX = "ean-lease/"
 
 
 class LeaseHeld(RuntimeError):
@@ -111,7 +110,7 @@ def lease_file(store: Path, experiment_id: str) -> Path:
 
 def lock_experiment_name(experiment_id: str) -> str:
     """The name of the experiment that is a tracking server's mutex for the study of ``experiment_id``."""
-    return f"{LOCK_PREFIX}{experiment_id}"
+    return f"{S.LEASE_LOCK_PREFIX}{experiment_id}"
 
 
 class FileMutex:
@@ -134,6 +133,7 @@ class FileMutex:
 
     def give(self) -> None:
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # its text named the holder: nobody now
             os.close(self._fd)  # frees the flock
             self._fd = None
 

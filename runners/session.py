@@ -2,11 +2,12 @@
 
     open   the MLflow store (created when new), the study's lease (one driver per study), the MLflow writes
            an earlier invocation left in the journal, the runs a dead driver left RUNNING, and each trial's
-           state: new, cached (FINISHED here), reused (FINISHED in another study) or resume.
+           state: new, cached (FINISHED here), reused (FINISHED in another study) or resume; the keys of the
+           trials to run claimed store-wide, those another live driver runs left to it (``runners.claims``).
     run    Ray started; the parent run (with the spec file and the plan), the reused trials' runs and the
            counts of the new trials' networks; the new trials on Ray Tune, every MLflow write through the
            study's journal; the ensembles. (The caller logs the report to the parent: ``parent_id``.)
-    close  the lease released, whatever happened.
+    close  the trial keys' claims and the lease released, whatever happened.
 
 Start-up overlap, kept inside this class: a new sqlite store (a copy of an empty one,
 ``runners.store_template``) is opened in a thread while Ray starts, MLflow's imports with it; the parent run
@@ -165,14 +166,18 @@ class StudySession:
         self.waiting = [t for t in self.todo if t.key in held or t.evaluates in held]
         self.todo = [t for t in self.todo if t not in self.waiting]
         for trial in self.waiting:
-            other = held.get(trial.key) or f"its training, by {held[trial.evaluates]}"
-            print(f"{trial.name}: trial {trial.key} is being run by {other}; not run here")
+            what = f"trial {trial.key}" if trial.key in held else f"its training {trial.evaluates}"
+            print(f"{trial.name}: {what} is being run by {held.get(trial.key) or held[trial.evaluates]}; not run here")
+        if self.todo and not self.args.rerun:  # under the claims: a key another driver finished meanwhile is reused
+            self.tracker.mark_cached(self.trials, rerun=False)
+            self.todo = [t for t in self.todo if not t.state.finished]
 
     def waiting_note(self) -> str:
         """What the trials left to other drivers need (``waiting``): the same command, once those finished."""
+        then = "it trains them here (--rerun)" if self.args.rerun else "it reuses their results"
         return (
             f"{len(self.waiting)} trial(s) left to the drivers that run them now: run the same command again once "
-            f"those finished, and it reuses their results:\n  {self.command}"
+            f"those finished, and {then}:\n  {self.command}"
         )
 
     def lease_lost(self, holder) -> None:
@@ -228,13 +233,16 @@ class StudySession:
         return self.tracker.parent_id if self.tracker is not None else None
 
     def close(self) -> None:
-        """Releases the trial keys' claims and the lease (no-ops for those never taken)."""
-        if self.claims is not None:
-            self.claims.release()
-            self.claims = None
-        if self.lease is not None:
-            self.lease.release()
-            self.lease = None
+        """Releases the trial keys' claims and the lease (no-ops for those never taken; a store that does not
+        answer leaves them to go stale)."""
+        try:
+            if self.claims is not None:
+                self.claims.release()
+                self.claims = None
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
 
     # -- steps ----------------------------------------------------------------------------------------------
     def prepare_runs(self, todo: list[Trial] | None = None):

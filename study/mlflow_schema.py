@@ -145,6 +145,9 @@ LEASE_PID = "ean.lease.pid"
 LEASE_SINCE = "ean.lease.since"
 LEASE_HEARTBEAT = "ean.lease.heartbeat"
 LEASE_COMMAND = "ean.lease.command"
+#: Names of the lock experiments: a study's lease on a tracking server, and the claim of a trial key.
+LEASE_LOCK_PREFIX = "ean-lease/"
+CLAIM_LOCK_PREFIX = "ean-claim/"
 CLAIM_STUDY = "ean.claim.study"
 CLAIM_EXPERIMENT = "ean.claim.experiment"
 
@@ -239,3 +242,8 @@ def _quote(value: str) -> str:
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI`` if set (as MLflow's own tools honour it), else ``sqlite:///mlflow.db``."""
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def is_lock_experiment(name: str) -> bool:
+    """Whether an experiment is one of the runner's locks (a lease's mutex, a trial key's claim), not a study."""
+    return name.startswith((LEASE_LOCK_PREFIX, CLAIM_LOCK_PREFIX))

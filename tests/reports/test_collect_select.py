@@ -43,6 +43,22 @@ def test_unknown_study_is_an_error_naming_the_experiments(fixture_store):
         collect_runs("table99", uri)
 
 
+def test_the_experiments_named_leave_out_the_runners_locks(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    client = MlflowClient(uri)
+    for name in ("table8", "ean-claim/0123abcd", "ean-lease/1"):
+        client.create_experiment(name)
+    with pytest.raises(StudyNotFoundError, match=r"named 'table99'") as refused:
+        collect_runs("table99", uri)
+    assert (
+        "table8" in str(refused.value)
+        and "ean-claim" not in str(refused.value)
+        and "ean-lease" not in str(refused.value)
+    )
+
+
 def test_missing_sqlite_file_is_not_created(tmp_path):
     with pytest.raises(StudyNotFoundError, match="no MLflow store"):
         collect_runs("table8", f"sqlite:///{tmp_path / 'none.db'}")

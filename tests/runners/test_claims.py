@@ -117,3 +117,88 @@ def test_two_studies_sharing_a_trial_started_together_train_it_once(study_dir):
     assert workdirs(study_dir, left) == []  # no trial of that study ever started
     (workdir,) = workdirs(study_dir, trained)
     assert [s["start_epoch"] for s in read_starts(workdir)] == [1]
+
+
+def test_a_key_another_driver_finished_while_this_one_claimed_is_reused_not_trained(tmp_path, monkeypatch):
+    """Driver B read the states while study ``other``'s run of the key was still RUNNING; ``other`` finished it and
+    released its claim before B claimed it: B, holding the claim, reads the states again and reuses the run."""
+    import argparse
+
+    from runners.session import StudySession
+    from runners.trials import TrialState
+    from study.spec import load_spec
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec([BASE])))
+    (trial,) = build_plan(spec, [], [], [0], tmp_path)
+    other = StudyTracker(uri, "other", "hash")
+    run_id = other.open_trial(trial, {}, rerun=False)
+    real_take = KeyClaims.take
+
+    def finished_meanwhile(self, keys):
+        keys = list(keys)
+        if trial.key in keys and other.status(run_id) != S.STATUS_FINISHED:
+            other.finish_trial(run_id, {"top1": 50.0}, None, str(tmp_path / "w"))
+        return real_take(self, keys)
+
+    monkeypatch.setattr(KeyClaims, "take", finished_meanwhile)
+    args = argparse.Namespace(storage=str(tmp_path / "runs"), rerun=False, address=None)
+    session = StudySession(spec, [trial], args, uri, ["tiny.yaml"])
+    try:
+        session.open()
+        assert session.todo == [] and trial.state == TrialState.REUSED and trial.run_id == run_id
+    finally:
+        session.close()
+
+
+def test_claims_a_store_cannot_free_now_are_left_and_the_lease_is_still_released(tmp_path, monkeypatch):
+    """The tracking server does not answer at the end: releasing the claims logs it, and ``close`` still
+    releases the lease."""
+    import argparse
+
+    from runners.session import StudySession
+    from study.spec import load_spec
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment, lease = a_study(uri, "tiny")
+    claims = KeyClaims(uri, experiment, "tiny", lease.owner)
+    claims.store = None  # as on a tracking server
+    assert claims.take(["k1", "k2"]) == {}
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Max retries exceeded")
+
+    monkeypatch.setattr(claims.client, "get_experiment_by_name", down)
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec([BASE])))
+    args = argparse.Namespace(storage=str(tmp_path / "runs"), rerun=False, address=None)
+    session = StudySession(spec, [], args, uri, ["tiny.yaml"])
+    session.claims, session.lease = claims, lease
+    session.close()
+    assert session.lease is None and session.claims is None
+    assert MlflowClient(uri).get_experiment(experiment).tags[S.LEASE_OWNER] == ""
+
+
+def test_a_claim_whose_study_was_deleted_for_good_is_judged_by_its_pid(tmp_path):
+    """``mlflow gc`` purged the claiming study's experiment: the claim's pid (gone) says its driver is dead."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment, lease = a_study(uri, "table9")
+    client = MlflowClient(uri)
+    tags = {S.CLAIM_STUDY: "gone", S.CLAIM_EXPERIMENT: "987654", S.LEASE_OWNER: "x", S.LEASE_PID: str(2**22 + 7)}
+    client.create_experiment(claim_experiment_name("k1"), tags={**tags, S.LEASE_HOST: socket.gethostname()})
+    claims = KeyClaims(uri, experiment, "table9", lease.owner)
+    claims.store = None
+    assert claims.take(["k1"]) == {}
+    claims.release()
+    lease.release()
+
+
+def test_a_released_claim_file_names_nobody(tmp_path):
+    """A driver refused after the holder left and before the next wrote its name reads no stale holder."""
+    from runners.lease import FileMutex
+
+    first, second = FileMutex(tmp_path / "k1"), FileMutex(tmp_path / "k1")
+    assert first.take()
+    first.write("study 'table8' (pid 1 on h)")
+    assert not second.take() and second.read() == "study 'table8' (pid 1 on h)"
+    first.give()
+    assert second.read() == ""
