@@ -165,12 +165,13 @@ class StudySession:
         held |= self.claims.take(t.key for t in self.todo if t.evaluates is not None and t.evaluates not in held)
         self.waiting = [t for t in self.todo if t.key in held or t.evaluates in held]
         self.todo = [t for t in self.todo if t not in self.waiting]
-        for trial in self.waiting:
-            what = f"trial {trial.key}" if trial.key in held else f"its training {trial.evaluates}"
-            print(f"{trial.name}: {what} is being run by {held.get(trial.key) or held[trial.evaluates]}; not run here")
         if self.todo and not self.args.rerun:  # under the claims: a key another driver finished meanwhile is reused
             self.tracker.mark_cached(self.trials, rerun=False)
             self.todo = [t for t in self.todo if not t.state.finished]
+            self.waiting = [t for t in self.waiting if not t.state.finished]
+        for trial in self.waiting:
+            what = f"trial {trial.key}" if trial.key in held else f"its training {trial.evaluates}"
+            print(f"{trial.name}: {what} is being run by {held.get(trial.key) or held[trial.evaluates]}; not run here")
 
     def waiting_note(self) -> str:
         """What the trials left to other drivers need (``waiting``): the same command, once those finished."""
