@@ -58,15 +58,18 @@ class KeyClaims:
         self.client = MlflowClient(tracking_uri)
         self.store = sqlite_path(tracking_uri)
         self.experiment_id, self.study, self.owner, self.stale_after_s = experiment_id, study, owner, stale_after_s
-        self._held: list[FileMutex | ExperimentMutex] = []
+        self._held: dict[str, FileMutex | ExperimentMutex] = {}
 
     def take(self, keys: Iterable[str]) -> dict[str, str]:
-        """Claims each of ``keys``; returns those another live driver holds, each with who holds it."""
+        """Claims each of ``keys`` (one this driver holds already stays held); returns those another live driver
+        holds, each with who holds it."""
         refused = {}
         for key in dict.fromkeys(keys):
+            if key in self._held:
+                continue
             mutex = self._mutex(key)
             if mutex.take():
-                self._held.append(mutex)
+                self._held[key] = mutex
                 if isinstance(mutex, FileMutex):
                     mutex.write(self._description())
             else:
@@ -77,7 +80,7 @@ class KeyClaims:
         """Frees every claim this driver holds; one the store cannot free now (it does not answer) is left to go
         stale, as the lease is."""
         while self._held:
-            mutex = self._held.pop()
+            _, mutex = self._held.popitem()
             try:
                 mutex.give()
             except Exception as err:  # noqa: BLE001  its creator's lease (heartbeat) frees it

@@ -157,21 +157,28 @@ class StudySession:
 
     def claim(self, owner: str) -> None:
         """Claims the keys of the trials to run (``runners.claims``; the lease held): a training whose key another
-        live driver claims is left to it, and so is an evaluation of it (``waiting``)."""
+        live driver claims is left to it, and so is an evaluation of it (``waiting``). Then the states are read
+        again under the claims: a key another driver finished meanwhile is reused, and a trial whose source went
+        meanwhile is claimed and run."""
         from runners.claims import KeyClaims
 
         self.claims = KeyClaims(self.uri, self.tracker.experiment_id, self.spec.name, owner)
-        held = self.claims.take(t.key for t in self.todo if t.evaluates is None)
-        held |= self.claims.take(t.key for t in self.todo if t.evaluates is not None and t.evaluates not in held)
+        held = self._take(self.todo)
+        if self.todo and not self.args.rerun:
+            self.tracker.mark_cached(self.trials, rerun=False)
+            self.todo = [t for t in self.trials if not t.state.finished]
+            held |= self._take(self.todo)  # keys held already are kept, not taken again
         self.waiting = [t for t in self.todo if t.key in held or t.evaluates in held]
         self.todo = [t for t in self.todo if t not in self.waiting]
-        if self.todo and not self.args.rerun:  # under the claims: a key another driver finished meanwhile is reused
-            self.tracker.mark_cached(self.trials, rerun=False)
-            self.todo = [t for t in self.todo if not t.state.finished]
-            self.waiting = [t for t in self.waiting if not t.state.finished]
         for trial in self.waiting:
             what = f"trial {trial.key}" if trial.key in held else f"its training {trial.evaluates}"
             print(f"{trial.name}: {what} is being run by {held.get(trial.key) or held[trial.evaluates]}; not run here")
+
+    def _take(self, trials: list[Trial]) -> dict[str, str]:
+        """Claims the keys of ``trials`` (trainings first, then the evaluations of trainings not held elsewhere);
+        returns those another live driver holds, each with who holds it."""
+        held = self.claims.take(t.key for t in trials if t.evaluates is None)
+        return held | self.claims.take(t.key for t in trials if t.evaluates is not None and t.evaluates not in held)
 
     def waiting_note(self) -> str:
         """What the trials left to other drivers need (``waiting``): the same command, once those finished."""

@@ -202,3 +202,74 @@ def test_a_released_claim_file_names_nobody(tmp_path):
     assert not second.take() and second.read() == "study 'table8' (pid 1 on h)"
     first.give()
     assert second.read() == ""
+
+
+def _session(tmp_path, rows: list[dict]):
+    import argparse
+
+    from runners.session import StudySession
+    from study.spec import load_spec
+
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec(rows)))
+    trials = build_plan(spec, [], [], [0], tmp_path)
+    args = argparse.Namespace(storage=str(tmp_path / "runs"), rerun=False, address=None)
+    return StudySession(spec, trials, args, f"sqlite:///{tmp_path / 'mlflow.db'}", ["tiny.yaml"]), trials
+
+
+EAB = {"id": "eab", "label": "+EAB", "overrides": ["block=eab", "regions=none"]}
+
+
+def test_a_trial_whose_source_went_while_claiming_is_claimed_and_run_not_skipped(tmp_path, monkeypatch):
+    """Row eab was to be reused from study ``other``, whose run was deleted between reading the states and reading
+    them again under the claims: eab is run here (claimed), not skipped."""
+    from runners.trials import TrialState
+
+    session, (base, eab) = _session(tmp_path, [BASE, EAB])
+    other = StudyTracker(session.uri, "other", "hash")
+    source = other.open_trial(eab, {}, rerun=False)
+    other.finish_trial(source, {"top1": 50.0}, None, str(tmp_path / "w"))
+    real_take = KeyClaims.take
+
+    def source_deleted(self, keys):
+        if MlflowClient(session.uri).get_run(source).info.lifecycle_stage == "active":
+            MlflowClient(session.uri).delete_run(source)
+        return real_take(self, keys)
+
+    monkeypatch.setattr(KeyClaims, "take", source_deleted)
+    try:
+        session.open()
+        assert {t.row.id for t in session.todo} == {"base", "eab"} and session.waiting == []
+        assert eab.state == TrialState.NEW and set(session.claims._held) == {base.key, eab.key}
+    finally:
+        session.close()
+
+
+def test_a_lone_trial_another_driver_finished_while_holding_its_claim_is_reused(tmp_path):
+    """Study ``other`` finished the only trial and still runs (its claim held): read again, the trial is reused,
+    not left waiting."""
+    from runners.trials import TrialState
+
+    session, (trial,) = _session(tmp_path, [BASE])
+    experiment, lease = a_study(session.uri, "other")
+    claims = KeyClaims(session.uri, experiment, "other", lease.owner)
+    other = StudyTracker(session.uri, "other", "hash")
+    run_id = other.open_trial(trial, {}, rerun=False)
+    assert claims.take([trial.key]) == {}
+    real_mark = StudyTracker.mark_cached
+    calls = []
+
+    def finished_after_the_first_read(self, trials, rerun, rerun_since=None):
+        real_mark(self, trials, rerun, rerun_since)
+        calls.append(1)
+        if len(calls) == 2 and other.status(run_id) != S.STATUS_FINISHED:  # after mark(), before claim()
+            other.finish_trial(run_id, {"top1": 50.0}, None, str(tmp_path / "w"))
+
+    try:
+        StudyTracker.mark_cached = finished_after_the_first_read
+        session.open()
+        assert session.todo == [] and session.waiting == [] and trial.state == TrialState.REUSED
+    finally:
+        StudyTracker.mark_cached = real_mark
+        session.close()
+        claims.release()
+        lease.release()
