@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from mlflow.entities import Run, ViewType
-from mlflow.tracking import MlflowClient
 
 from study import mlflow_schema as S
 from study.tracking_check import check_tracking_uri, missing_sqlite_store
+
+if TYPE_CHECKING:  # MLflow is imported where the store is read: a report from kept reads needs none
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 #: Columns of the tidy runs table, in order.
 RUN_COLUMNS = (
@@ -89,6 +92,19 @@ def collect_runs(study: str, tracking_uri: str | None = None) -> StudyRuns:
     Raises:
         StudyNotFoundError: there is no experiment named ``study`` at that URI.
     """
+    return study_runs(read_runs(study, tracking_uri))
+
+
+def read_runs(study: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    """What ``collect_runs`` reads, as plain data (JSON: what a caller may keep while the store is unchanged,
+    ``runners.store_reads``): ``records`` (one dict per trial run, keyed by ``RUN_COLUMNS``; times in Unix ms),
+    ``study_hashes`` and ``experiment_id`` (as in ``StudyRuns``).
+
+    Raises:
+        StudyNotFoundError: there is no experiment named ``study`` at that URI.
+    """
+    from mlflow.tracking import MlflowClient
+
     _check_sqlite_exists(tracking_uri)
     if tracking_uri:
         check_tracking_uri(tracking_uri)
@@ -101,10 +117,15 @@ def collect_runs(study: str, tracking_uri: str | None = None) -> StudyRuns:
             f"no MLflow experiment named {study!r} at {client.tracking_uri!r} "
             f"(experiments there: {', '.join(names) or 'none'}); run the study first or pass its tracking URI"
         )
-    trials = [_run_record(r) for r in _search(client, experiment.experiment_id, S.trial_filter(study))]
+    records = [_run_record(r) for r in _search(client, experiment.experiment_id, S.trial_filter(study))]
     parents = _search(client, experiment.experiment_id, S.study_filter(study))
     hashes = {r.info.run_id: r.data.tags.get(S.TAG_STUDY_HASH, "") for r in parents}
-    return StudyRuns(trials=runs_frame(trials), study_hashes=hashes, experiment_id=experiment.experiment_id)
+    return {"records": records, "study_hashes": hashes, "experiment_id": experiment.experiment_id}
+
+
+def study_runs(read: dict[str, Any]) -> StudyRuns:
+    """The study's runs from what ``read_runs`` read."""
+    return StudyRuns(runs_frame(read["records"]), dict(read["study_hashes"]), read["experiment_id"])
 
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
@@ -127,6 +148,8 @@ def _check_sqlite_exists(tracking_uri: str | None) -> None:
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    from mlflow.entities import ViewType
+
     runs: list[Run] = []
     token = None
     while True:

@@ -10,7 +10,8 @@ Reads the study's runs from any MLflow tracking URI, lays out the table of the s
   100 / num_classes percent); ``<study>_runs.csv``: every trial run found, with whether it was used and why not;
 - ``figures/``: top-1 against GFLOPs, and per non-baseline row the classes it improves most (PNG, PDF).
 
-``make_report`` does the same from Python (the study runner calls it at the end of a study).
+``make_report`` does the same from Python (the study runner calls it at the end of a study, with the runs it
+read through ``read_runs`` and ``study_runs``, which it keeps while the store is unchanged).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from ean.files_write import atomic_path, write_text
-from reports.collect import StudyNotFoundError, collect_runs
+from reports.collect import StudyNotFoundError, StudyRuns, collect_runs, read_runs, study_runs
 from reports.latex import latex_document, render_latex
 from reports.markdown import render_markdown
 from reports.results import compared_metrics, results_frame, row_results
@@ -39,6 +40,7 @@ from study.mlflow_schema import DEFAULT_TRACKING_URI, default_tracking_uri
 from study.spec import MEASURED, SpecError, StudySpec, load_spec
 from study.tracking_check import TrackingUnreachable
 
+__all__ = ["Report", "StudyNotFoundError", "StudyRuns", "make_report", "read_runs", "study_runs"]
 FORMATS = ("md", "latex", "csv")
 SYNTHETIC = "synthetic"  # the generated dataset: no paper numbers apply to it
 
@@ -75,6 +77,7 @@ def make_report(
     code_version: str | None = None,
     generated: dt.datetime | str | None = None,
     keys: Mapping[tuple[str, str, int], str] | None = None,
+    runs: StudyRuns | None = None,
 ) -> Report:
     """Builds a study's tables (and figures) from MLflow and writes them under ``out``.
 
@@ -93,6 +96,8 @@ def make_report(
         generated: the date in the provenance; ``None``: now.
         keys: (row, dataset column or "", seed) -> the trial key an invocation planned (the driver's report):
             a cell shows only runs of its key (``reports.select.select_runs``); ``None``: the newest run.
+        runs: the study's runs at ``tracking_uri`` as ``reports.collect.collect_runs`` reads them, when the caller
+            has them (the driver keeps them while the store is unchanged); ``None``: read now.
 
     Raises:
         SpecError: the spec is invalid.
@@ -108,7 +113,7 @@ def make_report(
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     tracking_uri = tracking_uri or default_tracking_uri()
     out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
-    runs = collect_runs(spec.name, tracking_uri)
+    runs = runs if runs is not None else collect_runs(spec.name, tracking_uri)
     _check_pinned(spec.name, runs.trials, dataset=dataset, code_version=code_version)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the report writes several files into a folder")

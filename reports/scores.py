@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from mlflow.tracking import MlflowClient
 
 from study import mlflow_schema as S
 
@@ -52,6 +51,8 @@ def read_scores(path: str | Path) -> Scores:
 
 def download_scores(run_id: str, tracking_uri: str | None = None) -> Scores | None:
     """Downloads and reads a run's scores artifact; ``None`` when the run has none."""
+    from mlflow.tracking import MlflowClient  # here: a report whose figures are kept reads no scores
+
     client = MlflowClient(tracking_uri=tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         try:

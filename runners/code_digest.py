@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from ean.plugins import plugin_entry_points
+from study import mlflow_schema as S
 
 #: The package whose code computes every trial; plugins' top-level packages are added.
 CORE = "ean"
@@ -43,3 +44,17 @@ def _sources(package: str) -> list[tuple[str, Path]]:
     for folder in map(Path, found.submodule_search_locations):
         files += [(p.relative_to(folder).as_posix(), p) for p in folder.rglob("*.py") if "__pycache__" not in p.parts]
     return sorted(files)
+
+
+def other_code_note(trials: list[str]) -> str | None:
+    """A note naming cached or reused ``trials`` (their names) computed by other sources than this code's, or
+    None when there are none."""
+    if not trials:
+        return None
+    more = len(trials) - 5
+    names = ", ".join(trials[:5]) + (f" and {more} more" if more > 0 else "")
+    return (
+        f"note: {len(trials)} cached or reused trial(s) were computed by other sources than this "
+        f"code's ({S.TAG_CODE_DIGEST} differs: ean or a plugin changed since): {names}. Their results stand; "
+        "if the change alters what they compute, run them again (--rerun) or bump ean.__version__."
+    )

@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runners.tracking import StudyTracker
 from study import mlflow_schema as S
 from study.spec import StudySpec
+
+if TYPE_CHECKING:  # MLflow is imported only where an ensemble is logged: a table's cell keys need none
+    from runners.tracking import StudyTracker
 
 
 def ensemble_key(member_keys: list[str]) -> str:

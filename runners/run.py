@@ -286,14 +286,31 @@ def plan_table(trials: list[Trial]) -> str:
     return "\n".join(lines)
 
 
-def read_tracker(uri: str, spec: StudySpec):
-    """The study's tracker for a dry run, reading only: None when the store is not there yet (then MLflow is not
-    imported)."""
+def mark_states(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str):
+    """Marks the trials' states for a dry run: from the store's kept reads while it is unchanged
+    (``runners.store_reads``; not with ``--rerun`` or ``--estimate``), else from MLflow (then kept). Returns the
+    read-only tracker when MLflow was asked (None: the kept reads were used, or there is no store yet, when
+    MLflow is not imported) and the note on cached or reused trials computed by other code (or None)."""
+    from runners.code_digest import other_code_note
+    from runners.store_reads import StoreReads, set_states, states_answer, states_question
+
+    reads = StoreReads(uri)
+    question = states_question(spec.name, spec_hash(spec), trials)
+    kept = None if args.rerun or args.estimate else reads.get(question)
+    if kept is not None:
+        set_states(trials, kept)
+        return None, other_code_note(kept["other_code"])
+    version = reads.version()  # before the reads: a write meanwhile leaves them unused
     if fresh_store(uri):
-        return None
+        return None, None
     from runners.tracking import StudyTracker
 
-    return StudyTracker.read_only(uri, spec.name, spec_hash(spec))
+    tracker = StudyTracker.read_only(uri, spec.name, spec_hash(spec))
+    # with --rerun: the trials an unfinished rerun of this code trained again are cached
+    tracker.mark_cached(trials, args.rerun, tracker.rerun_since([t.key for t in trials]) if args.rerun else None)
+    if not args.rerun:
+        reads.put(question, version, states_answer(tracker, trials, running=tracker.has_running()))
+    return tracker, tracker.other_code_note()
 
 
 def report(spec_path: Path, uri: str, seeds: list[int], trials: list[Trial], tracker=None) -> None:
@@ -304,10 +321,12 @@ def report(spec_path: Path, uri: str, seeds: list[int], trials: list[Trial], tra
     a cell of a row left out by ``--rows`` the newest run."""
     from reports.make import make_report
     from runners.ensembles import cell_keys
+    from runners.store_reads import study_runs
 
     spec = load_spec(spec_path)
     keys = cell_keys(spec, {(t.row.id, t.column, t.seed): t.key for t in trials})
-    result = make_report(dataclasses.replace(spec, seeds=tuple(seeds)), tracking_uri=uri, keys=keys)
+    runs = study_runs(uri, spec.name)
+    result = make_report(dataclasses.replace(spec, seeds=tuple(seeds)), tracking_uri=uri, keys=keys, runs=runs)
     print(result.markdown)
     if result.files:
         print(f"written: {result.files[0].parent}/ ({len(result.files)} files)")
@@ -399,15 +418,13 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
 
 
 def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, plan: PlanCache) -> int:
-    """Prints the plan (cached and reused trials marked from the store); writes nothing but the on-disk caches."""
-    tracker = read_tracker(uri, spec)
-    if tracker is not None:  # with --rerun: the trials an unfinished rerun of this code trained again are cached
-        tracker.mark_cached(trials, args.rerun, tracker.rerun_since([t.key for t in trials]) if args.rerun else None)
+    """Prints the plan (cached and reused trials marked from the store: from its kept reads while it is unchanged,
+    ``runners.store_reads``); writes nothing but the on-disk caches."""
+    tracker, note = mark_states(spec, trials, args, uri)
     if any(t.counts is None for t in trials):
         count_trials(trials)
         plan.save(trials)  # with the counts: the next dry run imports no torch
     print(plan_json(trials) if args.json else plan_table(trials))
-    note = tracker.other_code_note() if tracker is not None else None
     if note:
         print(note, file=sys.stderr)
     if args.estimate:

@@ -31,11 +31,13 @@ from pathlib import Path
 
 import ean
 from runners import signals
+from runners.code_digest import other_code_note
 from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay
 from runners.local_ray import start_ray, stop_ray, use_local_ray_settings
 from runners.plan_cache import PlanCache
 from runners.progress import Progress
 from runners.signals import Stopped
+from runners.store_reads import StoreReads, set_states, states_answer, states_question
 from runners.store_template import sqlite_path
 from runners.trials import Trial, TrialState, count_trials, plan_json
 from study import mlflow_schema as S
@@ -77,6 +79,8 @@ class StudySession:
         self.rerun_begun: int | None = None  # with --rerun: when the rerun began (Unix ms)
         self.writer: BufferedTracker | None = None  # the MLflow writes of ``run``
         self.claims = None  # the trial keys this driver claims (``runners.claims.KeyClaims``), once it holds the lease
+        self.reads = StoreReads(uri)  # the store's reads kept until it changes
+        self.experiment_id: str | None = None  # the study's MLflow experiment, once known
         self.waiting: list[Trial] = []  # trials another live driver claims: left to it (``claim``)
 
     # -- the flow -------------------------------------------------------------------------------------------
@@ -92,6 +96,8 @@ class StudySession:
         opening = pool.submit(self.open) if fresh_store(self.uri) else None
         try:
             if opening is None:
+                if self.kept_all_cached():  # the store unchanged since it said so: no MLflow, no lease, no Ray
+                    return self.finish_cached()
                 self.open()
                 if not self.todo:  # nothing to train: Ray is neither imported nor started
                     return self.end_rerun(self.finish_cached())
@@ -124,6 +130,7 @@ class StudySession:
 
         spec = self.spec
         tracker = StudyTracker(self.uri, spec.name, spec_hash(spec))
+        self.experiment_id = tracker.experiment_id
         if self.nothing_to_write(tracker):
             self.tracker, self.todo = tracker, []
             _print_note(tracker.other_code_note())
@@ -225,15 +232,45 @@ class StudySession:
 
     def nothing_to_write(self, tracker) -> bool:
         """Whether this invocation only reads the store, and so takes no lease: no journal entry is pending, no
-        run of the study is RUNNING (a live driver's or a dead one's, which the lease holder reconciles), the
+        run of the study is RUNNING (a live driver's, or a dead one's, which the lease holder reconciles), the
         study has no ensemble rows, and every trial is FINISHED in this study (a reused one is adopted: a write).
-        Marks the trials' states from the store as a side effect."""
-        if self.args.rerun or any(r.ensemble for r in self.spec.rows):  # a rerun writes: at least its end
+        Marks the trials' states from the store as a side effect, and keeps what it read when nothing is to be
+        written (``kept_all_cached`` uses it while the store is unchanged)."""
+        if not self.only_reads():
             return False
-        if Journal(self.journal_path).pending() or tracker.has_running():
+        version = self.reads.version()  # before the reads: a write meanwhile leaves what they find unused
+        if tracker.has_running():
             return False
         tracker.mark_cached(self.trials, self.args.rerun)
-        return all(t.state == TrialState.CACHED for t in self.trials)
+        if not all(t.state == TrialState.CACHED for t in self.trials):
+            return False
+        self.reads.put(self.states_question, version, states_answer(tracker, self.trials, running=False))
+        return True
+
+    def kept_all_cached(self) -> bool:
+        """``nothing_to_write`` from the kept reads of a store unchanged since (``runners.store_reads``), without
+        MLflow: True when they say every trial is FINISHED here and no run of the study RUNNING (the states set,
+        the note on other code printed); False when nothing is kept for this store version, or it says otherwise
+        (then ``open`` asks MLflow)."""
+        answer = self.reads.get(self.states_question) if self.only_reads() else None
+        if answer is None or answer["running"] or any(state != TrialState.CACHED for state, *_ in answer["states"]):
+            return False
+        set_states(self.trials, answer)
+        self.experiment_id = answer["experiment_id"]
+        _print_note(other_code_note(answer["other_code"]))
+        return True
+
+    def only_reads(self) -> bool:
+        """What the invocation's options and the journal say of ``nothing_to_write``: no ``--rerun`` (it writes at
+        least its end), no ensemble rows, no write pending in the journal."""
+        if self.args.rerun or any(r.ensemble for r in self.spec.rows):
+            return False
+        return not Journal(self.journal_path).pending()
+
+    @property
+    def states_question(self) -> dict:
+        """What the trials' states are kept under (``runners.store_reads.states_question``)."""
+        return states_question(self.spec.name, spec_hash(self.spec), self.trials)
 
     @property
     def parent_id(self) -> str | None:
@@ -311,8 +348,9 @@ class StudySession:
                 f"{self.spec.name}: all {len(self.trials)} trials already FINISHED in MLflow (cached or reused); "
                 "--rerun runs them again"
             )
-        self.ensembles(self.tracker)
-        print(browse_hint(self.uri, self.tracker.experiment_id))
+        if self.tracker is not None:
+            self.ensembles(self.tracker)
+        print(browse_hint(self.uri, self.experiment_id))
         if self.waiting:
             print(self.waiting_note(), file=sys.stderr)
             return EXIT_WAITING

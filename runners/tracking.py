@@ -29,6 +29,8 @@ import yaml
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from runners import code_digest as digests
+from runners.code_digest import other_code_note
 from runners.epochs import RAY_NODE_KEY, EpochReport, is_number
 from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_elsewhere
 from runners.store_template import create_from_template, sqlite_path
@@ -160,6 +162,8 @@ class StudyTracker:
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.study)
+        if found and found.tags.get(S.EXPERIMENT_KIND_TAG) == S.EXPERIMENT_KIND:
+            return found.experiment_id  # nothing written: the store keeps its version (``runners.store_reads``)
         if found:
             exp_id = found.experiment_id
         else:
@@ -244,23 +248,13 @@ class StudyTracker:
 
     def _note_code(self, trial: Trial, run: Any) -> None:
         """Adds ``trial`` to ``other_code`` when ``run`` was computed by sources other than this process's."""
-        from runners.code_digest import code_digest
-
         computed_by = run.data.tags.get(S.TAG_CODE_DIGEST)
-        if computed_by and computed_by != code_digest():
+        if computed_by and computed_by != digests.code_digest():
             self.other_code.append(trial.name)
 
     def other_code_note(self) -> str | None:
         """A note naming the cached and reused trials (``mark_cached``) computed by other sources, or None."""
-        if not self.other_code:
-            return None
-        more = len(self.other_code) - 5
-        names = ", ".join(self.other_code[:5]) + (f" and {more} more" if more > 0 else "")
-        return (
-            f"note: {len(self.other_code)} cached or reused trial(s) were computed by other sources than this "
-            f"code's ({S.TAG_CODE_DIGEST} differs: ean or a plugin changed since): {names}. Their results stand; "
-            "if the change alters what they compute, run them again (--rerun) or bump ean.__version__."
-        )
+        return other_code_note(self.other_code)
 
     def has_running(self) -> bool:
         """Whether a run of the study's experiment is RUNNING (a live driver's, or one a dead driver left)."""
@@ -523,9 +517,7 @@ _NO_FOLDER = (TrialState.REUSED, TrialState.CACHED)  # trials that train nowhere
 def rerun_tag(keys: list[str]) -> str:
     """The experiment tag of a ``--rerun`` of the trials ``keys`` by this code: ``ean.rerun.<digest>``, so reruns
     of other rows, seeds or code (``--rows``, ``--seeds``) go on and end apart."""
-    from runners.code_digest import code_digest
-
-    digest = hashlib.sha256("\n".join([code_digest(), *sorted(keys)]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\n".join([digests.code_digest(), *sorted(keys)]).encode()).hexdigest()[:16]
     return f"{S.RERUN_PREFIX}{digest}"
 
 
