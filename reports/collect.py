@@ -38,6 +38,8 @@ RUN_COLUMNS = (
     "num_classes",
     "error",
     "superseded_by",
+    "checkpoint",
+    "evaluated_checkpoint",
     "start_time",
     "end_time",
     *S.FINAL_METRICS,
@@ -57,6 +59,8 @@ _TAG_COLUMNS = {
     "protocol": S.TAG_PROTOCOL,
     "error": S.TAG_ERROR,
     "superseded_by": S.TAG_SUPERSEDED_BY,
+    "checkpoint": S.TAG_CHECKPOINT,
+    "evaluated_checkpoint": S.TAG_EVALUATED_CHECKPOINT,
 }
 
 

@@ -8,7 +8,9 @@ later choice supersedes, and FINISHED runs a ``--rerun`` superseded (tag ``ean.s
 FINISHED run that is there). For each (row, seed) the newest FINISHED run is chosen; if none finished, the
 newest run of any status (it marks the cell as failed, running or killed). Other older FINISHED runs of a
 (row, seed) should not exist; where they do, they are left out of the table but listed in
-``Selection.duplicates`` (``describe_duplicates`` words them for the table's notes).
+``Selection.duplicates`` (``describe_duplicates`` words them for the table's notes). A FINISHED run of an
+evaluation row that tested another checkpoint than the one of its training's run in the table (the training
+was trained again since and the new evaluation has not run) is left out, named: its number is not the row's.
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ def select_runs(
     for rec in candidates:
         reason = _group_mismatch(rec, group)
         (excluded.append((rec["_index"], reason)) if reason else compatible.append(rec))
+    stale = _stale_evaluations(spec, compatible)
+    excluded += stale.items()
+    compatible = [rec for rec in compatible if rec["_index"] not in stale]
     excluded.sort()
     return Selection(
         chosen=trials.loc[_newest_per_trial(spec, compatible)].reset_index(drop=True),
@@ -235,13 +240,47 @@ def _group_mismatch(rec: dict, group: tuple) -> str | None:
 
 def _newest_per_trial(spec: StudySpec, records: list[dict]) -> list[int]:
     """Indices of the chosen run of each (row, seed), in spec order."""
+    chosen = _chosen(records)
+    return [chosen[(r, s)]["_index"] for r in spec.row_ids for s in spec.seeds if (r, s) in chosen]
+
+
+def _chosen(records: list[dict]) -> dict[tuple[str, int], dict]:
+    """The chosen run of each (row, seed): its newest FINISHED run, else its newest run."""
     chosen = {}
     for rec in records:  # oldest first: a later run replaces an earlier one unless that one finished
         key = (rec["row"], int(rec["seed"]))
         held = chosen.get(key)
         if held is None or rec["status"] == S.STATUS_FINISHED or held["status"] != S.STATUS_FINISHED:
             chosen[key] = rec
-    return [chosen[(r, s)]["_index"] for r in spec.row_ids for s in spec.seeds if (r, s) in chosen]
+    return chosen
+
+
+def _stale_evaluations(spec: StudySpec, records: list[dict]) -> dict[int, str]:
+    """The FINISHED runs of evaluation rows (``evaluate``) that tested another checkpoint than the one of the
+    training run the table shows for the same seed (the training was trained again since, and the evaluation of
+    its new checkpoint has not run): index -> reason. Judged as the runner judges them
+    (``runners.tracking.StudyTracker.mark_cached``): by the checkpoint each run names, else (a run older than the
+    ``ean.evaluated_checkpoint`` tag) by its start before the training's end."""
+    chosen = _chosen(records)
+    stale = {}
+    for rec in records:
+        row = spec.row(rec["row"])
+        training = chosen.get((row.evaluate, int(rec["seed"]))) if row.evaluate else None
+        finished = rec["status"] == S.STATUS_FINISHED and training is not None
+        if finished and training["status"] == S.STATUS_FINISHED and _tested_another(rec, training):
+            stale[rec["_index"]] = (
+                f"an evaluation of another checkpoint of row {row.evaluate!r} than its run in this table (trained "
+                "again since; the study's command evaluates the new one)"
+            )
+    return stale
+
+
+def _tested_another(evaluation: dict, training: dict) -> bool:
+    evaluated = evaluation.get("evaluated_checkpoint")
+    if isinstance(evaluated, str):
+        return evaluated != training.get("checkpoint")
+    start, end = evaluation.get("start_time"), training.get("end_time")
+    return not pd.isna(start) and not pd.isna(end) and start < end
 
 
 def _duplicates(spec: StudySpec, records: list[dict]) -> tuple[Duplicate, ...]:

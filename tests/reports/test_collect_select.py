@@ -247,3 +247,35 @@ def test_runs_that_scored_different_numbers_of_test_videos_are_named(fixture_sto
     records.append(_record(10, "s_block", 1))  # older than test_videos: says nothing
     lines = describe_test_videos(select_runs(spec, runs_frame(records)), labels)
     assert lines == ["Test videos scored: 120 by 3 runs; 119 by +EAB seed 1 (a bad file is skipped, not counted wrong)"]
+
+
+def test_an_evaluation_of_a_checkpoint_its_training_replaced_is_left_out_named():
+    """``--rerun --rows base`` trained base again; the evaluation row's run tested the old checkpoint and its new
+    evaluation has not run (it waits, or failed): the table shows no number for it rather than the old one. An
+    evaluation of the current checkpoint is shown; a run older than the checkpoint tag is judged by its start."""
+    from study.spec import parse_spec
+
+    rows = [{"id": "base", "label": "Base"}, {"id": "x2", "label": "Base x2", "evaluate": "base",
+            "protocol": {"clips": 2, "crops": 1}}]  # fmt: skip
+    spec = parse_spec({"name": "s", "title": "t", "seeds": [0, 1], "protocol": {"clips": 1, "crops": 1},
+                       "columns": ["top1"], "rows": rows})  # fmt: skip
+
+    def run(i, row, seed, protocol="1x1", **tags):
+        return {**_record(i, row, seed, protocol=protocol), "end_time": 1_000 * i + 500, **tags}
+
+    records = [
+        run(1, "base", 0, checkpoint="/runs/base0/last.pt"),
+        run(2, "base", 1, checkpoint="/runs/base1/last.pt"),
+        run(3, "x2", 0, "2x1", evaluated_checkpoint="/runs/base0/last.pt"),
+        run(4, "x2", 1, "2x1", evaluated_checkpoint="/runs/base1/last.pt"),
+        {**run(5, "base", 0, checkpoint="/runs/base0-rerun1/last.pt")},  # trained again since
+    ]
+    records[0]["superseded_by"] = "r5"
+    sel = select_runs(spec, runs_frame(records))
+    assert sel.run("base", 0)["run_id"] == "r5" and sel.run("x2", 1)["run_id"] == "r4"
+    assert sel.run("x2", 0) is None and list(sel.excluded["run_id"]) == ["r3"]
+    (line,) = describe_exclusions(sel, {r.id: r.label for r in spec.rows})
+    assert line.startswith("1 run of an evaluation of another checkpoint of row 'base'") and "Base x2 seed 0" in line
+    untagged = [{**r, "evaluated_checkpoint": None} for r in records]  # runs from before the tag: by time
+    sel = select_runs(spec, runs_frame(untagged))
+    assert sel.run("x2", 0) is None and sel.run("x2", 1)["run_id"] == "r4"
