@@ -15,6 +15,7 @@ import json
 import math
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -47,6 +48,8 @@ from study.tracking_check import TrackingUnreachable, check_tracking_uri
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_TRIALS", "EXIT_OK", "EXIT_STORE_DOWN", "EXIT_WAITING", "main", "plan_json"]
 #: How long the end of a study waits for MLflow to take the writes still buffered.
 FLUSH_WAIT_S = 60.0
+#: How often ``--wait`` looks again at trials other drivers run.
+WAIT_S = 60.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,7 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "  python -m runners.run table8 data.root=/data/sth1 --address auto --mlflow-uri http://head:5000\n"
         "\nExit status: 0 all trials finished; 1 a trial failed; 2 bad input, another driver runs the study, or\n"
         "MLflow does not answer; 3 MLflow stopped answering mid-study (its writes wait on disk for the next run);\n"
-        "4 trials left to another study's driver that runs them now (the same command, later, reuses them);\n"
+        "4 trials left to another study's driver that runs them now (the same command, later, reuses them; --wait\n"
+        "waits for them instead);\n"
         "130 / 143 stopped by SIGINT / SIGTERM (the same command resumes).\n",
     )
     parser.add_argument(
@@ -125,6 +129,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="train trials again even when a FINISHED run exists (here or in another study); run again after a "
         "stop, it keeps the trials it already trained again",
     )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when trials are left to another study's driver that runs them now (exit 4), wait for it instead, "
+        "then reuse its results (or run those trials here, should it stop without finishing them) and write the "
+        "table",
+    )
+    parser.add_argument(
+        "--wait-every",
+        type=float,
+        default=WAIT_S,
+        metavar="SECONDS",
+        help="with --wait: how often it looks again (default: %(default)g)",
+    )
     parser.add_argument("--no-report", action="store_true", help="do not build the table at the end")
     return parser.parse_intermixed_args(argv)
 
@@ -143,6 +161,10 @@ def argument_problem(args: argparse.Namespace) -> str | None:
         return f"--max-failures must be 0 or more, got {args.max_failures}"
     if not math.isfinite(args.mlflow_wait) or args.mlflow_wait < 0:
         return f"--mlflow-wait must be a number of seconds, 0 or more, got {args.mlflow_wait}"
+    if not math.isfinite(args.wait_every) or args.wait_every <= 0:
+        return f"--wait-every must be a number of seconds above 0, got {args.wait_every:g}"
+    if args.wait and args.dry_run:
+        return "--wait goes with a run, not --dry-run (a dry run runs nothing, and waits for nothing)"
     return None
 
 
@@ -407,14 +429,30 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
     try:
         if args.dry_run:
             return dry_run(spec, trials, args, uri, plan)
-        session = StudySession(spec, trials, args, uri, argv, spec_path=spec_path, plan=plan)
-        status = session.execute()
+        status, session = run_study(spec, trials, args, uri, argv, spec_path, plan)
     except (TrackingUnreachable, LeaseHeld) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS, EXIT_WAITING) and not args.no_report:  # not stopped, MLflow up
         report(spec_path, uri, seeds, trials, session.tracker)
     return status
+
+
+def run_study(
+    spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, argv: list[str], spec_path, plan
+) -> tuple[int, StudySession]:
+    """Runs the study's invocation (``StudySession``); with ``--wait``, while trials are left to other drivers
+    (exit 4), runs it again every ``--wait-every`` seconds (naming them once), so that it reuses their results once
+    they finished, or runs them itself once their claims are free without a result. Returns the exit status and
+    the last session."""
+    announced: frozenset[str] = frozenset()
+    while True:
+        session = StudySession(spec, trials, args, uri, argv, spec_path=spec_path, plan=plan, announced=announced)
+        status = session.execute()
+        if status != EXIT_WAITING or not args.wait:
+            return status, session
+        announced = frozenset(t.name for t in session.waiting)
+        time.sleep(args.wait_every)
 
 
 def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri: str, plan: PlanCache) -> int:

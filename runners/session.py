@@ -37,7 +37,7 @@ from runners.local_ray import start_ray, stop_ray, use_local_ray_settings
 from runners.plan_cache import PlanCache
 from runners.progress import Progress
 from runners.signals import Stopped
-from runners.store_reads import StoreReads, set_states, states_answer, states_question
+from runners.store_reads import StoreReads, nothing_to_do, set_states, states_answer, states_question
 from runners.store_template import sqlite_path
 from runners.trials import Trial, TrialState, count_trials, plan_json
 from study import mlflow_schema as S
@@ -58,6 +58,8 @@ class StudySession:
         spec_path: the spec file, logged to the parent run as ``spec.yaml`` (None: not logged).
         plan: the plan's entry in the plan cache (``runners.plan_cache.PlanCache``), which keeps the counts once
             made (None: not kept).
+        announced: the trials an earlier invocation of the same command already said it leaves to other drivers
+            (``--wait`` runs it again): not named again while they wait.
     """
 
     def __init__(
@@ -69,9 +71,10 @@ class StudySession:
         argv: list[str],
         spec_path: Path | None = None,
         plan: PlanCache | None = None,
+        announced: frozenset[str] = frozenset(),
     ):
         self.spec, self.trials, self.args, self.uri, self.argv = spec, trials, args, uri, argv
-        self.spec_path, self.plan = spec_path, plan
+        self.spec_path, self.plan, self.announced = spec_path, plan, announced
         self.command = shell_command(argv)
         self.journal_path = Path(args.storage).resolve() / spec.name / JOURNAL_NAME
         self.tracker = self.lease = None
@@ -129,9 +132,10 @@ class StudySession:
         from runners.tracking import StudyTracker
 
         spec = self.spec
+        version = self.reads.version()  # before any read: a write meanwhile leaves what they find unkept
         tracker = StudyTracker(self.uri, spec.name, spec_hash(spec))
         self.experiment_id = tracker.experiment_id
-        if self.nothing_to_write(tracker):
+        if self.nothing_to_write(tracker, version):
             self.tracker, self.todo = tracker, []
             _print_note(tracker.other_code_note())
             return
@@ -177,7 +181,7 @@ class StudySession:
             held |= self._take(self.todo)  # keys held already are kept, not taken again
         self.waiting = [t for t in self.todo if t.key in held or t.evaluates in held]
         self.todo = [t for t in self.todo if t not in self.waiting]
-        for trial in self.waiting:
+        for trial in (t for t in self.waiting if t.name not in self.announced):
             what = f"trial {trial.key}" if trial.key in held else f"its training {trial.evaluates}"
             print(f"{trial.name}: {what} is being run by {held.get(trial.key) or held[trial.evaluates]}; not run here")
 
@@ -187,12 +191,21 @@ class StudySession:
         held = self.claims.take(t.key for t in trials if t.evaluates is None)
         return held | self.claims.take(t.key for t in trials if t.evaluates is not None and t.evaluates not in held)
 
-    def waiting_note(self) -> str:
-        """What the trials left to other drivers need (``waiting``): the same command, once those finished."""
+    def waiting_note(self) -> str | None:
+        """What the trials left to other drivers need (``waiting``): the same command, once those finished (with
+        ``--wait``, it runs again by itself); None when every one of them was announced already."""
+        if not {t.name for t in self.waiting} - self.announced:
+            return None
         then = "it trains them here (--rerun)" if self.args.rerun else "it reuses their results"
+        if getattr(self.args, "wait", False):
+            return (
+                f"{len(self.waiting)} trial(s) left to the drivers that run them now: waiting for them (--wait: "
+                f"looking again every {self.args.wait_every:g} s), then {then}; Ctrl-C stops, and the same command "
+                "goes on"
+            )
         return (
             f"{len(self.waiting)} trial(s) left to the drivers that run them now: run the same command again once "
-            f"those finished, and {then}:\n  {self.command}"
+            f"those finished (or add --wait), and {then}:\n  {self.command}"
         )
 
     def lease_lost(self, holder) -> None:
@@ -230,15 +243,15 @@ class StudySession:
         """The trial keys of this invocation (what a ``--rerun`` of it reruns)."""
         return [t.key for t in self.trials]
 
-    def nothing_to_write(self, tracker) -> bool:
+    def nothing_to_write(self, tracker, version: str | None = None) -> bool:
         """Whether this invocation only reads the store, and so takes no lease: no journal entry is pending, no
         run of the study is RUNNING (a live driver's, or a dead one's, which the lease holder reconciles), the
         study has no ensemble rows, and every trial is FINISHED in this study (a reused one is adopted: a write).
         Marks the trials' states from the store as a side effect, and keeps what it read when nothing is to be
-        written (``kept_all_cached`` uses it while the store is unchanged)."""
+        written and the store is at ``version`` still (taken before ``tracker`` was made: ``kept_all_cached``
+        uses it while the store is unchanged)."""
         if not self.only_reads():
             return False
-        version = self.reads.version()  # before the reads: a write meanwhile leaves what they find unused
         if tracker.has_running():
             return False
         tracker.mark_cached(self.trials, self.args.rerun)
@@ -253,7 +266,7 @@ class StudySession:
         the note on other code printed); False when nothing is kept for this store version, or it says otherwise
         (then ``open`` asks MLflow)."""
         answer = self.reads.get(self.states_question) if self.only_reads() else None
-        if answer is None or answer["running"] or any(state != TrialState.CACHED for state, *_ in answer["states"]):
+        if not nothing_to_do(answer):
             return False
         set_states(self.trials, answer)
         self.experiment_id = answer["experiment_id"]
@@ -350,11 +363,12 @@ class StudySession:
             )
         if self.tracker is not None:
             self.ensembles(self.tracker)
-        print(browse_hint(self.uri, self.experiment_id))
-        if self.waiting:
-            print(self.waiting_note(), file=sys.stderr)
-            return EXIT_WAITING
-        return EXIT_OK
+        note = self.waiting_note() if self.waiting else None
+        if note or not self.waiting:
+            print(browse_hint(self.uri, self.experiment_id))
+        if note:
+            print(note, file=sys.stderr)
+        return EXIT_WAITING if self.waiting else EXIT_OK
 
     def run(self, preparing: Future) -> int:
         """Runs the new trials on Ray Tune and closes every run it opened: FINISHED, FAILED, or KILLED when
@@ -446,8 +460,9 @@ class StudySession:
         tracker = preparing.result()
         self.ensembles(tracker)
         print(browse_hint(self.uri, tracker.experiment_id))
-        if self.waiting:
-            print(self.waiting_note(), file=sys.stderr)
+        note = self.waiting_note() if self.waiting else None
+        if note:
+            print(note, file=sys.stderr)
         if failed:
             print(f"{len(failed)} trial(s) failed: " + ", ".join(t.name for t in failed), file=sys.stderr)
             return EXIT_FAILED_TRIALS

@@ -57,9 +57,10 @@ class StoreReads:
         return entry["value"]
 
     def put(self, question: dict[str, Any], version: str | None, value: Any) -> None:
-        """Keeps ``value``, read for ``question`` from the store at ``version`` (taken before the read; None:
-        nothing is kept)."""
-        if self.store is not None and version is not None:
+        """Keeps ``value``, read for ``question`` from the store at ``version``, taken before the read; nothing is
+        kept when the store has no version, or another now (a write landed during the read, which may have seen
+        it: the answer would be of a later store than its version says)."""
+        if self.store is not None and version is not None and version == self.version():
             self.cache.put(self._key(question), {"version": version, "value": value})
 
     def _key(self, question: dict[str, Any]) -> dict[str, Any]:
@@ -87,11 +88,20 @@ def states_question(study: str, study_hash: str, trials: list[Trial]) -> dict[st
 
 def states_answer(tracker, trials: list[Trial], running: bool) -> dict[str, Any]:
     """What ``tracker.mark_cached(trials, rerun=False)`` found (called after it), to keep: each trial's state,
-    run and source, the trials computed by other code (``other_code``), whether a run of the study is RUNNING
-    and the study's experiment."""
+    run and source, the trials computed by other code (``other_code``), whether a run of the study is RUNNING,
+    the study's experiment (``""``: none yet) and whether it is complete (tagged as the runner tags it: a
+    read-only tracker may find it is not, which the runner then does)."""
     states = [[t.state.value, t.run_id, t.source, t.generation] for t in trials]
     return {"states": states, "other_code": list(tracker.other_code), "running": running,
-            "experiment_id": tracker.experiment_id}  # fmt: skip
+            "experiment_id": tracker.experiment_id, "complete": tracker.complete}  # fmt: skip
+
+
+def nothing_to_do(answer: dict[str, Any] | None) -> bool:
+    """Whether a kept answer (``states_answer``) says a study invocation has nothing to write: its experiment
+    there and complete, no run of it RUNNING, every trial FINISHED in it."""
+    if answer is None or not answer["experiment_id"] or not answer["complete"] or answer["running"]:
+        return False
+    return all(state == TrialState.CACHED for state, *_ in answer["states"])
 
 
 def set_states(trials: list[Trial], answer: dict[str, Any]) -> None:

@@ -147,13 +147,16 @@ class StudyTracker:
         self.parent_id: str | None = None
         self._logged: dict[str, set[int]] = {}  # run id -> epochs in MLflow
         self.other_code: list[str] = []  # cached or reused trials computed by other sources (mark_cached)
+        self.complete = True  # the experiment is there and tagged as the runner tags it (``read_only`` may say not)
 
     @classmethod
     def read_only(cls, tracking_uri: str, study: str, study_hash: str) -> StudyTracker:
         """A tracker that only reads (a dry run): ``mark_cached`` and ``trial_runs`` see the store as it is,
         other studies included, and nothing is created when the study has no experiment yet."""
         found = MlflowClient(tracking_uri).get_experiment_by_name(study)
-        return cls(tracking_uri, study, study_hash, found.experiment_id if found else NO_EXPERIMENT)
+        tracker = cls(tracking_uri, study, study_hash, found.experiment_id if found else NO_EXPERIMENT)
+        tracker.complete = found is not None and found.tags.get(S.EXPERIMENT_KIND_TAG) == S.EXPERIMENT_KIND
+        return tracker
 
     @functools.cached_property
     def system_tags(self) -> dict[str, str]:

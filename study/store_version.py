@@ -9,6 +9,11 @@ tells whether anything was written since a read, so a read of the store can be k
 A store with no version: any URI other than a ``sqlite:///`` file, a file that is not there or not a sqlite
 database, a database in WAL mode (its counter is not kept: writes go to the ``-wal`` file), or a journal beside
 it (a write in progress, or one cut short that the next writer rolls back). Its readers ask MLflow.
+
+A version comes back only when the file itself does (a backup copied over the store with its mtime kept, e.g.
+``cp -p``): what was read of the store at that version is then true of it again. On a network file system
+the header is read as cached by the client (fresh with the default close-to-open consistency; not with
+``nocto`` or long attribute caching: keep such a store on a local disk, or use a tracking server).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def store_version(uri: str) -> str | None:
     name = sqlite_file(uri)
     if name is None:
         return None
-    path = Path(name)
+    path = Path(name).resolve()  # SQLite writes its journal beside the file a symlink names
     if _journaled(path):
         return None
     try:

@@ -116,6 +116,8 @@ CASES = {
     "no concurrency": ({}, ["--max-concurrent", "0"], ["--max-concurrent must be at least 1, got 0"]),
     "negative retries": ({}, ["--max-failures=-1"], ["--max-failures must be 0 or more"]),
     "waiting nan seconds": ({}, ["--mlflow-wait", "nan"], ["--mlflow-wait must be a number of seconds"]),
+    "looking again every 0 s": ({}, ["--wait", "--wait-every", "0"], ["--wait-every must be a number of seconds"]),
+    "waiting in a dry run": ({}, ["--wait", "--dry-run"], ["--wait goes with a run, not --dry-run"]),
     "override without a key": ({}, ["=3"], ["override '=3' names no key"]),
     "override without a value": ({}, ["trainer.lr"], ["override 'trainer.lr' sets no value"]),
     "command-line group typo named as typed": (

@@ -273,3 +273,38 @@ def test_a_lone_trial_another_driver_finished_while_holding_its_claim_is_reused(
         session.close()
         claims.release()
         lease.release()
+
+
+def test_with_wait_a_driver_waits_for_the_trial_another_driver_runs_then_reuses_it(study_dir, capsys, monkeypatch):
+    """``--wait``: instead of exit 4, the driver looks again (naming the trial once) until the other study
+    finished it, then reuses its result and ends 0."""
+    import types
+
+    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
+    experiment, lease = a_study(uri, "other")
+    claims = KeyClaims(uri, experiment, "other", lease.owner)
+    assert claims.take([trial.key]) == {}
+    looks = []
+
+    def sleep(seconds: float) -> None:  # the other driver finishes the trial after the driver looked 3 times
+        looks.append(seconds)
+        if len(looks) == 3:
+            other = StudyTracker(uri, "other", "hash")
+            run_id = other.open_trial(trial, {}, rerun=False)
+            other.finish_trial(run_id, {"top1": 50.0, "top5": 90.0, "test_loss": 1.0}, None, str(study_dir / "w"))
+            claims.release()
+            lease.release()
+        if len(looks) > 10:
+            raise AssertionError("still waiting after the other driver finished")
+
+    monkeypatch.setattr("runners.run.time", types.SimpleNamespace(sleep=sleep))
+    try:
+        assert main(cli_args(study_dir, spec, "--no-report", "--wait", "--wait-every", "7")) == EXIT_OK
+    finally:
+        claims.release()
+        lease.release()
+    out, err = capsys.readouterr()
+    assert looks == [7.0] * 3 and out.count("is being run by study 'other'") == 1 and err.count("--wait") == 1
+    assert "reused from" in out, out

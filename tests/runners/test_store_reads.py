@@ -4,7 +4,9 @@ nothing to train, its dry run and its table import no MLflow, and no kept read o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from runners.session import StudySession
 from runners.store_reads import StoreReads, states_question
 from runners.tracking import StudyTracker
 from study import mlflow_schema as S
-from study.spec import load_spec, spec_hash
+from study.spec import Row, load_spec, spec_hash
 from study.store_version import store_version
 from tests.runners.conftest import REPO, cli_args, tiny_spec, write_yaml
 
@@ -229,3 +231,131 @@ def test_runs_read_for_a_table_while_another_process_wrote_are_not_used_later(fi
     args = cli_args(study_dir, spec)
     assert main(args) == 0 and main(args) == 0
     assert len(reads) == 2, "the runs read while the store was written were used"
+
+
+def test_a_write_that_moves_neither_size_nor_mtime_and_a_file_copied_over_the_store_change_its_version(tmp_path):
+    """The counter tells a write within the file system's timestamp granularity; the file's mtime a copy over it
+    whose counter is the same."""
+    uri, other = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'other.db'}"
+    for u in (uri, other):  # two stores written alike: equal counters
+        MlflowClient(u).create_experiment("s")
+    path = tmp_path / "mlflow.db"
+    before = store_version(uri)
+    shutil.copyfile(tmp_path / "other.db", path)  # the same file (inode), another store's contents
+    assert store_version(uri) != before
+    before = store_version(uri)
+    stat = path.stat()
+    MlflowClient(uri).set_experiment_tag("1", "k", "v")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as if written in the same tick
+    assert path.stat().st_size == stat.st_size and store_version(uri) != before
+
+
+def test_a_store_named_by_a_symlink_is_judged_by_the_journal_beside_its_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    MlflowClient(f"sqlite:///{tmp_path / 'data' / 'real.db'}").create_experiment("s")
+    (tmp_path / "mlflow.db").symlink_to(tmp_path / "data" / "real.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert store_version(uri) is not None
+    (tmp_path / "data" / "real.db-journal").write_bytes(b"")  # where SQLite writes it: beside the file
+    assert store_version(uri) is None
+
+
+def test_an_answer_read_while_the_store_was_written_is_not_kept_even_if_the_store_comes_back(
+    finished, study_dir, capsys, monkeypatch
+):
+    """A run restored during the read: what the read found is of the store after the write. A backup of the store
+    from before it, copied back with its mtime (``cp -p``), has the version taken before the read again: nothing
+    was kept under it, so the trial restored in between is not called cached."""
+    spec, uri, runs = finished
+    client = MlflowClient(uri)
+    client.delete_run(runs["eab"])
+    shutil.copy2(study_dir / "mlflow.db", study_dir / "backup.db")
+    real_runs = StudyTracker.trial_runs
+
+    def restored_meanwhile(self):
+        if client.get_run(runs["eab"]).info.lifecycle_stage == "deleted":
+            client.restore_run(runs["eab"])
+        return real_runs(self)
+
+    monkeypatch.setattr(StudyTracker, "trial_runs", restored_meanwhile)
+    args = cli_args(study_dir, spec, "--dry-run")
+    assert main(args) == 0
+    assert plan_states(capsys.readouterr().out)["tiny/eab/seed0"] == "cached"
+    monkeypatch.undo()
+    shutil.copy2(study_dir / "backup.db", study_dir / "mlflow.db")  # eab's run deleted again, the old version
+    assert main(args) == 0
+    assert plan_states(capsys.readouterr().out)["tiny/eab/seed0"] == "new"
+
+
+def test_a_running_run_a_dry_run_saw_is_reconciled_by_the_next_run(finished, study_dir, capsys):
+    spec, uri, runs = finished
+    client = MlflowClient(uri)
+    orphan = client.create_run(client.get_experiment_by_name("tiny").experiment_id).info.run_id  # a dead driver's
+    assert main(cli_args(study_dir, spec, "--dry-run")) == 0
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0
+    assert "reconciled 1 run(s)" in capsys.readouterr().out and client.get_run(orphan).info.status == "KILLED"
+
+
+def test_a_new_study_of_reference_rows_only_is_made_after_its_dry_run(finished, study_dir, capsys):
+    """No experiment yet: the dry run's answer (nothing to read) does not stand for the run, which creates it."""
+    spec, uri, runs = finished
+    data = {**tiny_spec([]), "name": "zero"}
+    data["rows"] = [{"id": "ref", "label": "Ref", "reference": {"top1": 41.6, "source": "the paper"}}]
+    zero = write_yaml(study_dir / "zero.yaml", data)
+    assert main(cli_args(study_dir, zero, "--dry-run")) == 0
+    assert main(cli_args(study_dir, zero)) == 0
+    assert "41.6" in capsys.readouterr().out and MlflowClient(uri).get_experiment_by_name("zero") is not None
+
+
+def test_the_kept_states_of_other_rows_and_of_other_reading_code_are_not_used(finished, study_dir, capsys, monkeypatch):
+    spec, uri, runs = finished
+    MlflowClient(uri).delete_run(runs["eab"])
+    assert main(cli_args(study_dir, spec, "--dry-run", "--rows", "base")) == 0
+    assert plan_states(capsys.readouterr().out) == {"tiny/base/seed0": "cached"}
+    assert main(cli_args(study_dir, spec, "--dry-run", "--rows", "eab")) == 0
+    assert plan_states(capsys.readouterr().out) == {"tiny/eab/seed0": "new"}
+    session = session_of(spec, uri, study_dir)
+    question = states_question(session.spec.name, spec_hash(session.spec), session.trials)
+    answer = {"states": [["cached", "r", None, 0]] * 2, "other_code": [], "running": False, "experiment_id": "1"}
+    StoreReads(uri).put(question, store_version(uri), {**answer, "complete": True})
+    assert StoreReads(uri).get(question) is not None
+    monkeypatch.setattr("runners.store_reads.reading_code", lambda: ["edited code"])
+    assert StoreReads(uri).get(question) is None
+
+
+def test_a_rerun_and_a_study_with_ensembles_do_not_use_kept_states(finished, study_dir):
+    spec, uri, runs = finished
+    assert main(cli_args(study_dir, spec, "--dry-run")) == 0  # the states kept
+    session = session_of(spec, uri, study_dir)
+    assert session.kept_all_cached()
+    session = session_of(spec, uri, study_dir)
+    session.args.rerun = True
+    assert not session.kept_all_cached()
+    session = session_of(spec, uri, study_dir)
+    ensemble = Row(id="en", label="En", ensemble=("base", "eab"))
+    session.spec = dataclasses.replace(session.spec, rows=(*session.spec.rows, ensemble))
+    assert not session.kept_all_cached()
+
+
+def test_a_trial_computed_by_other_code_is_named_from_the_kept_states_too(finished, study_dir, capsys, monkeypatch):
+    spec, uri, runs = finished
+    MlflowClient(uri).set_tag(runs["eab"], S.TAG_CODE_DIGEST, "sha256:00000000000000aa")
+    args = cli_args(study_dir, spec, "--no-report")
+    for _ in range(2):  # MLflow asked, then the kept states
+        assert main(args) == 0
+        assert "tiny/eab/seed0" in capsys.readouterr().err
+    with monkeypatch.context() as patch:
+        no_mlflow(patch)
+        assert main(cli_args(study_dir, spec, "--dry-run")) == 0
+    assert "computed by other sources" in capsys.readouterr().err
+
+
+def test_an_experiment_a_dry_run_found_untagged_is_tagged_by_the_next_run(finished, study_dir):
+    """An experiment made by other code (or cut short between its creation and its tag): the runner tags it."""
+    spec, uri, runs = finished
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tiny").experiment_id
+    client.delete_experiment_tag(experiment, S.EXPERIMENT_KIND_TAG)
+    assert main(cli_args(study_dir, spec, "--dry-run")) == 0
+    assert main(cli_args(study_dir, spec, "--no-report")) == 0
+    assert client.get_experiment(experiment).tags.get(S.EXPERIMENT_KIND_TAG) == S.EXPERIMENT_KIND
