@@ -39,6 +39,7 @@ RUN_COLUMNS = (
     "error",
     "superseded_by",
     "checkpoint",
+    "evaluates",
     "evaluated_checkpoint",
     "start_time",
     "end_time",
@@ -60,6 +61,7 @@ _TAG_COLUMNS = {
     "error": S.TAG_ERROR,
     "superseded_by": S.TAG_SUPERSEDED_BY,
     "checkpoint": S.TAG_CHECKPOINT,
+    "evaluates": S.TAG_EVALUATES,
     "evaluated_checkpoint": S.TAG_EVALUATED_CHECKPOINT,
 }
 

@@ -10,7 +10,8 @@ newest run of any status (it marks the cell as failed, running or killed). Other
 (row, seed) should not exist; where they do, they are left out of the table but listed in
 ``Selection.duplicates`` (``describe_duplicates`` words them for the table's notes). A FINISHED run of an
 evaluation row that tested another checkpoint than the one of its training's run in the table (the training
-was trained again since and the new evaluation has not run) is left out, named: its number is not the row's.
+was trained again since and the new evaluation has not run), or of a training with no FINISHED run in the
+table, or of another configuration of it, is left out, named: its number is not the row's.
 """
 
 from __future__ import annotations
@@ -256,18 +257,26 @@ def _chosen(records: list[dict]) -> dict[tuple[str, int], dict]:
 
 
 def _stale_evaluations(spec: StudySpec, records: list[dict]) -> dict[int, str]:
-    """The FINISHED runs of evaluation rows (``evaluate``) that tested another checkpoint than the one of the
-    training run the table shows for the same seed (the training was trained again since, and the evaluation of
-    its new checkpoint has not run): index -> reason. Judged as the runner judges them
-    (``runners.tracking.StudyTracker.mark_cached``): by the checkpoint each run names, else (a run older than the
-    ``ean.evaluated_checkpoint`` tag) by its start before the training's end."""
+    """The FINISHED runs of evaluation rows (``evaluate``) that did not test the checkpoint of the training run
+    the table shows for the same seed: index -> reason. As the runner judges them
+    (``runners.tracking.StudyTracker.mark_cached``, which evaluates such a trial again): the training has no
+    FINISHED run here, or the evaluation tested another checkpoint (by the path each run names; a run older than
+    the ``ean.evaluated_checkpoint`` tag by its start before the training's end)."""
     chosen = _chosen(records)
     stale = {}
     for rec in records:
         row = spec.row(rec["row"])
-        training = chosen.get((row.evaluate, int(rec["seed"]))) if row.evaluate else None
-        finished = rec["status"] == S.STATUS_FINISHED and training is not None
-        if finished and training["status"] == S.STATUS_FINISHED and _tested_another(rec, training):
+        if not row.evaluate or rec["status"] != S.STATUS_FINISHED:
+            continue
+        training = chosen.get((row.evaluate, int(rec["seed"])))
+        if training is None or training["status"] != S.STATUS_FINISHED:
+            stale[rec["_index"]] = f"an evaluation of row {row.evaluate!r}, which has no FINISHED run in this table"
+        elif isinstance(rec.get("evaluates"), str) and rec["evaluates"] != training.get("trial_key"):
+            stale[rec["_index"]] = (
+                f"an evaluation of another configuration of row {row.evaluate!r} (another trial key) than its run "
+                "in this table"
+            )
+        elif _tested_another(rec, training):
             stale[rec["_index"]] = (
                 f"an evaluation of another checkpoint of row {row.evaluate!r} than its run in this table (trained "
                 "again since; the study's command evaluates the new one)"

@@ -56,7 +56,8 @@ class KeyClaims:
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri)
-        self.store = sqlite_path(tracking_uri)
+        store = sqlite_path(tracking_uri)
+        self.store = store.resolve() if store is not None else None  # drivers naming it through a symlink agree
         self.experiment_id, self.study, self.owner, self.stale_after_s = experiment_id, study, owner, stale_after_s
         self._held: dict[str, FileMutex | ExperimentMutex] = {}
 

@@ -194,6 +194,8 @@ class ExperimentMutex:
                 continue  # released meanwhile
             if lock.lifecycle_stage != "active":  # deleted by hand (its name stays taken): restored to discard it
                 self._discard(lock.experiment_id, restore=True)
+            elif lock.tags.get(S.LEASE_OWNER) == self.owner:  # this driver's own, left by a release that failed
+                return True
             elif self.alive(lock):
                 return False
             else:
@@ -246,6 +248,9 @@ class StudyLease:
         on_lost: called (from the heartbeat's thread) with the new holder when a heartbeat finds the lease
             held by another driver: one on another host that judged this one dead (its heartbeats could not
             reach the store for ``stale_after_s``); this driver must then stop and write nothing more.
+        owner: this driver's id in the lease (default: a new one); a lease or lock already carrying it is this
+            driver's own, left by an earlier lease of it that could not be freed (``--wait`` runs a study again
+            with one id), and is taken over.
     """
 
     def __init__(
@@ -258,13 +263,14 @@ class StudyLease:
         stale_after_s: float = STALE_AFTER_S,
         mutex: Literal["file", "experiment"] | None = None,
         on_lost: Callable[[Holder | None], None] | None = None,
+        owner: str | None = None,
     ):
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri)
         self.uri, self.experiment_id, self.study, self.command = tracking_uri, experiment_id, study, command
         self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
-        self.owner = uuid.uuid4().hex
+        self.owner = owner or uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_lost = on_lost
@@ -274,7 +280,8 @@ class StudyLease:
         if mutex == "file" or (mutex is None and store is not None):
             if store is None:
                 raise ValueError(f"a file mutex needs a sqlite store, not {tracking_uri!r}")
-            self._mutex: FileMutex | ExperimentMutex = FileMutex(lease_file(store, experiment_id))
+            # beside the file itself: drivers that name it through a symlink share the mutex
+            self._mutex: FileMutex | ExperimentMutex = FileMutex(lease_file(store.resolve(), experiment_id))
         else:
             name, holder = lock_experiment_name(experiment_id), lambda lock: read_holder(self.client, experiment_id)
             self._mutex = ExperimentMutex(self.client, name, self.owner, holder, stale_after_s)
@@ -296,6 +303,8 @@ class StudyLease:
 
     def _take(self) -> Holder | None:
         previous = read_holder(self.client, self.experiment_id)
+        if previous and previous.owner == self.owner:  # this driver's own, left by a release that failed
+            previous = None
         if previous and previous.alive(self.stale_after_s):  # a holder on another host sharing a sqlite file
             raise self._refusal(previous)
         self._write(since=time.strftime("%Y-%m-%d %H:%M:%S"))

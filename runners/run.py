@@ -16,6 +16,7 @@ import math
 import shlex
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -446,11 +447,17 @@ def run_study(
     they finished, or runs them itself once their claims are free without a result. Returns the exit status and
     the last session."""
     announced: frozenset[str] = frozenset()
+    owner = uuid.uuid4().hex  # one lease owner for every invocation of the loop (``StudySession``)
     while True:
-        session = StudySession(spec, trials, args, uri, argv, spec_path=spec_path, plan=plan, announced=announced)
+        session = StudySession(
+            spec, trials, args, uri, argv, spec_path=spec_path, plan=plan, announced=announced, owner=owner
+        )
         status = session.execute()
         if status != EXIT_WAITING or not args.wait:
             return status, session
+        stop = signals.requested()  # the lease taken over by another driver meanwhile (``StudySession.lease_lost``)
+        if stop:
+            raise stop
         announced = frozenset(t.name for t in session.waiting)
         time.sleep(args.wait_every)
 

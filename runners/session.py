@@ -59,7 +59,9 @@ class StudySession:
         plan: the plan's entry in the plan cache (``runners.plan_cache.PlanCache``), which keeps the counts once
             made (None: not kept).
         announced: the trials an earlier invocation of the same command already said it leaves to other drivers
-            (``--wait`` runs it again): not named again while they wait.
+            (``--wait`` runs it again): not named again while they wait, and its notes are not said again.
+        owner: the lease's owner id (``runners.lease.StudyLease``); the invocations of one ``--wait`` share one,
+            so that a lease or claim one of them could not free is taken as this driver's, not another's.
     """
 
     def __init__(
@@ -72,9 +74,11 @@ class StudySession:
         spec_path: Path | None = None,
         plan: PlanCache | None = None,
         announced: frozenset[str] = frozenset(),
+        owner: str | None = None,
     ):
         self.spec, self.trials, self.args, self.uri, self.argv = spec, trials, args, uri, argv
-        self.spec_path, self.plan, self.announced = spec_path, plan, announced
+        self.spec_path, self.plan, self.announced, self.owner = spec_path, plan, announced, owner
+        self.again = bool(announced)  # run again by --wait: what it said before is not said again
         self.command = shell_command(argv)
         self.journal_path = Path(args.storage).resolve() / spec.name / JOURNAL_NAME
         self.tracker = self.lease = None
@@ -137,9 +141,11 @@ class StudySession:
         self.experiment_id = tracker.experiment_id
         if self.nothing_to_write(tracker, version):
             self.tracker, self.todo = tracker, []
-            _print_note(tracker.other_code_note())
+            self._print_once(tracker.other_code_note())
             return
-        lease = StudyLease(self.uri, tracker.experiment_id, spec.name, self.command, on_lost=self.lease_lost)
+        lease = StudyLease(
+            self.uri, tracker.experiment_id, spec.name, self.command, on_lost=self.lease_lost, owner=self.owner
+        )
         previous = lease.acquire()
         self.lease = lease  # released by close() from now on
         if previous:
@@ -164,7 +170,7 @@ class StudySession:
                 f"{spec.name}: {len(self.todo)} trial(s) to run, {cached} cached, {reused} reused from other "
                 f"studies; MLflow: {self.uri}"
             )
-        _print_note(tracker.other_code_note())
+        self._print_once(tracker.other_code_note())
 
     def claim(self, owner: str) -> None:
         """Claims the keys of the trials to run (``runners.claims``; the lease held): a training whose key another
@@ -191,13 +197,15 @@ class StudySession:
         held = self.claims.take(t.key for t in trials if t.evaluates is None)
         return held | self.claims.take(t.key for t in trials if t.evaluates is not None and t.evaluates not in held)
 
-    def waiting_note(self) -> str | None:
+    def waiting_note(self, waits: bool = True) -> str | None:
         """What the trials left to other drivers need (``waiting``): the same command, once those finished (with
-        ``--wait``, it runs again by itself); None when every one of them was announced already."""
-        if not {t.name for t in self.waiting} - self.announced:
+        ``--wait``, and ``waits``: the invocation ends waiting, it runs again by itself); None when it waits and
+        every one of them was announced already."""
+        waits = waits and getattr(self.args, "wait", False)
+        if waits and not {t.name for t in self.waiting} - self.announced:
             return None
         then = "it trains them here (--rerun)" if self.args.rerun else "it reuses their results"
-        if getattr(self.args, "wait", False):
+        if waits:
             return (
                 f"{len(self.waiting)} trial(s) left to the drivers that run them now: waiting for them (--wait: "
                 f"looking again every {self.args.wait_every:g} s), then {then}; Ctrl-C stops, and the same command "
@@ -224,7 +232,7 @@ class StudySession:
         since, going_on = tracker.begin_rerun(self.rerun_keys)
         tracker.mark_cached(self.trials, rerun=True, rerun_since=since)
         self.rerun_begun = since
-        if going_on:
+        if going_on and not self.again:
             done = sum(t.state == TrialState.CACHED for t in self.trials)
             began = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since / 1000))
             print(
@@ -270,7 +278,7 @@ class StudySession:
             return False
         set_states(self.trials, answer)
         self.experiment_id = answer["experiment_id"]
-        _print_note(other_code_note(answer["other_code"]))
+        self._print_once(other_code_note(answer["other_code"]))
         return True
 
     def only_reads(self) -> bool:
@@ -460,7 +468,7 @@ class StudySession:
         tracker = preparing.result()
         self.ensembles(tracker)
         print(browse_hint(self.uri, tracker.experiment_id))
-        note = self.waiting_note() if self.waiting else None
+        note = self.waiting_note(waits=not failed) if self.waiting else None  # a failure ends it: exit 1
         if note:
             print(note, file=sys.stderr)
         if failed:
@@ -499,7 +507,13 @@ class StudySession:
 
         planned = {(t.row.id, t.column, t.seed): t.key for t in self.trials}
         for name, state in run_ensembles(self.spec, planned, tracker).items():
-            print(f"ensemble {name}: {state}", file=sys.stderr if state.startswith("failed") else sys.stdout)
+            if not (self.again and state.startswith("waiting")):
+                print(f"ensemble {name}: {state}", file=sys.stderr if state.startswith("failed") else sys.stdout)
+
+    def _print_once(self, note: str | None) -> None:
+        """Prints a note on stderr, unless ``--wait`` runs this invocation again (it was said)."""
+        if not self.again:
+            _print_note(note)
 
 
 def fresh_store(uri: str) -> bool:

@@ -222,16 +222,22 @@ class StudyTracker:
         unfinished_here = {t.key for t in trials if not _finished(runs.get(t.key, []))}
         elsewhere = {} if rerun else finished_elsewhere(self.client, self.study, unfinished_here)
         self.other_code.clear()
+
+        def training_of(trial: Trial) -> Any | None:
+            """The FINISHED run of an evaluation's training this study uses: its own, else the one it reuses."""
+            here = _finished(runs.get(trial.evaluates, [])) if trial.evaluates else []
+            return here[0] if here else elsewhere.get(trial.evaluates)
+
         for trial in trials:
             existing = runs.get(trial.key, [])
             finished = _finished(existing)
             redone = rerun and rerun_since is not None and bool(finished) and _ended(finished[0]) >= rerun_since
             keep = bool(finished) and (redone or not rerun)
-            stale = keep and _evaluated_another(finished[0], trial, runs)
+            stale = keep and _evaluated_another(finished[0], trial, training_of(trial))
             if keep and not stale:
                 trial.state, trial.run_id = TrialState.CACHED, finished[0].info.run_id
                 self._note_code(trial, finished[0])
-            elif trial.key in elsewhere:
+            elif trial.key in elsewhere and not _evaluated_another(elsewhere[trial.key], trial, training_of(trial)):
                 source = elsewhere[trial.key]
                 self._note_code(trial, source)
                 trial.state, trial.run_id = TrialState.REUSED, source.info.run_id
@@ -533,20 +539,20 @@ def _finished(runs: list[Any]) -> list[Any]:
     return [r for r in runs if r.info.status == S.STATUS_FINISHED]
 
 
-def _evaluated_another(run: Any, trial: Trial, runs: dict[str, list[Any]]) -> bool:
-    """Whether ``run``, an evaluation trial's FINISHED run, tested another checkpoint than its training's
-    current FINISHED run holds (the training was trained again since, or has no FINISHED run here): judged
-    by the checkpoint path it evaluated, else (a run older than that tag) by its start before the training's
-    end. False for a trial that evaluates nothing."""
+def _evaluated_another(run: Any, trial: Trial, training: Any | None) -> bool:
+    """Whether ``run``, a FINISHED run of an evaluation trial (this study's, or another's it would reuse), tested
+    another checkpoint than ``training`` holds, the FINISHED run of its training this study uses (None: it has
+    none, e.g. the training was trained again since and has not finished): judged by the checkpoint path it
+    evaluated, else (a run older than that tag) by its start before the training's end. False for a trial that
+    evaluates nothing."""
     if not trial.evaluates:
         return False
-    training = _finished(runs.get(trial.evaluates, []))
-    if not training:
+    if training is None:
         return True
     evaluated = run.data.tags.get(S.TAG_EVALUATED_CHECKPOINT)
     if evaluated is not None:
-        return evaluated != training[0].data.tags.get(S.TAG_CHECKPOINT)
-    return run.info.start_time < (training[0].info.end_time or 0)
+        return evaluated != training.data.tags.get(S.TAG_CHECKPOINT)
+    return run.info.start_time < (training.info.end_time or 0)
 
 
 def count_metrics(counts: ModelCounts) -> dict[str, int]:

@@ -251,31 +251,48 @@ def test_runs_that_scored_different_numbers_of_test_videos_are_named(fixture_sto
 
 def test_an_evaluation_of_a_checkpoint_its_training_replaced_is_left_out_named():
     """``--rerun --rows base`` trained base again; the evaluation row's run tested the old checkpoint and its new
-    evaluation has not run (it waits, or failed): the table shows no number for it rather than the old one. An
-    evaluation of the current checkpoint is shown; a run older than the checkpoint tag is judged by its start."""
+    evaluation has not finished (it waits, or failed): the table shows no number of the old checkpoint. An
+    evaluation of the current checkpoint is shown; a run older than the checkpoint tag is judged by its start; an
+    evaluation whose training has no FINISHED run, or of another configuration, is left out too."""
     from study.spec import parse_spec
 
     rows = [{"id": "base", "label": "Base"}, {"id": "x2", "label": "Base x2", "evaluate": "base",
             "protocol": {"clips": 2, "crops": 1}}]  # fmt: skip
-    spec = parse_spec({"name": "s", "title": "t", "seeds": [0, 1], "protocol": {"clips": 1, "crops": 1},
+    spec = parse_spec({"name": "s", "title": "t", "seeds": [0, 1, 2], "protocol": {"clips": 1, "crops": 1},
                        "columns": ["top1"], "rows": rows})  # fmt: skip
+    labels = {r.id: r.label for r in spec.rows}
 
     def run(i, row, seed, protocol="1x1", **tags):
         return {**_record(i, row, seed, protocol=protocol), "end_time": 1_000 * i + 500, **tags}
 
     records = [
-        run(1, "base", 0, checkpoint="/runs/base0/last.pt"),
-        run(2, "base", 1, checkpoint="/runs/base1/last.pt"),
-        run(3, "x2", 0, "2x1", evaluated_checkpoint="/runs/base0/last.pt"),
-        run(4, "x2", 1, "2x1", evaluated_checkpoint="/runs/base1/last.pt"),
-        {**run(5, "base", 0, checkpoint="/runs/base0-rerun1/last.pt")},  # trained again since
+        run(1, "base", 0, checkpoint="/runs/base0/last.pt", trial_key="k"),
+        run(2, "base", 1, checkpoint="/runs/base1/last.pt", trial_key="k"),
+        run(3, "x2", 0, "2x1", evaluated_checkpoint="/runs/base0/last.pt", evaluates="k"),
+        run(4, "x2", 1, "2x1", evaluated_checkpoint="/runs/base1/last.pt", evaluates="k"),
+        run(5, "base", 0, checkpoint="/runs/base0-rerun1/last.pt", trial_key="k"),  # trained again since
+        {**run(6, "x2", 0, "2x1", evaluated_checkpoint="/runs/base0-rerun1/last.pt"), "status": "FAILED"},
+        {**run(7, "base", 2), "status": "FAILED"},  # seed 2: its training has no FINISHED run
+        run(8, "x2", 2, "2x1", evaluated_checkpoint="/runs/base2/last.pt", evaluates="k"),
+        {**run(9, "x2", 2, "2x1", evaluated_checkpoint="/runs/base2/last.pt", evaluates="k"), "status": "FAILED"},
     ]
     records[0]["superseded_by"] = "r5"
     sel = select_runs(spec, runs_frame(records))
     assert sel.run("base", 0)["run_id"] == "r5" and sel.run("x2", 1)["run_id"] == "r4"
-    assert sel.run("x2", 0) is None and list(sel.excluded["run_id"]) == ["r3"]
-    (line,) = describe_exclusions(sel, {r.id: r.label for r in spec.rows})
-    assert line.startswith("1 run of an evaluation of another checkpoint of row 'base'") and "Base x2 seed 0" in line
-    untagged = [{**r, "evaluated_checkpoint": None} for r in records]  # runs from before the tag: by time
+    assert sel.run("x2", 0)["run_id"] == "r6"  # the new evaluation, failed: the cell says so
+    assert sel.run("x2", 2)["run_id"] == "r9" and list(sel.excluded["run_id"]) == ["r3", "r8"]  # failed, shown
+    lines = describe_exclusions(sel, labels)
+    assert lines[0].startswith("1 run of an evaluation of another checkpoint of row 'base'") and "x2 seed 0" in lines[0]
+    assert lines[1].startswith("1 run of an evaluation of row 'base', which has no FINISHED run in this table")
+
+    untagged = [{**r, "evaluated_checkpoint": None} for r in records[:6]]  # runs from before the tag: by time
+    untagged[2]["start_time"] = untagged[4]["end_time"]  # started as the training ended: of that training
     sel = select_runs(spec, runs_frame(untagged))
-    assert sel.run("x2", 0) is None and sel.run("x2", 1)["run_id"] == "r4"
+    assert sel.run("x2", 0)["run_id"] == "r3" and sel.run("x2", 1)["run_id"] == "r4"
+    untagged[2]["start_time"] -= 1
+    assert select_runs(spec, runs_frame(untagged)).run("x2", 0)["run_id"] == "r6"
+
+    configurations = [{**r, "trial_key": "k2"} if r["run_id"] == "r5" else r for r in records[:6]]  # lr=0.1 ...
+    sel = select_runs(spec, runs_frame(configurations))
+    line = describe_exclusions(sel, labels)[0]
+    assert line.startswith("1 run of an evaluation of another configuration of row 'base' (another trial key)")

@@ -308,3 +308,50 @@ def test_with_wait_a_driver_waits_for_the_trial_another_driver_runs_then_reuses_
     out, err = capsys.readouterr()
     assert looks == [7.0] * 3 and out.count("is being run by study 'other'") == 1 and err.count("--wait") == 1
     assert "reused from" in out, out
+
+
+@pytest.mark.slow
+def test_with_wait_a_trial_whose_claim_ends_without_a_result_is_trained_here(study_dir, capsys, monkeypatch):
+    """``--wait``: the other driver stops without finishing the trial (its claim ends, no FINISHED run): the waiting
+    driver claims it and trains it, once."""
+    import types
+
+    from ean.train import read_starts
+    from tests.runners.test_driver_faults import workdirs
+
+    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
+    experiment, lease = a_study(uri, "other")
+    claims = KeyClaims(uri, experiment, "other", lease.owner)
+    assert claims.take([trial.key]) == {}
+    looks = []
+
+    def sleep(seconds: float) -> None:
+        looks.append(seconds)
+        if len(looks) == 2:  # the other driver stops: its claim and lease end, nothing finished
+            claims.release()
+            lease.release()
+        if len(looks) > 10:
+            raise AssertionError("still waiting after the other driver stopped")
+
+    monkeypatch.setattr("runners.run.time", types.SimpleNamespace(sleep=sleep))
+    try:
+        assert main(cli_args(study_dir, spec, "--no-report", "--wait")) == EXIT_OK
+    finally:
+        claims.release()
+        lease.release()
+    assert len(looks) == 2 and "1 trial(s) to run" in capsys.readouterr().out
+    (workdir,) = workdirs(study_dir, "tiny")
+    assert [s["start_epoch"] for s in read_starts(workdir)] == [1]
+
+
+def test_with_wait_a_driver_that_ends_on_a_failure_does_not_say_it_waits(tmp_path):
+    """A failed trial ends the invocation (exit 1) though others wait: the note says to run the command again."""
+    session, (trial,) = _session(tmp_path, [BASE])
+    session.args.wait, session.args.wait_every = True, 60.0
+    session.waiting = [trial]
+    assert "waiting for them (--wait" in session.waiting_note()
+    assert "run the same command again" in session.waiting_note(waits=False)
+    session.announced = frozenset({trial.name})
+    assert session.waiting_note() is None and "run the same command again" in session.waiting_note(waits=False)

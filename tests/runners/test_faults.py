@@ -1063,3 +1063,53 @@ def test_an_ensemble_cell_that_cannot_be_averaged_is_named_and_the_others_go_on(
         == f"failed: row a, run {ids['a', 1]} has no {S.ARTIFACT_SCORES} in MLflow (RESOURCE_DOES_NOT_EXIST)"
     )
     assert "/tmp" not in outcome["tiny/en/seed0"]
+
+
+def test_an_evaluation_another_study_made_of_another_checkpoint_is_not_reused(store, tmp_path):
+    """Study ``other`` evaluated its training of key kt; this study trained kt itself (another checkpoint): the
+    evaluation is run here, not reused. Once this study uses other's training (reused), other's evaluation of it
+    is reused."""
+    theirs = StudyTracker(store, "other", "hash")
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    source = _finished_with_checkpoint(theirs, training, tmp_path / "other-kt", {})
+    checkpoint = theirs.client.get_run(source).data.tags[S.TAG_CHECKPOINT]
+    _finished_with_checkpoint(
+        theirs, evaluation, tmp_path / "other-ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
+    )
+    ours = StudyTracker(store, "tiny", "hash")
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    ours.mark_cached([training, evaluation], rerun=False)
+    assert (training.state, evaluation.state) == (TrialState.REUSED, TrialState.REUSED)  # both from other
+
+    _finished_with_checkpoint(ours, training, tmp_path / "tiny-kt", {})  # trained here: another checkpoint
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    ours.mark_cached([training, evaluation], rerun=False)
+    assert (training.state, evaluation.state) == (TrialState.CACHED, TrialState.NEW)
+
+
+@pytest.mark.parametrize("mutex", ["file", "experiment"])
+def test_a_lease_a_driver_could_not_free_is_its_own_again_and_another_drivers_refusal(store, mutex, monkeypatch):
+    """``--wait`` runs a study again with one owner id: a lease an earlier run of it could not free (the store did
+    not answer) is taken as its own; a driver with another id is refused (this process is alive)."""
+    exp = experiment(store)
+    first = StudyLease(store, exp, "tiny", "python -m runners.run tiny --wait", mutex=mutex, owner="driver-1")
+    assert first.acquire() is None
+
+    def down(*args, **kwargs):
+        raise ConnectionError("the store does not answer")
+
+    with monkeypatch.context() as patch:  # its release fails: the owner tag (and the lock experiment) stay
+        patch.setattr(first.client, "set_experiment_tag", down)
+        patch.setattr(first.client, "rename_experiment", down)
+        first.release()
+    with pytest.raises(LeaseHeld):
+        StudyLease(store, exp, "tiny", "another driver", mutex=mutex).acquire()
+    again = StudyLease(store, exp, "tiny", "python -m runners.run tiny --wait", mutex=mutex, owner="driver-1")
+    assert again.acquire() is None
+    again.release()
+    last = StudyLease(store, exp, "tiny", "another driver", mutex=mutex)
+    assert last.acquire() is None
+    last.release()

@@ -359,3 +359,15 @@ def test_an_experiment_a_dry_run_found_untagged_is_tagged_by_the_next_run(finish
     assert main(cli_args(study_dir, spec, "--dry-run")) == 0
     assert main(cli_args(study_dir, spec, "--no-report")) == 0
     assert client.get_experiment(experiment).tags.get(S.EXPERIMENT_KIND_TAG) == S.EXPERIMENT_KIND
+
+
+def test_an_answer_stands_for_a_run_only_with_its_experiment_complete_nothing_running_all_finished():
+    from runners.store_reads import nothing_to_do
+
+    answer = {"states": [["cached", "r1", None, 0]], "other_code": [], "running": False, "experiment_id": "1",
+              "complete": True}  # fmt: skip
+    assert nothing_to_do(answer) and nothing_to_do({**answer, "states": []})  # a study of reference rows only
+    for change in ({"experiment_id": ""}, {"complete": False}, {"running": True},
+                   {"states": [["cached", "r1", None, 0], ["reused", "r2", "other/base/seed0", 0]]}):  # fmt: skip
+        assert not nothing_to_do({**answer, **change}), change
+    assert not nothing_to_do(None)
