@@ -7,13 +7,13 @@ host its pid is gone, on another host its heartbeat is older than ``stale_after_
 takes the lease over and reconciles the dead driver's runs (``StudyTracker.reconcile``).
 
 MLflow has no compare-and-set, so a mutex comes first, then the tags. On a sqlite store (the default, one
-machine) it is an exclusive ``flock`` on a file beside the store (``.<store>.lease-<experiment id>``): freed by
-the kernel when its process dies. On any other store (a tracking server) it is an experiment of a reserved
-name (``lock_experiment_name``), which exists once: MLflow's experiment names are unique in its database, so of
-two drivers creating it at the same instant exactly one succeeds. The lock experiment carries its creator's id,
-host and pid; a dead creator's lock is renamed away and deleted (soft: MLflow's ``gc`` purges it) before a new
-one is created, and released the same way. Two drivers that both read a free lease, however long either
-stalls in between, are never both let in.
+machine) it is an exclusive ``flock`` on a file beside the store's file, a symlink followed
+(``.<store>.lease-<experiment id>``): freed by the kernel when its process dies. On any other store (a tracking
+server) it is an experiment of a reserved name (``lock_experiment_name``), which exists once: MLflow's
+experiment names are unique in its database, so of two drivers creating it at the same instant exactly one
+succeeds. The lock experiment carries its creator's id, host and pid; a dead creator's lock is renamed away and
+deleted (soft: MLflow's ``gc`` purges it) before a new one is created, and released the same way. Two drivers
+that both read a free lease, however long either stalls in between, are never both let in.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ class StudyLease:
             reach the store for ``stale_after_s``); this driver must then stop and write nothing more.
         owner: this driver's id in the lease (default: a new one); a lease or lock already carrying it is this
             driver's own, left by an earlier lease of it that could not be freed (``--wait`` runs a study again
-            with one id), and is taken over.
+            with one id), and is taken over. So two leases held at once never share one.
     """
 
     def __init__(

@@ -447,17 +447,16 @@ def run_study(
     they finished, or runs them itself once their claims are free without a result. Returns the exit status and
     the last session."""
     announced: frozenset[str] = frozenset()
+    said: set[str] = set()
     owner = uuid.uuid4().hex  # one lease owner for every invocation of the loop (``StudySession``)
     while True:
-        session = StudySession(
-            spec, trials, args, uri, argv, spec_path=spec_path, plan=plan, announced=announced, owner=owner
-        )
+        session = StudySession(spec, trials, args, uri, argv, spec_path=spec_path, plan=plan,
+                               announced=announced, said=said, owner=owner)  # fmt: skip
         status = session.execute()
+        if session.lost is not None:  # another driver took the lease over meanwhile: it goes on with the study
+            raise session.lost
         if status != EXIT_WAITING or not args.wait:
             return status, session
-        stop = signals.requested()  # the lease taken over by another driver meanwhile (``StudySession.lease_lost``)
-        if stop:
-            raise stop
         announced = frozenset(t.name for t in session.waiting)
         time.sleep(args.wait_every)
 

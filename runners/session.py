@@ -59,7 +59,9 @@ class StudySession:
         plan: the plan's entry in the plan cache (``runners.plan_cache.PlanCache``), which keeps the counts once
             made (None: not kept).
         announced: the trials an earlier invocation of the same command already said it leaves to other drivers
-            (``--wait`` runs it again): not named again while they wait, and its notes are not said again.
+            (``--wait`` runs it again): not named again while they wait.
+        said: the notes earlier invocations of the same ``--wait`` printed (not printed again; this one adds its
+            own); None: a set of its own.
         owner: the lease's owner id (``runners.lease.StudyLease``); the invocations of one ``--wait`` share one,
             so that a lease or claim one of them could not free is taken as this driver's, not another's.
     """
@@ -74,11 +76,13 @@ class StudySession:
         spec_path: Path | None = None,
         plan: PlanCache | None = None,
         announced: frozenset[str] = frozenset(),
+        said: set[str] | None = None,
         owner: str | None = None,
     ):
         self.spec, self.trials, self.args, self.uri, self.argv = spec, trials, args, uri, argv
         self.spec_path, self.plan, self.announced, self.owner = spec_path, plan, announced, owner
-        self.again = bool(announced)  # run again by --wait: what it said before is not said again
+        self.said = set() if said is None else said
+        self.lost: Exception | None = None  # the lease another driver took over (``lost_error``), once closed
         self.command = shell_command(argv)
         self.journal_path = Path(args.storage).resolve() / spec.name / JOURNAL_NAME
         self.tracker = self.lease = None
@@ -211,9 +215,10 @@ class StudySession:
                 f"looking again every {self.args.wait_every:g} s), then {then}; Ctrl-C stops, and the same command "
                 "goes on"
             )
+        add = "" if getattr(self.args, "wait", False) else " (or add --wait)"
         return (
             f"{len(self.waiting)} trial(s) left to the drivers that run them now: run the same command again once "
-            f"those finished (or add --wait), and {then}:\n  {self.command}"
+            f"those finished{add}, and {then}:\n  {self.command}"
         )
 
     def lease_lost(self, holder) -> None:
@@ -232,12 +237,13 @@ class StudySession:
         since, going_on = tracker.begin_rerun(self.rerun_keys)
         tracker.mark_cached(self.trials, rerun=True, rerun_since=since)
         self.rerun_begun = since
-        if going_on and not self.again:
+        if going_on:
             done = sum(t.state == TrialState.CACHED for t in self.trials)
             began = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since / 1000))
-            print(
+            self._print_once(
                 f"{self.spec.name}: going on with the --rerun begun at {began}: {done} trial(s) it trained again "
-                "are kept"
+                "are kept",
+                sys.stdout,
             )
 
     def end_rerun(self, status: int) -> int:
@@ -307,6 +313,8 @@ class StudySession:
                 self.claims = None
         finally:
             if self.lease is not None:
+                if self.lease.lost.is_set():
+                    self.lost = self.lease.lost_error()
                 self.lease.release()
                 self.lease = None
 
@@ -507,13 +515,13 @@ class StudySession:
 
         planned = {(t.row.id, t.column, t.seed): t.key for t in self.trials}
         for name, state in run_ensembles(self.spec, planned, tracker).items():
-            if not (self.again and state.startswith("waiting")):
-                print(f"ensemble {name}: {state}", file=sys.stderr if state.startswith("failed") else sys.stdout)
+            self._print_once(f"ensemble {name}: {state}", sys.stderr if state.startswith("failed") else sys.stdout)
 
-    def _print_once(self, note: str | None) -> None:
-        """Prints a note on stderr, unless ``--wait`` runs this invocation again (it was said)."""
-        if not self.again:
-            _print_note(note)
+    def _print_once(self, note: str | None, stream=None) -> None:
+        """Prints a note (on stderr by default) unless an earlier invocation of the same ``--wait`` printed it."""
+        if note and note not in self.said:
+            self.said.add(note)
+            print(note, file=stream or sys.stderr)
 
 
 def fresh_store(uri: str) -> bool:
@@ -540,8 +548,3 @@ def _cluster_resources() -> dict[str, float] | None:
     import ray
 
     return dict(ray.cluster_resources()) if ray.is_initialized() else None
-
-
-def _print_note(note: str | None) -> None:
-    if note:
-        print(note, file=sys.stderr)

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from runners.claims import KeyClaims, claim_experiment_name
-from runners.lease import StudyLease
+from runners.lease import LeaseHeld, StudyLease
 from runners.plan import build_plan
 from runners.run import main
 from runners.session import EXIT_OK, EXIT_WAITING
@@ -355,3 +355,58 @@ def test_with_wait_a_driver_that_ends_on_a_failure_does_not_say_it_waits(tmp_pat
     assert "run the same command again" in session.waiting_note(waits=False)
     session.announced = frozenset({trial.name})
     assert session.waiting_note() is None and "run the same command again" in session.waiting_note(waits=False)
+
+
+def test_the_rounds_of_a_wait_share_one_lease_owner_and_what_they_said_and_a_lost_lease_ends_them(monkeypatch):
+    import argparse
+    import types
+
+    import runners.run as run_module
+
+    rounds = []
+
+    class Round:  # a StudySession whose trials wait twice, then are reused
+        def __init__(self, *args, announced, said, owner, **kwargs):
+            rounds.append((announced, id(said), owner))
+            self.waiting, self.lost = [types.SimpleNamespace(name="tiny/base/seed0")], None
+
+        def execute(self):
+            return EXIT_WAITING if len(rounds) < 3 else EXIT_OK
+
+    monkeypatch.setattr(run_module, "StudySession", Round)
+    monkeypatch.setattr(run_module, "time", types.SimpleNamespace(sleep=lambda s: None))
+    args = argparse.Namespace(wait=True, wait_every=1.0)
+    status, _ = run_module.run_study(None, [], args, "uri", [], None, None)
+    assert status == EXIT_OK and len(rounds) == 3
+    assert len({owner for _, _, owner in rounds}) == 1 and len({said for _, said, _ in rounds}) == 1
+    assert [announced for announced, _, _ in rounds] == [frozenset(), {"tiny/base/seed0"}, {"tiny/base/seed0"}]
+
+    class Lost(Round):
+        def execute(self):
+            assert len(rounds) < 3, "went on waiting with the lease lost"
+            self.lost = LeaseHeld("another driver took the lease over")
+            return EXIT_WAITING
+
+    rounds.clear()
+    monkeypatch.setattr(run_module, "StudySession", Lost)
+    with pytest.raises(LeaseHeld, match="took the lease over"):
+        run_module.run_study(None, [], args, "uri", [], None, None)
+    assert len(rounds) == 1
+
+
+def test_drivers_naming_a_store_through_a_symlink_and_its_file_share_its_lease_and_claims(tmp_path):
+    (tmp_path / "data").mkdir()
+    real, link = tmp_path / "data" / "real.db", tmp_path / "mlflow.db"
+    experiment, lease = a_study(f"sqlite:///{real}", "tiny")
+    link.symlink_to(real)
+    try:
+        with pytest.raises(LeaseHeld):
+            StudyLease(f"sqlite:///{link}", experiment, "tiny", "the other").acquire()
+        assert StudyLease(f"sqlite:///{link}", experiment, "tiny", "x")._mutex.path == lease._mutex.path  # one flock
+        mine = KeyClaims(f"sqlite:///{real}", experiment, "tiny", lease.owner)
+        assert mine.take(["k1"]) == {}
+        theirs = KeyClaims(f"sqlite:///{link}", experiment, "tiny", "another owner")
+        assert list(theirs.take(["k1"])) == ["k1"]
+        mine.release()
+    finally:
+        lease.release()
