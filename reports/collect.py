@@ -41,6 +41,7 @@ RUN_COLUMNS = (
     "checkpoint",
     "evaluates",
     "evaluated_checkpoint",
+    "ensemble_of",
     "start_time",
     "end_time",
     *S.FINAL_METRICS,
@@ -63,6 +64,7 @@ _TAG_COLUMNS = {
     "checkpoint": S.TAG_CHECKPOINT,
     "evaluates": S.TAG_EVALUATES,
     "evaluated_checkpoint": S.TAG_EVALUATED_CHECKPOINT,
+    "ensemble_of": S.TAG_ENSEMBLE_OF,
 }
 
 

@@ -11,7 +11,8 @@ newest run of any status (it marks the cell as failed, running or killed). Other
 ``Selection.duplicates`` (``describe_duplicates`` words them for the table's notes). A FINISHED run of an
 evaluation row that tested another checkpoint than the one of its training's run in the table (the training
 was trained again since and the new evaluation has not run), or of a training with no FINISHED run in the
-table, or of another configuration of it, is left out, named: its number is not the row's.
+table, or of another configuration of it, is left out, named: its number is not the row's; so is an ensemble
+row's run that averaged other member runs than those the table shows.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def select_runs(
     for rec in candidates:
         reason = _group_mismatch(rec, group)
         (excluded.append((rec["_index"], reason)) if reason else compatible.append(rec))
-    stale = _stale_evaluations(spec, compatible)
+    stale = _stale_evaluations(spec, compatible) | _stale_ensembles(spec, compatible)
     excluded += stale.items()
     compatible = [rec for rec in compatible if rec["_index"] not in stale]
     excluded.sort()
@@ -280,6 +281,27 @@ def _stale_evaluations(spec: StudySpec, records: list[dict]) -> dict[int, str]:
             stale[rec["_index"]] = (
                 f"an evaluation of another checkpoint of row {row.evaluate!r} than its run in this table (trained "
                 "again since; the study's command evaluates the new one)"
+            )
+    return stale
+
+
+def _stale_ensembles(spec: StudySpec, records: list[dict]) -> dict[int, str]:
+    """The FINISHED runs of ensemble rows that averaged other runs of their members than those the table shows
+    for the same seed (a member trained again since, and the new average has not been made: it waits, or
+    failed): index -> reason. As the runner judges them (``runners.ensembles.run_ensembles`` averages such a
+    cell again)."""
+    chosen = _chosen(records)
+    stale = {}
+    for rec in records:
+        row = spec.row(rec["row"])
+        if not row.ensemble or rec["status"] != S.STATUS_FINISHED or not isinstance(rec.get("ensemble_of"), str):
+            continue
+        members = [chosen.get((m, int(rec["seed"]))) for m in row.ensemble]
+        shown = {m["run_id"] for m in members if m is not None and m["status"] == S.STATUS_FINISHED}
+        if set(filter(None, rec["ensemble_of"].split(","))) != shown:
+            stale[rec["_index"]] = (
+                "an average of other runs of its members than those in this table (a member trained again since; "
+                "the study's command averages them again)"
             )
     return stale
 

@@ -296,3 +296,26 @@ def test_an_evaluation_of_a_checkpoint_its_training_replaced_is_left_out_named()
     sel = select_runs(spec, runs_frame(configurations))
     line = describe_exclusions(sel, labels)[0]
     assert line.startswith("1 run of an evaluation of another configuration of row 'base' (another trial key)")
+
+
+def test_an_ensemble_of_member_runs_the_table_no_longer_shows_is_left_out_named():
+    """A member of the ensemble was trained again (``--rerun``) and the new average failed: the table shows the
+    members' new runs, and no average of the old ones. An average of the runs shown stays."""
+    from study.spec import parse_spec
+
+    rows = [{"id": "a", "label": "A"}, {"id": "b", "label": "B"}, {"id": "en", "label": "En", "ensemble": ["a", "b"]}]
+    spec = parse_spec({"name": "s", "title": "t", "seeds": [0, 1], "protocol": {"clips": 1, "crops": 1},
+                       "columns": ["top1"], "rows": rows})  # fmt: skip
+    records = [
+        _record(1, "a", 0), _record(2, "b", 0), {**_record(3, "en", 0), "ensemble_of": "r1,r2"},
+        _record(4, "a", 1), _record(5, "b", 1), {**_record(6, "en", 1), "ensemble_of": "r4,r5"},
+        {**_record(7, "a", 0), "trial_key": "k"},  # a trained again since
+    ]  # fmt: skip
+    records[0]["superseded_by"] = "r7"
+    sel = select_runs(spec, runs_frame(records))
+    assert sel.run("a", 0)["run_id"] == "r7" and sel.run("en", 1)["run_id"] == "r6"
+    assert sel.run("en", 0) is None and list(sel.excluded["run_id"]) == ["r3"]
+    (line,) = describe_exclusions(sel, {r.id: r.label for r in spec.rows})
+    assert line.startswith("1 run of an average of other runs of its members than those in this table")
+    again = [*records, {**_record(8, "en", 0), "ensemble_of": "r7,r2"}]  # averaged again: the new one is shown
+    assert select_runs(spec, runs_frame(again)).run("en", 0)["run_id"] == "r8"

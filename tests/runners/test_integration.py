@@ -126,7 +126,7 @@ def test_tracking_server_on_loopback(study_dir):
         server.wait(timeout=30)
 
 
-def test_ensemble_row_averages_the_member_scores(study_dir):
+def test_ensemble_row_averages_the_member_scores(study_dir, capsys):
     rows = [
         {"id": "a", "label": "A", "overrides": ["block=none", "regions=none"]},
         {"id": "b", "label": "B", "overrides": ["block=none", "regions=none", "model.num_segments=2"]},
@@ -134,6 +134,9 @@ def test_ensemble_row_averages_the_member_scores(study_dir):
     ]
     spec = write_yaml(study_dir / "tiny.yaml", tiny_spec(rows))
     assert main(cli_args(study_dir, spec)) == 0
+    table = capsys.readouterr().out
+    en_line = next(line for line in table.splitlines() if line.startswith("| En "))
+    assert "missing" not in en_line and "an average of other runs" not in table  # the table shows the average
     runs = by_row(trial_runs(study_dir))
     (en,) = runs["en"]
     assert en.info.status == "FINISHED"
