@@ -286,22 +286,30 @@ def _stale_evaluations(spec: StudySpec, records: list[dict]) -> dict[int, str]:
 
 
 def _stale_ensembles(spec: StudySpec, records: list[dict]) -> dict[int, str]:
-    """The FINISHED runs of ensemble rows that averaged other runs of their members than those the table shows
-    for the same seed (a member trained again since, and the new average has not been made: it waits, or
-    failed): index -> reason. As the runner judges them (``runners.ensembles.run_ensembles`` averages such a
-    cell again)."""
+    """The FINISHED runs of ensemble rows that did not average the FINISHED runs the table shows for their members
+    at the same seed: index -> reason. As the runner judges them (``runners.ensembles.run_ensembles`` averages
+    such a cell again, or waits while a member has no FINISHED run): a member trained again since (the new
+    average not made: it waits, or failed), a member with no FINISHED run in the table (one added to the row, or
+    failed), or members of another configuration."""
     chosen = _chosen(records)
+    by_id = {rec["run_id"]: rec for rec in records}
     stale = {}
     for rec in records:
         row = spec.row(rec["row"])
         if not row.ensemble or rec["status"] != S.STATUS_FINISHED or not isinstance(rec.get("ensemble_of"), str):
             continue
         members = [chosen.get((m, int(rec["seed"]))) for m in row.ensemble]
-        shown = {m["run_id"] for m in members if m is not None and m["status"] == S.STATUS_FINISHED}
-        if set(filter(None, rec["ensemble_of"].split(","))) != shown:
+        averaged = set(filter(None, rec["ensemble_of"].split(",")))
+        if any(m is None or m["status"] != S.STATUS_FINISHED for m in members):
+            stale[rec["_index"]] = "an average of members of which some have no FINISHED run in this table"
+        elif averaged != {m["run_id"] for m in members}:
+            keys = {by_id[r]["trial_key"] for r in averaged if r in by_id}
+            other = keys and not keys <= {m["trial_key"] for m in members}
             stale[rec["_index"]] = (
-                "an average of other runs of its members than those in this table (a member trained again since; "
-                "the study's command averages them again)"
+                "an average of its members' runs of another configuration (another trial key) than those in this table"
+                if other
+                else "an average of other runs of its members than those in this table (a member trained again "
+                "since; the study's command averages them again)"
             )
     return stale
 

@@ -319,3 +319,17 @@ def test_an_ensemble_of_member_runs_the_table_no_longer_shows_is_left_out_named(
     assert line.startswith("1 run of an average of other runs of its members than those in this table")
     again = [*records, {**_record(8, "en", 0), "ensemble_of": "r7,r2"}]  # averaged again: the new one is shown
     assert select_runs(spec, runs_frame(again)).run("en", 0)["run_id"] == "r8"
+
+    grown = parse_spec({**spec.raw, "rows": [*rows[:2], {"id": "c", "label": "C"},
+                                             {"id": "en", "label": "En", "ensemble": ["a", "b", "c"]}]})  # fmt: skip
+    added = [*records[3:6], {**_record(9, "c", 1), "status": "RUNNING"}]  # c added to the row, still training
+    sel = select_runs(grown, runs_frame(added))
+    assert sel.run("en", 1) is None and list(sel.excluded["run_id"]) == ["r6"]
+    (line,) = describe_exclusions(sel, {r.id: r.label for r in grown.rows})
+    assert line.startswith("1 run of an average of members of which some have no FINISHED run in this table")
+
+    override = [*records[3:6], {**_record(10, "a", 1), "trial_key": "k_lr"}]  # --rows a trainer.lr=0.1, after
+    for r in override[:3]:
+        r["trial_key"] = r["trial_key"] or f"k_{r['row']}"
+    (line,) = describe_exclusions(select_runs(spec, runs_frame(override)), {r.id: r.label for r in spec.rows})
+    assert line.startswith("1 run of an average of its members' runs of another configuration (another trial key)")
