@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from runners.lease import STALE_AFTER_S, ExperimentMutex, FileMutex, read_holder
+from runners.lease import STALE_AFTER_S, ExperimentMutex, FileMutex, pid_alive, read_holder
 from runners.store_template import sqlite_path
 from study import mlflow_schema as S
 
@@ -122,3 +123,33 @@ class KeyClaims:
             return "another driver"
         study, pid, host = (lock.tags.get(t, "?") for t in (S.CLAIM_STUDY, S.LEASE_PID, S.LEASE_HOST))
         return f"study '{study}' (pid {pid} on {host})"
+
+
+def claimed_by(tracking_uri: str, keys: Iterable[str]) -> dict[str, str]:
+    """Which of ``keys`` a live driver claims now, each with who (as its claim says), read without taking any
+    (a dry run's view). On a sqlite store a claim file names its holder; one whose holder's pid is gone on this
+    host is a dead driver's (its flock went with it). On a tracking server a lock experiment whose creator
+    runs, as ``KeyClaims`` judges it."""
+    keys = list(dict.fromkeys(keys))
+    store = sqlite_path(tracking_uri)
+    if store is not None:
+        folder = claims_folder(store.resolve())
+        held = {key: FileMutex(folder / key).read() for key in keys if (folder / key).is_file()}
+        return {key: text for key, text in held.items() if text and _holder_may_run(text)}
+    reader = KeyClaims(tracking_uri, "", "", owner="")
+    found = {}
+    for key in keys:
+        mutex = reader._mutex(key)
+        lock = reader.client.get_experiment_by_name(mutex.name)
+        if lock is not None and lock.lifecycle_stage == "active" and mutex.alive(lock):
+            found[key] = reader._holder(mutex)
+    return found
+
+
+def _holder_may_run(text: str) -> bool:
+    """Whether the driver a claim file names (``study 'S' (pid N on HOST)``) may run: not when HOST is this one
+    and pid N is gone."""
+    match = re.search(r"\(pid (\d+) on (.+)\)$", text)
+    if match is None or match.group(2) != socket.gethostname():
+        return True
+    return pid_alive(int(match.group(1)))

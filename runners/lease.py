@@ -59,7 +59,7 @@ class Holder:
         if not self.owner:
             return False
         if self.host == socket.gethostname():
-            return _pid_alive(self.pid)
+            return pid_alive(self.pid)
         return time.time() - self.heartbeat < stale_after_s
 
     def describe(self) -> str:
@@ -70,7 +70,7 @@ class Holder:
         )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -298,13 +298,18 @@ def recipe_lines(trials: list[Trial]) -> list[str]:
     ]
 
 
-def plan_table(trials: list[Trial]) -> str:
+def plan_table(trials: list[Trial], claimed: dict[str, str] | None = None) -> str:
+    """The plan as a table: each trial's key, state and size; a trial another live driver runs now (``claimed``:
+    key -> who) says so, for a run would leave it to that driver."""
+    claimed = claimed or {}
     lines = recipe_lines(trials) if trials else []
     lines.append(f"{'trial':40} {'key':16} {'state':7} {'params':>8} {'FLOPs':>8}")
     for t in trials:
         p = f"{t.counts.params / 1e6:.2f}M" if t.counts is not None else "-"
         f = f"{t.counts.macs / 1e9:.2f}G" if t.counts is not None else "-"
         source = f"  reused from {t.source}" if t.state == TrialState.REUSED else ""
+        if not t.state.finished and (t.key in claimed or t.evaluates in claimed):
+            source = f"  being run by {claimed.get(t.key) or claimed[t.evaluates]}: a run leaves it to that driver"
         lines.append(f"{t.name:40} {t.key:16} {t.state.value:7} {p:>8} {f:>8}{source}")
     return "\n".join(lines)
 
@@ -468,7 +473,13 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
     if any(t.counts is None for t in trials):
         count_trials(trials)
         plan.save(trials)  # with the counts: the next dry run imports no torch
-    print(plan_json(trials) if args.json else plan_table(trials))
+    if args.json:
+        print(plan_json(trials))
+    else:
+        from runners.claims import claimed_by
+
+        todo = [t for t in trials if not t.state.finished]
+        print(plan_table(trials, claimed_by(uri, [t.key for t in todo] + [t.evaluates for t in todo if t.evaluates])))
     if note:
         print(note, file=sys.stderr)
     if args.estimate:

@@ -410,3 +410,49 @@ def test_drivers_naming_a_store_through_a_symlink_and_its_file_share_its_lease_a
         mine.release()
     finally:
         lease.release()
+
+
+def test_a_dry_run_names_the_driver_that_runs_a_trial_now(study_dir, capsys):
+    """A trial another study's live driver claims is ``new`` here, but a run would leave it to that driver: the
+    plan says who runs it. A claim left by a dead driver (its pid gone) is not named."""
+    from runners.claims import claims_folder
+    from runners.lease import pid_alive
+
+    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
+    experiment, lease = a_study(uri, "other")
+    claims = KeyClaims(uri, experiment, "other", lease.owner)
+    assert claims.take([trial.key]) == {}
+    try:
+        assert main(cli_args(study_dir, spec, "--dry-run")) == 0
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("tiny/base/seed0"))
+        assert "new" in line and f"being run by study 'other' (pid {os.getpid()} on {socket.gethostname()})" in line
+    finally:
+        claims.release()
+        lease.release()
+    dead = next(pid for pid in range(2**22 - 1, 1, -1) if not pid_alive(pid))
+    (claims_folder(study_dir / "mlflow.db") / trial.key).write_text(
+        f"study 'gone' (pid {dead} on {socket.gethostname()})"
+    )
+    assert main(cli_args(study_dir, spec, "--dry-run")) == 0
+    assert "being run by" not in capsys.readouterr().out
+
+
+def test_a_dry_run_on_a_tracking_server_names_a_live_claim_only(tmp_path, monkeypatch):
+    from runners import claims as claims_module
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment, lease = a_study(uri, "table8")
+    first = KeyClaims(uri, experiment, "table8", lease.owner)
+    first.store = None  # as on a tracking server
+    assert first.take(["k1"]) == {}
+    monkeypatch.setattr(claims_module, "sqlite_path", lambda uri: None)  # the reader, too
+    assert claims_module.claimed_by(uri, ["k1", "k2"]) == {
+        "k1": f"study 'table8' (pid {os.getpid()} on {socket.gethostname()})"
+    }
+    lease.release()  # the driver dies: its lease is not held, its pid is gone
+    lock = MlflowClient(uri).get_experiment_by_name(claim_experiment_name("k1"))
+    MlflowClient(uri).set_experiment_tag(lock.experiment_id, S.LEASE_PID, str(2**22 + 12345))
+    assert claims_module.claimed_by(uri, ["k1"]) == {}
+    first.release()
