@@ -29,6 +29,18 @@ def a_study(uri: str, name: str) -> tuple[str, StudyLease]:
     return experiment, lease
 
 
+def claimed_by_other(study_dir):
+    """Study ``tiny`` of one trial, whose key study ``other`` (this process, its lease held) claims: the store's
+    URI, tiny's spec file, the trial, other's claims and lease."""
+    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
+    experiment, lease = a_study(uri, "other")
+    claims = KeyClaims(uri, experiment, "other", lease.owner)
+    assert claims.take([trial.key]) == {}
+    return uri, spec, trial, claims, lease
+
+
 def test_a_key_claimed_by_a_live_driver_is_refused_naming_it_until_released(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (exp_a, lease_a), (exp_b, lease_b) = a_study(uri, "table8"), a_study(uri, "table9")
@@ -70,12 +82,7 @@ def test_on_a_tracking_server_a_claim_lives_with_its_drivers_lease(tmp_path):
 def test_a_trial_another_studys_driver_runs_is_left_to_it_then_reused(study_dir, capsys):
     """Study ``other`` (another driver, live) claims the one trial of study ``tiny``: ``tiny`` names it, runs
     nothing, writes no run for it and exits 4; once ``other`` finished it, the same command reuses its result."""
-    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
-    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
-    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
-    experiment, lease = a_study(uri, "other")
-    claims = KeyClaims(uri, experiment, "other", lease.owner)
-    assert claims.take([trial.key]) == {}
+    uri, spec, trial, claims, lease = claimed_by_other(study_dir)
 
     assert main(cli_args(study_dir, spec, "--no-report")) == EXIT_WAITING
     out, err = capsys.readouterr()
@@ -280,12 +287,7 @@ def test_with_wait_a_driver_waits_for_the_trial_another_driver_runs_then_reuses_
     finished it, then reuses its result and ends 0."""
     import types
 
-    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
-    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
-    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
-    experiment, lease = a_study(uri, "other")
-    claims = KeyClaims(uri, experiment, "other", lease.owner)
-    assert claims.take([trial.key]) == {}
+    uri, spec, trial, claims, lease = claimed_by_other(study_dir)
     looks = []
 
     def sleep(seconds: float) -> None:  # the other driver finishes the trial after the driver looked 3 times
@@ -319,12 +321,7 @@ def test_with_wait_a_trial_whose_claim_ends_without_a_result_is_trained_here(stu
     from ean.train import read_starts
     from tests.runners.test_driver_faults import workdirs
 
-    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
-    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
-    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
-    experiment, lease = a_study(uri, "other")
-    claims = KeyClaims(uri, experiment, "other", lease.owner)
-    assert claims.take([trial.key]) == {}
+    uri, spec, trial, claims, lease = claimed_by_other(study_dir)
     looks = []
 
     def sleep(seconds: float) -> None:
@@ -418,12 +415,7 @@ def test_a_dry_run_names_the_driver_that_runs_a_trial_now(study_dir, capsys):
     from runners.claims import claims_folder
     from runners.lease import pid_alive
 
-    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
-    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
-    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
-    experiment, lease = a_study(uri, "other")
-    claims = KeyClaims(uri, experiment, "other", lease.owner)
-    assert claims.take([trial.key]) == {}
+    uri, spec, trial, claims, lease = claimed_by_other(study_dir)
     try:
         assert main(cli_args(study_dir, spec, "--dry-run")) == 0
         line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("tiny/base/seed0"))
