@@ -1,4 +1,5 @@
-"""The local Ray the runner starts listens on the loopback interface only, with token authentication on."""
+"""The local Ray the runner starts listens on the loopback interface only, with token authentication on, and its
+raylet retries its socket connections often (``runners.local_ray``)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,15 @@ from ray._private.authentication.authentication_utils import is_token_auth_enabl
 start_ray(None, num_cpus=1)
 ray.get(ray.remote(lambda: 1).remote())  # a worker process too
 procs = [psutil.Process()] + psutil.Process().children(recursive=True)
-listening = set()
+listening, raylet_env = set(), None
 for proc in procs:
+    if proc.name() == "raylet":
+        raylet_env = {k: v for k, v in proc.environ().items() if k.startswith("RAY_raylet_client")}
     try:
         listening |= {c.laddr.ip for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN}
     except psutil.Error:
         pass
-print(json.dumps({"listening": sorted(listening), "token_auth": is_token_auth_enabled()}))
+print(json.dumps({"listening": sorted(listening), "token_auth": is_token_auth_enabled(), "raylet_env": raylet_env}))
 ray.shutdown()
 """
 
@@ -47,6 +50,12 @@ def test_the_local_ray_listens_on_loopback_only_with_token_auth():
     assert found["listening"], "no listening socket found: the probe is broken"
     assert set(found["listening"]) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, found["listening"]
     assert found["token_auth"] is True
+    # the raylet retries its connections every 50 ms (not every second), as long in all as Ray's default 10 s
+    retry, attempts = (
+        int(found["raylet_env"][f"RAY_raylet_client_{k}"])
+        for k in ("connect_timeout_milliseconds", "num_connect_attempts")
+    )
+    assert retry <= 100 and retry * attempts >= 10_000, found["raylet_env"]
 
 
 def test_a_ray_started_by_hand_on_this_machine_does_not_capture_a_study_without_address(tmp_path):
