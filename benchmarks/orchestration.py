@@ -13,6 +13,7 @@ ResNet-18 at 64 px, 2 steps) so that the overhead shows.
     python benchmarks/orchestration.py            # prints the figures
     python benchmarks/orchestration.py --record   # also writes the "Orchestration" section of RESULTS.md
     python benchmarks/orchestration.py --first-step 4 [--record]   # only the first step, 4 fresh studies
+    python benchmarks/orchestration.py --ray-start 12 [--record]   # only the local Ray's start, 12 pairs
 
 Figures: benchmarks/RESULTS.md, section "Orchestration".
 """
@@ -215,13 +216,60 @@ def first_step(work: Path, repeats: int, command: str) -> str:
     )
 
 
+RAY_START_PROBE = """
+import time
+from runners.local_ray import start_ray, use_local_ray_settings
+use_local_ray_settings()
+import ray
+begin = time.perf_counter()
+start_ray(None)
+print(time.perf_counter() - begin)
+ray.shutdown()
+"""
+RAY_DEFAULT_RETRY = {
+    "RAY_raylet_client_connect_timeout_milliseconds": "1000",
+    "RAY_raylet_client_num_connect_attempts": "10",
+}
+
+
+def ray_start(pairs: int, command: str) -> str:
+    """``start_ray`` of the runner (``runners.local_ray``) in fresh interpreters, with Ray's own connect retry
+    (every 1000 ms) and with the runner's, alternating; the section ``ray_start`` of RESULTS.md."""
+    base = {k: v for k, v in _env().items() if not k.startswith("RAY_")}
+    times: dict[str, list[float]] = {"Ray's retry (1000 ms x 10)": [], "the runner's (50 ms x 200)": []}
+    for _ in range(pairs):
+        for name, extra in zip(times, (RAY_DEFAULT_RETRY, {}), strict=True):
+            out = subprocess.run([sys.executable, "-c", RAY_START_PROBE], env={**base, **extra}, capture_output=True,
+                                 text=True, check=True)  # fmt: skip
+            times[name].append(float(out.stdout.split()[-1]))
+    reference = sorted(times[next(iter(times))])[pairs // 2]
+    fastest = min(min(values) for values in times.values())
+    rows = []
+    for name, values in times.items():
+        median, slow = sorted(values)[pairs // 2], sum(v > fastest + 0.5 for v in values)
+        rows.append(f"| {name} | {median:.2f} s | {median / reference:.2f}x | {sum(values) / pairs:.2f} s | "
+                    f"{slow} of {pairs} | {max(values):.2f} s |")  # fmt: skip
+    return (
+        f"`{command}` (`ray.init` of the study's local Ray in a fresh interpreter, the two settings alternating):\n\n"
+        "| connect retry | median | ratio | mean | over 0.5 s above the fastest start | slowest |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     parser.add_argument("--first-step", type=int, metavar="N", help="only the time to the first step, N studies")
+    parser.add_argument("--ray-start", type=int, metavar="N", help="only the local Ray's start, N pairs")
     args = parser.parse_args()
+    if args.ray_start:
+        text = ray_start(args.ray_start, f"python benchmarks/orchestration.py --ray-start {args.ray_start}")
+        print(text)
+        if args.record:
+            record_section("ray_start", text)
+        return
     if args.first_step:
         command = f"python benchmarks/orchestration.py --first-step {args.first_step}"
         with tempfile.TemporaryDirectory() as tmp:
