@@ -12,6 +12,12 @@ A claim is a mutex of the lease's kinds (``runners.lease``), one per key. On a s
 freed by the kernel when the driver dies. On any other store (a tracking server): an experiment named
 ``ean-claim/<key>`` (``claim_experiment_name``), tagged with the claiming study and its experiment, alive while
 its creator holds that study's lease (whose heartbeat says so), discarded once it does not.
+
+A result still waiting in a stopped driver's journal (``runners.journal``: MLflow did not take it before the
+driver ended or died) keeps its key claimed on a sqlite store: a claim file also names its driver's journal, and
+a driver that takes a claim whose journal holds a pending ``finish`` of that key leaves the key alone and says
+to run that study again (its next invocation writes the result to MLflow first, and this study then reuses
+it). On a tracking server a claim ends with its driver: when the server is down, nothing can be marked there.
 """
 
 from __future__ import annotations
@@ -40,6 +46,35 @@ def claims_folder(store: Path) -> Path:
     return store.with_name(f".{store.name}.claims")
 
 
+FINISHED_BY = "finished by study"
+_JOURNAL_LINE = "journal: "
+
+
+def held_by(holder: str) -> str:
+    """What the trial of a key another driver holds is, as the user is told: ``being run by study 'S' (pid N on
+    HOST)``, or, for a result waiting in a stopped driver's journal, ``finished by study 'S', ...`` and what to do."""
+    return holder if holder.startswith(FINISHED_BY) else f"being run by {holder}"
+
+
+def pending_result(text: str, key: str, own_journal: Path | None = None) -> str | None:
+    """For the text of a claim file of ``key`` whose driver is gone: what holds the key while the journal that
+    text names (not ``own_journal``) still holds a ``finish`` of the key that MLflow has not taken; else None."""
+    from runners.journal import Journal
+
+    lines = text.splitlines()
+    path = next((Path(ln[len(_JOURNAL_LINE) :]) for ln in lines if ln.startswith(_JOURNAL_LINE)), None)
+    if path is None or path == own_journal or not path.is_file():
+        return None
+    if not any(e["op"] == "finish" and e.get("key") == key for e in Journal(path).pending()):
+        return None
+    match = re.match(r"study '(.*)' \(pid", lines[0])
+    study = match.group(1) if match else "?"
+    return (
+        f"{FINISHED_BY} '{study}', its result waiting in that study's MLflow journal {path} (its driver stopped "
+        f"before MLflow took it): run study '{study}' again to write it, or delete that journal to drop it"
+    )
+
+
 class KeyClaims:
     """The trial keys this driver claims, held from ``take`` to ``release``.
 
@@ -49,10 +84,17 @@ class KeyClaims:
         study: this study's name (what another driver is told).
         owner: this driver's lease id (``StudyLease.owner``).
         stale_after_s: a claim's creator on another host is dead when its study's heartbeat is older than this.
+        journal: this study's MLflow journal, which its claim files name (module docstring; None: not named).
     """
 
     def __init__(
-        self, tracking_uri: str, experiment_id: str, study: str, owner: str, stale_after_s: float = STALE_AFTER_S
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        study: str,
+        owner: str,
+        stale_after_s: float = STALE_AFTER_S,
+        journal: Path | None = None,
     ):
         from mlflow.tracking import MlflowClient
 
@@ -60,6 +102,7 @@ class KeyClaims:
         store = sqlite_path(tracking_uri)
         self.store = store.resolve() if store is not None else None  # drivers naming it through a symlink agree
         self.experiment_id, self.study, self.owner, self.stale_after_s = experiment_id, study, owner, stale_after_s
+        self.journal = journal
         self._held: dict[str, FileMutex | ExperimentMutex] = {}
 
     def take(self, keys: Iterable[str]) -> dict[str, str]:
@@ -70,21 +113,29 @@ class KeyClaims:
             if key in self._held:
                 continue
             mutex = self._mutex(key)
-            if mutex.take():
-                self._held[key] = mutex
-                if isinstance(mutex, FileMutex):
-                    mutex.write(self._description())
-            else:
+            if not mutex.take():
                 refused[key] = self._holder(mutex)
+                continue
+            if isinstance(mutex, FileMutex):
+                pending = pending_result(mutex.read(), key, self.journal)
+                if pending:  # a stopped driver's result of it waits in its journal: the file keeps naming it
+                    mutex.give(keep_text=True)
+                    refused[key] = pending
+                    continue
+                mutex.write(self._description())
+            self._held[key] = mutex
         return refused
 
     def release(self) -> None:
         """Frees every claim this driver holds; one the store cannot free now (it does not answer) is left to go
         stale, as the lease is."""
         while self._held:
-            _, mutex = self._held.popitem()
+            key, mutex = self._held.popitem()
             try:
-                mutex.give()
+                if isinstance(mutex, FileMutex):  # a result MLflow has not taken keeps its key (module docstring)
+                    mutex.give(keep_text=self._result_pending(key))
+                else:
+                    mutex.give()
             except Exception as err:  # noqa: BLE001  its creator's lease (heartbeat) frees it
                 name = mutex.name if isinstance(mutex, ExperimentMutex) else mutex.path.name
                 log.warning("could not release the claim of %s: %s", name, err)
@@ -110,14 +161,23 @@ class KeyClaims:
         except MlflowException:  # the study's experiment was deleted for good
             return None
 
+    def _result_pending(self, key: str) -> bool:
+        """Whether this study's journal holds a ``finish`` of ``key`` that MLflow has not taken."""
+        from runners.journal import Journal
+
+        if self.journal is None or not self.journal.is_file():
+            return False
+        return any(e["op"] == "finish" and e.get("key") == key for e in Journal(self.journal).pending())
+
     def _description(self) -> str:
-        """This driver, as a refused one is told (the text of a claim file)."""
-        return f"study '{self.study}' (pid {os.getpid()} on {socket.gethostname()})"
+        """The text of a claim file: this driver, as a refused one is told, and its journal on a line of its own."""
+        text = f"study '{self.study}' (pid {os.getpid()} on {socket.gethostname()})"
+        return text + (f"\n{_JOURNAL_LINE}{self.journal}" if self.journal is not None else "")
 
     def _holder(self, mutex: FileMutex | ExperimentMutex) -> str:
         """Who holds a claim this driver could not take, as far as the claim says."""
         if isinstance(mutex, FileMutex):
-            return mutex.read() or "another driver"
+            return mutex.read().split("\n", 1)[0] or "another driver"
         lock = self.client.get_experiment_by_name(mutex.name)
         if lock is None:
             return "another driver"
@@ -128,14 +188,22 @@ class KeyClaims:
 def claimed_by(tracking_uri: str, keys: Iterable[str]) -> dict[str, str]:
     """Which of ``keys`` a live driver claims now, each with who (as its claim says), read without taking any
     (a dry run's view). On a sqlite store a claim file names its holder; one whose holder's pid is gone on this
-    host is a dead driver's (its flock went with it). On a tracking server a lock experiment whose creator
+    host is a dead driver's (its flock went with it), named only while its journal holds the key's result
+    (``pending_result``). On a tracking server a lock experiment whose creator
     runs, as ``KeyClaims`` judges it."""
     keys = list(dict.fromkeys(keys))
     store = sqlite_path(tracking_uri)
     if store is not None:
         folder = claims_folder(store.resolve())
-        held = {key: FileMutex(folder / key).read() for key in keys if (folder / key).is_file()}
-        return {key: text for key, text in held.items() if text and _holder_may_run(text)}
+        found = {}
+        for key in (k for k in keys if (folder / k).is_file()):
+            text = FileMutex(folder / key).read()
+            holder = text.split("\n", 1)[0]
+            if holder and _holder_may_run(holder):
+                found[key] = holder
+            elif text and (pending := pending_result(text, key)):
+                found[key] = pending
+        return found
     reader = KeyClaims(tracking_uri, "", "", owner="")
     found = {}
     for key in keys:

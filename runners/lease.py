@@ -131,9 +131,11 @@ class FileMutex:
         self._fd = fd
         return True
 
-    def give(self) -> None:
+    def give(self, keep_text: bool = False) -> None:
+        """Frees the flock; the file's text, which named the holder, is emptied unless ``keep_text``."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # its text named the holder: nobody now
+            if not keep_text:
+                os.ftruncate(self._fd, 0)
             os.close(self._fd)  # frees the flock
             self._fd = None
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from ean.plugins import load_plugins, plugin_entry_points
 from ean.registry import RegistryError
 from runners import signals
+from runners.claims import held_by
 from runners.conf_dirs import CompositionError, search_path, use_config_dirs
 from runners.lease import LeaseHeld
 from runners.plan_cache import PlanCache
@@ -309,7 +310,8 @@ def plan_table(trials: list[Trial], claimed: dict[str, str] | None = None) -> st
         f = f"{t.counts.macs / 1e9:.2f}G" if t.counts is not None else "-"
         source = f"  reused from {t.source}" if t.state == TrialState.REUSED else ""
         if not t.state.finished and (t.key in claimed or t.evaluates in claimed):
-            source = f"  being run by {claimed.get(t.key) or claimed[t.evaluates]}: a run leaves it to that driver"
+            held = held_by(claimed.get(t.key) or claimed[t.evaluates])
+            source = f"  {held}" + (": a run leaves it to that driver" if held.startswith("being run") else "")
         lines.append(f"{t.name:40} {t.key:16} {t.state.value:7} {p:>8} {f:>8}{source}")
     return "\n".join(lines)
 

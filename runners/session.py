@@ -181,9 +181,9 @@ class StudySession:
         live driver claims is left to it, and so is an evaluation of it (``waiting``). Then the states are read
         again under the claims: a key another driver finished meanwhile is reused, and a trial whose source went
         meanwhile is claimed and run."""
-        from runners.claims import KeyClaims
+        from runners.claims import KeyClaims, held_by
 
-        self.claims = KeyClaims(self.uri, self.tracker.experiment_id, self.spec.name, owner)
+        self.claims = KeyClaims(self.uri, self.tracker.experiment_id, self.spec.name, owner, journal=self.journal_path)
         held = self._take(self.todo)
         if self.todo and not self.args.rerun:
             self.tracker.mark_cached(self.trials, rerun=False)
@@ -193,7 +193,7 @@ class StudySession:
         self.todo = [t for t in self.todo if t not in self.waiting]
         for trial in (t for t in self.waiting if t.name not in self.announced):
             what = f"trial {trial.key}" if trial.key in held else f"its training {trial.evaluates}"
-            print(f"{trial.name}: {what} is being run by {held.get(trial.key) or held[trial.evaluates]}; not run here")
+            print(f"{trial.name}: {what} is {held_by(held.get(trial.key) or held[trial.evaluates])}; not run here")
 
     def _take(self, trials: list[Trial]) -> dict[str, str]:
         """Claims the keys of ``trials`` (trainings first, then the evaluations of trainings not held elsewhere);

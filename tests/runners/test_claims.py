@@ -448,3 +448,103 @@ def test_a_dry_run_on_a_tracking_server_names_a_live_claim_only(tmp_path, monkey
     MlflowClient(uri).set_experiment_tag(lock.experiment_id, S.LEASE_PID, str(2**22 + 12345))
     assert claims_module.claimed_by(uri, ["k1"]) == {}
     first.release()
+
+
+def _finish_pending(journal, key: str) -> dict:
+    """Journals a ``finish`` of ``key`` that MLflow has not taken (the store did not answer before the driver
+    ended); returns the entry."""
+    from runners.journal import Journal
+
+    return Journal(journal).append({"op": "finish", "key": key, "final": {"top1": 1.0}, "workdir": "w"})
+
+
+def test_a_result_left_in_a_stopped_drivers_journal_keeps_its_key_until_written(tmp_path):
+    """Study table8 ends with its result of k1 still in its journal (MLflow did not answer): its claim file keeps
+    naming it and that journal, and table9 is told to run table8 again instead of training k1 a second time.
+    Once table8's next invocation wrote the journal, table9 takes the key. A key table8 has no pending result of
+    is released as before."""
+    from runners.claims import claims_folder, held_by
+    from runners.journal import Journal
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (exp_a, lease_a), (exp_b, lease_b) = a_study(uri, "table8"), a_study(uri, "table9")
+    journal_a = tmp_path / "runs" / "table8" / "_mlflow_journal.jsonl"
+    first = KeyClaims(uri, exp_a, "table8", lease_a.owner, journal=journal_a)
+    second = KeyClaims(uri, exp_b, "table9", lease_b.owner, journal=tmp_path / "runs" / "table9" / "j.jsonl")
+    assert first.take(["k1", "k2"]) == {}
+    entry = _finish_pending(journal_a, "k1")
+    first.release()
+    assert (claims_folder(tmp_path / "mlflow.db") / "k2").read_text() == ""
+    refused = second.take(["k1", "k2"])
+    assert list(refused) == ["k1"], refused
+    said = held_by(refused["k1"])
+    assert said.startswith("finished by study 'table8'") and str(journal_a) in said
+    assert "run study 'table8' again" in said
+    assert second.take(["k1"]).keys() == {"k1"}  # refused again: still pending, the file still names table8
+    Journal(journal_a).mark_applied(entry["seq"])  # table8 ran again: MLflow has the result
+    assert second.take(["k1"]) == {}
+    second.release()
+    lease_a.release()
+    lease_b.release()
+
+
+def test_a_dead_drivers_journaled_result_is_named_by_a_dry_run_and_kept_from_other_drivers(study_dir, capsys):
+    """A driver killed with its result of a key still in its journal (no release ran, the kernel freed its flock):
+    a dry run of another study says to run that study again, and a run of it does not train the key (exit 4),
+    until that journal is written."""
+    from runners.claims import claims_folder
+    from runners.journal import Journal
+    from runners.lease import pid_alive
+
+    uri = f"sqlite:///{study_dir / 'mlflow.db'}"
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([BASE]))
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], [], [0], study_dir)
+    StudyTracker(uri, "gone", "hash")  # the store and the other study's experiment exist
+    journal = study_dir / "runs" / "gone" / "_mlflow_journal.jsonl"
+    entry = _finish_pending(journal, trial.key)
+    dead = next(pid for pid in range(2**22 - 1, 1, -1) if not pid_alive(pid))
+    folder = claims_folder((study_dir / "mlflow.db").resolve())
+    folder.mkdir(exist_ok=True)
+    (folder / trial.key).write_text(f"study 'gone' (pid {dead} on {socket.gethostname()})\njournal: {journal}")
+
+    assert main(cli_args(study_dir, spec, "--dry-run")) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("tiny/base/seed0"))
+    assert "finished by study 'gone'" in line and "run study 'gone' again" in line and "leaves it" not in line
+    assert main(cli_args(study_dir, spec, "--no-report")) == EXIT_WAITING
+    assert f"trial {trial.key} is finished by study 'gone'" in capsys.readouterr().out
+    tiny = MlflowClient(uri).get_experiment_by_name("tiny").experiment_id
+    assert MlflowClient(uri).search_runs([tiny]) == []  # nothing trained, nothing opened
+
+    Journal(journal).mark_applied(entry["seq"])
+    assert main(cli_args(study_dir, spec, "--dry-run")) == 0
+    assert "finished by" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_result_a_locked_store_did_not_take_is_not_trained_again_by_another_study(study_dir, capsys, monkeypatch):
+    """Study ``one`` trains the trial, but the sqlite store stays locked when its result is written: the driver
+    exits 3 with the result in its journal. Study ``two``, which shares the trial, then trains nothing and says to
+    run ``one`` again (exit 4); ``one`` run again writes its result, and ``two`` reuses it. Trained once."""
+    from ean.train import read_starts
+    from runners.session import EXIT_STORE_DOWN
+    from tests.runners.test_driver_faults import workdirs
+
+    specs = {name: write_yaml(study_dir / f"{name}.yaml", tiny_spec([BASE], name=name)) for name in ("one", "two")}
+    finish = StudyTracker.finish_trial
+
+    def locked(self, *args, **kwargs):
+        raise RuntimeError("sqlite3.OperationalError: database is locked")
+
+    monkeypatch.setattr(StudyTracker, "finish_trial", locked)
+    assert main(cli_args(study_dir, specs["one"], "--no-report", "--mlflow-wait", "1")) == EXIT_STORE_DOWN
+    monkeypatch.setattr(StudyTracker, "finish_trial", finish)
+    capsys.readouterr()
+    assert main(cli_args(study_dir, specs["two"], "--no-report")) == EXIT_WAITING
+    assert "is finished by study 'one'" in capsys.readouterr().out
+    assert workdirs(study_dir, "two") == []
+    assert main(cli_args(study_dir, specs["one"], "--no-report")) == EXIT_OK
+    assert main(cli_args(study_dir, specs["two"], "--no-report")) == EXIT_OK
+    assert "reused from one/base/seed0" in capsys.readouterr().out
+    assert workdirs(study_dir, "two") == []
+    (workdir,) = workdirs(study_dir, "one")
+    assert [s["start_epoch"] for s in read_starts(workdir)] == [1]
