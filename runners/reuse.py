@@ -30,13 +30,14 @@ CARRIED_TAGS = (
 CARRIED_ARTIFACTS = (S.ARTIFACT_SCORES, S.ARTIFACT_PER_CLASS)
 
 
-def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, Any]:
-    """Trial key -> a FINISHED trial run of another study with that key (an original rather than a reuse,
-    the newest first; never one a ``--rerun`` superseded)."""
+def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, list[Any]]:
+    """Trial key -> the FINISHED trial runs of other studies with that key, the one to reuse first: originals
+    before reuses, each newest first; never one a ``--rerun`` superseded. (An evaluation takes the first that
+    tested the checkpoint its training holds here: ``StudyTracker.mark_cached``.)"""
     if not keys:
         return {}
     experiments = [e.experiment_id for e in client.search_experiments(max_results=50000)]
-    found: dict[str, Any] = {}
+    found: dict[str, list[Any]] = {}
     query = f"tags.`{S.TAG_KIND}` = '{S.KIND_TRIAL}' AND attributes.status = '{S.STATUS_FINISHED}'"
     for i in range(0, len(experiments), 100):
         runs = client.search_runs(
@@ -45,12 +46,14 @@ def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, Any]:
         for run in runs:
             tags = run.data.tags
             key = tags.get(S.TAG_TRIAL_KEY)
-            if key not in keys or tags.get(S.TAG_STUDY) == study or S.TAG_SUPERSEDED_BY in tags:
-                continue
-            best = found.get(key)
-            if best is None or (S.TAG_REUSED_FROM in best.data.tags and S.TAG_REUSED_FROM not in tags):
-                found[key] = run
-    return found
+            if key in keys and tags.get(S.TAG_STUDY) != study and S.TAG_SUPERSEDED_BY not in tags:
+                found.setdefault(key, []).append(run)
+    return {key: sorted(runs, key=_reuse_order) for key, runs in found.items()}
+
+
+def _reuse_order(run) -> tuple[bool, int]:
+    """Originals first, then the newest (batches of experiments come newest first only within a batch)."""
+    return S.TAG_REUSED_FROM in run.data.tags, -(run.info.start_time or 0)
 
 
 def carried_tags(source) -> dict[str, str]:

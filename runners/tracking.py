@@ -226,7 +226,7 @@ class StudyTracker:
         def training_of(trial: Trial) -> Any | None:
             """The FINISHED run of an evaluation's training this study uses: its own, else the one it reuses."""
             here = _finished(runs.get(trial.evaluates, [])) if trial.evaluates else []
-            return here[0] if here else elsewhere.get(trial.evaluates)
+            return here[0] if here else next(iter(elsewhere.get(trial.evaluates, [])), None)
 
         for trial in trials:
             existing = runs.get(trial.key, [])
@@ -234,11 +234,12 @@ class StudyTracker:
             redone = rerun and rerun_since is not None and bool(finished) and _ended(finished[0]) >= rerun_since
             keep = bool(finished) and (redone or not rerun)
             stale = keep and _evaluated_another(finished[0], trial, training_of(trial))
+            sources = (r for r in elsewhere.get(trial.key, []) if not _evaluated_another(r, trial, training_of(trial)))
+            source = next(sources, None)  # an evaluation: the newest that tested the checkpoint its training holds
             if keep and not stale:
                 trial.state, trial.run_id = TrialState.CACHED, finished[0].info.run_id
                 self._note_code(trial, finished[0])
-            elif trial.key in elsewhere and not _evaluated_another(elsewhere[trial.key], trial, training_of(trial)):
-                source = elsewhere[trial.key]
+            elif source is not None:
                 self._note_code(trial, source)
                 trial.state, trial.run_id = TrialState.REUSED, source.info.run_id
                 trial.source = source.data.tags.get(S.TAG_REUSED_FROM_NAME) or source.info.run_name

@@ -1090,6 +1090,49 @@ def test_an_evaluation_another_study_made_of_another_checkpoint_is_not_reused(st
     assert (training.state, evaluation.state) == (TrialState.CACHED, TrialState.NEW)
 
 
+def test_the_runs_to_reuse_come_originals_first_each_newest_first(store, tmp_path):
+    """Key k trained by study a, then reused by study b, then trained by study c: c's run, a's, then b's copy."""
+    import time
+
+    from runners.reuse import finished_elsewhere
+
+    ids = {}
+    for name in ("a", "b", "c"):
+        tags = {S.TAG_REUSED_FROM: ids["a"]} if name == "b" else {}
+        tracker = StudyTracker(store, name, "hash")
+        ids[name] = _finished_with_checkpoint(tracker, a_trial(key="k"), tmp_path / name, tags)
+        time.sleep(0.01)
+    found = finished_elsewhere(StudyTracker(store, "tiny", "hash").client, "tiny", {"k", "other"})
+    assert list(found) == ["k"] and [r.info.run_id for r in found["k"]] == [ids["c"], ids["a"], ids["b"]]
+
+
+def test_an_evaluation_is_reused_from_an_older_run_of_the_checkpoint_when_the_newest_tested_another(store, tmp_path):
+    """Study ``first`` trained key kt and evaluated that checkpoint (ke); study ``third`` later evaluated ke of
+    another checkpoint (its own training, since superseded). This study reuses first's training, so it reuses
+    first's evaluation, the older run of ke: not evaluated again because the newest run of ke tested another."""
+    import time
+
+    first, third = StudyTracker(store, "first", "hash"), StudyTracker(store, "third", "hash")
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    trained = _finished_with_checkpoint(first, training, tmp_path / "first-kt", {})
+    checkpoint = first.client.get_run(trained).data.tags[S.TAG_CHECKPOINT]
+    wanted = _finished_with_checkpoint(
+        first, evaluation, tmp_path / "first-ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
+    )
+    time.sleep(0.01)  # third's run of ke is the newest
+    other = str(tmp_path / "third-kt" / "checkpoints" / "last.pt")
+    _finished_with_checkpoint(
+        third, evaluation, tmp_path / "third-ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: other}
+    )
+    ours = StudyTracker(store, "tiny", "hash")
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    ours.mark_cached([training, evaluation], rerun=False)
+    assert (training.state, training.run_id) == (TrialState.REUSED, trained)
+    assert (evaluation.state, evaluation.run_id) == (TrialState.REUSED, wanted)
+
+
 @pytest.mark.parametrize("mutex", ["file", "experiment"])
 def test_a_lease_a_driver_could_not_free_is_its_own_again_and_another_drivers_refusal(store, mutex, monkeypatch):
     """``--wait`` runs a study again with one owner id: a lease an earlier run of it could not free (the store did
