@@ -58,21 +58,32 @@ def held_by(holder: str) -> str:
 
 def pending_result(text: str, key: str, own_journal: Path | None = None) -> str | None:
     """For the text of a claim file of ``key`` whose driver is gone: what holds the key while the journal that
-    text names (not ``own_journal``) still holds a ``finish`` of the key that MLflow has not taken; else None."""
-    from runners.journal import Journal
-
+    text names (not ``own_journal``) still holds a ``finish`` of the key that MLflow has not taken; else None
+    (also where that journal cannot be read: a warning says so)."""
     lines = text.splitlines()
     path = next((Path(ln[len(_JOURNAL_LINE) :]) for ln in lines if ln.startswith(_JOURNAL_LINE)), None)
     if path is None or path == own_journal or not path.is_file():
         return None
-    if not any(e["op"] == "finish" and e.get("key") == key for e in Journal(path).pending()):
+    try:
+        if not _finish_pending(path, key):
+            return None
+    except (OSError, ValueError) as err:  # unreadable: it cannot say a result waits there
+        log.warning("the MLflow journal %s, named by the claim of %s, cannot be read (%s); ignored", path, key, err)
         return None
     match = re.match(r"study '(.*)' \(pid", lines[0])
     study = match.group(1) if match else "?"
+    storage = path.parent.parent  # STORAGE/STUDY/_mlflow_journal.jsonl
     return (
         f"{FINISHED_BY} '{study}', its result waiting in that study's MLflow journal {path} (its driver stopped "
-        f"before MLflow took it): run study '{study}' again to write it, or delete that journal to drop it"
+        f"before MLflow took it): run study '{study}' again with --storage {storage} to write it"
     )
+
+
+def _finish_pending(journal: Path, key: str) -> bool:
+    """Whether ``journal`` holds a ``finish`` of ``key`` that MLflow has not taken."""
+    from runners.journal import Journal
+
+    return any(e["op"] == "finish" and e.get("key") == key for e in Journal(journal).pending())
 
 
 class KeyClaims:
@@ -117,7 +128,11 @@ class KeyClaims:
                 refused[key] = self._holder(mutex)
                 continue
             if isinstance(mutex, FileMutex):
-                pending = pending_result(mutex.read(), key, self.journal)
+                try:
+                    pending = pending_result(mutex.read(), key, self.journal)
+                except BaseException:
+                    mutex.give(keep_text=True)
+                    raise
                 if pending:  # a stopped driver's result of it waits in its journal: the file keeps naming it
                     mutex.give(keep_text=True)
                     refused[key] = pending
@@ -163,11 +178,7 @@ class KeyClaims:
 
     def _result_pending(self, key: str) -> bool:
         """Whether this study's journal holds a ``finish`` of ``key`` that MLflow has not taken."""
-        from runners.journal import Journal
-
-        if self.journal is None or not self.journal.is_file():
-            return False
-        return any(e["op"] == "finish" and e.get("key") == key for e in Journal(self.journal).pending())
+        return self.journal is not None and self.journal.is_file() and _finish_pending(self.journal, key)
 
     def _description(self) -> str:
         """The text of a claim file: this driver, as a refused one is told, and its journal on a line of its own."""

@@ -49,7 +49,8 @@ class Journal:
         self.marker = path.with_name(path.name + ".applied")
         self._lock = threading.Lock()
         entries = self._entries()
-        self._next = entries[-1]["seq"] + 1 if entries else 1
+        # past the applied marker too: a journal deleted by hand beside its marker must not hide new entries
+        self._next = max(entries[-1]["seq"] if entries else 0, self.applied()) + 1
 
     def _entries(self) -> list[dict[str, Any]]:
         """The entries in order; a line that is not a whole entry (a write torn by a full disk or a killed driver)

@@ -211,14 +211,14 @@ class StudySession:
         then = "it trains them here (--rerun)" if self.args.rerun else "it reuses their results"
         if waits:
             return (
-                f"{len(self.waiting)} trial(s) left to the drivers that run them now: waiting for them (--wait: "
+                f"{len(self.waiting)} trial(s) left to other studies (named above): waiting for them (--wait: "
                 f"looking again every {self.args.wait_every:g} s), then {then}; Ctrl-C stops, and the same command "
                 "goes on"
             )
         add = "" if getattr(self.args, "wait", False) else " (or add --wait)"
         return (
-            f"{len(self.waiting)} trial(s) left to the drivers that run them now: run the same command again once "
-            f"those finished{add}, and {then}:\n  {self.command}"
+            f"{len(self.waiting)} trial(s) left to other studies (named above): run the same command again once "
+            f"those finished them (or wrote the results waiting in their journals){add}, and {then}:\n  {self.command}"
         )
 
     def lease_lost(self, holder) -> None:

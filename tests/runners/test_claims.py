@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -548,3 +549,59 @@ def test_a_result_a_locked_store_did_not_take_is_not_trained_again_by_another_st
     assert workdirs(study_dir, "two") == []
     (workdir,) = workdirs(study_dir, "one")
     assert [s["start_epoch"] for s in read_starts(workdir)] == [1]
+
+
+def test_only_a_pending_finish_of_that_very_key_in_another_studys_journal_holds_it(tmp_path, caplog):
+    """A dead driver's claim files name its journal: the key whose ``finish`` waits there is held; a key with only
+    an epoch waiting, a key whose file names this study's own journal, and a key whose journal cannot be read
+    (said in a warning) are taken."""
+    from runners.claims import claims_folder
+    from runners.journal import Journal
+    from runners.lease import pid_alive
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment, lease = a_study(uri, "table9")
+    theirs, ours = tmp_path / "runs" / "table8" / "j.jsonl", tmp_path / "runs" / "table9" / "j.jsonl"
+    _finish_pending(theirs, "k1")
+    Journal(theirs).append({"op": "epoch", "key": "k2", "epoch": 1, "metrics": {}})
+    _finish_pending(ours, "k3")
+    broken = tmp_path / "runs" / "gone" / "j.jsonl"
+    _finish_pending(broken, "k4")
+    broken.with_name("j.jsonl.applied").write_text("not a number")
+    dead = next(pid for pid in range(2**22 - 1, 1, -1) if not pid_alive(pid))
+    folder = claims_folder((tmp_path / "mlflow.db").resolve())
+    folder.mkdir()
+    for key, journal in (("k1", theirs), ("k2", theirs), ("k3", ours), ("k4", broken)):
+        (folder / key).write_text(f"study 'x' (pid {dead} on {socket.gethostname()})\njournal: {journal}")
+    claims = KeyClaims(uri, experiment, "table9", lease.owner, journal=ours)
+    refused = claims.take(["k1", "k2", "k3", "k4"])
+    assert list(refused) == ["k1"] and f"--storage {tmp_path / 'runs'}" in refused["k1"]
+    assert "cannot be read" in caplog.text and str(broken) in caplog.text
+    claims.release()  # k3's finish waits in this study's own journal: its file keeps naming it
+    assert (folder / "k3").read_text().endswith(f"journal: {ours}") and (folder / "k2").read_text() == ""
+    assert KeyClaims(uri, experiment, "table9", lease.owner, journal=ours).take(["k4"]) == {}  # its flock was freed
+    lease.release()
+
+
+def test_a_session_names_its_journal_in_the_claims_it_takes(tmp_path):
+    session, (trial,) = _session(tmp_path, [BASE])
+    try:
+        session.open()
+        text = (Path(session.claims._held[trial.key].path)).read_text()
+        assert text.splitlines()[1] == f"journal: {session.journal_path}"
+    finally:
+        session.close()
+
+
+def test_a_journal_deleted_beside_its_applied_marker_still_holds_its_new_writes(tmp_path):
+    """Deleting a study's journal by hand leaves its applied marker (sequence N): the next writes are numbered
+    after N, so they count as pending (replayed, and holding their keys' claims) instead of as applied."""
+    from runners.journal import Journal
+
+    path = tmp_path / "_mlflow_journal.jsonl"
+    for _ in range(3):
+        _finish_pending(path, "k1")
+    Journal(path).mark_applied(3)
+    path.unlink()
+    entry = _finish_pending(path, "k5")
+    assert entry["seq"] == 4 and Journal(path).pending() == [entry]
