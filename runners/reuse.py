@@ -28,6 +28,7 @@ CARRIED_TAGS = (
     S.TAG_WORKDIR,
 )
 CARRIED_ARTIFACTS = (S.ARTIFACT_SCORES, S.ARTIFACT_PER_CLASS)
+EXPERIMENTS_PER_SEARCH = 100  # experiments asked at once (MLflow's search_runs takes at most 100)
 
 
 def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, list[Any]]:
@@ -39,10 +40,9 @@ def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, list[Any
     experiments = [e.experiment_id for e in client.search_experiments(max_results=50000)]
     found: dict[str, list[Any]] = {}
     query = f"tags.`{S.TAG_KIND}` = '{S.KIND_TRIAL}' AND attributes.status = '{S.STATUS_FINISHED}'"
-    for i in range(0, len(experiments), 100):
-        runs = client.search_runs(
-            experiments[i : i + 100], query, max_results=50000, order_by=["attributes.start_time DESC"]
-        )
+    for i in range(0, len(experiments), EXPERIMENTS_PER_SEARCH):
+        batch = experiments[i : i + EXPERIMENTS_PER_SEARCH]
+        runs = client.search_runs(batch, query, max_results=50000, order_by=["attributes.start_time DESC"])
         for run in runs:
             tags = run.data.tags
             key = tags.get(S.TAG_TRIAL_KEY)

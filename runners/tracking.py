@@ -234,8 +234,7 @@ class StudyTracker:
             redone = rerun and rerun_since is not None and bool(finished) and _ended(finished[0]) >= rerun_since
             keep = bool(finished) and (redone or not rerun)
             stale = keep and _evaluated_another(finished[0], trial, training_of(trial))
-            sources = (r for r in elsewhere.get(trial.key, []) if not _evaluated_another(r, trial, training_of(trial)))
-            source = next(sources, None)  # an evaluation: the newest that tested the checkpoint its training holds
+            source = _reusable(elsewhere.get(trial.key, []), trial, training_of(trial))
             if keep and not stale:
                 trial.state, trial.run_id = TrialState.CACHED, finished[0].info.run_id
                 self._note_code(trial, finished[0])
@@ -540,6 +539,19 @@ def _finished(runs: list[Any]) -> list[Any]:
     return [r for r in runs if r.info.status == S.STATUS_FINISHED]
 
 
+def _reusable(candidates: list[Any], trial: Trial, training: Any | None) -> Any | None:
+    """The run of another study to reuse for ``trial`` among ``candidates`` (``finished_elsewhere``'s order): the
+    first; for an evaluation, the first that tested the checkpoint ``training`` holds. Past the first, only a run
+    that names the checkpoint it tested (``ean.evaluated_checkpoint``) is judged: an older run's start time says
+    nothing of a training in another study."""
+    for i, run in enumerate(candidates):
+        if i and trial.evaluates and S.TAG_EVALUATED_CHECKPOINT not in run.data.tags:
+            continue
+        if not _evaluated_another(run, trial, training):
+            return run
+    return None
+
+
 def _evaluated_another(run: Any, trial: Trial, training: Any | None) -> bool:
     """Whether ``run``, a FINISHED run of an evaluation trial (this study's, or another's it would reuse), tested
     another checkpoint than ``training`` holds, the FINISHED run of its training this study uses (None: it has
@@ -553,7 +565,7 @@ def _evaluated_another(run: Any, trial: Trial, training: Any | None) -> bool:
     evaluated = run.data.tags.get(S.TAG_EVALUATED_CHECKPOINT)
     if evaluated is not None:
         return evaluated != training.data.tags.get(S.TAG_CHECKPOINT)
-    return run.info.start_time < (training.info.end_time or 0)
+    return (run.info.start_time or 0) < (training.info.end_time or 0)
 
 
 def count_metrics(counts: ModelCounts) -> dict[str, int]:

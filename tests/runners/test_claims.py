@@ -605,3 +605,5 @@ def test_a_journal_deleted_beside_its_applied_marker_still_holds_its_new_writes(
     path.unlink()
     entry = _finish_pending(path, "k5")
     assert entry["seq"] == 4 and Journal(path).pending() == [entry]
+    Journal(path).mark_applied(9)  # a journal cut short or restored by hand: its marker past its last entry
+    assert _finish_pending(path, "k6")["seq"] == 10

@@ -1090,47 +1090,83 @@ def test_an_evaluation_another_study_made_of_another_checkpoint_is_not_reused(st
     assert (training.state, evaluation.state) == (TrialState.CACHED, TrialState.NEW)
 
 
-def test_the_runs_to_reuse_come_originals_first_each_newest_first(store, tmp_path):
-    """Key k trained by study a, then reused by study b, then trained by study c: c's run, a's, then b's copy."""
+def test_the_runs_to_reuse_come_originals_first_each_newest_first(store, tmp_path, monkeypatch):
+    """Key k trained by two studies and copied by a third: both originals, the newest first, then the copy, also
+    when each study's runs come from a search of their own (MLflow searches 100 experiments at a time) met in an
+    order other than the runs' (here the search meets the oldest run first)."""
     import time
 
+    from runners import reuse
     from runners.reuse import finished_elsewhere
 
+    monkeypatch.setattr(reuse, "EXPERIMENTS_PER_SEARCH", 1)
+    trackers = {name: StudyTracker(store, name, "hash") for name in ("a", "b", "c")}
+    client = trackers["a"].client
+    met = [e.name for e in client.search_experiments(max_results=50000) if e.name in trackers]
     ids = {}
-    for name in ("a", "b", "c"):
-        tags = {S.TAG_REUSED_FROM: ids["a"]} if name == "b" else {}
-        tracker = StudyTracker(store, name, "hash")
-        ids[name] = _finished_with_checkpoint(tracker, a_trial(key="k"), tmp_path / name, tags)
+    for name in met:
+        tags = {S.TAG_REUSED_FROM: "origin"} if name == "b" else {}
+        ids[name] = _finished_with_checkpoint(trackers[name], a_trial(key="k"), tmp_path / name, tags)
         time.sleep(0.01)
-    found = finished_elsewhere(StudyTracker(store, "tiny", "hash").client, "tiny", {"k", "other"})
-    assert list(found) == ["k"] and [r.info.run_id for r in found["k"]] == [ids["c"], ids["a"], ids["b"]]
+    originals = [name for name in reversed(met) if name != "b"]  # made last = newest
+    found = finished_elsewhere(client, "tiny", {"k", "other"})
+    assert list(found) == ["k"] and [r.info.run_id for r in found["k"]] == [ids[n] for n in [*originals, "b"]]
 
 
-def test_an_evaluation_is_reused_from_an_older_run_of_the_checkpoint_when_the_newest_tested_another(store, tmp_path):
-    """Study ``first`` trained key kt and evaluated that checkpoint (ke); study ``third`` later evaluated ke of
-    another checkpoint (its own training, since superseded). This study reuses first's training, so it reuses
-    first's evaluation, the older run of ke: not evaluated again because the newest run of ke tested another."""
+def _evaluation_pair() -> tuple[Trial, Trial]:
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    return training, evaluation
+
+
+def _checkpoint(tracker: StudyTracker, run_id: str) -> str:
+    return tracker.client.get_run(run_id).data.tags[S.TAG_CHECKPOINT]
+
+
+def test_an_evaluation_is_reused_from_the_study_whose_training_is_reused(store, tmp_path):
+    """Studies c and a each trained key kt (a last: its run is the one reused) and evaluated their own checkpoint
+    (c last); study b reused a's evaluation. This study reuses a's training and a's evaluation: not c's, the newest
+    evaluation, which tested another checkpoint, and not b's copy (an original comes first)."""
     import time
 
-    first, third = StudyTracker(store, "first", "hash"), StudyTracker(store, "third", "hash")
-    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
-    evaluation.evaluates = "kt"
-    trained = _finished_with_checkpoint(first, training, tmp_path / "first-kt", {})
-    checkpoint = first.client.get_run(trained).data.tags[S.TAG_CHECKPOINT]
-    wanted = _finished_with_checkpoint(
-        first, evaluation, tmp_path / "first-ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
-    )
-    time.sleep(0.01)  # third's run of ke is the newest
-    other = str(tmp_path / "third-kt" / "checkpoints" / "last.pt")
-    _finished_with_checkpoint(
-        third, evaluation, tmp_path / "third-ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: other}
-    )
-    ours = StudyTracker(store, "tiny", "hash")
-    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
-    evaluation.evaluates = "kt"
-    ours.mark_cached([training, evaluation], rerun=False)
-    assert (training.state, training.run_id) == (TrialState.REUSED, trained)
-    assert (evaluation.state, evaluation.run_id) == (TrialState.REUSED, wanted)
+    c, a, b = (StudyTracker(store, name, "hash") for name in ("c", "a", "b"))
+    trained = {}
+    for name, tracker in (("c", c), ("a", a)):
+        trained[name] = _finished_with_checkpoint(tracker, _evaluation_pair()[0], tmp_path / f"{name}-kt", {})
+        time.sleep(0.01)
+    evaluated = {}
+    for name, tracker in (("a", a), ("c", c)):
+        tags = {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: _checkpoint(tracker, trained[name])}
+        evaluated[name] = _finished_with_checkpoint(tracker, _evaluation_pair()[1], tmp_path / f"{name}-ke", tags)
+        time.sleep(0.01)
+    copy = {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: _checkpoint(a, trained["a"])}
+    _finished_with_checkpoint(b, _evaluation_pair()[1], tmp_path / "b-ke", {**copy, S.TAG_REUSED_FROM: evaluated["a"]})
+    training, evaluation = _evaluation_pair()
+    StudyTracker(store, "tiny", "hash").mark_cached([training, evaluation], rerun=False)
+    assert (training.state, training.run_id) == (TrialState.REUSED, trained["a"])
+    assert (evaluation.state, evaluation.run_id) == (TrialState.REUSED, evaluated["a"])
+
+
+def test_an_older_evaluation_without_its_checkpoint_named_is_not_reused_for_another_studys_training(store, tmp_path):
+    """An evaluation run from before ``ean.evaluated_checkpoint`` is judged by its start against the training's end,
+    which says nothing across studies: past the newest candidate, such a run is not reused. Study c trained kt,
+    then a trained it (the training reused here); c evaluated ke untagged after that; f evaluated ke last, of
+    another checkpoint. The evaluation is run again here."""
+    import time
+
+    c, a, f = (StudyTracker(store, name, "hash") for name in ("c", "a", "f"))
+    trained = {}
+    for name, tracker in (("c", c), ("a", a)):
+        trained[name] = _finished_with_checkpoint(tracker, _evaluation_pair()[0], tmp_path / f"{name}-kt", {})
+        time.sleep(0.01)
+    _finished_with_checkpoint(c, _evaluation_pair()[1], tmp_path / "c-ke", {S.TAG_EVALUATES: "kt"})
+    time.sleep(0.01)
+    other = {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: str(tmp_path / "elsewhere.pt")}
+    _finished_with_checkpoint(f, _evaluation_pair()[1], tmp_path / "f-ke", other)
+    training, evaluation = _evaluation_pair()
+    StudyTracker(store, "tiny", "hash").mark_cached([training, evaluation], rerun=False)
+    assert (training.state, training.run_id) == (TrialState.REUSED, trained["a"])
+    assert evaluation.state == TrialState.NEW
 
 
 @pytest.mark.parametrize("mutex", ["file", "experiment"])
