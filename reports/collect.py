@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from study import mlflow_schema as S
+from study.mlflow_search import all_experiments, all_runs
 from study.tracking_check import check_tracking_uri, missing_sqlite_store
 
 if TYPE_CHECKING:  # MLflow is imported where the store is read: a report from kept reads needs none
     from mlflow.entities import Run
-    from mlflow.tracking import MlflowClient
 
 #: Columns of the tidy runs table, in order.
 RUN_COLUMNS = (
@@ -119,14 +119,14 @@ def read_runs(study: str, tracking_uri: str | None = None) -> dict[str, Any]:
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
-        found = client.search_experiments(max_results=1000)
+        found = all_experiments(client)
         names = sorted(e.name for e in found if not S.is_lock_experiment(e.name))[:50]
         raise StudyNotFoundError(
             f"no MLflow experiment named {study!r} at {client.tracking_uri!r} "
             f"(experiments there: {', '.join(names) or 'none'}); run the study first or pass its tracking URI"
         )
-    records = [_run_record(r) for r in _search(client, experiment.experiment_id, S.trial_filter(study))]
-    parents = _search(client, experiment.experiment_id, S.study_filter(study))
+    records = [_run_record(r) for r in all_runs(client, [experiment.experiment_id], S.trial_filter(study))]
+    parents = all_runs(client, [experiment.experiment_id], S.study_filter(study))
     hashes = {r.info.run_id: r.data.tags.get(S.TAG_STUDY_HASH, "") for r in parents}
     return {"records": records, "study_hashes": hashes, "experiment_id": experiment.experiment_id}
 
@@ -153,21 +153,6 @@ def _check_sqlite_exists(tracking_uri: str | None) -> None:
     path = missing_sqlite_store(tracking_uri) if tracking_uri else None
     if path is not None:
         raise StudyNotFoundError(f"no MLflow store at {tracking_uri!r} ({Path(path).resolve()} does not exist)")
-
-
-def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
-    from mlflow.entities import ViewType
-
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id], filter_string, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def _run_record(run: Run) -> dict:

@@ -19,6 +19,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from study import mlflow_schema as S
+from study.mlflow_search import all_runs
 from study.spec import SpecError, StudySpec
 from study.tracking_check import TrackingUnreachable, check_tracking_uri, missing_sqlite_store
 
@@ -36,7 +37,7 @@ def find_run(client: MlflowClient, study: str, row: str, seed: int, column: str 
     query = f"{S.trial_filter(study)} AND tags.`{S.TAG_ROW}` = '{row}' AND tags.`{S.TAG_SEED}` = '{seed}'"
     if column:
         query += f" AND tags.`{S.TAG_COLUMN}` = '{column}'"
-    runs = [r for r in client.search_runs([exp.experiment_id], query) if r.info.status == S.STATUS_FINISHED]
+    runs = [r for r in all_runs(client, [exp.experiment_id], query) if r.info.status == S.STATUS_FINISHED]
     runs.sort(key=lambda r: (S.TAG_SUPERSEDED_BY in r.data.tags, -r.info.start_time))
     if not runs or not checkpoint_of(runs[0]).is_file():
         name = S.run_name(study, row, seed, column)
@@ -124,7 +125,7 @@ def qualifying_rows(client: MlflowClient, spec: StudySpec, accepts: Callable[[di
         return []
     defaults = {k: str(v) for k, v in MODEL_DEFAULTS.items() if isinstance(v, str)}
     found = set()
-    for run in client.search_runs([exp.experiment_id], S.trial_filter(spec.name)):
+    for run in all_runs(client, [exp.experiment_id], S.trial_filter(spec.name)):
         row = run.data.tags.get(S.TAG_ROW)
         model = {**defaults, **{k[6:]: v for k, v in run.data.params.items() if k.startswith("model.")}}
         if run.info.status == S.STATUS_FINISHED and row in spec.row_ids and accepts(model):

@@ -14,6 +14,7 @@ from typing import Any
 from mlflow.entities import Metric
 
 from study import mlflow_schema as S
+from study.mlflow_search import all_experiments, all_runs
 
 #: Tags of the source run that describe this trial's computation (the rest are the source study's own).
 CARRIED_TAGS = (
@@ -37,12 +38,12 @@ def finished_elsewhere(client, study: str, keys: set[str]) -> dict[str, list[Any
     tested the checkpoint its training holds here: ``StudyTracker.mark_cached``.)"""
     if not keys:
         return {}
-    experiments = [e.experiment_id for e in client.search_experiments(max_results=50000)]
+    experiments = [e.experiment_id for e in all_experiments(client)]
     found: dict[str, list[Any]] = {}
     query = f"tags.`{S.TAG_KIND}` = '{S.KIND_TRIAL}' AND attributes.status = '{S.STATUS_FINISHED}'"
     for i in range(0, len(experiments), EXPERIMENTS_PER_SEARCH):
         batch = experiments[i : i + EXPERIMENTS_PER_SEARCH]
-        runs = client.search_runs(batch, query, max_results=50000, order_by=["attributes.start_time DESC"])
+        runs = all_runs(client, batch, query, order_by=["attributes.start_time DESC"])
         for run in runs:
             tags = run.data.tags
             key = tags.get(S.TAG_TRIAL_KEY)

@@ -36,6 +36,7 @@ from runners.reuse import carried_tags, copy_artifacts, copy_metrics, finished_e
 from runners.store_template import create_from_template, sqlite_path
 from runners.trials import ModelCounts, Trial, TrialState
 from study import mlflow_schema as S
+from study.mlflow_search import all_runs
 
 MAX_PARAMS_PER_BATCH = 100
 NO_EXPERIMENT = ""  # the experiment id of a read-only tracker whose study has no experiment yet
@@ -179,8 +180,8 @@ class StudyTracker:
         """Trial key -> the study's trial runs with that key, newest first."""
         if self.experiment_id == NO_EXPERIMENT:
             return {}
-        runs = self.client.search_runs(
-            [self.experiment_id], S.trial_filter(self.study), max_results=50000, order_by=["attributes.start_time DESC"]
+        runs = all_runs(
+            self.client, [self.experiment_id], S.trial_filter(self.study), order_by=["attributes.start_time DESC"]
         )
         by_key: dict[str, list[Any]] = {}
         for run in runs:
@@ -280,9 +281,7 @@ class StudyTracker:
         average cut short holds nothing computed and is deleted, so the copy or average made again is its key's
         only run."""
         stale = []
-        running = self.client.search_runs(
-            [self.experiment_id], f"attributes.status = '{S.STATUS_RUNNING}'", max_results=50000
-        )
+        running = all_runs(self.client, [self.experiment_id], f"attributes.status = '{S.STATUS_RUNNING}'")
         for run in running:
             if {S.TAG_REUSED_FROM, S.TAG_ENSEMBLE_OF} & run.data.tags.keys():
                 self.client.delete_run(run.info.run_id)
@@ -497,7 +496,7 @@ class StudyTracker:
         query = f"{S.trial_filter(self.study)} AND tags.`{S.TAG_TRIAL_KEY}` = '{key}'"
         query += f" AND attributes.status = '{S.STATUS_FINISHED}'"
         tagged = []
-        for run in self.client.search_runs([self.experiment_id], query, max_results=50000):
+        for run in all_runs(self.client, [self.experiment_id], query):
             if run.info.run_id != run_id and S.TAG_SUPERSEDED_BY not in run.data.tags:
                 self.client.set_tag(run.info.run_id, S.TAG_SUPERSEDED_BY, run_id)
                 tagged.append(run.info.run_id)

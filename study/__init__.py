@@ -6,6 +6,7 @@
   files, command-line overrides and composed configs;
 - ``study.mlflow_schema``: every MLflow name the runner writes and the reports read (tags, metrics,
   artifacts, statuses, run names, the protocol tag, the default tracking URI).
+- ``study.mlflow_search``: MLflow searches read to their last page (runs, experiments).
 
 Imports neither ``runners`` nor ``reports`` (nor torch): both layers build on it.
 """
