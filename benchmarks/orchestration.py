@@ -13,7 +13,7 @@ ResNet-18 at 64 px, 2 steps) so that the overhead shows.
     python benchmarks/orchestration.py            # prints the figures
     python benchmarks/orchestration.py --record   # also writes the "Orchestration" section of RESULTS.md
     python benchmarks/orchestration.py --first-step 4 [--record]   # only the first step, 4 fresh studies
-    python benchmarks/orchestration.py --ray-start 12 [--record]   # only the local Ray's start, 12 pairs
+    python benchmarks/orchestration.py --ray-start 12 [--record]   # only the local Ray's start, 12 rounds of 3 settings
 
 Figures: benchmarks/RESULTS.md, section "Orchestration".
 """
@@ -217,10 +217,13 @@ def first_step(work: Path, repeats: int, command: str) -> str:
 
 
 RAY_START_PROBE = """
-import time
+import contextlib, sys, time
+from runners import local_ray
 from runners.local_ray import start_ray, use_local_ray_settings
 use_local_ray_settings()
 import ray
+if sys.argv[1:] == ["ray-wait"]:  # Ray's own wait for the raylet's registration, not the runner's poll
+    local_ray.registration_polled = contextlib.nullcontext
 begin = time.perf_counter()
 start_ray(None)
 print(time.perf_counter() - begin)
@@ -232,15 +235,23 @@ RAY_DEFAULT_RETRY = {
 }
 
 
+RAY_START_VARIANTS = {  # name: (environment, probe arguments); the first is the reference
+    "Ray's connect retry (1000 ms x 10) and node wait (1 s)": (RAY_DEFAULT_RETRY, ["ray-wait"]),
+    "the runner's connect retry (50 ms x 200), Ray's node wait": ({}, ["ray-wait"]),
+    "the runner's connect retry and node poll (20 ms)": ({}, []),
+}
+
+
 def ray_start(pairs: int, command: str) -> str:
-    """``start_ray`` of the runner (``runners.local_ray``) in fresh interpreters, with Ray's own connect retry
-    (every 1000 ms) and with the runner's, alternating; the section ``ray_start`` of RESULTS.md."""
+    """``start_ray`` of the runner (``runners.local_ray``) in fresh interpreters: with Ray's own connect retry
+    (every 1000 ms) and wait for the raylet's registration (every 1 s), with the runner's retry only, and as the
+    runner starts it, in turn; the section ``ray_start`` of RESULTS.md."""
     base = {k: v for k, v in _env().items() if not k.startswith("RAY_")}
-    times: dict[str, list[float]] = {"Ray's retry (1000 ms x 10)": [], "the runner's (50 ms x 200)": []}
+    times: dict[str, list[float]] = {name: [] for name in RAY_START_VARIANTS}
     for _ in range(pairs):
-        for name, extra in zip(times, (RAY_DEFAULT_RETRY, {}), strict=True):
-            out = subprocess.run([sys.executable, "-c", RAY_START_PROBE], env={**base, **extra}, capture_output=True,
-                                 text=True, check=True)  # fmt: skip
+        for name, (extra, argv) in RAY_START_VARIANTS.items():
+            out = subprocess.run([sys.executable, "-c", RAY_START_PROBE, *argv], env={**base, **extra},
+                                 capture_output=True, text=True, check=True)  # fmt: skip
             times[name].append(float(out.stdout.split()[-1]))
     reference = sorted(times[next(iter(times))])[pairs // 2]
     fastest = min(min(values) for values in times.values())
@@ -250,8 +261,8 @@ def ray_start(pairs: int, command: str) -> str:
         rows.append(f"| {name} | {median:.2f} s | {median / reference:.2f}x | {sum(values) / pairs:.2f} s | "
                     f"{slow} of {pairs} | {max(values):.2f} s |")  # fmt: skip
     return (
-        f"`{command}` (`ray.init` of the study's local Ray in a fresh interpreter, the two settings alternating):\n\n"
-        "| connect retry | median | ratio | mean | over 0.5 s above the fastest start | slowest |\n"
+        f"`{command}` (`ray.init` of the study's local Ray in a fresh interpreter, the settings in turn):\n\n"
+        "| settings | median | ratio | mean | over 0.5 s above the fastest start | slowest |\n"
         "|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
 
@@ -262,7 +273,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--record", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     parser.add_argument("--first-step", type=int, metavar="N", help="only the time to the first step, N studies")
-    parser.add_argument("--ray-start", type=int, metavar="N", help="only the local Ray's start, N pairs")
+    parser.add_argument(
+        "--ray-start", type=int, metavar="N", help="only the local Ray's start: N rounds of its 3 settings"
+    )
     args = parser.parse_args()
     if args.ray_start:
         text = ray_start(args.ray_start, f"python benchmarks/orchestration.py --ray-start {args.ray_start}")

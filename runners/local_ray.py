@@ -12,13 +12,22 @@ retry, which sleeps ``raylet_client_connect_timeout_milliseconds`` (1000) betwee
 not listening yet at the first attempt (about one start in four on 2 cores here), ``ray.init`` took a whole second
 longer. The local Ray retries every 50 ms instead, with 20 times the attempts, so it waits as long in all before
 it gives up (10 s; the same retry serves a worker connecting to its raylet).
+
+Then ``ray.init`` waits for the raylet to register with the GCS (which it does once its dashboard agent is up,
+about 1.2 s after its start on 2 cores) by asking the GCS through a call that sleeps a whole second between
+tries: the start went on up to a second after the raylet was ready, with the CPU idle (a study's first step
+came that much later). The local Ray a study starts polls the GCS's node table every 20 ms first
+(``registration_polled``), so Ray's own wait finds the node at its first try.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import time
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,8 @@ LOCAL_RAY_ENV = {
     "RAY_raylet_client_num_connect_attempts": str(CONNECT_ATTEMPTS),
 }
 LOOPBACK = "127.0.0.1"
+NODE_POLL_S = 0.02  # how often the node table is asked while the raylet registers
+NODE_WAIT_S = 30.0  # Ray's own wait for the raylet (raylet_start_wait_time_s) takes over after this
 
 
 def use_local_ray_settings() -> bool:
@@ -58,13 +69,60 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
         return
-    ray.init(
-        address="local",  # a Ray of its own, also where `ray start --head` runs one on this machine
-        num_cpus=num_cpus or os.cpu_count(),
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        _node_ip_address=LOOPBACK,
-    )
+    with registration_polled():
+        ray.init(
+            address="local",  # a Ray of its own, also where `ray start --head` runs one on this machine
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            _node_ip_address=LOOPBACK,
+        )
+
+
+@contextlib.contextmanager
+def registration_polled() -> Iterator[None]:
+    """While a local Ray starts: Ray's wait for the raylet's registration (``ray._private.services.get_node``,
+    which sleeps 1 s between its tries) is called only once the GCS's node table lists the node alive, polled
+    every ``NODE_POLL_S``. Where this Ray lacks those internals, or the table cannot be read, Ray waits as its
+    own code does."""
+    try:
+        from ray._private import services
+        from ray._private.state import GlobalState
+
+        ray_wait, client_options = services.get_node, services._get_gcs_client_options
+    except (ImportError, AttributeError):
+        yield
+        return
+
+    def get_node(gcs_address: str, node_id: str):
+        wait_until_registered(GlobalState, client_options(gcs_address), node_id)
+        return ray_wait(gcs_address, node_id)
+
+    services.get_node = get_node
+    try:
+        yield
+    finally:
+        services.get_node = ray_wait
+
+
+def wait_until_registered(state_type, options, node_id: str, timeout_s: float = NODE_WAIT_S) -> bool:
+    """Polls the GCS's node table until node ``node_id`` is in it alive; whether it was seen (False on
+    ``timeout_s``, or where the table cannot be read: Ray's own wait then decides)."""
+    state = state_type()
+    deadline = time.monotonic() + timeout_s
+    try:
+        state._initialize_global_state(options)
+        while time.monotonic() < deadline:
+            if any(node.get("NodeID") == node_id and node.get("Alive") for node in state.node_table()):
+                return True
+            time.sleep(NODE_POLL_S)
+        return False
+    except Exception as error:  # noqa: BLE001 - a Ray whose internals differ: its own wait still holds
+        log.debug("the node table could not be read (%s); Ray's own wait for the raylet decides", error)
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            state.disconnect()
 
 
 def stop_ray() -> None:

@@ -23,7 +23,24 @@ use_local_ray_settings()
 import json, os, psutil, ray
 from runners.local_ray import start_ray
 from ray._private.authentication.authentication_utils import is_token_auth_enabled
+from ray._private import services
+from ray._private.state import GlobalState
+
+asked = []  # whether the GCS listed the node alive when Ray's own wait for it (1 s between tries) was called
+ray_wait = services.get_node
+
+
+def spy(gcs_address, node_id):
+    state = GlobalState()
+    state._initialize_global_state(services._get_gcs_client_options(gcs_address))
+    asked.append(any(n["NodeID"] == node_id and n["Alive"] for n in state.node_table()))
+    state.disconnect()
+    return ray_wait(gcs_address, node_id)
+
+
+services.get_node = spy
 start_ray(None, num_cpus=1)
+restored = services.get_node is spy
 ray.get(ray.remote(lambda: 1).remote())  # a worker process too
 procs = [psutil.Process()] + psutil.Process().children(recursive=True)
 listening, raylet_env = set(), None
@@ -34,7 +51,8 @@ for proc in procs:
         listening |= {c.laddr.ip for c in proc.net_connections("inet") if c.status == psutil.CONN_LISTEN}
     except psutil.Error:
         pass
-print(json.dumps({"listening": sorted(listening), "token_auth": is_token_auth_enabled(), "raylet_env": raylet_env}))
+print(json.dumps({"listening": sorted(listening), "token_auth": is_token_auth_enabled(), "raylet_env": raylet_env,
+                  "registered_when_asked": asked, "restored": restored}))
 ray.shutdown()
 """
 
@@ -56,6 +74,8 @@ def test_the_local_ray_listens_on_loopback_only_with_token_auth():
         for k in ("connect_timeout_milliseconds", "num_connect_attempts")
     )
     assert retry <= 100 and retry * attempts >= 10_000, found["raylet_env"]
+    # Ray's wait for the raylet's registration is called once the node is registered (its first try finds it)
+    assert found["registered_when_asked"] == [True] and found["restored"], found
 
 
 def test_a_ray_started_by_hand_on_this_machine_does_not_capture_a_study_without_address(tmp_path):
