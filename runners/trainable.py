@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +177,7 @@ def _run_ddp(trial: dict[str, Any]) -> dict[str, Any] | None:
             offset = _report_events(workdir / EVENTS_FILE, offset)
             if ended:
                 break
-            time.sleep(EVENT_POLL_S)
+            wait([running], timeout=EVENT_POLL_S)  # the epochs' events each second; the end at once
         running.result()  # raises when the workers failed beyond their retries: Tune retries the trial
     final = json.loads((workdir / FINAL_FILE).read_text())
     if "error" in final:

@@ -51,3 +51,26 @@ def test_an_error_or_no_result_is_attempted_again(tmp_path, reported, monkeypatc
     trainable.trial_function(tune_config(tmp_path))
     assert attempts == [tmp_path] and reported == [{FINAL_KEY: 1.0, "top1": 40.0}]
     assert json.loads((tmp_path / trainable.FINAL_FILE).read_text())["top1"] == 40.0
+
+
+@pytest.mark.timeout(120)
+def test_a_ddp_trial_reports_its_epochs_and_ends_as_soon_as_its_workers_end(tmp_path, reported, monkeypatch):
+    """The trial polls its rank 0's epoch events while Ray Train runs its workers; their end ends the poll at
+    once, not at the poll's next tick (here 10 minutes: a trial that waited for it would time out)."""
+    import time
+
+    monkeypatch.setattr(trainable, "EVENT_POLL_S", 600)
+
+    class Trainer:  # Ray Train's TorchTrainer, as far as the trial uses it: rank 0 writes the events and result
+        def __init__(self, worker, train_loop_config, **kwargs):
+            self.workdir = tmp_path
+
+        def fit(self):
+            time.sleep(0.2)  # the poll's first look finds the workers running
+            (self.workdir / trainable.EVENTS_FILE).write_text(json.dumps({"epoch": 1, "train_loss": 0.5}) + "\n")
+            (self.workdir / trainable.FINAL_FILE).write_text(json.dumps({"top1": 50.0}))
+
+    monkeypatch.setattr("ray.train.torch.TorchTrainer", Trainer)
+    trial = {"config": {"resources": {"workers": 2, "cpus": 1}}, "workdir": str(tmp_path), "key": "k0"}
+    assert trainable._run_ddp(trial) == {"top1": 50.0}
+    assert reported == [{"epoch": 1, "train_loss": 0.5}]
