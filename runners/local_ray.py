@@ -22,6 +22,7 @@ came that much later). The local Ray a study starts polls the GCS's node table e
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -77,6 +78,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
             logging_level=logging.WARNING,
             _node_ip_address=LOOPBACK,
         )
+    atexit.register(stop_ray)  # before Ray's own exit handler, which waits 0.5 s for log lines first
 
 
 @contextlib.contextmanager
@@ -131,4 +133,33 @@ def stop_ray() -> None:
     import ray
 
     if ray.is_initialized():
+        stop_autoscaler_monitor()
         ray.shutdown()
+
+
+def stop_autoscaler_monitor() -> bool:
+    """Kills the autoscaler monitor of the local Ray this driver started (none on a joined cluster); returns
+    whether it did.
+
+    ``ray.shutdown`` stops the GCS before the monitor, whose SIGTERM handler then reports its end to the GCS
+    and hangs until Ray kills it a second later: every study's exit waited that second, the CPU idle. A local
+    cluster's monitor scales nothing and keeps no state, so it is killed outright, first.
+    """
+    try:
+        from ray._private import ray_constants, worker
+
+        node = worker._global_node
+        if node is None or not node.head:
+            return False
+        monitors = node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, [])
+    except (ImportError, AttributeError):  # a Ray whose internals differ: its own shutdown order holds
+        return False
+    killed = False
+    for info in monitors:
+        process = info.process
+        if process.poll() is None:
+            process.kill()
+            with contextlib.suppress(Exception):
+                process.wait(timeout=5)
+            killed = True
+    return killed

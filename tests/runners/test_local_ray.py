@@ -116,3 +116,58 @@ def test_a_ray_started_by_hand_on_this_machine_does_not_capture_a_study_without_
         head.wait(timeout=60)
         if current.is_file() and str(port) in current.read_text():
             current.unlink()
+
+
+EXIT_PROBE = """
+import atexit, json, psutil
+from runners.local_ray import use_local_ray_settings
+use_local_ray_settings()
+import ray
+from ray._private import node as node_module, ray_constants
+from runners.local_ray import start_ray
+
+seen = {}
+
+
+def after_the_runners_handler():  # registered before start_ray: runs after the runner's handler, before Ray's
+    seen["ray_running"] = ray.is_initialized()
+    print(json.dumps(seen), flush=True)
+
+
+atexit.register(after_the_runners_handler)
+kill = node_module.Node._kill_process_impl
+
+
+def spy(self, process_type, **kwargs):
+    if process_type == ray_constants.PROCESS_TYPE_MONITOR:
+        infos = self.all_processes.get(process_type, [])
+        seen["monitor_alive_when_ray_stopped_it"] = any(info.process.poll() is None for info in infos)
+    return kill(self, process_type, **kwargs)
+
+
+node_module.Node._kill_process_impl = spy
+start_ray(None, num_cpus=1)
+seen["pids"] = [p.pid for p in psutil.Process().children(recursive=True)]
+"""
+
+
+def test_the_local_ray_stops_at_exit_its_monitor_first_and_leaves_no_process():
+    """The driver's exit stops its local Ray through the runner's handler (Ray's own waits 0.5 s for log lines),
+    and the autoscaler monitor is killed before Ray's shutdown stops the GCS, which the monitor's SIGTERM
+    handler would wait on for a second."""
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    out = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["ray_running"] is False and seen["monitor_alive_when_ray_stopped_it"] is False, seen
+    assert len(seen["pids"]) >= 5, seen  # GCS, raylet, monitor, log monitor, dashboard, agents
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(psutil.pid_exists(pid) for pid in seen["pids"]):
+        time.sleep(0.2)
+    left = [psutil.Process(pid).cmdline()[:2] for pid in seen["pids"] if psutil.pid_exists(pid)]
+    assert not left, left
