@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -42,7 +43,8 @@ LOCAL_RAY_ENV = {
 }
 LOOPBACK = "127.0.0.1"
 NODE_POLL_S = 0.02  # how often the node table is asked while the raylet registers
-NODE_WAIT_S = 30.0  # Ray's own wait for the raylet (raylet_start_wait_time_s) takes over after this
+NODE_WAIT_S = 30.0  # as long as Ray's own wait for the raylet (raylet_start_wait_time_s)
+_SWAP = threading.Lock()  # one start at a time replaces Ray's wait (and puts it back)
 
 
 def use_local_ray_settings() -> bool:
@@ -97,21 +99,25 @@ def registration_polled() -> Iterator[None]:
         return
 
     def get_node(gcs_address: str, node_id: str):
-        wait_until_registered(GlobalState, client_options(gcs_address), node_id)
+        if wait_until_registered(GlobalState, client_options(gcs_address), node_id) is False:
+            # Ray's loop around this call raises its own error once its wait is over (as long as this one)
+            raise RuntimeError(f"the raylet of node {node_id} did not register within {NODE_WAIT_S:.0f} s")
         return ray_wait(gcs_address, node_id)
 
-    services.get_node = get_node
-    try:
-        yield
-    finally:
-        services.get_node = ray_wait
+    with _SWAP:
+        services.get_node = get_node
+        try:
+            yield
+        finally:
+            services.get_node = ray_wait
 
 
-def wait_until_registered(state_type, options, node_id: str, timeout_s: float = NODE_WAIT_S) -> bool:
-    """Polls the GCS's node table until node ``node_id`` is in it alive; whether it was seen (False on
-    ``timeout_s``, or where the table cannot be read: Ray's own wait then decides)."""
+def wait_until_registered(state_type, options, node_id: str, timeout_s: float | None = None) -> bool | None:
+    """Polls the GCS's node table until node ``node_id`` is in it alive: True once it is, False when
+    ``timeout_s`` (default ``NODE_WAIT_S``) passed without it, None where the table cannot be read (Ray's own
+    wait then decides)."""
     state = state_type()
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + (NODE_WAIT_S if timeout_s is None else timeout_s)
     try:
         state._initialize_global_state(options)
         while time.monotonic() < deadline:
@@ -121,7 +127,7 @@ def wait_until_registered(state_type, options, node_id: str, timeout_s: float = 
         return False
     except Exception as error:  # noqa: BLE001 - a Ray whose internals differ: its own wait still holds
         log.debug("the node table could not be read (%s); Ray's own wait for the raylet decides", error)
-        return False
+        return None
     finally:
         with contextlib.suppress(Exception):
             state.disconnect()
@@ -129,7 +135,9 @@ def wait_until_registered(state_type, options, node_id: str, timeout_s: float = 
 
 def stop_ray() -> None:
     """Ends this driver's Ray: a local cluster stops with its trials' processes; on a joined cluster the
-    driver's actors (the trials) are killed."""
+    driver's actors (the trials) are killed. At the driver's exit this runs before Ray's own exit handler,
+    which first waits 0.5 s for the workers' last log lines (a trial's outcome is in MLflow, its whole log in
+    Ray's session folder)."""
     import ray
 
     if ray.is_initialized():

@@ -76,3 +76,11 @@ def _xdist_group(item: pytest.Item) -> str | None:
     if "slow" in item.keywords and not module.startswith(PARALLEL_SLOW):
         return SERIAL_GROUP
     return None
+
+
+@pytest.fixture
+def pages_of_two(monkeypatch):
+    """The sqlite MLflow store answers every search a page of two at most (``tests.mlflow_pages``)."""
+    from tests.mlflow_pages import answer_pages_of_two
+
+    answer_pages_of_two(monkeypatch)

@@ -51,8 +51,35 @@ def test_a_node_never_listed_is_left_to_rays_own_wait_after_the_timeout():
 
 def test_a_table_that_cannot_be_read_is_left_to_rays_own_wait_at_once():
     table = Table(error=RuntimeError("another Ray's internals"))
-    assert wait_until_registered(table, "opts", "n1") is False
+    assert wait_until_registered(table, "opts", "n1") is None
     assert table.reads == 1 and table.disconnected
+
+
+def test_a_node_never_registered_raises_in_rays_loop_instead_of_waiting_again(monkeypatch):
+    """Ray's loop around its wait catches RuntimeError and raises its own error once its 30 s are over: the
+    poll's timeout must not add Ray's own 30 s of waiting after it."""
+    from ray._private import services
+
+    calls = []
+    monkeypatch.setattr(local_ray, "NODE_WAIT_S", 0.05)
+    monkeypatch.setattr("ray._private.state.GlobalState", Table(alive_at=None))
+    monkeypatch.setattr(services, "_get_gcs_client_options", lambda address: address)
+    monkeypatch.setattr(services, "get_node", lambda address, node: calls.append(node))
+    with registration_polled(), pytest.raises(RuntimeError, match="did not register"):
+        services.get_node("gcs:1", "n1")
+    assert calls == []
+
+
+def test_a_table_that_cannot_be_read_leaves_the_wait_to_ray(monkeypatch):
+    from ray._private import services
+
+    calls = []
+    monkeypatch.setattr("ray._private.state.GlobalState", Table(error=RuntimeError("other internals")))
+    monkeypatch.setattr(services, "_get_gcs_client_options", lambda address: address)
+    monkeypatch.setattr(services, "get_node", lambda address, node: calls.append(node) or {})
+    with registration_polled():
+        assert services.get_node("gcs:1", "n1") == {}
+    assert calls == ["n1"]
 
 
 def test_without_rays_internals_nothing_is_replaced(monkeypatch):

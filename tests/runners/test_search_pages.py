@@ -1,7 +1,7 @@
 """A store with more runs than one page of an MLflow search: every search of the runner reads every page.
 
-MLflow returns at most ``max_results`` runs per search and a token for the rest; here a page holds two runs
-(``study.mlflow_search.PAGE_SIZE``), so each search below needs several.
+MLflow returns at most ``max_results`` runs per search (50000 at most) and a token for the rest; here the store
+answers pages of two (``tests.mlflow_pages``), so each search below needs several.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from mlflow.tracking import MlflowClient
 from runners.plan import TrialState
 from runners.tracking import StudyTracker
 from study import mlflow_schema as S
-from study import mlflow_search
 from study.mlflow_search import all_experiments, all_runs
 from tests.runners.test_faults import a_trial
 
@@ -20,8 +19,7 @@ MANY = 5  # runs (experiments) per search: three pages of two
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> str:
-    monkeypatch.setattr(mlflow_search, "PAGE_SIZE", 2)
+def store(tmp_path, pages_of_two) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
@@ -38,6 +36,25 @@ def test_every_page_of_runs_and_experiments_is_read_in_order(store):
     found = all_runs(client, [ids[0]], "", order_by=["attributes.start_time DESC"])
     assert [r.info.run_id for r in found] == runs[::-1]
     assert {e.experiment_id for e in all_experiments(client)} >= set(ids)
+    assert len(client.search_runs([ids[0]])) == 2  # the store answers pages of two: the test means something
+
+
+def test_a_run_met_on_two_pages_is_read_once(store, monkeypatch):
+    """Another driver finished a run while the pages were read: the offsets moved, a run came twice."""
+    client = MlflowClient(store)
+    exp = client.create_experiment("e")
+    runs = [client.create_run(exp, start_time=1000 + i).info.run_id for i in range(MANY)]
+    search = client.search_runs
+
+    def one_more_after_the_first_page(*args, **kwargs):
+        page = search(*args, **kwargs)
+        if kwargs.get("page_token") is None:
+            runs.append(client.create_run(exp, start_time=2000).info.run_id)  # newest: first in the order
+        return page
+
+    monkeypatch.setattr(client, "search_runs", one_more_after_the_first_page)
+    found = [r.info.run_id for r in all_runs(client, [exp], "", order_by=["attributes.start_time DESC"])]
+    assert len(found) == len(set(found)) and set(found) == set(runs[:MANY])
 
 
 def test_each_finished_trial_of_the_study_is_cached(store):
