@@ -121,6 +121,8 @@ class StudySession:
                 opening.result()
                 if not self.todo:  # a new store and nothing to train (a plan without trials)
                     return self.end_rerun(self.finish_cached())
+            if not self.resources_fit():
+                return EXIT_BAD_INPUT
             return self.end_rerun(self.run(pool.submit(self.prepare_runs)))
         except Stopped as stop:
             signals.ignore()
@@ -132,6 +134,22 @@ class StudySession:
         finally:
             pool.shutdown(wait=False)
             self.close()
+
+    def resources_fit(self) -> bool:
+        """Whether the Ray the study runs on can ever hold the resources of the trials to run
+        (``runners.feasibility``): on the local Ray, trials no node holds are refused (an error, False); on a
+        joined cluster the driver warns and runs them (an autoscaler may add nodes)."""
+        from runners.feasibility import refusal, unplaceable, warning
+
+        nodes = _node_resources()
+        lines = unplaceable(self.todo, nodes)
+        if not lines:
+            return True
+        if self.args.address:
+            print(warning(lines, nodes), file=sys.stderr)
+            return True
+        print(f"error: {refusal(lines, nodes)}", file=sys.stderr)
+        return False
 
     def open(self) -> None:
         """Opens (or creates) the store, takes the lease, applies the journal's writes, reconciles the runs of
@@ -541,6 +559,13 @@ def browse_hint(uri: str, experiment_id: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"runs: {uri.rstrip('/')}/{page}"
     return f"runs: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
+
+
+def _node_resources() -> list[dict[str, float]]:
+    """Each alive node's total resources in the Ray this driver joined or started."""
+    import ray
+
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
 def _cluster_resources() -> dict[str, float] | None:

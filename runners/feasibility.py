@@ -1,0 +1,89 @@
+"""Whether the Ray a study runs on can ever hold its trials' resources.
+
+Tune waits for a trial whose resources no node holds (a GPU trial on a machine without a GPU, 8 CPUs per trial
+on a 4-core machine), warns once a minute, and the study never ends. The driver checks the trials to run
+against the nodes before any starts: on the local Ray a study starts, whose one node never changes, such trials
+are refused (nothing runs, nothing is written); on a joined cluster, which an autoscaler may grow, the driver
+warns and runs them. No Ray import: the nodes come as plain mappings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from runners.trials import Trial
+
+ROWS_NAMED = 5  # rows named per kind of ask; the rest counted
+
+
+def worker_bundle(config: Mapping[str, Any]) -> tuple[dict[str, float], int]:
+    """(what one worker of a trial holds: CPUs, and GPUs where asked; its workers) from ``resources``."""
+    res = config.get("resources", {})
+    bundle = {"CPU": float(res.get("cpus", 1))}
+    if res.get("gpus", 0):
+        bundle["GPU"] = float(res["gpus"])
+    return bundle, int(res.get("workers", 1))
+
+
+def placeable(bundle: Mapping[str, float], workers: int, nodes: Iterable[Mapping[str, float]]) -> bool:
+    """Whether ``workers`` bundles fit on ``nodes`` (each node's whole resources), each bundle on one node."""
+    per_node = [min(math.floor(node.get(k, 0.0) / v + 1e-9) for k, v in bundle.items() if v > 0) for node in nodes]
+    return sum(per_node) >= workers
+
+
+def unplaceable(trials: Iterable[Trial], nodes: list[Mapping[str, float]]) -> list[str]:
+    """What no placement on ``nodes`` can ever hold: one line per kind of ask, naming its rows; [] if all fit.
+
+    Args:
+        trials: the trials to run.
+        nodes: each alive node's total resources (``{"CPU": 2.0, "GPU": 1.0, ...}``).
+    """
+    asks: dict[tuple, list[str]] = {}
+    for trial in trials:
+        bundle, workers = worker_bundle(trial.config)
+        if not placeable(bundle, workers, nodes):
+            key = (tuple(sorted(bundle.items())), workers)
+            rows = asks.setdefault(key, [])
+            if trial.row.id not in rows:
+                rows.append(trial.row.id)
+    return [_ask_line(dict(bundle), workers, rows) for (bundle, workers), rows in asks.items()]
+
+
+def describe_nodes(nodes: list[Mapping[str, float]]) -> str:
+    """``1 node: 2 CPUs, 0 GPUs`` / ``3 nodes, the largest: 8 CPUs, 1 GPU``."""
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+    size = f"{_amount(largest.get('CPU', 0.0), 'CPU')}, {_amount(largest.get('GPU', 0.0), 'GPU')}"
+    return f"1 node: {size}" if len(nodes) == 1 else f"{len(nodes)} nodes, the largest: {size}"
+
+
+def refusal(lines: list[str], nodes: list[Mapping[str, float]]) -> str:
+    """The error of a local Ray that can never run some trials, with what to change."""
+    return (
+        f"some trials can never start on this machine's Ray ({describe_nodes(nodes)}): "
+        + "; ".join(lines)
+        + ". Ask for what the machine has (resources=default: 1 CPU, no GPU; or resources.cpus=N "
+        "resources.gpus=M resources.workers=W), or run on a cluster that has it (--address)"
+    )
+
+
+def warning(lines: list[str], nodes: list[Mapping[str, float]]) -> str:
+    """The warning of a joined cluster that cannot hold some trials now."""
+    return (
+        f"warning: the cluster ({describe_nodes(nodes)}) cannot hold some trials now: "
+        + "; ".join(lines)
+        + ". They wait until it can (an autoscaler may add nodes); Ctrl-C stops the study, resumable"
+    )
+
+
+def _ask_line(bundle: dict[str, float], workers: int, rows: list[str]) -> str:
+    named = ", ".join(rows[:ROWS_NAMED]) + (f" and {len(rows) - ROWS_NAMED} more" if len(rows) > ROWS_NAMED else "")
+    each = _amount(bundle["CPU"], "CPU") + (f" and {_amount(bundle['GPU'], 'GPU')}" if "GPU" in bundle else "")
+    per = f"per trial {each}" if workers == 1 else f"{workers} workers of {each} each"
+    return f"rows {named} ask {per}" if len(rows) > 1 else f"row {named} asks {per}"
+
+
+def _amount(value: float, unit: str) -> str:
+    number = f"{value:g}"
+    return f"{number} {unit}" + ("" if value == 1 else "s")

@@ -1,0 +1,106 @@
+"""Trials whose resources the Ray they run on can never hold: refused on the local Ray before anything runs,
+warned about on a joined cluster (``runners.feasibility``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runners.feasibility import describe_nodes, placeable, refusal, unplaceable
+from runners.trials import Trial
+from study.spec import Row
+from tests.runners.conftest import cli_args, run_subprocess, tiny_spec, write_yaml
+
+LAPTOP = [{"CPU": 4.0, "memory": 8e9}]
+TWO_GPU_NODES = [{"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0}]
+
+
+def a_trial(row: str, cpus: float = 1, gpus: float = 0, workers: int = 1, seed: int = 0) -> Trial:
+    config = {"resources": {"cpus": cpus, "gpus": gpus, "workers": workers}}
+    return Trial(
+        study="s", row=Row(id=row, label=row), seed=seed, config=config, key=f"{row}{seed}", data_fingerprint="fp"
+    )
+
+
+@pytest.mark.parametrize(
+    ("bundle", "workers", "nodes", "fits"),
+    [
+        ({"CPU": 1.0}, 1, LAPTOP, True),
+        ({"CPU": 4.0}, 1, LAPTOP, True),
+        ({"CPU": 8.0}, 1, LAPTOP, False),
+        ({"CPU": 1.0, "GPU": 1.0}, 1, LAPTOP, False),
+        ({"CPU": 1.0, "GPU": 0.5}, 1, [{"CPU": 2.0, "GPU": 1.0}], True),
+        ({"CPU": 8.0, "GPU": 1.0}, 2, TWO_GPU_NODES, True),  # DDP workers on two nodes
+        ({"CPU": 8.0, "GPU": 1.0}, 3, TWO_GPU_NODES, False),
+        ({"CPU": 2.0, "GPU": 1.0}, 2, [{"CPU": 8.0, "GPU": 2.0}], True),
+        ({"CPU": 6.0, "GPU": 1.0}, 2, [{"CPU": 8.0, "GPU": 2.0}], False),  # CPUs for one worker only
+        ({"CPU": 1.0}, 1, [], False),
+        ({"CPU": 6.0}, 1, [{"CPU": 4.0}, {"CPU": 4.0}], False),  # 8 CPUs in all, but 6 on no one node
+    ],
+)
+def test_a_trial_is_placeable_where_each_worker_fits_on_a_node(bundle, workers, nodes, fits):
+    assert placeable(bundle, workers, nodes) is fits
+
+
+def test_the_unplaceable_asks_are_named_once_each_with_their_rows():
+    trials = [a_trial(row, gpus=1, seed=seed) for row in ("eab", "tsn") for seed in (0, 1, 2)]
+    trials += [a_trial("big", cpus=8), a_trial("ok"), a_trial("ddp", cpus=2, workers=4)]
+    assert unplaceable(trials, LAPTOP) == [
+        "rows eab, tsn ask per trial 1 CPU and 1 GPU",
+        "row big asks per trial 8 CPUs",
+        "row ddp asks 4 workers of 2 CPUs each",
+    ]
+    assert unplaceable([a_trial("ok"), a_trial("ddp", cpus=2, workers=2)], LAPTOP) == []
+    message = refusal(unplaceable(trials, LAPTOP), LAPTOP)
+    assert message.startswith("some trials can never start on this machine's Ray (1 node: 4 CPUs, 0 GPUs): ")
+    assert "resources=default" in message and "--address" in message
+    assert describe_nodes(TWO_GPU_NODES) == "2 nodes, the largest: 8 CPUs, 1 GPU"
+
+
+def test_more_rows_than_named_are_counted():
+    trials = [a_trial(f"r{i}", gpus=1) for i in range(7)]
+    assert unplaceable(trials, LAPTOP) == ["rows r0, r1, r2, r3, r4 and 2 more ask per trial 1 CPU and 1 GPU"]
+
+
+@pytest.mark.parametrize("address", [None, "10.0.0.1:6379"])
+def test_the_local_ray_refuses_and_a_joined_cluster_warns(monkeypatch, capsys, address):
+    import types
+
+    from runners import session
+
+    monkeypatch.setattr(session, "_node_resources", lambda: LAPTOP)
+    driver = types.SimpleNamespace(
+        todo=[a_trial("ok"), a_trial("eab", gpus=1)], args=types.SimpleNamespace(address=address)
+    )
+    assert session.StudySession.resources_fit(driver) is bool(address)
+    err = capsys.readouterr().err
+    said = "warning: the cluster (1 node: 4 CPUs, 0 GPUs) cannot hold" if address else "error: some trials can never"
+    assert said in err and "row eab asks per trial 1 CPU and 1 GPU" in err
+    driver.todo = [a_trial("ok")]
+    assert session.StudySession.resources_fit(driver) is True and capsys.readouterr().err == ""
+
+
+def test_the_nodes_are_the_alive_ones(monkeypatch):
+    import ray
+
+    from runners import session
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    assert session._node_resources() == [{"CPU": 2.0}]
+
+
+@pytest.mark.slow
+def test_a_gpu_study_on_a_machine_without_one_is_refused_before_anything_runs(study_dir):
+    """The local Ray has no GPU (this machine has none): the study ends at once with the reason and the
+    choices, instead of Tune waiting for ever; no run is opened, nothing trains, the next plain run works."""
+    from mlflow.tracking import MlflowClient
+
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base", "overrides": []}]))
+    out = run_subprocess(study_dir, cli_args(study_dir, spec, "resources=gpu", "--no-report"), timeout=150)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "error: some trials can never start on this machine's Ray (1 node: " in out.stderr
+    assert "row base asks per trial 8 CPUs and 1 GPU" in out.stderr and "resources=default" in out.stderr
+    client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment is None or client.search_runs([experiment.experiment_id]) == []
+    assert not list((study_dir / "runs").glob("tiny/*/checkpoints"))
