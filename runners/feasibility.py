@@ -29,8 +29,16 @@ def worker_bundle(config: Mapping[str, Any]) -> tuple[dict[str, float], int]:
 
 def placeable(bundle: Mapping[str, float], workers: int, nodes: Iterable[Mapping[str, float]]) -> bool:
     """Whether ``workers`` bundles fit on ``nodes`` (each node's whole resources), each bundle on one node."""
-    per_node = [min(math.floor(node.get(k, 0.0) / v + 1e-9) for k, v in bundle.items() if v > 0) for node in nodes]
+    per_node = [min(_holds(node.get(k, 0.0), k, v) for k, v in bundle.items() if v > 0) for node in nodes]
     return sum(per_node) >= workers
+
+
+def _holds(total: float, name: str, amount: float) -> int:
+    """How many asks of ``amount`` of resource ``name`` a node with ``total`` of it holds. Ray puts a fraction
+    of a GPU within one GPU: a node of 3 GPUs holds 6 asks of 0.4 GPU, not 7."""
+    if name == "GPU" and amount < 1:
+        return math.floor(total + 1e-9) * math.floor(1 / amount + 1e-9)
+    return math.floor(total / amount + 1e-9)
 
 
 def unplaceable(trials: Iterable[Trial], nodes: list[Mapping[str, float]]) -> list[str]:
@@ -52,10 +60,11 @@ def unplaceable(trials: Iterable[Trial], nodes: list[Mapping[str, float]]) -> li
 
 
 def describe_nodes(nodes: list[Mapping[str, float]]) -> str:
-    """``1 node: 2 CPUs, 0 GPUs`` / ``3 nodes, the largest: 8 CPUs, 1 GPU``."""
-    largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
-    size = f"{_amount(largest.get('CPU', 0.0), 'CPU')}, {_amount(largest.get('GPU', 0.0), 'GPU')}"
-    return f"1 node: {size}" if len(nodes) == 1 else f"{len(nodes)} nodes, the largest: {size}"
+    """``1 node: 2 CPUs, 0 GPUs`` / ``3 nodes, at most 64 CPUs and 1 GPU on one``."""
+    cpus, gpus = (max((n.get(k, 0.0) for n in nodes), default=0.0) for k in ("CPU", "GPU"))
+    if len(nodes) == 1:
+        return f"1 node: {_amount(cpus, 'CPU')}, {_amount(gpus, 'GPU')}"
+    return f"{len(nodes)} nodes, at most {_amount(cpus, 'CPU')} and {_amount(gpus, 'GPU')} on one"
 
 
 def refusal(lines: list[str], nodes: list[Mapping[str, float]]) -> str:

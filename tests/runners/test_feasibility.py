@@ -35,6 +35,9 @@ def a_trial(row: str, cpus: float = 1, gpus: float = 0, workers: int = 1, seed: 
         ({"CPU": 6.0, "GPU": 1.0}, 2, [{"CPU": 8.0, "GPU": 2.0}], False),  # CPUs for one worker only
         ({"CPU": 1.0}, 1, [], False),
         ({"CPU": 6.0}, 1, [{"CPU": 4.0}, {"CPU": 4.0}], False),  # 8 CPUs in all, but 6 on no one node
+        ({"CPU": 1.0, "GPU": 0.4}, 6, [{"CPU": 16.0, "GPU": 3.0}], True),  # two 0.4s within each GPU
+        ({"CPU": 1.0, "GPU": 0.4}, 7, [{"CPU": 16.0, "GPU": 3.0}], False),  # 2.8 GPUs, but not within GPUs
+        ({"CPU": 0.1}, 3, [{"CPU": 0.3}], True),  # 0.3 / 0.1 is 2.9999999999999996 in floats
     ],
 )
 def test_a_trial_is_placeable_where_each_worker_fits_on_a_node(bundle, workers, nodes, fits):
@@ -53,7 +56,8 @@ def test_the_unplaceable_asks_are_named_once_each_with_their_rows():
     message = refusal(unplaceable(trials, LAPTOP), LAPTOP)
     assert message.startswith("some trials can never start on this machine's Ray (1 node: 4 CPUs, 0 GPUs): ")
     assert "resources=default" in message and "--address" in message
-    assert describe_nodes(TWO_GPU_NODES) == "2 nodes, the largest: 8 CPUs, 1 GPU"
+    assert describe_nodes(TWO_GPU_NODES) == "2 nodes, at most 8 CPUs and 1 GPU on one"
+    assert describe_nodes([{"CPU": 64.0}, {"CPU": 4.0, "GPU": 1.0}]) == "2 nodes, at most 64 CPUs and 1 GPU on one"
 
 
 def test_more_rows_than_named_are_counted():
@@ -90,16 +94,17 @@ def test_the_nodes_are_the_alive_ones(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_gpu_study_on_a_machine_without_one_is_refused_before_anything_runs(study_dir):
-    """The local Ray has no GPU (this machine has none): the study ends at once with the reason and the
-    choices, instead of Tune waiting for ever; no run is opened, nothing trains, the next plain run works."""
+def test_a_study_no_node_can_hold_is_refused_before_anything_runs(study_dir):
+    """A GPU and 4096 CPUs per trial, which no machine running this has: the study ends once the local Ray has
+    started, with the reason and the choices, instead of Tune waiting for ever; no run opened, nothing trained."""
     from mlflow.tracking import MlflowClient
 
     spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base", "overrides": []}]))
-    out = run_subprocess(study_dir, cli_args(study_dir, spec, "resources=gpu", "--no-report"), timeout=150)
+    args = cli_args(study_dir, spec, "resources=gpu", "resources.cpus=4096", "--no-report")
+    out = run_subprocess(study_dir, args, timeout=150)
     assert out.returncode == 2, out.stderr[-3000:]
     assert "error: some trials can never start on this machine's Ray (1 node: " in out.stderr
-    assert "row base asks per trial 8 CPUs and 1 GPU" in out.stderr and "resources=default" in out.stderr
+    assert "row base asks per trial 4096 CPUs and 1 GPU" in out.stderr and "resources=default" in out.stderr
     client = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tiny")
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
