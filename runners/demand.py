@@ -8,15 +8,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def trial_demand(config: dict[str, Any]) -> dict[str, float]:
+def worker_bundle(config: Mapping[str, Any]) -> tuple[dict[str, float], int]:
+    """(what one worker of a trial holds: CPUs, and GPUs where asked; its workers) from ``resources``."""
+    res = config.get("resources", {})
+    bundle = {"CPU": float(res.get("cpus", 1))}
+    if res.get("gpus", 0):
+        bundle["GPU"] = float(res["gpus"])
+    return bundle, int(res.get("workers", 1))
+
+
+def trial_demand(config: Mapping[str, Any]) -> dict[str, float]:
     """What one trial holds while it runs, from its config's ``resources``: CPUs, and GPUs where it asks for
     them, of all its workers together (a DDP trial's own process reserves only a token, its workers the rest)."""
-    res = config.get("resources", {})
-    workers = int(res.get("workers", 1))
-    demand = {"CPU": workers * float(res.get("cpus", 1))}
-    if res.get("gpus", 0):
-        demand["GPU"] = workers * float(res["gpus"])
-    return demand
+    bundle, workers = worker_bundle(config)
+    return {name: workers * amount for name, amount in bundle.items()}
 
 
 def default_concurrency(cluster: Mapping[str, float], demands: Iterable[Mapping[str, float]]) -> int:

@@ -11,20 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
 
+from runners.demand import worker_bundle
 from runners.trials import Trial
 
 ROWS_NAMED = 5  # rows named per kind of ask; the rest counted
-
-
-def worker_bundle(config: Mapping[str, Any]) -> tuple[dict[str, float], int]:
-    """(what one worker of a trial holds: CPUs, and GPUs where asked; its workers) from ``resources``."""
-    res = config.get("resources", {})
-    bundle = {"CPU": float(res.get("cpus", 1))}
-    if res.get("gpus", 0):
-        bundle["GPU"] = float(res["gpus"])
-    return bundle, int(res.get("workers", 1))
 
 
 def placeable(bundle: Mapping[str, float], workers: int, nodes: Iterable[Mapping[str, float]]) -> bool:

@@ -7,6 +7,7 @@ holds more runs than that would train a cached trial again. The runner and the r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: Runs (experiments) asked per page: MLflow's most, so that a store of up to that many is read in one query.
@@ -26,27 +27,30 @@ def all_runs(
         filter_string: an MLflow search filter ("" for all runs).
         order_by: MLflow ``order_by`` clauses, e.g. ``["attributes.start_time DESC"]``.
     """
-    runs: dict[str, Any] = {}
-    token = None
-    while True:
-        page = client.search_runs(
+    return _every(
+        lambda token: client.search_runs(
             experiment_ids, filter_string, max_results=PAGE_SIZE, order_by=order_by, page_token=token
-        )
-        for run in page:
-            runs.setdefault(run.info.run_id, run)
-        token = page.token
-        if not token:
-            return list(runs.values())
+        ),
+        lambda run: run.info.run_id,
+    )
 
 
 def all_experiments(client) -> list[Any]:
     """Every active experiment of the store."""
-    experiments: dict[str, Any] = {}
+    return _every(
+        lambda token: client.search_experiments(max_results=PAGE_SIZE, page_token=token),
+        lambda experiment: experiment.experiment_id,
+    )
+
+
+def _every(search: Callable[[str | None], Any], identity: Callable[[Any], str]) -> list[Any]:
+    """What ``search`` (a page token -> a page with ``.token``) finds on all its pages, each item once."""
+    found: dict[str, Any] = {}
     token = None
     while True:
-        page = client.search_experiments(max_results=PAGE_SIZE, page_token=token)
-        for experiment in page:
-            experiments.setdefault(experiment.experiment_id, experiment)
+        page = search(token)
+        for item in page:
+            found.setdefault(identity(item), item)
         token = page.token
         if not token:
-            return list(experiments.values())
+            return list(found.values())

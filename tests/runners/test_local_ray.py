@@ -57,14 +57,19 @@ ray.shutdown()
 """
 
 
-def test_the_local_ray_listens_on_loopback_only_with_token_auth():
+def run_probe(code: str) -> dict:
+    """Runs ``code`` in a fresh interpreter without the caller's Ray settings; the JSON of its last line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     out = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)},
+        [sys.executable, "-c", code], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)},
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_local_ray_listens_on_loopback_only_with_token_auth():
+    found = run_probe(PROBE)
     assert found["listening"], "no listening socket found: the probe is broken"
     assert set(found["listening"]) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, found["listening"]
     assert found["token_auth"] is True
@@ -157,13 +162,7 @@ def test_the_local_ray_stops_at_exit_its_monitor_first_and_leaves_no_process():
     handler would wait on for a second."""
     import psutil
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    out = subprocess.run(
-        [sys.executable, "-c", EXIT_PROBE], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = run_probe(EXIT_PROBE)
     assert seen["ray_running"] is False and seen["monitor_alive_when_ray_stopped_it"] is False, seen
     assert len(seen["pids"]) >= 5, seen  # GCS, raylet, monitor, log monitor, dashboard, agents
     deadline = time.monotonic() + 30
