@@ -4,18 +4,23 @@ Tune waits for a trial whose resources no node holds (a GPU trial on a machine w
 on a 4-core machine), warns once a minute, and the study never ends. The driver checks the trials to run
 against the nodes before any starts: on the local Ray a study starts, whose one node never changes, such trials
 are refused (nothing runs, nothing is written); on a joined cluster, which an autoscaler may grow, the driver
-warns and runs them. No Ray import: the nodes come as plain mappings.
+warns and runs them. A dry run without ``--address`` checks them against the node that local Ray would have
+(``machine_node``: this machine's CPUs, and its GPUs found as Ray finds them) and says what the run would refuse.
+No Ray import, but for finding GPUs: the nodes come as plain mappings.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Iterable, Mapping
 
 from runners.demand import worker_bundle
 from runners.trials import Trial
 
 ROWS_NAMED = 5  # rows named per kind of ask; the rest counted
+log = logging.getLogger(__name__)
 
 
 def placeable(bundle: Mapping[str, float], workers: int, nodes: Iterable[Mapping[str, float]]) -> bool:
@@ -48,6 +53,45 @@ def unplaceable(trials: Iterable[Trial], nodes: list[Mapping[str, float]]) -> li
             if trial.row.id not in rows:
                 rows.append(trial.row.id)
     return [_ask_line(dict(bundle), workers, rows) for (bundle, workers), rows in asks.items()]
+
+
+def machine_node(trials: Iterable[Trial]) -> dict[str, float] | None:
+    """The one node of the local Ray a run would start on this machine (``runners.local_ray.start_ray``): its
+    CPUs, and, where a trial asks for GPUs, its GPUs as Ray finds them (``machine_gpus``); None where they cannot
+    be found."""
+    node = {"CPU": float(os.cpu_count() or 1)}
+    if any(worker_bundle(t.config)[0].get("GPU") for t in trials):
+        gpus = machine_gpus()
+        if gpus is None:
+            return None
+        node["GPU"] = float(gpus)
+    return node
+
+
+def machine_gpus() -> int | None:
+    """The GPUs a local Ray started here would have: Ray's own detection (its accelerator manager for ``GPU``,
+    the visible devices counted, ``CUDA_VISIBLE_DEVICES`` among them); None where this Ray lacks those
+    internals. Imports Ray (0.6 s here), so only asked where a trial wants a GPU."""
+    try:
+        from ray._private import accelerators
+
+        manager = accelerators.get_accelerator_manager_for_resource("GPU")
+        if manager is None:
+            return 0
+        count = manager.get_current_node_num_accelerators()
+        visible = manager.get_current_process_visible_accelerator_ids()
+        return min(count, len(visible)) if visible is not None else count
+    except Exception as error:  # noqa: BLE001 - a Ray whose internals differ: the run's own check still holds
+        log.debug("the GPUs could not be found as Ray finds them (%s)", error)
+        return None
+
+
+def dry_run_warning(trials: Iterable[Trial]) -> str | None:
+    """What a dry run says of trials the local Ray would refuse (``refusal``, as a warning), or None."""
+    trials = list(trials)
+    node = machine_node(trials)
+    lines = unplaceable(trials, [node]) if node is not None else []
+    return f"warning: the run would stop before any trial: {refusal(lines, [node])}" if lines else None
 
 
 def describe_nodes(nodes: list[Mapping[str, float]]) -> str:

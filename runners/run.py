@@ -484,6 +484,12 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
         print(plan_table(trials, claimed_by(uri, [t.key for t in todo] + [t.evaluates for t in todo if t.evaluates])))
     if note:
         print(note, file=sys.stderr)
+    if not args.address:  # a cluster's nodes are known once the run joins it
+        from runners.feasibility import dry_run_warning
+
+        warning = dry_run_warning([t for t in trials if not t.state.finished])
+        if warning:
+            print(warning, file=sys.stderr)
     if args.estimate:
         from runners.estimate import default_slots, estimate, format_costs
 

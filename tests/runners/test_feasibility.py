@@ -109,3 +109,71 @@ def test_a_study_no_node_can_hold_is_refused_before_anything_runs(study_dir):
     experiment = client.get_experiment_by_name("tiny")
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
     assert not list((study_dir / "runs").glob("tiny/*/checkpoints"))
+
+
+def test_the_machine_node_looks_for_gpus_only_where_a_trial_asks_for_one(monkeypatch):
+    import os
+
+    from runners import feasibility
+
+    def no_search():
+        raise AssertionError("GPUs looked for")
+
+    monkeypatch.setattr(feasibility, "machine_gpus", no_search)
+    assert feasibility.machine_node([a_trial("ok", cpus=2)]) == {"CPU": float(os.cpu_count())}
+    monkeypatch.setattr(feasibility, "machine_gpus", lambda: 3)
+    assert feasibility.machine_node([a_trial("ok"), a_trial("eab", gpus=1)]) == {
+        "CPU": float(os.cpu_count()),
+        "GPU": 3.0,
+    }
+    monkeypatch.setattr(feasibility, "machine_gpus", lambda: None)
+    assert feasibility.machine_node([a_trial("eab", gpus=1)]) is None
+
+
+def test_ray_finds_no_gpu_where_none_is_visible(monkeypatch):
+    """Ray's own detection, with every device hidden: 0 on any machine (on a GPU machine, the GPUs counted)."""
+    from runners.feasibility import machine_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert machine_gpus() == 0
+
+
+def test_no_gpu_kind_known_to_ray_is_no_gpu_and_a_ray_without_the_internals_is_unknown(monkeypatch):
+    from ray._private import accelerators
+
+    from runners.feasibility import machine_gpus
+
+    monkeypatch.setattr(accelerators, "get_accelerator_manager_for_resource", lambda name: None)
+    assert machine_gpus() == 0
+    monkeypatch.delattr(accelerators, "get_accelerator_manager_for_resource")
+    assert machine_gpus() is None
+
+
+@pytest.mark.parametrize(("gpus", "warned"), [(0, True), (1, False), (None, False)])
+def test_the_dry_run_warning_names_what_this_machine_cannot_hold(monkeypatch, gpus, warned):
+    from runners import feasibility
+
+    monkeypatch.setattr(feasibility, "machine_gpus", lambda: gpus)
+    said = feasibility.dry_run_warning([a_trial("ok"), a_trial("eab", gpus=1)])
+    if not warned:
+        assert said is None
+        return
+    assert said.startswith("warning: the run would stop before any trial: some trials can never start on this ")
+    assert "0 GPUs): row eab asks per trial 1 CPU and 1 GPU" in said
+
+
+@pytest.mark.parametrize("address", [None, "10.0.0.1:6379"])
+def test_a_dry_run_says_what_the_local_ray_would_refuse(study_dir, capsys, address):
+    """4096 CPUs per trial, which no machine running this has: the dry run prints its plan and says the run
+    would stop (exit 0: it only tells); with --address the cluster's nodes are not known yet, nothing is said."""
+    from runners.run import main
+
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base", "overrides": []}]))
+    extra = ["--address", address] if address else []
+    assert main(cli_args(study_dir, spec, "resources.cpus=4096", "--dry-run", *extra)) == 0
+    out = capsys.readouterr()
+    assert "tiny/base/seed0" in out.out
+    warned = "warning: the run would stop before any trial: some trials can never start on this machine's Ray"
+    assert (warned in out.err and "row base asks per trial 4096 CPUs" in out.err) is (address is None)
+    assert main(cli_args(study_dir, spec, "--dry-run")) == 0
+    assert "would stop" not in capsys.readouterr().err
