@@ -88,6 +88,7 @@ class StudySession:
         self.tracker = self.lease = None
         self.todo: list[Trial] = []
         self.rerun_begun: int | None = None  # with --rerun: when the rerun began (Unix ms)
+        self.rerun_began_here = False  # with --rerun: this invocation began it (not going on with one)
         self.writer: BufferedTracker | None = None  # the MLflow writes of ``run``
         self.claims = None  # the trial keys this driver claims (``runners.claims.KeyClaims``), once it holds the lease
         self.reads = StoreReads(uri)  # the store's reads kept until it changes
@@ -122,7 +123,7 @@ class StudySession:
                 if not self.todo:  # a new store and nothing to train (a plan without trials)
                     return self.end_rerun(self.finish_cached())
             if not self.resources_fit():
-                return EXIT_BAD_INPUT
+                return self.undo_rerun(EXIT_BAD_INPUT)
             return self.end_rerun(self.run(pool.submit(self.prepare_runs)))
         except Stopped as stop:
             signals.ignore()
@@ -254,7 +255,7 @@ class StudySession:
             return
         since, going_on = tracker.begin_rerun(self.rerun_keys)
         tracker.mark_cached(self.trials, rerun=True, rerun_since=since)
-        self.rerun_begun = since
+        self.rerun_begun, self.rerun_began_here = since, not going_on
         if going_on:
             done = sum(t.state == TrialState.CACHED for t in self.trials)
             began = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since / 1000))
@@ -267,6 +268,14 @@ class StudySession:
     def end_rerun(self, status: int) -> int:
         """Clears the study's ``--rerun`` once every trial it planned has finished; returns ``status``."""
         if self.rerun_begun is not None and status == EXIT_OK:
+            self.tracker.end_rerun(self.rerun_keys)
+        return status
+
+    def undo_rerun(self, status: int) -> int:
+        """Clears a ``--rerun`` this invocation began when it ends before any trial started (refused): the next
+        ``--rerun`` begins anew, instead of going on with one that trained nothing (whose begin would count a
+        trial a plain run resumed to its end meanwhile as trained again). Returns ``status``."""
+        if self.rerun_begun is not None and self.rerun_began_here:
             self.tracker.end_rerun(self.rerun_keys)
         return status
 

@@ -508,6 +508,46 @@ def test_a_rerun_run_again_keeps_what_it_trained_again_and_ends_once_all_finishe
         fourth.close()
 
 
+def test_a_refused_rerun_is_undone_and_one_it_went_on_with_is_kept(store, tmp_path, monkeypatch, capsys):
+    """A ``--rerun`` refused before any trial (trials the local Ray cannot hold) leaves no rerun begun: the next
+    ``--rerun`` begins anew (with one left begun, it would count a trial a plain run resumed to its end meanwhile
+    as trained again). A refused invocation that went on with an earlier rerun leaves that one as it was."""
+    import runners.session
+    from runners.session import EXIT_BAD_INPUT, EXIT_FAILED_TRIALS
+
+    monkeypatch.setattr(runners.session, "start_ray", lambda address: None)
+    monkeypatch.setattr(runners.session, "_node_resources", lambda: [{"CPU": 2.0}])
+    monkeypatch.setattr(runners.session, "use_local_ray_settings", lambda: True)
+    monkeypatch.setattr(runners.session.signals, "install", lambda: None)  # no process-wide handlers in a test
+
+    def rerun_session(gpus: int):
+        trials = [a_trial("base", key="kb"), a_trial("eab", key="ke")]
+        trials = [replace(t, config={**t.config, "resources": {"gpus": gpus}}) for t in trials]
+        session = session_of(store, tmp_path, trials)
+        session.args.rerun = True
+        return session
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    for row, key in (("base", "kb"), ("eab", "ke")):
+        tracker.finish_trial(tracker.open_trial(a_trial(row, key=key), {}, rerun=False), {"top1": 1.0}, None, "")
+    assert rerun_session(gpus=1).execute() == EXIT_BAD_INPUT
+    assert "some trials can never start" in capsys.readouterr().err
+    again = rerun_session(gpus=0)
+    again.open()
+    assert "going on" not in capsys.readouterr().out
+    base = again.trials[0]  # trained again, then the driver stops
+    again.tracker.finish_trial(again.tracker.open_trial(base, {}, rerun=True), {"top1": 2.0}, None, "")
+    again.end_rerun(EXIT_FAILED_TRIALS)
+    again.close()
+    assert rerun_session(gpus=1).execute() == EXIT_BAD_INPUT  # goes on with that rerun, then refused
+    capsys.readouterr()
+    third = rerun_session(gpus=0)
+    third.open()
+    assert [t.state for t in third.trials] == [TrialState.CACHED, TrialState.NEW]
+    assert "going on with the --rerun begun at" in capsys.readouterr().out
+    third.close()
+
+
 def test_a_rerun_keeps_a_trial_it_resumed_to_its_end_and_reruns_of_other_rows_end_apart(store, tmp_path, capsys):
     """A trial whose run a driver left KILLED before the rerun is resumed by it (its run keeps its first start)
     and finished: run again, the rerun keeps it. A rerun of other rows (``--rows``) that finishes ends only its
