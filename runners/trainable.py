@@ -150,19 +150,14 @@ def _run_ddp(trial: dict[str, Any]) -> dict[str, Any] | None:
     ``events.jsonl`` is kept across attempts: a retry reports the earlier epochs again and the driver logs
     each epoch once.
     """
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
-    res = trial["config"]["resources"]
     workdir = Path(trial["workdir"])
     trainer = TorchTrainer(
         _ddp_worker,
         train_loop_config=trial,
-        scaling_config=ScalingConfig(
-            num_workers=res["workers"],
-            use_gpu=res.get("gpus", 0) > 0,
-            resources_per_worker={"CPU": res.get("cpus", 1), "GPU": res.get("gpus", 0)},
-        ),
+        scaling_config=scaling_config(trial["config"]["resources"]),
         run_config=RunConfig(
             name=f"ddp-{trial['key']}",
             storage_path=str(workdir / "ray_train"),
@@ -184,6 +179,27 @@ def _run_ddp(trial: dict[str, Any]) -> dict[str, Any] | None:
         tune.report({FINAL_KEY: 1.0, "failed": 1.0})
         return None
     return final
+
+
+def scaling_config(res: dict[str, Any]):
+    """Ray Train's ``ScalingConfig`` of a DDP trial's workers (``resources``: ``workers`` of ``cpus`` and ``gpus``
+    each). Under Train v1 (``RAY_TRAIN_V2_ENABLED=0``) its trainer actor would hold a CPU of its own beside rank
+    0's, which neither the trial's demand nor the check that a node holds it count (``runners.demand``): it holds
+    none (it only waits on the workers), as Train v2's controller does."""
+    from ray.train import ScalingConfig
+
+    try:
+        from ray.train.v2._internal.constants import is_v2_enabled
+
+        v1 = not is_v2_enabled()
+    except ImportError:  # a Ray without Train v2
+        v1 = True
+    return ScalingConfig(
+        num_workers=res["workers"],
+        use_gpu=res.get("gpus", 0) > 0,
+        resources_per_worker={"CPU": res.get("cpus", 1), "GPU": res.get("gpus", 0)},
+        **({"trainer_resources": {"CPU": 0}} if v1 else {}),
+    )
 
 
 def _report_events(path: Path, offset: int) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from runners import trainable
 from runners.epochs import FINAL_KEY
+from tests.runners.conftest import REPO
 
 
 @pytest.fixture
@@ -74,3 +76,27 @@ def test_a_ddp_trial_reports_its_epochs_and_ends_as_soon_as_its_workers_end(tmp_
     trial = {"config": {"resources": {"workers": 2, "cpus": 1}}, "workdir": str(tmp_path), "key": "k0"}
     assert trainable._run_ddp(trial) == {"top1": 50.0}
     assert reported == [{"epoch": 1, "train_loss": 0.5}]
+
+
+def test_a_ddp_trial_holds_its_workers_resources_only_under_train_v1_and_v2():
+    """Train v1 (``RAY_TRAIN_V2_ENABLED=0``) would add a CPU for its trainer to rank 0's bundle, which the trial's
+    demand and the check that a node can hold it do not count: the trainer holds none, as under v2 (in-process
+    here: v2 accepts no ``trainer_resources``)."""
+    import subprocess
+    import sys
+
+    from runners.demand import trial_demand
+    from runners.trainable import scaling_config
+
+    res = {"workers": 2, "cpus": 2, "gpus": 0}
+    assert scaling_config(res).trainer_resources is None  # Train v2, the default
+    probe = (
+        "from runners.trainable import scaling_config\n"
+        "pgf = scaling_config({'workers': 2, 'cpus': 2, 'gpus': 0}).as_placement_group_factory()\n"
+        "print(pgf.required_resources)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env={**os.environ, "RAY_TRAIN_V2_ENABLED": "0", "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == str(trial_demand({"resources": res})), out.stderr[-2000:]
