@@ -125,6 +125,8 @@ def escape_latex(text: str) -> str:
         named = ", ".join(f"{ch!r} (U+{ord(ch):04X}, {unicodedata.name(ch, 'unnamed')})" for ch in unset)
         warnings.warn(f"LaTeX: {named} in {text!r} has no LaTeX form here; written as '?'", stacklevel=2)
     escaped = "".join(_SPECIAL.get(ch) or (ch if _settable(ch) else "?") for ch in text)
+    if escaped.startswith("["):  # after ``\\`` or ``\midrule`` a leading [ would open an optional argument
+        escaped = "{[}" + escaped[1:]
     return _MINUS_BEFORE_DIGIT.sub(r"$-$", escaped)
 
 

@@ -17,6 +17,7 @@ read through ``read_runs`` and ``study_runs``, which it keeps while the store is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -33,7 +34,7 @@ from reports.latex import latex_document, render_latex
 from reports.markdown import render_markdown
 from reports.results import compared_metrics, results_frame, row_results
 from reports.scores import download_scores, mean_per_class_accuracy
-from reports.select import Selection, select_runs
+from reports.select import Selection, select_runs, tag_text
 from reports.table import Table, build_table
 from study.find import find_spec
 from study.mlflow_schema import DEFAULT_TRACKING_URI, default_tracking_uri
@@ -165,12 +166,26 @@ def select_columns(
     if not spec.datasets:
         return {"": select_runs(spec, trials, dataset, code_version, _column_keys(keys, ""))}
     tagged = trials["column"].fillna("")
-    return {
+    selections = {
         column: select_runs(
             spec.on_dataset(column), trials[tagged == column], dataset, code_version, _column_keys(keys, column)
         )
         for column in spec.datasets
     }
+    return _with_columnless(selections, trials[~tagged.isin(spec.datasets)], list(spec.datasets))
+
+
+def _with_columnless(selections: dict[str, Selection], runs: pd.DataFrame, columns: list[str]) -> dict:
+    """The selections, the runs of no dataset column of the spec (untagged, or another column) named among the
+    first column's exclusions (its notes, the CSV's ``excluded_because``): none left out without a word."""
+    if runs.empty:
+        return selections
+    first = selections[columns[0]]
+    reasons = [
+        f"dataset column {tag_text(c)}, which is not one of the spec's ({', '.join(columns)})" for c in runs["column"]
+    ]
+    excluded = pd.concat([first.excluded, runs.assign(reason=reasons)], ignore_index=True)
+    return {**selections, columns[0]: dataclasses.replace(first, excluded=excluded)}
 
 
 def _column_keys(keys: Mapping[tuple[str, str, int], str] | None, column: str) -> dict[tuple[str, int], str] | None:

@@ -1,11 +1,13 @@
 """Which runs make up a table: runs that belong together, and one run per (row, seed).
 
-Runs are only compared when they share the spec's evaluation protocol, the dataset and the code version.
-The dataset and code version are those of the group with the most FINISHED runs (ties: the newest run)
-unless the caller pins them. Every run left out is listed with the reason, so nothing is dropped silently;
+Runs are only compared when they share the spec's evaluation protocol, the dataset, the data it was read as
+(its fingerprint: the annotations and videos a trial trained and tested on) and the code version. The dataset,
+fingerprint and code version are those of the group with the most FINISHED runs (ties: the newest run) unless
+the caller pins them. Every run left out is listed with the reason, so nothing is dropped silently;
 the only runs left out without a word are older FAILED/KILLED/RUNNING attempts of a (row, seed) that a
 later choice supersedes, and FINISHED runs a ``--rerun`` superseded (tag ``ean.superseded_by`` naming a
-FINISHED run that is there). For each (row, seed) the newest FINISHED run is chosen; if none finished, the
+FINISHED run that is there); a newer attempt that did not finish (a failed ``--rerun``) is named, its cell
+showing the older result. For each (row, seed) the newest FINISHED run is chosen; if none finished, the
 newest run of any status (it marks the cell as failed, running or killed). Other older FINISHED runs of a
 (row, seed) should not exist; where they do, they are left out of the table but listed in
 ``Selection.duplicates`` (``describe_duplicates`` words them for the table's notes). A FINISHED run of an
@@ -109,6 +111,7 @@ def select_runs(
     stale = _stale_evaluations(spec, compatible) | _stale_ensembles(spec, compatible)
     excluded += stale.items()
     compatible = [rec for rec in compatible if rec["_index"] not in stale]
+    excluded += _newer_unfinished(compatible)
     excluded.sort()
     return Selection(
         chosen=trials.loc[_newest_per_trial(spec, compatible)].reset_index(drop=True),
@@ -204,7 +207,7 @@ def _spec_mismatch(spec: StudySpec, rec: dict) -> str | None:
     row = spec.row(rec["row"])
     wanted, where = (row.protocol.tag, "this row") if row.protocol else (spec.protocol.tag, "this table")
     if rec["protocol"] != wanted:
-        return f"protocol {_shown(rec['protocol'])} ({where}: {wanted}, clips x crops)"
+        return f"protocol {tag_text(rec['protocol'])} ({where}: {wanted}, clips x crops)"
     return None
 
 
@@ -216,27 +219,39 @@ def _key_mismatch(rec: dict, keys: Mapping[tuple[str, int], str]) -> str | None:
 
 
 def _main_group(records: list[dict], dataset: str | None, code_version: str | None) -> tuple:
-    """(dataset, code_version) of the table: pinned values, else the group with the most finished runs."""
+    """(dataset, code_version, data fingerprint) of the table: pinned values, else those of the group with the
+    most finished runs."""
     pool = [
         r
         for r in records
         if (dataset is None or r["dataset"] == dataset) and (code_version is None or r["code_version"] == code_version)
     ]
     if not pool:
-        return dataset, code_version
-    finished = Counter((r["dataset"], r["code_version"]) for r in pool if r["status"] == S.STATUS_FINISHED)
+        return dataset, code_version, None
+    finished = Counter(_group_of(r) for r in pool if r["status"] == S.STATUS_FINISHED)
     newest = {}
     for r in pool:  # records are oldest first, so the last one seen is the newest
-        newest[(r["dataset"], r["code_version"])] = r["start_time"]
+        newest[_group_of(r)] = r["start_time"]
     return max(newest, key=lambda g: (finished[g], newest[g]))
 
 
+def _group_of(rec: dict) -> tuple:
+    """(dataset, code_version, data fingerprint) of a run; a missing fingerprint (a run older than the tag) None."""
+    fingerprint = rec.get("data_fingerprint")
+    return rec["dataset"], rec["code_version"], None if tag_text(fingerprint) == "(untagged)" else fingerprint
+
+
 def _group_mismatch(rec: dict, group: tuple) -> str | None:
-    dataset, code_version = group
+    dataset, code_version, fingerprint = group
     if rec["dataset"] != dataset:
-        return f"dataset {_shown(rec['dataset'])} (this table: {_shown(dataset)})"
+        return f"dataset {tag_text(rec['dataset'])} (this table: {tag_text(dataset)})"
     if rec["code_version"] != code_version:
-        return f"code version {_shown(rec['code_version'])} (this table: {_shown(code_version)})"
+        return f"code version {tag_text(rec['code_version'])} (this table: {tag_text(code_version)})"
+    if _group_of(rec)[2] != fingerprint:
+        return (
+            f"data fingerprint {tag_text(rec.get('data_fingerprint'))} (this table: {tag_text(fingerprint)}): trained "
+            "or tested on other data (its annotations or videos changed)"
+        )
     return None
 
 
@@ -255,6 +270,19 @@ def _chosen(records: list[dict]) -> dict[tuple[str, int], dict]:
         if held is None or rec["status"] == S.STATUS_FINISHED or held["status"] != S.STATUS_FINISHED:
             chosen[key] = rec
     return chosen
+
+
+def _newer_unfinished(records: list[dict]) -> list[tuple[int, str]]:
+    """The attempts of a (row, seed) newer than its chosen FINISHED run that did not finish (a ``--rerun`` that
+    failed, was stopped or is running): its cell shows the older result, said so (index, reason)."""
+    chosen = _chosen(records)
+    return [
+        (rec["_index"], "a newer attempt that has not FINISHED (the table shows the older FINISHED run)")
+        for rec in records
+        if rec["status"] != S.STATUS_FINISHED
+        and (held := chosen[(rec["row"], int(rec["seed"]))])["status"] == S.STATUS_FINISHED
+        and rec["_index"] > held["_index"]
+    ]
 
 
 def _stale_evaluations(spec: StudySpec, records: list[dict]) -> dict[int, str]:
@@ -336,6 +364,6 @@ def _duplicates(spec: StudySpec, records: list[dict]) -> tuple[Duplicate, ...]:
     )
 
 
-def _shown(value) -> str:
+def tag_text(value) -> str:
     """A tag value for a message; a missing tag reads "(untagged)"."""
     return "(untagged)" if value is None or (isinstance(value, float) and pd.isna(value)) or value == "" else str(value)

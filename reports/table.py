@@ -315,7 +315,10 @@ def _measured_columns(spec: StudySpec, names, paper_cols: list[str], part: _Part
 
 
 def _tail_columns(delta_metrics: tuple, group: str, k: int) -> list[Column]:
-    cols = [Column(m, f"Δ{SHORT_NAMES[m]} (95% CI)", group, kind=ColumnKind.DELTA, part=k) for m in delta_metrics]
+    cols = [  # a cost's Δ is one network's against another's: no interval
+        Column(m, f"Δ{SHORT_NAMES[m]}" + ("" if m in COSTS else " (95% CI)"), group, kind=ColumnKind.DELTA, part=k)
+        for m in delta_metrics
+    ]
     return [*cols, Column(SEEDS_COLUMN, "Seeds", group, kind=ColumnKind.SEEDS, part=k)]
 
 
@@ -395,7 +398,8 @@ def _delta_cell(res: RowResult, metric: str, decimals: int) -> Cell:
         return Cell(f"{signed(d.mean, decimals)} (1 seed)")
     places = _interval_decimals(d.low, d.high, decimals)
     text = f"{signed(d.mean, places)} [{signed(d.low, places)}, {signed(d.high, places)}]"
-    return Cell(text, mark="*" if d.excludes_zero else "")
+    fewer = f" ({d.n} seeds)" if d.n < res.summaries[metric].n else ""  # the baseline lacks seeds the mean has
+    return Cell(text + fewer, mark="*" if d.excludes_zero else "")
 
 
 def _interval_decimals(low: float, high: float, decimals: int, most: int = 3) -> int:

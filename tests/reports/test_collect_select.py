@@ -159,6 +159,26 @@ def test_tie_goes_to_the_newest_group_and_failed_runs_give_way_to_finished(fixtu
     assert list(sel.chosen["run_id"]) == ["r2"]
 
 
+def test_runs_of_other_data_are_never_compared_with_the_table(fixture_store):
+    """A row trained again on changed annotations (another data fingerprint) is left out, named, not compared
+    with rows trained on the old data; the group with the most finished runs wins, and runs older than the tag
+    are one group."""
+    _, spec = fixture_store
+    records = [{**_record(i, row, seed), "data_fingerprint": "fp1"} for i, (row, seed) in enumerate(
+        [("only_soitr", 0), ("only_soitr", 1), ("eab", 1)], start=1)]  # fmt: skip
+    records += [{**_record(4, "eab", 0), "data_fingerprint": "fp2"}, {**_record(5, "s_block", 0)}]
+    sel = select_runs(spec, runs_frame(records))
+    assert set(sel.chosen["run_id"]) == {"r1", "r2", "r3"}
+    assert dict(zip(sel.excluded["run_id"], sel.excluded["reason"], strict=True)) == {
+        "r4": "data fingerprint fp2 (this table: fp1): trained or tested on other data (its annotations or videos "
+        "changed)",
+        "r5": "data fingerprint (untagged) (this table: fp1): trained or tested on other data (its annotations or "
+        "videos changed)",
+    }
+    untagged = [{k: v for k, v in r.items() if k != "data_fingerprint"} for r in records]
+    assert select_runs(spec, runs_frame(untagged)).excluded.empty
+
+
 def test_runs_without_tags_are_excluded_and_called_untagged(fixture_store):
     _, spec = fixture_store
     records = [_record(1, "only_soitr", 0), _record(2, "only_soitr", 1), _record(3, "s_block", 0, dataset=None)]
@@ -183,7 +203,7 @@ def test_duplicate_finished_runs_of_a_row_and_seed_are_listed(fixture_store):
         _record(1, "eab", 0),
         _record(2, "only_soitr", 0),
         _record(3, "eab", 0),  # a second FINISHED run of eab seed 0: chosen, the older one is a duplicate
-        _record(4, "eab", 0, status="FAILED"),  # newer but failed: neither chosen nor a duplicate
+        _record(4, "eab", 0, status="FAILED"),  # newer but failed: neither chosen nor a duplicate, named
         _record(5, "eab", 0, protocol="10x3"),  # excluded for its protocol: not a duplicate either
         _record(6, "eab", 1),
     ]
@@ -198,7 +218,10 @@ def test_duplicate_finished_runs_of_a_row_and_seed_are_listed(fixture_store):
         "also r1 (2 configurations: their trial keys differ, e.g. a command-line override; "
         "the table the study's own command prints, python -m runners.run STUDY, shows the spec's)"
     )
-    assert list(sel.excluded["run_id"]) == ["r5"]
+    assert dict(zip(sel.excluded["run_id"], sel.excluded["reason"], strict=True)) == {
+        "r4": "a newer attempt that has not FINISHED (the table shows the older FINISHED run)",  # a failed --rerun
+        "r5": "protocol 10x3 (this table: 1x1, clips x crops)",
+    }
     lines = describe_duplicates(sel, {r.id: r.label for r in spec.rows})
     assert lines == ["2 FINISHED runs of +EAB seed 0: the newest (run r3) is shown; also r1"]
 

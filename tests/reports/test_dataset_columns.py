@@ -207,3 +207,20 @@ def test_the_caption_names_each_evaluation_rows_protocol_beside_the_studys():
     spec = parse_spec({**SPEC, "datasets": None, "rows": rows, "baseline": None} | {"overrides": []})
     table = build_table(spec, select_columns(spec, _runs().iloc[:0]), generated="2025-01-01 00:00 UTC")
     assert "protocol 1x1 (EAN16F, row base_2: 2x1) (clips x crops)" in table.caption
+
+
+def test_runs_of_no_dataset_column_are_named_not_dropped():
+    """A run without a column tag, or of a column the spec no longer has, is in no column's cells: the first
+    column's notes name it (and the CSV's ``excluded_because``), with the spec's columns."""
+    spec = spec_with()
+    odd = _runs().iloc[:2].assign(run_id=["untagged", "gone"], column=[None, "kinetics400"])
+    chosen = select_columns(spec, pd.concat([_runs(), odd], ignore_index=True))
+    assert all(len(s.chosen) == 4 for s in chosen.values())
+    first = chosen["something_v1"].excluded
+    assert dict(zip(first["run_id"], first["reason"], strict=True)) == {
+        "untagged": "dataset column (untagged), which is not one of the spec's (something_v1, something_v2)",
+        "gone": "dataset column kinetics400, which is not one of the spec's (something_v1, something_v2)",
+    }
+    assert chosen["something_v2"].excluded.empty
+    table = build_table(spec, chosen, generated="2025-01-01 00:00 UTC")
+    assert any("which is not one of the spec's" in n.text and "seed 0" in n.text for n in table.notes)

@@ -48,6 +48,7 @@ def test_escape_latex_special_characters():
     assert escape_latex("a\\b ~ ^") == r"a\textbackslash{}b \textasciitilde{} \textasciicircum{}"
     assert escape_latex("3×3×3 ± ✓") == r"3$\times$3$\times$3 $\pm$ $\surd$"
     assert escape_latex("+S-Block (-0.1) [-1.7, +4.6]") == r"+S-Block ($-$0.1) [$-$1.7, +4.6]"
+    assert escape_latex("[CLS] token [x]") == r"{[}CLS] token [x]"  # a cell that begins a line of the tabular
 
 
 def test_a_character_pdflatex_cannot_set_is_named_and_replaced():
@@ -66,7 +67,10 @@ def test_a_character_pdflatex_cannot_set_is_named_and_replaced():
 
 def nasty_table() -> Table:
     cols = (Column("label", f"Model {NASTY}", align="l"), Column("x", "Top1 (%)", group="Something_V1 & co"))
-    rows = (TableRow("r", (Cell(NASTY, bold=True, mark="a"), Cell("-0.5 [-1.0, +0.1]", mark="*"))),)
+    rows = (
+        TableRow("r", (Cell(NASTY, bold=True, mark="a"), Cell("-0.5 [-1.0, +0.1]", mark="*"))),
+        TableRow("s", (Cell("[CLS] token"), Cell("[+0.1, +0.2]"))),  # after \\, a [ opens no optional argument
+    )
     prov = Provenance("s", "h", (), ("c\nnewline",), (), (), (("r", ("id",)),), "today")
     return Table("nasty_1", f"Table 1: {NASTY}", NASTY, cols, rows, (Note("a", NASTY), Note("", NASTY)), prov)
 

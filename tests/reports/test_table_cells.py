@@ -80,6 +80,18 @@ def test_a_finished_seed_without_an_accuracy_is_marked_and_named():
     assert cell(table, "a", "seeds", ColumnKind.SEEDS).mark == ""
 
 
+def test_a_difference_over_fewer_seeds_than_the_rows_mean_says_how_many():
+    """The baseline's seed 2 failed: B's mean is over 3 seeds, its paired difference over 2, which it says."""
+    frame = runs(
+        ("a", 0, FINISHED, 50.0, 80.0), ("a", 1, FINISHED, 50.2, 80.0), ("a", 2, "FAILED", None, None),
+        ("b", 0, FINISHED, 50.1, 80.0), ("b", 1, FINISHED, 50.3, 80.0), ("b", 2, FINISHED, 47.0, 80.0),
+    )  # fmt: skip
+    table = table_of(a_spec(ROWS), frame)
+    assert cell(table, "b", "top1", ColumnKind.DELTA).text == "+0.1 [+0.1, +0.1] (2 seeds)"
+    full = runs(*[(row, s, FINISHED, 50.0 + s + (row == "b"), 80.0) for row in "ab" for s in range(3)])
+    assert "seeds" not in cell(table_of(a_spec(ROWS), full), "b", "top1", ColumnKind.DELTA).text
+
+
 def test_a_difference_in_params_is_in_the_columns_unit():
     frame = runs(
         *[("a", s, FINISHED, 50.0, 80.0, 30.3e6) for s in range(3)],
@@ -87,6 +99,8 @@ def test_a_difference_in_params_is_in_the_columns_unit():
     )
     table = table_of(a_spec(ROWS), frame, delta_metrics=("top1", "params"))
     assert cell(table, "b", "params", ColumnKind.DELTA).text == "+5.7M"
+    titles = [c.title for c in table.columns if c.kind is ColumnKind.DELTA]
+    assert titles == ["ΔTop1 (95% CI)", "ΔParam"]  # one network's size against another's: no interval
     assert cell(table, "b", "params", ColumnKind.MEASURED).text == "36.0M"
     frame = runs(
         *[("a", s, FINISHED, 50.0, 80.0, 30.30e6) for s in range(3)],

@@ -197,7 +197,8 @@ def test_an_interval_marked_as_excluding_zero_never_prints_a_zero_bound(diffs, s
     from reports.table import _delta_cell
 
     delta = paired_difference({seed: 50.0 + d for seed, d in enumerate(diffs)}, dict.fromkeys(range(3), 50.0))
-    cell = _delta_cell(SimpleNamespace(deltas={"top1": delta}), "top1", 1)
+    res = SimpleNamespace(deltas={"top1": delta}, summaries={"top1": SimpleNamespace(n=3)})
+    cell = _delta_cell(res, "top1", 1)
     assert delta.excludes_zero and (cell.text, cell.mark) == (shown, "*")
 
 
@@ -208,7 +209,8 @@ def test_an_interval_containing_zero_keeps_the_tables_decimals():
     from reports.table import _delta_cell
 
     delta = paired_difference({0: 50.2, 1: 49.9, 2: 50.1}, {0: 50.0, 1: 50.0, 2: 50.0})
-    cell = _delta_cell(SimpleNamespace(deltas={"top1": delta}), "top1", 1)
+    res = SimpleNamespace(deltas={"top1": delta}, summaries={"top1": SimpleNamespace(n=3)})
+    cell = _delta_cell(res, "top1", 1)
     assert not delta.excludes_zero and cell.mark == "" and cell.text == "+0.1 [-0.3, +0.4]"
 
 
