@@ -45,15 +45,18 @@ def note(path: str | Path) -> None:
 
 
 def file_signature(path: str) -> list | None:
-    """What a file or folder is now: ``["file", size, mtime]``, ``["dir", mtime]`` (entries added or removed
-    change it), or None when it is not there."""
+    """What a file or folder is now, through links: ``["file", size, mtime, inode, ctime]``, ``["dir", mtime,
+    inode, ctime]`` (entries added or removed change it), or None when it is not there. The inode and the
+    change time (which ``touch`` and ``cp -p`` cannot set) tell a file replaced by another of the same size and
+    mtime, and a link pointed elsewhere."""
     try:
         stat = os.stat(path)
     except OSError:
         return None
+    identity = [stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
     if os.path.isdir(path):
-        return ["dir", stat.st_mtime_ns]
-    return ["file", stat.st_size, stat.st_mtime_ns]
+        return ["dir", *identity]
+    return ["file", stat.st_size, *identity]
 
 
 def unchanged(files: dict[str, list | None]) -> bool:

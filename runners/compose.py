@@ -41,7 +41,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runners.cache import DiskCache
-from runners.conf_dirs import CompositionError, ConfDirs, check_conf_dirs, conf_dirs
+from runners.conf_dirs import CompositionError, ConfDirs, check_conf_dirs, conf_dirs, yaml_files
 from study.policy import override_problem, value_problems
 
 PRIMARY = "config"
@@ -119,7 +119,7 @@ def conf_digest(conf_dir: Path | Sequence[Path]) -> str:
     """The sha256 of the config folders' YAML files (names and contents), folder by folder."""
     digest = hashlib.sha256()
     for index, folder in enumerate(conf_dirs(conf_dir)):
-        for path in sorted(folder.rglob("*.yaml")):
+        for path in yaml_files(folder):
             name = str(path.relative_to(folder)) if index == 0 else f"{index}/{path.relative_to(folder)}"
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

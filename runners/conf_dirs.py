@@ -9,6 +9,7 @@ another folder's file (``shadowed_files``), and its files hold data only (``conf
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,11 +66,26 @@ def check_conf_dirs(folders: list[Path]) -> None:
         raise CompositionError("config folders may add options, not replace them: " + "; ".join(clashes))
 
 
+def yaml_files(folder: Path) -> list[Path]:
+    """The YAML files under ``folder``, sorted, through linked folders too, as Hydra reads them (``Path.rglob``
+    of Python 3.11 does not enter a linked folder: a group linked in would escape the policy check and the
+    caches); a folder linked twice is walked once."""
+    found, walked = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in walked:
+            dirs[:] = []
+            continue
+        walked.add(real)
+        found += [Path(root) / name for name in files if name.endswith(".yaml")]
+    return sorted(found)
+
+
 def shadowed_files(folders: list[Path]) -> list[str]:
     """Each config file that two of ``folders`` hold (``block/eab.yaml in A and B``): one would hide the other."""
     owners: dict[str, list[Path]] = {}
     for folder in folders:
-        for path in sorted(folder.rglob("*.yaml")):
+        for path in yaml_files(folder):
             owners.setdefault(path.relative_to(folder).as_posix(), []).append(folder)
     return [
         f"{name} is in {' and '.join(map(str, where))} (give yours another name)"
@@ -82,7 +98,7 @@ def conf_problems(conf_dir: Path) -> list[str]:
     """Every entry of the config folder's YAML files that breaks the data-only policy (``file: key: why``),
     Hydra's own node included: a group file chooses values; it neither calls resolvers nor sets Hydra."""
     found = []
-    for path in sorted(conf_dir.rglob("*.yaml")):
+    for path in yaml_files(conf_dir):
         name = path.relative_to(conf_dir)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))

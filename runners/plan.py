@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,15 @@ __all__ = [
 
 
 def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Makes the data root (and other known path keys) absolute: Ray workers do not share the cwd."""
+    """Makes the data root (and other known path keys) absolute: Ray workers do not share the cwd. A link is kept
+    as a link (not resolved): the plan cache watches the path as given, so a link pointed elsewhere is noticed."""
     data = config.get("data", {})
     for key in ("root", "frames_root"):
         if data.get(key):
-            data[key] = str((base / str(data[key])).resolve())
+            data[key] = os.path.abspath(base / str(data[key]))
     model = config.get("model", {})
     if isinstance(model.get("pretrained"), str) and model["pretrained"] not in NAMED_WEIGHTS:
-        model["pretrained"] = str((base / model["pretrained"]).resolve())
+        model["pretrained"] = os.path.abspath(base / model["pretrained"])
     return config
 
 

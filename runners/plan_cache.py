@@ -135,14 +135,14 @@ def plugin_signature(module: str) -> str:
 
 
 def tree_signature(folders: list[Path], suffixes: tuple[str, ...]) -> str:
-    """A digest of the files ending in ``suffixes`` under ``folders`` (path, size, mtime)."""
+    """A digest of the files ending in ``suffixes`` under ``folders``, linked folders too (path and
+    ``file_signature``)."""
     digest = hashlib.sha256()
     for folder in folders:
-        for root, dirs, files in os.walk(folder):
+        for root, dirs, files in os.walk(folder, followlinks=True):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(f for f in files if f.endswith(suffixes)):
-                stat = os.stat(os.path.join(root, name))
-                digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+                digest.update(f"{root}/{name}:{file_signature(os.path.join(root, name))}\n".encode())
     return digest.hexdigest()
 
 

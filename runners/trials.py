@@ -118,7 +118,8 @@ class Trial:
 def count_trials(trials: list[Trial], cache: DiskCache | None = None) -> None:
     """Sets each trial's ``counts``: Params and FLOPs (MACs) of its model, counted once per network as built
     (random weights) by ``ean.profile``, and kept in the on-disk cache (``runners.cache``) under the network's
-    identity and the code and torch versions. Trials counted already (``counts`` set) are left as they are."""
+    identity, the code (its version and its sources' digest) and torch's version. Trials counted already
+    (``counts`` set) are left as they are."""
     trials = [t for t in trials if t.counts is None]  # a plan from the plan cache may carry its counts
     if not trials:
         return
@@ -126,11 +127,13 @@ def count_trials(trials: list[Trial], cache: DiskCache | None = None) -> None:
 
     from ean.models import network_identity
     from ean.profile import profile_model, without_weights
+    from runners.code_digest import code_digest
 
     cache = cache or DiskCache("counts")
+    code = [ean.__version__, code_digest()]  # the sources themselves: an edit of a module changes its counts
     for trial in trials:
         model = without_weights(trial.config["model"])
-        key = {"network": network_identity(model), "code": ean.__version__, "torch": torch.__version__}
+        key = {"network": network_identity(model), "code": code, "torch": torch.__version__}
         counted = cache.get_or_compute(key, lambda model=model: _count(profile_model(model)))
         trial.counts = ModelCounts(params=int(counted["params"]), macs=int(counted["macs"]))
 

@@ -130,12 +130,20 @@ def weights_file(source: str, backbone_name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=64)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+def _file_digest(path: str, *version: int) -> str:
+    """The sha256 of a file's contents, once per ``version`` (size, mtime, inode, ctime: ``_version``)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _version(path: Path) -> tuple[int, ...]:
+    """What tells one version of a file from another without reading it: size, mtime, and the inode and change
+    time, which a file put in its place with the same size and mtime (``cp -p``, ``touch -r``) does not keep."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns
 
 
 def weights_identity(source: str | None, backbone_name: str) -> str | None:
@@ -146,8 +154,7 @@ def weights_identity(source: str | None, backbone_name: str) -> str | None:
     if source in NAMED_WEIGHTS:
         return f"torchvision:{torchvision_weights(source, backbone_name).name}"
     path = weights_file(source, backbone_name)
-    stat = path.stat()
-    return "sha256:" + _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[:16]
+    return "sha256:" + _file_digest(str(path.resolve()), *_version(path))[:16]
 
 
 def read_state_dict(source: str, backbone_name: str) -> dict[str, torch.Tensor]:
@@ -170,8 +177,7 @@ def read_state_dict(source: str, backbone_name: str) -> dict[str, torch.Tensor]:
 def _check_hub_hash(path: Path) -> None:
     """torch's hub convention: ``name-<first hex digits of the sha256>.pth``."""
     prefix = path.stem.rsplit("-", 1)[-1]
-    stat = path.stat()
-    if not _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns).startswith(prefix):
+    if not _file_digest(str(path.resolve()), *_version(path)).startswith(prefix):
         raise PretrainedWeightsError(f"{path}: its sha256 does not start with {prefix}; the file is damaged or other")
 
 

@@ -76,3 +76,19 @@ def test_the_download_command_names_a_damaged_file_already_there(tmp_path, monke
     assert main(["resnet18"]) == 1
     err = capsys.readouterr().err
     assert "sha256 does not start with" in err and str(path) in err and "delete it" in err and "network" not in err
+
+
+def test_a_weights_file_put_in_place_with_the_same_size_and_mtime_is_hashed_again(tmp_path):
+    """The identity (a trial key's part) of a file replaced by another of the same size with its mtime set back
+    (``cp -p``, ``touch -r``) is the new contents', not the memo of the old."""
+    import os
+
+    from ean.models.pretrained import weights_identity
+
+    path = tmp_path / "w.pt"
+    path.write_bytes(b"a" * 64)
+    first = weights_identity(str(path), "resnet50")
+    stat = path.stat()
+    path.write_bytes(b"b" * 64)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights_identity(str(path), "resnet50") != first

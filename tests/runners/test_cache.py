@@ -51,6 +51,27 @@ def test_counts_are_computed_once_per_network_then_read(tmp_path, monkeypatch):
         count_trials([dataclasses.replace(t, counts=None) for t in again], DiskCache("counts", tmp_path / "empty"))
 
 
+def test_counts_are_counted_again_after_the_code_changed(tmp_path, monkeypatch):
+    """The same network and version, other sources (an edit of a module, e.g. a layer added): counted again."""
+    spec = load_spec(find_spec("table8"))
+    trials = build_plan(spec, profile_overrides(spec, "smoke"), [], [0], tmp_path)[:1]
+    count_trials(trials, DiskCache("counts", tmp_path))
+    built: list = []
+    monkeypatch.setattr("ean.profile.profile_model", lambda model: built.append(model) or _Counted(1, 2))
+    count_trials([dataclasses.replace(trials[0], counts=None)], DiskCache("counts", tmp_path))
+    assert built == []
+    monkeypatch.setattr("runners.code_digest.code_digest", lambda: "sha256:edited")
+    again = [dataclasses.replace(trials[0], counts=None)]
+    count_trials(again, DiskCache("counts", tmp_path))
+    assert len(built) == 1 and again[0].counts.params == 1
+
+
+@dataclasses.dataclass
+class _Counted:
+    params: int
+    macs: int
+
+
 def test_a_composed_config_is_read_back_without_hydra_and_a_changed_folder_misses(tmp_path, monkeypatch):
     import shutil
 

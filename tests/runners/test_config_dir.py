@@ -9,7 +9,7 @@ import pytest
 
 from runners.cache import DiskCache
 from runners.compose import Composer, CompositionError, conf_digest
-from runners.conf_dirs import search_path, use_config_dirs
+from runners.conf_dirs import search_path, use_config_dirs, yaml_files
 from runners.run import main
 from study.locations import CONF_DIR
 from tests.runners.conftest import cli_args, tiny_spec, write_yaml
@@ -94,3 +94,31 @@ def test_the_runner_plans_a_row_of_a_user_option_with_config_dir(study_dir, caps
     assert "tiny/avg/seed0" in capsys.readouterr().out
     assert main(cli_args(study_dir, spec, "--dry-run", "--config-dir", str(study_dir / "none"))) == 2
     assert "--config-dir: no such folder" in capsys.readouterr().err
+
+
+def test_a_linked_group_folder_is_checked_and_watched_as_hydra_reads_it(tmp_path):
+    """A group folder that is a link (``conf/block -> elsewhere/block``): Hydra reads through it, so its files
+    obey the policy, may not shadow the project's, and an edit of one composes afresh (the caches see it)."""
+    from runners.plan_cache import CONFIG_SUFFIXES, tree_signature
+
+    real = user_conf(tmp_path / "elsewhere", {"block/eab_avg.yaml": AVG_EAB})
+    mine = tmp_path / "conf"
+    mine.mkdir()
+    (mine / "block").symlink_to(real / "block", target_is_directory=True)
+    (mine / "loop").symlink_to(mine, target_is_directory=True)  # a cycle is walked once
+    assert [p.relative_to(mine).as_posix() for p in yaml_files(mine)] == ["block/eab_avg.yaml"]
+    cache = DiskCache("compose", tmp_path / "cache")
+    before, signature = conf_digest([CONF_DIR, mine]), tree_signature([mine], CONFIG_SUFFIXES)
+    with Composer([CONF_DIR, mine], cache) as composer:
+        assert composer.compose(["block=eab_avg"])["model"]["block_options"]["pool"] == "avg"
+    (real / "block" / "eab_avg.yaml").write_text(AVG_EAB.replace("pool: avg", "pool: max"))
+    assert conf_digest([CONF_DIR, mine]) != before and tree_signature([mine], CONFIG_SUFFIXES) != signature
+    with Composer([CONF_DIR, mine], cache) as composer:
+        assert composer.compose(["block=eab_avg"])["model"]["block_options"]["pool"] == "max"
+    (real / "block" / "sneaky.yaml").write_text("# @package model\nblock: ${oc.env:HOME}\n")
+    with pytest.raises(CompositionError, match=r"conf breaks the data-only policy: block/sneaky.yaml"):
+        Composer([CONF_DIR, mine], cache)
+    (real / "block" / "sneaky.yaml").unlink()
+    (real / "block" / "eab.yaml").write_text(AVG_EAB)
+    with pytest.raises(CompositionError, match="block/eab.yaml is in .* and .*give yours another name"):
+        Composer([CONF_DIR, mine], cache)

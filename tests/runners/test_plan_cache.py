@@ -219,3 +219,39 @@ def test_a_dry_run_from_the_plan_cache_imports_no_torch_and_prints_the_same_plan
     assert "TORCH" in first[1].split() and "NO-TORCH" in second[1].split() and "NO-TORCH" in third[1].split()
     assert "HEAVY\n" in second[1] and "HEAVY\n" in third[1]  # neither Hydra nor MLflow nor Ray imported
     assert first[0] == second[0] == third[0] and "eab" in first[0] and "G" in first[0]  # Params and FLOPs too
+
+
+def test_a_data_root_link_pointed_elsewhere_plans_again(tmp_path, sth_v1, imagenet_v1):
+    """``data.root=cur`` where ``cur`` is a link: pointed at another dataset (other annotations), the plan is made
+    again, with that dataset's trial keys, not served with the first target's."""
+    from tests.layouts import something_v1_layout
+
+    other = something_v1_layout(tmp_path / "other")
+    (other / "train.csv").write_text("2;class 1\n")
+    link = tmp_path / "cur"
+    link.symlink_to(sth_v1, target_is_directory=True)
+    spec = load_spec(find_spec("table8"))
+    cli = ["data.root=cur"]
+    first, _ = plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    assert plan(spec, [], cli, tmp_path, tmp_path / "cache")[1]
+    link.unlink()
+    link.symlink_to(other, target_is_directory=True)
+    again, hit = plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    assert not hit and {t.key for t in again}.isdisjoint({t.key for t in first})
+    assert all(t.config["data"]["root"] == str(link) for t in again)  # the link, as given, made absolute
+
+
+def test_a_file_put_in_place_with_the_same_size_and_mtime_plans_again(tmp_path, sth_v1, imagenet_v1):
+    """An annotation file replaced by another of the same size, its mtime set back (``cp -p``, ``touch -r``):
+    its change time tells, the plan is made again with the new trial keys."""
+    spec = load_spec(find_spec("table8"))
+    cli = [f"data.root={sth_v1}"]
+    first, _ = plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    train = sth_v1 / "train.csv"
+    stat = train.stat()
+    text = train.read_text()
+    train.write_text(text.replace("1;", "2;", 1))
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert train.stat().st_size == stat.st_size and train.stat().st_mtime_ns == stat.st_mtime_ns
+    again, hit = plan(spec, [], cli, tmp_path, tmp_path / "cache")
+    assert not hit and {t.key for t in again}.isdisjoint({t.key for t in first})
