@@ -486,6 +486,7 @@ def _remarks(spec: StudySpec, parts: list[_Part], paper_cols: list, cost_paper: 
         notes += [Note("", text) for text in dict.fromkeys(_paper_note(p) for p in parts)]
     if cost_paper:
         notes.append(Note("", "Param and FLOPs show the paper's value in parentheses where it differs from ours."))
+    notes += [Note("", f"{row.label}: {row.note}") for row in spec.rows if row.note]
     by_source: dict[str, list[str]] = {}
     for row in (r for r in spec.rows if r.reference):
         by_source.setdefault(row.source, []).append(row.label)

@@ -73,7 +73,9 @@ OPTIONAL_KEYS = (
     "datasets",
 )
 ROW_REQUIRED_KEYS = ("id", "label")
-ROW_OPTIONAL_KEYS = ("overrides", "cells", "paper", "ensemble", "reference", "evaluate", "protocol", "profiles")
+ROW_OPTIONAL_KEYS = (
+    "overrides", "cells", "paper", "ensemble", "reference", "evaluate", "protocol", "profiles", "note",
+)  # fmt: skip
 #: A reference row's keys besides the measured columns: where the published result comes from.
 REFERENCE_SOURCE = "source"
 PROTOCOL_KEYS = ("clips", "crops")
@@ -126,6 +128,8 @@ class Row:
         profiles: the row's refinements of profiles (profile name -> overrides, applied after the row's own):
             what a profile must change for this row only (Table 7's Faster R-CNN row runs a random detector in
             the smoke profile, whose data the COCO weights know nothing of).
+        note: a remark on the row the table prints among its notes (``Label: note``), e.g. where the paper's
+            number comes from another setting than ours.
     """
 
     id: str
@@ -140,6 +144,7 @@ class Row:
     protocol: Protocol | None = None
     paper_on: dict[str, dict[str, float]] = field(default_factory=dict)
     profiles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    note: str = ""
 
     @property
     def trains(self) -> bool:
@@ -542,6 +547,7 @@ def _rows(value: Any, columns: list[str], others: list[str], ctx: _Ctx) -> list[
             ensemble=tuple(_str_list(data.get("ensemble", []), rctx, "ensemble", ident=True, unique=True)),
             paper_on=_paper_on(data, others, rctx),
             profiles=_profiles(data.get("profiles", {}), rctx),
+            note=_string(data.get("note", ""), rctx, "note").strip(),
             **_reference(data, others, rctx),
             **_evaluation(data, rows, rctx),
         )

@@ -10,7 +10,8 @@ from reports.markdown import render_markdown
 from reports.results import results_frame, row_results
 from reports.select import select_runs
 from reports.table import ColumnKind, build_table
-from study.spec import SpecError, parse_spec
+from study.find import find_spec
+from study.spec import SpecError, load_spec, parse_spec
 
 TSM = {
     "id": "tsm",
@@ -93,3 +94,19 @@ def test_a_reference_row_can_be_neither_baseline_nor_ensemble_member(fixture_sto
     ensemble = {"id": "en", "label": "En", "cells": TSM["cells"], "ensemble": ["tsm", "eab"]}
     with pytest.raises(SpecError, match="ensemble must name at least two earlier trained rows"):
         parse_spec({**spec.raw, "rows": [TSM, *spec.raw["rows"], ensemble]})
+
+
+def test_a_rows_note_is_printed_among_the_tables_notes(fixture_store):
+    """``note:`` on any row (Table 3's TSM8F: the paper's number comes from Kinetics pre-training, ours from
+    ImageNet) is a note of the table, ``Label: note``; a note that is not a string is refused."""
+    uri, spec = fixture_store
+    rows = [{**TSM, "note": " published with Kinetics pre-training "}, *spec.raw["rows"]]
+    noted = parse_spec({**spec.raw, "rows": rows}, source=spec.source)
+    runs = collect_runs(noted.name, uri)
+    table = build_table(noted, select_runs(noted, runs.trials), runs.study_hashes, generated="2025-01-01 00:00 UTC")
+    assert [n.text for n in table.notes if n.text.startswith("TSM:")] == ["TSM: published with Kinetics pre-training"]
+    assert "TSM: published with Kinetics pre-training" in render_markdown(table)
+    with pytest.raises(SpecError, match="note must be a string"):
+        parse_spec({**spec.raw, "rows": [{**TSM, "note": ["a"]}, *spec.raw["rows"]]})
+    table3 = load_spec(find_spec("table3"))
+    assert table3.row("tsm8f").note.startswith("the paper's 45.6 is TSM's own result, pre-trained on Kinetics")
