@@ -76,6 +76,7 @@ def make_report(
     decimals: int = 1,
     dataset: str | None = None,
     code_version: str | None = None,
+    data_fingerprint: str | None = None,
     generated: dt.datetime | str | None = None,
     keys: Mapping[tuple[str, str, int], str] | None = None,
     runs: StudyRuns | None = None,
@@ -94,6 +95,7 @@ def make_report(
         decimals: decimals of accuracies.
         dataset: use only runs of this dataset (default: the one with the most finished runs).
         code_version: use only runs of this code version (default: as for ``dataset``).
+        data_fingerprint: use only runs on data of this fingerprint (default: as for ``dataset``).
         generated: the date in the provenance; ``None``: now.
         keys: (row, dataset column or "", seed) -> the trial key an invocation planned (the driver's report):
             a cell shows only runs of its key (``reports.select.select_runs``); ``None``: the newest run.
@@ -115,11 +117,11 @@ def make_report(
     tracking_uri = tracking_uri or default_tracking_uri()
     out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
     runs = runs if runs is not None else collect_runs(spec.name, tracking_uri)
-    _check_pinned(spec.name, runs.trials, dataset=dataset, code_version=code_version)
+    _check_pinned(spec.name, runs.trials, dataset=dataset, code_version=code_version, data_fingerprint=data_fingerprint)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the report writes several files into a folder")
     out.mkdir(parents=True, exist_ok=True)
-    selections = select_columns(spec, runs.trials, dataset, code_version, keys)
+    selections = select_columns(spec, runs.trials, dataset, code_version, keys, data_fingerprint)
     selection = next(iter(selections.values()))  # the figures': the first dataset's
     if paper is None and any(s.dataset == SYNTHETIC for s in selections.values()):
         paper = False
@@ -142,7 +144,8 @@ def make_report(
 
 
 def _check_pinned(study: str, trials: pd.DataFrame, **pinned: str | None) -> None:
-    """ValueError when a pinned ``dataset`` or ``code_version`` has no run of the study (naming those there)."""
+    """ValueError when a pinned ``dataset``, ``code_version`` or ``data_fingerprint`` has no run of the study
+    (naming those there)."""
     for column, value in pinned.items():
         if value is None:
             continue
@@ -158,17 +161,23 @@ def select_columns(
     dataset: str | None = None,
     code_version: str | None = None,
     keys: Mapping[tuple[str, str, int], str] | None = None,
+    data_fingerprint: str | None = None,
 ) -> dict[str, Selection]:
     """The runs of each dataset column (``{"": selection}`` for a study of one dataset): a column's runs are those
     tagged with it (``ean.column``), chosen as in a table of that dataset (``reports.select.select_runs``);
-    ``dataset`` and ``code_version`` restrict every column (``--dataset synthetic``: its smoke runs only), and
-    ``keys`` (row, column, seed -> trial key) each cell."""
+    ``dataset``, ``code_version`` and ``data_fingerprint`` restrict every column (``--dataset synthetic``: its
+    smoke runs only), and ``keys`` (row, column, seed -> trial key) each cell."""
     if not spec.datasets:
-        return {"": select_runs(spec, trials, dataset, code_version, _column_keys(keys, ""))}
+        return {"": select_runs(spec, trials, dataset, code_version, _column_keys(keys, ""), data_fingerprint)}
     tagged = trials["column"].fillna("")
     selections = {
         column: select_runs(
-            spec.on_dataset(column), trials[tagged == column], dataset, code_version, _column_keys(keys, column)
+            spec.on_dataset(column),
+            trials[tagged == column],
+            dataset,
+            code_version,
+            _column_keys(keys, column),
+            data_fingerprint,
         )
         for column in spec.datasets
     }
@@ -177,7 +186,8 @@ def select_columns(
 
 def _with_columnless(selections: dict[str, Selection], runs: pd.DataFrame, columns: list[str]) -> dict:
     """The selections, the runs of no dataset column of the spec (untagged, or another column) named among the
-    first column's exclusions (its notes, the CSV's ``excluded_because``): none left out without a word."""
+    first column's exclusions as about the whole table (a note of the table, the CSV's ``excluded_because``):
+    none left out without a word."""
     if runs.empty:
         return selections
     first = selections[columns[0]]
@@ -185,7 +195,8 @@ def _with_columnless(selections: dict[str, Selection], runs: pd.DataFrame, colum
         f"dataset column {tag_text(c)}, which is not one of the spec's ({', '.join(columns)})" for c in runs["column"]
     ]
     excluded = pd.concat([first.excluded, runs.assign(reason=reasons)], ignore_index=True)
-    return {**selections, columns[0]: dataclasses.replace(first, excluded=excluded)}
+    first = dataclasses.replace(first, excluded=excluded, table_wide=first.table_wide | set(reasons))
+    return {**selections, columns[0]: first}
 
 
 def _column_keys(keys: Mapping[tuple[str, str, int], str] | None, column: str) -> dict[tuple[str, int], str] | None:
@@ -341,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decimals", type=int, default=1, help="decimals of accuracies (default: 1)")
     p.add_argument("--dataset", help="use only runs of this dataset (default: the one with most finished runs)")
     p.add_argument("--code-version", help="use only runs of this code version (default: as for --dataset)")
+    p.add_argument(
+        "--data-fingerprint", help="use only runs on data of this fingerprint (sha256:...; default: as for --dataset)"
+    )
     return p
 
 
@@ -362,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             decimals=args.decimals,
             dataset=args.dataset,
             code_version=args.code_version,
+            data_fingerprint=args.data_fingerprint,
         )
     except (SpecError, StudyNotFoundError, ValueError, TrackingUnreachable) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -60,6 +60,8 @@ class Selection:
         dataset: the dataset registry name of the chosen runs (``None`` when there are none).
         code_version: the code version of the chosen runs (``None`` when there are none).
         duplicates: each (row, seed) with more than one compatible FINISHED run, in spec order.
+        table_wide: the reasons in ``excluded`` that concern the whole table, not this selection's dataset column
+            (a run of no column of the spec).
     """
 
     chosen: pd.DataFrame
@@ -68,6 +70,7 @@ class Selection:
     dataset: str | None
     code_version: str | None
     duplicates: tuple[Duplicate, ...] = ()
+    table_wide: frozenset[str] = frozenset()
 
     def run(self, row: str, seed: int) -> dict | None:
         """The chosen run of (row, seed) as a dict of the tidy columns, or ``None`` if it has none."""
@@ -81,6 +84,7 @@ def select_runs(
     dataset: str | None = None,
     code_version: str | None = None,
     keys: Mapping[tuple[str, int], str] | None = None,
+    data_fingerprint: str | None = None,
 ) -> Selection:
     """Chooses the runs of a table from all trial runs of its study.
 
@@ -89,9 +93,12 @@ def select_runs(
         trials: the tidy runs table from ``reports.collect``.
         dataset: keep only runs of this dataset; ``None`` picks the group with the most finished runs.
         code_version: keep only runs of this code version; ``None`` picks as for ``dataset``.
+        data_fingerprint: keep only runs on data of this fingerprint; ``None`` picks as for ``dataset``.
         keys: (row, seed) -> the trial key an invocation planned for it (the driver's report): only runs of
             that key fill the cell, so runs of another configuration (a command-line override, another code
-            version) are left out, listed; a (row, seed) not in ``keys`` takes its newest run as without.
+            version) are left out, listed; a (row, seed) not in ``keys`` takes its newest run as without. The
+            table's group (dataset, code version, data fingerprint) is then that of the planned cells' runs:
+            rows trained again on changed data (``--rows``) show, the others' older runs are named.
 
     Returns:
         The chosen and the excluded runs, and the (row, seed)s with more than one FINISHED run.
@@ -103,7 +110,8 @@ def select_runs(
     for rec in records:
         reason = _spec_mismatch(spec, rec) or _key_mismatch(rec, keys or {})
         (excluded.append((rec["_index"], reason)) if reason else candidates.append(rec))
-    group = _main_group(candidates, dataset, code_version)
+    planned = [r for r in candidates if (r["row"], int(r["seed"])) in (keys or {})]  # they decide the group
+    group = _main_group(planned or candidates, dataset, code_version, data_fingerprint)
     compatible = []
     for rec in candidates:
         reason = _group_mismatch(rec, group)
@@ -123,16 +131,19 @@ def select_runs(
     )
 
 
-def describe_exclusions(selection: Selection, labels: dict[str, str]) -> list[str]:
+def describe_exclusions(selection: Selection, labels: dict[str, str], table_wide: bool | None = None) -> list[str]:
     """One sentence per reason, naming the runs, e.g. ``"protocol 10x3 (this table: 1x1): +EAB seed 0"``.
 
     Args:
         selection: the selection.
         labels: printed label by row id (rows not in the spec are named by their id).
+        table_wide: only the reasons about the whole table (True), only the others (False), or all (None).
     """
     lines = []
     ex = selection.excluded
     for reason in dict.fromkeys(ex["reason"]):
+        if table_wide is not None and (reason in selection.table_wide) is not table_wide:
+            continue
         runs = ex[ex["reason"] == reason]
         names = [_run_label(r, labels) for r in runs.to_dict("records")]
         count = f"{len(names)} run{'s' if len(names) != 1 else ''}"
@@ -218,16 +229,15 @@ def _key_mismatch(rec: dict, keys: Mapping[tuple[str, int], str]) -> str | None:
     return "a configuration this invocation did not plan (another trial key)"
 
 
-def _main_group(records: list[dict], dataset: str | None, code_version: str | None) -> tuple:
+def _main_group(
+    records: list[dict], dataset: str | None, code_version: str | None, fingerprint: str | None = None
+) -> tuple:
     """(dataset, code_version, data fingerprint) of the table: pinned values, else those of the group with the
     most finished runs."""
-    pool = [
-        r
-        for r in records
-        if (dataset is None or r["dataset"] == dataset) and (code_version is None or r["code_version"] == code_version)
-    ]
+    pinned = (dataset, code_version, fingerprint)
+    pool = [r for r in records if all(p is None or p == v for p, v in zip(pinned, _group_of(r), strict=True))]
     if not pool:
-        return dataset, code_version, None
+        return pinned
     finished = Counter(_group_of(r) for r in pool if r["status"] == S.STATUS_FINISHED)
     newest = {}
     for r in pool:  # records are oldest first, so the last one seen is the newest

@@ -487,6 +487,7 @@ def _remarks(spec: StudySpec, parts: list[_Part], paper_cols: list, cost_paper: 
     if cost_paper:
         notes.append(Note("", "Param and FLOPs show the paper's value in parentheses where it differs from ours."))
     notes += [Note("", f"{row.label}: {row.note}") for row in spec.rows if row.note]
+    notes += [Note("", text) for text in spec.notes]
     by_source: dict[str, list[str]] = {}
     for row in (r for r in spec.rows if r.reference):
         by_source.setdefault(row.source, []).append(row.label)
@@ -501,7 +502,10 @@ def _remarks(spec: StudySpec, parts: list[_Part], paper_cols: list, cost_paper: 
         )
     labels = {r.id: r.label for r in spec.rows}
     for part in parts:
-        for line in describe_exclusions(part.selection, labels):
+        for line in describe_exclusions(part.selection, labels, table_wide=True):
+            notes.append(Note("", f"Not included: {line}."))
+    for part in parts:
+        for line in describe_exclusions(part.selection, labels, table_wide=False):
             notes.append(Note("", _prefixed(part, parts, f"Not included: {line}.")))
         for line in describe_duplicates(part.selection, labels):
             notes.append(Note("", _prefixed(part, parts, f"{line}.")))

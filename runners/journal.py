@@ -17,6 +17,7 @@ data inputs and Params/FLOPs, where missing) when the opening was cut short.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -119,8 +120,27 @@ def _ends_inside_a_line(f) -> bool:
     return f.read(1) != b"\n"
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT)  # a full disk or quota: freed space lets the write through
+
+
 def transient(err: BaseException) -> bool:
-    """Whether a failed write may succeed later: the store did not answer, or was busy."""
+    """Whether a failed write may succeed later: the store did not answer, was busy, or its disk (or the
+    artifacts') was full; causes included. Such a write is kept, never dropped: a result is not lost to a
+    full disk."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if _transient_alone(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _transient_alone(err: BaseException) -> bool:
+    if isinstance(err, OSError) and err.errno in FULL:
+        return True
+    if getattr(err, "error_code", None) == "TEMPORARILY_UNAVAILABLE":  # MLflow's code for a locked or full store
+        return True
     text = f"{type(err).__name__}: {err}"
     signs = (
         "failed with exception",  # MLflow's REST client after its retries
@@ -131,6 +151,7 @@ def transient(err: BaseException) -> bool:
         "ConnectTimeout",
         "TEMPORARILY_UNAVAILABLE",
         "database is locked",
+        "database or disk is full",  # sqlite's, where MLflow gives no error code
         "Bad Gateway",
         "Service Unavailable",
     )

@@ -55,11 +55,13 @@ class Holder:
     command: str
 
     def alive(self, stale_after_s: float) -> bool:
-        """Whether the holder still runs: its pid on this host, else a recent heartbeat."""
+        """Whether the holder still runs: its pid on this host (a process of that pid started after the holder's
+        heartbeat is another one: a container restarted with the same host name and pid), else a recent
+        heartbeat."""
         if not self.owner:
             return False
         if self.host == socket.gethostname():
-            return pid_alive(self.pid)
+            return pid_alive(self.pid) and not started_after(self.pid, self.heartbeat)
         return time.time() - self.heartbeat < stale_after_s
 
     def describe(self) -> str:
@@ -78,6 +80,22 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # another user's process: it exists
         return True
     return not _zombie(pid)
+
+
+START_SLACK_S = 2.0  # /proc gives a process's start to the clock tick, the boot time to the second
+
+
+def started_after(pid: int, when: float) -> bool:
+    """Whether process ``pid`` started after ``when`` (Unix time), so cannot have been running then; False
+    where its start is unknown (no ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return boot + ticks / os.sysconf("SC_CLK_TCK") > when + START_SLACK_S
 
 
 def _zombie(pid: int) -> bool:

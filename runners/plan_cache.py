@@ -137,9 +137,13 @@ def plugin_signature(module: str) -> str:
 def tree_signature(folders: list[Path], suffixes: tuple[str, ...]) -> str:
     """A digest of the files ending in ``suffixes`` under ``folders``, linked folders too (path and
     ``file_signature``)."""
-    digest = hashlib.sha256()
+    digest, walked = hashlib.sha256(), set()
     for folder in folders:
         for root, dirs, files in os.walk(folder, followlinks=True):
+            if os.path.realpath(root) in walked:  # a folder linked twice, or a link back up: once
+                dirs[:] = []
+                continue
+            walked.add(os.path.realpath(root))
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(f for f in files if f.endswith(suffixes)):
                 digest.update(f"{root}/{name}:{file_signature(os.path.join(root, name))}\n".encode())

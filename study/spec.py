@@ -71,6 +71,7 @@ OPTIONAL_KEYS = (
     "paper_dataset",
     "paper_protocol",
     "datasets",
+    "notes",
 )
 ROW_REQUIRED_KEYS = ("id", "label")
 ROW_OPTIONAL_KEYS = (
@@ -178,6 +179,7 @@ class StudySpec:
             refinements of profiles (profile name -> overrides, applied after the profile's): every trained row
             trains once per dataset (``data=NAME`` after the spec's overrides). Empty: the spec's overrides
             choose the one dataset.
+        notes: remarks the table prints among its notes (e.g. how the paper counts a column).
         source: the file the spec was read from (for messages); not part of the spec's hash.
     """
 
@@ -195,6 +197,7 @@ class StudySpec:
     paper_dataset: str | None = None
     paper_protocol: str = ""
     datasets: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
     source: str = "<spec>"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -354,6 +357,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> StudySpec:
         paper_dataset=next(iter(datasets), None) or _paper_dataset(data, ctx),
         paper_protocol=_paper_protocol(data, ctx),
         datasets=datasets,
+        notes=tuple(n.strip() for n in _str_list(data.get("notes", []), ctx, "notes")),
         source=source,
         raw=copy.deepcopy(data),
     )

@@ -73,6 +73,20 @@ def test_generation_refuses_a_foreign_folder(tmp_path):
         generate_synthetic(str(tmp_path), **SMALL)
 
 
+@pytest.mark.parametrize("made", [True, False])
+def test_a_root_that_is_a_link_gets_the_data_where_it_points(tmp_path, made):
+    """``data.root`` given as a link (kept as given by planning) to an empty folder, or to none yet: the data is
+    generated where it points, the link left a link, and read through it."""
+    target = tmp_path / "store" / "synthetic"
+    if made:
+        target.mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    assert generate_synthetic(str(link), seed=3, **SMALL) == str(link)
+    assert link.is_symlink() and (target / "videos").is_dir()
+    assert digest(str(link)) == digest(generate_synthetic(str(tmp_path / "plain"), seed=3, **SMALL))
+
+
 def test_actions_need_time_to_tell_apart():
     rng = np.random.default_rng(0)
     fall = sample_action(6, 128, 96, 10.0, rng)

@@ -177,6 +177,25 @@ def test_runs_of_other_data_are_never_compared_with_the_table(fixture_store):
     }
     untagged = [{k: v for k, v in r.items() if k != "data_fingerprint"} for r in records]
     assert select_runs(spec, runs_frame(untagged)).excluded.empty
+    pinned = select_runs(spec, runs_frame(records), data_fingerprint="fp2")  # --data-fingerprint fp2
+    assert list(pinned.chosen["run_id"]) == ["r4"] and len(pinned.excluded) == 4
+
+
+def test_the_runs_an_invocation_planned_decide_the_group(fixture_store):
+    """``--rows eab`` after the data changed: the study command's table shows the planned row on the new data
+    (its key's runs), and names the other rows' runs on the old data, though they are more."""
+    _, spec = fixture_store
+    old = [{**_record(i, row, seed), "data_fingerprint": "fp1", "trial_key": f"{row}{seed}"} for i, (row, seed)
+           in enumerate([("only_soitr", 0), ("only_soitr", 1), ("s_block", 0), ("eab", 0)], start=1)]  # fmt: skip
+    new = {**_record(5, "eab", 0), "data_fingerprint": "fp2", "trial_key": "eab0-new"}
+    sel = select_runs(spec, runs_frame([*old, new]), keys={("eab", 0): "eab0-new"})
+    assert list(sel.chosen["run_id"]) == ["r5"]
+    reasons = dict(zip(sel.excluded["run_id"], sel.excluded["reason"], strict=True))
+    assert reasons["r4"] == "a configuration this invocation did not plan (another trial key)"
+    assert {reasons[r] for r in ("r1", "r2", "r3")} == {
+        "data fingerprint fp1 (this table: fp2): trained or tested on other data (its annotations or videos changed)"
+    }
+    assert set(select_runs(spec, runs_frame([*old, new])).chosen["run_id"]) == {"r1", "r2", "r3", "r4"}
 
 
 def test_runs_without_tags_are_excluded_and_called_untagged(fixture_store):

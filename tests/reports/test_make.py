@@ -68,6 +68,7 @@ def test_cli_writes_the_requested_formats_and_prints_the_table(fixture_store, tm
         (["--delta", "top7"], "cannot compare top7 to the baseline"),
         (["--dataset", "nope"], "--dataset 'nope': no run of fixture_blocks has it; its runs have: "),
         (["--code-version", "9.9"], "--code-version '9.9': no run of fixture_blocks has it; its runs have: "),
+        (["--data-fingerprint", "fp9"], "--data-fingerprint 'fp9': no run of fixture_blocks has it; its runs have: "),
     ],
 )
 def test_cli_rejects_bad_options(fixture_store, tmp_path, capsys, args, message):
@@ -111,7 +112,8 @@ def test_module_entry_point_has_help():
         [sys.executable, "-m", "reports.make", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0
-    for option in ("--format", "--out", "--mlflow-uri", "--no-figures", "--no-paper", "--dataset", "--code-version"):
+    options = ("--format", "--out", "--mlflow-uri", "--no-figures", "--no-paper", "--dataset", "--code-version")
+    for option in (*options, "--data-fingerprint"):
         assert option in result.stdout
 
 

@@ -96,17 +96,21 @@ def test_a_reference_row_can_be_neither_baseline_nor_ensemble_member(fixture_sto
         parse_spec({**spec.raw, "rows": [TSM, *spec.raw["rows"], ensemble]})
 
 
-def test_a_rows_note_is_printed_among_the_tables_notes(fixture_store):
+def test_a_spec_and_its_rows_may_carry_notes_the_table_prints(fixture_store):
     """``note:`` on any row (Table 3's TSM8F: the paper's number comes from Kinetics pre-training, ours from
     ImageNet) is a note of the table, ``Label: note``; a note that is not a string is refused."""
     uri, spec = fixture_store
     rows = [{**TSM, "note": " published with Kinetics pre-training "}, *spec.raw["rows"]]
-    noted = parse_spec({**spec.raw, "rows": rows}, source=spec.source)
+    noted = parse_spec({**spec.raw, "rows": rows, "notes": ["FLOPs per 224×224 clip."]}, source=spec.source)
     runs = collect_runs(noted.name, uri)
     table = build_table(noted, select_runs(noted, runs.trials), runs.study_hashes, generated="2025-01-01 00:00 UTC")
     assert [n.text for n in table.notes if n.text.startswith("TSM:")] == ["TSM: published with Kinetics pre-training"]
     assert "TSM: published with Kinetics pre-training" in render_markdown(table)
+    assert "FLOPs per 224×224 clip." in [n.text for n in table.notes]  # the spec's own notes
     with pytest.raises(SpecError, match="note must be a string"):
         parse_spec({**spec.raw, "rows": [{**TSM, "note": ["a"]}, *spec.raw["rows"]]})
     table3 = load_spec(find_spec("table3"))
     assert table3.row("tsm8f").note.startswith("the paper's 45.6 is TSM's own result, pre-trained on Kinetics")
+    assert load_spec(find_spec("table1")).notes[0].startswith("FLOPs of the rows whose Frames read frames×views")
+    with pytest.raises(SpecError, match="notes"):
+        parse_spec({**spec.raw, "notes": "one"})

@@ -105,7 +105,9 @@ def test_a_linked_group_folder_is_checked_and_watched_as_hydra_reads_it(tmp_path
     mine = tmp_path / "conf"
     mine.mkdir()
     (mine / "block").symlink_to(real / "block", target_is_directory=True)
+    unlooped = tree_signature([mine], CONFIG_SUFFIXES)
     (mine / "loop").symlink_to(mine, target_is_directory=True)  # a cycle is walked once
+    assert tree_signature([mine], CONFIG_SUFFIXES) == unlooped
     assert [p.relative_to(mine).as_posix() for p in yaml_files(mine)] == ["block/eab_avg.yaml"]
     cache = DiskCache("compose", tmp_path / "cache")
     before, signature = conf_digest([CONF_DIR, mine]), tree_signature([mine], CONFIG_SUFFIXES)

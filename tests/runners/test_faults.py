@@ -367,6 +367,22 @@ def test_a_dead_driver_on_this_host_is_taken_over_at_once(store):
     assert previous is not None and previous.owner == "other"
 
 
+def test_a_live_pid_on_this_host_that_started_after_the_heartbeat_is_another_process(store):
+    """A container restarted with the same host name and pid (PID 1 of a killed driver): the live process of that
+    pid started after the holder's last heartbeat, so it is not the holder, which is taken over. A process that
+    ran at the heartbeat (this one, a heartbeat now) is alive."""
+    exp = experiment(store)
+    write_holder(store, exp, socket.gethostname(), os.getpid(), time.time())
+    with pytest.raises(LeaseHeld, match=f"pid {os.getpid()}"):
+        StudyLease(store, exp, "tiny", "me").acquire()
+    before_this_process = time.time() - 365 * 24 * 3600  # a heartbeat a year ago
+    write_holder(store, exp, socket.gethostname(), os.getpid(), before_this_process)
+    lease = StudyLease(store, exp, "tiny", "me")
+    previous = lease.acquire()
+    lease.release()
+    assert previous is not None and previous.pid == os.getpid()
+
+
 def test_a_driver_on_another_host_is_dead_once_its_heartbeat_is_stale(store):
     exp = experiment(store)
     write_holder(store, exp, "other-host", 1, time.time())

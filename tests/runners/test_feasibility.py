@@ -130,12 +130,19 @@ def test_the_machine_node_looks_for_gpus_only_where_a_trial_asks_for_one(monkeyp
     assert feasibility.machine_node([a_trial("eab", gpus=1)]) is None
 
 
-def test_ray_finds_no_gpu_where_none_is_visible(monkeypatch):
-    """Ray's own detection, with every device hidden: 0 on any machine (on a GPU machine, the GPUs counted)."""
+def test_ray_counts_the_visible_gpus_of_those_it_finds(monkeypatch):
+    """Ray's own detection on a machine of 4 GPUs (its count stubbed): those ``CUDA_VISIBLE_DEVICES`` shows."""
+    from ray._private import accelerators
+
     from runners.feasibility import machine_gpus
 
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert machine_gpus() == 0
+    manager = accelerators.get_accelerator_manager_for_resource("GPU")
+    monkeypatch.setattr(manager, "get_current_node_num_accelerators", staticmethod(lambda: 4))
+    for visible, gpus in (("", 0), ("0,1", 2), ("0,1,2,3,4,5", 4)):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        assert machine_gpus() == gpus
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert machine_gpus() == 4
 
 
 def test_no_gpu_kind_known_to_ray_is_no_gpu_and_a_ray_without_the_internals_is_unknown(monkeypatch):

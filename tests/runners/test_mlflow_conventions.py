@@ -5,6 +5,7 @@ and the report."""
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import json
 import subprocess
@@ -320,3 +321,68 @@ def test_a_cached_trial_computed_by_other_sources_is_named(store, tmp_path, monk
     assert "tiny/base/seed0" in tracker.other_code_note() and "tiny/eab" not in tracker.other_code_note()
     tracker.mark_cached(trials, rerun=True)
     assert tracker.other_code_note() is None  # nothing cached: everything runs again
+
+
+def _full_disk_error(code: str = "TEMPORARILY_UNAVAILABLE") -> Exception:
+    """As MLflow's sqlite store raises it (its codes are the protobuf enum's)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos import databricks_pb2
+
+    message = "(sqlite3.OperationalError) database or disk is full"
+    return MlflowException(message, error_code=getattr(databricks_pb2, code))
+
+
+def _unavailable() -> Exception:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    return MlflowException("the store is busy", error_code=TEMPORARILY_UNAVAILABLE)
+
+
+def _raised_from(cause: BaseException) -> Exception:
+    try:
+        raise RuntimeError("the artifact could not be copied") from cause
+    except RuntimeError as err:
+        return err
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), True),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+        (_full_disk_error(), True),
+        (_full_disk_error("INTERNAL_ERROR"), True),  # by sqlite's words alone
+        (_unavailable(), True),  # by MLflow's error code alone
+        (_raised_from(OSError(errno.ENOSPC, "No space left on device")), True),  # an artifact copy's cause
+        (ConnectionError("refused"), True),
+        (ValueError("a metric MLflow refuses"), False),
+        (OSError(errno.EACCES, "Permission denied"), False),
+    ],
+)
+def test_a_write_that_failed_on_a_full_disk_is_kept_not_dropped(error, kept):
+    """A full disk (the store's or the artifacts') frees up: the write is kept for later, as for a store that does
+    not answer; only errors no retry gets past are dropped."""
+    from runners.journal import transient
+
+    assert transient(error) is kept
+
+
+def test_a_finish_the_full_disk_refused_waits_in_the_journal(store, tmp_path, monkeypatch):
+    """Replay of a trial's finish while the store's disk is full: it stays pending (the next invocation applies
+    it), it is not dropped with the result."""
+    from runners.journal import Journal, open_entry, replay
+
+    tracker = StudyTracker(store, "tiny", "hash")
+    journal = Journal(tmp_path / "runs" / "tiny" / "_mlflow_journal.jsonl")
+    trial = a_trial(tmp_path)
+    journal.append(open_entry(trial, {}, rerun=False))
+    replay(tracker, journal, ("train_loss",))
+    journal.append({"op": "finish", "key": trial.key, "final": {"top1": 50.0}, "workdir": str(tmp_path)})
+    monkeypatch.setattr(tracker.client, "set_terminated", lambda *a, **k: (_ for _ in ()).throw(_full_disk_error()))
+    with pytest.raises(Exception, match="disk is full"):
+        replay(tracker, journal, ("train_loss",))
+    assert [e["op"] for e in journal.pending()] == ["finish"]
+    assert replay(StudyTracker(store, "tiny", "hash"), journal, ("train_loss",)) == 1
+    (run,) = MlflowClient(store).search_runs([tracker.experiment_id])
+    assert run.info.status == "FINISHED" and run.data.metrics["top1"] == 50.0

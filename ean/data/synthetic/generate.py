@@ -73,12 +73,13 @@ def generate_synthetic(
     root = os.fspath(root)
     if _existing(root, params):
         return root
-    parent = os.path.dirname(os.path.abspath(root))
+    target = os.path.realpath(root)  # a root that is a link: the data goes where it points (a dangling one too)
+    parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".synthetic-", dir=parent)
     try:
         _write_in_child(scratch, params, video_timeout_s, root)
-        _publish(scratch, root, params)
+        _publish(scratch, target, params)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return root
