@@ -32,7 +32,7 @@ from pathlib import Path
 import ean
 from runners import signals
 from runners.code_digest import other_code_note
-from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay
+from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay, transient
 from runners.local_ray import start_ray, stop_ray, use_local_ray_settings
 from runners.plan_cache import PlanCache
 from runners.progress import Progress
@@ -464,7 +464,7 @@ class StudySession:
                 why = preparing.exception()
                 print(f"evaluation rows not run: the study's MLflow runs could not be prepared: {why}")
             else:
-                outcome.update(run_phase(self.with_checkpoints(evaluations, outcome, storage, preparing)))
+                outcome.update(run_phase(self.evaluations_ready(evaluations, outcome, storage, preparing)))
         stopped = signals.requested()
         if stopped:
             signals.ignore()
@@ -510,6 +510,20 @@ class StudySession:
             print(f"{len(failed)} trial(s) failed: " + ", ".join(t.name for t in failed), file=sys.stderr)
             return EXIT_FAILED_TRIALS
         return EXIT_WAITING if self.waiting else EXIT_OK
+
+    def evaluations_ready(
+        self, evaluations: list[Trial], outcome: dict[str, str], storage: Path, preparing: Future
+    ) -> list[Trial]:
+        """``with_checkpoints``; none where MLflow does not answer now (the evaluations are not run, said; the
+        trainings' writes wait in the journal and the driver exits 3: the same command evaluates them)."""
+        try:
+            return self.with_checkpoints(evaluations, outcome, storage, preparing)
+        except Exception as err:
+            if not transient(err):
+                raise
+            first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            print(f"evaluation rows not run: MLflow ({self.uri}) does not answer ({first}); the same command runs them")
+            return []
 
     def with_checkpoints(
         self, evaluations: list[Trial], outcome: dict[str, str], storage: Path, preparing: Future

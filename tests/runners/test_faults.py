@@ -445,6 +445,42 @@ def test_a_stop_while_the_preparation_runs_does_not_wait_for_it(store, tmp_path,
     assert ended, "the stopped driver waits for the preparation"
 
 
+def test_mlflow_not_answering_when_the_evaluations_start_leaves_them_for_the_next_invocation(
+    store, tmp_path, monkeypatch, capsys
+):
+    """The trainings finished, then MLflow stops answering before the evaluation rows start (their checkpoints
+    are looked up in it): the evaluations are not run, said; the driver ends as for any outage, not with a
+    traceback. A store error that is no outage still raises."""
+    import argparse
+    from concurrent.futures import Future
+
+    import runners.scheduler
+
+    phases: list[list[str]] = []
+
+    def run_trials(trials, *args, **kwargs):
+        phases.append([t.key for t in trials])
+        return {t.key: "finished" for t in trials}
+
+    monkeypatch.setattr(runners.scheduler, "run_trials", run_trials)
+    training, evaluation = a_trial(), replace(a_trial("twice", key="k2"), evaluates="k0")
+    tracker = StudyTracker(store, "tiny", "hash")
+    prepared: Future = Future()
+    prepared.set_result(tracker)
+    for error, raised in ((ConnectionError("Connection refused"), False), (ValueError("a bug"), True)):
+        session = session_of(store, tmp_path, [training, evaluation])
+        session.tracker, session.todo = tracker, [training, evaluation]
+        session.args = argparse.Namespace(**vars(session.args), mlflow_wait=1, max_concurrent=None, max_failures=0)
+        monkeypatch.setattr(tracker, "trial_runs", lambda error=error: (_ for _ in ()).throw(error))
+        if raised:
+            with pytest.raises(ValueError, match="a bug"):
+                session.run(prepared)
+            continue
+        session.run(prepared)
+        assert phases[0] == ["k0"] and all("k2" not in keys for keys in phases)  # the evaluation never started
+        assert "evaluation rows not run: MLflow" in capsys.readouterr().out
+
+
 def test_a_rerun_with_nothing_to_write_takes_no_lease_and_anything_to_write_does(store, tmp_path):
     """All trials FINISHED here, nothing RUNNING, no journal: reading needs no lease, even while another live
     driver holds it. A run left RUNNING, or a journal entry pending, is a write: the lease is asked for (refused)."""
