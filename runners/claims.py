@@ -141,6 +141,19 @@ class KeyClaims:
             self._held[key] = mutex
         return refused
 
+    def lost(self) -> str | None:
+        """What another driver took of this driver's claims (None: nothing): on a tracking server a claim's lock
+        experiment is taken over once its creator's heartbeats have not reached the server for a while (a network
+        partition), though it may still run; a flock beside a sqlite store cannot be taken while held. Asked by
+        the lease's heartbeat (``StudyLease.watch``)."""
+        for key, mutex in list(self._held.items()):
+            if isinstance(mutex, FileMutex):
+                continue
+            lock = self.client.get_experiment_by_name(mutex.name)
+            if lock is None or lock.lifecycle_stage != "active" or lock.tags.get(S.LEASE_OWNER) != self.owner:
+                return f"the claim of trial {key} was taken over by {self._holder(mutex)}"
+        return None
+
     def release(self) -> None:
         """Frees every claim this driver holds; one the store cannot free now (it does not answer) is left to go
         stale, as the lease is."""

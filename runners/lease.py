@@ -296,6 +296,8 @@ class StudyLease:
         self.on_lost = on_lost
         self.lost_to: Holder | None = None  # the driver that took the lease over (set with ``lost``)
         self.lost = threading.Event()
+        self.watch: Callable[[], str | None] | None = None  # also asked each heartbeat: what else this driver lost
+        self.lost_claim: str | None = None  # what ``watch`` said was lost (set with ``lost``)
         store = sqlite_path(tracking_uri)
         if mutex == "file" or (mutex is None and store is not None):
             if store is None:
@@ -349,7 +351,14 @@ class StudyLease:
             log.warning("could not release the lock of %s: %s", self.study, err)
 
     def lost_error(self) -> LeaseHeld:
-        """The error of a driver whose lease another driver took over (``lost``)."""
+        """The error of a driver whose lease (or a trial key it claimed: ``watch``) another driver took over
+        (``lost``)."""
+        if self.lost_claim is not None:
+            return LeaseHeld(
+                f"study '{self.study}': {self.lost_claim}, judging this driver dead (its heartbeats had not reached "
+                f"the store for {self.stale_after_s:.0f} s); this driver stopped its trials and wrote nothing more "
+                "to MLflow: its writes wait in its journal, and the same command goes on once the other ends"
+            )
         who = self.lost_to.describe() if self.lost_to else "nobody holds it now"
         return LeaseHeld(
             f"study '{self.study}': another driver took the lease over while this one ran ({who}), judging this "
@@ -391,11 +400,31 @@ class StudyLease:
             self.on_lost(holder)
         return False
 
+    def _watched(self) -> bool:
+        """False once ``watch`` says this driver lost something it holds besides the lease (a trial key's claim
+        another driver took over): ``lost`` is set and ``on_lost`` called (once), as for the lease."""
+        said = self.watch() if self.watch is not None and not self.lost.is_set() else None
+        if said is None:
+            return not self.lost.is_set()
+        log.error("study %s: %s", self.study, said)
+        self.lost_claim = said
+        self.lost.set()
+        if self.on_lost is not None:
+            self.on_lost(None)
+        return False
+
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
-                if not self.holds():
+                if not self.beat():
                     return
-                self.client.set_experiment_tag(self.experiment_id, S.LEASE_HEARTBEAT, f"{time.time():.3f}")
             except Exception as err:  # an outage of the store: keep trying
                 log.warning("lease heartbeat of %s failed: %s", self.study, err)
+
+    def beat(self) -> bool:
+        """One heartbeat: False (and ``lost`` set) once this driver lost the lease or what ``watch`` watches, else
+        the heartbeat written. Raises what the store raises when it does not answer."""
+        if not self.holds() or not self._watched():
+            return False
+        self.client.set_experiment_tag(self.experiment_id, S.LEASE_HEARTBEAT, f"{time.time():.3f}")
+        return True

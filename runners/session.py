@@ -203,6 +203,8 @@ class StudySession:
         from runners.claims import KeyClaims, held_by
 
         self.claims = KeyClaims(self.uri, self.tracker.experiment_id, self.spec.name, owner, journal=self.journal_path)
+        if self.lease is not None:  # a claim taken over while this driver runs stops it, as a lost lease does
+            self.lease.watch = self.claims.lost
         held = self._take(self.todo)
         if self.todo and not self.args.rerun:
             self.tracker.mark_cached(self.trials, rerun=False)

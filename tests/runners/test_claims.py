@@ -80,6 +80,37 @@ def test_on_a_tracking_server_a_claim_lives_with_its_drivers_lease(tmp_path):
     lease_b.release()
 
 
+def test_a_claim_taken_over_while_its_driver_runs_stops_that_driver_at_its_next_heartbeat(tmp_path):
+    """On a tracking server: driver X's heartbeats did not reach the server for a while (a partition), so study
+    Y's driver judged X dead and took X's claim of k1 over, though X runs on. X's next heartbeat finds it: its
+    lease is ``lost`` (its trials stop, nothing more is written), the error names the key and who took it. Its
+    own claims still held say nothing."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exp_x = StudyTracker(uri, "x", "hash").experiment_id
+    exp_y, lease_y = a_study(uri, "y")
+    stopped: list = []
+    lease_x = StudyLease(uri, exp_x, "x", "python -m runners.run x", heartbeat_s=3600, on_lost=stopped.append)
+    lease_x.acquire()
+    claims_x = KeyClaims(uri, exp_x, "x", lease_x.owner)
+    claims_y = KeyClaims(uri, exp_y, "y", lease_y.owner)
+    claims_x.store = claims_y.store = None  # as on a tracking server
+    lease_x.watch = claims_x.lost
+    assert claims_x.take(["k1", "k2"]) == {}
+    assert lease_x.beat() and claims_x.lost() is None and stopped == []
+    client = MlflowClient(uri)
+    lock = client.get_experiment_by_name(claim_experiment_name("k1"))
+    lease_x.client.set_experiment_tag(exp_x, S.LEASE_HOST, "host-a")  # X on another host, its beats unseen
+    lease_x.client.set_experiment_tag(exp_x, S.LEASE_HEARTBEAT, "0")
+    client.set_experiment_tag(lock.experiment_id, S.LEASE_HOST, "host-a")
+    assert claims_y.take(["k1"]) == {}
+    assert not lease_x.beat() and lease_x.lost.is_set() and stopped == [None]
+    message = str(lease_x.lost_error())
+    assert "the claim of trial k1 was taken over by study 'y'" in message and "stopped its trials" in message
+    claims_y.release()
+    lease_y.release()
+    lease_x.release()
+
+
 def test_a_trial_another_studys_driver_runs_is_left_to_it_then_reused(study_dir, capsys):
     """Study ``other`` (another driver, live) claims the one trial of study ``tiny``: ``tiny`` names it, runs
     nothing, writes no run for it and exits 4; once ``other`` finished it, the same command reuses its result."""
@@ -589,6 +620,7 @@ def test_a_session_names_its_journal_in_the_claims_it_takes(tmp_path):
         session.open()
         text = (Path(session.claims._held[trial.key].path)).read_text()
         assert text.splitlines()[1] == f"journal: {session.journal_path}"
+        assert session.lease.watch == session.claims.lost  # a claim taken over stops it, as a lost lease
     finally:
         session.close()
 
