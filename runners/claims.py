@@ -150,6 +150,8 @@ class KeyClaims:
             if isinstance(mutex, FileMutex):
                 continue
             lock = self.client.get_experiment_by_name(mutex.name)
+            if self._held.get(key) is not mutex:  # released by this driver meanwhile
+                continue
             if lock is None or lock.lifecycle_stage != "active" or lock.tags.get(S.LEASE_OWNER) != self.owner:
                 return f"the claim of trial {key} was taken over by {self._holder(mutex)}"
         return None

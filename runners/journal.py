@@ -139,8 +139,6 @@ def transient(err: BaseException) -> bool:
 def _transient_alone(err: BaseException) -> bool:
     if isinstance(err, OSError) and err.errno in FULL:
         return True
-    if getattr(err, "error_code", None) == "TEMPORARILY_UNAVAILABLE":  # MLflow's code for a locked or full store
-        return True
     text = f"{type(err).__name__}: {err}"
     signs = (
         "failed with exception",  # MLflow's REST client after its retries

@@ -53,6 +53,7 @@ class Holder:
     since: str
     heartbeat: float
     command: str
+    beaten: bool = True  # ``heartbeat`` is one the holder wrote (not a lock's creation time, the server's clock)
 
     def alive(self, stale_after_s: float) -> bool:
         """Whether the holder still runs: its pid on this host (a process of that pid started after the holder's
@@ -61,7 +62,7 @@ class Holder:
         if not self.owner:
             return False
         if self.host == socket.gethostname():
-            return pid_alive(self.pid) and not started_after(self.pid, self.heartbeat)
+            return pid_alive(self.pid) and not (self.beaten and started_after(self.pid, self.heartbeat))
         return time.time() - self.heartbeat < stale_after_s
 
     def describe(self) -> str:
@@ -236,7 +237,7 @@ class ExperimentMutex:
         if holder is None or holder.owner != owner:
             created = (lock.creation_time or 0) / 1000
             holder = Holder(owner or "?", lock.tags.get(S.LEASE_HOST, "?"), int(lock.tags.get(S.LEASE_PID) or 0),
-                            since="?", heartbeat=created, command="")  # fmt: skip
+                            since="?", heartbeat=created, command="", beaten=False)  # fmt: skip
         return holder.alive(self.stale_after_s)
 
     def _discard(self, lock_id: str, restore: bool = False) -> None:
@@ -424,7 +425,7 @@ class StudyLease:
     def beat(self) -> bool:
         """One heartbeat: False (and ``lost`` set) once this driver lost the lease or what ``watch`` watches, else
         the heartbeat written. Raises what the store raises when it does not answer."""
-        if not self.holds() or not self._watched():
+        if not self.holds():
             return False
         self.client.set_experiment_tag(self.experiment_id, S.LEASE_HEARTBEAT, f"{time.time():.3f}")
-        return True
+        return self._watched()  # after the beat: a slow store's lookups of the claims never delay it

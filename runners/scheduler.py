@@ -176,6 +176,8 @@ def run_trials(
     ``open_run`` opens a trial's MLflow run when the trial starts (the callback's first event for it);
     ``writer`` takes every other MLflow write.
     """
+    if not trials:
+        return {}
     start_ray(address)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     start_trials_in_waiting_workers()

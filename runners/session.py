@@ -337,6 +337,8 @@ class StudySession:
         """Releases the trial keys' claims and the lease (no-ops for those never taken; a store that does not
         answer leaves them to go stale)."""
         try:
+            if self.lease is not None:
+                self.lease.watch = None  # the claims this driver frees now are not taken from it
             if self.claims is not None:
                 self.claims.release()
                 self.claims = None
@@ -465,8 +467,8 @@ class StudySession:
             if preparing.exception() is not None:
                 why = preparing.exception()
                 print(f"evaluation rows not run: the study's MLflow runs could not be prepared: {why}")
-            else:
-                outcome.update(run_phase(self.evaluations_ready(evaluations, outcome, storage, preparing)))
+            elif ready := self.evaluations_ready(evaluations, outcome, storage, preparing):
+                outcome.update(run_phase(ready))
         stopped = signals.requested()
         if stopped:
             signals.ignore()

@@ -111,6 +111,27 @@ def test_a_claim_taken_over_while_its_driver_runs_stops_that_driver_at_its_next_
     lease_x.release()
 
 
+def test_a_claim_this_driver_frees_while_its_heartbeat_looks_is_not_taken_from_it(tmp_path, monkeypatch):
+    """The heartbeat reads a claim's lock just as the driver frees its claims (its end): the lock is gone, but
+    the driver gave it up itself, so nothing was taken from it."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment, lease = a_study(uri, "x")
+    claims = KeyClaims(uri, experiment, "x", lease.owner)
+    claims.store = None  # as on a tracking server
+    assert claims.take(["k1", "k2"]) == {}
+    lookup, freed = claims.client.get_experiment_by_name, []
+
+    def freed_meanwhile(name):
+        if not freed:
+            freed.append(name)
+            claims.release()  # the main thread frees the claims between the copy of them and this lookup
+        return lookup(name)
+
+    monkeypatch.setattr(claims.client, "get_experiment_by_name", freed_meanwhile)
+    assert claims.lost() is None and freed
+    lease.release()
+
+
 def test_a_trial_another_studys_driver_runs_is_left_to_it_then_reused(study_dir, capsys):
     """Study ``other`` (another driver, live) claims the one trial of study ``tiny``: ``tiny`` names it, runs
     nothing, writes no run for it and exits 4; once ``other`` finished it, the same command reuses its result."""

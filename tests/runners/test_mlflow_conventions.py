@@ -332,11 +332,13 @@ def _full_disk_error(code: str = "TEMPORARILY_UNAVAILABLE") -> Exception:
     return MlflowException(message, error_code=getattr(databricks_pb2, code))
 
 
-def _unavailable() -> Exception:
+def _read_only() -> Exception:
+    """MLflow's sqlite store gives every OperationalError the code TEMPORARILY_UNAVAILABLE, one no retry gets past
+    too: the code alone says nothing."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
-    return MlflowException("the store is busy", error_code=TEMPORARILY_UNAVAILABLE)
+    return MlflowException("(sqlite3.OperationalError) attempt to write a readonly database", TEMPORARILY_UNAVAILABLE)
 
 
 def _raised_from(cause: BaseException) -> Exception:
@@ -353,7 +355,7 @@ def _raised_from(cause: BaseException) -> Exception:
         (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
         (_full_disk_error(), True),
         (_full_disk_error("INTERNAL_ERROR"), True),  # by sqlite's words alone
-        (_unavailable(), True),  # by MLflow's error code alone
+        (_read_only(), False),
         (_raised_from(OSError(errno.ENOSPC, "No space left on device")), True),  # an artifact copy's cause
         (ConnectionError("refused"), True),
         (ValueError("a metric MLflow refuses"), False),
