@@ -110,7 +110,9 @@ def select_runs(
     for rec in records:
         reason = _spec_mismatch(spec, rec) or _key_mismatch(rec, keys or {})
         (excluded.append((rec["_index"], reason)) if reason else candidates.append(rec))
-    planned = [r for r in candidates if (r["row"], int(r["seed"])) in (keys or {})]  # they decide the group
+    planned = [  # the planned cells' finished runs decide the group
+        r for r in candidates if (r["row"], int(r["seed"])) in (keys or {}) and r["status"] == S.STATUS_FINISHED
+    ]
     group = _main_group(planned or candidates, dataset, code_version, data_fingerprint)
     compatible = []
     for rec in candidates:

@@ -196,6 +196,9 @@ def test_the_runs_an_invocation_planned_decide_the_group(fixture_store):
         "data fingerprint fp1 (this table: fp2): trained or tested on other data (its annotations or videos changed)"
     }
     assert set(select_runs(spec, runs_frame([*old, new])).chosen["run_id"]) == {"r1", "r2", "r3", "r4"}
+    failed = {**new, "status": "FAILED"}  # the planned run failed: the finished runs decide, as without keys
+    sel = select_runs(spec, runs_frame([*old, failed]), keys={("eab", 0): "eab0-new"})
+    assert set(sel.chosen["run_id"]) == {"r1", "r2", "r3"}
 
 
 def test_runs_without_tags_are_excluded_and_called_untagged(fixture_store):
