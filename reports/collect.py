@@ -42,6 +42,7 @@ RUN_COLUMNS = (
     "evaluates",
     "evaluated_checkpoint",
     "ensemble_of",
+    "reused_from",
     "start_time",
     "end_time",
     *S.FINAL_METRICS,
@@ -65,6 +66,7 @@ _TAG_COLUMNS = {
     "evaluates": S.TAG_EVALUATES,
     "evaluated_checkpoint": S.TAG_EVALUATED_CHECKPOINT,
     "ensemble_of": S.TAG_ENSEMBLE_OF,
+    "reused_from": S.TAG_REUSED_FROM,
 }
 
 

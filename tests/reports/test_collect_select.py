@@ -337,6 +337,13 @@ def test_an_evaluation_of_a_checkpoint_its_training_replaced_is_left_out_named()
     untagged[2]["start_time"] -= 1
     assert select_runs(spec, runs_frame(untagged)).run("x2", 0)["run_id"] == "r6"
 
+    same_folder = [dict(r) for r in records[:4]]  # base seed 1 trained again in its folder (run, folder deleted)
+    same_folder[1]["end_time"] = same_folder[3]["start_time"] + 1  # ... it ended after x2 seed 1 began
+    sel = select_runs(spec, runs_frame(same_folder))
+    assert sel.run("x2", 1) is None and "r4" in set(sel.excluded["run_id"])
+    same_folder[3]["reused_from"] = "source-run"  # a copy's times say nothing: the path decides
+    assert select_runs(spec, runs_frame(same_folder)).run("x2", 1)["run_id"] == "r4"
+
     configurations = [{**r, "trial_key": "k2"} if r["run_id"] == "r5" else r for r in records[:6]]  # lr=0.1 ...
     sel = select_runs(spec, runs_frame(configurations))
     line = describe_exclusions(sel, labels)[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -941,6 +942,31 @@ def test_an_evaluation_of_a_checkpoint_trained_again_since_is_run_again(store, t
     tracker.client.delete_tag(evaluated, S.TAG_EVALUATED_CHECKPOINT)  # a run older than the tag
     tracker.mark_cached([training, evaluation], rerun=False)
     assert evaluation.state == TrialState.NEW  # it started before the training it would report ended
+
+
+def test_an_evaluation_of_a_training_run_again_in_the_same_folder_is_run_again(store, tmp_path):
+    """The training's run and folder deleted by hand, then trained again: the same checkpoint path, new weights.
+    Its evaluation's FINISHED run began before that training ended: not cached. A reused (copied) run's times
+    are the copy's: the path alone decides."""
+    tracker = StudyTracker(store, "tiny", "hash")
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    first = _finished_with_checkpoint(tracker, training, tmp_path / "kt", {})
+    checkpoint = tracker.client.get_run(first).data.tags[S.TAG_CHECKPOINT]
+    evaluated = _finished_with_checkpoint(
+        tracker, evaluation, tmp_path / "ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
+    )
+    tracker.client.delete_run(first)  # by hand, with its folder
+    shutil.rmtree(tmp_path / "kt")
+    time.sleep(0.01)
+    _finished_with_checkpoint(tracker, a_trial("base", key="kt"), tmp_path / "kt", {})
+    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
+    evaluation.evaluates = "kt"
+    tracker.mark_cached([training, evaluation], rerun=False)
+    assert training.state == TrialState.CACHED and evaluation.state == TrialState.NEW
+    tracker.client.set_tag(evaluated, S.TAG_REUSED_FROM, "a source run")
+    tracker.mark_cached([training, evaluation], rerun=False)
+    assert (evaluation.state, evaluation.run_id) == (TrialState.CACHED, evaluated)
 
 
 def test_a_rerun_leaves_the_old_run_finished_and_superseded(store, tmp_path):
