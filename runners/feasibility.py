@@ -29,9 +29,12 @@ def placeable(bundle: Mapping[str, float], workers: int, nodes: Iterable[Mapping
     return sum(per_node) >= workers
 
 
-def _holds(total: float, name: str, amount: float) -> int:
-    """How many asks of ``amount`` of resource ``name`` a node with ``total`` of it holds. Ray puts a fraction
-    of a GPU within one GPU: a node of 3 GPUs holds 6 asks of 0.4 GPU, not 7."""
+def _holds(total: float, name: str, amount: float) -> float:
+    """How many asks of ``amount`` of resource ``name`` a node with ``total`` of it holds (``math.inf`` for an
+    amount not known: ``machine_node``). Ray puts a fraction of a GPU within one GPU: a node of 3 GPUs holds 6 asks
+    of 0.4 GPU, not 7."""
+    if math.isinf(total):
+        return math.inf
     if name == "GPU" and amount < 1:
         return math.floor(total + 1e-9) * math.floor(1 / amount + 1e-9)
     return math.floor(total / amount + 1e-9)
@@ -55,16 +58,14 @@ def unplaceable(trials: Iterable[Trial], nodes: list[Mapping[str, float]]) -> li
     return [_ask_line(dict(bundle), workers, rows) for (bundle, workers), rows in asks.items()]
 
 
-def machine_node(trials: Iterable[Trial]) -> dict[str, float] | None:
+def machine_node(trials: Iterable[Trial]) -> dict[str, float]:
     """The one node of the local Ray a run would start on this machine (``runners.local_ray.start_ray``): its
-    CPUs, and, where a trial asks for GPUs, its GPUs as Ray finds them (``machine_gpus``); None where they cannot
-    be found."""
+    CPUs, and, where a trial asks for GPUs, its GPUs as Ray finds them (``machine_gpus``); where they cannot be
+    found, as many as asked (``math.inf``: only the CPUs are checked)."""
     node = {"CPU": float(os.cpu_count() or 1)}
     if any(worker_bundle(t.config)[0].get("GPU") for t in trials):
         gpus = machine_gpus()
-        if gpus is None:
-            return None
-        node["GPU"] = float(gpus)
+        node["GPU"] = math.inf if gpus is None else float(gpus)
     return node
 
 
@@ -90,7 +91,7 @@ def dry_run_warning(trials: Iterable[Trial]) -> str | None:
     """What a dry run says of trials the local Ray would refuse (``refusal``, as a warning), or None."""
     trials = list(trials)
     node = machine_node(trials)
-    lines = unplaceable(trials, [node]) if node is not None else []
+    lines = unplaceable(trials, [node])
     return f"warning: the run would stop before any trial: {refusal(lines, [node])}" if lines else None
 
 
@@ -129,5 +130,7 @@ def _ask_line(bundle: dict[str, float], workers: int, rows: list[str]) -> str:
 
 
 def _amount(value: float, unit: str) -> str:
+    if math.isinf(value):
+        return f"{unit}s not known"
     number = f"{value:g}"
     return f"{number} {unit}" + ("" if value == 1 else "s")

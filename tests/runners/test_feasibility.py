@@ -3,6 +3,8 @@ warned about on a joined cluster (``runners.feasibility``)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from runners.feasibility import describe_nodes, placeable, refusal, unplaceable
@@ -126,8 +128,10 @@ def test_the_machine_node_looks_for_gpus_only_where_a_trial_asks_for_one(monkeyp
         "CPU": float(os.cpu_count()),
         "GPU": 3.0,
     }
-    monkeypatch.setattr(feasibility, "machine_gpus", lambda: None)
-    assert feasibility.machine_node([a_trial("eab", gpus=1)]) is None
+    monkeypatch.setattr(feasibility, "machine_gpus", lambda: None)  # not found: the CPUs alone are checked
+    assert feasibility.machine_node([a_trial("eab", gpus=1)]) == {"CPU": float(os.cpu_count()), "GPU": math.inf}
+    said = feasibility.dry_run_warning([a_trial("eab", gpus=1), a_trial("big", cpus=4096, gpus=1)])
+    assert "GPUs not known): row big asks per trial 4096 CPUs and 1 GPU" in said and "eab" not in said
 
 
 def test_ray_counts_the_visible_gpus_of_those_it_finds(monkeypatch):
@@ -156,7 +160,7 @@ def test_no_gpu_kind_known_to_ray_is_no_gpu_and_a_ray_without_the_internals_is_u
     assert machine_gpus() is None
 
 
-@pytest.mark.parametrize(("gpus", "warned"), [(0, True), (1, False), (None, False)])
+@pytest.mark.parametrize(("gpus", "warned"), [(0, True), (1, False), (None, False)])  # None: not found
 def test_the_dry_run_warning_names_what_this_machine_cannot_hold(monkeypatch, gpus, warned):
     from runners import feasibility
 
