@@ -356,17 +356,20 @@ def _stale_ensembles(spec: StudySpec, records: list[dict]) -> dict[int, str]:
 
 def _tested_another(evaluation: dict, training: dict) -> bool:
     """As ``runners.tracking._evaluated_another`` judges it: another checkpoint path, or the same path of a
-    training run again there after the evaluation began (two runs trained here; a reused run's times are its
-    copy's)."""
-    start, end = evaluation.get("start_time"), training.get("end_time")
-    began_before_its_end = not pd.isna(start) and not pd.isna(end) and start < end
+    training run again there that ended after the evaluation ended (two runs trained here; a reused run's times
+    are its copy's); a run older than the checkpoint tag by its start."""
+    end = training.get("end_time")
+
+    def before_its_end(time) -> bool:
+        return not pd.isna(time) and not pd.isna(end) and time < end
+
     evaluated = evaluation.get("evaluated_checkpoint")
     if not isinstance(evaluated, str):
-        return began_before_its_end
+        return before_its_end(evaluation.get("start_time"))
     if evaluated != training.get("checkpoint"):
         return True
     copies = any(isinstance(r.get("reused_from"), str) and r.get("reused_from") for r in (evaluation, training))
-    return began_before_its_end and not copies
+    return before_its_end(evaluation.get("end_time")) and not copies
 
 
 def _duplicates(spec: StudySpec, records: list[dict]) -> tuple[Duplicate, ...]:

@@ -562,15 +562,16 @@ def _evaluated_another(run: Any, trial: Trial, training: Any | None) -> bool:
     if training is None:
         return True
     evaluated = run.data.tags.get(S.TAG_EVALUATED_CHECKPOINT)
-    began_before_its_end = (run.info.start_time or 0) < (training.info.end_time or 0)
+    trained_until = training.info.end_time or 0
     if evaluated is None:
-        return began_before_its_end
+        return (run.info.start_time or 0) < trained_until
     if evaluated != training.data.tags.get(S.TAG_CHECKPOINT):
         return True
     # the same path: a training run again in the same folder (its run and folder deleted by hand) ended after this
-    # evaluation began; a reused run's times are its copy's, so only two runs trained here are compared
+    # evaluation ended (its end: a resumed evaluation keeps its first start); a reused run's times are its copy's,
+    # so only two runs trained here are compared
     copies = S.TAG_REUSED_FROM in run.data.tags or S.TAG_REUSED_FROM in training.data.tags
-    return began_before_its_end and not copies
+    return (run.info.end_time or 0) < trained_until and not copies
 
 
 def count_metrics(counts: ModelCounts) -> dict[str, int]:

@@ -338,9 +338,12 @@ def test_an_evaluation_of_a_checkpoint_its_training_replaced_is_left_out_named()
     assert select_runs(spec, runs_frame(untagged)).run("x2", 0)["run_id"] == "r6"
 
     same_folder = [dict(r) for r in records[:4]]  # base seed 1 trained again in its folder (run, folder deleted)
-    same_folder[1]["end_time"] = same_folder[3]["start_time"] + 1  # ... it ended after x2 seed 1 began
+    same_folder[1]["end_time"] = same_folder[3]["end_time"] + 1  # ... it ended after x2 seed 1 ended
     sel = select_runs(spec, runs_frame(same_folder))
     assert sel.run("x2", 1) is None and "r4" in set(sel.excluded["run_id"])
+    same_folder[1]["end_time"] = same_folder[3]["end_time"] - 1  # a resumed evaluation keeps its first start
+    assert select_runs(spec, runs_frame(same_folder)).run("x2", 1)["run_id"] == "r4"
+    same_folder[1]["end_time"] = same_folder[3]["end_time"] + 1
     same_folder[3]["reused_from"] = "source-run"  # a copy's times say nothing: the path decides
     assert select_runs(spec, runs_frame(same_folder)).run("x2", 1)["run_id"] == "r4"
 

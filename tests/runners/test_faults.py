@@ -969,6 +969,26 @@ def test_an_evaluation_of_a_training_run_again_in_the_same_folder_is_run_again(s
     assert (evaluation.state, evaluation.run_id) == (TrialState.CACHED, evaluated)
 
 
+def test_an_evaluation_resumed_after_its_training_was_trained_again_stays_cached(store, tmp_path):
+    """The evaluation was stopped, its training trained again (``--rerun``, another folder), then the evaluation
+    resumed on its first run (which keeps its first start) and finished testing the new checkpoint: cached, not
+    evaluated once more."""
+    tracker = StudyTracker(store, "tiny", "hash")
+    evaluation = replace(a_trial("base_2clips", key="ke"), evaluates="kt")
+    stopped = tracker.open_trial(evaluation, {S.TAG_EVALUATES: "kt"}, rerun=False)
+    tracker.kill_trial(stopped, "stopped")
+    time.sleep(0.01)
+    first = _finished_with_checkpoint(tracker, a_trial("base", key="kt"), tmp_path / "kt", {})
+    checkpoint = tracker.client.get_run(first).data.tags[S.TAG_CHECKPOINT]
+    resumed = replace(evaluation, state=TrialState.RESUME, run_id=stopped)
+    tags = {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
+    assert tracker.open_trial(resumed, tags, rerun=False) == stopped
+    tracker.finish_trial(stopped, {"top1": 50.0}, None, str(tmp_path / "ke"))
+    training, again = a_trial("base", key="kt"), replace(a_trial("base_2clips", key="ke"), evaluates="kt")
+    tracker.mark_cached([training, again], rerun=False)
+    assert (again.state, again.run_id) == (TrialState.CACHED, stopped)
+
+
 def test_a_rerun_leaves_the_old_run_finished_and_superseded(store, tmp_path):
     """``--rerun`` opens a new run for the trial key; the FINISHED run stays FINISHED (its result stands while
     the new one trains) and, once the new run finishes, carries ``ean.superseded_by``. The journal's writes,
