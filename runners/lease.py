@@ -396,10 +396,7 @@ class StudyLease:
             return True
         log.error("the lease of %s was taken by another driver: %s", self.study, holder)
         self.lost_to = holder
-        self.lost.set()
-        if self.on_lost is not None:
-            self.on_lost(holder)
-        return False
+        return self._lose(holder)
 
     def _watched(self) -> bool:
         """False once ``watch`` says this driver lost something it holds besides the lease (a trial key's claim
@@ -409,9 +406,13 @@ class StudyLease:
             return not self.lost.is_set()
         log.error("study %s: %s", self.study, said)
         self.lost_claim = said
+        return self._lose(None)
+
+    def _lose(self, holder: Holder | None) -> bool:
+        """Sets ``lost`` and calls ``on_lost`` with ``holder`` (the lease's new holder; None for a claim); False."""
         self.lost.set()
         if self.on_lost is not None:
-            self.on_lost(None)
+            self.on_lost(holder)
         return False
 
     def _beat(self) -> None:

@@ -910,19 +910,26 @@ def _finished_with_checkpoint(tracker: StudyTracker, trial: Trial, folder: Path,
     return run_id
 
 
+def _trained_and_evaluated(tracker, tmp_path: Path):
+    """Training ``kt`` FINISHED with its checkpoint, then its evaluation ``ke`` FINISHED testing it: (the two
+    trials, the training's run id, the evaluation's)."""
+    training, evaluation = a_trial("base", key="kt"), replace(a_trial("base_2clips", key="ke"), evaluates="kt")
+    first = _finished_with_checkpoint(tracker, training, tmp_path / "kt", {})
+    checkpoint = tracker.client.get_run(first).data.tags[S.TAG_CHECKPOINT]
+    evaluated = _finished_with_checkpoint(
+        tracker, evaluation, tmp_path / "ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
+    )
+    return training, evaluation, first, evaluated
+
+
 def test_an_evaluation_of_a_checkpoint_trained_again_since_is_run_again(store, tmp_path):
     """``--rerun --rows base`` trained base again (another checkpoint); its evaluation row's FINISHED run tested
     the old one: the next plan runs the evaluation again (a new working folder, the old run to supersede)
     instead of calling it cached. An evaluation of the current checkpoint stays cached; a run from before the
     ``ean.evaluated_checkpoint`` tag is judged by its start against the training's end."""
     tracker = StudyTracker(store, "tiny", "hash")
-    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
-    evaluation.evaluates = "kt"
-    first = _finished_with_checkpoint(tracker, training, tmp_path / "kt", {})
+    training, evaluation, first, evaluated = _trained_and_evaluated(tracker, tmp_path)
     checkpoint = tracker.client.get_run(first).data.tags[S.TAG_CHECKPOINT]
-    evaluated = _finished_with_checkpoint(
-        tracker, evaluation, tmp_path / "ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
-    )
     tracker.mark_cached([training, evaluation], rerun=False)
     assert (evaluation.state, evaluation.run_id, evaluation.generation) == (TrialState.CACHED, evaluated, 0)
     tracker.client.delete_tag(evaluated, S.TAG_EVALUATED_CHECKPOINT)  # a run older than the tag
@@ -946,16 +953,10 @@ def test_an_evaluation_of_a_checkpoint_trained_again_since_is_run_again(store, t
 
 def test_an_evaluation_of_a_training_run_again_in_the_same_folder_is_run_again(store, tmp_path):
     """The training's run and folder deleted by hand, then trained again: the same checkpoint path, new weights.
-    Its evaluation's FINISHED run began before that training ended: not cached. A reused (copied) run's times
+    Its evaluation's FINISHED run ended before that training ended: not cached. A reused (copied) run's times
     are the copy's: the path alone decides."""
     tracker = StudyTracker(store, "tiny", "hash")
-    training, evaluation = a_trial("base", key="kt"), a_trial("base_2clips", key="ke")
-    evaluation.evaluates = "kt"
-    first = _finished_with_checkpoint(tracker, training, tmp_path / "kt", {})
-    checkpoint = tracker.client.get_run(first).data.tags[S.TAG_CHECKPOINT]
-    evaluated = _finished_with_checkpoint(
-        tracker, evaluation, tmp_path / "ke", {S.TAG_EVALUATES: "kt", S.TAG_EVALUATED_CHECKPOINT: checkpoint}
-    )
+    _, _, first, evaluated = _trained_and_evaluated(tracker, tmp_path)
     tracker.client.delete_run(first)  # by hand, with its folder
     shutil.rmtree(tmp_path / "kt")
     time.sleep(0.01)
