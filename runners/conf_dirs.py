@@ -9,13 +9,13 @@ another folder's file (``shadowed_files``), and its files hold data only (``conf
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from ean.plugins import plugin_conf_dirs
+from runners.file_tree import files_under
 from study.locations import CONF_DIR
 from study.policy import HYDRA_NODE, override_problem, value_problems
 
@@ -67,18 +67,9 @@ def check_conf_dirs(folders: list[Path]) -> None:
 
 
 def yaml_files(folder: Path) -> list[Path]:
-    """The YAML files under ``folder``, sorted, through linked folders too, as Hydra reads them (``Path.rglob``
-    of Python 3.11 does not enter a linked folder: a group linked in would escape the policy check and the
-    caches); a folder linked twice is walked once."""
-    found, walked = [], set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in walked:
-            dirs[:] = []
-            continue
-        walked.add(real)
-        found += [Path(root) / name for name in files if name.endswith(".yaml")]
-    return sorted(found)
+    """The YAML files under ``folder``, sorted, through linked folders too, as Hydra reads them
+    (``runners.file_tree.files_under``)."""
+    return files_under(folder, (".yaml",))
 
 
 def shadowed_files(folders: list[Path]) -> list[str]:

@@ -29,6 +29,7 @@ import ean
 from ean.files_read import file_signature, unchanged
 from ean.plugins import plugin_entry_points
 from runners.cache import DiskCache
+from runners.file_tree import files_under
 from runners.trials import ModelCounts, Trial
 from study.spec import StudySpec
 
@@ -135,18 +136,12 @@ def plugin_signature(module: str) -> str:
 
 
 def tree_signature(folders: list[Path], suffixes: tuple[str, ...]) -> str:
-    """A digest of the files ending in ``suffixes`` under ``folders``, linked folders too (path and
-    ``file_signature``)."""
-    digest, walked = hashlib.sha256(), set()
+    """A digest of the files ending in ``suffixes`` under ``folders``, linked folders too
+    (``runners.file_tree.files_under``): each file's path and ``file_signature``."""
+    digest = hashlib.sha256()
     for folder in folders:
-        for root, dirs, files in os.walk(folder, followlinks=True):
-            if os.path.realpath(root) in walked:  # a folder linked twice, or a link back up: once
-                dirs[:] = []
-                continue
-            walked.add(os.path.realpath(root))
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(f for f in files if f.endswith(suffixes)):
-                digest.update(f"{root}/{name}:{file_signature(os.path.join(root, name))}\n".encode())
+        for path in files_under(folder, suffixes):
+            digest.update(f"{path}:{file_signature(str(path))}\n".encode())
     return digest.hexdigest()
 
 
