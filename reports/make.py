@@ -37,7 +37,7 @@ from reports.scores import download_scores, mean_per_class_accuracy
 from reports.select import Selection, select_runs, tag_text
 from reports.table import Table, build_table
 from study.find import find_spec
-from study.mlflow_schema import DEFAULT_TRACKING_URI, default_tracking_uri
+from study.mlflow_schema import DEFAULT_TRACKING_URI, STATUS_FINISHED, default_tracking_uri
 from study.spec import MEASURED, SpecError, StudySpec, load_spec
 from study.tracking_check import TrackingUnreachable
 
@@ -323,7 +323,7 @@ def _draw_all_figures(spec: StudySpec, selection: Selection, tracking_uri: str, 
 
 def _class_accuracy(row: str, selection: Selection, tracking_uri: str):
     chosen = selection.chosen
-    finished = chosen[(chosen["row"] == row) & (chosen["status"] == "FINISHED")]
+    finished = chosen[(chosen["row"] == row) & (chosen["status"] == STATUS_FINISHED)]
     scores = [download_scores(run_id, tracking_uri) for run_id in finished["run_id"]]
     scores = [s for s in scores if s is not None]
     return mean_per_class_accuracy(scores) if scores else None

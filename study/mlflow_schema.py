@@ -218,11 +218,6 @@ def dataset_input_name(dataset: str, split: str) -> str:
     return f"{dataset}/{split}"
 
 
-def protocol_tag(clips: int, crops: int) -> str:
-    """The ``ean.protocol`` tag value: clips x crops, e.g. ``"1x1"``."""
-    return f"{clips}x{crops}"
-
-
 def trial_filter(study: str) -> str:
     """The ``search_runs`` filter string that selects the trial runs of a study."""
     return f"tags.`{TAG_KIND}` = '{KIND_TRIAL}' AND tags.`{TAG_STUDY}` = '{_quote(study)}'"

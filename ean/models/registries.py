@@ -4,6 +4,7 @@ Feature maps inside the network use the TSN layout ``(N*T, C, H, W)``: N clips o
 the batch axis; a part that mixes time reshapes internally with ``num_segments``.
 """
 
+from ean.models.fusion.base import Fusion
 from ean.registry import Registry
 
 BACKBONES = Registry(
@@ -26,11 +27,12 @@ FUSIONS = Registry(
     "(N*T, C, H, W) -> (N*T, C, H, W): mixes channels by a matrix M (C x C) per clip; "
     "matrix(context) -> (N, C, C) or None for a fixed permutation/identity.",
     required_args=("channels", "num_segments"),
+    base=Fusion,
 )
 
 REGIONS = Registry(
     "regions",
-    contract="regions(channels: int, num_segments: int, num_regions: int, **options) -> Regions or None "
+    contract="regions(channels: int, num_segments: int, num_regions: int, **options) -> nn.Module or None "
     "(no SOI-Tr); forward(features (N, C, T, H, W), clip (N, T, 3, Hin, Win)) -> weights (N, T, R, H, W), "
     "each map summing to 1 over H, W (or None: every position is a token).",
     required_args=("channels", "num_segments", "num_regions"),

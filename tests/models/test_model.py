@@ -195,3 +195,13 @@ def test_bad_model_configs_name_the_problem(config, message):
 def test_build_model_reads_the_model_section_of_a_full_config():
     model = build_model({"model": TINY, "data": {"dataset": "synthetic"}})
     assert model.fc.out_features == 10 and model.num_segments == 4
+
+
+def test_a_fusion_must_be_a_fusion_to_register():
+    """The EAB asks a fusion for its matrix (``Fusion.matrix``): a module that is not one is refused when it
+    registers, not when a trial builds it."""
+    from ean.registry import ContractError
+
+    with pytest.raises(ContractError, match="must subclass Fusion"):
+        FUSIONS.register("not_a_fusion")(torch.nn.Identity)
+    assert "not_a_fusion" not in FUSIONS.names()

@@ -44,4 +44,5 @@ class Fusion(nn.Module):
         return None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """x, context (N*T, C, H, W) -> (N*T, C, H, W): x's channels mixed per clip by ``matrix(context)``."""
         return apply_matrix(x, self.matrix(context), self.num_segments)
