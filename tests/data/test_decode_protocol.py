@@ -48,28 +48,39 @@ def test_every_reply_round_trips():
     assert long == "é" * (protocol.MAX_REASON_BYTES // 2)
 
 
-BAD_REPLIES = {
-    "empty": b"",
-    "unknown type": b"\x42",
-    "pickle protocol": pickle.dumps(("ok", 10)),
-    "ready with a field": b"\x81\x00",
-    "opened cut short": b"\x82\x01\x02\x03",
-    "opened too long": protocol.encode_opened(3) + b"\x00",
-    "negative frames": protocol.encode_opened(-5),
-    "shape of 200 dimensions": bytes([protocol.DECODED, 200]) + b"\x00" * 1600,
-    "shape cut short": bytes([protocol.DECODED, 4]) + struct.pack("<3q", 1, 2, 3),
-    "negative dimension": protocol.encode_decoded((2, -48, 64, 3)),
-    "negative buffer": protocol.encode_cropped((2, 8, 8, 3), -1),
-    "string longer than the message": bytes([protocol.ERROR]) + struct.pack("<I", 100) + b"short",
-    "string over the limit": bytes([protocol.ERROR]) + struct.pack("<I", 5000) + b"x" * 5000,
-    "over the reply limit": protocol.encode_error("") + b"\x00" * protocol.MAX_REPLY_BYTES,
+BAD_REPLIES = {  # name: (message, why it is refused)
+    "empty": (b"", "an empty message"),
+    "unknown type": (b"\x42", "unknown reply type 0x42"),
+    "pickle protocol": (pickle.dumps(("ok", 10)), "unknown reply type 0x80"),
+    "ready with a field": (b"\x81\x00", "of 2 bytes, not 1"),
+    "opened cut short": (b"\x82\x01\x02\x03", "cut short at 4 bytes"),
+    "opened too long": (protocol.encode_opened(3) + b"\x00", "of 10 bytes, not 9"),
+    "negative frames": (protocol.encode_opened(-5), r"a negative frame count \(-5\)"),
+    "shape of 200 dimensions": (bytes([protocol.DECODED, 200]) + b"\x00" * 1600, "a shape of 200 dimensions"),
+    "shape cut short": (bytes([protocol.DECODED, 4]) + struct.pack("<3q", 1, 2, 3), "cut short at 26 bytes"),
+    "negative dimension": (protocol.encode_decoded((2, -48, 64, 3)), r"a negative dimension \(-48\)"),
+    "negative buffer": (protocol.encode_cropped((2, 8, 8, 3), -1), r"a negative buffer size \(-1\)"),
+    "string longer than the message": (
+        bytes([protocol.ERROR]) + struct.pack("<I", 100) + b"short",
+        "a string of 100 bytes in a message of 10",
+    ),
+    "string over the limit": (
+        bytes([protocol.ERROR]) + struct.pack("<I", 5000) + b"x" * 5000,
+        r"a string of 5000 bytes \(at most 4000\)",
+    ),
+    "over the reply limit": (
+        protocol.encode_error("") + b"\x00" * protocol.MAX_REPLY_BYTES,
+        r"a reply of \d+ bytes \(at most 8192\)",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", BAD_REPLIES)
 def test_malformed_replies_do_not_decode(name):
-    with pytest.raises(protocol.ProtocolError):
-        protocol.decode_reply(BAD_REPLIES[name])
+    """Each malformed reply is refused by the check meant for it (not by a later one that happens to trip)."""
+    message, why = BAD_REPLIES[name]
+    with pytest.raises(protocol.ProtocolError, match=why):
+        protocol.decode_reply(message)
 
 
 @pytest.mark.parametrize("message", [b"", b"\x09", b"\x01\x00", protocol.encode_crop(1, 2, 3, 4)[:-1]])

@@ -124,10 +124,19 @@ def test_code_and_environment_resolvers_are_rejected(bad):
     assert "row 'incep_block'" in msg and repr(bad) in msg and "data only" in msg
 
 
-def test_target_key_anywhere_is_rejected():
+@pytest.mark.parametrize(
+    "place",
+    [
+        lambda d: d.update({"_target_": "os.system"}),
+        lambda d: d["rows"][0].update({"paper": {"_target_": "os.system"}}),
+        lambda d: d["profiles"].update({"smoke": ["+model._target_=os.system"]}),
+    ],
+    ids=["top level", "nested mapping", "override text"],
+)
+def test_target_key_anywhere_is_rejected(place):
     data = _data()
-    data["profiles"]["smoke"] = [{"_target_": "os.system"}]
-    assert "'_target_'" in _error(data)
+    place(data)
+    assert "names Python code" in _error(data) and "a study spec is data only" in _error(data)
 
 
 def test_load_spec_names_the_file(tmp_path):

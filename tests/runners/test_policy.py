@@ -14,7 +14,7 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from runners.compose import CompositionError, compose_config, hydra_context
+from runners.compose import CompositionError, check_overrides, compose_config, hydra_context
 from runners.plan import PlanError, build_plan
 from runners.run import EXIT_BAD_INPUT, main
 from runners.validate import check_trial_config
@@ -258,7 +258,9 @@ def test_the_project_folder_and_its_plain_interpolations_pass():
 def test_the_loader_the_override_check_and_the_config_check_agree(text):
     with pytest.raises(SpecError):
         parse_spec(place(GOOD, "row", f"+model.x={text}"))
-    with hydra_context(), pytest.raises(CompositionError):
+    with pytest.raises(CompositionError, match=r"override '\+model\.x="):  # the override check, by itself
+        check_overrides([f"+model.x={text}"])
+    with hydra_context(), pytest.raises(CompositionError, match=r"override '\+model\.x="):  # before Hydra composes
         compose_config([f"+model.x={text}"])
     assert any("model.x" in p for p in check_trial_config({"model": {"x": text}}))
 

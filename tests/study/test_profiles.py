@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from study.find import find_spec
@@ -41,12 +43,20 @@ def test_an_unknown_profile_names_the_valid_ones(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "overrides", ["['hydra.run.dir=/tmp']", "['model.x=${oc.env:HOME}']", "[{_target_: os.system}]", "data=synthetic"]
+    ("overrides", "why"),
+    [
+        ("['hydra.run.dir=/tmp']", "sets Hydra.s own settings"),
+        ("['model.x=${oc.env:HOME}']", "calls a resolver"),
+        ("['+model._target_=os.system']", "names Python code"),
+        ("[{_target_: os.system}]", "must be strings"),
+        ("data=synthetic", "a profile is a mapping"),
+    ],
 )
-def test_a_shared_profile_is_data_only(tmp_path, overrides):
+def test_a_shared_profile_is_data_only(tmp_path, overrides, why):
     write_profile(tmp_path, "bad", overrides)
-    with pytest.raises(SpecError, match="bad.yaml"):
+    with pytest.raises(SpecError, match="bad.yaml") as refused:
         load_shared("bad", tmp_path)
+    assert re.search(why, str(refused.value)), str(refused.value)
 
 
 def test_every_papers_study_gets_the_shared_smoke_profile():
