@@ -271,3 +271,21 @@ def test_a_folder_problem_stops_the_plan_with_every_problem_listed(monkeypatch, 
     monkeypatch.setattr(runners.conf_dirs, "conf_problems", lambda conf_dir: ["block/x.yaml: 'secret': calls"])
     with pytest.raises(PlanError, match="block/x.yaml: 'secret': calls"):
         build_plan(parse_spec(GOOD), [], [], [0], tmp_path)
+
+
+def test_a_config_file_is_one_delta_over_a_base_of_its_group():
+    """DESIGN: configs are small deltas over a base, at most two levels of defaults: a group file may build on
+    another file of its group only where that base builds on none."""
+
+    def bases(path: Path) -> list[str]:
+        entries = (yaml.safe_load(path.read_text()) or {}).get("defaults", [])
+        return [e for e in entries if isinstance(e, str) and e != "_self_" and (path.parent / f"{e}.yaml").is_file()]
+
+    deep = [
+        f"{path.relative_to(CONF_DIR)} -> {base} -> {', '.join(bases(path.parent / f'{base}.yaml'))}"
+        for path in sorted(CONF_DIR.glob("*/*.yaml"))
+        for base in bases(path)
+        if bases(path.parent / f"{base}.yaml")
+    ]
+    assert deep == []
+    assert any(bases(path) for path in CONF_DIR.glob("*/*.yaml"))  # the check looks at real deltas
