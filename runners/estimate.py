@@ -15,13 +15,18 @@ the time scales to the recipe as it would run:
                  (``test_crop_size``) costs its pixels over the training crop's (Kinetics: 256^2 / 224^2)
     a resumed trial (an unfinished run reopened) trains only the epochs after the last one its run logged
     device-hours = (training + evaluation) x the devices a trial holds (its GPUs, all workers' together, a
-                 fraction of one counted as that fraction; a CPU trial: its workers); the wall clock, with
-                 ``--max-concurrent`` trials at once (default: as many as this machine holds, as a local
-                 run would start: ``runners.demand.default_concurrency``), is at least the trials' hours
-                 spread over them (perfect packing) and at least the longest trial, for the trainings and
-                 then for the evaluation rows (they start from the finished trainings): a lower bound
+                 fraction of one counted whole: the step was timed on a whole GPU, and trials that share one
+                 each run slower; a CPU trial: its workers); the wall clock, with ``--max-concurrent`` trials
+                 at once (default: as many as the cluster holds, as a run would start them:
+                 ``runners.demand.default_concurrency``), is at least the trials' hours spread over them
+                 (perfect packing), at least the longest trial, and where the cluster's CPUs and GPUs are known
+                 (this machine's, or those of the cluster a running study joined), at least the hours its
+                 trials hold of each over what it has; for the trainings and then for the evaluation rows
+                 (they start from the finished trainings): a lower bound
 
-Data loading is not timed (a study whose loaders keep the device fed: ``benchmarks/data_loading.py``).
+A CPU times one clip at a time, then as many as about 2 s hold, and reads the per-device batch off the line
+through the two (``ean.train.step_time``): a small network's fixed cost per step is most of its time. Data
+loading is not timed (a study whose loaders keep the device fed: ``benchmarks/data_loading.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class TrialCost:
         train_hours: training time, hours.
         eval_hours: evaluation passes, hours.
         devices: devices the trial holds (``held_devices``).
+        gpus: GPUs it holds, each counted whole (0 for a CPU trial).
+        cpus: CPUs it holds (``runners.demand.trial_demand``).
     """
 
     trial: Trial
@@ -60,6 +67,8 @@ class TrialCost:
     train_hours: float
     eval_hours: float
     devices: float
+    gpus: float = 0.0
+    cpus: float = 0.0
 
     @property
     def device_hours(self) -> float:
@@ -131,8 +140,8 @@ def step_code_signature() -> str:
 
 
 def _time_step(config: dict, steps: int, devices: int, where: str) -> float:
-    """Seconds per step on ``where``; on a CPU timed one clip at a time and scaled (its time grows about
-    linearly)."""
+    """Seconds per step on ``where``; on a CPU timed on one clip, then on as many as about 2 s hold, and read
+    off the line through the two (``ean.train.step_time.step_seconds``)."""
     from ean.train.step_time import step_seconds
 
     return step_seconds(config, steps, devices, where, clips=1 if where == "cpu" else None)
@@ -173,7 +182,9 @@ def _cost(trial: Trial, seconds: float, trainer: dict, videos: dict[str, int], s
     per_clip = seconds / step_clips * eval_pixels({"crop_size": trial.config["model"].get("input_size"), **data})
     clips = evaluated_views(epochs, trainer.get("eval_every") or 1, views) * math.ceil(val_videos / devices)
     eval_hours = clips * per_clip * FORWARD_SHARE / 3600
-    return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, held_devices(trial.config))
+    held, demand = held_devices(trial.config), trial_demand(trial.config)
+    gpus = held if demand.get("GPU") else 0.0
+    return TrialCost(trial, seconds, epochs * per_epoch, train_hours, eval_hours, held, gpus, demand.get("CPU", 0.0))
 
 
 def eval_pixels(data: dict) -> float:
@@ -193,37 +204,73 @@ def evaluated_views(epochs: int, eval_every: int, views: int) -> int:
     return validations + final_test
 
 
-def totals(costs: list[TrialCost], slots: int) -> tuple[float, float]:
-    """(device-hours, wall-clock hours) of ``costs`` with ``slots`` trials at once. The trainings run first,
-    then the evaluation rows' trials (``runners.session``); each phase takes at least its trials' hours spread
-    over the slots (perfect packing) and at least its longest trial."""
+def totals(costs: list[TrialCost], slots: int, cluster: dict[str, float] | None = None) -> tuple[float, float]:
+    """(device-hours, wall-clock hours) of ``costs`` with ``slots`` trials at once on ``cluster`` (its ``CPU`` and
+    ``GPU``; None: not known). The trainings run first, then the evaluation rows' trials (``runners.session``);
+    each phase takes at least its trials' hours spread over the slots (perfect packing), at least its longest
+    trial, and at least, for each of the cluster's CPUs and GPUs, the hours its trials hold of them over what
+    the cluster has (trials that share a GPU each run slower: its hours are theirs together)."""
     device_hours = sum(c.device_hours for c in costs)
     wall = 0.0
     for phase in (False, True):
-        hours = [c.train_hours + c.eval_hours for c in costs if bool(c.trial.evaluates) == phase]
-        wall += max(sum(hours) / max(slots, 1), max(hours, default=0.0))
+        group = [c for c in costs if bool(c.trial.evaluates) == phase]
+        hours = [c.train_hours + c.eval_hours for c in group]
+        bounds = [sum(hours) / max(slots, 1), max(hours, default=0.0)]
+        for name, held in (("CPU", lambda c: c.cpus), ("GPU", lambda c: c.gpus)):
+            if cluster and cluster.get(name, 0.0) > 0:
+                bounds.append(sum(h * held(c) for h, c in zip(hours, group, strict=True)) / cluster[name])
+        wall += max(bounds)
     return device_hours, wall
 
 
-def format_costs(costs: list[TrialCost], free: int, slots: int) -> str:
-    """Per row (per row and dataset column in a study that compares datasets) and in all: trials, seconds per
-    step, steps, hours per trial, device-hours; the wall clock."""
+def format_costs(
+    costs: list[TrialCost],
+    trials: list[Trial],
+    slots: int,
+    cluster: dict[str, float] | None = None,
+    waiting: int = 0,
+) -> str:
+    """Per row (per row and dataset column in a study that compares datasets) of the planned ``trials`` and in
+    all: trials to train and free ones (cached or reused), seconds per step, steps, hours per trial,
+    device-hours; the wall clock on ``cluster`` (``totals``). ``waiting``: trials left to other drivers, in
+    neither count."""
+    priced = {id(c.trial) for c in costs}
     rows: dict[str, list[TrialCost]] = {}
+    free: dict[str, int] = {}
+    for trial in trials:
+        row = f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id
+        rows.setdefault(row, [])
+        free[row] = free.get(row, 0) + (trial.state.finished and id(trial) not in priced)
     for cost in costs:
         trial = cost.trial
         row = f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id
-        rows.setdefault(row + (" (resumed)" if cost.trial.epochs_done else ""), []).append(cost)
+        rows.setdefault(row + (" (resumed)" if trial.epochs_done else ""), []).append(cost)
     width = max([24, *map(len, rows)])
-    lines = [f"{'row':{width}} {'trials':>6} {'s/step':>8} {'steps':>9} {'per trial':>9} {'device time':>11}"]
+    lines = [
+        f"{'row':{width}} {'train':>5} {'free':>4} {'s/step':>8} {'steps':>9} {'per trial':>9} {'device time':>11}"
+    ]
     for row, items in rows.items():
+        head = f"{row:{width}} {len(items):5d} {free.get(row, 0):4d}"
+        if not items and not free.get(row) and f"{row} (resumed)" in rows:
+            continue  # its trials are all resumed: priced on that line
+        if not items:
+            lines.append(f"{head} {'-':>8} {'-':>9} {'-':>9} {'-':>11}")
+            continue
         c = items[0]
         per_trial = duration(c.train_hours + c.eval_hours)
         total = duration(sum(i.device_hours for i in items))
-        lines.append(f"{row:{width}} {len(items):6d} {c.seconds_per_step:8.2f} {c.steps:9d} {per_trial:>9} {total:>11}")
-    device_hours, wall = totals(costs, slots)
+        lines.append(f"{head} {c.seconds_per_step:8.2f} {c.steps:9d} {per_trial:>9} {total:>11}")
+    device_hours, wall = totals(costs, slots, cluster)
+    left = f", {waiting} left to other drivers" if waiting else ""
+    where = (
+        f" with {cluster.get('CPU', 0.0):g} CPUs and {cluster.get('GPU', 0.0):g} GPUs"
+        if cluster
+        else " (the cluster's size not known: --max-concurrent says how many at once)"
+    )
     lines.append(
-        f"in all: {len(costs)} trial(s) to train ({free} cached or reused: free), {device_hours:.2f} device-hours "
-        f"({duration(device_hours)}); wall clock at least {duration(wall)} on {slots} slot(s) (--max-concurrent)"
+        f"in all: {len(costs)} trial(s) to train ({sum(free.values())} cached or reused: free{left}), "
+        f"{device_hours:.2f} device-hours ({duration(device_hours)}); wall clock at least {duration(wall)} on "
+        f"{slots} slot(s) (--max-concurrent){where}"
     )
     return "\n".join(lines)
 
@@ -243,14 +290,17 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def local_cluster() -> dict[str, float]:
+    """This machine's CPUs and GPUs, as a local Ray would hold them."""
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
 def default_slots(trials: list[Trial], cluster: dict[str, float] | None = None) -> int:
     """Trials that run at once by default, as a run starts them: as many as the cluster's CPUs and GPUs hold of
     the smallest trial (``runners.demand.default_concurrency``); ``cluster`` None: this machine's."""
-    if cluster is None:
-        import torch
-
-        cluster = {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
-    return default_concurrency(cluster, [trial_demand(t.config) for t in trials])
+    return default_concurrency(cluster or local_cluster(), [trial_demand(t.config) for t in trials])
 
 
 def steps_timed(cache: DiskCache | None = None, code: str | None = None) -> bool:

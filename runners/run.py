@@ -98,7 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--estimate",
         action="store_true",
         help="with --dry-run: time a training step of each network on this machine's device and print what the "
-        "study will cost (device-hours per row and in all, and the wall clock; cached and reused trials are free)",
+        "study will cost (device-hours per row and in all, and the wall clock on this machine's CPUs and GPUs, "
+        "or with --address on --max-concurrent trials at once; cached and reused trials are free; with --json, "
+        "on stderr)",
     )
     parser.add_argument(
         "--address",
@@ -491,13 +493,16 @@ def dry_run(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, uri:
         if warning:
             print(warning, file=sys.stderr)
     if args.estimate:
-        from runners.estimate import default_slots, estimate, format_costs
+        from runners.estimate import default_slots, estimate, format_costs, local_cluster
 
         if tracker is not None:
             tracker.note_epochs_done(trials)
         costs = estimate(trials)
-        slots = args.max_concurrent or default_slots([t for t in trials if not t.state.finished])
-        print(format_costs(costs, len(trials) - len(costs), slots))
+        cluster = None if args.address else local_cluster()  # a dry run does not join the cluster
+        todo = [t for t in trials if not t.state.finished]
+        slots = args.max_concurrent or (default_slots(todo, cluster) if cluster else max(len(todo), 1))
+        # under --json, the plan alone is on stdout
+        print(format_costs(costs, trials, slots, cluster), file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 

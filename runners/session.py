@@ -392,9 +392,10 @@ class StudySession:
         costs = estimate(self.todo, cached_only=True)
         if not costs:
             return None
-        slots = self.args.max_concurrent or default_slots(self.todo, _cluster_resources())
-        device_hours, wall_hours = totals(costs, slots)
-        text = format_costs(costs, len(self.trials) - len(costs), slots)
+        cluster = _cluster_resources()
+        slots = self.args.max_concurrent or default_slots(self.todo, cluster)
+        device_hours, wall_hours = totals(costs, slots, cluster)
+        text = format_costs(costs, self.trials, slots, cluster, waiting=len(self.waiting))
         return text + "\n", {S.METRIC_ESTIMATE_DEVICE_HOURS: device_hours, S.METRIC_ESTIMATE_WALL_HOURS: wall_hours}
 
     def finish_cached(self) -> int:

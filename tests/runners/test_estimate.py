@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,9 +44,36 @@ def test_the_cost_follows_the_recipe_and_cached_trials_are_free(tmp_path, monkey
     per_epoch = split_size(data, "train") // trials[0].config["trainer"]["batch_size"]
     assert cost.trial is trials[0] and cost.steps == 3 * per_epoch
     assert cost.train_hours == pytest.approx(3 * per_epoch * 2.0 / 3600)
-    assert cost.eval_hours > 0 and cost.device_hours == pytest.approx(cost.train_hours + cost.eval_hours)
-    text = format_costs([cost], free=1, slots=1)
-    assert "1 trial(s) to train (1 cached or reused: free)" in text and text.splitlines()[1].startswith("base")
+    # 3 validations of 1 view (1x1: no final test of its own), each val video a forward pass, a third of a
+    # training step's time per clip (2 s for the batch's clips)
+    batch, val = trials[0].config["trainer"]["batch_size"], split_size(data, "val")
+    assert cost.eval_hours == pytest.approx(3 * val * (2.0 / batch) / 3 / 3600)
+    assert cost.device_hours == pytest.approx(cost.train_hours + cost.eval_hours)
+    text = format_costs([cost], trials, slots=1)
+    assert "1 trial(s) to train (1 cached or reused: free)" in text
+    assert text.splitlines()[1].split()[:3] == ["base", "1", "1"]  # the row: 1 to train, 1 free
+
+
+def test_each_distinct_network_is_timed_once(tmp_path, monkeypatch):
+    """Seeds of a row share their network: one timing; another row's network is timed on its own."""
+    timed = []
+    monkeypatch.setattr("runners.estimate._time_step", lambda config, *a: timed.append(config["model"]["block"]) or 1.0)
+    other = {"id": "other", "label": "Other", "overrides": ["block=s_block", "regions=none"]}
+    spec = parse_spec(tiny_spec([BASE, other], seeds=(0, 1)))
+    costs = estimate(build_plan(spec, [], [], [0, 1], tmp_path), cache=DiskCache("step_seconds", tmp_path / "c"))
+    assert len(costs) == 4 and sorted(timed) == ["none", "s_block"]
+
+
+def test_a_row_whose_trials_are_all_cached_is_listed_free(tmp_path, monkeypatch):
+    monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 1.0)
+    other = {"id": "other", "label": "Other", "overrides": ["block=s_block", "regions=none"]}
+    trials = build_plan(parse_spec(tiny_spec([BASE, other])), [], [], [0], tmp_path)
+    trials[0].state = TrialState.CACHED
+    costs = estimate(trials, cache=DiskCache("step_seconds", tmp_path / "c"))
+    lines = format_costs(costs, trials, slots=1).splitlines()
+    assert lines[1].split() == ["base", "0", "1", "-", "-", "-", "-"] and lines[2].split()[:3] == ["other", "1", "0"]
+    waiting = format_costs(costs, trials, slots=1, waiting=2).splitlines()[-1]
+    assert "(1 cached or reused: free, 2 left to other drivers)" in waiting
 
 
 @pytest.mark.parametrize(
@@ -113,6 +141,9 @@ def test_a_dry_run_estimate_plans_a_study_whose_data_is_elsewhere(tmp_path, monk
     assert "estimate: timing v1/a/seed0 (1/1 networks) on cpu:" in err  # progress, naming the device timed
     assert main([str(spec), "--dry-run", "--estimate", "--mlflow-uri", uri]) == 0
     assert "estimate: timing" not in capsys.readouterr().err  # the step time is kept: nothing is timed again
+    assert main([str(spec), "--dry-run", "--estimate", "--json", "--mlflow-uri", uri]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) and "in all: 1 trial(s) to train" in err  # stdout stays the plan's JSON
 
 
 def test_durations_read_as_hours_minutes_or_seconds():
@@ -167,6 +198,9 @@ def test_a_study_logs_its_estimated_cost_to_the_parent_run_once_a_dry_run_timed_
     assert main(args) == 0
     (first,) = parent_runs()
     assert S.METRIC_ESTIMATE_DEVICE_HOURS not in first.data.metrics  # not timed: nothing logged
+    assert main([*args, "--dry-run", "--estimate"]) == 0  # the trial finished: free, its row listed
+    lines = capsys.readouterr().out.splitlines()
+    assert "0 trial(s) to train (1 cached or reused: free)" in lines[-1] and lines[-2].split()[:3] == ["base", "0", "1"]
     assert main([*args, "--dry-run", "--estimate", "--rerun"]) == 0
     printed = capsys.readouterr().out.splitlines()[-1]
     assert main([*args, "--rerun"]) == 0
@@ -224,21 +258,34 @@ def test_a_starting_study_imports_no_torch_for_tune_or_an_untimed_estimate(tmp_p
 
 
 @pytest.mark.parametrize(
-    ("resources", "held"),
+    ("resources", "held", "gpus"),
     [
-        (["resources=gpu"], 1.0),
-        (["resources=gpu", "resources.gpus=2"], 2.0),  # two GPUs in one process: both held
-        (["resources=gpu", "resources.gpus=0.5"], 1.0),  # half a GPU, timed on a whole one: sharing slows both
-        (["resources=ddp2", "resources.gpus=1"], 2.0),  # two workers of a GPU each
-        (["resources=default"], 1.0),  # a CPU trial: its process
+        (["resources=gpu"], 1.0, 1.0),
+        (["resources=gpu", "resources.gpus=2"], 2.0, 2.0),  # two GPUs in one process: both held
+        (["resources=gpu", "resources.gpus=0.5"], 1.0, 1.0),  # half a GPU, timed on a whole one: sharing slows both
+        (["resources=ddp2", "resources.gpus=1"], 2.0, 2.0),  # two workers of a GPU each
+        (["resources=default"], 1.0, 0.0),  # a CPU trial: its process, no GPU
     ],
 )
-def test_device_hours_count_the_devices_a_trial_holds(resources, held, tmp_path, monkeypatch):
+def test_device_hours_count_the_devices_a_trial_holds(resources, held, gpus, tmp_path, monkeypatch):
     monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 1.0)
     (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], resources, [0], tmp_path)
     (cost,) = estimate([trial], cache=DiskCache("step_seconds", tmp_path / "cache"))
-    assert cost.devices == held
+    assert (cost.devices, cost.gpus) == (held, gpus)
     assert cost.device_hours == pytest.approx((cost.train_hours + cost.eval_hours) * held)
+
+
+def test_workers_share_the_evaluation_videos(tmp_path, monkeypatch):
+    """Two DDP workers each evaluate half the val videos (rounded up), a third of a step's time per clip."""
+    from ean.train.config import device_batch, resolve_trainer_config
+    from runners.validate import train_config
+
+    monkeypatch.setattr("runners.estimate._time_step", lambda *args, **kwargs: 1.0)
+    (trial,) = build_plan(parse_spec(tiny_spec([BASE])), [], ["resources=ddp2", "trainer.epochs=1"], [0], tmp_path)
+    (cost,) = estimate([trial], cache=DiskCache("step_seconds", tmp_path / "cache"))
+    per_device, accumulation = device_batch(resolve_trainer_config(train_config(trial.config)), 2)
+    val = split_size(trial.config["data"], "val")
+    assert cost.eval_hours == pytest.approx(-(-val // 2) * (1.0 / (per_device * accumulation)) / 3 / 3600)
 
 
 @pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 2), (0.5, 1)])
@@ -269,6 +316,20 @@ def test_the_wall_clock_spreads_trials_not_devices_over_the_trials_at_once():
         11.6,
         10.5,
     )
+
+
+def test_the_wall_clock_holds_no_more_trials_than_the_clusters_cpus_and_gpus():
+    """Two trials on half a GPU each, on one GPU: 10 h each timed on a whole one, so 20 h together, whatever
+    the slots; 8 one-GPU trials 8 at once on 2 GPUs: 40 h; 15 slots of 1-CPU trials on 2 CPUs: 2 at once."""
+    from runners.estimate import TrialCost, totals
+
+    def cost(hours: float, gpus: float = 0.0, cpus: float = 1.0) -> TrialCost:
+        return TrialCost(SimpleNamespace(evaluates=None), 1.0, 1, hours, 0.0, max(gpus, 1.0), gpus, cpus)
+
+    assert totals([cost(10.0, gpus=1.0)] * 2, slots=2, cluster={"CPU": 8.0, "GPU": 1.0}) == (20.0, 20.0)
+    assert totals([cost(10.0, gpus=1.0)] * 8, slots=8, cluster={"CPU": 64.0, "GPU": 2.0}) == (80.0, 40.0)
+    assert totals([cost(10.0)] * 15, slots=15, cluster={"CPU": 2.0, "GPU": 0.0}) == (150.0, 75.0)
+    assert totals([cost(10.0)] * 15, slots=15) == (150.0, 10.0)  # the cluster not known: the slots alone
 
 
 def test_a_view_at_a_larger_test_crop_costs_its_pixels(tmp_path, monkeypatch):
@@ -311,8 +372,8 @@ def test_a_resumed_trial_costs_the_epochs_after_its_last_logged_one(tmp_path, mo
     resumed, new = estimate(trials, cache=DiskCache("step_seconds", tmp_path / "cache"))
     assert (resumed.steps, new.steps) == (new.steps // 3, new.steps)
     assert resumed.train_hours == pytest.approx(new.train_hours / 3)
-    rows = [line.split()[:3] for line in format_costs([resumed, new], free=0, slots=1).splitlines()[1:3]]
-    assert rows == [["base", "(resumed)", "1"], ["base", "1", "2.00"]]  # each priced on its own line
+    rows = [line.split()[:4] for line in format_costs([resumed, new], trials, slots=1).splitlines()[1:3]]
+    assert rows == [["base", "1", "0", "2.00"], ["base", "(resumed)", "1", "0"]]  # each priced on its own line
 
 
 def test_diving48s_official_sizes_follow_its_label_version(tmp_path):

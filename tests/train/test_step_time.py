@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from types import MethodType, SimpleNamespace
 
+import pytest
+
 import ean.train.step_time as step_time
 
 TINY = {
@@ -15,15 +17,16 @@ TINY = {
 }
 
 
-def test_a_step_is_timed_and_scaled_by_accumulation_and_batch(monkeypatch):
-    """On a fake clock, a micro-batch's forward and backward "take" 5 s and an update 1 s: a step of 4
-    accumulated micro-batches of 2 clips, timed on 1 clip, takes 5 x 4 x 2 + 1 s (one update a step)."""
-    now = [0.0]
+def fake_clock(monkeypatch, fixed: float, per_clip: float, update: float = 1.0) -> list[int]:
+    """A clock on which a micro-batch of n clips "takes" ``fixed + per_clip x n`` s, its first one of each size
+    100 s more (a warm-up the timing must leave out), and an optimizer update ``update`` s; returns the sizes
+    timed."""
+    now, sizes = [0.0], []
     monkeypatch.setattr(step_time, "time", SimpleNamespace(perf_counter=lambda: now[0]))
 
     def timed_update(optimizer):
         def step(self, *args, **kwargs):
-            now[0] += 1.0
+            now[0] += update
             return real_step(*args, **kwargs)
 
         real_step, optimizer.step = optimizer.step, MethodType(step, optimizer)  # bound: the schedule wraps it
@@ -33,11 +36,39 @@ def test_a_step_is_timed_and_scaled_by_accumulation_and_batch(monkeypatch):
     monkeypatch.setattr(step_time, "build_optimizer", lambda *args: timed_update(build_optimizer(*args)))
 
     def train_epoch(model, batches, optimizer, *args, **kwargs):
-        now[0] += 5.0
+        ((clips, _, _),) = batches
+        n = clips.shape[0]
+        now[0] += fixed + per_clip * n + (100.0 if n not in sizes else 0.0)
+        sizes.append(n)
         optimizer.step()
 
     monkeypatch.setattr(step_time, "train_epoch", train_epoch)
-    assert step_time.step_seconds(TINY, steps=2, device="cpu", clips=1) == 5.0 * 4 * 2 + 1.0
+    return sizes
+
+
+def test_a_step_is_read_off_the_line_through_two_timed_sizes(monkeypatch):
+    """A micro-batch of n clips takes 3 + 2n s, an update 1 s: a step of 4 accumulated micro-batches of 2 clips,
+    timed on 1 clip and then 2, takes (3 + 2 x 2) x 4 + 1 s (one update a step); the warm-ups are left out."""
+    sizes = fake_clock(monkeypatch, fixed=3.0, per_clip=2.0)
+    assert step_time.step_seconds(TINY, steps=2, device="cpu", clips=1) == (3.0 + 2.0 * 2) * 4 + 1.0
+    assert sizes == [1, 1, 1, 2, 2, 2]
+
+
+def test_a_small_network_is_timed_on_its_whole_batch_when_the_budget_holds_it(monkeypatch):
+    """A network whose fixed cost is most of its time: a clip at a time would price 8 clips at 8 x (0.1 + 0.01)
+    s; the budget holds the whole per-device batch, so it is timed as it is (0.1 + 0.08 s and one update)."""
+    sizes = fake_clock(monkeypatch, fixed=0.1, per_clip=0.01, update=0.01)
+    config = {**TINY, "trainer": {**TINY["trainer"], "per_device_batch": 8}}
+    seconds = step_time.step_seconds(config, steps=2, device="cpu", clips=1, budget_s=2.0)
+    assert seconds == pytest.approx(0.1 + 0.01 * 8 + 0.01)
+    assert sorted(set(sizes)) == [1, 8]
+
+
+def test_a_large_network_is_timed_on_two_clips_at_the_most_the_budget_holds(monkeypatch):
+    sizes = fake_clock(monkeypatch, fixed=0.0, per_clip=3.0)
+    config = {**TINY, "trainer": {**TINY["trainer"], "per_device_batch": 8}}
+    assert step_time.step_seconds(config, steps=2, device="cpu", clips=1, budget_s=2.0) == pytest.approx(3.0 * 8 + 1.0)
+    assert sorted(set(sizes)) == [1, 2]
 
 
 def test_a_real_step_runs_on_the_cpu():
