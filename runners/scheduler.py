@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -153,10 +154,22 @@ def _read_final(workdir: Path) -> dict[str, Any]:
 
 
 def _error_text(trial: TuneTrial) -> str:
+    """The trial's error as one line: the line of its traceback that names the exception (``ValueError: 1 of 41
+    files are bad...``), not the last line of a message of several; else the last line."""
     path = getattr(trial, "error_file", None) or ""
     text = Path(path).read_text() if path and Path(path).is_file() else str(getattr(trial, "error_msg", "") or "")
+    return error_line(text)
+
+
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Failure)\b.*")
+
+
+def error_line(text: str) -> str:
+    """The line of a traceback's text that names the last exception raised, with its message's first line;
+    the last line where none does."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "the trial failed (no message)"
+    named = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (named or lines or ["the trial failed (no message)"])[-1]
 
 
 def run_trials(

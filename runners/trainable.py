@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import traceback
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from runners.validate import train_config
 
 FINAL_FILE = "final.json"
 EVENTS_FILE = "events.jsonl"
+ERROR_FILE = "error.txt"  # the traceback of an error not retried (``_run_fit``)
 EVENT_POLL_S = 1.0
 
 
@@ -36,14 +38,21 @@ def epoch_report(event: dict[str, Any]) -> EpochReport:
 
 
 def _run_fit(config: dict[str, Any], workdir: Path, report) -> dict[str, Any] | None:
-    """Runs fit; returns its result, or None after reporting a NaN loss as the trial's final result."""
+    """Runs fit; returns its result, or None after reporting, as the trial's final result, an error that a
+    retry would meet again: a NaN loss (the same data gives the same NaN), or a ``ValueError`` (ean's errors of
+    config, data and weights among them: too many bad files, a value out of range). Its traceback is kept
+    in ``ERROR_FILE``; a crash (a killed process, an exception of another kind) is retried by Tune."""
     from ean.train import NonFiniteLossError, fit
 
     try:
         return fit(train_config(config), workdir, report)
-    except NonFiniteLossError as err:  # not worth retrying: the same data gives the same NaN
+    except (NonFiniteLossError, ValueError) as err:
+        why = str(err)
+        if not isinstance(err, NonFiniteLossError):
+            (workdir / ERROR_FILE).write_text(traceback.format_exc())
+            why = f"{type(err).__name__}: {err} (not retried: it would fail again; traceback: {workdir / ERROR_FILE})"
         tune.report({FINAL_KEY: 1.0, "failed": 1.0})
-        (workdir / FINAL_FILE).write_text(json.dumps({"error": str(err)}))
+        (workdir / FINAL_FILE).write_text(json.dumps({"error": why}))
         return None
 
 
@@ -137,7 +146,7 @@ def _ddp_worker(trial: dict[str, Any]) -> None:
 
     try:
         result: dict[str, Any] = fit(train_config(trial["config"]), workdir, report)
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, ValueError) as err:
         result = {"error": str(err)}
     if not dist.is_initialized() or dist.get_rank() == 0:
         _write_final(workdir, result)

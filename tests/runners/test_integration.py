@@ -216,3 +216,29 @@ def test_a_study_reuses_the_trials_another_study_trained(study_dir, capsys):
 
     assert main(cli_args(study_dir, second, "--no-report")) == 0  # a third run: all cached, nothing reused again
     assert len(trial_runs(study_dir, "second")) == 3
+
+
+def test_an_error_a_retry_would_meet_again_fails_its_trial_at_once_naming_its_cause(study_dir, capsys):
+    """Every training video corrupt and ``max_bad_fraction=0``: the trial's DataError (a ValueError) would come
+    again on a retry, so it is not retried (one start); its run FAILED names the error by its own first line,
+    not by the last line of its message; its traceback is kept in the trial's folder."""
+    from ean.data import build_dataset
+    from runners.plan import build_plan
+    from study.spec import parse_spec
+
+    extra = [f"data.root={study_dir / 'syn'}", "data.max_bad_fraction=0.0"]
+    spec_data = tiny_spec([ROW_BASE])
+    (trial,) = build_plan(parse_spec(spec_data), [], extra, [0], study_dir)
+    build_dataset({**trial.config["data"], "decode_timeout_s": 0}, "train")  # generated as the trial would
+    for video in (study_dir / "syn" / "videos").glob("*.mp4"):
+        video.write_bytes(b"not a video")
+    spec = write_yaml(study_dir / "tiny.yaml", spec_data)
+    assert main(cli_args(study_dir, spec, "--no-report", *extra)) == 1
+    out = capsys.readouterr().out
+    (run,) = trial_runs(study_dir)
+    error = run.data.tags["ean.error"]
+    assert run.info.status == "FAILED" and error.startswith("DataError: ") and "files are bad" in error
+    assert "retrying" not in out and "not retried" in error
+    (workdir,) = [p for p in (study_dir / "runs" / "tiny").iterdir() if p.is_dir()]
+    assert [s["start_epoch"] for s in read_starts(workdir)] == [1]
+    assert "Traceback" in (workdir / "error.txt").read_text()
