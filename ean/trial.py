@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import ean
+from ean.data.builder import loader_problems
 from ean.data.identity import data_fingerprint, data_identity, dataset_num_classes, dataset_options
 from ean.data.registry import DATASETS
 from ean.models import check_model_config, network_identity, resolve_model_config
@@ -239,7 +240,7 @@ def _check_data(config: dict, devices: int) -> list[str]:
     problems = [f"data: unknown keys {unknown} for dataset '{name}'; valid: {', '.join(valid)}"] if unknown else []
     if config.get("model", {}).get("num_segments") != data.get("num_segments"):
         problems.append("data.num_segments differs from model.num_segments")
-    return problems
+    return problems + loader_problems(data)
 
 
 def _check_data_root(config: dict) -> list[str]:

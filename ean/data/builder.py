@@ -62,6 +62,21 @@ from ean.data.registry import DATASETS
 
 #: The loader's keys (``build_loader``) and their defaults; the clip keys are :class:`ClipOptions`'.
 LOADER_DEFAULTS: dict[str, Any] = {"num_workers": 2, "loader_timeout_s": 300.0}
+
+
+def loader_problems(data_cfg: dict[str, Any]) -> list[str]:
+    """What is wrong with the loader's keys of a data config (``num_workers``, ``loader_timeout_s``), each naming
+    key, value and what is valid; checked at planning (``ean.trial.check_trial_config``) and by ``build_loader``."""
+    problems = []
+    workers = data_cfg.get("num_workers", LOADER_DEFAULTS["num_workers"])
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        problems.append(f"data.num_workers = {workers!r}; must be an integer >= 0 (0: load in the trial's process)")
+    timeout = data_cfg.get("loader_timeout_s")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
+        problems.append(f"data.loader_timeout_s = {timeout!r}; must be a number >= 0 (0: no timeout)")
+    return problems
+
+
 LOADER_KEYS = tuple(LOADER_DEFAULTS)
 
 
@@ -140,11 +155,12 @@ def build_loader(
         sampler = GlobalBatchSampler(len(dataset), total, batch_size, seed, rank=rank, world=world)
     else:
         sampler = DistributedSampler(dataset, shuffle=False) if distributed else SequentialSampler(dataset)
+    problems = loader_problems(data_cfg)
+    if problems:
+        raise DataError("; ".join(problems))
     workers = int(data_cfg.get("num_workers", LOADER_DEFAULTS["num_workers"]))
     timeout = data_cfg.get("loader_timeout_s")
     timeout = float(LOADER_DEFAULTS["loader_timeout_s"] if timeout is None else timeout)
-    if timeout < 0:
-        raise DataError(f"data.loader_timeout_s = {timeout:g}; must be >= 0 (0: no timeout)")
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -153,3 +153,16 @@ def test_a_malformed_training_list_stops_the_plan_naming_it(tmp_path, sth_v1, im
     (sth_v1 / "train.csv").write_text("no separator here\n")
     with pytest.raises(PlanError, match=r"something_v1: the train annotations under .* cannot be read"):
         keys("table8", [f"data.root={sth_v1}"], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("data.num_workers=-1", r"data.num_workers = -1; must be an integer >= 0"),
+        ("+data.loader_timeout_s=-5", r"data.loader_timeout_s = -5; must be a number >= 0"),
+    ],
+)
+def test_a_loader_value_out_of_range_stops_the_plan(override, problem, tmp_path, sth_v1, imagenet_v1):
+    """Not first met inside a trial (failed there, and retried): planning names it."""
+    with pytest.raises(PlanError, match=problem):
+        build_plan(load_spec(STUDIES / "table8.yaml"), [], [f"data.root={sth_v1}", override], [0], tmp_path)
