@@ -80,3 +80,17 @@ def _fsync_folder(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why files cannot be written in the folder ``path`` (created if need be), or None: a file stands at it
+    or on the way to it, or the nearest folder that exists is not writable."""
+    target = Path(os.path.abspath(path))
+    for part in (target, *target.parents):
+        if part.exists():
+            if not part.is_dir():
+                return f"{part} is a file, not a folder"
+            if not os.access(part, os.W_OK | os.X_OK):
+                return f"{part} is not writable"
+            return None
+    return None

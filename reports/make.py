@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ean.files_write import atomic_path, write_text
+from ean.files_write import atomic_path, folder_problem, write_text
 from reports.collect import StudyNotFoundError, StudyRuns, collect_runs, read_runs, study_runs
 from reports.latex import latex_document, render_latex
 from reports.markdown import render_markdown
@@ -108,6 +108,8 @@ def make_report(
         ValueError: an unknown format.
     """
     unknown = [f for f in formats if f not in FORMATS]
+    if not formats:
+        raise ValueError(f"no format given; valid formats: {', '.join(FORMATS)}")
     if unknown:
         raise ValueError(f"unknown format(s) {', '.join(unknown)}; valid formats: {', '.join(FORMATS)}")
     bad = [m for m in delta_metrics if m not in MEASURED]
@@ -118,8 +120,9 @@ def make_report(
     out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
     runs = runs if runs is not None else collect_runs(spec.name, tracking_uri)
     _check_pinned(spec.name, runs.trials, dataset=dataset, code_version=code_version, data_fingerprint=data_fingerprint)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; the report writes several files into a folder")
+    problem = folder_problem(out)
+    if problem:
+        raise ValueError(f"--out {out}: {problem}; the report writes several files into a folder")
     out.mkdir(parents=True, exist_ok=True)
     selections = select_columns(spec, runs.trials, dataset, code_version, keys, data_fingerprint)
     selection = next(iter(selections.values()))  # the figures': the first dataset's

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from ean.files_write import folder_problem
 from ean.plugins import load_plugins, plugin_entry_points
 from ean.registry import RegistryError
 from runners import signals
@@ -169,6 +170,9 @@ def argument_problem(args: argparse.Namespace) -> str | None:
         return f"--wait-every must be a number of seconds above 0, got {args.wait_every:g}"
     if args.wait and args.dry_run:
         return "--wait goes with a run, not --dry-run (a dry run runs nothing, and waits for nothing)"
+    problem = None if args.dry_run else folder_problem(args.storage)
+    if problem:
+        return f"--storage {args.storage}: {problem}; the trials write their checkpoints and files into a folder"
     return None
 
 

@@ -82,7 +82,11 @@ def test_cli_rejects_an_output_file_a_negative_precision_and_no_store(fixture_st
     uri, _ = fixture_store
     (tmp_path / "afile").write_text("x")
     assert main([str(FIXTURE), "--out", str(tmp_path / "afile"), "--mlflow-uri", uri]) == 2
-    assert "is a file; the report writes several files into a folder" in capsys.readouterr().err
+    assert "afile is a file, not a folder; the report writes several files into a folder" in capsys.readouterr().err
+    assert main([str(FIXTURE), "--out", str(tmp_path / "afile" / "x"), "--mlflow-uri", uri]) == 2  # a file on the way
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+    assert main([str(FIXTURE), "--format", "", "--out", str(tmp_path / "r"), "--mlflow-uri", uri]) == 2
+    assert "no format given; valid formats: md, latex, csv" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main([str(FIXTURE), "--decimals", "-1", "--mlflow-uri", uri])
     assert exit_.value.code == 2 and "--decimals must be 0 or more" in capsys.readouterr().err

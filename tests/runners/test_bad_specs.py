@@ -118,6 +118,11 @@ CASES = {
     "waiting nan seconds": ({}, ["--mlflow-wait", "nan"], ["--mlflow-wait must be a number of seconds"]),
     "looking again every 0 s": ({}, ["--wait", "--wait-every", "0"], ["--wait-every must be a number of seconds"]),
     "waiting in a dry run": ({}, ["--wait", "--dry-run"], ["--wait goes with a run, not --dry-run"]),
+    "storage under a file": (
+        {},
+        ["--storage", "study.yaml/runs"],
+        ["--storage study.yaml/runs: ", "study.yaml is a file, not a folder; the trials write their checkpoints"],
+    ),
     "override without a key": ({}, ["=3"], ["override '=3' names no key"]),
     "override without a value": ({}, ["trainer.lr"], ["override 'trainer.lr' sets no value"]),
     "command-line group typo named as typed": (
