@@ -211,6 +211,15 @@ def format_profile(profile: ModelProfile, show_parts: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0, or 2 for bad overrides or a broken plugin)."""
+    try:
+        return _main(argv)
+    except ValueError as err:  # a bad override, an unknown name, a broken plugin (loaded at the first lookup)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ean.profile",
         description="Print trainable parameters and FLOPs (MACs of one clip, the paper's convention) of a model "
@@ -222,12 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="model config entries as key=value (YAML values)")
     parser.add_argument("--parts", action="store_true", help="also print each part (backbone, blocks, SOI-Tr ...)")
     args = parser.parse_args(argv)
-    try:
-        config = parse_overrides(args.overrides)
-        profile = profile_model(config)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    profile = profile_model(parse_overrides(args.overrides))
     print(format_profile(profile, args.parts))
     return 0
 
