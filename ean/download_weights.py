@@ -21,10 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     parser = argparse.ArgumentParser(
-        prog="python -m ean.download_weights", description="Download named ImageNet weights into torch's hub cache."
+        prog="python -m ean.download_weights",
+        description="Download named ImageNet weights into torch's hub cache, where model.pretrained=NAME finds them.",
+        epilog="Example: python -m ean.download_weights resnet50 (the paper's backbone, imagenet1k_v1)",
     )
-    parser.add_argument("backbone", choices=sorted(TORCHVISION_WEIGHTS))
-    parser.add_argument("source", choices=NAMED_WEIGHTS, nargs="?", default="imagenet1k_v1")
+    parser.add_argument("backbone", choices=sorted(TORCHVISION_WEIGHTS), help="the backbone whose weights to fetch")
+    parser.add_argument(
+        "source",
+        choices=NAMED_WEIGHTS,
+        nargs="?",
+        default="imagenet1k_v1",
+        help="which of torchvision's weights (default: imagenet1k_v1)",
+    )
     args = parser.parse_args(argv)
     try:
         print(download(args.backbone, args.source))

@@ -127,7 +127,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="trials at once (default: as many as the cluster holds: its GPUs / GPUs per trial for GPU trials, "
         "its CPUs / CPUs per trial for CPU trials)",
     )
-    parser.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial from its checkpoint")
+    parser.add_argument(
+        "--max-failures",
+        type=int,
+        default=2,
+        help="retries of a crashed trial from its checkpoint (default: 2); an error a retry would meet again (a NaN "
+        "loss, bad data or values) fails the trial at once",
+    )
     parser.add_argument(
         "--rerun",
         action="store_true",
@@ -286,7 +292,7 @@ def check_overrides(spec: StudySpec, profile: list[str], args: argparse.Namespac
 
 RECIPE_LINE = (
     "global batch {global_batch} = {devices} device(s) x {per_device_batch} clips x {accumulation} accumulated, "
-    "lr {lr} ({schedule}, steps {lr_steps}), {epochs} epochs, momentum {momentum}, weight decay {weight_decay} "
+    "lr {lr} ({schedule}{steps}), {epochs} epochs, momentum {momentum}, weight decay {weight_decay} "
     "({param_groups} groups), clip {clip_grad}, dropout {dropout}, pretrained {pretrained}, protocol {protocol}, "
     "precision {precision}"
 )
@@ -298,11 +304,16 @@ def recipe_lines(trials: list[Trial]) -> list[str]:
     for t in trials:
         by_recipe.setdefault(json.dumps(t.recipe, sort_keys=True), []).append(t.row.id)
     if len(by_recipe) == 1:
-        return ["recipe: " + RECIPE_LINE.format(**trials[0].recipe)]
+        return ["recipe: " + recipe_line(trials[0].recipe)]
     return [
-        f"recipe of {', '.join(dict.fromkeys(rows))}: " + RECIPE_LINE.format(**json.loads(recipe))
-        for recipe, rows in by_recipe.items()
+        f"recipe of {', '.join(dict.fromkeys(rows))}: " + recipe_line(json.loads(r)) for r, rows in by_recipe.items()
     ]
+
+
+def recipe_line(recipe: dict) -> str:
+    """A recipe in one line (``RECIPE_LINE``); the lr steps only under a step schedule, the one that uses them."""
+    steps = f", steps {recipe['lr_steps']}" if recipe["schedule"] == "step" else ""
+    return RECIPE_LINE.format(**recipe, steps=steps)
 
 
 def plan_table(trials: list[Trial], claimed: dict[str, str] | None = None) -> str:
