@@ -216,7 +216,7 @@ def _spec_mismatch(spec: StudySpec, rec: dict) -> str | None:
     if rec["row"] not in spec.row_ids:
         return f"row {rec['row']!r}, which is not in the spec"
     if pd.isna(rec["seed"]) or int(rec["seed"]) not in spec.seeds:
-        return f"a seed not in the spec's seeds {list(spec.seeds)}"
+        return f"a seed not among this table's seeds {list(spec.seeds)}"
     row = spec.row(rec["row"])
     wanted, where = (row.protocol.tag, "this row") if row.protocol else (spec.protocol.tag, "this table")
     if rec["protocol"] != wanted:

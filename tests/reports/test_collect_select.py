@@ -388,3 +388,13 @@ def test_an_ensemble_of_member_runs_the_table_no_longer_shows_is_left_out_named(
         r["trial_key"] = r["trial_key"] or f"k_{r['row']}"
     (line,) = describe_exclusions(select_runs(spec, runs_frame(override)), {r.id: r.label for r in spec.rows})
     assert line.startswith("1 run of an average of its members' runs of another configuration (another trial key)")
+
+
+def test_a_run_of_a_seed_the_table_leaves_out_is_named_with_the_tables_seeds(collected):
+    """A table of the seeds an invocation chose (``--seeds 2``): the other seeds' runs are named against those."""
+    import dataclasses
+
+    spec, runs = collected
+    sel = select_runs(dataclasses.replace(spec, seeds=(2,)), runs.trials)
+    reasons = set(sel.excluded["reason"])
+    assert "a seed not among this table's seeds [2]" in reasons and not any("spec's seeds" in r for r in reasons)
