@@ -251,9 +251,9 @@ def check_command_line(args: argparse.Namespace) -> None:
     if problem:
         raise SpecError(problem)
     for item in args.overrides:
-        if not item.startswith("~") and not item.split("=", 1)[0].lstrip("+"):
+        if not item.split("=", 1)[0].lstrip("+~"):
             raise SpecError(f"override '{item}' names no key: an override is KEY=VALUE (e.g. trainer.epochs=10)")
-        if not item.startswith("~") and "=" not in item:
+        if not item.startswith("~") and "=" not in item:  # a deletion: refused below (override_problem)
             raise SpecError(f"override '{item}' sets no value: an override is KEY=VALUE (e.g. {item}=...)")
         problem = override_problem(item)
         if problem:

@@ -51,10 +51,18 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+DELETION_PROBLEM = (
+    "deletes a key (ean's default would then apply, unseen in the plan): an override is KEY=VALUE; choose the "
+    "value instead (e.g. block=none)"
+)
+
+
 def override_problem(override: str) -> str | None:
     """Why a Hydra override may not be used (None when it may)."""
     if _sets_hydra(override):
         return HYDRA_PROBLEM
+    if override.lstrip().startswith("~"):
+        return DELETION_PROBLEM
     return text_problem(override)
 
 

@@ -124,6 +124,8 @@ CASES = {
         ["--storage study.yaml/runs: ", "study.yaml is a file, not a folder; the trials write their checkpoints"],
     ),
     "override without a key": ({}, ["=3"], ["override '=3' names no key"]),
+    "deletion on the command line": ({}, ["~block"], ["override '~block' deletes a key", "e.g. block=none"]),
+    "deletion in a row": ({"rows": row(["~block"])}, [], ["row 'base'", "'~block' deletes a key"]),
     "override without a value": ({}, ["trainer.lr"], ["override 'trainer.lr' sets no value"]),
     "command-line group typo named as typed": (
         {},
