@@ -26,6 +26,7 @@ import atexit
 import contextlib
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -61,16 +62,49 @@ def use_local_ray_settings() -> bool:
     return True
 
 
+class RayUnreachable(ConnectionError):
+    """``--address`` names no Ray cluster this machine reaches."""
+
+
+def cluster_problem(address: str | None, timeout_s: float = 5.0) -> str | None:
+    """Why ``--address HOST:PORT`` cannot be joined (None when it may be, or is ``auto``, which Ray looks up):
+    nothing answers there within ``timeout_s`` (Ray itself would retry for minutes)."""
+    if not address or address.strip().lower() == "auto" or "://" in address:
+        return None
+    host, _, port = address.strip().rpartition(":")
+    if not host or not port.isdigit():
+        return f"--address {address} is not HOST:PORT (e.g. 10.0.0.1:6379) or auto"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        return (
+            f"--address {address}: no Ray cluster answers there ({err}). Start one with `ray start --head` on "
+            "that machine, or leave --address out for a local Ray"
+        )
+    return None
+
+
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Joins the cluster at ``address``, or starts a local Ray sized to this machine, reachable from it only
-    (``runners.local_ray``: its settings must be in the environment before ``ray`` is imported)."""
+    (``runners.local_ray``: its settings must be in the environment before ``ray`` is imported).
+
+    Raises:
+        RayUnreachable: ``address`` names no cluster Ray can join.
+    """
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RayUnreachable(
+                f"--address {address}: {first}. Start a cluster with `ray start --head`, or leave --address out "
+                "for a local Ray"
+            ) from None
         return
     with registration_polled():
         ray.init(

@@ -28,6 +28,7 @@ from runners import signals
 from runners.claims import held_by
 from runners.conf_dirs import CompositionError, search_path, use_config_dirs
 from runners.lease import LeaseHeld
+from runners.local_ray import RayUnreachable, cluster_problem
 from runners.plan_cache import PlanCache
 from runners.process_exit import exit_now
 from runners.session import (
@@ -424,7 +425,7 @@ def _with_address(argv: list[str], address: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    problem = ray_client_problem(args.address, argv)
+    problem = ray_client_problem(args.address, argv) or (None if args.dry_run else cluster_problem(args.address))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -455,7 +456,7 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         if args.dry_run:
             return dry_run(spec, trials, args, uri, plan)
         status, session = run_study(spec, trials, args, uri, argv, spec_path, plan)
-    except (TrackingUnreachable, LeaseHeld) as err:
+    except (TrackingUnreachable, LeaseHeld, RayUnreachable) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS, EXIT_WAITING) and not args.no_report:  # not stopped, MLflow up

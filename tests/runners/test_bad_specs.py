@@ -386,3 +386,43 @@ def test_a_data_override_of_a_study_of_several_datasets_is_refused(tmp_path, cap
     ]
     assert main(args) == EXIT_BAD_INPUT
     assert "compares datasets (something_v1, something_v2)" in capsys.readouterr().err
+
+
+def test_an_address_where_no_cluster_answers_is_refused_at_once(tmp_path, capsys, monkeypatch):
+    """Ray itself would retry for minutes: nothing listens at the port, so exit 2 before anything starts."""
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    run_cli(tmp_path, write_spec(tmp_path), "--address", f"127.0.0.1:{port}")
+    assert f"--address 127.0.0.1:{port}: no Ray cluster answers there" in capsys.readouterr().err
+
+
+def test_a_cluster_ray_cannot_join_is_an_error_naming_the_address(monkeypatch):
+    """``--address auto`` with no Ray running: Ray's ConnectionError becomes the runner's (exit 2), not a traceback."""
+    import ray
+
+    from runners.local_ray import RayUnreachable, start_ray
+
+    def no_cluster(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_cluster)
+    with pytest.raises(RayUnreachable, match="--address auto: Could not find any running Ray instance"):
+        start_ray("auto")
+
+
+def test_the_runner_says_so_and_exits_2_when_ray_cannot_join(tmp_path, capsys, monkeypatch):
+    from runners.local_ray import RayUnreachable
+
+    def unreachable(address):
+        raise RayUnreachable(f"--address {address}: Could not find any running Ray instance")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("runners.session.start_ray", unreachable)
+    spec, db = write_spec(tmp_path), tmp_path / "mlflow.db"
+    assert main([str(spec), "--address", "auto", "--mlflow-uri", f"sqlite:///{db}", "--no-report"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.startswith("error: --address auto: Could not find any running Ray instance")
