@@ -156,9 +156,36 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     except MissingConfigException as err:
         raise CompositionError(_missing_option(err, overrides)) from None
     except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as err:
-        raise CompositionError(_unknown_key(err, overrides) or _first_line(err)) from None
+        why = _unknown_key(err, overrides) or _syntax_error(err, overrides) or _added_again(err, overrides)
+        raise CompositionError(why or _first_line(err)) from None
     except ValueError as err:  # Hydra's defaults list on a malformed group override
         raise CompositionError(f"{_first_line(err)} (overrides: {' '.join(overrides)})") from None
+
+
+def _syntax_error(err: Exception, overrides: list[str]) -> str | None:
+    """For Hydra's parse errors: the override that does not parse, named, with the parser's reason; None for any
+    other error."""
+    if not isinstance(err, OverrideParseException):
+        return None
+    parser = OverridesParser.create()
+    for item in overrides:
+        try:
+            parser.parse_overrides([item])
+        except OverrideParseException as bad:
+            return f"override '{item}' is not an override Hydra can read ({_first_line(bad)}): write KEY=VALUE, " \
+                "e.g. trainer.lr=0.01 or block=eab"  # fmt: skip
+    return None
+
+
+def _added_again(err: Exception, overrides: list[str]) -> str | None:
+    """For Hydra's "Could not append to config. An item is already at 'a.b'": the override that adds a key the
+    config has, and the same override without its '+'; None for any other error."""
+    match = re.search(r"An item is already at '([^']+)'", str(err))
+    if not match:
+        return None
+    key = match.group(1)
+    given = next((o for o in overrides if o.split("=", 1)[0] == f"+{key}"), f"+{key}=...")
+    return f"override '{given}' adds {key}, which the config has already: drop the '+' ({given[1:]})"
 
 
 def _unknown_key(err: Exception, overrides: list[str]) -> str | None:

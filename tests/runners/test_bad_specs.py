@@ -124,6 +124,17 @@ CASES = {
         ["--storage study.yaml/runs: ", "study.yaml is a file, not a folder; the trials write their checkpoints"],
     ),
     "override without a key": ({}, ["=3"], ["override '=3' names no key"]),
+    "override Hydra cannot read": (
+        {},
+        ["trainer.lr=0.01)"],
+        ["override 'trainer.lr=0.01)' is not an override Hydra can read", "write KEY=VALUE"],
+    ),
+    "unclosed list": ({}, ["block=[eab"], ["override 'block=[eab' is not an override Hydra can read"]),
+    "plus on a key the config has": (
+        {},
+        ["+trainer.lr=0.1"],
+        ["override '+trainer.lr=0.1' adds trainer.lr, which the config has already: drop the '+' (trainer.lr=0.1)"],
+    ),
     "deletion on the command line": ({}, ["~block"], ["override '~block' deletes a key", "e.g. block=none"]),
     "deletion in a row": ({"rows": row(["~block"])}, [], ["row 'base'", "'~block' deletes a key"]),
     "override without a value": ({}, ["trainer.lr"], ["override 'trainer.lr' sets no value"]),
