@@ -147,6 +147,9 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     resolver (``${oc.env:...}``) never runs, whichever file or override brought it in.
     """
     check_overrides(overrides)
+    unknown = unknown_choices(overrides)
+    if unknown:  # each one, not only the first Hydra meets
+        raise CompositionError("; ".join(unknown), unknown)
     try:
         cfg = compose(PRIMARY, overrides=[*overrides, *_searchpath_override()])
         problems = value_problems(OmegaConf.to_container(cfg, resolve=False))
@@ -160,6 +163,27 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
         raise CompositionError(why or _first_line(err)) from None
     except ValueError as err:  # Hydra's defaults list on a malformed group override
         raise CompositionError(f"{_first_line(err)} (overrides: {' '.join(overrides)})") from None
+
+
+def unknown_choices(overrides: list[str]) -> list[str]:
+    """Each config group that ``overrides`` set to an option it lacks (the last setting of a group, the one Hydra
+    keeps), with the closest option and the valid ones."""
+    last: dict[str, tuple[str, str]] = {}
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        group = key.lstrip("+")
+        if eq and not key.startswith("~") and re.fullmatch(r"\w+", group):
+            last[group] = (item, value.strip())
+    problems = []
+    for group, (item, value) in last.items():
+        options = group_options(group)
+        if options and re.fullmatch(r"[\w.-]+", value) and value not in (*options, "null"):
+            close = difflib.get_close_matches(value, options, n=1)
+            hint = f" (did you mean '{group}={close[0]}'?)" if close else ""
+            problems.append(
+                f"unknown {group} '{value}' (override '{item}'){hint}; valid {group} options: {', '.join(options)}"
+            )
+    return problems
 
 
 def _syntax_error(err: Exception, overrides: list[str]) -> str | None:

@@ -25,7 +25,15 @@ ConfDirs = Path | Sequence[Path] | None
 
 
 class CompositionError(ValueError):
-    """A row's overrides do not compose; the message says which override and the valid choices."""
+    """A row's overrides do not compose; the message says which override and the valid choices.
+
+    Attributes:
+        problems: each problem found, where several were (the message joins them); else the message alone.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()):
+        super().__init__(message)
+        self.problems = list(problems) or [message]
 
 
 def use_config_dirs(dirs: Sequence[Path | str]) -> None:

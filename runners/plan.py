@@ -167,7 +167,8 @@ def _plan_column(
                 overrides = row_overrides(spec, trained, profile, cli_overrides, seed, profile_name)
                 config = composer.compose([*overrides, *extra])
             except CompositionError as err:
-                problems.setdefault(str(err), []).append(row.id)
+                for problem in err.problems:
+                    problems.setdefault(problem, []).append(row.id)
                 break
             config = absolute_paths(config, base)
             if row.evaluate:

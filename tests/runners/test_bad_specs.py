@@ -213,6 +213,16 @@ def test_every_problem_is_reported_at_once(tmp_path, capsys, monkeypatch):
     assert "2 problem(s)" in err and "row 'a'" in err and "row 'b'" in err and "unknown regions 'detector'" in err
 
 
+def test_every_unknown_choice_of_one_row_is_reported_at_once(tmp_path, capsys, monkeypatch):
+    """Hydra stops at the first unknown option; the plan names each (the last setting of a group counts)."""
+    monkeypatch.chdir(tmp_path)
+    rows = [{"id": "a", "label": "A", "overrides": ["block=eab", "block=my_blok", "fusion=dynamc"]}]
+    run_cli(tmp_path, write_spec(tmp_path, rows=rows, baseline="a"))
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err and "unknown block 'my_blok' (override 'block=my_blok')" in err
+    assert "unknown fusion 'dynamc' (override 'fusion=dynamc') (did you mean 'fusion=dynamic'?)" in err
+
+
 def test_unknown_study_name_lists_the_studies(tmp_path, capsys):
     assert main(["table99", "--mlflow-uri", f"sqlite:///{tmp_path}/m.db"]) == EXIT_BAD_INPUT
     assert "table8" in capsys.readouterr().err
