@@ -434,7 +434,7 @@ class StudySession:
             S.TAG_CODE_VERSION: ean.__version__,
             S.TAG_CODE_DIGEST: code_digest(),
         }
-        epochs = max(t.recipe["epochs"] for t in todo)  # ean.trial.trial_recipe: the epochs as the trial runs
+        epochs = max(t.config["trainer"].get("epochs", 1) for t in todo)
         progress = Progress(len(todo), epochs, frozenset(t.name for t in todo if t.evaluates is not None))
         journal = Journal(self.journal_path)  # read anew: the replay in open() may have cleared it
         holds = self.lease.holds if self.lease is not None else None
