@@ -33,7 +33,10 @@ def check_root(root: str | os.PathLike, dataset: str) -> str:
     """Returns ``root`` as a string; DataError if it is not an existing folder."""
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise DataError(f"{dataset}: data root {root!r} does not exist or is not a folder (set data.root)")
+        raise DataError(
+            f"{dataset}: data root {root!r} does not exist or is not a folder "
+            "(set data.root in a study, --root for ean.data.check)"
+        )
     return root
 
 
