@@ -234,13 +234,12 @@ def format_costs(
     all: trials to train and free ones (cached or reused), seconds per step, steps, hours per trial,
     device-hours; the wall clock on ``cluster`` (``totals``). ``waiting``: trials left to other drivers, in
     neither count."""
-    priced = {id(c.trial) for c in costs}
     rows: dict[str, list[TrialCost]] = {}
     free: dict[str, int] = {}
-    for trial in trials:
+    for trial in trials:  # a finished trial (cached or reused) is never priced (``estimate``)
         row = f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id
         rows.setdefault(row, [])
-        free[row] = free.get(row, 0) + (trial.state.finished and id(trial) not in priced)
+        free[row] = free.get(row, 0) + trial.state.finished
     for cost in costs:
         trial = cost.trial
         row = f"{trial.row.id}/{trial.column}" if trial.column else trial.row.id
