@@ -67,10 +67,17 @@ def run_demo(seeds: str, extra: list[str]) -> DemoRun:
         start = time.perf_counter()
         proc = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
-        csv_path = Path(tmp) / "outputs" / "reports" / "demo" / "demo.csv"
-        csv = pd.read_csv(csv_path) if csv_path.exists() else None
+        folder = written_folder(proc.stdout)  # outputs/reports/demo, or demo-seeds-3-4-5 for other seeds
+        csv_path = Path(tmp) / folder / "demo.csv" if folder else None
+        csv = pd.read_csv(csv_path) if csv_path and csv_path.exists() else None
     log_tail = (proc.stdout + proc.stderr)[-3000:]
     return DemoRun(seeds, proc.returncode, seconds, printed_table(proc.stdout), csv, log_tail)
+
+
+def written_folder(stdout: str) -> str | None:
+    """The report's folder, from the runner's ``written: FOLDER/ (N files)`` line (None when it wrote none)."""
+    line = next((line for line in stdout.splitlines() if line.startswith("written: ")), None)
+    return line.removeprefix("written: ").rsplit(" (", 1)[0] if line else None
 
 
 def _demo_epochs() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import shlex
@@ -361,9 +362,31 @@ def mark_states(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, 
     return tracker, tracker.other_code_note()
 
 
-def report(spec_path: Path, uri: str, seeds: list[int], trials: list[Trial], tracker=None) -> None:
+def report_folder(
+    study: str, profile: str | None, seeds: list[int], spec_seeds: tuple[int, ...], overrides: list[str]
+) -> Path:
+    """Where an invocation writes its report: ``outputs/reports/<study>`` for the spec as written (its seeds, no
+    profile, no command-line overrides), else a folder beside it named for what differs, so that a smoke run, a
+    subset of the seeds or an override never replaces the table of the spec's own runs:
+    ``outputs/reports/table8-smoke``, ``outputs/reports/demo-seeds-3-4-5``,
+    ``outputs/reports/table8-overrides-1a2b3c4d`` (the overrides' digest, in the order given), or several of
+    those parts in that order."""
+    parts = [study]
+    if profile:
+        parts.append(profile)
+    if sorted(set(seeds)) != sorted(set(spec_seeds)):
+        parts.append("seeds-" + "-".join(str(s) for s in seeds))
+    if overrides:
+        parts.append("overrides-" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8])
+    return Path("outputs") / "reports" / "-".join(parts)
+
+
+def report(
+    spec_path: Path, uri: str, seeds: list[int], trials: list[Trial], tracker=None, out: Path | None = None
+) -> None:
     """Builds the study's table and figures from MLflow for the seeds of this invocation (``--seeds``, else the
-    spec's), prints the table and where the files went, and logs them to the invocation's parent run, when it
+    spec's), writes them under ``out`` (default ``outputs/reports/<study>``; the driver's: ``report_folder``),
+    prints the table and where the files went, and logs them to the invocation's parent run, when it
     opened one (``tracker.parent_id``; the parent has ended by now): under ``report/``, with the Markdown table
     as the run's description. A cell this invocation planned shows only runs of its trial key (``trials``'),
     a cell of a row left out by ``--rows`` the newest run."""
@@ -374,7 +397,7 @@ def report(spec_path: Path, uri: str, seeds: list[int], trials: list[Trial], tra
     spec = load_spec(spec_path)
     keys = cell_keys(spec, {(t.row.id, t.column, t.seed): t.key for t in trials})
     runs = study_runs(uri, spec.name)
-    result = make_report(dataclasses.replace(spec, seeds=tuple(seeds)), tracking_uri=uri, keys=keys, runs=runs)
+    result = make_report(dataclasses.replace(spec, seeds=tuple(seeds)), out, tracking_uri=uri, keys=keys, runs=runs)
     print(result.markdown)
     if result.files:
         print(f"written: {result.files[0].parent}/ ({len(result.files)} files)")
@@ -460,7 +483,8 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS, EXIT_WAITING) and not args.no_report:  # not stopped, MLflow up
-        report(spec_path, uri, seeds, trials, session.tracker)
+        out = report_folder(spec.name, args.profile, seeds, spec.seeds, args.overrides)
+        report(spec_path, uri, seeds, trials, session.tracker, out)
     return status
 
 

@@ -1,5 +1,7 @@
 """What the runner prints for people: where to browse the study's runs."""
 
+from pathlib import Path
+
 from runners.session import browse_hint
 
 
@@ -23,3 +25,22 @@ def test_the_recipe_line_names_lr_steps_only_under_the_step_schedule():
     }  # fmt: skip
     assert "lr 0.01 (step, steps [30, 40]), 50 epochs" in recipe_line(recipe)
     assert "lr 0.01 (cosine), 50 epochs" in recipe_line({**recipe, "schedule": "cosine"})
+
+
+def test_the_report_folder_names_what_the_invocation_changed_from_the_spec():
+    """The spec as written reports to ``outputs/reports/<study>``; a profile, other seeds or command-line overrides
+    report beside it, in a folder named for them, so that they never replace the spec's own table."""
+    from runners.run import report_folder
+
+    reports = Path("outputs") / "reports"
+    assert report_folder("table8", None, [0, 1, 2], (0, 1, 2), []) == reports / "table8"
+    assert report_folder("table8", None, [2, 0, 1], (0, 1, 2), []) == reports / "table8"  # the same seeds
+    assert report_folder("table8", "smoke", [0, 1, 2], (0, 1, 2), []) == reports / "table8-smoke"
+    assert report_folder("demo", None, [3, 4, 5], (0, 1, 2), []) == reports / "demo-seeds-3-4-5"
+    assert report_folder("demo", None, [0], (0, 1, 2), []) == reports / "demo-seeds-0"
+    one = report_folder("table8", None, [0, 1, 2], (0, 1, 2), ["trainer.epochs=5"])
+    other = report_folder("table8", None, [0, 1, 2], (0, 1, 2), ["trainer.epochs=6"])
+    assert one.name.startswith("table8-overrides-") and len(one.name) == len("table8-overrides-") + 8
+    assert one != other
+    both = report_folder("table8", "smoke", [0], (0, 1, 2), ["trainer.epochs=5"])
+    assert both.name == f"table8-smoke-seeds-0-{one.name.removeprefix('table8-')}"

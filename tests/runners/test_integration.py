@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -242,3 +243,18 @@ def test_an_error_a_retry_would_meet_again_fails_its_trial_at_once_naming_its_ca
     (workdir,) = [p for p in (study_dir / "runs" / "tiny").iterdir() if p.is_dir()]
     assert [s["start_epoch"] for s in read_starts(workdir)] == [1]
     assert "Traceback" in (workdir / "error.txt").read_text()
+
+
+def test_a_run_of_other_seeds_writes_its_table_beside_the_specs(study_dir, capsys):
+    """The spec's two seeds trained, then a run of seed 0 alone (cached, nothing trains): its table goes to
+    ``outputs/reports/tiny-seeds-0``, and the table of the spec's seeds stays as it was."""
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([ROW_BASE], seeds=(0, 1)))
+    assert main(cli_args(study_dir, spec)) == 0
+    reports = study_dir / "outputs" / "reports"
+    full = (reports / "tiny" / "tiny.md").read_text()
+    assert re.search(r"\|\s+2/2\s+\|", full)
+    capsys.readouterr()
+    assert main(cli_args(study_dir, spec, "--seeds", "0")) == 0
+    assert "all 1 trials already FINISHED" in capsys.readouterr().out
+    assert re.search(r"\|\s+1/1\s+\|", (reports / "tiny-seeds-0" / "tiny.md").read_text())
+    assert (reports / "tiny" / "tiny.md").read_text() == full
