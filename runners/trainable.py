@@ -10,6 +10,7 @@ the trial reports to Tune as they appear.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import traceback
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -47,20 +48,36 @@ def _run_fit(config: dict[str, Any], workdir: Path, report) -> dict[str, Any] | 
     try:
         return fit(train_config(config), workdir, report)
     except (NonFiniteLossError, ValueError) as err:
-        why = str(err)
-        if not isinstance(err, NonFiniteLossError):
-            (workdir / ERROR_FILE).write_text(traceback.format_exc())
-            why = f"{type(err).__name__}: {err} (not retried: it would fail again; traceback: {workdir / ERROR_FILE})"
+        why = str(err) if isinstance(err, NonFiniteLossError) else _keep_error(workdir, err)
         tune.report({FINAL_KEY: 1.0, "failed": 1.0})
-        (workdir / FINAL_FILE).write_text(json.dumps({"error": why}))
+        _write_final(workdir, {"error": why}, with_node=False)
         return None
 
 
-def _write_final(workdir: Path, result: dict[str, Any]) -> None:
-    """Writes the trial's result, with the Ray node of the process that computed it (kept when the result has
-    one: a DDP trial's is its rank 0's)."""
-    result = {RAY_NODE_KEY: _ray_node(), **result}
-    tmp = workdir / (FINAL_FILE + ".tmp")
+def _keep_error(workdir: Path, err: ValueError, rank: int | None = None) -> str:
+    """Keeps the traceback of an error not retried in ``ERROR_FILE`` (a DDP rank's in ``error_rank<r>.txt``);
+    returns the trial's error line, which names it."""
+    name = ERROR_FILE if rank is None else f"error_rank{rank}.txt"
+    tmp = workdir / f"{name}.tmp"
+    tmp.write_text(traceback.format_exc())
+    tmp.replace(workdir / name)
+    where = "" if rank is None else f"rank {rank}; "
+    return f"{type(err).__name__}: {err} (not retried: it would fail again; {where}traceback: {workdir / name})"
+
+
+def error_written(workdir: Path) -> str | None:
+    """The error an attempt of the trial wrote as its result (``final.json``), or None."""
+    try:
+        return json.loads((workdir / FINAL_FILE).read_text()).get("error")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _write_final(workdir: Path, result: dict[str, Any], with_node: bool = True) -> None:
+    """Writes the trial's result (atomically: DDP ranks may write at once), with the Ray node of the process that
+    computed it (kept when the result has one: a DDP trial's is its rank 0's)."""
+    result = {RAY_NODE_KEY: _ray_node(), **result} if with_node else result
+    tmp = workdir / f"{FINAL_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(result, default=str))
     tmp.replace(workdir / FINAL_FILE)
 
@@ -126,16 +143,30 @@ def _attempt(trial: dict[str, Any], config: dict[str, Any], workdir: Path) -> di
 
 
 def _ddp_worker(trial: dict[str, Any]) -> None:
-    """One DDP rank inside Ray Train (the process group is initialised by TorchTrainer).
+    """One DDP rank inside Ray Train (the process group is initialised by TorchTrainer): ``ddp_rank`` of
+    ``ean.train.fit``."""
+    from ean.train import fit
 
-    Rank 0 appends each epoch to ``events.jsonl``; a NaN loss (every rank agrees on it) ends the trial with
-    its error in ``final.json`` instead of an exception, so Ray Train does not retry it.
+    ddp_rank(trial, fit)
+
+
+def ddp_rank(trial: dict[str, Any], fit) -> None:
+    """One DDP rank's training with ``fit`` (``ean.train.fit``'s signature).
+
+    Rank 0 appends each epoch to ``events.jsonl``. A NaN loss (every rank agrees on it) ends the trial with its
+    error in ``final.json`` instead of an exception, so Ray Train does not retry it. A ``ValueError``, which a
+    retry would meet again, may come on one rank alone while the others wait for it in a collective: that rank
+    writes it to ``final.json`` (its traceback beside it) and raises, so that Ray Train ends the other ranks at
+    once; a restart of the ranks by Ray Train (``FailureConfig``) then finds the error written and ends without
+    training, and ``_run_ddp`` fails the trial with it.
     """
     import torch.distributed as dist
 
-    from ean.train import NonFiniteLossError, fit
+    from ean.train import NonFiniteLossError
 
     workdir = Path(trial["workdir"])
+    if error_written(workdir):  # an earlier start of the ranks in this attempt met an error not retried
+        return
     events = workdir / EVENTS_FILE
 
     def report(event: dict[str, Any]) -> None:  # called on rank 0 only
@@ -144,27 +175,33 @@ def _ddp_worker(trial: dict[str, Any]) -> None:
         with events.open("a") as f:
             f.write(json.dumps(epoch_report(event).to_dict()) + "\n")
 
+    rank = dist.get_rank() if dist.is_initialized() else 0
     try:
         result: dict[str, Any] = fit(train_config(trial["config"]), workdir, report)
-    except (NonFiniteLossError, ValueError) as err:
+    except NonFiniteLossError as err:
         result = {"error": str(err)}
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    except ValueError as err:
+        _write_final(workdir, {"error": _keep_error(workdir, err, rank)}, with_node=False)
+        raise
+    if rank == 0:
         _write_final(workdir, result)
 
 
-def _run_ddp(trial: dict[str, Any]) -> dict[str, Any] | None:
-    """Runs the trial's DDP workers through Ray Train, reporting each epoch to Tune as rank 0 writes it.
+def _run_ddp(trial: dict[str, Any], worker=_ddp_worker) -> dict[str, Any] | None:
+    """Runs the trial's DDP ranks (``worker``, one per rank) through Ray Train, reporting each epoch to Tune as
+    rank 0 writes it.
 
-    A crashed worker restarts the group (``FailureConfig``), which resumes from the trial's checkpoint.
-    ``events.jsonl`` is kept across attempts: a retry reports the earlier epochs again and the driver logs
-    each epoch once.
+    A crashed worker restarts the group (``FailureConfig``), which resumes from the trial's checkpoint; an error
+    a rank wrote as the trial's result (``ddp_rank``) fails the trial instead, whether or not Ray Train restarted
+    the ranks. ``events.jsonl`` is kept across attempts: a retry reports the earlier epochs again and the driver
+    logs each epoch once.
     """
     from ray.train import FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     workdir = Path(trial["workdir"])
     trainer = TorchTrainer(
-        _ddp_worker,
+        worker,
         train_loop_config=trial,
         scaling_config=scaling_config(trial["config"]["resources"]),
         run_config=RunConfig(
@@ -182,7 +219,8 @@ def _run_ddp(trial: dict[str, Any]) -> dict[str, Any] | None:
             if ended:
                 break
             wait([running], timeout=EVENT_POLL_S)  # the epochs' events each second; the end at once
-        running.result()  # raises when the workers failed beyond their retries: Tune retries the trial
+        if running.exception() is not None and not error_written(workdir):
+            running.result()  # the workers failed beyond their retries (a crash): Tune retries the trial
     final = json.loads((workdir / FINAL_FILE).read_text())
     if "error" in final:
         tune.report({FINAL_KEY: 1.0, "failed": 1.0})
