@@ -14,12 +14,14 @@ ResNet-18 at 64 px, 2 steps) so that the overhead shows.
     python benchmarks/orchestration.py --record   # also writes the "Orchestration" section of RESULTS.md
     python benchmarks/orchestration.py --first-step 4 [--record]   # only the first step, 4 fresh studies
     python benchmarks/orchestration.py --ray-start 12 [--record]   # only the local Ray's start, 12 rounds of 3 settings
+    python benchmarks/orchestration.py --critical-path 3 [--record]   # only the first step's lower bound, 3 rounds
 
 Figures: benchmarks/RESULTS.md, section "Orchestration".
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -267,6 +269,60 @@ def ray_start(pairs: int, command: str) -> str:
     )
 
 
+TRIAL_PROCESS_PROBE = """
+import json, sys, time
+import ray
+begin = time.time()  # a worker Ray starts has imported Ray; from here on, what a trial's process does alone
+import ray.tune
+from ean.train import fit
+config, workdir = json.loads(sys.argv[1]), sys.argv[2]
+print(begin)
+fit(config, workdir)
+"""
+
+
+def critical_path(work: Path, repeats: int, command: str) -> str:
+    """The two links of a trial's first step under Ray Tune that must come one after the other, each measured
+    alone on a quiet machine, against the trial function alone (the reference, once): the local Ray's start as
+    the runner starts it (``start_ray`` after its imports, in a fresh interpreter; Ray starts the worker processes
+    that run trials when the driver connects, at the end of it), then a trial's process from after its import of
+    Ray to its first step (Tune's import, then ``ean.train.fit``). Their sum leaves out everything else before
+    a study's first step (the driver's imports, the MLflow store, Tune's scheduling) and all contention for
+    the cores: a lower bound. The section ``critical_path`` of RESULTS.md."""
+    from ean.train import read_starts
+    from runners.plan import build_plan
+    from study.spec import load_spec
+
+    small = work / "bench8.yaml"
+    small.write_text(yaml.safe_dump(spec(SEEDS)))
+    _, reference = direct(small, work)  # also generates the synthetic data
+    config = build_plan(load_spec(small), [], [], [0], work)[0].config
+    config = {k: v for k, v in config.items() if k != "resources"}
+    starts, trials = [], []
+    for i in range(repeats):
+        out = subprocess.run([sys.executable, "-c", RAY_START_PROBE], env=_env(), capture_output=True, text=True,
+                             check=True)  # fmt: skip
+        starts.append(float(out.stdout.split()[-1]))
+        workdir = work / f"alone{i}"
+        out = subprocess.run([sys.executable, "-c", TRIAL_PROCESS_PROBE, json.dumps(config), str(workdir)],
+                             env=_env(), capture_output=True, text=True, check=True)  # fmt: skip
+        trials.append(min(s["time"] for s in read_starts(workdir)) - float(out.stdout.split()[0]))
+    start, trial = sorted(starts)[repeats // 2], sorted(trials)[repeats // 2]
+    rows = [
+        ("the trial function alone (its process's start to its first step; the reference)", reference),
+        (f"the local Ray's start, as the runner starts it, after its imports (median of {repeats})", start),
+        (f"a trial's process, from its import of Ray to its first step (median of {repeats})", trial),
+        ("the two, one after the other: a lower bound of a study's first step", start + trial),
+    ]
+    table = "\n".join(f"| {name} | {value:.2f} s | {value / reference:.2f}x |" for name, value in rows)
+    verdict = "within" if start + trial <= 5 else "above"
+    return (
+        f"`{command}` (each alone on a quiet machine, in fresh interpreters):\n\n"
+        f"| | time | ratio |\n|---|---|---|\n{table}\n\n"
+        f"The lower bound is {verdict} issue 20's 5 s."
+    )
+
+
 def main() -> None:
     import argparse
 
@@ -276,7 +332,19 @@ def main() -> None:
     parser.add_argument(
         "--ray-start", type=int, metavar="N", help="only the local Ray's start: N rounds of its 3 settings"
     )
+    parser.add_argument(
+        "--critical-path", type=int, metavar="N", help="only the first step's lower bound: N rounds of its 2 links"
+    )
     args = parser.parse_args()
+    if args.critical_path:
+        command = f"python benchmarks/orchestration.py --critical-path {args.critical_path}"
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chdir(tmp)
+            text = critical_path(Path(tmp), args.critical_path, command)
+        print(text)
+        if args.record:
+            record_section("critical_path", text)
+        return
     if args.ray_start:
         text = ray_start(args.ray_start, f"python benchmarks/orchestration.py --ray-start {args.ray_start}")
         print(text)
