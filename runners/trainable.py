@@ -10,9 +10,9 @@ the trial reports to Tune as they appear.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import traceback
+import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ def _keep_error(workdir: Path, err: ValueError, rank: int | None = None) -> str:
     """Keeps the traceback of an error not retried in ``ERROR_FILE`` (a DDP rank's in ``error_rank<r>.txt``);
     returns the trial's error line, which names it."""
     name = ERROR_FILE if rank is None else f"error_rank{rank}.txt"
-    tmp = workdir / f"{name}.tmp"
+    tmp = workdir / f"{name}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(traceback.format_exc())
     tmp.replace(workdir / name)
     where = "" if rank is None else f"rank {rank}; "
@@ -77,7 +77,7 @@ def _write_final(workdir: Path, result: dict[str, Any], with_node: bool = True) 
     """Writes the trial's result (atomically: DDP ranks may write at once), with the Ray node of the process that
     computed it (kept when the result has one: a DDP trial's is its rank 0's)."""
     result = {RAY_NODE_KEY: _ray_node(), **result} if with_node else result
-    tmp = workdir / f"{FINAL_FILE}.{os.getpid()}.tmp"
+    tmp = workdir / f"{FINAL_FILE}.{uuid.uuid4().hex}.tmp"  # ranks on other nodes may share a pid
     tmp.write_text(json.dumps(result, default=str))
     tmp.replace(workdir / FINAL_FILE)
 
@@ -121,6 +121,8 @@ def trial_function(tune_config: dict[str, Any]) -> None:
     result = earlier_result(workdir)
     if result is None:
         (workdir / FINAL_FILE).unlink(missing_ok=True)  # an error: this attempt tries again
+        for kept in [workdir / ERROR_FILE, *workdir.glob("error_rank*.txt")]:  # the error's traceback with it
+            kept.unlink(missing_ok=True)
         result = _attempt(trial, config, workdir)
         if result is not None:
             _write_final(workdir, result)
@@ -160,12 +162,13 @@ def ddp_rank(trial: dict[str, Any], fit) -> None:
     once; a restart of the ranks by Ray Train (``FailureConfig``) then finds the error written and ends without
     training, and ``_run_ddp`` fails the trial with it.
     """
-    import torch.distributed as dist
-
     from ean.train import NonFiniteLossError
+    from ean.train.distributed import broadcast_object, rank
 
     workdir = Path(trial["workdir"])
-    if error_written(workdir):  # an earlier start of the ranks in this attempt met an error not retried
+    # an earlier start of the ranks in this attempt met an error not retried: rank 0 reads it for every rank, so
+    # that they all agree (on shared storage a node may see a new file later than another)
+    if broadcast_object(error_written(workdir) is not None if rank() == 0 else None):
         return
     events = workdir / EVENTS_FILE
 
@@ -175,15 +178,14 @@ def ddp_rank(trial: dict[str, Any], fit) -> None:
         with events.open("a") as f:
             f.write(json.dumps(epoch_report(event).to_dict()) + "\n")
 
-    rank = dist.get_rank() if dist.is_initialized() else 0
     try:
         result: dict[str, Any] = fit(train_config(trial["config"]), workdir, report)
     except NonFiniteLossError as err:
         result = {"error": str(err)}
     except ValueError as err:
-        _write_final(workdir, {"error": _keep_error(workdir, err, rank)}, with_node=False)
+        _write_final(workdir, {"error": _keep_error(workdir, err, rank())}, with_node=False)
         raise
-    if rank == 0:
+    if rank() == 0:
         _write_final(workdir, result)
 
 

@@ -12,6 +12,7 @@ import pytest
 import ray
 
 from runners import trainable
+from runners.epochs import FINAL_KEY
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # the old code waited 30 minutes in the collective
 
@@ -44,7 +45,7 @@ def local_ray():
 
 
 @pytest.mark.parametrize("max_failures", [0, 2])
-def test_a_value_error_on_one_rank_fails_the_trial_at_once(tmp_path, local_ray, max_failures):
+def test_a_value_error_on_one_rank_fails_the_trial_at_once(tmp_path, local_ray, max_failures, monkeypatch):
     """``max_failures`` 0: Ray Train fails, and ``_run_ddp`` fails the trial with the rank's error instead of
     raising (which Tune would retry); 2: Ray Train starts the ranks again, which find the error and end."""
     trial = {
@@ -53,9 +54,13 @@ def test_a_value_error_on_one_rank_fails_the_trial_at_once(tmp_path, local_ray, 
         "key": f"k{max_failures}",
         "max_failures": max_failures,
     }
+    reported: list[dict] = []
+    monkeypatch.setattr(trainable.tune, "report", reported.append)
     assert trainable._run_ddp(trial, worker=rank_failing_on_rank_1) is None
+    assert reported == [{FINAL_KEY: 1.0, "failed": 1.0}]
     error = trainable.error_written(tmp_path)
     assert error.startswith("ValueError: a bad value on rank 1 alone (not retried") and "rank 1;" in error
     assert "Traceback" in (tmp_path / "error_rank1.txt").read_text()
-    assert sorted((tmp_path / "fit_calls.txt").read_text().split()) == ["0", "1"]  # no rank trained again
+    calls = (tmp_path / "fit_calls.txt").read_text().split()
+    assert calls.count("1") == 1 and calls.count("0") <= 1, calls  # no rank trained again (rank 0 may be ended first)
     assert json.loads((tmp_path / trainable.FINAL_FILE).read_text()) == {"error": error}

@@ -42,11 +42,14 @@ def test_an_error_or_no_result_is_attempted_again(tmp_path, reported, monkeypatc
     replaces the file."""
     if left is not None:
         (tmp_path / trainable.FINAL_FILE).write_text(left if isinstance(left, str) else json.dumps(left))
+        for name in (trainable.ERROR_FILE, "error_rank1.txt"):  # the error's tracebacks
+            (tmp_path / name).write_text("Traceback (most recent call last): ...")
     attempts = []
 
     def attempt(trial, config, workdir):
         attempts.append(workdir)
         assert not (workdir / trainable.FINAL_FILE).exists()  # an attempt never sees the old file
+        assert not list(workdir.glob("error*.txt"))  # nor the old error's traceback
         return {"top1": 40.0}
 
     monkeypatch.setattr(trainable, "_attempt", attempt)
