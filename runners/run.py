@@ -362,6 +362,23 @@ def mark_states(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, 
     return tracker, tracker.other_code_note()
 
 
+def keyed_trials(
+    spec_path: Path, profile: list[str], seeds: list[int], args: argparse.Namespace, trials: list[Trial]
+) -> list[Trial]:
+    """The trials whose keys the table's cells show: this invocation's and, with ``--rows``, those of the rows it
+    left out, planned with the same profile, overrides and seeds (from the plan cache when it has them), so that
+    no cell shows a run of another configuration. A row that cannot be planned here is named, and its cells show
+    their newest run."""
+    if not args.rows:
+        return trials
+    try:
+        return plan_study(load_spec(spec_path), profile, seeds, args)[0]
+    except (SpecError, PlanError, CompositionError, RegistryError) as err:
+        print(f"note: the rows --rows left out could not be planned ({err}); their cells show their newest run",
+              file=sys.stderr)  # fmt: skip
+        return trials
+
+
 def report_folder(
     study: str, profile: str | None, seeds: list[int], spec_seeds: tuple[int, ...], overrides: list[str]
 ) -> Path:
@@ -375,7 +392,7 @@ def report_folder(
     if profile:
         parts.append(profile)
     if sorted(set(seeds)) != sorted(set(spec_seeds)):
-        parts.append("seeds-" + "-".join(str(s) for s in seeds))
+        parts.append("seeds-" + "-".join(str(s) for s in sorted(seeds)))
     if overrides:
         parts.append("overrides-" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8])
     return Path("outputs") / "reports" / "-".join(parts)
@@ -388,8 +405,8 @@ def report(
     spec's), writes them under ``out`` (default ``outputs/reports/<study>``; the driver's: ``report_folder``),
     prints the table and where the files went, and logs them to the invocation's parent run, when it
     opened one (``tracker.parent_id``; the parent has ended by now): under ``report/``, with the Markdown table
-    as the run's description. A cell this invocation planned shows only runs of its trial key (``trials``'),
-    a cell of a row left out by ``--rows`` the newest run."""
+    as the run's description. A cell shows only runs of its trial key in ``trials`` (``keyed_trials``), a cell
+    of a row without one the newest run."""
     from reports.make import make_report
     from runners.ensembles import cell_keys
     from runners.store_reads import study_runs
@@ -484,7 +501,7 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS, EXIT_WAITING) and not args.no_report:  # not stopped, MLflow up
         out = report_folder(spec.name, args.profile, seeds, spec.seeds, args.overrides)
-        report(spec_path, uri, seeds, trials, session.tracker, out)
+        report(spec_path, uri, seeds, keyed_trials(spec_path, profile, seeds, args, trials), session.tracker, out)
     return status
 
 

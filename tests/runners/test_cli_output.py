@@ -37,6 +37,7 @@ def test_the_report_folder_names_what_the_invocation_changed_from_the_spec():
     assert report_folder("table8", None, [2, 0, 1], (0, 1, 2), []) == reports / "table8"  # the same seeds
     assert report_folder("table8", "smoke", [0, 1, 2], (0, 1, 2), []) == reports / "table8-smoke"
     assert report_folder("demo", None, [3, 4, 5], (0, 1, 2), []) == reports / "demo-seeds-3-4-5"
+    assert report_folder("demo", None, [5, 3, 4], (0, 1, 2), []) == reports / "demo-seeds-3-4-5"
     assert report_folder("demo", None, [0], (0, 1, 2), []) == reports / "demo-seeds-0"
     one = report_folder("table8", None, [0, 1, 2], (0, 1, 2), ["trainer.epochs=5"])
     other = report_folder("table8", None, [0, 1, 2], (0, 1, 2), ["trainer.epochs=6"])

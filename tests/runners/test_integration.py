@@ -258,3 +258,17 @@ def test_a_run_of_other_seeds_writes_its_table_beside_the_specs(study_dir, capsy
     assert "all 1 trials already FINISHED" in capsys.readouterr().out
     assert re.search(r"\|\s+1/1\s+\|", (reports / "tiny-seeds-0" / "tiny.md").read_text())
     assert (reports / "tiny" / "tiny.md").read_text() == full
+
+
+def test_a_run_of_some_rows_shows_no_other_configurations_run_in_the_rows_it_left_out(study_dir, capsys):
+    """+EAB trained with a command-line override, then the spec as written run for its baseline alone
+    (``--rows base``): the spec's table shows no number for +EAB (it has no run of the spec's configuration)
+    and names the override's run as left out, instead of comparing it with the baseline."""
+    spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([ROW_BASE, ROW_EAB]))
+    assert main(cli_args(study_dir, spec, "--rows", "eab", "--no-report", "trainer.max_steps_per_epoch=1")) == 0
+    capsys.readouterr()
+    assert main(cli_args(study_dir, spec, "--rows", "base")) == 0
+    table = (study_dir / "outputs" / "reports" / "tiny" / "tiny.md").read_text()
+    eab = next(line for line in table.splitlines() if line.startswith("| +EAB"))
+    assert "missing" in eab and "0/1" in eab, table
+    assert "another trial key" in table and "+EAB seed 0" in table, table
