@@ -143,7 +143,30 @@ def make_report(
         report.files += _write_csv(spec, selections, runs.trials, delta_metrics, out)
     if draw_figures:
         _draw_figures(spec, selection, tracking_uri, out / "figures", report)
+    _remove_stale(spec.name, out, report.files)
     return report
+
+
+#: The files a report writes into its folder (``{}``: the study's name), besides its figures.
+REPORT_FILES = ("{}.md", "{}.tex", "{}_standalone.tex", "{}.csv", "{}_runs.csv")
+
+
+def _remove_stale(study: str, out: Path, written: list[Path]) -> None:
+    """Removes the files of an earlier report in ``out`` that this one did not write (a format not asked for this
+    time, figures listed in the figures' manifest that were not drawn now, or all of those with
+    ``draw_figures=False``), so that the folder holds one report: no file disagrees with the others. Files
+    other tools put there (``reports.trained``'s figures) are left."""
+    kept = {path.resolve() for path in written}
+    manifest = out / "figures" / FIGURE_INPUTS
+    try:
+        figures = [out / "figures" / name for name in json.loads(manifest.read_text())["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        figures = []
+    for path in [*(out / name.format(study) for name in REPORT_FILES), *figures]:
+        if path.is_file() and path.resolve() not in kept:
+            path.unlink()
+    if figures and not any(f.resolve() in kept for f in figures):
+        manifest.unlink(missing_ok=True)  # no figure of it left
 
 
 def _check_pinned(study: str, trials: pd.DataFrame, **pinned: str | None) -> None:
@@ -286,7 +309,18 @@ def _draw_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out:
     _draw_all_figures(spec, selection, tracking_uri, out, report)
     drawn = [f.name for f in report.files[before:]]
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_figures(manifest, drawn)
     write_text(manifest, json.dumps({"inputs": digest, "files": drawn}))
+
+
+def _remove_stale_figures(manifest: Path, drawn: list[str]) -> None:
+    """Removes the figures an earlier report drew (its manifest's) that were not drawn now (a row removed)."""
+    try:
+        earlier = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    for name in set(earlier) - set(drawn):
+        (manifest.parent / name).unlink(missing_ok=True)
 
 
 def _figure_inputs(spec: StudySpec, selection: Selection) -> str:

@@ -155,3 +155,32 @@ def test_figures_from_the_same_runs_are_reused_and_drawn_again_when_a_run_change
     MlflowClient(uri).log_metric(run_id, "top1", 1.0)  # a run's result changes: the figures must follow
     with pytest.raises(AssertionError, match="drawn again"):
         make_report(spec, out=tmp_path / "out", tracking_uri=uri, formats=("md",), generated="X")
+
+
+def test_a_folder_holds_one_report_an_earlier_reports_files_it_did_not_write_are_removed(fixture_store, tmp_path):
+    """A report in every format with figures, then one of a spec without the +EAB row, in Markdown only: the
+    LaTeX and CSV files (which still had +EAB) and +EAB's per-class figure are gone, so that no file in the
+    folder disagrees with the table; a figure another tool drew there is kept. Without figures, the earlier
+    figures go too."""
+    import yaml
+
+    uri, _ = fixture_store
+    out = tmp_path / "out"
+    make_report(FIXTURE, out=out, tracking_uri=uri, generated="X")
+    eab_figures = sorted((out / "figures").glob("fixture_blocks_classes_eab.*"))
+    assert eab_figures and (out / "fixture_blocks.tex").is_file()
+    other_tool = out / "figures" / "fixture_blocks_kernels_eab_seed0_video0.png"
+    other_tool.write_bytes(b"png")
+    data = yaml.safe_load(FIXTURE.read_text())
+    data["rows"] = [row for row in data["rows"] if row["id"] != "eab"]
+    smaller = tmp_path / "fixture_blocks.yaml"
+    smaller.write_text(yaml.safe_dump(data))
+    report = make_report(smaller, out=out, tracking_uri=uri, formats=("md",), generated="X")
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["fixture_blocks.md"]
+    assert not any(f.exists() for f in eab_figures) and other_tool.is_file()
+    assert {p for p in (out / "figures").iterdir() if p.suffix != ".json"} == {
+        *(f for f in report.files if "figures" in f.parts),
+        other_tool,
+    }
+    make_report(smaller, out=out, tracking_uri=uri, formats=("md",), draw_figures=False, generated="X")
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [other_tool.name]
