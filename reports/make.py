@@ -80,6 +80,7 @@ def make_report(
     generated: dt.datetime | str | None = None,
     keys: Mapping[tuple[str, str, int], str] | None = None,
     runs: StudyRuns | None = None,
+    invocation: str = "",
 ) -> Report:
     """Builds a study's tables (and figures) from MLflow and writes them under ``out``.
 
@@ -101,6 +102,8 @@ def make_report(
             a cell shows only runs of its key (``reports.select.select_runs``); ``None``: the newest run.
         runs: the study's runs at ``tracking_uri`` as ``reports.collect.collect_runs`` reads them, when the caller
             has them (the driver keeps them while the store is unchanged); ``None``: read now.
+        invocation: what the command that made the runs changed from the spec as written (the driver's
+            ``--profile``, ``--seeds``, overrides), put in the provenance; "": nothing.
 
     Raises:
         SpecError: the spec is invalid.
@@ -136,6 +139,7 @@ def make_report(
         delta_metrics=delta_metrics,
         decimals=decimals,
         generated=generated,
+        invocation=invocation,
     )
     report = Report(table=table, markdown=render_markdown(table), out=out)
     report.files += _write_tables(spec, table, report.markdown, out, formats)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from reports.results import MISSING, RowResult, compared_metrics, row_results
@@ -120,6 +120,8 @@ class Provenance:
         data_fingerprints: data fingerprints of the chosen runs.
         run_ids: (row id, run ids of that row) in table order.
         generated: when the table was generated (ISO date and time, UTC).
+        invocation: what the command that made the runs changed from the spec as written (a profile, seeds,
+            overrides), "" when nothing.
     """
 
     study: str
@@ -130,12 +132,15 @@ class Provenance:
     data_fingerprints: tuple[str, ...]
     run_ids: tuple[tuple[str, tuple[str, ...]], ...]
     generated: str
+    invocation: str = ""
 
     def lines(self) -> list[str]:
         """Human-readable lines, shared by the Markdown footnote and the LaTeX comment."""
         runs = "; ".join(f"{row}: {', '.join(ids) or 'none'}" for row, ids in self.run_ids)
+        ran = [f"not the spec as written: {self.invocation}"] if self.invocation else []
         return [
             f"study {self.study}, spec hash {self.spec_hash}, study hash in MLflow {_join(self.study_hashes)}",
+            *ran,
             f"git commit {_join(self.git_commits)}, code version {_join(self.code_versions)}, "
             f"data fingerprint {_join(self.data_fingerprints)}",
             f"MLflow runs: {runs}",
@@ -186,6 +191,7 @@ def build_table(
     delta_metrics: tuple[str, ...] = ("top1",),
     decimals: int = 1,
     generated: dt.datetime | str | None = None,
+    invocation: str = "",
 ) -> Table:
     """Lays out the table of a study from its chosen runs.
 
@@ -198,6 +204,7 @@ def build_table(
         delta_metrics: metrics given a "difference to the baseline" column (if the spec has a baseline).
         decimals: decimals of accuracies and differences.
         generated: the date put in the provenance; ``None``: now (UTC).
+        invocation: what the command that made the runs changed from the spec (put in the provenance).
 
     Returns:
         The table.
@@ -231,7 +238,7 @@ def build_table(
         columns=columns,
         rows=tuple(rows),
         notes=tuple(notes),
-        provenance=_provenance(spec, parts, study_hashes or {}, generated),
+        provenance=replace(_provenance(spec, parts, study_hashes or {}, generated), invocation=invocation),
     )
 
 

@@ -398,11 +398,27 @@ def report_folder(
     return Path("outputs") / "reports" / "-".join(parts)
 
 
+def invocation_text(profile: str | None, seeds: list[int], spec_seeds: tuple[int, ...], overrides: list[str]) -> str:
+    """What an invocation changed from the spec as written, for the table's provenance ("" when nothing):
+    ``--profile smoke --seeds 0 trainer.epochs=5``."""
+    parts = [f"--profile {profile}"] if profile else []
+    if sorted(set(seeds)) != sorted(set(spec_seeds)):
+        parts.append("--seeds " + ",".join(str(s) for s in seeds))
+    return " ".join(parts + [shlex.quote(o) for o in overrides])
+
+
 def report(
-    spec_path: Path, uri: str, seeds: list[int], trials: list[Trial], tracker=None, out: Path | None = None
+    spec_path: Path,
+    uri: str,
+    seeds: list[int],
+    trials: list[Trial],
+    tracker=None,
+    out: Path | None = None,
+    invocation: str = "",
 ) -> None:
     """Builds the study's table and figures from MLflow for the seeds of this invocation (``--seeds``, else the
     spec's), writes them under ``out`` (default ``outputs/reports/<study>``; the driver's: ``report_folder``),
+    with ``invocation`` (what the command changed from the spec: ``invocation_text``) in their provenance,
     prints the table and where the files went, and logs them to the invocation's parent run, when it
     opened one (``tracker.parent_id``; the parent has ended by now): under ``report/``, with the Markdown table
     as the run's description. A cell shows only runs of its trial key in ``trials`` (``keyed_trials``), a cell
@@ -414,7 +430,8 @@ def report(
     spec = load_spec(spec_path)
     keys = cell_keys(spec, {(t.row.id, t.column, t.seed): t.key for t in trials})
     runs = study_runs(uri, spec.name)
-    result = make_report(dataclasses.replace(spec, seeds=tuple(seeds)), out, tracking_uri=uri, keys=keys, runs=runs)
+    spec = dataclasses.replace(spec, seeds=tuple(seeds))
+    result = make_report(spec, out, tracking_uri=uri, keys=keys, runs=runs, invocation=invocation)
     print(result.markdown)
     if result.files:
         print(f"written: {result.files[0].parent}/ ({len(result.files)} files)")
@@ -501,7 +518,9 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS, EXIT_WAITING) and not args.no_report:  # not stopped, MLflow up
         out = report_folder(spec.name, args.profile, seeds, spec.seeds, args.overrides)
-        report(spec_path, uri, seeds, keyed_trials(spec_path, profile, seeds, args, trials), session.tracker, out)
+        ran = invocation_text(args.profile, seeds, spec.seeds, args.overrides)
+        keyed = keyed_trials(spec_path, profile, seeds, args, trials)
+        report(spec_path, uri, seeds, keyed, session.tracker, out, ran)
     return status
 
 

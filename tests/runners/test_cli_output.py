@@ -45,3 +45,13 @@ def test_the_report_folder_names_what_the_invocation_changed_from_the_spec():
     assert one != other
     both = report_folder("table8", "smoke", [0], (0, 1, 2), ["trainer.epochs=5"])
     assert both.name == f"table8-smoke-seeds-0-{one.name.removeprefix('table8-')}"
+
+
+def test_the_invocation_text_names_what_the_command_changed_from_the_spec():
+    """The table's provenance says what the runs' command changed: nothing for the spec as written."""
+    from runners.run import invocation_text
+
+    assert invocation_text(None, [2, 0, 1], (0, 1, 2), []) == ""
+    assert invocation_text("smoke", [0], (0, 1, 2), ["trainer.epochs=5", "data.root=my data"]) == (
+        "--profile smoke --seeds 0 trainer.epochs=5 'data.root=my data'"
+    )

@@ -256,8 +256,9 @@ def test_a_run_of_other_seeds_writes_its_table_beside_the_specs(study_dir, capsy
     capsys.readouterr()
     assert main(cli_args(study_dir, spec, "--seeds", "0")) == 0
     assert "all 1 trials already FINISHED" in capsys.readouterr().out
-    assert re.search(r"\|\s+1/1\s+\|", (reports / "tiny-seeds-0" / "tiny.md").read_text())
-    assert (reports / "tiny" / "tiny.md").read_text() == full
+    subset = (reports / "tiny-seeds-0" / "tiny.md").read_text()
+    assert re.search(r"\|\s+1/1\s+\|", subset) and "not the spec as written: --seeds 0;" in subset
+    assert (reports / "tiny" / "tiny.md").read_text() == full and "not the spec as written" not in full
 
 
 def test_a_run_of_some_rows_shows_no_other_configurations_run_in_the_rows_it_left_out(study_dir, capsys):
