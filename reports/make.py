@@ -86,7 +86,7 @@ def make_report(
 
     Args:
         spec: the study spec, or the path of its YAML file.
-        out: output directory; ``None``: ``outputs/reports/<study>``.
+        out: output directory; ``None``: ``outputs/reports/<study>`` (beside it with a pin: ``default_out``).
         tracking_uri: MLflow tracking URI; ``None``: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
         formats: any of ``"md"``, ``"latex"``, ``"csv"``.
         draw_figures: also draw the figures.
@@ -120,7 +120,7 @@ def make_report(
         raise ValueError(f"cannot compare {', '.join(bad)} to the baseline; measured columns: {', '.join(MEASURED)}")
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     tracking_uri = tracking_uri or default_tracking_uri()
-    out = Path(out) if out is not None else Path("outputs") / "reports" / spec.name
+    out = Path(out) if out is not None else default_out(spec.name, dataset, code_version, data_fingerprint)
     runs = runs if runs is not None else collect_runs(spec.name, tracking_uri)
     _check_pinned(spec.name, runs.trials, dataset=dataset, code_version=code_version, data_fingerprint=data_fingerprint)
     problem = folder_problem(out)
@@ -171,6 +171,27 @@ def _remove_stale(study: str, out: Path, written: list[Path]) -> None:
             path.unlink()
     if figures and not any(f.resolve() in kept for f in figures):
         manifest.unlink(missing_ok=True)  # no figure of it left
+
+
+def default_out(
+    study: str, dataset: str | None = None, code_version: str | None = None, data_fingerprint: str | None = None
+) -> Path:
+    """``outputs/reports/<study>``, or beside it a folder named for the pinned runs, so that a table of other runs
+    (``--dataset synthetic``: the smoke runs) never replaces the study's own: ``table8-dataset-synthetic``,
+    ``table8-code-0.4.2``, ``table8-data-<the fingerprint's first 12 hex digits>``."""
+    parts = [study]
+    if dataset:
+        parts.append(f"dataset-{dataset}")
+    if code_version:
+        parts.append(f"code-{code_version}")
+    if data_fingerprint:
+        parts.append(f"data-{data_fingerprint.rsplit(':', 1)[-1][:12]}")
+    return Path("outputs") / "reports" / "-".join(_file_safe(part) for part in parts)
+
+
+def _file_safe(text: str) -> str:
+    """``text`` with every character but letters, digits, ``.``, ``_`` and ``-`` made ``_``."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
 
 
 def _check_pinned(study: str, trials: pd.DataFrame, **pinned: str | None) -> None:
@@ -383,7 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("study", help="the study spec file (studies/table8.yaml) or a study name (table8)")
     p.add_argument("--format", default=",".join(FORMATS), help="comma-separated: md, latex, csv (default: all)")
-    p.add_argument("--out", type=Path, help="output directory (default: outputs/reports/<study>)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output directory (default: outputs/reports/<study>; with --dataset, --code-version or "
+        "--data-fingerprint, a folder beside it named for them, e.g. outputs/reports/<study>-dataset-synthetic)",
+    )
     p.add_argument(
         "--mlflow-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})"
     )

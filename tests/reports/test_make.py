@@ -184,3 +184,24 @@ def test_a_folder_holds_one_report_an_earlier_reports_files_it_did_not_write_are
     }
     make_report(smaller, out=out, tracking_uri=uri, formats=("md",), draw_figures=False, generated="X")
     assert sorted(p.name for p in (out / "figures").iterdir()) == [other_tool.name]
+
+
+def test_a_table_of_pinned_runs_goes_beside_the_studys_own_unless_out_is_given(fixture_store, tmp_path, monkeypatch):
+    """``--dataset kinetics400`` (another dataset's runs) writes ``outputs/reports/fixture_blocks-dataset-
+    kinetics400``, not over the study's own table; the folder names each pin, made safe for a file name."""
+    from reports.make import default_out
+
+    uri, _ = fixture_store
+    monkeypatch.chdir(tmp_path)
+    assert main([str(FIXTURE), "--mlflow-uri", uri, "--no-figures", "--format", "md"]) == 0
+    own = (tmp_path / "outputs" / "reports" / "fixture_blocks" / "fixture_blocks.md").read_text()
+    assert main([str(FIXTURE), "--mlflow-uri", uri, "--no-figures", "--format", "md", "--dataset", "kinetics400"]) == 0
+    pinned = tmp_path / "outputs" / "reports" / "fixture_blocks-dataset-kinetics400" / "fixture_blocks.md"
+    assert "Kinetics" in pinned.read_text() or "kinetics400" in pinned.read_text()
+    assert (tmp_path / "outputs" / "reports" / "fixture_blocks" / "fixture_blocks.md").read_text() == own
+    reports = Path("outputs") / "reports"
+    assert default_out("t8") == reports / "t8"
+    assert default_out("t8", "synthetic", "0.4.2", "sha256:0123456789abcdef") == (
+        reports / "t8-dataset-synthetic-code-0.4.2-data-0123456789ab"
+    )
+    assert default_out("t8", code_version="1.0+local/x") == reports / "t8-code-1.0_local_x"
