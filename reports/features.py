@@ -179,7 +179,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
     client = checked_client(args)  # --mlflow-uri and --out checked first
     if args.row == args.baseline:
         raise SpecError(f"ROW and BASELINE are both {args.row!r}: name two rows of {spec.name}")
-    trials = {row: trained(client, spec, row, args.seed, args.dataset) for row in (args.row, args.baseline)}
+    trials = {row: trained(client, spec, row, args.seed, args.dataset, args.out) for row in (args.row, args.baseline)}
     clips = {row: validation_clip(t.config["data"], args.video) for row, t in trials.items()}
     same_clip(clips)
     labels = {row: spec.row(row).label for row in trials}

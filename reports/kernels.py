@@ -135,7 +135,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
     """Draws Fig. 10 for the parsed command line; returns the files written."""
     spec = load_spec(find_spec(args.study))
     client = checked_client(args)
-    trial = trained(client, spec, args.row, args.seed, args.dataset)
+    trial = trained(client, spec, args.row, args.seed, args.dataset, args.out)
     _check_row(client, spec, args.row, trial.model_config(), args.stage)
     anchor = validation_clip(trial.config["data"], args.video)
     fast = validation_clip(trial.config["data"], args.video, rate=2.0)

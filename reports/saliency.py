@@ -195,7 +195,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
     """Draws Fig. 7 for the parsed command line; returns the files written."""
     spec = load_spec(find_spec(args.study))
     client = checked_client(args)  # --mlflow-uri and --out checked first
-    trial = trained(client, spec, args.row, args.seed, args.dataset)
+    trial = trained(client, spec, args.row, args.seed, args.dataset, args.out)
     regions = trial.model_config()["regions"]
     if regions != REGIONS:
         rows = qualifying_rows(client, spec, lambda model: model["regions"] == REGIONS)

@@ -95,9 +95,19 @@ class Trained:
         return resolve_model_config(self.config)
 
 
-def trained(client: MlflowClient, spec: StudySpec, row: str, seed: int, dataset: str | None = None) -> Trained:
+def trained(
+    client: MlflowClient,
+    spec: StudySpec,
+    row: str,
+    seed: int,
+    dataset: str | None = None,
+    out: str | Path | None = None,
+) -> Trained:
     """The trained trial of ``row`` (a row of ``spec``) and ``seed``; in a study that compares datasets, the one
-    on ``dataset`` (default: the first, the paper's).
+    on ``dataset`` (default: the first, the paper's). The run the table in the report folder ``out`` (default
+    ``outputs/reports/<study>``, where the figures go) shows for that cell, when that folder has a table
+    (``<study>_runs.csv``): the figures are of the model whose numbers sit beside them; else the newest
+    (``find_run``).
 
     Raises:
         SpecError: the spec has no such row or dataset, or MLflow no finished run of it with a checkpoint here.
@@ -108,8 +118,51 @@ def trained(client: MlflowClient, spec: StudySpec, row: str, seed: int, dataset:
     if column not in spec.columns_of_data:
         valid = ", ".join(spec.datasets) or "none (the study has one dataset)"
         raise SpecError(f"study {spec.name!r} has no dataset column {column!r}; --dataset: {valid}")
-    run = find_run(client, spec.name, row, seed, column)
+    folder = report_folder(out, spec.name)
+    shown = table_runs(folder, spec.name)
+    if shown is None:
+        run = find_run(client, spec.name, row, seed, column)
+    else:
+        run = _shown_run(client, shown, folder, row, seed, column if spec.datasets else "")
     return Trained(row, run, run_config(client, run), column)
+
+
+def report_folder(out: str | Path | None, study: str) -> Path:
+    """``out``, else ``outputs/reports/<study>`` (where ``reports.make`` writes the study's table)."""
+    return Path(out) if out is not None else Path("outputs") / "reports" / study
+
+
+def table_runs(folder: Path, study: str):
+    """The runs the table in ``folder`` shows (its ``<study>_runs.csv``, the rows marked used, as text); None when
+    the folder has no table."""
+    import pandas as pd
+
+    path = folder / f"{study}_runs.csv"
+    if not path.is_file():
+        return None
+    runs = pd.read_csv(path, keep_default_na=False, dtype=str)
+    return runs[runs["used"] == "True"]
+
+
+def _shown_run(client: MlflowClient, shown, folder: Path, row: str, seed: int, column: str):
+    """The FINISHED run with a checkpoint here that the table in ``folder`` shows for (row, seed[, column]).
+
+    Raises:
+        SpecError: the table shows none (the cell failed or has no run), or its checkpoint is not here.
+    """
+    cell = shown[(shown["row"] == row) & (shown["seed"] == str(seed)) & (shown["status"] == S.STATUS_FINISHED)]
+    if column:
+        cell = cell[cell["column"] == column]
+    where = f"the table in {folder}"
+    if not len(cell):
+        raise SpecError(f"{where} shows no FINISHED run of {row} seed {seed}; --out names another report's folder")
+    run = client.get_run(str(cell["run_id"].iloc[0]))
+    if not checkpoint_of(run).is_file():
+        raise SpecError(
+            f"the run {run.info.run_id} {where} shows for {row} seed {seed} has no checkpoint on this machine "
+            f"({checkpoint_of(run)}); --out names another report's folder"
+        )
+    return run
 
 
 def qualifying_rows(client: MlflowClient, spec: StudySpec, accepts: Callable[[dict[str, str]], bool]) -> list[str]:
@@ -136,8 +189,7 @@ def qualifying_rows(client: MlflowClient, spec: StudySpec, accepts: Callable[[di
 def figure_stem(out: str | Path | None, study: str, kind: str, row: str, seed: int, video: int) -> Path:
     """``<out>/figures/<study>_<kind>_<row>_seed<seed>_video<video>`` (``out`` default ``outputs/reports/<study>``,
     the directory ``reports.make`` writes to)."""
-    folder = Path(out) if out is not None else Path("outputs") / "reports" / study
-    return folder / "figures" / f"{study}_{kind}_{row}_seed{seed}_video{video}"
+    return report_folder(out, study) / "figures" / f"{study}_{kind}_{row}_seed{seed}_video{video}"
 
 
 def base_parser(prog: str, description: str | None) -> argparse.ArgumentParser:

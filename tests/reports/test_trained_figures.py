@@ -368,3 +368,40 @@ def test_in_a_study_of_two_datasets_a_figure_uses_the_trial_of_the_dataset_asked
     assert (tmp_path / "out" / "figures" / "two_sets_kernels_eab_something_v2_seed0_video0.pdf").is_file()
     assert kernels.main([*args, "--dataset", "kinetics400"]) == 2
     assert "no dataset column 'kinetics400'; --dataset: something_v1, something_v2" in capsys.readouterr().err
+
+
+def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path):
+    """Two FINISHED runs of +EAB seed 0 of two configurations (trial keys), the newer of the other one: with the
+    table of the first in the report folder, the figure is of the run the table shows, not of the newest; a
+    folder without a table takes the newest; a table whose cell has no FINISHED run is refused."""
+    from reports.make import make_report
+    from reports.trained import trained
+    from study.spec import SpecError, parse_spec
+
+    spec_data = {**{k: v for k, v in SPEC.items() if k != "overrides"}, "name": "two_keys", "rows": SPEC["rows"][:2]}
+    spec = parse_spec(spec_data)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("two_keys", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_ids = {}
+    for key in ("spec_key", "other_key"):  # the other configuration's run is the newer one
+        checkpoint = save_checkpoint(
+            tmp_path / key / "checkpoints" / "last.pt",
+            {"format": CHECKPOINT_FORMAT, "model": tiny(data_cfg).state_dict()},
+        )
+        tags = {S.TAG_KIND: S.KIND_TRIAL, S.TAG_STUDY: "two_keys", S.TAG_ROW: "eab", S.TAG_SEED: "0"}
+        tags.update({S.TAG_TRIAL_KEY: key, S.TAG_CHECKPOINT: str(checkpoint), S.TAG_DATASET: "something_v1"})
+        tags[S.TAG_PROTOCOL] = "1x1"
+        run_id = client.create_run(exp, tags=tags).info.run_id
+        client.log_metric(run_id, "top1", 50.0)
+        (tmp_path / key / S.ARTIFACT_CONFIG).write_text(yaml.safe_dump(config(data_cfg)))
+        client.log_artifact(run_id, str(tmp_path / key / S.ARTIFACT_CONFIG))
+        client.set_terminated(run_id, S.STATUS_FINISHED)
+        run_ids[key] = run_id
+    folder = tmp_path / "report"
+    keys = {("eab", "", 0): "spec_key", ("base", "", 0): "base_key"}
+    make_report(spec, folder, uri, formats=("csv",), draw_figures=False, keys=keys)
+    assert trained(client, spec, "eab", 0, out=folder).run.info.run_id == run_ids["spec_key"]
+    assert trained(client, spec, "eab", 0, out=tmp_path / "no-table").run.info.run_id == run_ids["other_key"]
+    with pytest.raises(SpecError, match=r"the table in .*report shows no FINISHED run of base seed 0"):
+        trained(client, spec, "base", 0, out=folder)
