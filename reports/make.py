@@ -30,6 +30,7 @@ import pandas as pd
 
 from ean.files_write import atomic_path, folder_problem, write_text
 from reports.collect import StudyNotFoundError, StudyRuns, collect_runs, read_runs, study_runs
+from reports.folder import remove_stale, write_record
 from reports.latex import latex_document, render_latex
 from reports.markdown import render_markdown
 from reports.results import compared_metrics, results_frame, row_results
@@ -56,6 +57,7 @@ class Report:
         files: every file written.
         warnings: things that could not be produced (e.g. a figure without scores).
         out: the directory the files are under (``figures/`` in it).
+        removed: the files of the study's last report in ``out`` that this one did not write (``reports.folder``).
     """
 
     table: Table
@@ -63,6 +65,7 @@ class Report:
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     out: Path | None = None
+    removed: list[Path] = field(default_factory=list)
 
 
 def make_report(
@@ -147,30 +150,20 @@ def make_report(
         report.files += _write_csv(spec, selections, runs.trials, delta_metrics, out)
     if draw_figures:
         _draw_figures(spec, selection, tracking_uri, out / "figures", report)
-    _remove_stale(spec.name, out, report.files)
+    report.removed = remove_stale(out, spec.name, report.files)
+    write_record(out, spec.name, report.files, _shown(selections))
     return report
 
 
-#: The files a report writes into its folder (``{}``: the study's name), besides its figures.
-REPORT_FILES = ("{}.md", "{}.tex", "{}_standalone.tex", "{}.csv", "{}_runs.csv")
-
-
-def _remove_stale(study: str, out: Path, written: list[Path]) -> None:
-    """Removes the files of an earlier report in ``out`` that this one did not write (a format not asked for this
-    time, figures listed in the figures' manifest that were not drawn now, or all of those with
-    ``draw_figures=False``), so that the folder holds one report: no file disagrees with the others. Files
-    other tools put there (``reports.trained``'s figures) are left."""
-    kept = {path.resolve() for path in written}
-    manifest = out / "figures" / FIGURE_INPUTS
-    try:
-        figures = [out / "figures" / name for name in json.loads(manifest.read_text())["files"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        figures = []
-    for path in [*(out / name.format(study) for name in REPORT_FILES), *figures]:
-        if path.is_file() and path.resolve() not in kept:
-            path.unlink()
-    if figures and not any(f.resolve() in kept for f in figures):
-        manifest.unlink(missing_ok=True)  # no figure of it left
+def _shown(selections: dict[str, Selection]) -> list[dict]:
+    """The runs the table shows, for the folder's record (``reports.folder``): row, seed, dataset column (""
+    in a study of one dataset), run id and status each."""
+    fields = ("row", "run_id", "status")
+    return [
+        {**{key: run[key] for key in fields}, "seed": int(run["seed"]), "column": column}
+        for column, selection in selections.items()
+        for run in selection.chosen.to_dict("records")
+    ]
 
 
 def default_out(
@@ -311,9 +304,9 @@ def _num_classes(rows: pd.Series, selection: Selection) -> pd.Series:
     return pd.Series([one(r) for r in rows], index=rows.index, dtype="Int64")
 
 
-#: In the figures folder: what the figures were drawn from, and their files (a report from the same runs
-#: reuses them instead of drawing them again).
-FIGURE_INPUTS = ".inputs.json"
+#: In the figures folder, per study (``{}``): what its figures were drawn from, and their files (a report from
+#: the same runs reuses them instead of drawing them again).
+FIGURE_INPUTS = ".{}.inputs.json"
 #: The code that draws them (imported only when they are drawn: matplotlib is slow to import).
 FIGURES_CODE = Path(__file__).with_name("figures.py")
 
@@ -321,7 +314,7 @@ FIGURES_CODE = Path(__file__).with_name("figures.py")
 def _draw_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out: Path, report: Report) -> None:
     """Draws the figures, unless those in ``out`` were drawn from the same spec and runs (then reused)."""
     digest = _figure_inputs(spec, selection)
-    manifest = out / FIGURE_INPUTS
+    manifest = out / FIGURE_INPUTS.format(spec.name)
     try:
         saved = json.loads(manifest.read_text())
         files = [out / name for name in saved["files"]]
@@ -334,18 +327,7 @@ def _draw_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out:
     _draw_all_figures(spec, selection, tracking_uri, out, report)
     drawn = [f.name for f in report.files[before:]]
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_figures(manifest, drawn)
     write_text(manifest, json.dumps({"inputs": digest, "files": drawn}))
-
-
-def _remove_stale_figures(manifest: Path, drawn: list[str]) -> None:
-    """Removes the figures an earlier report drew (its manifest's) that were not drawn now (a row removed)."""
-    try:
-        earlier = json.loads(manifest.read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    for name in set(earlier) - set(drawn):
-        (manifest.parent / name).unlink(missing_ok=True)
 
 
 def _figure_inputs(spec: StudySpec, selection: Selection) -> str:
@@ -453,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     for path in report.files:
         print(f"wrote {path}")
+    for path in report.removed:
+        print(f"removed {path} (the study's last report there wrote it; this one did not)")
     return 0
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from reports.folder import shown_runs
 from study import mlflow_schema as S
 from study.mlflow_search import all_runs
 from study.spec import SpecError, StudySpec
@@ -105,8 +107,8 @@ def trained(
 ) -> Trained:
     """The trained trial of ``row`` (a row of ``spec``) and ``seed``; in a study that compares datasets, the one
     on ``dataset`` (default: the first, the paper's). The run the table in the report folder ``out`` (default
-    ``outputs/reports/<study>``, where the figures go) shows for that cell, when that folder has a table
-    (``<study>_runs.csv``): the figures are of the model whose numbers sit beside them; else the newest
+    ``outputs/reports/<study>``, where the figures go) shows for that cell, when that folder has a report of the
+    study (``reports.folder``): the figures are of the model whose numbers sit beside them; else the newest
     (``find_run``).
 
     Raises:
@@ -119,7 +121,7 @@ def trained(
         valid = ", ".join(spec.datasets) or "none (the study has one dataset)"
         raise SpecError(f"study {spec.name!r} has no dataset column {column!r}; --dataset: {valid}")
     folder = report_folder(out, spec.name)
-    shown = table_runs(folder, spec.name)
+    shown = shown_runs(folder, spec.name)
     if shown is None:
         run = find_run(client, spec.name, row, seed, column)
     else:
@@ -132,31 +134,29 @@ def report_folder(out: str | Path | None, study: str) -> Path:
     return Path(out) if out is not None else Path("outputs") / "reports" / study
 
 
-def table_runs(folder: Path, study: str):
-    """The runs the table in ``folder`` shows (its ``<study>_runs.csv``, the rows marked used, as text); None when
-    the folder has no table."""
-    import pandas as pd
-
-    path = folder / f"{study}_runs.csv"
-    if not path.is_file():
-        return None
-    runs = pd.read_csv(path, keep_default_na=False, dtype=str)
-    return runs[runs["used"] == "True"]
-
-
-def _shown_run(client: MlflowClient, shown, folder: Path, row: str, seed: int, column: str):
+def _shown_run(client: MlflowClient, shown: list[dict], folder: Path, row: str, seed: int, column: str):
     """The FINISHED run with a checkpoint here that the table in ``folder`` shows for (row, seed[, column]).
 
     Raises:
-        SpecError: the table shows none (the cell failed or has no run), or its checkpoint is not here.
+        SpecError: the table shows none (the cell failed or has no run), this store has not its run, or its
+            checkpoint is not here.
     """
-    cell = shown[(shown["row"] == row) & (shown["seed"] == str(seed)) & (shown["status"] == S.STATUS_FINISHED)]
-    if column:
-        cell = cell[cell["column"] == column]
+    cell = [
+        run
+        for run in shown
+        if (run.get("row"), run.get("seed"), run.get("status")) == (row, seed, S.STATUS_FINISHED)
+        and (not column or run.get("column") == column)
+    ]
     where = f"the table in {folder}"
-    if not len(cell):
+    if not cell:
         raise SpecError(f"{where} shows no FINISHED run of {row} seed {seed}; --out names another report's folder")
-    run = client.get_run(str(cell["run_id"].iloc[0]))
+    try:
+        run = client.get_run(cell[0]["run_id"])
+    except MlflowException:
+        raise SpecError(
+            f"the run {cell[0]['run_id']} {where} shows for {row} seed {seed} is not in the MLflow store at "
+            f"{client.tracking_uri}: --mlflow-uri names the store the table was made from"
+        ) from None
     if not checkpoint_of(run).is_file():
         raise SpecError(
             f"the run {run.info.run_id} {where} shows for {row} seed {seed} has no checkpoint on this machine "

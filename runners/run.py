@@ -435,6 +435,9 @@ def report(
     print(result.markdown)
     if result.files:
         print(f"written: {result.files[0].parent}/ ({len(result.files)} files)")
+    if result.removed:
+        names = ", ".join(str(path.relative_to(result.out)) for path in result.removed)
+        print(f"removed from {result.out}/ what the last report there wrote and this one did not: {names}")
     for warning in result.warnings:
         print(f"note: {warning}")
     if tracker is not None and tracker.parent_id and result.out is not None:

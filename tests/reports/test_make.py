@@ -19,7 +19,8 @@ FIXTURE = Path(__file__).parent / "data" / "fixture_blocks.yaml"
 
 def test_report_writes_tables_csv_and_figures(fixture_report):
     report, out = fixture_report
-    names = {p.name for p in out.iterdir() if p.is_file()}
+    names = {p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    assert (out / ".fixture_blocks.report.json").is_file()  # the folder's record (reports.folder)
     assert names == {
         "fixture_blocks.md",
         "fixture_blocks.tex",
@@ -55,6 +56,7 @@ def test_cli_writes_the_requested_formats_and_prints_the_table(fixture_store, tm
     printed = capsys.readouterr().out
     assert "| Models " in printed and f"wrote {tmp_path / 'fixture_blocks.tex'}" in printed
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".fixture_blocks.report.json",
         "fixture_blocks.md",
         "fixture_blocks.tex",
         "fixture_blocks_standalone.tex",
@@ -160,8 +162,8 @@ def test_figures_from_the_same_runs_are_reused_and_drawn_again_when_a_run_change
 def test_a_folder_holds_one_report_an_earlier_reports_files_it_did_not_write_are_removed(fixture_store, tmp_path):
     """A report in every format with figures, then one of a spec without the +EAB row, in Markdown only: the
     LaTeX and CSV files (which still had +EAB) and +EAB's per-class figure are gone, so that no file in the
-    folder disagrees with the table; a figure another tool drew there is kept. Without figures, the earlier
-    figures go too."""
+    folder disagrees with the table; a figure another tool drew there is kept, and so is a file of the report
+    changed since it was written. Without figures, the earlier figures go too."""
     import yaml
 
     uri, _ = fixture_store
@@ -171,19 +173,63 @@ def test_a_folder_holds_one_report_an_earlier_reports_files_it_did_not_write_are
     assert eab_figures and (out / "fixture_blocks.tex").is_file()
     other_tool = out / "figures" / "fixture_blocks_kernels_eab_seed0_video0.png"
     other_tool.write_bytes(b"png")
+    edited = out / "fixture_blocks_standalone.tex"
+    edited.write_text(edited.read_text() + "% my edit\n")
     data = yaml.safe_load(FIXTURE.read_text())
     data["rows"] = [row for row in data["rows"] if row["id"] != "eab"]
     smaller = tmp_path / "fixture_blocks.yaml"
     smaller.write_text(yaml.safe_dump(data))
     report = make_report(smaller, out=out, tracking_uri=uri, formats=("md",), generated="X")
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["fixture_blocks.md"]
-    assert not any(f.exists() for f in eab_figures) and other_tool.is_file()
-    assert {p for p in (out / "figures").iterdir() if p.suffix != ".json"} == {
-        *(f for f in report.files if "figures" in f.parts),
-        other_tool,
-    }
+    assert sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")) == [
+        "fixture_blocks.md",
+        "fixture_blocks_standalone.tex",  # changed since: not the report's any more
+    ]
+    assert {p.name for p in report.removed} >= {"fixture_blocks.tex", "fixture_blocks.csv", "fixture_blocks_runs.csv"}
+    assert not any(f.exists() for f in eab_figures) and set(eab_figures) <= set(report.removed)
+    assert other_tool.is_file()
+    figures = {p for p in (out / "figures").iterdir() if not p.name.startswith(".")}
+    assert figures == {*(f for f in report.files if "figures" in f.parts), other_tool}
     make_report(smaller, out=out, tracking_uri=uri, formats=("md",), draw_figures=False, generated="X")
-    assert sorted(p.name for p in (out / "figures").iterdir()) == [other_tool.name]
+    assert [p.name for p in (out / "figures").iterdir() if not p.name.startswith(".")] == [other_tool.name]
+
+
+def test_a_report_never_removes_a_file_it_did_not_write(fixture_store, tmp_path):
+    """A folder of the user's own with a file named as a report's, and another study's report in the same folder:
+    neither is touched by the study's reports, whatever formats and figures they write."""
+    import yaml
+
+    uri, _ = fixture_store
+    out = tmp_path / "paper"
+    out.mkdir()
+    (out / "fixture_blocks.tex").write_text("my own table")
+    make_report(FIXTURE, out=out, tracking_uri=uri, formats=("md",), draw_figures=False, generated="X")
+    assert (out / "fixture_blocks.tex").read_text() == "my own table"
+    first = make_report(FIXTURE, out=out, tracking_uri=uri, generated="X")  # with figures
+    drawn = [f for f in first.files if "figures" in f.parts]
+    other_uri = _renamed_fixture_store(tmp_path / "other", "other_study")
+    other = tmp_path / "other_study.yaml"
+    other.write_text(yaml.safe_dump({**yaml.safe_load(FIXTURE.read_text()), "name": "other_study"}))
+    for figures in (True, False):  # its figures drawn, then left out
+        theirs = make_report(other, out=out, tracking_uri=other_uri, draw_figures=figures, generated="X")
+        assert any("figures" in f.parts for f in theirs.files) == figures
+        assert not [f for f in theirs.removed if "fixture_blocks" in f.name]
+    assert drawn and all(f.is_file() for f in drawn) and (out / "fixture_blocks.md").is_file()
+
+
+def _renamed_fixture_store(root: Path, study: str) -> str:
+    """A store of the fixture's runs as the runs of ``study``; its URI."""
+    from mlflow.tracking import MlflowClient
+
+    from study import mlflow_schema as S
+    from tests.reports.mlflow_fixture import write_fixture_store
+
+    uri, spec = write_fixture_store(root)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(spec.name)
+    client.rename_experiment(experiment.experiment_id, study)
+    for run in client.search_runs([experiment.experiment_id], max_results=1000):
+        client.set_tag(run.info.run_id, S.TAG_STUDY, study)
+    return uri
 
 
 def test_a_table_of_pinned_runs_goes_beside_the_studys_own_unless_out_is_given(fixture_store, tmp_path, monkeypatch):

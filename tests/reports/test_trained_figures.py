@@ -372,8 +372,9 @@ def test_in_a_study_of_two_datasets_a_figure_uses_the_trial_of_the_dataset_asked
 
 def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path):
     """Two FINISHED runs of +EAB seed 0 of two configurations (trial keys), the newer of the other one: with the
-    table of the first in the report folder, the figure is of the run the table shows, not of the newest; a
-    folder without a table takes the newest; a table whose cell has no FINISHED run is refused."""
+    table of the first in the report folder (in any format), the figure is of the run the table shows, not of the
+    newest; a folder without a table takes the newest; a table whose cell has no FINISHED run, or whose run is not
+    in the store asked, is refused by name."""
     from reports.make import make_report
     from reports.trained import trained
     from study.spec import SpecError, parse_spec
@@ -400,8 +401,11 @@ def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path
         run_ids[key] = run_id
     folder = tmp_path / "report"
     keys = {("eab", "", 0): "spec_key", ("base", "", 0): "base_key"}
-    make_report(spec, folder, uri, formats=("csv",), draw_figures=False, keys=keys)
+    make_report(spec, folder, uri, formats=("md",), draw_figures=False, keys=keys)  # any format: the folder's record
     assert trained(client, spec, "eab", 0, out=folder).run.info.run_id == run_ids["spec_key"]
     assert trained(client, spec, "eab", 0, out=tmp_path / "no-table").run.info.run_id == run_ids["other_key"]
     with pytest.raises(SpecError, match=r"the table in .*report shows no FINISHED run of base seed 0"):
         trained(client, spec, "base", 0, out=folder)
+    elsewhere = MlflowClient(f"sqlite:///{tmp_path / 'other.db'}")  # not the store the table was made from
+    with pytest.raises(SpecError, match=r"is not in the MLflow store at .*other.db: --mlflow-uri names the store"):
+        trained(elsewhere, spec, "eab", 0, out=folder)
