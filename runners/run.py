@@ -362,21 +362,38 @@ def mark_states(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, 
     return tracker, tracker.other_code_note()
 
 
+PLAN_ERRORS = (SpecError, PlanError, CompositionError, RegistryError)
+
+
 def keyed_trials(
     spec_path: Path, profile: list[str], seeds: list[int], args: argparse.Namespace, trials: list[Trial]
 ) -> list[Trial]:
     """The trials whose keys the table's cells show: this invocation's and, with ``--rows``, those of the rows it
     left out, planned with the same profile, overrides and seeds (from the plan cache when it has them), so that
-    no cell shows a run of another configuration. A row that cannot be planned here is named, and its cells show
-    their newest run."""
+    no cell shows a run of another configuration. A row that cannot be planned here (its files are on another
+    machine, say) is named, and its cells show their newest run; the other rows keep their keys."""
     if not args.rows:
         return trials
+    spec = load_spec(spec_path)
     try:
-        return plan_study(load_spec(spec_path), profile, seeds, args)[0]
-    except (SpecError, PlanError, CompositionError, RegistryError) as err:
-        print(f"note: the rows --rows left out could not be planned ({err}); their cells show their newest run",
-              file=sys.stderr)  # fmt: skip
-        return trials
+        return plan_study(spec, profile, seeds, args)[0]
+    except PLAN_ERRORS:
+        pass
+    keyed = list(trials)
+    planned = {t.row.id for t in trials}
+    for row in spec.rows:
+        if row.id in planned or row.reference:
+            continue
+        group = with_dependencies(spec, {row.id})
+        try:
+            more = plan_study(dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r.id in group)),
+                              profile, seeds, args)[0]  # fmt: skip
+        except PLAN_ERRORS as err:
+            print(f"note: row {row.id} cannot be planned here ({err}); its cells show its newest run", file=sys.stderr)
+            continue
+        keyed += [t for t in more if t.row.id not in planned]
+        planned |= {t.row.id for t in more}
+    return keyed
 
 
 def report_folder(
