@@ -89,7 +89,8 @@ def make_report(
 
     Args:
         spec: the study spec, or the path of its YAML file.
-        out: output directory; ``None``: ``outputs/reports/<study>`` (beside it with a pin: ``default_out``).
+        out: output directory; ``None``: ``outputs/reports/<study>`` (beside it with a pin, or for runs on the
+            generated ``synthetic`` dataset: ``default_out``).
         tracking_uri: MLflow tracking URI; ``None``: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
         formats: any of ``"md"``, ``"latex"``, ``"csv"``.
         draw_figures: also draw the figures.
@@ -123,16 +124,19 @@ def make_report(
         raise ValueError(f"cannot compare {', '.join(bad)} to the baseline; measured columns: {', '.join(MEASURED)}")
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     tracking_uri = tracking_uri or default_tracking_uri()
-    out = Path(out) if out is not None else default_out(spec.name, dataset, code_version, data_fingerprint)
     runs = runs if runs is not None else collect_runs(spec.name, tracking_uri)
     _check_pinned(spec.name, runs.trials, dataset=dataset, code_version=code_version, data_fingerprint=data_fingerprint)
+    selections = select_columns(spec, runs.trials, dataset, code_version, keys, data_fingerprint)
+    selection = next(iter(selections.values()))  # the figures': the first dataset's
+    synthetic = any(s.dataset == SYNTHETIC for s in selections.values())
+    if out is None:  # the smoke runs' table, chosen or pinned, goes beside the study's own
+        out = default_out(spec.name, dataset or (SYNTHETIC if synthetic else None), code_version, data_fingerprint)
+    out = Path(out)
     problem = folder_problem(out)
     if problem:
         raise ValueError(f"--out {out}: {problem}; the report writes several files into a folder")
     out.mkdir(parents=True, exist_ok=True)
-    selections = select_columns(spec, runs.trials, dataset, code_version, keys, data_fingerprint)
-    selection = next(iter(selections.values()))  # the figures': the first dataset's
-    if paper is None and any(s.dataset == SYNTHETIC for s in selections.values()):
+    if paper is None and synthetic:
         paper = False
     table = build_table(
         spec,
@@ -147,7 +151,7 @@ def make_report(
     report = Report(table=table, markdown=render_markdown(table), out=out)
     report.files += _write_tables(spec, table, report.markdown, out, formats)
     if "csv" in formats:
-        report.files += _write_csv(spec, selections, runs.trials, delta_metrics, out)
+        report.files += _write_csv(spec, selections, runs.trials, delta_metrics, out, paper is not False)
     if draw_figures:
         _draw_figures(spec, selection, tracking_uri, out / "figures", report)
     report.removed = remove_stale(out, spec.name, report.files)
@@ -262,10 +266,16 @@ def _write_tables(spec: StudySpec, table: Table, markdown: str, out: Path, forma
 
 
 def _write_csv(
-    spec: StudySpec, selections: dict[str, Selection], trials: pd.DataFrame, delta_metrics, out: Path
+    spec: StudySpec,
+    selections: dict[str, Selection],
+    trials: pd.DataFrame,
+    delta_metrics,
+    out: Path,
+    paper: bool = True,
 ) -> list[Path]:
     """The table's numbers (a study that compares datasets: one line per row and dataset column, the column in
-    ``dataset_column``) and every run found, with whether it is used and why not."""
+    ``dataset_column``; the paper's values only with ``paper``, as in the table) and every run found, with
+    whether it is used and why not."""
     frames = []
     for column, selection in selections.items():
         view = spec.on_dataset(column)
@@ -273,6 +283,8 @@ def _write_csv(
         frame.insert(frame.columns.get_loc("seeds_planned") + 1, "num_classes", _num_classes(frame["row"], selection))
         if column:
             frame.insert(1, "dataset_column", column)
+        if not paper:  # the paper's numbers say nothing of these runs (the synthetic dataset's)
+            frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_paper")])
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     runs = trials.copy()

@@ -109,7 +109,7 @@ def trained(
     on ``dataset`` (default: the first, the paper's). The run the table in the report folder ``out`` (default
     ``outputs/reports/<study>``, where the figures go) shows for that cell, when that folder has a report of the
     study (``reports.folder``): the figures are of the model whose numbers sit beside them; else the newest
-    (``find_run``).
+    (``find_run``). Says on stderr which run it took, and why.
 
     Raises:
         SpecError: the spec has no such row or dataset, or MLflow no finished run of it with a checkpoint here.
@@ -124,8 +124,12 @@ def trained(
     shown = shown_runs(folder, spec.name)
     if shown is None:
         run = find_run(client, spec.name, row, seed, column)
+        how = f"the newest FINISHED one: {folder} has no table of {spec.name} (--out names a report's folder)"
     else:
         run = _shown_run(client, shown, folder, row, seed, column if spec.datasets else "")
+        how = f"the one the table in {folder} shows"
+    key = run.data.tags.get(S.TAG_TRIAL_KEY, "?")
+    print(f"{row} seed {seed}: run {run.info.run_id} (trial key {key[:12]}), {how}", file=sys.stderr)
     return Trained(row, run, run_config(client, run), column)
 
 

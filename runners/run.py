@@ -448,6 +448,7 @@ def report(
     keys = cell_keys(spec, {(t.row.id, t.column, t.seed): t.key for t in trials})
     runs = study_runs(uri, spec.name)
     spec = dataclasses.replace(spec, seeds=tuple(seeds))
+    out = out or Path("outputs") / "reports" / spec.name  # the runs it planned, synthetic or not
     result = make_report(spec, out, tracking_uri=uri, keys=keys, runs=runs, invocation=invocation)
     print(result.markdown)
     if result.files:

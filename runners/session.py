@@ -406,7 +406,7 @@ class StudySession:
             self.tracker.end_parent(S.STATUS_FINISHED)
         if not self.waiting:
             print(
-                f"{self.spec.name}: all {len(self.trials)} trials already FINISHED in MLflow (cached or reused); "
+                f"{self.spec.name}: {_all_trials(len(self.trials))} already FINISHED in MLflow (cached or reused); "
                 "--rerun runs them again"
             )
         if self.tracker is not None:
@@ -568,6 +568,11 @@ class StudySession:
         if note and note not in self.said:
             self.said.add(note)
             print(note, file=stream or sys.stderr)
+
+
+def _all_trials(count: int) -> str:
+    """ "the 1 trial", "all 5 trials"."""
+    return "the 1 trial" if count == 1 else f"all {count} trials"
 
 
 def fresh_store(uri: str) -> bool:

@@ -216,8 +216,8 @@ def test_a_report_never_removes_a_file_it_did_not_write(fixture_store, tmp_path)
     assert drawn and all(f.is_file() for f in drawn) and (out / "fixture_blocks.md").is_file()
 
 
-def _renamed_fixture_store(root: Path, study: str) -> str:
-    """A store of the fixture's runs as the runs of ``study``; its URI."""
+def _renamed_fixture_store(root: Path, study: str | None = None, dataset: str | None = None) -> str:
+    """A store of the fixture's runs as the runs of ``study``, and all on ``dataset`` if given; its URI."""
     from mlflow.tracking import MlflowClient
 
     from study import mlflow_schema as S
@@ -226,10 +226,29 @@ def _renamed_fixture_store(root: Path, study: str) -> str:
     uri, spec = write_fixture_store(root)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(spec.name)
-    client.rename_experiment(experiment.experiment_id, study)
+    if study:
+        client.rename_experiment(experiment.experiment_id, study)
     for run in client.search_runs([experiment.experiment_id], max_results=1000):
-        client.set_tag(run.info.run_id, S.TAG_STUDY, study)
+        if study:
+            client.set_tag(run.info.run_id, S.TAG_STUDY, study)
+        if dataset and run.data.tags.get(S.TAG_KIND) == S.KIND_TRIAL:
+            client.set_tag(run.info.run_id, S.TAG_DATASET, dataset)
     return uri
+
+
+def test_a_table_of_smoke_runs_goes_beside_the_studys_own_without_the_papers_values(tmp_path, monkeypatch):
+    """Runs on the generated synthetic dataset only (a smoke profile's): ``reports.make`` by hand writes their
+    table to ``<study>-dataset-synthetic``, never to the study's own folder, and its CSV, like the table, has
+    no paper values (they say nothing of those runs)."""
+    uri = _renamed_fixture_store(tmp_path / "store", dataset="synthetic")
+    monkeypatch.chdir(tmp_path)
+    assert main([str(FIXTURE), "--mlflow-uri", uri, "--no-figures"]) == 0
+    reports = tmp_path / "outputs" / "reports"
+    assert [p.name for p in reports.iterdir()] == ["fixture_blocks-dataset-synthetic"]
+    table = pd.read_csv(reports / "fixture_blocks-dataset-synthetic" / "fixture_blocks.csv")
+    assert "top1_mean" in table and not [c for c in table.columns if c.endswith("_paper")]
+    assert main([str(FIXTURE), "--mlflow-uri", uri, "--no-figures", "--out", str(tmp_path / "mine")]) == 0
+    assert (tmp_path / "mine" / "fixture_blocks.md").is_file()  # --out wins
 
 
 def test_a_table_of_pinned_runs_goes_beside_the_studys_own_unless_out_is_given(fixture_store, tmp_path, monkeypatch):

@@ -370,7 +370,7 @@ def test_in_a_study_of_two_datasets_a_figure_uses_the_trial_of_the_dataset_asked
     assert "no dataset column 'kinetics400'; --dataset: something_v1, something_v2" in capsys.readouterr().err
 
 
-def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path):
+def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path, capsys):
     """Two FINISHED runs of +EAB seed 0 of two configurations (trial keys), the newer of the other one: with the
     table of the first in the report folder (in any format), the figure is of the run the table shows, not of the
     newest; a folder without a table takes the newest; a table whose cell has no FINISHED run, or whose run is not
@@ -402,8 +402,14 @@ def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path
     folder = tmp_path / "report"
     keys = {("eab", "", 0): "spec_key", ("base", "", 0): "base_key"}
     make_report(spec, folder, uri, formats=("md",), draw_figures=False, keys=keys)  # any format: the folder's record
+    capsys.readouterr()
     assert trained(client, spec, "eab", 0, out=folder).run.info.run_id == run_ids["spec_key"]
+    said = capsys.readouterr().err
+    assert f"eab seed 0: run {run_ids['spec_key']} (trial key spec_key), the one the table in {folder}" in said
     assert trained(client, spec, "eab", 0, out=tmp_path / "no-table").run.info.run_id == run_ids["other_key"]
+    said = capsys.readouterr().err
+    assert f"run {run_ids['other_key']} (trial key other_key), the newest FINISHED one: " in said
+    assert "no-table has no table of two_keys" in said
     with pytest.raises(SpecError, match=r"the table in .*report shows no FINISHED run of base seed 0"):
         trained(client, spec, "base", 0, out=folder)
     elsewhere = MlflowClient(f"sqlite:///{tmp_path / 'other.db'}")  # not the store the table was made from

@@ -45,7 +45,7 @@ def test_cache_hit_added_row_and_rerun(study_dir, capsys):
 
     capsys.readouterr()
     assert main(cli_args(study_dir, spec, "--no-report")) == 0  # cached: nothing runs
-    assert "all 1 trials already FINISHED" in capsys.readouterr().out
+    assert "the 1 trial already FINISHED" in capsys.readouterr().out
     assert len(trial_runs(study_dir)) == 1
 
     spec = write_yaml(study_dir / "tiny.yaml", tiny_spec([ROW_BASE, ROW_EAB]))
@@ -255,7 +255,7 @@ def test_a_run_of_other_seeds_writes_its_table_beside_the_specs(study_dir, capsy
     assert re.search(r"\|\s+2/2\s+\|", full)
     capsys.readouterr()
     assert main(cli_args(study_dir, spec, "--seeds", "0")) == 0
-    assert "all 1 trials already FINISHED" in capsys.readouterr().out
+    assert "the 1 trial already FINISHED" in capsys.readouterr().out
     subset = (reports / "tiny-seeds-0" / "tiny.md").read_text()
     assert re.search(r"\|\s+1/1\s+\|", subset) and "not the spec as written: --seeds 0;" in subset
     assert (reports / "tiny" / "tiny.md").read_text() == full and "not the spec as written" not in full
