@@ -30,7 +30,7 @@ import pandas as pd
 
 from ean.files_write import atomic_path, folder_problem, write_text
 from reports.collect import StudyNotFoundError, StudyRuns, collect_runs, read_runs, study_runs
-from reports.folder import remove_stale, write_record
+from reports.folder import ReportFolder, file_digest
 from reports.latex import latex_document, render_latex
 from reports.markdown import render_markdown
 from reports.results import compared_metrics, results_frame, row_results
@@ -149,13 +149,18 @@ def make_report(
         invocation=invocation,
     )
     report = Report(table=table, markdown=render_markdown(table), out=out)
-    report.files += _write_tables(spec, table, report.markdown, out, formats)
-    if "csv" in formats:
-        report.files += _write_csv(spec, selections, runs.trials, delta_metrics, out, paper is not False)
-    if draw_figures:
-        _draw_figures(spec, selection, tracking_uri, out / "figures", report)
-    report.removed = remove_stale(out, spec.name, report.files)
-    write_record(out, spec.name, report.files, _shown(selections))
+    with ReportFolder(out, spec.name, tracking_uri) as folder:  # one report of the study at a time
+        try:
+            report.files += _write_tables(spec, table, report.markdown, out, formats)
+            if "csv" in formats:
+                report.files += _write_csv(spec, selections, runs.trials, delta_metrics, out, paper is not False)
+            if draw_figures:
+                _draw_figures(spec, selection, tracking_uri, out / "figures", report)
+        except BaseException:
+            folder.failed(report.files)  # what it wrote so far stays the study's, for the next report to remove
+            raise
+        report.removed, problems = folder.finish(report.files, _shown(selections))
+    report.warnings += problems
     return report
 
 
@@ -329,15 +334,15 @@ def _draw_figures(spec: StudySpec, selection: Selection, tracking_uri: str, out:
     manifest = out / FIGURE_INPUTS.format(spec.name)
     try:
         saved = json.loads(manifest.read_text())
-        files = [out / name for name in saved["files"]]
-        if saved["inputs"] == digest and all(f.is_file() for f in files):
-            report.files += files
+        files = {out / name: sha for name, sha in saved["files"].items()}
+        if saved["inputs"] == digest and all(f.is_file() and file_digest(f) == sha for f, sha in files.items()):
+            report.files += list(files)  # as drawn: none changed since
             return
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     before = len(report.files)
     _draw_all_figures(spec, selection, tracking_uri, out, report)
-    drawn = [f.name for f in report.files[before:]]
+    drawn = {f.name: file_digest(f) for f in report.files[before:]}
     out.mkdir(parents=True, exist_ok=True)
     write_text(manifest, json.dumps({"inputs": digest, "files": drawn}))
 

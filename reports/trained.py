@@ -108,8 +108,8 @@ def trained(
     """The trained trial of ``row`` (a row of ``spec``) and ``seed``; in a study that compares datasets, the one
     on ``dataset`` (default: the first, the paper's). The run the table in the report folder ``out`` (default
     ``outputs/reports/<study>``, where the figures go) shows for that cell, when that folder has a report of the
-    study (``reports.folder``): the figures are of the model whose numbers sit beside them; else the newest
-    (``find_run``). Says on stderr which run it took, and why.
+    study, of this store, with that cell (``reports.folder``): the figures are of the model whose numbers sit
+    beside them; else the newest (``find_run``). Says on stderr which run it took, and why.
 
     Raises:
         SpecError: the spec has no such row or dataset, or MLflow no finished run of it with a checkpoint here.
@@ -121,12 +121,14 @@ def trained(
         valid = ", ".join(spec.datasets) or "none (the study has one dataset)"
         raise SpecError(f"study {spec.name!r} has no dataset column {column!r}; --dataset: {valid}")
     folder = report_folder(out, spec.name)
-    shown = shown_runs(folder, spec.name)
-    if shown is None:
+    record = shown_runs(folder, spec.name)
+    cell = _cell(record[0], row, seed, column if spec.datasets else "") if record else []
+    newest = _why_newest(record, cell, folder, spec.name, client.tracking_uri, f"{row} seed {seed}")
+    if newest:
         run = find_run(client, spec.name, row, seed, column)
-        how = f"the newest FINISHED one: {folder} has no table of {spec.name} (--out names a report's folder)"
+        how = f"the newest FINISHED one: {newest}"
     else:
-        run = _shown_run(client, shown, folder, row, seed, column if spec.datasets else "")
+        run = _shown_run(client, cell, folder, row, seed)
         how = f"the one the table in {folder} shows"
     key = run.data.tags.get(S.TAG_TRIAL_KEY, "?")
     print(f"{row} seed {seed}: run {run.info.run_id} (trial key {key[:12]}), {how}", file=sys.stderr)
@@ -138,27 +140,44 @@ def report_folder(out: str | Path | None, study: str) -> Path:
     return Path(out) if out is not None else Path("outputs") / "reports" / study
 
 
-def _shown_run(client: MlflowClient, shown: list[dict], folder: Path, row: str, seed: int, column: str):
-    """The FINISHED run with a checkpoint here that the table in ``folder`` shows for (row, seed[, column]).
-
-    Raises:
-        SpecError: the table shows none (the cell failed or has no run), this store has not its run, or its
-            checkpoint is not here.
-    """
-    cell = [
+def _cell(shown: list[dict], row: str, seed: int, column: str) -> list[dict]:
+    """The runs a table shows for (row, seed[, dataset column])."""
+    return [
         run
         for run in shown
-        if (run.get("row"), run.get("seed"), run.get("status")) == (row, seed, S.STATUS_FINISHED)
-        and (not column or run.get("column") == column)
+        if (run.get("row"), run.get("seed")) == (row, seed) and (not column or run.get("column") == column)
     ]
-    where = f"the table in {folder}"
+
+
+def _why_newest(record, cell: list[dict], folder: Path, study: str, uri: str, name: str) -> str | None:
+    """Why the figure is of the newest FINISHED run, not of the one the folder's table shows (None: it is of that
+    one): the folder has no table of the study, its table is of another store's runs, or it has no such cell."""
+    if record is None:
+        return f"{folder} has no table of {study} (--out names a report's folder)"
+    if record[1] and record[1] != uri:
+        return f"the table in {folder} is of the runs at {record[1]}, not of {uri}"
     if not cell:
-        raise SpecError(f"{where} shows no FINISHED run of {row} seed {seed}; --out names another report's folder")
+        return f"the table in {folder} has no cell of {name} (a row or seed it did not have)"
+    return None
+
+
+def _shown_run(client: MlflowClient, cell: list[dict], folder: Path, row: str, seed: int):
+    """The FINISHED run with a checkpoint here among those the table in ``folder`` shows for a cell.
+
+    Raises:
+        SpecError: the table shows none FINISHED (the cell failed), this store has not its run, or its checkpoint
+            is not here.
+    """
+    where = f"the table in {folder}"
+    finished = [r for r in cell if r.get("status") == S.STATUS_FINISHED]
+    if not finished:
+        status = ", ".join(sorted({str(r.get("status")) for r in cell}))
+        raise SpecError(f"{where} shows no FINISHED run of {row} seed {seed} (its run: {status}); nothing to draw")
     try:
-        run = client.get_run(cell[0]["run_id"])
+        run = client.get_run(finished[0]["run_id"])
     except MlflowException:
         raise SpecError(
-            f"the run {cell[0]['run_id']} {where} shows for {row} seed {seed} is not in the MLflow store at "
+            f"the run {finished[0]['run_id']} {where} shows for {row} seed {seed} is not in the MLflow store at "
             f"{client.tracking_uri}: --mlflow-uri names the store the table was made from"
         ) from None
     if not checkpoint_of(run).is_file():

@@ -57,6 +57,7 @@ def test_cli_writes_the_requested_formats_and_prints_the_table(fixture_store, tm
     assert "| Models " in printed and f"wrote {tmp_path / 'fixture_blocks.tex'}" in printed
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".fixture_blocks.report.json",
+        ".fixture_blocks.report.lock",
         "fixture_blocks.md",
         "fixture_blocks.tex",
         "fixture_blocks_standalone.tex",

@@ -373,8 +373,8 @@ def test_in_a_study_of_two_datasets_a_figure_uses_the_trial_of_the_dataset_asked
 def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path, capsys):
     """Two FINISHED runs of +EAB seed 0 of two configurations (trial keys), the newer of the other one: with the
     table of the first in the report folder (in any format), the figure is of the run the table shows, not of the
-    newest; a folder without a table takes the newest; a table whose cell has no FINISHED run, or whose run is not
-    in the store asked, is refused by name."""
+    newest. The newest, saying why: a folder without a table, a cell the table does not have (seed 1), a table of
+    another store's runs. A cell the table shows failed is refused by name."""
     from reports.make import make_report
     from reports.trained import trained
     from study.spec import SpecError, parse_spec
@@ -385,19 +385,20 @@ def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path
     client = MlflowClient(uri)
     exp = client.create_experiment("two_keys", artifact_location=(tmp_path / "artifacts").as_uri())
     run_ids = {}
-    for key in ("spec_key", "other_key"):  # the other configuration's run is the newer one
+    runs = [("eab", 0, "spec_key", "FINISHED"), ("eab", 0, "other_key", "FINISHED")]  # other_key: the newer
+    for row, seed, key, status in [*runs, ("eab", 1, "spec_key1", "FINISHED"), ("base", 0, "base_key", "FAILED")]:
         checkpoint = save_checkpoint(
             tmp_path / key / "checkpoints" / "last.pt",
             {"format": CHECKPOINT_FORMAT, "model": tiny(data_cfg).state_dict()},
         )
-        tags = {S.TAG_KIND: S.KIND_TRIAL, S.TAG_STUDY: "two_keys", S.TAG_ROW: "eab", S.TAG_SEED: "0"}
+        tags = {S.TAG_KIND: S.KIND_TRIAL, S.TAG_STUDY: "two_keys", S.TAG_ROW: row, S.TAG_SEED: str(seed)}
         tags.update({S.TAG_TRIAL_KEY: key, S.TAG_CHECKPOINT: str(checkpoint), S.TAG_DATASET: "something_v1"})
         tags[S.TAG_PROTOCOL] = "1x1"
         run_id = client.create_run(exp, tags=tags).info.run_id
         client.log_metric(run_id, "top1", 50.0)
         (tmp_path / key / S.ARTIFACT_CONFIG).write_text(yaml.safe_dump(config(data_cfg)))
         client.log_artifact(run_id, str(tmp_path / key / S.ARTIFACT_CONFIG))
-        client.set_terminated(run_id, S.STATUS_FINISHED)
+        client.set_terminated(run_id, status)
         run_ids[key] = run_id
     folder = tmp_path / "report"
     keys = {("eab", "", 0): "spec_key", ("base", "", 0): "base_key"}
@@ -410,8 +411,10 @@ def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path
     said = capsys.readouterr().err
     assert f"run {run_ids['other_key']} (trial key other_key), the newest FINISHED one: " in said
     assert "no-table has no table of two_keys" in said
-    with pytest.raises(SpecError, match=r"the table in .*report shows no FINISHED run of base seed 0"):
+    assert trained(client, spec, "eab", 1, out=folder).run.info.run_id == run_ids["spec_key1"]
+    assert f"the table in {folder} has no cell of eab seed 1" in capsys.readouterr().err
+    with pytest.raises(SpecError, match=r"the table in .*report shows no FINISHED run of base seed 0 \(its run: FAIL"):
         trained(client, spec, "base", 0, out=folder)
     elsewhere = MlflowClient(f"sqlite:///{tmp_path / 'other.db'}")  # not the store the table was made from
-    with pytest.raises(SpecError, match=r"is not in the MLflow store at .*other.db: --mlflow-uri names the store"):
+    with pytest.raises(SpecError, match=r"no MLflow experiment 'two_keys' at .*other.db"):  # its newest: none
         trained(elsewhere, spec, "eab", 0, out=folder)
