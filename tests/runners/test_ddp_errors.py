@@ -39,6 +39,8 @@ def rank_failing_on_rank_1(trial: dict) -> None:
 @pytest.fixture(scope="module")
 def local_ray():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the ranks need not import the tests
+    if ray.is_initialized():
+        ray.shutdown()  # the local Ray an earlier test's driver left running in this process (its trials' CPUs)
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     yield
     ray.shutdown()
