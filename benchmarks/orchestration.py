@@ -323,6 +323,18 @@ def critical_path(work: Path, repeats: int, command: str) -> str:
     )
 
 
+def one_part(name: str, measure, rounds: int, record: bool) -> None:
+    """Prints (and with ``record`` writes into RESULTS.md's section ``name``) one part's figures, measured by
+    ``measure(work folder, rounds, command)`` in a temporary working folder."""
+    command = f"python benchmarks/orchestration.py --{name.replace('_', '-')} {rounds}"
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        text = measure(Path(tmp), rounds, command)
+    print(text)
+    if record:
+        record_section(name, text)
+
+
 def main() -> None:
     import argparse
 
@@ -336,30 +348,15 @@ def main() -> None:
         "--critical-path", type=int, metavar="N", help="only the first step's lower bound: N rounds of its 2 links"
     )
     args = parser.parse_args()
-    if args.critical_path:
-        command = f"python benchmarks/orchestration.py --critical-path {args.critical_path}"
-        with tempfile.TemporaryDirectory() as tmp:
-            os.chdir(tmp)
-            text = critical_path(Path(tmp), args.critical_path, command)
-        print(text)
-        if args.record:
-            record_section("critical_path", text)
-        return
-    if args.ray_start:
-        text = ray_start(args.ray_start, f"python benchmarks/orchestration.py --ray-start {args.ray_start}")
-        print(text)
-        if args.record:
-            record_section("ray_start", text)
-        return
-    if args.first_step:
-        command = f"python benchmarks/orchestration.py --first-step {args.first_step}"
-        with tempfile.TemporaryDirectory() as tmp:
-            os.chdir(tmp)
-            text = first_step(Path(tmp), args.first_step, command)
-        print(text)
-        if args.record:
-            record_section("first_step", text)
-        return
+    parts = {  # the options that measure one part: (its section of RESULTS.md, how it is measured)
+        "critical_path": critical_path,
+        "ray_start": lambda work, rounds, command: ray_start(rounds, command),
+        "first_step": first_step,
+    }
+    for name, measure in parts.items():
+        if getattr(args, name):
+            one_part(name, measure, getattr(args, name), args.record)
+            return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.chdir(work)
