@@ -14,13 +14,31 @@ The config keys are documented in :mod:`ean.data.builder`. Command lines: ``pyth
 the bad files of a dataset; ``python -m ean.data.to_frames`` converts a video dataset into JPEG frame folders.
 """
 
-from ean.data.bad_files import BadFileReport
-from ean.data.builder import build_dataset, build_loader
-from ean.data.clip_dataset import ClipDataset
-from ean.data.errors import DataError
-from ean.data.registry import DATASETS
-from ean.data.synthetic import generate_synthetic
-from ean.data.transforms import normalize_clips
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# Names load on first use, so that a process needing only part of the package (the synthetic-video writer,
+# ``ean.data.check``) does not import torch. DATASETS comes from the builder, which registers the datasets.
+_HOMES = {
+    "BadFileReport": "ean.data.bad_files",
+    "ClipDataset": "ean.data.clip_dataset",
+    "DATASETS": "ean.data.builder",
+    "DataError": "ean.data.errors",
+    "build_dataset": "ean.data.builder",
+    "build_loader": "ean.data.builder",
+    "generate_synthetic": "ean.data.synthetic",
+    "normalize_clips": "ean.data.transforms",
+}
+
+if TYPE_CHECKING:
+    from ean.data.bad_files import BadFileReport
+    from ean.data.builder import DATASETS, build_dataset, build_loader
+    from ean.data.clip_dataset import ClipDataset
+    from ean.data.errors import DataError
+    from ean.data.synthetic import generate_synthetic
+    from ean.data.transforms import normalize_clips
 
 __all__ = [
     "DATASETS",
@@ -32,3 +50,15 @@ __all__ = [
     "generate_synthetic",
     "normalize_clips",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'ean.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

@@ -1,8 +1,8 @@
 """A hang fails, never stalls: a hung loader worker raises within ``loader_timeout_s``, and a hung synthetic
 video encoder raises within ``video_timeout_s`` naming the video (pytest-timeout turns a stall into a failure)."""
 
-import multiprocessing
 import os
+import sys
 import time
 
 import pytest
@@ -47,33 +47,70 @@ def test_the_loader_timeout_applies_with_workers_only_and_is_not_part_of_the_dat
     assert data_identity({**cfg, "loader_timeout_s": 7}) == data_identity(cfg)
 
 
-def hang_on(name, real):
-    def write_mp4(path, *args, **kwargs):
-        if os.path.basename(path) == name:
-            time.sleep(120)  # what an encoder stuck in C does (the writer process is killed long before)
-        return real(path, *args, **kwargs)
+FAULTY_WRITER = os.path.join(os.path.dirname(__file__), "faulty_writer.py")
 
-    return write_mp4
+
+def writer_processes() -> list[str]:
+    """The command lines of this process's children that run a synthetic-video writer."""
+    found = []
+    for child in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and "writer" in command:
+            found.append(command)
+    return found
 
 
 @pytest.mark.timeout(60)
 def test_a_hung_synthetic_encoder_raises_naming_the_video(tmp_path, monkeypatch):
-    monkeypatch.setattr(generate, "write_mp4", hang_on("3.mp4", generate.write_mp4))
+    monkeypatch.setattr(generate, "WRITER", (sys.executable, FAULTY_WRITER, "hang", "3.mp4"))
     root = tmp_path / "data"
     with pytest.raises(TimeoutError, match=r"writing video 3 of 20 of .*data took more than 2 s"):
         generate_synthetic(str(root), video_timeout_s=2, **SMALL)
     assert os.listdir(tmp_path) == []  # neither the dataset nor its scratch folder
-    assert not [p for p in multiprocessing.active_children() if p.name == "ean-synthetic-writer"]  # killed
+    assert writer_processes() == []  # killed (and reaped)
     monkeypatch.undo()
     assert generate_synthetic(str(root), video_timeout_s=2, **SMALL) == str(root)  # a later try writes it
     assert len(os.listdir(root / "videos")) == 20
 
 
 def test_a_failing_synthetic_encoder_raises_its_error(tmp_path, monkeypatch):
-    def write_mp4(path, *args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(generate, "write_mp4", write_mp4)
+    monkeypatch.setattr(generate, "WRITER", (sys.executable, FAULTY_WRITER, "fail", "-"))
     with pytest.raises(RuntimeError, match=r"writing video 1 of 20 .* failed: OSError: .*No space left"):
         generate_synthetic(str(tmp_path / "data"), **SMALL)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_writer_that_dies_at_start_is_named_with_its_exit_code(tmp_path, monkeypatch):
+    monkeypatch.setattr(generate, "WRITER", (sys.executable, "-c", "import sys; sys.exit(3)"))
+    with pytest.raises(RuntimeError, match=r"writer process died \(exit code 3\) writing video 1 of 20"):
+        generate_synthetic(str(tmp_path / "data"), **SMALL)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_writer_is_a_fresh_process_that_imports_no_torch(tmp_path, monkeypatch):
+    """Never a fork of the caller (whose threads, Ray's or torch's, can abort the copy), and cheap to start."""
+    script = (
+        "import sys, runpy; sys.argv = ['writer', *sys.argv[1:]]; "
+        "runpy.run_module('ean.data.synthetic.writer', run_name='__main__', alter_sys=True)"
+    )
+    probe = tmp_path / "modules.txt"
+    monkeypatch.setattr(
+        generate,
+        "WRITER",
+        (
+            sys.executable,
+            "-c",
+            f"import atexit, sys; atexit.register(lambda: open({str(probe)!r}, 'w')"
+            f".write(' '.join(sys.modules))); {script}",
+        ),
+    )
+    generate_synthetic(str(tmp_path / "data"), **SMALL)
+    modules = probe.read_text().split()
+    assert "ean.data.synthetic.generate" in modules and "av" in modules
+    assert "torch" not in modules

@@ -10,8 +10,9 @@ Layout written under ``root``::
 Deterministic by seed: video ``i`` has class ``i % num_classes`` and its own random stream
 ``default_rng([seed, i])``; the last fifth (at least one) of each class's videos goes to validation.
 
-The files are written by a forked process that reports each finished video: an encoder (libx264 through
-PyAV, in C) that hangs cannot be interrupted in the process that called it, so when one video takes longer
+The files are written by a fresh process (:mod:`ean.data.synthetic.writer`, never a fork of the caller) that
+reports each finished video: an encoder (libx264 through PyAV, in C) that hangs cannot be interrupted in the
+process that called it, so when one video takes longer
 than ``video_timeout_s`` the writer is killed and :func:`generate_synthetic` raises TimeoutError naming the
 video, leaving no files behind; the caller's run fails instead of stalling.
 """
@@ -19,11 +20,13 @@ video, leaving no files behind; the caller's run fails instead of stalling.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import select
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -34,6 +37,7 @@ from ean.data.synthetic.scenes import TEMPLATES, sample_action
 MANIFEST = "synthetic.json"
 FORMAT_VERSION = 1
 FPS = 12
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 VIDEO_TIMEOUT_S = 120.0  # far above one video's time (benchmarks/RESULTS.md, "Data loading, by hand")
 
 
@@ -141,50 +145,64 @@ def _publish(scratch: str, root: str, params: dict) -> None:
             raise
 
 
+WRITER = (sys.executable, "-m", "ean.data.synthetic.writer")  # the writer process's command (tests swap it)
+
+
 def _write_in_child(folder: str, params: dict, timeout_s: float, root: str) -> None:
-    """Runs :func:`_write` in a forked process, allowing each video (and then the annotations) ``timeout_s``.
+    """Runs :func:`_write` in a fresh writer process, allowing each video (and then the annotations) ``timeout_s``.
 
     Raises TimeoutError naming what hung (the process is killed), or RuntimeError with the writer's error."""
-    context = multiprocessing.get_context("fork")  # inherits the loaded modules: no second torch import
-    receive, send = context.Pipe(duplex=False)
-    writer = context.Process(target=_child_write, args=(folder, params, send), name="ean-synthetic-writer")
-    writer.start()
-    send.close()
+    receive, send = os.pipe()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+    try:
+        writer = subprocess.Popen([*WRITER, folder, str(send)], stdin=subprocess.PIPE, pass_fds=(send,), env=env)
+    finally:
+        os.close(send)
     total = params["num_videos"]
     try:
+        try:
+            writer.stdin.write(json.dumps(params).encode())
+            writer.stdin.close()
+        except BrokenPipeError:  # it died at once: said below, with its exit code
+            pass
+        lines = _lines(receive, timeout_s)
         for step in range(total + 1):
             what = f"video {step + 1} of {total}" if step < total else "the annotation files"
-            if not receive.poll(timeout_s):
+            message = next(lines)
+            if message is None:
                 raise TimeoutError(
                     f"synthetic: writing {what} of {root} took more than {timeout_s:g} s (the encoder hung?); "
                     "the writer process was killed and nothing was kept"
                 )
-            try:
-                message = receive.recv_bytes().decode()
-            except EOFError:
-                writer.join(1.0)
+            if message == "":
                 raise RuntimeError(
-                    f"synthetic: the writer process died (exit code {writer.exitcode}) writing {what} of {root}"
-                ) from None
+                    f"synthetic: the writer process died (exit code {writer.wait(5)}) writing {what} of {root}"
+                )
             if message != "done":
                 raise RuntimeError(f"synthetic: writing {what} of {root} failed: {message}")
-        writer.join(timeout_s)
+        writer.wait(timeout_s)
     finally:
-        if writer.is_alive():
+        if writer.poll() is None:
             writer.kill()
-        writer.join()
-        receive.close()
+        writer.wait()
+        os.close(receive)
 
 
-def _child_write(folder: str, params: dict, progress) -> None:
-    """The writer process: says "done" after each video and after the annotations, or the error that stopped it."""
-    try:
-        _write(folder, params, lambda: progress.send_bytes(b"done"))
-    except BaseException as e:  # the parent raises it (the traceback stays here, on stderr)
-        progress.send_bytes(f"{type(e).__name__}: {e}".encode())
-        raise
-    finally:
-        progress.close()
+def _lines(fd: int, timeout_s: float) -> Iterator[str | None]:
+    """The lines read from pipe ``fd``; None when none comes within ``timeout_s``, "" at its end."""
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            if not select.select([fd], [], [], timeout_s)[0]:
+                yield None
+                return
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                yield ""
+                return
+            buffer += chunk
+        line, buffer = buffer.split(b"\n", 1)
+        yield line.decode(errors="replace")
 
 
 def _write(folder: str, params: dict, done: Callable[[], None] = lambda: None) -> None:
