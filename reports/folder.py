@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,11 @@ class ReportFolder:
             The files removed, and a line for each that could not be (kept in the record for the next report).
         """
         written = list(written)
-        kept = {path.resolve() for path in written}
+        kept = {os.path.abspath(path) for path in written}
         removed, problems, left = [], [], {}
         for name, digest in self._earlier_files().items():
             path = self.out / name
-            if path.resolve() in kept or not path.is_file() or self.out.resolve() not in path.resolve().parents:
+            if not _inside(name) or os.path.abspath(path) in kept or not path.is_file():
                 continue
             try:
                 if file_digest(path) == digest:
@@ -107,6 +108,12 @@ class ReportFolder:
     def _write(self, files: dict[str, str], runs: list) -> None:
         record = {"files": files, "runs": runs, "tracking_uri": self.tracking_uri}
         write_text(record_path(self.out, self.study), json.dumps(record, indent=1, default=str))
+
+
+def _inside(name: str) -> bool:
+    """Whether a recorded name lies in the folder: relative, without ``..`` (a linked subfolder, ``figures/``
+    made a link to the paper's folder say, is followed: the report wrote there)."""
+    return bool(name) and not os.path.isabs(name) and ".." not in Path(name).parts
 
 
 def shown_runs(out: Path, study: str) -> tuple[list[dict[str, Any]], str | None] | None:

@@ -18,6 +18,7 @@ import functools
 import getpass
 import hashlib
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -315,7 +316,7 @@ class StudyTracker:
         if not self.parent_id:
             return
         for path in files:
-            folder = Path(S.ARTIFACT_REPORT) / Path(path).resolve().parent.relative_to(Path(out).resolve())
+            folder = Path(S.ARTIFACT_REPORT) / os.path.relpath(Path(path).parent, out)  # a linked figures/ too
             self.client.log_artifact(self.parent_id, str(path), artifact_path=folder.as_posix())
         table = f"{S.ARTIFACT_REPORT}/{self.study}.md"
         self.client.set_tag(self.parent_id, S.MLFLOW_RUN_NOTE, run_note(markdown, table))

@@ -3,13 +3,14 @@ second report at once leave in the folder."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import pytest
 
 import reports.figures
-from reports.folder import ReportFolder, read_record
+from reports.folder import ReportFolder, file_digest, read_record
 from reports.make import make_report
 
 FIXTURE = Path(__file__).parent / "data" / "fixture_blocks.yaml"
@@ -95,3 +96,26 @@ def test_one_report_of_a_study_writes_into_a_folder_at_a_time(fixture_store, tmp
         assert not done.wait(1.0)  # it waits for the folder
     thread.join(60)
     assert done.is_set() and (out / "fixture_blocks.md").is_file()
+
+
+def test_stale_figures_behind_a_linked_figures_folder_are_removed(fixture_store, tmp_path):
+    """``figures/`` links to another folder (the paper's): the report draws there, and the next report, without
+    figures, removes the ones it drew; a recorded name that leaves the folder is never touched."""
+    uri, _ = fixture_store
+    out, paper = tmp_path / "out", tmp_path / "paper"
+    out.mkdir()
+    paper.mkdir()
+    (out / "figures").symlink_to(paper)
+    first = make_report(FIXTURE, out=out, tracking_uri=uri, formats=("md",), generated="X")
+    drawn = sorted(p.name for p in paper.iterdir() if not p.name.startswith("."))  # not the figures' manifest
+    assert drawn and {f.name for f in first.files} >= set(drawn)
+    outside = tmp_path / "mine.png"
+    outside.write_bytes(b"a user's file")
+    record = out / ".fixture_blocks.report.json"  # as if the last report had written ../mine.png
+    content = json.loads(record.read_text())
+    content["files"]["../mine.png"] = file_digest(outside)
+    record.write_text(json.dumps(content))
+    later = make_report(FIXTURE, out=out, tracking_uri=uri, formats=("md",), draw_figures=False, generated="X")
+    assert sorted(p.name for p in later.removed) == drawn
+    assert [p.name for p in paper.iterdir() if not p.name.startswith(".")] == []
+    assert outside.read_bytes() == b"a user's file"

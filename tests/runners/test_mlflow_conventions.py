@@ -178,12 +178,18 @@ def session_for(tmp_path, store: str, trials: list[Trial]):
     return session, spec_path
 
 
-def test_the_parent_carries_the_spec_the_plan_and_the_report(store, tmp_path, monkeypatch):
+@pytest.mark.parametrize("linked_figures", [False, True], ids=["figures", "figures-a-link"])
+def test_the_parent_carries_the_spec_the_plan_and_the_report(store, tmp_path, monkeypatch, linked_figures):
     """The parent run is born with the spec file and the plan; after the study, the report's files go to it
-    (ended by then) and its description is the Markdown table."""
+    (ended by then) and its description is the Markdown table. A ``figures/`` that links elsewhere (the paper's
+    folder) is followed."""
     from runners.run import report
 
     monkeypatch.chdir(tmp_path)  # the report's files go to outputs/reports/tiny
+    if linked_figures:
+        (tmp_path / "outputs" / "reports" / "tiny").mkdir(parents=True)
+        (tmp_path / "paper").mkdir()
+        (tmp_path / "outputs" / "reports" / "tiny" / "figures").symlink_to(tmp_path / "paper")
     tracker = StudyTracker(store, "tiny", "hash")
     session, spec_path = session_for(tmp_path, store, [a_trial(tmp_path)])
     session.tracker = tracker
@@ -208,6 +214,7 @@ def test_the_parent_carries_the_spec_the_plan_and_the_report(store, tmp_path, mo
         assert f"{S.ARTIFACT_REPORT}/{name}" in logged
     figures = {a.path for a in client.list_artifacts(parent, f"{S.ARTIFACT_REPORT}/figures")}
     assert f"{S.ARTIFACT_REPORT}/figures/tiny_top1_vs_gflops.png" in figures
+    assert (tmp_path / "paper" / "tiny_top1_vs_gflops.png").is_file() == linked_figures
     md = (tmp_path / "outputs" / "reports" / "tiny" / "tiny.md").read_text()
     run = client.get_run(parent)
     note = run.data.tags[S.MLFLOW_RUN_NOTE]
