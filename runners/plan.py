@@ -37,7 +37,8 @@ __all__ = [
 
 
 def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Makes the data root (and other known path keys) absolute: Ray workers do not share the cwd. A link is kept
+    """Makes the data root (and the other path keys: the pretrained weights, Faster R-CNN's weights and box cache)
+    absolute: Ray workers do not share the cwd. A link is kept
     as a link (not resolved): the plan cache watches the path as given, so a link pointed elsewhere is noticed."""
     data = config.get("data", {})
     for key in ("root", "frames_root"):
@@ -46,6 +47,12 @@ def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
     model = config.get("model", {})
     if isinstance(model.get("pretrained"), str) and model["pretrained"] not in NAMED_WEIGHTS:
         model["pretrained"] = os.path.abspath(base / model["pretrained"])
+    regions = model.get("region_options")
+    if isinstance(regions, dict):  # Faster R-CNN's weights file and its box cache (Ray runs a trial in its folder)
+        if isinstance(regions.get("weights"), str) and regions["weights"] != "torchvision":
+            regions["weights"] = os.path.abspath(base / regions["weights"])
+        if isinstance(regions.get("cache_dir"), str):
+            regions["cache_dir"] = os.path.abspath(base / regions["cache_dir"])
     return config
 
 

@@ -3,10 +3,12 @@ seed and the code version; never where the project or the data lie, nor how many
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from runners.plan import PlanError, build_plan
 from runners.run import main
@@ -166,3 +168,16 @@ def test_a_loader_value_out_of_range_stops_the_plan(override, problem, tmp_path,
     """Not first met inside a trial (failed there, and retried): planning names it."""
     with pytest.raises(PlanError, match=problem):
         build_plan(load_spec(STUDIES / "table8.yaml"), [], [f"data.root={sth_v1}", override], [0], tmp_path)
+
+
+def test_faster_rcnn_files_given_relative_to_the_study_are_made_absolute(tmp_path):
+    """Ray runs each trial in a folder of its own: a relative weights file or box cache would name another
+    file there (or none) than the one the plan checked and keyed."""
+    spec = load_spec(STUDIES / "table7.yaml")
+    spec = dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r.id == "fasterrcnn"))
+    torch.save({}, tmp_path / "w.pth")
+    small = ["data=synthetic", "model.pretrained=null", "model.backbone=resnet18"]
+    cli = ["model.region_options.weights=w.pth", "model.region_options.cache_dir=boxes"]
+    (trial,) = build_plan(spec, small, cli, [0], tmp_path)
+    options = trial.config["model"]["region_options"]
+    assert (options["weights"], options["cache_dir"]) == (str(tmp_path / "w.pth"), str(tmp_path / "boxes"))
