@@ -29,12 +29,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import ean
 from ean.data.builder import loader_problems
 from ean.data.identity import data_fingerprint, data_identity, dataset_num_classes, dataset_options
 from ean.data.registry import DATASETS
 from ean.models import check_model_config, network_identity, resolve_model_config
-from ean.models.pretrained import PretrainedWeightsError, weights_file
+from ean.models.build import build_backbone
+from ean.models.pretrained import PretrainedWeightsError, file_fit_problem, weights_file
 from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
 from ean.plugins import plugin_versions
 from ean.train.build import model_data_keys
@@ -215,12 +218,21 @@ def _check_weights_file(config: dict) -> list[str]:
     if model["pretrained"]:
         try:
             weights_file(model["pretrained"], model["backbone"])
+            fit = file_fit_problem(model["pretrained"], model["backbone"], meta_backbone(model))
         except (PretrainedWeightsError, ValueError) as err:
-            problems.append(f"model: {err}")
+            fit = str(err)
+        if fit:
+            problems.append(f"model: {fit}")
     regions = REGIONS.get(model["regions"])  # a region strategy may read files of its own (Faster R-CNN's weights)
     if hasattr(regions, "file_problems"):
         problems += [f"model: {p}" for p in regions.file_problems(**model.get("region_options", {}))]
     return problems
+
+
+def meta_backbone(model: dict[str, Any]):
+    """The backbone a resolved model config builds, on the meta device (its state dict's shapes, no memory)."""
+    with torch.device("meta"):
+        return build_backbone(model)
 
 
 def data_keys(name: str) -> list[str]:

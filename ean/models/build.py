@@ -241,6 +241,17 @@ def check_model_config(config: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def build_backbone(cfg: dict[str, Any]) -> nn.Module:
+    """The backbone of a resolved model config, without pretrained weights (under ``torch.device("meta")``: its
+    shapes alone, built in milliseconds)."""
+    return BACKBONES.build(
+        cfg["backbone"],
+        num_segments=cfg["num_segments"],
+        temporal_conv=cfg["temporal_conv"],
+        motion_excitation=cfg["motion_excitation"],
+    )
+
+
 def build_model(config: dict[str, Any]) -> EAN:
     """Builds the network a (resolved) config describes.
 
@@ -251,12 +262,7 @@ def build_model(config: dict[str, Any]) -> EAN:
         An ``EAN`` taking clips (N, T, L, 3, H, W) (L = 1 for RGB, 5 for RGB+LMC) to logits (N, K).
     """
     cfg = resolve_model_config(config)
-    backbone = BACKBONES.build(
-        cfg["backbone"],
-        num_segments=cfg["num_segments"],
-        temporal_conv=cfg["temporal_conv"],
-        motion_excitation=cfg["motion_excitation"],
-    )
+    backbone = build_backbone(cfg)
     if cfg["pretrained"]:
         load_pretrained(backbone, cfg["pretrained"], cfg["backbone"])
     channels = backbone.stage_channels

@@ -52,19 +52,8 @@ class LoadReport:
 
 def load_matching(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> LoadReport:
     """Copies every tensor of ``state_dict`` whose key and shape match a key of ``module``."""
-    own = module.state_dict()
-    report = LoadReport()
-    usable = {}
-    for key, value in state_dict.items():
-        if key not in own:
-            report.unexpected.append(key)
-        elif own[key].shape != value.shape:
-            report.mismatched.append(key)
-        else:
-            usable[key] = value
-            report.matched.append(key)
-    report.missing = [k for k in own if k not in usable]
-    module.load_state_dict(usable, strict=False)
+    report = shape_report({k: tuple(v.shape) for k, v in module.state_dict().items()}, state_dict)
+    module.load_state_dict({k: state_dict[k] for k in report.matched}, strict=False)
     return report
 
 
@@ -191,8 +180,95 @@ def download(backbone_name: str, source: str) -> Path:
     return path
 
 
+class PretrainedMismatchError(ValueError):
+    """A weights file that does not fit the backbone: no key in common, or tensors of other shapes."""
+
+
+def fit_problem(report: LoadReport, source: str, backbone_name: str, own: dict[str, tuple]) -> str | None:
+    """Why the state dict ``report`` describes does not fit the backbone (None when it does): not one key in
+    common (a checkpoint of another codebase, its keys prefixed), or a key of another shape (another network's
+    weights). Either way it would train from (partly) random weights under the name of the file.
+
+    Args:
+        own: the backbone's state-dict shapes, key -> shape.
+    """
+    if not report.matched:
+        theirs = ", ".join((report.unexpected + report.mismatched)[:3]) or "none"
+        mine = ", ".join(list(own)[:3])
+        return (
+            f"model.pretrained = {source}: not one of its tensors has a key of the {backbone_name} backbone (its "
+            f"keys: {theirs}, ...; the backbone's: {mine}, ...). A checkpoint of another codebase? Save its "
+            "backbone's state dict with torchvision's ResNet key names (a prefix such as 'base_model.' removed)"
+        )
+    if report.mismatched:
+        shown = ", ".join(f"{k} ({tuple(own[k])} here)" for k in report.mismatched[:3])
+        return (
+            f"model.pretrained = {source}: {len(report.mismatched)} of its tensors have other shapes than the "
+            f"{backbone_name} backbone's ({shown}{', ...' if len(report.mismatched) > 3 else ''}): the weights "
+            "of another network?"
+        )
+    return None
+
+
 def load_pretrained(backbone: nn.Module, source: str, backbone_name: str) -> LoadReport:
-    """Loads ImageNet weights into ``backbone`` and logs what matched."""
-    report = load_matching(backbone, read_state_dict(source, backbone_name))
+    """Loads ImageNet weights into ``backbone`` and logs what matched.
+
+    Raises:
+        PretrainedMismatchError: the file does not fit the backbone (``fit_problem``); nothing is loaded.
+    """
+    state = read_state_dict(source, backbone_name)
+    own = {k: tuple(v.shape) for k, v in backbone.state_dict().items()}
+    report = shape_report(own, state)
+    problem = fit_problem(report, source, backbone_name, own)
+    if problem:
+        raise PretrainedMismatchError(problem)
+    backbone.load_state_dict({k: state[k] for k in report.matched}, strict=False)
     log.info("pretrained %s from %s: %s", backbone_name, source, report.summary())
     return report
+
+
+def shape_report(own: dict[str, tuple], state: dict[str, torch.Tensor]) -> LoadReport:
+    """What ``load_matching`` would do with ``state`` in a module of state-dict shapes ``own``."""
+    report = LoadReport()
+    for key, value in state.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif tuple(value.shape) != own[key]:
+            report.mismatched.append(key)
+        else:
+            report.matched.append(key)
+    report.missing = [k for k in own if k not in set(report.matched)]
+    return report
+
+
+def file_fit_problem(source: str, backbone_name: str, backbone: nn.Module) -> str | None:
+    """``fit_problem`` of a weights file (a path, not a named source: those are torchvision's weights of the
+    backbone, hash-checked) for ``backbone`` (built on the meta device: only its shapes are read), read
+    without its tensors' data (memory-mapped); a file that cannot be read says so."""
+    if source in NAMED_WEIGHTS:
+        return None
+    path = weights_file(source, backbone_name)
+    own = {k: tuple(v.shape) for k, v in backbone.state_dict().items()}
+    try:
+        state = _shapes(str(path.resolve()), *_version(path))
+    except Exception as err:  # noqa: BLE001  torch's unpickler raises many kinds
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        return f"model.pretrained = {source}: not a state dict torch.load reads with weights_only ({first})"
+    return fit_problem(shape_report(own, state), source, backbone_name, own)
+
+
+@functools.lru_cache(maxsize=16)
+def _shapes(path: str, *version: int) -> dict[str, torch.Tensor]:
+    """The state dict of a file on the meta device (shapes only), once per file version."""
+    try:
+        state = torch.load(path, map_location="meta", weights_only=True, mmap=True)
+    except RuntimeError as err:  # a file of torch's legacy format cannot be memory-mapped
+        if "mmap" not in str(err):
+            raise
+        state = torch.load(path, map_location="meta", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise TypeError(f"it holds a {type(state).__name__}, not a dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -7,7 +7,16 @@ import pickle
 import pytest
 import torch
 
-from ean.models.pretrained import PretrainedWeightsError, hub_file, read_state_dict
+from ean.models import resolve_model_config
+from ean.models.build import build_backbone
+from ean.models.pretrained import (
+    PretrainedMismatchError,
+    PretrainedWeightsError,
+    hub_file,
+    load_pretrained,
+    read_state_dict,
+)
+from ean.trial import _check_weights_file, check_trial_config
 
 
 class RunsCode:
@@ -92,3 +101,44 @@ def test_a_weights_file_put_in_place_with_the_same_size_and_mtime_is_hashed_agai
     path.write_bytes(b"b" * 64)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert weights_identity(str(path), "resnet50") != first
+
+
+def weights_of(backbone: str, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Random weights of a torchvision ResNet, their keys prefixed (as another codebase saves them)."""
+    import torchvision
+
+    return {prefix + k: v for k, v in getattr(torchvision.models, backbone)().state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    ("saved", "problem"),
+    [
+        (("resnet50", "base_model."), "not one of its tensors has a key of the resnet50 backbone"),
+        (("resnet18", ""), "of its tensors have other shapes than the resnet50 backbone's"),
+    ],
+    ids=["another-codebase's-keys", "another-network"],
+)
+def test_weights_that_do_not_fit_the_backbone_are_refused_at_planning_and_at_loading(tmp_path, saved, problem):
+    """Before: the matching keys (none, or some) were loaded, the rest kept random, and the trial trained under
+    the file's name."""
+    path = tmp_path / "w.pth"
+    torch.save(weights_of(*saved), path)
+    model = {"backbone": "resnet50", "pretrained": str(path), "block": "none", "regions": "none"}
+    problems = check_trial_config({"model": model, "data": {"dataset": "synthetic", "root": str(tmp_path / "d")}})
+    assert any(problem in p and str(path) in p for p in problems), problems
+    backbone = build_backbone(resolve_model_config(model))
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    with pytest.raises(PretrainedMismatchError, match=problem):
+        load_pretrained(backbone, str(path), "resnet50")
+    assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())  # nothing loaded
+
+
+def test_weights_that_fit_load_whatever_the_file_format(tmp_path):
+    state = weights_of("resnet50")
+    for name, zipped in (("new.pth", True), ("legacy.pth", False)):
+        torch.save(state, tmp_path / name, _use_new_zipfile_serialization=zipped)
+        model = {"backbone": "resnet50", "pretrained": str(tmp_path / name)}
+        assert _check_weights_file({"model": model}) == []
+        backbone = build_backbone(resolve_model_config(model))
+        assert len(load_pretrained(backbone, str(tmp_path / name), "resnet50").matched) == 318
+        assert torch.equal(backbone.state_dict()["conv1.weight"], state["conv1.weight"])
