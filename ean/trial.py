@@ -118,13 +118,9 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
     }
 
 
-def trial_key(config: dict[str, Any], devices: int = 1, fingerprint: str | None = None) -> str:
-    """A stable hash (16 hex digits) of the semantic config, the data fingerprint and the code version.
-
-    ``ean.__version__`` is part of the key: bump it when a change alters what a config computes. So are the
-    versions of the plugin distributions whose variants the config uses (a config that uses none has the key
-    it had before plugins were keyed).
-    """
+def key_inputs(config: dict[str, Any], devices: int = 1, fingerprint: str | None = None) -> dict[str, Any]:
+    """What a trial key hashes: the semantic config, the data fingerprint (read here unless given), the code
+    version and the versions of the plugins whose variants the config uses; plain JSON data."""
     payload = {
         "config": _plain_numbers(semantic_config(config, devices)),
         "data": fingerprint or data_fingerprint(config["data"]),
@@ -133,7 +129,34 @@ def trial_key(config: dict[str, Any], devices: int = 1, fingerprint: str | None 
     plugins = plugin_versions(_variants(config))
     if plugins:
         payload["plugins"] = plugins
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json.loads(json.dumps(payload, sort_keys=True, default=str))
+
+
+def trial_key(config: dict[str, Any], devices: int = 1, fingerprint: str | None = None) -> str:
+    """A stable hash (16 hex digits) of the semantic config, the data fingerprint and the code version
+    (``key_inputs``).
+
+    ``ean.__version__`` is part of the key: bump it when a change alters what a config computes. So are the
+    versions of the plugin distributions whose variants the config uses (a config that uses none has the key
+    it had before plugins were keyed).
+    """
+    return key_of(key_inputs(config, devices, fingerprint))
+
+
+def key_of(inputs: dict[str, Any]) -> str:
+    """The trial key of ``key_inputs``."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def key_changes(planned: dict[str, Any], here: dict[str, Any], path: str = "") -> list[str]:
+    """Where two ``key_inputs`` differ: ``"config.network.pretrained: sha256:1403... -> sha256:0225..."`` each."""
+    if isinstance(planned, dict) and isinstance(here, dict):
+        changes = []
+        for name in sorted(set(planned) | set(here), key=str):
+            inner = f"{path}.{name}" if path else str(name)
+            changes += key_changes(planned.get(name), here.get(name), inner)
+        return changes
+    return [] if planned == here else [f"{path}: {planned} -> {here}"]
 
 
 def _data_as_trained(config: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from ean.data.errors import DataError
 from ean.data.identity import data_fingerprint
 from ean.models.pretrained import NAMED_WEIGHTS
-from ean.trial import protocol_of, trial_key, trial_recipe
+from ean.trial import key_inputs, key_of, protocol_of, trial_recipe
 from runners.compose import Composer, CompositionError
 from runners.trials import ModelCounts, PlanError, Trial, TrialState, count_trials, plan_json
 from runners.validate import check_trial_config, devices_of, train_config
@@ -114,8 +114,10 @@ def plan_trial(
         fingerprint = data_fingerprint(config["data"])
     except DataError as err:  # annotations that are there but malformed
         return None, [f"data: {err}"]
-    key = trial_key(trained, devices, fingerprint)
-    return Trial(spec.name, row, seed, config, key, fingerprint, trial_recipe(trained, devices)), []
+    inputs = key_inputs(trained, devices, fingerprint)
+    trial = Trial(spec.name, row, seed, config, key_of(inputs), fingerprint, trial_recipe(trained, devices))
+    trial.key_inputs = inputs
+    return trial, []
 
 
 def build_plan(

@@ -173,6 +173,7 @@ def _entry(trial: Trial) -> dict[str, Any]:
         "evaluates": trial.evaluates,
         "column": trial.column,
         "counts": [counts.params, counts.macs] if counts is not None else None,
+        "key_inputs": trial.key_inputs,
     }
 
 
@@ -189,4 +190,5 @@ def _trial(study: str, view: StudySpec, entry: dict[str, Any]) -> Trial:
         counts=ModelCounts(*counts) if counts else None,
         evaluates=entry["evaluates"],
         column=entry["column"],
+        key_inputs=entry.get("key_inputs"),
     )

@@ -61,7 +61,10 @@ def workdir_of(storage: Path, trial: Trial) -> Path:
 
 
 def payload(trial: Trial, storage: Path, max_failures: int) -> dict[str, Any]:
-    """The plain dict a Ray trial receives (``max_failures``: its DDP workers' restarts, see ``trainable``)."""
+    """The plain dict a Ray trial receives (``max_failures``: its DDP workers' restarts, see ``trainable``).
+
+    A training trial also carries what its key was made of (``Trial.key_inputs``), which the trial checks
+    against what it would compute where it runs (``trainable.key_problem``)."""
     return {
         "name": trial.name,
         "key": trial.key,
@@ -69,6 +72,7 @@ def payload(trial: Trial, storage: Path, max_failures: int) -> dict[str, Any]:
         "workdir": str(workdir_of(storage, trial)),
         "max_failures": max_failures,
         "init_checkpoint": trial.checkpoint,
+        "key_inputs": trial.key_inputs,
     }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from ray import tune
 
 from runners.epochs import FINAL_KEY, RAY_NODE_KEY, EpochReport, is_number
-from runners.validate import train_config
+from runners.validate import devices_of, train_config
 
 FINAL_FILE = "final.json"
 EVENTS_FILE = "events.jsonl"
@@ -48,10 +48,13 @@ def _run_fit(config: dict[str, Any], workdir: Path, report) -> dict[str, Any] | 
     try:
         return fit(train_config(config), workdir, report)
     except (NonFiniteLossError, ValueError) as err:
-        why = str(err) if isinstance(err, NonFiniteLossError) else _keep_error(workdir, err)
-        tune.report({FINAL_KEY: 1.0, "failed": 1.0})
-        _write_final(workdir, {"error": why}, with_node=False)
-        return None
+        return _fail(workdir, str(err) if isinstance(err, NonFiniteLossError) else _keep_error(workdir, err))
+
+
+def _fail(workdir: Path, why: str) -> None:
+    """Reports ``why`` as the trial's final result, an error not retried."""
+    tune.report({FINAL_KEY: 1.0, "failed": 1.0})
+    _write_final(workdir, {"error": why}, with_node=False)
 
 
 def _keep_error(workdir: Path, err: ValueError, rank: int | None = None) -> str:
@@ -130,8 +133,36 @@ def trial_function(tune_config: dict[str, Any]) -> None:
         tune.report({FINAL_KEY: 1.0, **numeric(result)})
 
 
+def key_problem(trial: dict[str, Any]) -> str | None:
+    """Why what this process would compute is not what the trial's key names (None when it is): the key's inputs
+    (``ean.trial.key_inputs``: the network with its weights files' digests, the data's fingerprint, the code
+    version) made here differ from the plan's. A weights file or the annotations replaced since the plan, or a
+    node with other files or another ``ean``: trained, the trial's result would be filed under a key that names
+    other inputs."""
+    planned = trial.get("key_inputs")
+    if planned is None:
+        return None
+    from ean.trial import key_changes, key_inputs
+
+    config = trial["config"]
+    changes = key_changes(planned, key_inputs(train_config(config), devices_of(config)))
+    if not changes:
+        return None
+    node = _ray_node() or "this machine"
+    return (
+        f"what trial {trial['name']} would compute on {node} is not what its key {trial['key']} names "
+        f"(planned -> here): {'; '.join(changes[:4])}{' ...' if len(changes) > 4 else ''}. An input changed "
+        "since the study was planned (a weights file or the annotations replaced), or this node has other files "
+        "or another version of ean; run the study again to plan it with what is there now"
+    )
+
+
 def _attempt(trial: dict[str, Any], config: dict[str, Any], workdir: Path) -> dict[str, Any] | None:
-    """Trains (or resumes) and tests the trial; its result, or None after a NaN loss (reported)."""
+    """Checks the trial's key (``key_problem``), then trains (or resumes) and tests it; its result, or None after
+    an error a retry would meet again (reported)."""
+    problem = key_problem(trial)
+    if problem:
+        return _fail(workdir, problem)
     start_from(trial.get("init_checkpoint"), workdir)
     if config.get("resources", {}).get("workers", 1) > 1:
         return _run_ddp(trial)

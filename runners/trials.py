@@ -91,6 +91,8 @@ class Trial:
             and an interrupted rerun, run again with ``--rerun``, resumes there.
         epochs_done: for ``RESUME``, the last epoch its run logged, once read
             (``runners.tracking.StudyTracker.note_epochs_done``): the estimate prices the epochs after it.
+        key_inputs: what the key of a training trial was made of (``ean.trial.key_inputs``), which the trial
+            checks where it runs (``runners.trainable.key_problem``); None for an evaluation.
     """
 
     study: str
@@ -108,6 +110,7 @@ class Trial:
     checkpoint: str | None = None
     generation: int = 0
     column: str = ""
+    key_inputs: dict[str, Any] | None = None
     epochs_done: int = 0
 
     @property

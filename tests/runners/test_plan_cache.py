@@ -35,7 +35,8 @@ def plan(spec, profile: list[str], cli: list[str], base: Path, folder: Path, pro
 
 def described(trials) -> list:
     return [
-        (t.name, t.key, t.config, t.recipe, t.data_fingerprint, t.row, t.column, t.evaluates, t.state) for t in trials
+        (t.name, t.key, t.config, t.recipe, t.data_fingerprint, t.row, t.column, t.evaluates, t.state, t.key_inputs)
+        for t in trials
     ]
 
 
@@ -49,6 +50,7 @@ def test_a_cached_plan_is_the_plan(study, tmp_path):
     assert (cached, hit) == (False, True)
     assert described(again) == described(first)
     assert all(t.counts is None for t in again)
+    assert all((t.key_inputs is None) == bool(t.evaluates) for t in again)  # what each training's key was made of
 
 
 def test_counts_saved_with_the_plan_come_back(tmp_path):

@@ -103,3 +103,58 @@ def test_a_ddp_trial_holds_its_workers_resources_only_under_train_v1_and_v2():
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == str(trial_demand({"resources": res})), out.stderr[-2000:]
+
+
+def planned_payload(tmp_path, weights) -> dict:
+    """The payload of a tiny study's trial planned with the weights file ``weights`` (a resnet18 state dict)."""
+    from pathlib import Path
+
+    from runners.plan import build_plan
+    from runners.scheduler import payload
+    from study.spec import load_spec
+    from tests.runners.conftest import tiny_spec, write_yaml
+
+    spec = load_spec(write_yaml(tmp_path / "tiny.yaml", tiny_spec([{"id": "base", "label": "Base", "overrides": []}])))
+    cli = [f"model.pretrained={weights or 'null'}", f"data.root={tmp_path / 'data'}"]
+    (trial,) = build_plan(spec, [], cli, [0], tmp_path)
+    return payload(trial, Path(tmp_path / "storage"), max_failures=0)
+
+
+def resnet18_weights(path, fill: float | None = None):
+    import torch
+    import torchvision
+
+    state = torchvision.models.resnet18().state_dict()
+    if fill is not None:
+        state = {k: torch.full_like(v, fill) if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(state, path)
+
+
+def test_a_weights_file_replaced_after_the_plan_fails_the_trial_naming_it(tmp_path, reported, monkeypatch):
+    """The key names the file's contents the plan hashed: a trial that would train from other contents (the file
+    replaced since, or another file at that path on its node) fails, not retried, naming the change, and trains
+    nothing; before, it trained from the new contents under the old key."""
+    weights = tmp_path / "w.pth"
+    resnet18_weights(weights)
+    trial = planned_payload(tmp_path, weights)
+    assert trial["key_inputs"]["config"]["network"]["pretrained"].startswith("sha256:")
+    assert trainable.key_problem(trial) is None  # nothing changed: the same inputs where it runs
+    resnet18_weights(weights, fill=1.0)
+
+    def no_fit(*args):
+        raise AssertionError("the trial trained")
+
+    monkeypatch.setattr(trainable, "_run_fit", no_fit)
+    trainable.trial_function({"trial": trial})
+    assert reported == [{FINAL_KEY: 1.0, "failed": 1.0}]
+    error = json.loads((tmp_path / "storage" / "tiny" / trial["key"] / trainable.FINAL_FILE).read_text())["error"]
+    assert f"is not what its key {trial['key']} names" in error
+    assert "config.network.pretrained: sha256:" in error and "run the study again" in error
+
+
+def test_another_version_of_ean_where_the_trial_runs_fails_it(tmp_path, monkeypatch):
+    import ean
+
+    trial = planned_payload(tmp_path, None)
+    monkeypatch.setattr(ean, "__version__", "0.0.1")
+    assert f"code: {trial['key_inputs']['code']} -> 0.0.1" in trainable.key_problem(trial)
