@@ -53,7 +53,20 @@ TRAINER_OPERATIONAL = ("eval_every", "checkpoint_every", "num_threads")
 RESUMABLE = ("epochs", "device")
 #: Data keys that say how a finished training is tested, not what it trains: a checkpoint may be evaluated
 #: again under another protocol (an evaluation row of a study).
-EVALUATION_KEYS = ("test_clips", "test_crops", "test_crop_size")
+EVALUATION_KEYS = ("test_clips", "test_crops", "test_crop_size", "views")  # views: MULTI_VIEW_RULE's entry
+
+
+#: How a protocol of several views places and combines them, as the authors' test code does: clip c of k > 1
+#: starts at c / k of each segment (``ean.data.sampling.sparse_test_offsets``) and the views' logits are
+#: averaged before the softmax (``ean.train.evaluate``). In the key of every trial tested on more than one view
+#: (0.4.3 spread k clips evenly and averaged probabilities: those trials' results have other keys).
+MULTI_VIEW_RULE = "clips at c/k of each segment, logits averaged"
+
+
+def protocol_key(protocol: str) -> str:
+    """What a protocol tag (``"2x1"``) computes, for a key: the tag, and ``MULTI_VIEW_RULE`` with several views."""
+    clips, crops = (int(n) for n in protocol.split("x"))
+    return protocol if clips * crops == 1 else f"{protocol} ({MULTI_VIEW_RULE})"
 
 
 def protocol_of(data_cfg: dict[str, Any]) -> str:
@@ -110,9 +123,12 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
         trainer["channels_last"] = "auto"
     for key in TRAINER_OPERATIONAL:
         trainer.pop(key)
+    data = data_identity(_data_as_trained(config))
+    if protocol_key(protocol_of(config["data"])) != protocol_of(config["data"]):
+        data["views"] = MULTI_VIEW_RULE
     return {
         "network": network_identity(config.get("model", {})),
-        "data": data_identity(_data_as_trained(config)),
+        "data": data,
         "trainer": trainer,
         "seed": config.get("seed", 0),
     }

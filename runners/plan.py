@@ -17,7 +17,7 @@ from typing import Any
 from ean.data.errors import DataError
 from ean.data.identity import data_fingerprint
 from ean.models.pretrained import NAMED_WEIGHTS
-from ean.trial import key_inputs, key_of, protocol_of, trial_recipe
+from ean.trial import key_inputs, key_of, protocol_key, protocol_of, trial_recipe
 from runners.compose import Composer, CompositionError
 from runners.trials import ModelCounts, PlanError, Trial, TrialState, count_trials, plan_json
 from runners.validate import check_trial_config, devices_of, train_config
@@ -66,8 +66,8 @@ def row_overrides(
 
 
 def evaluation_key(training_key: str, protocol: str) -> str:
-    """The key of evaluating a training's checkpoint under ``protocol`` (``"2x1"``): what is computed is the
-    training's and the protocol (the code version is in the training's key)."""
+    """The key of evaluating a training's checkpoint under ``protocol`` (``ean.trial.protocol_key``): what is
+    computed is the training's and the protocol (the code version is in the training's key)."""
     return "ev" + hashlib.sha256(f"{training_key}:{protocol}".encode()).hexdigest()[:14]
 
 
@@ -90,7 +90,7 @@ def evaluation_trial(
     trained = train_config(config)
     devices = devices_of(config)
     recipe = trial_recipe(trained, devices)
-    key = evaluation_key(training.key, wanted)
+    key = evaluation_key(training.key, protocol_key(wanted))
     trial = Trial(spec.name, row, training.seed, config, key, training.data_fingerprint, recipe, evaluates=training.key)
     return trial, []
 

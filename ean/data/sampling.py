@@ -36,16 +36,18 @@ def sparse_train_offsets(num_frames: int, num_segments: int, length: int, rng: n
 
 
 def sparse_test_offsets(num_frames: int, num_segments: int, length: int, clip: int = 0, clips: int = 1) -> np.ndarray:
-    """TSN test offsets: clip ``clip`` of ``clips`` spread evenly inside each segment (one clip: the centre).
+    """TSN test offsets, as the authors' test code places them: one clip takes each segment's centre, and clip
+    ``c`` of ``k`` > 1 starts at ``c / k`` of each segment (two clips: its start and its centre).
 
-    Start ``t`` is ``floor(tick * (t + (clip + 0.5) / clips))`` with ``tick = (num_frames - L + 1) / T``,
-    so one clip takes each segment's centre and k clips divide every segment into k equal parts.
+    Start ``t`` is ``floor(tick * (t + f))`` with ``tick = (num_frames - L + 1) / T`` and ``f = 0.5`` for one
+    clip, ``c / k`` for k clips (``dataset.py``, ``_get_test_indices``, of the authors' code).
 
     Returns:
         int64 array of shape (T,), non-decreasing.
     """
     tick = max(num_frames - length + 1, 0) / num_segments
-    starts = tick * (np.arange(num_segments) + (clip + 0.5) / clips)
+    fraction = 0.5 if clips == 1 else clip / clips
+    starts = tick * (np.arange(num_segments) + fraction)
     return np.floor(starts).astype(np.int64)
 
 

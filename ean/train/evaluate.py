@@ -1,11 +1,11 @@
-"""Evaluation under a test protocol: per-video softmax scores averaged over views, then accuracy metrics.
+"""Evaluation under a test protocol: per-video softmax scores of the logits averaged over views, then metrics.
 
 Protocols (``data.test_clips`` x ``data.test_crops``): 1 clip x centre crop (Something), 2 clips
 (Diving48), 10 clips x 3 crops (Kinetics). Dataflow of one batch::
 
     uint8 clips (B, V, T, L, 3, S, S) (or (B, T, L, 3, S, S) when V = 1) -> (B*V, T, L, 3, S, S)
       -> in chunks: device -> normalize_clips (as in training) -> logits (B*V, K)
-      -> log-softmax -> log of the mean probability over the V views (B, K)
+      -> mean over the V views (B, K) (the authors' test code averages raw outputs) -> log-softmax
     scores = exp(...) (B, K); loss = -log score[label]
 
 Under DDP each rank scores its share; the rows are gathered and de-duplicated by video index (the
@@ -14,7 +14,6 @@ DistributedSampler pads the last round with repeated videos), so every rank gets
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,7 +49,7 @@ def evaluate(
         class_names: K names (default: ``loader.dataset.class_names``, else "0" ... "K-1").
 
     Returns:
-        ``val_loss`` (mean NLL of the view-averaged probabilities), ``val_top1``, ``val_top5``,
+        ``val_loss`` (mean NLL of the softmax of the view-averaged logits), ``val_top1``, ``val_top5``,
         ``mean_class_top1`` (percent), ``per_class_top1`` ({class name: percent}, classes with videos),
         ``num_videos``, ``views`` (V), and the arrays ``scores`` (N, K) float32, ``labels`` (N,) int64,
         ``video_index`` (N,) int64 (sorted by video index), ``class_names`` (K).
@@ -78,15 +77,15 @@ def _score_batch(
     amp_dtype: torch.dtype | None,
     chunk: int | None,
 ) -> torch.Tensor:
-    """(B, [V,] T, L, 3, S, S) -> (B, K) log of the view-averaged softmax."""
+    """(B, [V,] T, L, 3, S, S) -> (B, K) log-softmax of the view-averaged logits (the authors' test code
+    averages the network's raw outputs over the clips)."""
     batch = clips.shape[0]
     flat = clips.flatten(0, 1) if clips.dim() == 7 else clips
     logits = []
     for part in flat.split(chunk or flat.shape[0]):
         with autocast(device, amp_dtype):
             logits.append(model(normalize_clips(part.to(device, non_blocking=True))).float())
-    log_probs = torch.cat(logits).log_softmax(dim=-1).view(batch, views, -1)
-    return torch.logsumexp(log_probs, dim=1) - math.log(views)
+    return torch.cat(logits).view(batch, views, -1).mean(dim=1).log_softmax(dim=-1)
 
 
 def _gather_unique(

@@ -72,7 +72,7 @@ def fit(
     Returns:
         ``top1``, ``top5``, ``test_loss``, ``mean_class_top1``, ``per_class_top1`` ({class name: percent}): the
         final evaluation's, under the data config's protocol (``test_loss`` is its mean NLL of the
-        view-averaged probabilities; an epoch's ``val_loss`` is the per-epoch validation's, a different number
+        softmax of the view-averaged logits; an epoch's ``val_loss`` is the per-epoch validation's, a different number
         whenever the protocols differ),
         ``scores_path``, ``epochs`` (completed), ``history`` (every epoch's metrics, across resumes),
         ``num_videos``, ``protocol`` (e.g. "10 clips x 3 crops").

@@ -58,9 +58,16 @@ def test_test_offsets_are_segment_centres():
     assert sparse_test_offsets(4, 8, 1).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # short: frames repeat evenly
 
 
-def test_k_test_clips_split_every_segment_evenly():
-    assert sparse_test_offsets(40, 8, 1, clip=0, clips=2).tolist() == [1, 6, 11, 16, 21, 26, 31, 36]
-    assert sparse_test_offsets(40, 8, 1, clip=1, clips=2).tolist() == [3, 8, 13, 18, 23, 28, 33, 38]
+def test_k_test_clips_start_at_c_over_k_of_every_segment_as_the_authors_place_them():
+    """The authors' ``_get_test_indices``: ``int(tick * x)`` and ``int(tick * x + tick / 2.0)`` for 2 clips,
+    ``int(tick * x + tick * c / k)`` for 3 and 5 (their frame numbers start at 1, ours at 0)."""
+    assert sparse_test_offsets(40, 8, 1, clip=0, clips=2).tolist() == [0, 5, 10, 15, 20, 25, 30, 35]
+    assert sparse_test_offsets(40, 8, 1, clip=1, clips=2).tolist() == [2, 7, 12, 17, 22, 27, 32, 37]
+    for clips in (2, 3, 5, 10):
+        tick = (37 - 5 + 1) / 8
+        for clip in range(clips):
+            authors = [int(tick * x + tick * clip / clips) for x in range(8)]
+            assert sparse_test_offsets(37, 8, 5, clip=clip, clips=clips).tolist() == authors
 
 
 def test_dense_runs_repeat_the_last_frame_past_the_end():

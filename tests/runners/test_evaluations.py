@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ean.train import read_starts
+from ean.trial import protocol_key
 from runners.plan import build_plan, evaluation_key
 from runners.run import main
 from study.spec import SpecError, parse_spec
@@ -21,7 +22,7 @@ def test_an_evaluation_row_plans_the_training_config_with_its_protocol(tmp_path)
     base = {t.seed: t for t in trials if t.row.id == "base"}
     for trial in (t for t in trials if t.row.id == "base_2clips"):
         training = base[trial.seed]
-        assert trial.evaluates == training.key and trial.key == evaluation_key(training.key, "2x1")
+        assert trial.evaluates == training.key and trial.key == evaluation_key(training.key, protocol_key("2x1"))
         assert trial.recipe["protocol"] == "2x1" and trial.config["data"]["test_clips"] == 2
         assert {**trial.config["data"], "test_clips": 1} == training.config["data"]
         assert trial.config["model"] == training.config["model"]

@@ -181,3 +181,19 @@ def test_faster_rcnn_files_given_relative_to_the_study_are_made_absolute(tmp_pat
     (trial,) = build_plan(spec, small, cli, [0], tmp_path)
     options = trial.config["model"]["region_options"]
     assert (options["weights"], options["cache_dir"]) == (str(tmp_path / "w.pth"), str(tmp_path / "boxes"))
+
+
+def test_only_the_trials_tested_on_several_views_are_keyed_by_how_views_are_placed_and_combined(tmp_path):
+    """The authors' rule (clip c of k at c / k of each segment, logits averaged) replaced 0.4.3's (clips spread
+    evenly, probabilities averaged) in the keys of the multi-view trials alone: the single-view ones keep theirs."""
+    from ean.trial import MULTI_VIEW_RULE, protocol_key, semantic_config
+
+    config = {"data": {"dataset": "synthetic", "root": str(tmp_path)}, "model": {"pretrained": None}}
+    one = semantic_config({**config, "data": {**config["data"], "test_clips": 1}})
+    two = semantic_config({**config, "data": {**config["data"], "test_clips": 2}})
+    assert "views" not in one["data"] and two["data"]["views"] == MULTI_VIEW_RULE
+    assert (
+        protocol_key("1x1") == "1x1"
+        and MULTI_VIEW_RULE in protocol_key("2x1")
+        and MULTI_VIEW_RULE in protocol_key("1x3")
+    )

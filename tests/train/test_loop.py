@@ -117,12 +117,13 @@ def test_bf16_autocast_on_cpu():
     assert math.isfinite(stats["train_loss"]) and model.fc.weight.dtype == torch.float32
 
 
-def test_evaluate_averages_softmax_over_views():
+def test_evaluate_averages_the_logits_over_views_as_the_authors_test_code():
+    """``test_models.py`` of the authors' code: ``np.mean`` of the network's raw outputs over the clips."""
     model = Pooled().eval()
     batches = _batches(3, batch=2, views=6)
     result = evaluate(model, batches, CPU, max_clips_per_forward=5, class_names=["a", "b", "c"])
     with torch.no_grad():
-        expected = torch.cat([model(c.flatten(0, 1)).softmax(-1).view(2, 6, 3).mean(1) for c, _, _ in batches])
+        expected = torch.cat([model(c.flatten(0, 1)).view(2, 6, 3).mean(1).softmax(-1) for c, _, _ in batches])
     labels = torch.cat([y for _, y, _ in batches])
     assert result["views"] == 6 and result["num_videos"] == 6
     assert torch.allclose(torch.from_numpy(result["scores"]), expected, atol=1e-6)
