@@ -60,6 +60,20 @@ def workdir_of(storage: Path, trial: Trial) -> Path:
     return storage / trial.study / name
 
 
+def left_elsewhere(storage: Path, trial: Trial) -> Path | None:
+    """The newest checkpoint another study's working folder holds of the same training (``STORAGE/OTHER/KEY``),
+    when the trial's own folder has none: that study's driver stopped before the trial finished, and this study
+    holds the key's claim now (no other driver trains it), so the trial resumes there instead of from scratch.
+    None for an evaluation or a ``--rerun`` (which trains from scratch)."""
+    if trial.evaluates or trial.generation:
+        return None
+    own = workdir_of(storage, trial) / "checkpoints" / "last.pt"
+    if own.is_file():
+        return None
+    found = [p for p in storage.glob(f"*/{trial.key}/checkpoints/last.pt") if p != own and p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
 def payload(trial: Trial, storage: Path, max_failures: int) -> dict[str, Any]:
     """The plain dict a Ray trial receives (``max_failures``: its DDP workers' restarts, see ``trainable``).
 

@@ -422,7 +422,7 @@ class StudySession:
         """Runs the new trials on Ray Tune and closes every run it opened: FINISHED, FAILED, or KILLED when
         stopped. MLflow writes go through the study's journal (``runners.journal``): an outage never stalls
         training, and writes MLflow has not taken when the study ends stay there for the next invocation."""
-        from runners.scheduler import run_trials
+        from runners.scheduler import left_elsewhere, run_trials
 
         args, todo = self.args, self.todo
         system = self.tracker.system_tags  # journaled with each run it opens: a replay keeps this driver's
@@ -462,6 +462,10 @@ class StudySession:
             return run_trials(trials, writer, open_run, storage, args.address, progress=progress, **limits)
 
         trainings = [t for t in todo if t.evaluates is None]
+        for trial in trainings:
+            if left := left_elsewhere(storage, trial):
+                trial.checkpoint = str(left)
+                print(f"{trial.name}: resumes from {left} (another study's training of the same key, left unfinished)")
         outcome = run_phase(trainings) if trainings else {}
         evaluations = [t for t in todo if t.evaluates is not None]
         if evaluations and not signals.requested():  # then the evaluation rows, from the finished trainings

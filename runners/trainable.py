@@ -94,7 +94,8 @@ def _ray_node() -> str | None:
 
 def start_from(checkpoint: str | None, workdir: Path) -> None:
     """An evaluation trial starts from its training's final checkpoint (copied in once; ``fit`` resumes from
-    it with nothing left to train and tests it with the trial's protocol)."""
+    it with nothing left to train and tests it with the trial's protocol); a training, from the checkpoint
+    another study left of the same key (``runners.scheduler.left_elsewhere``)."""
     from ean.train.fit import CHECKPOINT_PATH
 
     target = workdir / CHECKPOINT_PATH

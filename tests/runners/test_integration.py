@@ -273,3 +273,26 @@ def test_a_run_of_some_rows_shows_no_other_configurations_run_in_the_rows_it_lef
     eab = next(line for line in table.splitlines() if line.startswith("| +EAB"))
     assert "missing" in eab and "0/1" in eab, table
     assert "another trial key" in table and "+EAB seed 0" in table, table
+
+
+def test_a_training_another_study_left_unfinished_resumes_from_its_checkpoint(study_dir, capsys):
+    """Study A trained a key into its folder, and its driver stopped before the result reached the store (here: B
+    uses a store of its own, which has no run of it): B, holding the key's claim, resumes from A's checkpoint
+    instead of training from scratch (found by a review: the epochs A finished were trained again)."""
+    first = write_yaml(study_dir / "first.yaml", tiny_spec([ROW_BASE], name="first"))
+    assert main(cli_args(study_dir, first, "--no-report")) == 0
+    (a_run,) = trial_runs(study_dir, "first")
+    key = a_run.data.tags["ean.trial_key"]
+    second = write_yaml(study_dir / "second.yaml", tiny_spec([ROW_BASE], name="second"))
+    capsys.readouterr()
+    args = [str(second), "--mlflow-uri", f"sqlite:///{study_dir / 'other.db'}", "--storage", str(study_dir / "runs")]
+    assert main([*args, "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert f"second/base/seed0: resumes from {study_dir / 'runs' / 'first' / key}" in out
+    starts = read_starts(study_dir / "runs" / "second" / key)
+    assert [(s["start_epoch"], s["resumed"]) for s in starts] == [
+        (3, True)
+    ]  # both epochs were A's: nothing trained, only tested
+    client = MlflowClient(f"sqlite:///{study_dir / 'other.db'}")
+    (b_run,) = client.search_runs([client.get_experiment_by_name("second").experiment_id], "tags.`ean.kind` = 'trial'")
+    assert b_run.info.status == "FINISHED" and b_run.data.metrics["top1"] == a_run.data.metrics["top1"]
