@@ -22,8 +22,14 @@ if TYPE_CHECKING:  # MLflow is imported only where an ensemble is logged: a tabl
     from runners.tracking import StudyTracker
 
 
+#: How ``ean.train.ensemble`` combines the members; in the key of every ensemble cell (0.4.3 averaged their
+#: probabilities before, under keys of the members alone).
+ENSEMBLE_RULE = "mean log-probability: ranks as the sum of the members' logits"
+
+
 def ensemble_key(member_keys: list[str]) -> str:
-    return "en" + hashlib.sha256(",".join(member_keys).encode()).hexdigest()[:14]
+    """The key of an ensemble cell: its members' keys and how they are combined (``ENSEMBLE_RULE``)."""
+    return "en" + hashlib.sha256(f"{','.join(member_keys)}|{ENSEMBLE_RULE}".encode()).hexdigest()[:14]
 
 
 def cell_keys(spec: StudySpec, planned: dict[tuple[str, str, int], str]) -> dict[tuple[str, str, int], str]:

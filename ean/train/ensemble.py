@@ -1,4 +1,10 @@
-"""Ensembles of trials (the paper's "En" rows): the average of their per-video softmax scores.
+"""Ensembles of trials (the paper's "En" rows): the average of their per-video log-probabilities.
+
+The authors' ``average_scores.py`` sums the networks' raw outputs (the paper: "averaging the predicted action
+scores ..., which follows TSM"). Each member's log-softmax is its logits less one number per video (its
+normaliser, the same for every class), so the mean log-probability ranks a video's classes exactly as the
+sum of the logits does: top-1 and top-5 are the authors' (``runners.ensembles.ENSEMBLE_RULE`` names the rule
+in the cells' keys). The scores written are its softmax (the members' normalised geometric mean).
 
 Every member must have scored the same videos (same video indices and labels) over the same classes, in
 the same order; otherwise :class:`EnsembleError` says which file differs and how.
@@ -15,13 +21,16 @@ import numpy as np
 from ean.train.metrics import class_accuracy_dict, per_class_top1, topk_accuracy
 from ean.train.scores import VideoScores, read_scores, write_scores
 
+#: Below the smallest float32 probability: a score stored as 0 stays the least likely class, not minus infinity.
+_FLOOR = 1e-46
+
 
 class EnsembleError(ValueError):
     """Score files that cannot be averaged; the message names the file and the mismatch."""
 
 
 def ensemble(score_files: Sequence[str | Path], out: str | Path | None = None) -> dict[str, Any]:
-    """Averages the per-video softmax scores of several trials and measures the average.
+    """Averages the per-video log-probabilities of several trials and measures the average.
 
     Args:
         score_files: ``scores/val_scores.npz`` of each member (at least one).
@@ -38,7 +47,9 @@ def ensemble(score_files: Sequence[str | Path], out: str | Path | None = None) -
     reference = members[0]
     for path, member in zip(score_files[1:], members[1:], strict=True):
         _check_same_videos(score_files[0], reference, path, member)
-    mean = np.mean([m.scores.astype(np.float64) for m in members], axis=0)  # ranked before the float32 cast
+    log_mean = np.mean([np.log(np.maximum(m.scores.astype(np.float64), _FLOOR)) for m in members], axis=0)
+    mean = np.exp(log_mean - log_mean.max(axis=1, keepdims=True))
+    mean /= mean.sum(axis=1, keepdims=True)  # ranked (as log_mean ranks) before the float32 cast
     averaged = mean.astype(np.float32)
     per_class = per_class_top1(mean, reference.labels, averaged.shape[1])
     result: dict[str, Any] = {

@@ -186,16 +186,33 @@ def test_resume_refuses_a_checkpoint_of_another_code_version(trained, tmp_path, 
 
 
 def test_ensemble_of_trials(trained, tmp_path):
-    """The paper's "En" rows: the average of the members' softmax scores."""
+    """The paper's "En" rows: the mean of the members' log-probabilities (their normalised geometric mean)."""
     paths = [trained(seed=s)[3]["scores_path"] for s in (0, 1)]
     members = [read_scores(p) for p in paths]
     result = ensemble(paths, out=tmp_path / "en.npz")
-    mean = (members[0].scores + members[1].scores) / 2
+    geometric = np.sqrt(members[0].scores.astype(np.float64) * members[1].scores)
+    mean = geometric / geometric.sum(1, keepdims=True)
     assert result["top1"] == pytest.approx(100 * np.mean(mean.argmax(1) == members[0].labels))
     assert result["members"] == 2 and result["num_videos"] == 4 and result["top5"] == 100.0
     assert np.allclose(read_scores(result["scores_path"]).scores, mean, atol=1e-6)
     single = ensemble(paths[:1])
     assert single["top1"] == trained(seed=0)[3]["top1"]
+
+
+def test_an_ensemble_ranks_classes_as_the_sum_of_its_members_logits(tmp_path):
+    """The authors' ``average_scores.py`` sums raw outputs: saved as probabilities, the members' scores rank the
+    same in the ensemble, where averaged probabilities would not (here: video 0, class 1 against class 0)."""
+    logits = [np.array([[4.0, 3.9, -6.0], [0.0, 1.0, 2.0]]), np.array([[-3.0, 0.0, 2.9], [2.0, 1.0, 0.5]])]
+    paths = []
+    for i, z in enumerate(logits):
+        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        paths.append(write_scores(tmp_path / f"m{i}.npz", probs.astype(np.float32), [1, 2], [0, 1], ["a", "b", "c"]))
+    summed = (logits[0] + logits[1]).argsort(1)[:, ::-1]
+    averaged = ensemble(paths, out=tmp_path / "en.npz")
+    assert (read_scores(averaged["scores_path"]).scores.argsort(1)[:, ::-1] == summed).all()
+    assert averaged["top1"] == 100.0 * np.mean(summed[:, 0] == [1, 2])
+    probabilities = sum(np.exp(z) / np.exp(z).sum(1, keepdims=True) for z in logits)
+    assert probabilities[0].argmax() != summed[0, 0]  # the rule this replaced ranks video 0 otherwise
 
 
 def test_ensemble_refuses_mismatched_members(tmp_path):
