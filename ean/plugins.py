@@ -61,7 +61,7 @@ def load_plugins() -> list[EntryPoint]:
         return list(_loaded or [])
     _loading = True
     try:
-        import ean.data  # noqa: F401  the project's own variants register first
+        import ean.data.datasets  # noqa: F401  the project's own variants register first
         import ean.models  # noqa: F401
 
         points = plugin_entry_points()

@@ -117,6 +117,22 @@ def test_a_plugin_that_registers_a_taken_name_is_refused_naming_its_entry_point(
     assert run.stderr.startswith(f"error: {where}: block 'eab' is already registered (by ean.models.blocks.eab")
 
 
+@pytest.mark.parametrize("lookup", ["ean.data.registry", "ean.data"])
+def test_a_dataset_plugin_builds_on_a_project_dataset_and_a_taken_name_names_the_plugin(tmp_path, lookup):
+    """The project's datasets register before any plugin, however the registry is first reached (a review found a
+    plugin subclassing ``list_file`` refused as unknown, and a duplicate blamed on the project's own module)."""
+    module = (
+        "from ean.data.registry import DATASETS\n\n\ndef register():\n"
+        "    DATASETS.register('my_list')(type('MyList', (DATASETS.get('list_file'),), {}))\n"
+        "    DATASETS.register('synthetic')(type('Mine', (), {}))\n"
+    )
+    site = plugin_files(tmp_path / "site", "dataplug", {"dataplug/__init__.py": module}, "d = dataplug:register")
+    found = python(site, tmp_path, "-c", f"from {lookup} import DATASETS; DATASETS.get('my_list')")
+    where = "plugin entry point 'd = dataplug:register' (group ean.plugins) of distribution 'dataplug 0.1'"
+    assert f"DuplicateNameError: {where}: dataset 'synthetic' is already registered" in found.stderr, found.stderr
+    assert "unknown dataset 'list_file'" not in found.stderr
+
+
 def test_a_plugin_that_does_not_import_names_its_distribution(tmp_path):
     files = {"brokenplug/__init__.py": "import not_a_module_anywhere\n"}
     site = plugin_files(tmp_path / "site", "brokenplug", files, "broken = brokenplug")

@@ -19,8 +19,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-# Names load on first use, so that a process needing only part of the package (the synthetic-video writer,
-# ``ean.data.check``) does not import torch. DATASETS comes from the builder, which registers the datasets.
+# Names load on first use, so that a process needing only part of the package (the synthetic-video writer)
+# does not import torch. DATASETS comes from the builder, which registers the datasets; code that reads the
+# registry itself (``ean.data.registry``) imports ``ean.data.datasets`` first.
 _HOMES = {
     "BadFileReport": "ean.data.bad_files",
     "ClipDataset": "ean.data.clip_dataset",

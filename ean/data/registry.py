@@ -15,3 +15,5 @@ DATASETS = Registry(
     ),
     required_args=("root", "split"),
 )
+
+import ean.data.datasets  # noqa: E402, F401  the project's datasets register (each imports DATASETS from here)
