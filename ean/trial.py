@@ -23,6 +23,7 @@ A trial config is a plain dict with sections ``model`` (:mod:`ean.models.build`)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -37,7 +38,7 @@ from ean.data.identity import data_fingerprint, data_identity, dataset_num_class
 from ean.data.registry import DATASETS
 from ean.models import check_model_config, network_identity, resolve_model_config
 from ean.models.build import build_backbone
-from ean.models.pretrained import PretrainedWeightsError, file_fit_problem, weights_file
+from ean.models.pretrained import NAMED_WEIGHTS, PretrainedWeightsError, file_fit_problem, weights_file
 from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
 from ean.plugins import plugin_versions
 from ean.train.build import model_data_keys
@@ -257,7 +258,7 @@ def _check_weights_file(config: dict) -> list[str]:
     if model["pretrained"]:
         try:
             weights_file(model["pretrained"], model["backbone"])
-            fit = file_fit_problem(model["pretrained"], model["backbone"], meta_backbone(model))
+            fit = _weights_fit(model)
         except (PretrainedWeightsError, ValueError) as err:
             fit = str(err)
         if fit:
@@ -268,10 +269,27 @@ def _check_weights_file(config: dict) -> list[str]:
     return problems
 
 
-def meta_backbone(model: dict[str, Any]):
-    """The backbone a resolved model config builds, on the meta device (its state dict's shapes, no memory)."""
-    with torch.device("meta"):
-        return build_backbone(model)
+def _weights_fit(model: dict[str, Any]) -> str | None:
+    """Whether a weights file fits the backbone (``file_fit_problem``); not checked for named weights
+    (torchvision's own for the backbone) or a backbone that cannot be built on the meta device (a plugin's)."""
+    if model["pretrained"] in NAMED_WEIGHTS:
+        return None
+    args = (model["backbone"], model["num_segments"], json.dumps(model["temporal_conv"]), model["motion_excitation"])
+    own = _backbone_shapes(*args)
+    return None if own is None else file_fit_problem(model["pretrained"], model["backbone"], own)
+
+
+@functools.lru_cache(maxsize=32)
+def _backbone_shapes(name: str, segments: int, temporal_conv: str, excitation: bool) -> dict[str, tuple] | None:
+    """The state-dict shapes of a backbone, built on the meta device (no memory, no weights); None when it
+    cannot be built there."""
+    cfg = {"backbone": name, "num_segments": segments, "temporal_conv": json.loads(temporal_conv)}
+    try:
+        with torch.device("meta"):
+            backbone = build_backbone({**cfg, "motion_excitation": excitation})
+    except Exception:  # noqa: BLE001  a plugin's backbone may compute values while it is built
+        return None
+    return {k: tuple(v.shape) for k, v in backbone.state_dict().items()}
 
 
 def data_keys(name: str) -> list[str]:

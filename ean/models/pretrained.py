@@ -207,6 +207,14 @@ def fit_problem(report: LoadReport, source: str, backbone_name: str, own: dict[s
             f"{backbone_name} backbone's ({shown}{', ...' if len(report.mismatched) > 3 else ''}): the weights "
             "of another network?"
         )
+    present = {*report.matched, *report.mismatched}
+    lacking = [k for k in torchvision_keys(backbone_name) if k not in present]
+    if lacking:
+        shown = ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
+        return (
+            f"model.pretrained = {source}: it lacks {len(lacking)} tensors of torchvision's {backbone_name} "
+            f"({shown}): the weights of a smaller network (resnet50's for a resnet101), or part of one?"
+        )
     return None
 
 
@@ -241,14 +249,26 @@ def shape_report(own: dict[str, tuple], state: dict[str, torch.Tensor]) -> LoadR
     return report
 
 
-def file_fit_problem(source: str, backbone_name: str, backbone: nn.Module) -> str | None:
+@functools.lru_cache(maxsize=8)
+def torchvision_keys(backbone_name: str) -> tuple[str, ...]:
+    """The state-dict keys of torchvision's network of that name, less its classifier (``fc.``): what ImageNet
+    weights for the backbone hold. Empty for a backbone torchvision has no weights for (a plugin's)."""
+    if backbone_name not in TORCHVISION_WEIGHTS:
+        return ()
+    import torchvision
+
+    with torch.device("meta"):
+        network = getattr(torchvision.models, backbone_name)()
+    return tuple(k for k in network.state_dict() if not k.startswith("fc."))
+
+
+def file_fit_problem(source: str, backbone_name: str, own: dict[str, tuple]) -> str | None:
     """``fit_problem`` of a weights file (a path, not a named source: those are torchvision's weights of the
-    backbone, hash-checked) for ``backbone`` (built on the meta device: only its shapes are read), read
-    without its tensors' data (memory-mapped); a file that cannot be read says so."""
+    backbone, hash-checked) for a backbone of state-dict shapes ``own``, read without its tensors' data
+    (memory-mapped); a file that cannot be read says so."""
     if source in NAMED_WEIGHTS:
         return None
     path = weights_file(source, backbone_name)
-    own = {k: tuple(v.shape) for k, v in backbone.state_dict().items()}
     try:
         state = _shapes(str(path.resolve()), *_version(path))
     except Exception as err:  # noqa: BLE001  torch's unpickler raises many kinds

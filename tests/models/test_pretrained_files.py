@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 import torch
@@ -131,6 +132,39 @@ def test_weights_that_do_not_fit_the_backbone_are_refused_at_planning_and_at_loa
     with pytest.raises(PretrainedMismatchError, match=problem):
         load_pretrained(backbone, str(path), "resnet50")
     assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())  # nothing loaded
+
+
+def test_the_weights_of_a_smaller_network_of_the_same_layout_are_refused(tmp_path):
+    """resnet50's weights for a resnet101: every key resnet50 has fits, but layer3.6 to layer3.22 would stay
+    random; a file holding one tensor likewise."""
+    path = tmp_path / "w.pth"
+    torch.save(weights_of("resnet50"), path)
+    model = {"backbone": "resnet101", "pretrained": str(path)}
+    (problem,) = _check_weights_file({"model": model})
+    assert re.search(r"lacks \d+ tensors of torchvision's resnet101 \(layer3\.6\.", problem), problem
+    backbone = build_backbone(resolve_model_config(model))
+    with pytest.raises(PretrainedMismatchError, match="tensors of torchvision's resnet101"):
+        load_pretrained(backbone, str(path), "resnet101")
+    torch.save({"conv1.weight": weights_of("resnet50")["conv1.weight"]}, path)
+    (problem,) = _check_weights_file({"model": {"backbone": "resnet50", "pretrained": str(path)}})
+    assert "lacks 317 tensors of torchvision's resnet50" in problem
+
+
+def test_a_backbone_that_cannot_be_built_on_the_meta_device_is_not_fit_checked(tmp_path, monkeypatch):
+    """A plugin's backbone may compute values while it is built (``torch.linspace(...).tolist()``): planning
+    goes on without the check instead of failing with a traceback."""
+    import ean.trial
+
+    def needs_data(cfg):
+        return torch.linspace(0, 0.1, 4).tolist()
+
+    monkeypatch.setattr(ean.trial, "build_backbone", needs_data)
+    ean.trial._backbone_shapes.cache_clear()
+    torch.save(weights_of("resnet50", "base_model."), tmp_path / "w.pth")
+    try:
+        assert _check_weights_file({"model": {"backbone": "resnet50", "pretrained": str(tmp_path / "w.pth")}}) == []
+    finally:
+        ean.trial._backbone_shapes.cache_clear()
 
 
 def test_weights_that_fit_load_whatever_the_file_format(tmp_path):
