@@ -10,6 +10,7 @@ the trial reports to Tune as they appear.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import traceback
 import uuid
@@ -150,6 +151,9 @@ def key_problem(trial: dict[str, Any]) -> str | None:
     if not changes:
         return None
     node = _ray_node() or "this machine"
+    root = config["data"].get("root")
+    if any(c.startswith("data:") for c in changes) and root and not os.path.isdir(root):
+        return f"trial {trial['name']}: the data root {root} is not on {node} (the plan read the data there)"
     return (
         f"what trial {trial['name']} would compute on {node} is not what its key {trial['key']} names "
         f"(planned -> here): {'; '.join(changes[:4])}{' ...' if len(changes) > 4 else ''}. An input changed "
@@ -161,12 +165,15 @@ def key_problem(trial: dict[str, Any]) -> str | None:
 def _attempt(trial: dict[str, Any], config: dict[str, Any], workdir: Path) -> dict[str, Any] | None:
     """Checks the trial's key (``key_problem``), then trains (or resumes) and tests it; its result, or None after
     an error a retry would meet again (reported)."""
-    problem = key_problem(trial)
-    if problem:
-        return _fail(workdir, problem)
     start_from(trial.get("init_checkpoint"), workdir)
     if config.get("resources", {}).get("workers", 1) > 1:
-        return _run_ddp(trial)
+        return _run_ddp(trial)  # each rank checks the key where it runs (``ddp_rank``)
+    try:
+        problem = key_problem(trial)
+    except ValueError as err:  # a data or weights file that cannot be read here: a retry would meet it again
+        problem = _keep_error(workdir, err)
+    if problem:
+        return _fail(workdir, problem)
 
     def report(event: dict[str, Any]) -> None:
         if event.get("done"):
@@ -211,6 +218,9 @@ def ddp_rank(trial: dict[str, Any], fit) -> None:
             f.write(json.dumps(epoch_report(event).to_dict()) + "\n")
 
     try:
+        problem = key_problem(trial)  # on this rank's node: its files and its ean
+        if problem:
+            raise ValueError(problem)
         result: dict[str, Any] = fit(train_config(trial["config"]), workdir, report)
     except NonFiniteLossError as err:
         result = {"error": str(err)}

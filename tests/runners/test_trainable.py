@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,59 @@ def test_another_version_of_ean_where_the_trial_runs_fails_it(tmp_path, monkeypa
     trial = planned_payload(tmp_path, None)
     monkeypatch.setattr(ean, "__version__", "0.0.1")
     assert f"code: {trial['key_inputs']['code']} -> 0.0.1" in trainable.key_problem(trial)
+
+
+def something_payload(tmp_path) -> tuple[dict, Path]:
+    """A trial of a tiny study on a Something V1 layout (annotations only), and the layout's root."""
+    from runners.plan import build_plan
+    from runners.scheduler import payload
+    from study.spec import load_spec
+    from tests.layouts import something_v1_layout
+    from tests.runners.conftest import tiny_spec, write_yaml
+
+    root = something_v1_layout(tmp_path / "sth")
+    overrides = ["data=something_v1", "trainer=smoke", "model.pretrained=null", "model.backbone=resnet18"]
+    spec = {**tiny_spec([{"id": "base", "label": "Base", "overrides": []}]), "overrides": overrides}
+    (trial,) = build_plan(load_spec(write_yaml(tmp_path / "t.yaml", spec)), [], [f"data.root={root}"], [0], tmp_path)
+    return payload(trial, Path(tmp_path / "storage"), max_failures=0), root
+
+
+def test_annotations_that_cannot_be_read_where_the_trial_runs_fail_it_not_retried(tmp_path, reported):
+    """The key check reads the annotations again: a malformed file is the trial's error (kept with its traceback),
+    reported as its final result, not an exception Tune would retry."""
+    trial, root = something_payload(tmp_path)
+    (root / "validation.csv").write_text("not;a;valid;line\n\x00")
+    trainable.trial_function({"trial": trial})
+    assert reported == [{FINAL_KEY: 1.0, "failed": 1.0}]
+    workdir = tmp_path / "storage" / "tiny" / trial["key"]
+    error = json.loads((workdir / trainable.FINAL_FILE).read_text())["error"]
+    assert error.startswith("DataError") and "not retried" in error and (workdir / trainable.ERROR_FILE).is_file()
+
+
+def test_a_data_root_missing_where_the_trial_runs_is_named(tmp_path, reported):
+    import shutil
+
+    trial, root = something_payload(tmp_path)
+    shutil.rmtree(root)
+    assert (
+        trainable.key_problem(trial)
+        == f"trial tiny/base/seed0: the data root {root} is not on this machine (the plan read the data there)"
+    )
+
+
+def test_each_ddp_rank_checks_the_key_where_it_runs(tmp_path):
+    """A DDP trial's ranks may run on other nodes than its coordinator: each checks its own files, and a rank
+    that finds other inputs writes the trial's error and raises (Ray Train ends the other ranks)."""
+    weights = tmp_path / "w.pth"
+    resnet18_weights(weights)
+    trial = planned_payload(tmp_path, weights)
+    resnet18_weights(weights, fill=1.0)
+    workdir = Path(trial["workdir"])
+    workdir.mkdir(parents=True)
+
+    def no_fit(*args):
+        raise AssertionError("the rank trained")
+
+    with pytest.raises(ValueError, match="is not what its key"):
+        trainable.ddp_rank(trial, no_fit)
+    assert "config.network.pretrained" in json.loads((workdir / trainable.FINAL_FILE).read_text())["error"]
