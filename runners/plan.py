@@ -38,21 +38,25 @@ __all__ = [
 
 def absolute_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
     """Makes the data root (and the other path keys: the pretrained weights, Faster R-CNN's weights and box cache)
-    absolute: Ray workers do not share the cwd. A link is kept
-    as a link (not resolved): the plan cache watches the path as given, so a link pointed elsewhere is noticed."""
+    absolute, ``~`` expanded: Ray workers do not share the cwd. A link is kept as a link (not resolved): the plan
+    cache watches the path as given, so a link pointed elsewhere is noticed."""
+
+    def absolute(path: str) -> str:
+        return os.path.abspath(base / os.path.expanduser(path))
+
     data = config.get("data", {})
     for key in ("root", "frames_root"):
         if data.get(key):
-            data[key] = os.path.abspath(base / str(data[key]))
+            data[key] = absolute(str(data[key]))
     model = config.get("model", {})
     if isinstance(model.get("pretrained"), str) and model["pretrained"] not in NAMED_WEIGHTS:
-        model["pretrained"] = os.path.abspath(base / model["pretrained"])
+        model["pretrained"] = absolute(model["pretrained"])
     regions = model.get("region_options")
     if isinstance(regions, dict):  # Faster R-CNN's weights file and its box cache (Ray runs a trial in its folder)
         if isinstance(regions.get("weights"), str) and regions["weights"] != "torchvision":
-            regions["weights"] = os.path.abspath(base / regions["weights"])
+            regions["weights"] = absolute(regions["weights"])
         if isinstance(regions.get("cache_dir"), str):
-            regions["cache_dir"] = os.path.abspath(base / regions["cache_dir"])
+            regions["cache_dir"] = absolute(regions["cache_dir"])
     return config
 
 

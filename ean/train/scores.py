@@ -1,7 +1,8 @@
 """Per-video score files (``scores/val_scores.npz``): what trials save so that they can be ensembled later.
 
 Arrays (read with ``np.load(path, allow_pickle=False)``):
-    scores: (N, K) float32 softmax probabilities of each video, averaged over the protocol's views.
+    scores: (N, K) float32 softmax probabilities of each video: the softmax of its logits averaged over the
+        protocol's views (``ean.train.evaluate``).
     labels: (N,) int64 class of each video.
     video_index: (N,) int64 index of each video in the validation list (sorted).
     class_names: (K,) str.

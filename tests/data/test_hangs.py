@@ -114,3 +114,21 @@ def test_the_writer_is_a_fresh_process_that_imports_no_torch(tmp_path, monkeypat
     modules = probe.read_text().split()
     assert "ean.data.synthetic.generate" in modules and "av" in modules
     assert "torch" not in modules
+
+
+def test_the_writer_is_watched_whatever_the_number_of_its_pipe(tmp_path):
+    """A process holding over a thousand files (Ray's sockets, loader pipes): the pipe's number is above
+    1024, which ``select.select`` refuses."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if max(soft, hard) < 1200:
+        pytest.skip("this machine allows fewer than 1200 open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert generate_synthetic(str(tmp_path / "data"), **SMALL) == str(tmp_path / "data")
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

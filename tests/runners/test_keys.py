@@ -170,7 +170,7 @@ def test_a_loader_value_out_of_range_stops_the_plan(override, problem, tmp_path,
         build_plan(load_spec(STUDIES / "table8.yaml"), [], [f"data.root={sth_v1}", override], [0], tmp_path)
 
 
-def test_faster_rcnn_files_given_relative_to_the_study_are_made_absolute(tmp_path):
+def test_faster_rcnn_files_given_relative_to_the_study_are_made_absolute(tmp_path, monkeypatch):
     """Ray runs each trial in a folder of its own: a relative weights file or box cache would name another
     file there (or none) than the one the plan checked and keyed."""
     spec = load_spec(STUDIES / "table7.yaml")
@@ -179,6 +179,11 @@ def test_faster_rcnn_files_given_relative_to_the_study_are_made_absolute(tmp_pat
     small = ["data=synthetic", "model.pretrained=null", "model.backbone=resnet18"]
     cli = ["model.region_options.weights=w.pth", "model.region_options.cache_dir=boxes"]
     (trial,) = build_plan(spec, small, cli, [0], tmp_path)
+    options = trial.config["model"]["region_options"]
+    assert (options["weights"], options["cache_dir"]) == (str(tmp_path / "w.pth"), str(tmp_path / "boxes"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # and ~ is the user's home, not a folder named ~
+    home = ["model.region_options.weights='~/w.pth'", "model.region_options.cache_dir='~/boxes'"]
+    (trial,) = build_plan(spec, small, home, [0], tmp_path / "elsewhere")
     options = trial.config["model"]["region_options"]
     assert (options["weights"], options["cache_dir"]) == (str(tmp_path / "w.pth"), str(tmp_path / "boxes"))
 

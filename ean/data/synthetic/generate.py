@@ -19,6 +19,7 @@ video, leaving no files behind; the caller's run fails instead of stalling.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -156,6 +157,9 @@ def _write_in_child(folder: str, params: dict, timeout_s: float, root: str) -> N
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
     try:
         writer = subprocess.Popen([*WRITER, folder, str(send)], stdin=subprocess.PIPE, pass_fds=(send,), env=env)
+    except BaseException:
+        os.close(receive)
+        raise
     finally:
         os.close(send)
     total = params["num_videos"]
@@ -180,7 +184,8 @@ def _write_in_child(folder: str, params: dict, timeout_s: float, root: str) -> N
                 )
             if message != "done":
                 raise RuntimeError(f"synthetic: writing {what} of {root} failed: {message}")
-        writer.wait(timeout_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # everything is written: a writer stuck at its exit
+            writer.wait(timeout_s)  # is killed below
     finally:
         if writer.poll() is None:
             writer.kill()
@@ -191,9 +196,11 @@ def _write_in_child(folder: str, params: dict, timeout_s: float, root: str) -> N
 def _lines(fd: int, timeout_s: float) -> Iterator[str | None]:
     """The lines read from pipe ``fd``; None when none comes within ``timeout_s``, "" at its end."""
     buffer = b""
+    poller = select.poll()  # not select.select, which takes no descriptor numbered 1024 or above
+    poller.register(fd, select.POLLIN)
     while True:
         while b"\n" not in buffer:
-            if not select.select([fd], [], [], timeout_s)[0]:
+            if not poller.poll(timeout_s * 1000):
                 yield None
                 return
             chunk = os.read(fd, 4096)
