@@ -251,15 +251,16 @@ def shape_report(own: dict[str, tuple], state: dict[str, torch.Tensor]) -> LoadR
 
 @functools.lru_cache(maxsize=8)
 def torchvision_keys(backbone_name: str) -> tuple[str, ...]:
-    """The state-dict keys of torchvision's network of that name, less its classifier (``fc.``): what ImageNet
-    weights for the backbone hold. Empty for a backbone torchvision has no weights for (a plugin's)."""
+    """The state-dict keys of torchvision's network of that name, less its classifier (``fc.``) and BatchNorm's
+    step counters (``num_batches_tracked``, which files saved before torch 0.4.1 lack): what ImageNet weights for
+    the backbone hold. Empty for a backbone torchvision has no weights for (a plugin's)."""
     if backbone_name not in TORCHVISION_WEIGHTS:
         return ()
     import torchvision
 
     with torch.device("meta"):
         network = getattr(torchvision.models, backbone_name)()
-    return tuple(k for k in network.state_dict() if not k.startswith("fc."))
+    return tuple(k for k in network.state_dict() if not k.startswith("fc.") and not k.endswith(".num_batches_tracked"))
 
 
 def file_fit_problem(source: str, backbone_name: str, own: dict[str, tuple]) -> str | None:

@@ -147,7 +147,17 @@ def test_the_weights_of_a_smaller_network_of_the_same_layout_are_refused(tmp_pat
         load_pretrained(backbone, str(path), "resnet101")
     torch.save({"conv1.weight": weights_of("resnet50")["conv1.weight"]}, path)
     (problem,) = _check_weights_file({"model": {"backbone": "resnet50", "pretrained": str(path)}})
-    assert "lacks 317 tensors of torchvision's resnet50" in problem
+    assert "lacks 264 tensors of torchvision's resnet50" in problem
+
+
+def test_weights_saved_without_batchnorm_step_counters_fit(tmp_path):
+    """Files saved before torch 0.4.1 (torchvision's first ImageNet releases among them) have no
+    ``num_batches_tracked``: they fit, at planning and at loading."""
+    path = tmp_path / "w.pth"
+    torch.save({k: v for k, v in weights_of("resnet50").items() if "num_batches_tracked" not in k}, path)
+    model = {"backbone": "resnet50", "pretrained": str(path)}
+    assert _check_weights_file({"model": model}) == []
+    assert len(load_pretrained(build_backbone(resolve_model_config(model)), str(path), "resnet50").matched) == 265
 
 
 def test_a_backbone_that_cannot_be_built_on_the_meta_device_is_not_fit_checked(tmp_path, monkeypatch):
