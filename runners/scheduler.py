@@ -63,7 +63,8 @@ def workdir_of(storage: Path, trial: Trial) -> Path:
 def left_elsewhere(storage: Path, trial: Trial) -> Path | None:
     """The newest checkpoint another study's working folder holds of the same training (``STORAGE/OTHER/KEY``),
     when the trial's own folder has none: that study's driver stopped before the trial finished, and this study
-    holds the key's claim now (no other driver trains it), so the trial resumes there instead of from scratch.
+    holds the key's claim now (no other driver of the same MLflow store trains it: claims are per store, so
+    studies that share a storage should share the store), so the trial resumes there instead of from scratch.
     None for an evaluation or a ``--rerun`` (which trains from scratch)."""
     if trial.evaluates or trial.generation:
         return None
@@ -86,6 +87,7 @@ def payload(trial: Trial, storage: Path, max_failures: int) -> dict[str, Any]:
         "workdir": str(workdir_of(storage, trial)),
         "max_failures": max_failures,
         "init_checkpoint": trial.checkpoint,
+        "evaluates": trial.evaluates,
         "key_inputs": trial.key_inputs,
     }
 

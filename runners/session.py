@@ -452,6 +452,8 @@ class StudySession:
             if trial.evaluates:
                 tags[S.TAG_EVALUATES] = trial.evaluates
                 tags[S.TAG_EVALUATED_CHECKPOINT] = trial.checkpoint or ""
+            elif trial.checkpoint:
+                tags[S.TAG_INHERITED_CHECKPOINT] = trial.checkpoint
             writer.open_trial(trial, tags, args.rerun)
             opened.add(trial.key)
 
@@ -462,7 +464,7 @@ class StudySession:
             return run_trials(trials, writer, open_run, storage, args.address, progress=progress, **limits)
 
         trainings = [t for t in todo if t.evaluates is None]
-        for trial in trainings:
+        for trial in trainings if not args.rerun else []:  # a --rerun trains from scratch
             if left := left_elsewhere(storage, trial):
                 trial.checkpoint = str(left)
                 print(f"{trial.name}: resumes from {left} (another study's training of the same key, left unfinished)")

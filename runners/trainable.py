@@ -93,13 +93,16 @@ def _ray_node() -> str | None:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
-def start_from(checkpoint: str | None, workdir: Path) -> None:
+def start_from(checkpoint: str | None, workdir: Path, required: bool = True) -> None:
     """An evaluation trial starts from its training's final checkpoint (copied in once; ``fit`` resumes from
     it with nothing left to train and tests it with the trial's protocol); a training, from the checkpoint
-    another study left of the same key (``runners.scheduler.left_elsewhere``)."""
+    another study left of the same key (``runners.scheduler.left_elsewhere``; not ``required``: gone since,
+    the training starts from scratch)."""
     from ean.train.fit import CHECKPOINT_PATH
 
     target = workdir / CHECKPOINT_PATH
+    if checkpoint and not required and not Path(checkpoint).is_file():
+        return  # another study's checkpoint removed since the plan: the training starts from scratch
     if checkpoint and not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
@@ -144,10 +147,15 @@ def key_problem(trial: dict[str, Any]) -> str | None:
     planned = trial.get("key_inputs")
     if planned is None:
         return None
+    from ean.models.pretrained import PretrainedWeightsError
     from ean.trial import key_changes, key_inputs
 
     config = trial["config"]
-    changes = key_changes(planned, key_inputs(train_config(config), devices_of(config)))
+    try:
+        here = key_inputs(train_config(config), devices_of(config))
+    except PretrainedWeightsError as err:  # a weights file not on this node (a FileNotFoundError)
+        return f"trial {trial['name']}: {err}"
+    changes = key_changes(planned, here)
     if not changes:
         return None
     node = _ray_node() or "this machine"
@@ -165,15 +173,17 @@ def key_problem(trial: dict[str, Any]) -> str | None:
 def _attempt(trial: dict[str, Any], config: dict[str, Any], workdir: Path) -> dict[str, Any] | None:
     """Checks the trial's key (``key_problem``), then trains (or resumes) and tests it; its result, or None after
     an error a retry would meet again (reported)."""
-    start_from(trial.get("init_checkpoint"), workdir)
-    if config.get("resources", {}).get("workers", 1) > 1:
-        return _run_ddp(trial)  # each rank checks the key where it runs (``ddp_rank``)
-    try:
-        problem = key_problem(trial)
-    except ValueError as err:  # a data or weights file that cannot be read here: a retry would meet it again
-        problem = _keep_error(workdir, err)
-    if problem:
-        return _fail(workdir, problem)
+    ddp = config.get("resources", {}).get("workers", 1) > 1
+    if not ddp:  # a DDP trial's ranks check the key where they run (``ddp_rank``)
+        try:
+            problem = key_problem(trial)
+        except ValueError as err:  # a data file that cannot be read here: a retry would meet it again
+            problem = _keep_error(workdir, err)
+        if problem:
+            return _fail(workdir, problem)
+    start_from(trial.get("init_checkpoint"), workdir, required=bool(trial.get("evaluates")))
+    if ddp:
+        return _run_ddp(trial)
 
     def report(event: dict[str, Any]) -> None:
         if event.get("done"):

@@ -135,6 +135,9 @@ TAG_EVALUATES = "ean.evaluates"
 #: On an evaluation row's run: the checkpoint it evaluated (its training run's ``ean.checkpoint`` then); once the
 #: training is trained again (another checkpoint), the evaluation is run again.
 TAG_EVALUATED_CHECKPOINT = "ean.evaluated_checkpoint"
+#: On a training's run that resumed from the checkpoint another study left of its key (``runners.scheduler.
+#: left_elsewhere``): that checkpoint, whose epochs this run did not train.
+TAG_INHERITED_CHECKPOINT = "ean.inherited_checkpoint"
 #: On a trial run: the driver's journal entry that created it (``runners.journal``), so a replay finds it.
 TAG_OPENED_BY = "ean.opened_by"
 

@@ -296,3 +296,19 @@ def test_a_training_another_study_left_unfinished_resumes_from_its_checkpoint(st
     client = MlflowClient(f"sqlite:///{study_dir / 'other.db'}")
     (b_run,) = client.search_runs([client.get_experiment_by_name("second").experiment_id], "tags.`ean.kind` = 'trial'")
     assert b_run.info.status == "FINISHED" and b_run.data.metrics["top1"] == a_run.data.metrics["top1"]
+    assert b_run.data.tags["ean.inherited_checkpoint"] == str(
+        study_dir / "runs" / "first" / key / "checkpoints" / "last.pt"
+    )
+
+
+def test_a_rerun_trains_from_scratch_though_another_study_has_a_checkpoint_of_the_key(study_dir, capsys):
+    """``--rerun`` in study B of a key study A finished: B trains it (a review found A's checkpoint copied)."""
+    first = write_yaml(study_dir / "first.yaml", tiny_spec([ROW_BASE], name="first"))
+    assert main(cli_args(study_dir, first, "--no-report")) == 0
+    key = trial_runs(study_dir, "first")[0].data.tags["ean.trial_key"]
+    second = write_yaml(study_dir / "second.yaml", tiny_spec([ROW_BASE], name="second"))
+    capsys.readouterr()
+    assert main(cli_args(study_dir, second, "--rerun", "--no-report")) == 0
+    assert "resumes from" not in capsys.readouterr().out
+    starts = read_starts(study_dir / "runs" / "second" / key)
+    assert [(s["start_epoch"], s["resumed"]) for s in starts] == [(1, False)]

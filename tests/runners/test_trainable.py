@@ -215,3 +215,22 @@ def test_each_ddp_rank_checks_the_key_where_it_runs(tmp_path):
     with pytest.raises(ValueError, match="is not what its key"):
         trainable.ddp_rank(trial, no_fit)
     assert "config.network.pretrained" in json.loads((workdir / trainable.FINAL_FILE).read_text())["error"]
+
+
+def test_a_weights_file_missing_where_the_trial_runs_fails_it_not_retried(tmp_path, reported):
+    weights = tmp_path / "w.pth"
+    resnet18_weights(weights)
+    trial = planned_payload(tmp_path, weights)
+    weights.unlink()
+    trainable.trial_function({"trial": trial})  # raises nothing Tune would retry
+    assert reported == [{FINAL_KEY: 1.0, "failed": 1.0}]
+    error = json.loads((Path(trial["workdir"]) / trainable.FINAL_FILE).read_text())["error"]
+    assert "pretrained weights file not found" in error
+
+
+def test_another_studys_checkpoint_removed_since_the_plan_leaves_the_training_to_start_from_scratch(tmp_path):
+    gone = tmp_path / "other" / "k" / "checkpoints" / "last.pt"
+    trainable.start_from(str(gone), tmp_path / "mine", required=False)
+    assert not (tmp_path / "mine").exists()
+    with pytest.raises(FileNotFoundError):  # an evaluation's training checkpoint is required
+        trainable.start_from(str(gone), tmp_path / "mine")

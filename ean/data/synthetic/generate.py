@@ -200,7 +200,7 @@ def _lines(fd: int, timeout_s: float) -> Iterator[str | None]:
     poller.register(fd, select.POLLIN)
     while True:
         while b"\n" not in buffer:
-            if not poller.poll(timeout_s * 1000):
+            if not poller.poll(min(int(timeout_s * 1000), 2**31 - 1)):  # poll takes milliseconds as a C int
                 yield None
                 return
             chunk = os.read(fd, 4096)
