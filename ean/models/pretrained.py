@@ -156,11 +156,17 @@ def read_state_dict(source: str, backbone_name: str) -> dict[str, torch.Tensor]:
     path = weights_file(source, backbone_name)
     if source in NAMED_WEIGHTS:
         _check_hub_hash(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    return _tensors(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _tensors(state) -> dict[str, torch.Tensor]:
+    """A loaded file's state dict: ``{"state_dict": ...}`` or ``{"model": ...}`` unwrapped, ``module.`` removed."""
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    if not isinstance(state, dict):
+        raise TypeError(f"it holds a {type(state).__name__}, not a dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def _check_hub_hash(path: Path) -> None:
@@ -287,9 +293,4 @@ def _shapes(path: str, *version: int) -> dict[str, torch.Tensor]:
         if "mmap" not in str(err):
             raise
         state = torch.load(path, map_location="meta", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise TypeError(f"it holds a {type(state).__name__}, not a dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return _tensors(state)
