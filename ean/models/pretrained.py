@@ -50,13 +50,6 @@ class LoadReport:
         )
 
 
-def load_matching(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> LoadReport:
-    """Copies every tensor of ``state_dict`` whose key and shape match a key of ``module``."""
-    report = shape_report({k: tuple(v.shape) for k, v in module.state_dict().items()}, state_dict)
-    module.load_state_dict({k: state_dict[k] for k in report.matched}, strict=False)
-    return report
-
-
 #: Named ImageNet weights: torchvision's weight versions. ``imagenet1k_v1`` is what the authors loaded
 #: (torchvision's original ``resnet50``, 76.1% top-1); ``torchvision`` is torchvision's current default.
 NAMED_WEIGHTS = ("imagenet1k_v1", "imagenet1k_v2", "torchvision")
@@ -187,13 +180,14 @@ def download(backbone_name: str, source: str) -> Path:
 
 
 class PretrainedMismatchError(ValueError):
-    """A weights file that does not fit the backbone: no key in common, or tensors of other shapes."""
+    """A weights file that does not fit the backbone (``fit_problem``)."""
 
 
 def fit_problem(report: LoadReport, source: str, backbone_name: str, own: dict[str, tuple]) -> str | None:
     """Why the state dict ``report`` describes does not fit the backbone (None when it does): not one key in
-    common (a checkpoint of another codebase, its keys prefixed), or a key of another shape (another network's
-    weights). Either way it would train from (partly) random weights under the name of the file.
+    common (a checkpoint of another codebase, its keys prefixed), a key of another shape (another network's
+    weights), or tensors of torchvision's network of that name missing (a smaller network's weights). Any of
+    them would train from partly random weights under the name of the file.
 
     Args:
         own: the backbone's state-dict shapes, key -> shape.
@@ -242,7 +236,7 @@ def load_pretrained(backbone: nn.Module, source: str, backbone_name: str) -> Loa
 
 
 def shape_report(own: dict[str, tuple], state: dict[str, torch.Tensor]) -> LoadReport:
-    """What ``load_matching`` would do with ``state`` in a module of state-dict shapes ``own``."""
+    """Which keys of ``state`` a module of state-dict shapes ``own`` would take (same key and shape), and which not."""
     report = LoadReport()
     for key, value in state.items():
         if key not in own:
@@ -251,7 +245,8 @@ def shape_report(own: dict[str, tuple], state: dict[str, torch.Tensor]) -> LoadR
             report.mismatched.append(key)
         else:
             report.matched.append(key)
-    report.missing = [k for k in own if k not in set(report.matched)]
+    matched = set(report.matched)
+    report.missing = [k for k in own if k not in matched]
     return report
 
 
