@@ -1,6 +1,9 @@
 """Accuracy and resource metrics: top-k, per-class accuracy over videos, clips/s, peak memory.
 
 Accuracies are percentages (0-100). Top-k with k larger than the number of classes K counts with k = K.
+Equal scores rank the lower class index first (as ``numpy.argmax`` does), in every metric here: top-1, top-5
+and per-class accuracy then count the same hits for any k (``torch.topk`` orders ties by no fixed rule, so
+a video whose scores tie, from a collapsed model, could count for one metric and not the other).
 """
 
 from __future__ import annotations
@@ -25,9 +28,14 @@ def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] =
     Returns:
         One count per k.
     """
-    top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices  # (N, k)
+    top = ranked_classes(scores, max(ks))  # (N, k)
     hits = top == labels[:, None]
     return [int(hits[:, : min(k, scores.shape[1])].any(dim=1).sum()) for k in ks]
+
+
+def ranked_classes(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The k best classes of each row, best first, equal scores by lower class index: (N, K) -> (N, min(k, K))."""
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, : min(k, scores.shape[1])]
 
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -47,7 +55,8 @@ def per_class_top1(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> 
         num_classes: K.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    correct = (np.asarray(scores).argmax(axis=1) == labels).astype(np.float64)
+    best = ranked_classes(torch.from_numpy(np.asarray(scores)), 1)[:, 0].numpy()
+    correct = (best == labels).astype(np.float64)
     total = np.bincount(labels, minlength=num_classes).astype(np.float64)
     hits = np.bincount(labels, weights=correct, minlength=num_classes)
     with np.errstate(invalid="ignore", divide="ignore"):

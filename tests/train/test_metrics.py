@@ -29,5 +29,15 @@ def test_per_class_accuracy_skips_classes_without_videos():
     assert class_accuracy_dict(per_class, ["a", "b", "c"]) == {"a": 100.0, "b": 50.0}
 
 
+def test_tied_scores_rank_the_lower_class_first_in_every_metric():
+    scores = np.zeros((4, 400), dtype=np.float32)  # a collapsed model: every class scores the same
+    scores[3, [3, 8]] = 2.0
+    labels = np.array([0, 3, 399, 3])
+    assert topk_correct(torch.from_numpy(scores), torch.from_numpy(labels), (1, 5)) == [2, 3]
+    assert topk_accuracy(scores, labels, 1) == 50.0 and topk_accuracy(scores, labels, 5) == 75.0
+    per_class = per_class_top1(scores, labels, 400)
+    assert per_class[0] == 100.0 and per_class[3] == 50.0 and per_class[399] == 0.0
+
+
 def test_peak_memory_positive_on_cpu():
     assert peak_memory_mb(torch.device("cpu")) > 10
