@@ -14,7 +14,8 @@ fusion matrix over each kernel's channels) for three versions of it:
 Fig. 10 shows M's learned part: where the fusion adds the identity (``dynamic`` with ``identity_init``, the
 default: M = I + ESP-Net output) the weights are those of M - I, and the title says so; otherwise (``static``,
 or ``identity_init=false``) those of M. Only for rows whose block is ``eab`` with a ``dynamic`` or ``static``
-fusion after ``--stage``.
+fusion after ``--stage``, or any block with a fusion matrix (``ean.models.kernel_weights.has_matrix``: a
+registered fusion that has one counts too).
 
 The figure goes to ``<out>/figures/<study>_kernels_<row>_seed<seed>_video<I>.{png,pdf}`` (``--out`` default
 ``outputs/reports/<study>``, where ``reports.make`` writes).
@@ -31,6 +32,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from torch import nn
 
+from ean.models.kernel_weights import config_has_matrix
 from reports.clips import Clip, validation_clip
 from reports.figures import plot_kernel_weights
 from reports.trained import (  # noqa: F401  (find_run, checkpoint_of: this module's names before reports.trained)
@@ -47,7 +49,7 @@ from reports.trained import (  # noqa: F401  (find_run, checkpoint_of: this modu
 from study.find import find_spec
 from study.spec import SpecError, load_spec
 
-MATRIX_FUSIONS = ("dynamic", "static")
+MATRIX_FUSIONS = ("dynamic", "static")  # the project's fusions with a matrix, named in messages
 STAGES = (1, 2, 3, 4, 5)
 
 
@@ -108,26 +110,32 @@ def _arrays(weights: dict[str, dict[str, list]]) -> dict[str, dict[str, np.ndarr
 
 
 def has_matrix_eab(model_cfg: dict, stage: int) -> bool:
-    """Whether a resolved model config has an EAB with a matrix fusion after ``stage``."""
-    return model_cfg["block"] == "eab" and model_cfg["fusion"] in MATRIX_FUSIONS and stage in model_cfg["block_stages"]
+    """Whether a resolved model config has a block with a fusion matrix after ``stage`` (an EAB with a dynamic
+    or static M, or a variant whose fusion has a matrix)."""
+    return _has_matrix(model_cfg) and stage in model_cfg["block_stages"]
+
+
+def _has_matrix(model_cfg: dict) -> bool:
+    options = model_cfg.get("block_options")
+    return config_has_matrix(model_cfg["block"], model_cfg["fusion"], options if isinstance(options, dict) else None)
 
 
 def _check_row(client: MlflowClient, spec, row: str, model_cfg: dict, stage: int) -> None:
     """SpecError unless the row's model has an EAB of matrix fusion after ``stage``, naming the valid choices."""
     if has_matrix_eab(model_cfg, stage):
         return
-    if model_cfg["block"] == "eab" and model_cfg["fusion"] in MATRIX_FUSIONS:
+    if _has_matrix(model_cfg):
         stages = sorted(set(model_cfg["block_stages"]))
         raise SpecError(
             f"row {row!r} of {spec.name} has no EAB after stage {stage}; its EABs follow stages "
             f"{', '.join(map(str, stages))} (block_stages): give --stage one of them"
         )
-    rows = qualifying_rows(client, spec, lambda m: m["block"] == "eab" and m["fusion"] in MATRIX_FUSIONS)
+    rows = qualifying_rows(client, spec, _has_matrix)
     raise SpecError(
         f"row {row!r} of {spec.name} has block={model_cfg['block']}, fusion={model_cfg['fusion']}, "
-        f"block_stages={model_cfg['block_stages']}; Fig. 10 needs an EAB (block=eab) with fusion "
-        f"{' or '.join(MATRIX_FUSIONS)} (and --stage one of its block_stages). Rows of {spec.name} with a "
-        f"finished run of such an EAB: {', '.join(rows) if rows else 'none'}"
+        f"block_stages={model_cfg['block_stages']}; Fig. 10 needs a block with a fusion matrix M, an "
+        f"EAB (block=eab) with fusion {' or '.join(MATRIX_FUSIONS)} (and --stage one of its block_stages). "
+        f"Rows of {spec.name} with a finished run of such a block: {', '.join(rows) if rows else 'none'}"
     )
 
 

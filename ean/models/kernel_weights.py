@@ -25,11 +25,35 @@ def _group_sums(matrix: torch.Tensor, sizes: list[int], dim: int) -> torch.Tenso
     return torch.stack([part.sum(dim=(1, 2)) for part in torch.split(matrix, sizes, dim=dim)], dim=1)
 
 
+def has_matrix(block: nn.Module | None) -> bool:
+    """Whether a block mixes its branches by a fusion matrix M: a ``SpatialTemporalBlock`` whose fusion
+    overrides ``Fusion.matrix`` (``dynamic``, ``static``, or any registered fusion that has one)."""
+    return isinstance(block, SpatialTemporalBlock) and type(block.fusion).matrix is not Fusion.matrix
+
+
+def config_has_matrix(block: str, fusion: str, block_options: dict | None = None, num_segments: int = 8) -> bool:
+    """``has_matrix`` of the block a model config names, built on the meta device (no memory, milliseconds);
+    False for a name no registry holds or options the block refuses."""
+    from ean.models.build import fusion_arguments, resolve_model_config
+    from ean.models.registries import BLOCKS
+
+    try:
+        cfg = resolve_model_config({"block": block, "fusion": fusion, "block_options": dict(block_options or {})})
+        factory = BLOCKS.get(cfg["block"])
+        with torch.device("meta"):
+            built = factory(
+                channels=64, num_segments=num_segments, **fusion_arguments(factory, cfg), **cfg["block_options"]
+            )
+    except (ValueError, LookupError, TypeError):
+        return False
+    return has_matrix(built)
+
+
 def _matrix_block(model: nn.Module, stage: int) -> SpatialTemporalBlock:
     if str(stage) not in model.blocks:
         raise ValueError(f"the model has no block after stage {stage} (blocks after stages {', '.join(model.blocks)})")
     block = model.blocks[str(stage)]
-    if not isinstance(block, SpatialTemporalBlock) or type(block.fusion).matrix is Fusion.matrix:
+    if not has_matrix(block):
         raise ValueError(f"the block after stage {stage} has no fusion matrix (use an EAB with dynamic/static M)")
     return block
 

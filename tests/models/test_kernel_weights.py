@@ -69,3 +69,25 @@ def test_blocks_without_a_matrix_are_refused():
     model = build_model({**TINY, "fusion": "identity"})
     with pytest.raises(ValueError, match="no fusion matrix"):
         kernel_weights(model, torch.randn(1, 4, 1, 3, 64, 64), stage=2)
+
+
+def test_a_block_has_a_matrix_by_what_its_fusion_does_not_by_its_name(monkeypatch):
+    from ean.models.fusion.static import StaticFusion
+    from ean.models.kernel_weights import config_has_matrix
+    from ean.models.registries import FUSIONS
+    from reports.kernels import has_matrix_eab
+
+    class HalfStatic(StaticFusion):  # a researcher's fusion with a matrix of its own
+        def matrix(self, context: torch.Tensor) -> torch.Tensor:
+            return 0.5 * super().matrix(context)
+
+    monkeypatch.setitem(FUSIONS._entries, "half_static", HalfStatic)
+    assert config_has_matrix("eab", "half_static") and config_has_matrix("eab", "dynamic")
+    assert not config_has_matrix("eab", "identity") and not config_has_matrix("eab", "shuffle")
+    assert not config_has_matrix("incep_block", "static")  # the EAB with M = I, whatever fusion is named
+    assert not config_has_matrix("s_block", "static") and not config_has_matrix("no_such_block", "static")
+    resolved = {"block": "eab", "fusion": "half_static", "block_options": {}, "block_stages": [1, 2, 3, 4]}
+    assert has_matrix_eab(resolved, 4) and not has_matrix_eab(resolved, 5)
+    model = build_model({**TINY, "fusion": "half_static"})
+    weights = kernel_weights(model, torch.randn(1, 4, 1, 3, 64, 64), stage=2)
+    torch.testing.assert_close(weights["spatial"], torch.tensor([[2.5, 2.5, 3.0]]))

@@ -309,7 +309,7 @@ def test_a_wrong_row_gets_a_clear_error(store, tmp_path, capsys):
     assert "needs regions=saliency" in err and "finished regions=saliency run: base, eab" in err
     assert run_main(kernels, store, tmp_path, "base") == 2
     err = capsys.readouterr().err
-    assert "row 'base' of trained_figures has block=none" in err and "such an EAB: eab, fixed" in err
+    assert "row 'base' of trained_figures has block=none" in err and "such a block: eab, fixed" in err
     assert run_main(saliency, store, tmp_path, "untrained") == 2
     assert "no FINISHED run with a checkpoint on this machine for trained_figures/untrained/seed0" in (
         capsys.readouterr().err
@@ -325,7 +325,7 @@ def test_kernels_at_a_stage_without_the_eab_names_the_eab_stages(store, tmp_path
     assert run_main(kernels, store, tmp_path, "eab", "--stage", "5") == 2
     err = capsys.readouterr().err
     assert "row 'eab' of trained_figures has no EAB after stage 5; its EABs follow stages 1, 2, 3, 4" in err
-    assert "give --stage one of them" in err and "such an EAB: eab" not in err  # not the row it refuses
+    assert "give --stage one of them" in err and "such a block: eab" not in err  # not the row it refuses
     assert not (tmp_path / "figures").exists()
 
 
