@@ -7,7 +7,7 @@ A plugin distribution declares, in its ``pyproject.toml``::
     # or: my_blocks = "my_package.blocks:register"   a function, called once with no arguments
 
 and registers with the project's decorators (``@BLOCKS.register("my_block")``, ``FUSIONS``, ``REGIONS``,
-``BACKBONES``, ``DATASETS``). The registry rules hold: a name already registered (by the project or another
+``MOTIONS``, ``BACKBONES``, ``DATASETS``). The registry rules hold: a name already registered (by the project or another
 plugin) is a ``DuplicateNameError`` naming the entry point; a variant that breaks its family's contract a
 ``ContractError``. Config group files ship beside the plugin: the ``conf/`` folder of the package that holds
 the entry point's module (``my_package/conf/block/my_block.yaml``) joins Hydra's search path

@@ -156,7 +156,7 @@ def _profile(config: dict[str, Any], model: nn.Module, clip: torch.Tensor) -> Mo
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["block=s_block", "lmc_options.patch=32"]`` -> {"block": "s_block", "lmc_options": {"patch": 32}}
+    """``["block=s_block", "motion_options.patch=32"]`` -> {"block": "s_block", "motion_options": {"patch": 32}}
     (YAML values; a dotted key sets an entry of an options mapping).
 
     Raises:
@@ -225,8 +225,8 @@ def _main(argv: list[str] | None) -> int:
         description="Print trainable parameters and FLOPs (MACs of one clip, the paper's convention) of a model "
         "configuration given as model-config overrides over the EAN 8F RGB defaults.",
         epilog="Keys: " + ", ".join(resolve_model_config({})) + ". Examples: python -m ean.profile block=s_block; "
-        "the paper's LMC as its text describes it: python -m ean.profile modality=rgb_lmc lmc_options.downsample=1 "
-        "lmc_options.patch=32 lmc_options.latent=128",
+        "the paper's LMC as its text describes it: python -m ean.profile modality=rgb_lmc motion_options.downsample=1 "
+        "motion_options.patch=32 motion_options.latent=128",
     )
     parser.add_argument("overrides", nargs="*", help="model config entries as key=value (YAML values)")
     parser.add_argument("--parts", action="store_true", help="also print each part (backbone, blocks, SOI-Tr ...)")

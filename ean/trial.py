@@ -37,9 +37,9 @@ from ean.data.builder import loader_problems
 from ean.data.identity import data_fingerprint, data_identity, dataset_num_classes, dataset_options
 from ean.data.registry import DATASETS
 from ean.models import check_model_config, network_identity, resolve_model_config
-from ean.models.build import build_backbone
+from ean.models.build import RGB, build_backbone, motion_name
 from ean.models.pretrained import NAMED_WEIGHTS, PretrainedWeightsError, file_fit_problem, weights_file
-from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
+from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, MOTIONS, REGIONS
 from ean.plugins import plugin_versions
 from ean.train.build import model_data_keys
 from ean.train.config import device_batch, device_type, resolve_trainer_config, resolved_amp
@@ -187,10 +187,14 @@ def _data_as_trained(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _variants(config: dict[str, Any]) -> list[object]:
-    """The registered variants a trial config chooses by name (backbone, block, fusion, regions, dataset)."""
+    """The registered variants a trial config chooses by name (backbone, block, fusion, regions, motion module,
+    dataset)."""
     model = config.get("model") or {}
+    modality = model.get("modality", RGB)
+    motion = motion_name({"modality": modality}) if isinstance(modality, str) else None
     choices = [(BACKBONES, model.get("backbone")), (BLOCKS, model.get("block")), (FUSIONS, model.get("fusion")),
-               (REGIONS, model.get("regions")), (DATASETS, config["data"].get("dataset"))]  # fmt: skip
+               (REGIONS, model.get("regions")), (MOTIONS, motion),
+               (DATASETS, config["data"].get("dataset"))]  # fmt: skip
     return [registry.get(name) for registry, name in choices if isinstance(name, str) and name in registry]
 
 
@@ -233,7 +237,7 @@ def check_trial_config(config: dict[str, Any], devices: int = 1, require_files: 
     """
     unknown = sorted(set(config) - set(SECTIONS))
     problems = [f"unknown top-level keys {unknown}; valid: {', '.join(SECTIONS)}"] if unknown else []
-    for check in (_check_model, _check_data, _check_trainer, _check_seed, _check_lmc_sizes):
+    for check in (_check_model, _check_data, _check_trainer, _check_seed, _check_motion_sizes):
         problems += check(config, devices)
     if not require_files:
         return problems
@@ -338,26 +342,27 @@ def _check_trainer(config: dict, devices: int) -> list[str]:
     return []
 
 
-def _check_lmc_sizes(config: dict, devices: int) -> list[str]:
-    """The LMC cuts frames into patches of ``patch x downsample`` pixels: the test crop must be a multiple of it
-    (found at planning, not after training when the test crop fails; the training crop, ``model.input_size``,
-    is checked with the model)."""
+def _check_motion_sizes(config: dict, devices: int) -> list[str]:
+    """A motion module that cuts frames into cells (the LMC: patches of ``patch x downsample`` pixels) states
+    their size (``input_multiple``): the test crop must be a multiple of it (found at planning, not after
+    training when the test crop fails; the training crop, ``model.input_size``, is checked with the model)."""
     try:
         model = check_model_config(config.get("model", {}))
     except (ValueError, LookupError):
         return []  # reported by _check_model
-    if model["modality"] != "rgb_lmc":
+    name = motion_name(model)
+    multiple = getattr(MOTIONS.get(name), "input_multiple", None) if name is not None else None
+    if multiple is None:
         return []
-    from ean.models.lmc import LatentMotionCode
-
-    defaults = {k: p.default for k, p in inspect.signature(LatentMotionCode).parameters.items()}
-    options = {**defaults, **model["lmc_options"]}
-    cell = int(options["patch"]) * int(options["downsample"])
+    defaults = {k: p.default for k, p in inspect.signature(MOTIONS.get(name)).parameters.items()}
+    options = {**defaults, **model["motion_options"]}
+    cell = multiple(**options)
     data = config.get("data", {})
     sizes = {"data.test_crop_size": data.get("test_crop_size")}
+    described = ", ".join(f"{k} {options[k]}" for k in inspect.signature(multiple).parameters if k in options)
     return [
-        f"{key} = {size}: the LMC needs a multiple of {cell} (lmc patch {options['patch']} x downsample "
-        f"{options['downsample']}); e.g. {max(cell, size // cell * cell)}"
+        f"{key} = {size}: the motion module '{name}' needs a multiple of {cell} ({described}); "
+        f"e.g. {max(cell, size // cell * cell)}"
         for key, size in sizes.items()
         if size and int(size) % cell
     ]

@@ -10,7 +10,7 @@ from ean.models.build import (
 )
 from ean.models.ean_net import EAN
 from ean.models.identity import network_identity
-from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
+from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, MOTIONS, REGIONS
 
 __all__ = [
     "BACKBONES",
@@ -18,6 +18,7 @@ __all__ = [
     "EAN",
     "FUSIONS",
     "MODEL_DEFAULTS",
+    "MOTIONS",
     "REGIONS",
     "ModelConfigError",
     "build_model",

@@ -10,7 +10,9 @@ Keys:
     pretrained: None, ``"torchvision"`` or a path to an ImageNet state dict for the backbone.
     num_classes: K.
     num_segments: T (8 or 16: one implementation).
-    modality: ``"rgb"`` (one frame per segment) or ``"rgb_lmc"`` (5 frames per segment, with LMC).
+    modality: ``"rgb"`` (one frame per segment) or ``"rgb_<motion>"``, a ``MOTIONS`` name after ``rgb_``: the
+        frames of each segment go to that motion module too (``"rgb_lmc"``: 5 frames, the paper's LMC;
+        ``"rgb_diff"``: the same frames as plain RGB differences).
     input_size: training crop size (sets the SOI-Tr's positional embedding size).
     temporal_conv, motion_excitation: the ResNet baseline's temporal parts in every bottleneck; temporal_conv
         ``True`` (learned depthwise conv, shift-initialised), ``False`` (none) or ``"shift"`` (TSM's fixed shift).
@@ -21,7 +23,7 @@ Keys:
     regions: ``REGIONS`` name; region_stages: stages followed by a SOI-Tr; num_regions: R per frame;
         region_options: keyword arguments of the region strategy (fasterrcnn: weights, cache_dir, ...).
     soi_options: keyword arguments of the SOI-Tr (depth, heads, head_dim, mlp_hidden).
-    lmc_options: keyword arguments of the LMC (latent, units, ...).
+    motion_options: keyword arguments of the motion module (the LMC's: latent, units, ...).
     dropout: before the classifier.
     rgb_frame: ``"middle"`` (the authors' code) or ``"first"`` (the paper's text) frame of each segment.
 """
@@ -36,14 +38,15 @@ from torch import nn
 
 import ean.models.blocks  # noqa: F401  (registers the blocks)
 import ean.models.fusion  # noqa: F401
+import ean.models.lmc  # noqa: F401  (registers the motion modules)
+import ean.models.rgb_difference  # noqa: F401
 import ean.models.soi  # noqa: F401
 from ean.config_keys import check_known_keys
 from ean.models import backbone as _backbones  # noqa: F401
 from ean.models.backbone import check_temporal_conv
 from ean.models.ean_net import EAN
-from ean.models.lmc import LatentMotionCode
 from ean.models.pretrained import load_pretrained
-from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, REGIONS
+from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, MOTIONS, REGIONS
 from ean.models.soi.soi_tr import SOITransformer
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -65,13 +68,15 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "num_regions": 4,
     "region_options": {},
     "soi_options": {},
-    "lmc_options": {},
+    "motion_options": {},
     "dropout": 0.5,
     "rgb_frame": "middle",
 }
-MODALITIES = ("rgb", "rgb_lmc")
+#: The modality without a motion module; ``"rgb_<name>"`` adds the ``MOTIONS`` variant ``name``.
+RGB = "rgb"
 RGB_FRAMES = ("middle", "first")
-LMC_FRAMES = 5
+#: Keys renamed since: a config that still uses one is told the new name.
+RENAMED = {"lmc_options": "motion_options"}
 
 
 class ModelConfigError(ValueError):
@@ -81,6 +86,10 @@ class ModelConfigError(ValueError):
 def resolve_model_config(config: dict[str, Any]) -> dict[str, Any]:
     """Fills defaults and validates a model config; returns a new dict (the input is not changed)."""
     section = config.get("model", config)
+    for old, new in RENAMED.items():
+        if old in section:
+            raise ModelConfigError(f"model.{old} is now model.{new} (the options of whichever motion module "
+                                   "model.modality names: rgb_lmc -> the LMC's)")  # fmt: skip
     check_known_keys("model", section, MODEL_DEFAULTS, ModelConfigError)
     cfg = copy.deepcopy(MODEL_DEFAULTS)
     cfg.update(copy.deepcopy(dict(section)))
@@ -96,7 +105,7 @@ def _choice(cfg: dict, key: str, choices: tuple) -> None:
 #: The model keys whose values name a registered part or a choice (text).
 NAME_KEYS = ("backbone", "block", "fusion", "regions", "modality", "rgb_frame")
 #: The model keys whose values are a part's keyword arguments (mappings).
-OPTION_KEYS = ("block_options", "fusion_options", "region_options", "soi_options", "lmc_options")
+OPTION_KEYS = ("block_options", "fusion_options", "region_options", "soi_options", "motion_options")
 
 
 def _check_types(cfg: dict) -> None:
@@ -126,7 +135,7 @@ def _validate(cfg: dict) -> None:
         check_temporal_conv(cfg["temporal_conv"])
     except ValueError as err:
         raise ModelConfigError(f"model.{err}") from None
-    _choice(cfg, "modality", MODALITIES)
+    _choice(cfg, "modality", modalities())
     _choice(cfg, "rgb_frame", RGB_FRAMES)
     for key in ("block_stages", "region_stages"):
         stages = cfg[key]
@@ -237,7 +246,7 @@ def check_model_config(config: dict[str, Any]) -> dict[str, Any]:
     fixed = {"channels": 64, "num_segments": cfg["num_segments"], "num_regions": cfg["num_regions"]}
     _checked_options(f"regions '{cfg['regions']}'", REGIONS.get(cfg["regions"]), cfg["region_options"], fixed)
     _checked_options("soi", SOITransformer, cfg["soi_options"], {})
-    _checked_options("lmc", LatentMotionCode, cfg["lmc_options"], {"frames_per_segment": LMC_FRAMES})
+    _motion_options(cfg, out_channels=64)
     return cfg
 
 
@@ -259,22 +268,22 @@ def build_model(config: dict[str, Any]) -> EAN:
         config: a resolved study config with a ``model`` section, or the model section itself.
 
     Returns:
-        An ``EAN`` taking clips (N, T, L, 3, H, W) (L = 1 for RGB, 5 for RGB+LMC) to logits (N, K).
+        An ``EAN`` taking clips (N, T, L, 3, H, W) (L = 1 for RGB, the motion module's for the others: 5 for
+        RGB+LMC) to logits (N, K).
     """
     cfg = resolve_model_config(config)
     backbone = build_backbone(cfg)
     if cfg["pretrained"]:
         load_pretrained(backbone, cfg["pretrained"], cfg["backbone"])
     channels = backbone.stage_channels
-    lmc = None
-    if cfg["modality"] == "rgb_lmc":
-        lmc_args = _checked_options("lmc", LatentMotionCode, cfg["lmc_options"], {"frames_per_segment": LMC_FRAMES})
-        lmc = LatentMotionCode(out_channels=channels[0], **lmc_args)
+    motion = None
+    if (name := motion_name(cfg)) is not None:
+        motion = MOTIONS.build(name, **_motion_options(cfg, out_channels=channels[0]))
     return EAN(
         backbone,
         build_blocks(cfg, channels),
         build_sois(cfg, channels),
-        lmc,
+        motion,
         num_classes=cfg["num_classes"],
         num_segments=cfg["num_segments"],
         dropout=cfg["dropout"],
@@ -283,5 +292,27 @@ def build_model(config: dict[str, Any]) -> EAN:
 
 
 def frames_per_segment(config: dict[str, Any]) -> int:
-    """Frames each segment of the model's input holds: 5 for RGB+LMC, 1 for RGB."""
-    return LMC_FRAMES if resolve_model_config(config)["modality"] == "rgb_lmc" else 1
+    """Frames each segment of the model's input holds: 1 for RGB, the motion module's (5 for RGB+LMC)."""
+    name = motion_name(resolve_model_config(config))
+    return 1 if name is None else MOTIONS.get(name).FRAMES_PER_SEGMENT
+
+
+def modalities() -> tuple[str, ...]:
+    """The valid ``model.modality`` values: ``rgb`` and ``rgb_<name>`` for each ``MOTIONS`` name."""
+    return (RGB, *(f"{RGB}_{name}" for name in MOTIONS.names()))
+
+
+def motion_name(cfg: dict[str, Any]) -> str | None:
+    """The ``MOTIONS`` name a resolved model config's modality adds (None for ``rgb``)."""
+    return None if cfg["modality"] == RGB else cfg["modality"].removeprefix(f"{RGB}_")
+
+
+def _motion_options(cfg: dict[str, Any], out_channels: int) -> dict[str, Any]:
+    """The motion module's constructor arguments, options checked (nothing for an RGB model: its
+    ``motion_options`` are never read)."""
+    name = motion_name(cfg)
+    if name is None:
+        return {}
+    motion = MOTIONS.get(name)
+    fixed = {"frames_per_segment": motion.FRAMES_PER_SEGMENT, "out_channels": out_channels}
+    return _checked_options(f"motion '{name}'", motion, cfg["motion_options"], fixed)

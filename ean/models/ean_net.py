@@ -1,4 +1,5 @@
-"""The Event Adaptive Network: a TSN ResNet with blocks and SOI-Trs after chosen stages, and optional LMC."""
+"""The Event Adaptive Network: a TSN ResNet with blocks and SOI-Trs after chosen stages, and an optional motion
+module (the LMC)."""
 
 from __future__ import annotations
 
@@ -6,27 +7,28 @@ import torch
 from torch import nn
 
 from ean.models.backbone import ResNet
-from ean.models.lmc import LatentMotionCode
 
 
 class EAN(nn.Module):
     """Composes a backbone with parts inserted after its stages (the paper's Fig. 2 and Fig. 5).
 
     Stage 1 is the stem (Conv1), stages 2-5 are ``layer1`` ... ``layer4``. After stage k come
-    ``blocks[k]`` (an EAB or a baseline block) and then ``sois[k]`` (a SOI-Tr); LMC's motion map is
-    added to the stem's output. Segment scores are averaged (TSN consensus) before the classifier.
+    ``blocks[k]`` (an EAB or a baseline block) and then ``sois[k]`` (a SOI-Tr); the motion module's map
+    (the LMC's) is added to the stem's output. Segment scores are averaged (TSN consensus) before the classifier.
 
     Args:
         backbone: a ``ResNet``.
         blocks: stage -> block, ``{"1": ..., "4": ...}`` (string keys for ``nn.ModuleDict``).
         sois: stage -> SOI-Tr.
-        lmc: the Latent Motion Code, or None for RGB only.
+        lmc: the motion module (a ``MOTIONS`` variant: the Latent Motion Code, ...), or None for RGB only;
+            its attribute keeps the LMC's name, which the parameters of saved checkpoints carry.
         num_classes: K.
         num_segments: T.
         dropout: dropout before the classifier.
         rgb_frame: index of the frame of each segment that the RGB path sees (when L > 1).
 
-    Shapes: (N, T, L, 3, H, W) -> (N, K) logits. L = 1 for sparse RGB clips, 5 for RGB+LMC.
+    Shapes: (N, T, L, 3, H, W) -> (N, K) logits. L = 1 for sparse RGB clips, 5 for RGB+LMC (the motion
+    module's ``FRAMES_PER_SEGMENT``).
     """
 
     def __init__(
@@ -34,7 +36,7 @@ class EAN(nn.Module):
         backbone: ResNet,
         blocks: dict[str, nn.Module],
         sois: dict[str, nn.Module],
-        lmc: LatentMotionCode | None,
+        lmc: nn.Module | None,
         num_classes: int,
         num_segments: int,
         dropout: float = 0.5,

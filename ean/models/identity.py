@@ -4,7 +4,7 @@ Two configs that build the same network give the same identity, whatever they sp
 
 - every part's options are bound to its constructor, defaults included (``block_options: {}`` and the
   defaults written out are one network), and options a part never reads are dropped (``fusion`` of an
-  S-Block, ``lmc_options`` of an RGB model, ``num_regions`` without a SOI-Tr);
+  S-Block, ``motion_options`` of an RGB model, ``num_regions`` without a SOI-Tr);
 - a variant registered ``same_as`` another one is named as that one (the Incep-Block is the EAB with M = I,
   so Table 8's "+Incep-Block" and Table 9's "Identity" are one network);
 - parts that are not built (block ``none``, no stages) leave no options behind;
@@ -17,10 +17,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ean.models.build import LMC_FRAMES, MODEL_DEFAULTS, check_model_config
-from ean.models.lmc import LatentMotionCode
+from ean.models.build import MODEL_DEFAULTS, check_model_config, motion_name
 from ean.models.pretrained import weights_identity
-from ean.models.registries import BLOCKS, FUSIONS, REGIONS
+from ean.models.registries import BLOCKS, FUSIONS, MOTIONS, REGIONS
 from ean.models.soi.soi_tr import SOITransformer
 from ean.registry import Registry
 
@@ -91,11 +90,12 @@ def network_identity(config: dict[str, Any]) -> dict[str, Any]:
     Returns:
         A JSON-able dict: the whole-model keys, ``pretrained`` (weights identity or None), ``blocks``
         (``{"name", "options", "stages"}`` or None), ``sois`` (``{"name", "options", "stages", "num_regions",
-        "soi"}`` or None) and ``lmc`` (its options, or None for RGB).
+        "soi"}`` or None), ``lmc`` (the LMC's options, or None) and, for another motion module, ``motion``
+        (``{"name", "options"}``).
     """
     cfg = check_model_config(config)
     out: dict[str, Any] = {key: cfg[key] for key in WHOLE_MODEL_KEYS}
-    if cfg["modality"] != "rgb_lmc":  # one frame per segment: the first is the middle one
+    if motion_name(cfg) is None:  # one frame per segment: the first is the middle one
         out["rgb_frame"] = MODEL_DEFAULTS["rgb_frame"]
     out["pretrained"] = weights_identity(cfg["pretrained"], cfg["backbone"])
     block_options = {"fusion": cfg["fusion"], **cfg["block_options"]}
@@ -118,7 +118,13 @@ def network_identity(config: dict[str, Any]) -> dict[str, Any]:
             "soi": soi,
         }
     out["lmc"] = None
-    if cfg["modality"] == "rgb_lmc":
-        out["lmc"] = bound_options(LatentMotionCode, cfg["lmc_options"], ("out_channels", "frames_per_segment"))
-        out["lmc"]["frames_per_segment"] = LMC_FRAMES
+    name = motion_name(cfg)
+    if name is not None:
+        motion = MOTIONS.get(name)
+        options = bound_options(motion, cfg["motion_options"], ("out_channels", "frames_per_segment"))
+        options["frames_per_segment"] = motion.FRAMES_PER_SEGMENT
+        if name == "lmc":  # the LMC keeps the field it had when trial keys were first published
+            out["lmc"] = options
+        else:
+            out["motion"] = {"name": name, "options": options}
     return out

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ean.models.registries import MOTIONS
+
 
 class LatentResidualUnit(nn.Module):
     """``x + ReLU(BN(grouped 3x3x3 conv(x)))`` over (differences, h, w). (M, D, K, h, w) -> same."""
@@ -19,6 +21,7 @@ class LatentResidualUnit(nn.Module):
         return x + F.relu(self.bn(self.conv(x)))
 
 
+@MOTIONS.register("lmc")
 class LatentMotionCode(nn.Module):
     """Turns each segment's frame differences into a motion feature map added to the stem's output.
 
@@ -44,6 +47,15 @@ class LatentMotionCode(nn.Module):
 
     Shapes: (M, L, 3, H, W) with M = N*T -> (M, out_channels, H/4, W/4).
     """
+
+    #: The frames of each segment the LMC reads (the paper's 5: 4 differences).
+    FRAMES_PER_SEGMENT = 5
+
+    @staticmethod
+    def input_multiple(patch: int, downsample: int, **_: object) -> int:
+        """The LMC cuts frames into patches of ``patch * downsample`` pixels: crops must be multiples of it
+        (called with every constructor option, defaults filled in)."""
+        return int(patch) * int(downsample)
 
     def __init__(
         self,

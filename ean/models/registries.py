@@ -37,3 +37,12 @@ REGIONS = Registry(
     "each map summing to 1 over H, W (or None: every position is a token).",
     required_args=("channels", "num_segments", "num_regions"),
 )
+
+MOTIONS = Registry(
+    "motion",
+    contract="motion(frames_per_segment: int, out_channels: int, **options) -> nn.Module; the L frames of each "
+    "segment (M, L, 3, H, W), M = N*T -> a motion map (M, out_channels, H/4, W/4) added to the stem's output, "
+    "close to zero at initialisation. The class states FRAMES_PER_SEGMENT (L), and may state "
+    "input_multiple(**options) -> int, a size the crops must be multiples of.",
+    required_args=("frames_per_segment", "out_channels"),
+)

@@ -25,8 +25,8 @@ def test_defaults_written_out_and_options_never_read_are_the_same_network():
     assert identity(block="s_block") == identity(block="s_block", fusion="static")
     assert identity(block="eab", block_options={"pool": "max", "dilation": True}) == identity(block="eab")
     assert identity(block="eab", block_options={"pool": "avg"}) != identity(block="eab")
-    assert identity(modality="rgb", lmc_options={"latent": 128}) == identity(modality="rgb")
-    assert identity(modality="rgb_lmc", lmc_options={"latent": 128}) != identity(modality="rgb_lmc")
+    assert identity(modality="rgb", motion_options={"latent": 128}) == identity(modality="rgb")
+    assert identity(modality="rgb_lmc", motion_options={"latent": 128}) != identity(modality="rgb_lmc")
 
 
 def test_parts_not_built_leave_no_options():

@@ -172,7 +172,7 @@ def test_pretrained_through_the_config(tmp_path):
         ({"fusion": "dynamc"}, "Did you mean 'dynamic'?"),
         ({"regions": "detector"}, "Valid regions names: all, fasterrcnn, fixed, none, saliency"),
         ({"block_stages": [0, 2]}, "model.block_stages"),
-        ({"modality": "flow"}, "valid: rgb, rgb_lmc"),
+        ({"modality": "flow"}, "valid: rgb, rgb_diff, rgb_lmc"),
         ({"block_options": {"pooling": "max"}}, "options ['pooling'] are not accepted; valid options: pool"),
         ({"input_size": 100}, "multiple of 32"),
         ({"dropout": "abc"}, "model.dropout = 'abc'; must be a number in [0, 1)"),
@@ -181,8 +181,8 @@ def test_pretrained_through_the_config(tmp_path):
         ({"pretrained": 3}, "model.pretrained = 3; must be null"),
         ({"block_options": 3}, "model.block_options = 3; must be a mapping"),
         ({"motion_excitation": "yes"}, "model.motion_excitation = 'yes'; must be true or false"),
-        ({"modality": "rgb_lmc", "lmc_options": {"patch": "abc"}}, "lmc option patch = 'abc'; must be int"),
-        ({"modality": "rgb_lmc", "lmc_options": {"patch": True}}, "lmc option patch = True; must be int"),
+        ({"modality": "rgb_lmc", "motion_options": {"patch": "abc"}}, "motion 'lmc' option patch = 'abc'; must be int"),
+        ({"modality": "rgb_lmc", "motion_options": {"patch": True}}, "motion 'lmc' option patch = True; must be int"),
     ],
 )
 def test_bad_model_configs_name_the_problem(config, message):

@@ -116,7 +116,7 @@ def test_the_papers_lmc_builds_in_a_whole_network_and_differs_in_size():
             "backbone": "resnet18",
             "input_size": 64,
             "num_segments": 2,
-            "lmc_options": {"downsample": 1, "patch": 32, "latent": 128},
+            "motion_options": {"downsample": 1, "patch": 32, "latent": 128},
         }
     )
     assert paper.params < authors.params  # a 128-wide code instead of 256

@@ -89,9 +89,9 @@ CASES = {
         ["config key 'trainer.batchnorm' is valid but the config files leave it out", "'+trainer.batchnorm=...'"],
     ),
     "key under a valid key the config files leave out": (
-        {"rows": row(["model.lmc_options.latent=128"])},
+        {"rows": row(["model.motion_options.latent=128"])},
         [],
-        ["config key 'model.lmc_options.latent' is valid but the config files leave 'model.lmc_options' out"],
+        ["config key 'model.motion_options.latent' is valid but the config files leave 'model.motion_options' out"],
     ),
     "dataset given as an interpolation, with an unknown key": (
         {"rows": row(["data.dataset=${nope}", "data.xx=1"])},

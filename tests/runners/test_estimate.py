@@ -157,8 +157,11 @@ def test_durations_read_as_hours_minutes_or_seconds():
     ("sizes", "problems"),
     [
         ({"input_size": 64}, []),
-        ({"input_size": 64, "test_crop_size": 80}, ["data.test_crop_size = 80: the LMC needs a multiple of 32"]),
-        ({"input_size": 64, "test_crop_size": 80, "lmc_options": {"patch": 20, "downsample": 2}}, []),
+        (
+            {"input_size": 64, "test_crop_size": 80},
+            ["data.test_crop_size = 80: the motion module 'lmc' needs a multiple of 32 (patch 16, downsample 2)"],
+        ),
+        ({"input_size": 64, "test_crop_size": 80, "motion_options": {"patch": 20, "downsample": 2}}, []),
         ({"input_size": 64, "test_crop_size": 96}, []),
     ],
 )
