@@ -1,0 +1,72 @@
+"""The SOI-Tr's regions as geometry: every strategy's contract, and boxes landing where they are on the grid.
+
+Frames and grids here are not square and boxes not symmetric, so that a swapped x and y, height and width, or
+clip and segment axis shows.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ean.models.registries import REGIONS
+from ean.models.soi.regions.fasterrcnn import FasterRCNNRegions
+from ean.models.soi.regions.masks import box_masks, central_box
+
+N, T, D = 2, 2, 16  # clips, segments, the SOI-Tr's width
+GRID = (4, 8)  # (h, w) of the feature map
+FRAME = (40, 80)  # (H, W) of the frames: 10 x 10 pixels a cell
+
+
+@pytest.mark.parametrize("name", REGIONS.names())
+def test_every_region_strategy_gives_maps_that_each_sum_to_one_over_the_frame(name):
+    torch.manual_seed(0)
+    options = {"min_size": 40} if name == "fasterrcnn" else {}
+    module = REGIONS.build(name, channels=4 * D, num_segments=T, num_regions=4, **options)
+    if module is None:  # no SOI-Tr at all
+        return
+    weights = module(torch.randn(N, D, T, *GRID), torch.rand(N * T, 3, *FRAME) * 4 - 2)
+    if weights is None:  # every position is a token
+        return
+    assert weights.shape == (N, T, 4, *GRID)
+    assert (weights >= 0).all()
+    torch.testing.assert_close(weights.sum(dim=(-2, -1)), torch.ones(N, T, 4))
+
+
+def test_a_box_covers_the_cells_whose_centres_it_holds_in_x_and_in_y():
+    masks = box_masks(torch.tensor([[0.0, 0.0, 30.0, 20.0]]), FRAME, GRID)[0]  # 3 cells wide, 2 high
+    expected = torch.zeros(GRID)
+    expected[:2, :3] = 1 / 6
+    torch.testing.assert_close(masks, expected)
+
+
+def test_the_central_region_is_the_middle_half_of_each_side():
+    assert central_box(FRAME).tolist() == [20.0, 10.0, 60.0, 30.0]  # (x1, y1, x2, y2) of a 40 x 80 frame
+
+
+class ScoredBoxes(nn.Module):
+    """A detector that finds, in frame i, a box one cell wide at column i (score 0.9), a box at the right edge
+    (0.6) and one at the left (0.3): torchvision's output, best first."""
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        out = []
+        for image in images:
+            i = int(round(float(image[0, 0, 0]) * 10))  # the frame's index, written into its first pixel
+            boxes = [[10.0 * i, 0.0, 10.0 * i + 10, 10.0], [70.0, 30.0, 80.0, 40.0], [0.0, 30.0, 10.0, 40.0]]
+            out.append({"boxes": torch.tensor(boxes), "scores": torch.tensor([0.9, 0.6, 0.3])})
+        return out
+
+
+def test_detected_boxes_land_on_their_own_frame_best_first_and_pad_with_the_centre():
+    regions = FasterRCNNRegions(4 * D, T, num_regions=3, score_threshold=0.5, min_size=40)
+    regions.detector = ScoredBoxes()
+    images = torch.zeros(N * T, 3, *FRAME)
+    images[:, 0, 0, 0] = torch.arange(N * T) / 10  # frame i of the batch (clip i // T, segment i % T)
+    clip = (images - regions.mean) / regions.std  # normalised, as the network sees frames
+    weights = regions(torch.randn(N, D, T, *GRID), clip)  # (N, T, R, h, w)
+    for i in range(N * T):
+        n, t = divmod(i, T)
+        assert weights[n, t, 0, 0, i] == 1.0 and weights[n, t, 0].sum() == 1.0  # the 0.9 box: its column i
+        assert weights[n, t, 1, 3, 7] == 1.0  # then the 0.6 box, bottom right
+        torch.testing.assert_close(weights[n, t, 2, 1:3, 2:6], torch.full((2, 4), 1 / 8))  # 0.3 is below 0.5
