@@ -63,6 +63,9 @@ def test_fasterrcnn_regions_pad_with_the_centre_and_cache_boxes(tmp_path):
     boxes = regions.boxes(clip)
     assert boxes.shape == (4, 3, 4)
     assert boxes.eq(torch.tensor([16.0, 16.0, 48.0, 48.0])).all()  # nothing scores 2.0: all central
+    assert not list(tmp_path.rglob("*.pt"))  # training frames (new crops each epoch) are not cached
+    regions.eval()
+    torch.testing.assert_close(regions.boxes(clip), boxes)
     assert len(list(tmp_path.rglob("*.pt"))) == 4
     regions.detector = None  # a second call must come from the cache alone
     torch.testing.assert_close(regions.boxes(clip), boxes)
@@ -79,7 +82,8 @@ def test_trials_sharing_a_box_cache_never_read_another_detectors_boxes(tmp_path)
     def regions(seed: int, threshold: float = 0.0, cache: bool = True) -> FasterRCNNRegions:
         torch.manual_seed(seed)
         cache_dir = str(tmp_path) if cache else None
-        return FasterRCNNRegions(2048, 2, num_regions=3, score_threshold=threshold, min_size=64, cache_dir=cache_dir)
+        module = FasterRCNNRegions(2048, 2, num_regions=3, score_threshold=threshold, min_size=64, cache_dir=cache_dir)
+        return module.eval()
 
     own = {seed: regions(seed, cache=False).boxes(clip) for seed in (0, 1)}
     assert not torch.equal(own[0], own[1]), "the two random detectors find other boxes on these frames"
@@ -132,6 +136,7 @@ def test_a_box_cache_keeps_the_boxes_of_each_precision_apart(tmp_path):
     only boxes found in its own."""
     torch.manual_seed(0)
     regions = FasterRCNNRegions(2048, 2, num_regions=3, score_threshold=0.0, min_size=64, cache_dir=str(tmp_path))
+    regions.eval()
     clip = torch.rand(2, 3, 64, 64) * 4 - 2
     fp32 = regions.boxes(clip)
     with torch.autocast("cpu", dtype=torch.bfloat16):

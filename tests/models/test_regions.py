@@ -70,3 +70,40 @@ def test_detected_boxes_land_on_their_own_frame_best_first_and_pad_with_the_cent
         assert weights[n, t, 0, 0, i] == 1.0 and weights[n, t, 0].sum() == 1.0  # the 0.9 box: its column i
         assert weights[n, t, 1, 3, 7] == 1.0  # then the 0.6 box, bottom right
         torch.testing.assert_close(weights[n, t, 2, 1:3, 2:6], torch.full((2, 4), 1 / 8))  # 0.3 is below 0.5
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "shape", "nan"])
+def test_a_cached_box_file_that_cannot_be_read_is_found_again_and_rewritten(tmp_path, damage, caplog):
+    regions = FasterRCNNRegions(4 * D, T, num_regions=3, score_threshold=0.5, min_size=40, cache_dir=str(tmp_path))
+    regions.detector = ScoredBoxes()
+    regions.eval()
+    images = torch.zeros(1, 3, *FRAME)
+    images[0, 0, 0, 0] = 0.2
+    clip = (images - regions.mean) / regions.std
+    found = regions.boxes(clip)
+    (path,) = tmp_path.rglob("*.pt")
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    else:
+        torch.save(torch.zeros(2, 4) if damage == "shape" else torch.full((3, 4), float("nan")), path)
+    torch.testing.assert_close(regions.boxes(clip), found)
+    assert str(path) in caplog.text and "finding them again" in caplog.text
+    torch.testing.assert_close(torch.load(path, weights_only=True), found[0].cpu())
+
+
+def test_frames_or_boxes_that_are_not_finite_are_refused_by_name():
+    regions = FasterRCNNRegions(4 * D, T, num_regions=3, min_size=40)
+    frames = torch.zeros(3, 3, *FRAME)
+    frames[1, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"frame\(s\) \[1\] of this batch hold NaN"):
+        regions.boxes(frames)
+    with pytest.raises(ValueError, match=r"1 box\(es\) with NaN or infinite coordinates"):
+        box_masks(torch.tensor([[0.0, 0.0, 10.0, 10.0], [float("nan"), 0.0, 10.0, 10.0]]), FRAME, GRID)
+
+
+def test_a_score_threshold_below_torchvisions_floor_lowers_the_floor():
+    low = FasterRCNNRegions(4 * D, T, num_regions=3, score_threshold=0.01, min_size=40)
+    usual = FasterRCNNRegions(4 * D, T, num_regions=3, score_threshold=0.5, min_size=40)
+    assert low.detector.roi_heads.score_thresh == 0.01 and usual.detector.roi_heads.score_thresh == 0.05

@@ -1,17 +1,23 @@
 """Regions from torchvision's Faster R-CNN, run frozen on the sampled frames (Table 7, 'Faster RCNN').
 
 The detector sees each frame (un-normalised to [0, 1]); its R most confident boxes become uniform weight
-maps on the feature grid; frames with fewer than R boxes are padded with the central region. Boxes can be
-cached on disk by the frame's content hash, so evaluation and repeated epochs do not run it again; the cache
-is kept apart per detector (a digest of its weights and of the options that decide the boxes) and per precision
-(a bf16 autocast finds other boxes than float32), so trials with other weights, seeds (a random detector),
-thresholds or precisions that share a ``cache_dir`` never read each other's.
+maps on the feature grid; frames with fewer than R boxes are padded with the central region. In evaluation
+(the test views are the same pixels every time) boxes can be cached on disk by the frame's content hash, so
+another evaluation of the same frames does not run the detector again. Training frames are not cached: each
+epoch crops and flips them anew, so their pixels rarely repeat (one video drew 64 different crops and flips
+in 70 epochs), and a cache would write a file per frame and epoch. The cache is kept apart per detector (a
+digest of its weights, of the options that decide the boxes, of torchvision's version and of how boxes are
+chosen here) and per precision (a bf16 autocast finds other boxes than float32), so trials with other weights,
+seeds (a random detector), thresholds or precisions that share a ``cache_dir`` never read each other's. A
+cached file that cannot be read is found again by the detector and written anew (with a warning).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -22,6 +28,14 @@ from ean.files_read import note
 from ean.files_write import atomic_path
 from ean.models.registries import REGIONS
 from ean.models.soi.regions.masks import box_masks, central_box
+
+log = logging.getLogger(__name__)
+
+#: How boxes are chosen from a detection (``_select``) and stored; bump it when that changes, so that cached
+#: boxes of the old rule are not read as the new rule's.
+BOX_RULE = 1
+#: torchvision's own floor on detection scores (``roi_heads.score_thresh``): a lower threshold lowers it.
+TORCHVISION_SCORE_FLOOR = 0.05
 
 
 def detector_file(weights: str | None) -> Path | None:
@@ -55,13 +69,16 @@ def detector_file(weights: str | None) -> Path | None:
     return path
 
 
-def build_detector(weights: str | None, min_size: int, proposals: int) -> nn.Module:
+def build_detector(
+    weights: str | None, min_size: int, proposals: int, score_threshold: float = TORCHVISION_SCORE_FLOOR
+) -> nn.Module:
     """torchvision's fasterrcnn_resnet50_fpn in eval mode with frozen parameters.
 
     Args:
         weights: None (random: tests), ``"torchvision"`` (COCO weights, downloaded once) or a file path.
         min_size: the detector's input size (frames are resized so the short side is this).
         proposals: RPN proposals kept after NMS at test time (the box head's cost grows with it).
+        score_threshold: the lowest score asked for: below torchvision's floor (0.05) the floor follows it.
     """
     from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights, fasterrcnn_resnet50_fpn
 
@@ -73,6 +90,7 @@ def build_detector(weights: str | None, min_size: int, proposals: int) -> nn.Mod
         max_size=min_size,
         rpn_post_nms_top_n_test=proposals,
         rpn_pre_nms_top_n_test=proposals,
+        box_score_thresh=min(TORCHVISION_SCORE_FLOOR, score_threshold),
     )
     if weights not in (None, "torchvision"):
         path = Path(weights).expanduser()
@@ -93,10 +111,11 @@ class FasterRCNNRegions(nn.Module):
         channels, num_segments: the stage's (unused beyond the contract).
         num_regions: R.
         weights: detector weights (see ``build_detector``).
-        score_threshold: boxes below this score are dropped.
+        score_threshold: boxes below this score are dropped (below 0.05, torchvision's own floor moves with it).
         min_size: detector input size (None: the frames' own size).
         proposals: RPN proposals at test time.
-        cache_dir: directory for cached boxes, one folder per detector (None: no cache).
+        cache_dir: directory for cached boxes, one folder per detector (None: no cache); read and written in
+            evaluation only (``eval()``).
 
     Shapes: features (N, D, T, h, w), clip (N*T, 3, H, W) normalised -> weights (N, T, R, h, w).
     """
@@ -115,7 +134,7 @@ class FasterRCNNRegions(nn.Module):
         super().__init__()
         self.num_regions, self.score_threshold = num_regions, score_threshold
         self.min_size = min_size
-        self.detector = build_detector(weights, min_size or 224, proposals)
+        self.detector = build_detector(weights, min_size or 224, proposals, score_threshold)
         self.cache_dir = Path(cache_dir) / self._identity(proposals) if cache_dir else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -126,8 +145,10 @@ class FasterRCNNRegions(nn.Module):
         return self
 
     def _identity(self, proposals: int) -> str:
-        """A digest of what decides the boxes besides the frame: the detector's weights and the options."""
-        digest = hashlib.sha1(json.dumps([self.num_regions, self.score_threshold, self.min_size, proposals]).encode())
+        """A digest of what decides the boxes besides the frame: the detector's weights, the options, torchvision
+        (its detector's code) and the rule that chooses boxes here (``BOX_RULE``)."""
+        decides = [self.num_regions, self.score_threshold, self.min_size, proposals, version("torchvision"), BOX_RULE]
+        digest = hashlib.sha1(json.dumps(decides).encode())
         for name, tensor in sorted(self.detector.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -154,7 +175,15 @@ class FasterRCNNRegions(nn.Module):
 
     @torch.no_grad()
     def boxes(self, frames: torch.Tensor) -> torch.Tensor:
-        """(F, 3, H, W) normalised frames -> (F, R, 4) boxes in pixels, padded with the central region."""
+        """(F, 3, H, W) normalised frames -> (F, R, 4) boxes in pixels, padded with the central region.
+
+        Raises:
+            ValueError: the frames hold values that are not finite (a NaN from the data or an earlier layer),
+                on which the detector finds no boxes.
+        """
+        if not torch.isfinite(frames).all():
+            bad = (~torch.isfinite(frames.flatten(1))).any(dim=1).nonzero().flatten().tolist()
+            raise ValueError(f"Faster R-CNN regions: frame(s) {bad} of this batch hold NaN or infinite values")
         images = (frames.float() * self.std + self.mean).clamp(0, 1)
         cached = [self._load(img) for img in images]
         todo = [i for i, b in enumerate(cached) if b is None]
@@ -173,14 +202,31 @@ class FasterRCNNRegions(nn.Module):
         pad = central_box(tuple(size)).expand(self.num_regions - len(keep), 4)
         return torch.cat([keep, pad])
 
+    def _caches(self) -> bool:
+        """Whether boxes go through the disk cache: with a ``cache_dir``, in evaluation only (see the module)."""
+        return self.cache_dir is not None and not self.training
+
     def _load(self, image: torch.Tensor) -> torch.Tensor | None:
-        if self.cache_dir is None:
+        """The cached boxes of a frame, or None: none cached, or a file that is not R finite boxes (then found
+        again and written anew)."""
+        if not self._caches():
             return None
         path = self._cache_path(image)
-        return torch.load(path, weights_only=True) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            boxes = torch.load(path, weights_only=True)
+            if not isinstance(boxes, torch.Tensor) or boxes.shape != (self.num_regions, 4):
+                raise ValueError(f"holds {getattr(boxes, 'shape', type(boxes).__name__)}, not ({self.num_regions}, 4)")
+            if not torch.isfinite(boxes).all():
+                raise ValueError("holds boxes that are not finite")
+        except Exception as err:  # noqa: BLE001  any unreadable file: the detector finds the boxes again
+            log.warning("cached boxes %s cannot be read (%s: %s); finding them again", path, type(err).__name__, err)
+            return None
+        return boxes
 
     def _store(self, image: torch.Tensor, boxes: torch.Tensor) -> None:
-        if self.cache_dir is None:
+        if not self._caches():
             return
         with atomic_path(self._cache_path(image)) as tmp:
             torch.save(boxes, tmp)

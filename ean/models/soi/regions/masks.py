@@ -15,7 +15,14 @@ def box_masks(boxes: torch.Tensor, image_size: tuple[int, int], grid: tuple[int,
 
     Returns:
         (..., h, w) maps, each summing to 1; a box that covers no cell centre takes its nearest cell.
+
+    Raises:
+        ValueError: a box with a coordinate that is not finite (it covers nothing and has no nearest cell).
     """
+    if not torch.isfinite(boxes).all():
+        raise ValueError(
+            f"box_masks: {int((~torch.isfinite(boxes)).any(-1).sum())} box(es) with NaN or infinite coordinates"
+        )
     height, width = image_size
     h, w = grid
     ys = (torch.arange(h, device=boxes.device, dtype=torch.float32) + 0.5) * height / h
