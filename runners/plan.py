@@ -8,6 +8,7 @@ A trial whose key already has a FINISHED run is cached (this study) or reused (a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -16,7 +17,7 @@ from typing import Any
 
 from ean.data.errors import DataError
 from ean.data.identity import data_fingerprint
-from ean.models.pretrained import NAMED_WEIGHTS
+from ean.models.pretrained import NAMED_WEIGHTS, files_elsewhere
 from ean.trial import key_inputs, key_of, protocol_key, protocol_of, trial_recipe
 from runners.compose import Composer, CompositionError
 from runners.trials import ModelCounts, PlanError, Trial, TrialState, count_trials, plan_json
@@ -143,7 +144,7 @@ def build_plan(
         composer = Composer()
     except CompositionError as err:  # the config folder itself breaks the data-only policy
         raise PlanError(spec.source, [str(err)]) from None
-    with composer:
+    with composer, contextlib.nullcontext() if require_files else files_elsewhere():
         for column in spec.columns_of_data:
             view, refined = spec.on_dataset(column), spec.refinement(column, profile_name)
             found = _plan_column(

@@ -73,11 +73,20 @@ def _non_default_fusion_options(cfg: dict[str, Any], block: dict[str, Any]) -> d
     return {k: v for k, v in bound.items() if v != defaults.get(k)}
 
 
-def _weights(options: dict[str, Any]) -> dict[str, Any]:
-    """Region options with a weights file named by its contents (Faster R-CNN's ``weights``)."""
+def _region_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Region options with a weights file named by its contents (Faster R-CNN's ``weights``; torchvision's COCO
+    file given by path is ``"torchvision"``, the detector it builds), and Faster R-CNN's score floor where a
+    threshold below torchvision's own moves it."""
+    from ean.models.soi.regions.fasterrcnn import TORCHVISION_SCORE_FLOOR, is_torchvision_coco
+
     weights = options.get("weights")
     if isinstance(weights, str) and weights != "torchvision":
-        options = {**options, "weights": weights_identity(weights, "fasterrcnn")}
+        named = "torchvision" if is_torchvision_coco(weights) else weights_identity(weights, "fasterrcnn")
+        options = {**options, "weights": named}
+    threshold = options.get("score_threshold")
+    low = isinstance(threshold, int | float) and threshold < TORCHVISION_SCORE_FLOOR
+    if name == "fasterrcnn" and low:  # torchvision's floor follows the threshold (it did not in runs before)
+        options = {**options, "score_floor": "threshold"}
     return options
 
 
@@ -112,7 +121,7 @@ def network_identity(config: dict[str, Any]) -> dict[str, Any]:
         soi = bound_options(SOITransformer, cfg["soi_options"], ("channels", "num_segments", "feature_size", "regions"))
         out["sois"] = {
             **part,
-            "options": _weights(part["options"]),
+            "options": _region_options(part["name"], part["options"]),
             "stages": sorted(set(cfg["region_stages"])),
             "num_regions": cfg["num_regions"] if getattr(REGIONS.get(part["name"]), "USES_NUM_REGIONS", True) else None,
             "soi": soi,

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,13 +133,35 @@ def _version(path: Path) -> tuple[int, ...]:
 
 def weights_identity(source: str | None, backbone_name: str) -> str | None:
     """What a pretrained source is, not where it lies: ``None``, ``"torchvision:IMAGENET1K_V1"`` for a named
-    source, or ``"sha256:<16 hex>"`` of a file's contents (hashed once per file version)."""
+    source, or ``"sha256:<16 hex>"`` of a file's contents (hashed once per file version); inside
+    ``files_elsewhere()``, a file not on this machine is ``"file:<path>"``.
+
+    Raises:
+        PretrainedWeightsError: the file is not there (outside ``files_elsewhere()``).
+    """
     if not source:
         return None
     if source in NAMED_WEIGHTS:
         return f"torchvision:{torchvision_weights(source, backbone_name).name}"
+    if _ELSEWHERE.get() and not Path(source).expanduser().is_file():
+        return f"file:{Path(source).expanduser()}"
     path = weights_file(source, backbone_name)
     return "sha256:" + _file_digest(str(path.resolve()), *_version(path))[:16]
+
+
+#: Whether weights files may be missing here (a plan made to estimate a study's cost on another machine).
+_ELSEWHERE: contextvars.ContextVar[bool] = contextvars.ContextVar("weights_elsewhere", default=False)
+
+
+@contextlib.contextmanager
+def files_elsewhere() -> Iterator[None]:
+    """Within it, a weights file that is not on this machine is named by its path (``weights_identity``): a
+    plan for an estimate, whose keys then name no file contents (as its data fingerprints name no data)."""
+    token = _ELSEWHERE.set(True)
+    try:
+        yield
+    finally:
+        _ELSEWHERE.reset(token)
 
 
 def read_state_dict(source: str, backbone_name: str) -> dict[str, torch.Tensor]:
@@ -160,6 +185,11 @@ def _tensors(state) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise TypeError(f"it holds a {type(state).__name__}, not a dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file's contents, hashed once per file version."""
+    return _file_digest(str(path.resolve()), *_version(path))
 
 
 def _check_hub_hash(path: Path) -> None:

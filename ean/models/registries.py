@@ -33,8 +33,10 @@ FUSIONS = Registry(
 REGIONS = Registry(
     "regions",
     contract="regions(channels: int, num_segments: int, num_regions: int, **options) -> nn.Module or None "
-    "(no SOI-Tr); forward(features (N, C, T, H, W), clip (N, T, 3, Hin, Win)) -> weights (N, T, R, H, W), "
-    "each map summing to 1 over H, W (or None: every position is a token).",
+    "(no SOI-Tr); forward(features (N, D, T, H, W): the stage's features squeezed to D = channels / 4 with "
+    "the positional embedding added, clip (N*T, 3, Hin, Win): the normalised frames the RGB path sees, clip "
+    "n's segment t at row n*T + t) -> weights (N, T, R, H, W), each map summing to 1 over H, W (or None: "
+    "every position is a token).",
     required_args=("channels", "num_segments", "num_regions"),
 )
 

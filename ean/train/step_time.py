@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ean.models import build_model
-from ean.profile import input_shape
+from ean.profile import input_shape, without_weights
 from ean.train.config import amp_dtype, device_batch, resolve_device, resolve_trainer_config
 from ean.train.loop import train_epoch
 from ean.train.optim import build_optimizer, build_scheduler
@@ -71,7 +71,7 @@ def step_seconds(
     target = resolve_device(trainer)
     per_device, accumulation = device_batch(trainer, devices)
     small = min(clips or per_device, per_device)
-    model_cfg = {**config["model"], "pretrained": None}
+    model_cfg = without_weights(config["model"])  # random weights (the same work), no file read, no box cache
     with run_settings(trainer, target):
         model = prepare_model(build_model(model_cfg), trainer, target, distributed=False)
         optimizer = build_optimizer(model, trainer)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from ean.models.identity import network_identity
 from ean.models.registries import REGIONS
 from ean.models.soi.regions.fasterrcnn import FasterRCNNRegions
 from ean.models.soi.regions.masks import box_masks, central_box
@@ -107,3 +108,50 @@ def test_a_score_threshold_below_torchvisions_floor_lowers_the_floor():
     low = FasterRCNNRegions(4 * D, T, num_regions=3, score_threshold=0.01, min_size=40)
     usual = FasterRCNNRegions(4 * D, T, num_regions=3, score_threshold=0.5, min_size=40)
     assert low.detector.roi_heads.score_thresh == 0.01 and usual.detector.roi_heads.score_thresh == 0.05
+    model = {"regions": "fasterrcnn", "region_options": {"score_threshold": 0.01}}
+    assert network_identity(model)["sois"]["options"]["score_floor"] == "threshold"  # computed otherwise since
+    model["region_options"]["score_threshold"] = 0.05
+    assert "score_floor" not in network_identity(model)["sois"]["options"]  # as every key made before
+
+
+def test_torchvisions_coco_file_given_by_path_builds_torchvisions_detector_and_is_named_so(tmp_path, monkeypatch):
+    """torchvision builds its COCO detector with FrozenBatchNorm2d of eps 0 (the weights were trained so); the same
+    file given by path (a machine without network) must find the same boxes and name the same network."""
+    from torchvision.models import resnet50
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection._utils import overwrite_eps
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from ean.models.identity import _region_options
+    from ean.models.pretrained import file_sha256
+    from ean.models.soi.regions import fasterrcnn
+
+    torch.manual_seed(0)
+    kwargs = {"min_size": 64, "max_size": 64, "rpn_pre_nms_top_n_test": 10, "rpn_post_nms_top_n_test": 10}
+    reference = FasterRCNN(_resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), 3), 91, **kwargs)
+    for module in reference.modules():  # statistics of their own, so that eps and the buffers show
+        if isinstance(module, FrozenBatchNorm2d):
+            module.running_var.uniform_(0.5, 1.0)
+            module.running_mean.uniform_(-0.1, 0.1)
+    path = tmp_path / "fasterrcnn_resnet50_fpn_coco-0000.pth"
+    torch.save(reference.state_dict(), path)
+    overwrite_eps(reference, 0.0)
+    other = tmp_path / "mine.pth"
+    torch.save(reference.state_dict(), other)
+    monkeypatch.setattr(fasterrcnn, "torchvision_coco_hash", lambda: file_sha256(path)[:8])
+
+    detector = fasterrcnn.build_detector(str(path), 64, 10)
+    frozen = [m for m in detector.modules() if isinstance(m, FrozenBatchNorm2d)]
+    assert frozen and all(m.eps == 0.0 for m in frozen)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in detector.modules())
+    image = torch.rand(1, 3, 64, 64)
+    unfrozen = fasterrcnn.build_detector(str(other), 64, 10)  # BatchNorm2d in eval, eps 1e-5
+    for level, features in reference.eval().backbone(image).items():
+        assert torch.isfinite(features).all() and torch.equal(detector.backbone(image)[level], features)
+        assert not torch.equal(unfrozen.backbone(image)[level], features)
+    assert _region_options("fasterrcnn", {"weights": str(path)}) == {"weights": "torchvision"}
+    assert _region_options("fasterrcnn", {"weights": str(other)})["weights"].startswith(
+        "sha256:"
+    )  # a detector of one's own
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in unfrozen.modules())

@@ -383,3 +383,29 @@ def test_diving48s_official_sizes_follow_its_label_version(tmp_path):
     data = {"dataset": "diving48", "root": str(tmp_path / "none")}
     assert [split_size({**data, "labels": "v1"}, s) for s in ("train", "val")] == [15943, 2096]
     assert [split_size({**data, "labels": "v2"}, s) for s in ("train", "val")] == [15027, 1970]
+
+
+def test_an_estimate_plans_without_the_weights_files_naming_them_by_path(tmp_path):
+    """``--dry-run --estimate`` plans a study for another machine: weights files that are not here are named by
+    their path (as its data is by its options), where a plan to run refuses them."""
+    import torch
+
+    from ean.models.pretrained import files_elsewhere, weights_identity
+    from runners.plan import PlanError, build_plan
+    from study.find import find_spec
+    from study.profiles import profile_overrides
+    from study.spec import load_spec
+
+    spec = load_spec(find_spec("table8"))
+    profile, cli = profile_overrides(spec, "smoke"), ["model.pretrained=/nowhere/r50.pt"]
+    trials = build_plan(spec, profile, cli, [0], tmp_path, require_files=False, profile_name="smoke")
+    assert trials and all(t.key_inputs["config"]["network"]["pretrained"] == "file:/nowhere/r50.pt" for t in trials)
+    with pytest.raises(PlanError, match="/nowhere/r50.pt"):
+        build_plan(spec, profile, cli, [0], tmp_path, profile_name="smoke")
+    with files_elsewhere():
+        assert weights_identity("/nowhere/det.pt", "fasterrcnn") == "file:/nowhere/det.pt"
+    weights = tmp_path / "w.pt"
+    torch.save({}, weights)
+    with files_elsewhere():  # a file that is here is named by its contents, as always
+        assert weights_identity(str(weights), "resnet50") == weights_identity(str(weights), "resnet50")
+        assert weights_identity(str(weights), "resnet50").startswith("sha256:")

@@ -69,6 +69,25 @@ def detector_file(weights: str | None) -> Path | None:
     return path
 
 
+def torchvision_coco_hash() -> str:
+    """The sha256 prefix of torchvision's COCO Faster R-CNN file (in its name, as torch's hub has it)."""
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+    return FasterRCNN_ResNet50_FPN_Weights.DEFAULT.url.rsplit("-", 1)[-1].removesuffix(".pth")
+
+
+def is_torchvision_coco(weights: str | None) -> bool:
+    """Whether ``weights`` names torchvision's COCO weights: ``"torchvision"``, or a file holding them (given by
+    path, e.g. on a machine without network): one detector, one identity, the same boxes."""
+    if weights == "torchvision":
+        return True
+    if not weights or not Path(weights).expanduser().is_file():
+        return False
+    from ean.models.pretrained import file_sha256
+
+    return file_sha256(Path(weights).expanduser()).startswith(torchvision_coco_hash())
+
+
 def build_detector(
     weights: str | None, min_size: int, proposals: int, score_threshold: float = TORCHVISION_SCORE_FLOOR
 ) -> nn.Module:
@@ -97,6 +116,8 @@ def build_detector(
         if not path.is_file():
             raise FileNotFoundError(f"Faster R-CNN weights file not found: {path}")
         detector.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        if is_torchvision_coco(weights):  # as torchvision builds it for these weights: the boxes of "torchvision"
+            _freeze_batchnorm(detector, eps=0.0)
     detector.eval()
     for p in detector.parameters():
         p.requires_grad_(False)
@@ -236,6 +257,21 @@ class FasterRCNNRegions(nn.Module):
         boxes = self.boxes(clip)  # (N*T, R, 4)
         masks = box_masks(boxes, tuple(clip.shape[-2:]), (h, w))
         return masks.view(n, t, self.num_regions, h, w)
+
+
+def _freeze_batchnorm(module: nn.Module, eps: float) -> None:
+    """Replaces each BatchNorm2d by torchvision's FrozenBatchNorm2d with the same statistics and ``eps``, as
+    torchvision builds its detector for trained weights (its COCO weights were trained with eps 0)."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=eps)
+            for buffer in ("weight", "bias", "running_mean", "running_var"):
+                getattr(frozen, buffer).copy_(getattr(child, buffer).detach())
+            setattr(module, name, frozen)
+        else:
+            _freeze_batchnorm(child, eps)
 
 
 def _precision(device_type: str) -> str:
