@@ -348,7 +348,7 @@ def mark_states(spec: StudySpec, trials: list[Trial], args: argparse.Namespace, 
     kept = None if args.rerun or args.estimate else reads.get(question)
     if kept is not None:
         set_states(trials, kept)
-        return None, other_code_note(kept["other_code"])
+        return None, other_code_note(kept["other_code"], kept.get("other_digests", []))
     version = reads.version()  # before the reads: a write meanwhile leaves them unused
     if fresh_store(uri):
         return None, None

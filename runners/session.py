@@ -313,7 +313,7 @@ class StudySession:
             return False
         set_states(self.trials, answer)
         self.experiment_id = answer["experiment_id"]
-        self._print_once(other_code_note(answer["other_code"]))
+        self._print_once(other_code_note(answer["other_code"], answer.get("other_digests", [])))
         return True
 
     def only_reads(self) -> bool:

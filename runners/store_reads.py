@@ -88,12 +88,12 @@ def states_question(study: str, study_hash: str, trials: list[Trial]) -> dict[st
 
 def states_answer(tracker, trials: list[Trial], running: bool) -> dict[str, Any]:
     """What ``tracker.mark_cached(trials, rerun=False)`` found (called after it), to keep: each trial's state,
-    run and source, the trials computed by other code (``other_code``), whether a run of the study is RUNNING,
-    the study's experiment (``""``: none yet) and whether it is complete (tagged as the runner tags it: a
-    read-only tracker may find it is not, which the runner then does)."""
+    run and source, the trials computed by other code (``other_code``) and that code's digests, whether a run of
+    the study is RUNNING, the study's experiment (``""``: none yet) and whether it is complete (tagged as the
+    runner tags it: a read-only tracker may find it is not, which the runner then does)."""
     states = [[t.state.value, t.run_id, t.source, t.generation] for t in trials]
-    return {"states": states, "other_code": list(tracker.other_code), "running": running,
-            "experiment_id": tracker.experiment_id, "complete": tracker.complete}  # fmt: skip
+    return {"states": states, "other_code": list(tracker.other_code), "other_digests": list(tracker.other_digests),
+            "running": running, "experiment_id": tracker.experiment_id, "complete": tracker.complete}  # fmt: skip
 
 
 def nothing_to_do(answer: dict[str, Any] | None) -> bool:

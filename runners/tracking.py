@@ -149,6 +149,7 @@ class StudyTracker:
         self.parent_id: str | None = None
         self._logged: dict[str, set[int]] = {}  # run id -> epochs in MLflow
         self.other_code: list[str] = []  # cached or reused trials computed by other sources (mark_cached)
+        self.other_digests: list[str] = []  # the code digests they were computed by
         self.complete = True  # the experiment is there and tagged as the runner tags it (``read_only`` may say not)
 
     @classmethod
@@ -224,6 +225,7 @@ class StudyTracker:
         unfinished_here = {t.key for t in trials if not _finished(runs.get(t.key, []))}
         elsewhere = {} if rerun else finished_elsewhere(self.client, self.study, unfinished_here)
         self.other_code.clear()
+        self.other_digests.clear()
 
         def training_of(trial: Trial) -> Any | None:
             """The FINISHED run of an evaluation's training this study uses: its own, else the one it reuses."""
@@ -262,10 +264,12 @@ class StudyTracker:
         computed_by = run.data.tags.get(S.TAG_CODE_DIGEST)
         if computed_by and computed_by != digests.code_digest():
             self.other_code.append(trial.name)
+            if computed_by not in self.other_digests:
+                self.other_digests.append(computed_by)
 
     def other_code_note(self) -> str | None:
         """A note naming the cached and reused trials (``mark_cached``) computed by other sources, or None."""
-        return other_code_note(self.other_code)
+        return other_code_note(self.other_code, self.other_digests)
 
     def has_running(self) -> bool:
         """Whether a run of the study's experiment is RUNNING (a live driver's, or one a dead driver left)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import sqlite3
@@ -15,6 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import ean
+from ean.files_write import write_text
 from runners.journal import Journal
 from runners.plan import build_plan
 from runners.run import main
@@ -338,16 +340,22 @@ def test_a_rerun_and_a_study_with_ensembles_do_not_use_kept_states(finished, stu
 
 
 def test_a_trial_computed_by_other_code_is_named_from_the_kept_states_too(finished, study_dir, capsys, monkeypatch):
+    from runners import code_digest as digests
+
     spec, uri, runs = finished
     MlflowClient(uri).set_tag(runs["eab"], S.TAG_CODE_DIGEST, "sha256:00000000000000aa")
+    then = {**digests.manifest_of(digests.code_digest()), "ean/trial.py": "0" * 16}  # that code, as kept here
+    write_text(digests._manifest_path("sha256:00000000000000aa"), json.dumps(then))
     args = cli_args(study_dir, spec, "--no-report")
     for _ in range(2):  # MLflow asked, then the kept states
         assert main(args) == 0
-        assert "tiny/eab/seed0" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "tiny/eab/seed0" in err and "since them, changed: ean/trial.py)" in err
     with monkeypatch.context() as patch:
         no_mlflow(patch)
         assert main(cli_args(study_dir, spec, "--dry-run")) == 0
-    assert "computed by other sources" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "computed by other sources" in err and "since them, changed: ean/trial.py)" in err
 
 
 def test_an_experiment_a_dry_run_found_untagged_is_tagged_by_the_next_run(finished, study_dir):
