@@ -185,7 +185,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
     labels = {row: spec.row(row).label for row in trials}
     networks = {labels[row]: t.model() for row, t in trials.items()}
     pair = f"{trials[args.row].file_row}_vs_{args.baseline}"
-    out = figure_stem(args.out, spec.name, "features", pair, args.seed, args.video)
+    out = figure_stem(trials[args.row].folder, spec.name, "features", pair, args.seed, args.video)
     paths, _ = features_report(
         networks,
         clips[args.row],

@@ -154,7 +154,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
             f"{len(fast.frame_indices)} distinct frames at 2x the frame rate: the fps_2x clip repeats frames",
             file=sys.stderr,
         )
-    out = figure_stem(args.out, spec.name, "kernels", trial.file_row, args.seed, args.video)
+    out = figure_stem(trial.folder, spec.name, "kernels", trial.file_row, args.seed, args.video)
     label = f"{spec.row(args.row).label} (seed {args.seed})"
     paths, _ = kernels_report(trial.model(), anchor, fast, out, args.stage, label)
     return paths

@@ -205,7 +205,7 @@ def _draw(args: argparse.Namespace) -> list[Path]:
             f"{', '.join(rows) if rows else 'none'}"
         )
     clip = validation_clip(trial.config["data"], args.video)
-    out = figure_stem(args.out, spec.name, "saliency", trial.file_row, args.seed, args.video)
+    out = figure_stem(trial.folder, spec.name, "saliency", trial.file_row, args.seed, args.video)
     label = f"{spec.row(args.row).label} (seed {args.seed})"
     paths, _ = saliency_report(trial.model(), clip, out, label, args.stage, args.layer, args.anchor_frame)
     return paths

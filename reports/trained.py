@@ -80,6 +80,7 @@ class Trained:
     run: Any
     config: dict[str, Any]
     column: str = ""
+    folder: Path = Path("outputs") / "reports"  # where its figures go (``<folder>/figures``)
 
     @property
     def file_row(self) -> str:
@@ -109,7 +110,9 @@ def trained(
     on ``dataset`` (default: the first, the paper's). The run the table in the report folder ``out`` (default
     ``outputs/reports/<study>``, where the figures go) shows for that cell, when that folder has a report of the
     study, of this store, with that cell (``reports.folder``): the figures are of the model whose numbers sit
-    beside them; else the newest (``find_run``). Says on stderr which run it took, and why.
+    beside them; else the newest (``find_run``), whose figures then go (without ``out``) beside the table of the
+    invocation that made it (``outputs/reports/table8-smoke`` for a smoke run), never into the study's own
+    folder. Says on stderr which run it took, and why.
 
     Raises:
         SpecError: the spec has no such row or dataset, or MLflow no finished run of it with a checkpoint here.
@@ -127,12 +130,26 @@ def trained(
     if newest:
         run = find_run(client, spec.name, row, seed, column)
         how = f"the newest FINISHED one: {newest}"
+        if out is None and (profile := _profile_of(client, run)):
+            folder = report_folder(None, f"{spec.name}-{profile}")
+            how += f"; a run of --profile {profile}: its figures go to {folder}"
     else:
         run = _shown_run(client, cell, folder, row, seed)
         how = f"the one the table in {folder} shows"
     key = run.data.tags.get(S.TAG_TRIAL_KEY, "?")
     print(f"{row} seed {seed}: run {run.info.run_id} (trial key {key[:12]}), {how}", file=sys.stderr)
-    return Trained(row, run, run_config(client, run), column)
+    return Trained(row, run, run_config(client, run), column, folder)
+
+
+def _profile_of(client: MlflowClient, run) -> str | None:
+    """The ``--profile`` of the invocation (the parent run) that made a trial run, or None."""
+    parent = run.data.tags.get(S.TAG_PARENT_RUN_ID)
+    if not parent:
+        return None
+    try:
+        return client.get_run(parent).data.tags.get(S.TAG_PROFILE) or None
+    except MlflowException:
+        return None
 
 
 def report_folder(out: str | Path | None, study: str) -> Path:

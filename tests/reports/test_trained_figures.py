@@ -5,6 +5,7 @@ dataset generated under tmp; the command lines on a small MLflow store of such n
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,7 +371,7 @@ def test_in_a_study_of_two_datasets_a_figure_uses_the_trial_of_the_dataset_asked
     assert "no dataset column 'kinetics400'; --dataset: something_v1, something_v2" in capsys.readouterr().err
 
 
-def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path, capsys):
+def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path, capsys, monkeypatch):
     """Two FINISHED runs of +EAB seed 0 of two configurations (trial keys), the newer of the other one: with the
     table of the first in the report folder (in any format), the figure is of the run the table shows, not of the
     newest. The newest, saying why: a folder without a table, a cell the table does not have (seed 1), a table of
@@ -411,6 +412,12 @@ def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path
     said = capsys.readouterr().err
     assert f"run {run_ids['other_key']} (trial key other_key), the newest FINISHED one: " in said
     assert "no-table has no table of two_keys" in said
+    parent = client.create_run(exp, tags={S.TAG_PROFILE: "smoke"}).info.run_id  # the invocation that made it
+    client.set_tag(run_ids["other_key"], S.TAG_PARENT_RUN_ID, parent)
+    monkeypatch.chdir(tmp_path)  # no table in outputs/reports/two_keys: the newest, a smoke run's, beside it
+    assert trained(client, spec, "eab", 0).folder == Path("outputs") / "reports" / "two_keys-smoke"
+    assert "a run of --profile smoke: its figures go to outputs/reports/two_keys-smoke" in capsys.readouterr().err
+    assert trained(client, spec, "eab", 0, out=tmp_path / "no-table").folder == tmp_path / "no-table"  # as asked
     assert trained(client, spec, "eab", 1, out=folder).run.info.run_id == run_ids["spec_key1"]
     assert f"the table in {folder} has no cell of eab seed 1" in capsys.readouterr().err
     with pytest.raises(SpecError, match=r"the table in .*report shows no FINISHED run of base seed 0 \(its run: FAIL"):
