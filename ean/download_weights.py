@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ean.command_name import command_name
+
 
 def main(argv: list[str] | None = None) -> int:
     from ean.models.pretrained import (
@@ -21,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     parser = argparse.ArgumentParser(
-        prog="python -m ean.download_weights",
+        prog=command_name("python -m ean.download_weights"),
         description="Download named ImageNet weights into torch's hub cache, where model.pretrained=NAME finds them.",
         epilog="Example: python -m ean.download_weights resnet50 (the paper's backbone, imagenet1k_v1)",
     )

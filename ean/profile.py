@@ -22,6 +22,7 @@ import yaml
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ean.command_name import command_name
 from ean.models import build_model, frames_per_segment, resolve_model_config
 from ean.models.build import MODEL_DEFAULTS
 
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ean.profile",
+        prog=command_name("python -m ean.profile"),
         description="Print trainable parameters and FLOPs (MACs of one clip, the paper's convention) of a model "
         "configuration given as model-config overrides over the EAN 8F RGB defaults.",
         epilog="Keys: " + ", ".join(resolve_model_config({})) + ". Examples: python -m ean.profile block=s_block; "

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ean.command_name import command_name
 from ean.files_write import atomic_path, folder_problem, write_text
 from reports.collect import StudyNotFoundError, StudyRuns, collect_runs, read_runs, study_runs
 from reports.folder import ReportFolder, file_digest
@@ -397,7 +398,7 @@ def _write(path: Path, text: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m reports.make``."""
     p = argparse.ArgumentParser(
-        prog="python -m reports.make",
+        prog=command_name("python -m reports.make"),
         description="Build a study's tables (Markdown, LaTeX, CSV) and figures from its MLflow runs.",
         epilog="Example: python -m reports.make studies/table8.yaml --format md,latex --out outputs/table8",
     )

@@ -19,6 +19,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ean.command_name import command_name
 from reports.folder import shown_runs
 from study import mlflow_schema as S
 from study.mlflow_search import all_runs
@@ -235,7 +236,7 @@ def figure_stem(out: str | Path | None, study: str, kind: str, row: str, seed: i
 def base_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     """The arguments every trained-model figure takes: STUDY ROW, --seed, --video, --mlflow-uri, --out."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=command_name(prog), description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("study", help="a study spec file or name (table8 -> studies/table8.yaml)")
     parser.add_argument("row", help="the row id of a trained model")

@@ -102,8 +102,8 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
         except ConnectionError as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise RayUnreachable(
-                f"--address {address}: {first}. Start a cluster with `ray start --head`, or leave --address out "
-                "for a local Ray"
+                f"--address {address}: {first.rstrip('.')}. Start a cluster with `ray start --head`, or leave "
+                "--address out for a local Ray"
             ) from None
         return
     with registration_polled():

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from ean.command_name import command_name
 from ean.files_write import folder_problem
 from ean.plugins import load_plugins, plugin_entry_points
 from ean.registry import RegistryError
@@ -59,7 +60,7 @@ WAIT_S = 60.0
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m runners.run",
+        prog=command_name("python -m runners.run"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Examples:\n"

@@ -30,6 +30,7 @@ from importlib import import_module
 from pathlib import Path
 
 import ean
+from ean.command_name import command_name
 from runners import signals
 from runners.code_digest import other_code_note
 from runners.journal import JOURNAL_NAME, BufferedTracker, Journal, replay, transient
@@ -588,8 +589,9 @@ def fresh_store(uri: str) -> bool:
 
 
 def shell_command(argv: list[str]) -> str:
-    """The command line that runs the study again (printed as the resume hint)."""
-    return " ".join(["python -m runners.run", *(shlex.quote(a) for a in argv)])
+    """The command line that runs the study again (printed as the resume hint), in the form it was started in
+    (``ean-run ...`` or ``python -m runners.run ...``)."""
+    return " ".join([command_name("python -m runners.run"), *(shlex.quote(a) for a in argv)])
 
 
 def browse_hint(uri: str, experiment_id: str) -> str:
