@@ -42,13 +42,18 @@ from ean.models.pretrained import NAMED_WEIGHTS, PretrainedWeightsError, file_fi
 from ean.models.registries import BACKBONES, BLOCKS, FUSIONS, MOTIONS, REGIONS
 from ean.plugins import plugin_versions
 from ean.train.build import model_data_keys
-from ean.train.config import device_batch, device_type, resolve_trainer_config, resolved_amp
+from ean.train.config import TRAINER_DEFAULTS, device_batch, device_type, resolve_trainer_config, resolved_amp
 
 SECTIONS = ("model", "data", "trainer", "seed")
 #: Data keys any dataset takes besides its constructor's options (read by the loader or the layout).
 DATA_COMMON = ("dataset", "root", "num_workers", "loader_timeout_s", "media", "frames_root")
 #: Trainer keys that change how a run executes or reports, not what it computes.
 TRAINER_OPERATIONAL = ("eval_every", "checkpoint_every", "num_threads")
+#: Trainer keys added after trial keys were first published: hashed only when not at their default, so that
+#: every key made before they existed stands (a trainer key not listed here enters every key: add a new one
+#: here, with its default reproducing what trials computed before it; the golden keys of
+#: ``tests/runners/test_studies.py`` fail otherwise).
+TRAINER_OMITTED_AT_DEFAULT: tuple[str, ...] = ()
 #: Trainer keys a run may change and still resume (training longer; a checkpoint continued on another device in
 #: the same precision: ``amp: auto`` is bf16 on a GPU and none on a CPU, which a resume refuses).
 RESUMABLE = ("epochs", "device")
@@ -124,6 +129,9 @@ def semantic_config(config: dict[str, Any], devices: int = 1) -> dict[str, Any]:
         trainer["channels_last"] = "auto"
     for key in TRAINER_OPERATIONAL:
         trainer.pop(key)
+    for key in TRAINER_OMITTED_AT_DEFAULT:
+        if trainer.get(key) == TRAINER_DEFAULTS.get(key):
+            trainer.pop(key, None)
     data = data_identity(_data_as_trained(config))
     if protocol_key(protocol_of(config["data"])) != protocol_of(config["data"]):
         data["views"] = MULTI_VIEW_RULE

@@ -202,3 +202,18 @@ def test_only_the_trials_tested_on_several_views_are_keyed_by_how_views_are_plac
         and MULTI_VIEW_RULE in protocol_key("2x1")
         and MULTI_VIEW_RULE in protocol_key("1x3")
     )
+
+
+def test_a_trainer_option_added_later_keys_a_trial_only_away_from_its_default(monkeypatch):
+    """A new trainer key listed in ``TRAINER_OMITTED_AT_DEFAULT`` leaves every key made before it as it was."""
+    from ean import trial
+    from ean.train import config as trainer_config
+
+    config = {"model": {"backbone": "resnet18"}, "data": {"dataset": "synthetic", "root": "x"}, "seed": 0}
+    before = trial.trial_key(config, fingerprint="sha256:0")
+    monkeypatch.setitem(trainer_config.TRAINER_DEFAULTS, "ema_decay", 0.0)
+    assert trial.trial_key(config, fingerprint="sha256:0") != before  # not listed: in every key
+    monkeypatch.setattr(trial, "TRAINER_OMITTED_AT_DEFAULT", ("ema_decay",))
+    assert trial.trial_key(config, fingerprint="sha256:0") == before
+    changed = {**config, "trainer": {"ema_decay": 0.999}}
+    assert trial.trial_key(changed, fingerprint="sha256:0") != before
