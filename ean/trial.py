@@ -359,12 +359,18 @@ def _check_motion_sizes(config: dict, devices: int) -> list[str]:
     except (ValueError, LookupError):
         return []  # reported by _check_model
     name = motion_name(model)
-    multiple = getattr(MOTIONS.get(name), "input_multiple", None) if name is not None else None
+    if name is None:
+        return []
+    name, options = MOTIONS.canonical(name, model["motion_options"])  # a variant registered same_as another
+    multiple = getattr(MOTIONS.get(name), "input_multiple", None)
     if multiple is None:
         return []
     defaults = {k: p.default for k, p in inspect.signature(MOTIONS.get(name)).parameters.items()}
-    options = {**defaults, **model["motion_options"]}
-    cell = multiple(**options)
+    options = {**defaults, **options}
+    try:
+        cell = int(multiple(**options))
+    except (TypeError, ValueError) as err:
+        return [f"model: motion '{name}': input_multiple({options}) failed: {type(err).__name__}: {err}"]
     data = config.get("data", {})
     sizes = {"data.test_crop_size": data.get("test_crop_size")}
     described = ", ".join(f"{k} {options[k]}" for k in inspect.signature(multiple).parameters if k in options)

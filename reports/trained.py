@@ -131,9 +131,9 @@ def trained(
     if newest:
         run = find_run(client, spec.name, row, seed, column)
         how = f"the newest FINISHED one: {newest}"
-        if out is None and (profile := _profile_of(client, run)):
-            folder = report_folder(None, f"{spec.name}-{profile}")
-            how += f"; a run of --profile {profile}: its figures go to {folder}"
+        if out is None and (invocation := _invocation_folder(client, run, spec.name)) != folder:
+            folder = invocation
+            how += f"; a run of another invocation than the spec's own: its figures go to {folder}, beside its table"
     else:
         run = _shown_run(client, cell, folder, row, seed)
         how = f"the one the table in {folder} shows"
@@ -142,15 +142,19 @@ def trained(
     return Trained(row, run, run_config(client, run), column, folder)
 
 
-def _profile_of(client: MlflowClient, run) -> str | None:
-    """The ``--profile`` of the invocation (the parent run) that made a trial run, or None."""
+def _invocation_folder(client: MlflowClient, run, study: str) -> Path:
+    """The report folder of the invocation (the parent run) that made a trial run: as the runner tagged it
+    (``outputs/reports/table8-smoke-seeds-0``), else ``<study>-<profile>`` for a run of a ``--profile`` (runs
+    made before the tag), else the study's own."""
     parent = run.data.tags.get(S.TAG_PARENT_RUN_ID)
-    if not parent:
-        return None
     try:
-        return client.get_run(parent).data.tags.get(S.TAG_PROFILE) or None
+        tags = client.get_run(parent).data.tags if parent else {}
     except MlflowException:
-        return None
+        tags = {}
+    if tags.get(S.TAG_REPORT_FOLDER):
+        return Path(tags[S.TAG_REPORT_FOLDER])
+    profile = tags.get(S.TAG_PROFILE)
+    return report_folder(None, f"{study}-{profile}" if profile else study)
 
 
 def report_folder(out: str | Path | None, study: str) -> Path:

@@ -534,12 +534,13 @@ def _main(argv: list[str], args: argparse.Namespace) -> int:
     try:
         if args.dry_run:
             return dry_run(spec, trials, args, uri, plan)
+        args.report_folder = str(report_folder(spec.name, args.profile, seeds, spec.seeds, args.overrides))
         status, session = run_study(spec, trials, args, uri, argv, spec_path, plan)
     except (TrackingUnreachable, LeaseHeld, RayUnreachable) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if status in (EXIT_OK, EXIT_FAILED_TRIALS, EXIT_WAITING) and not args.no_report:  # not stopped, MLflow up
-        out = report_folder(spec.name, args.profile, seeds, spec.seeds, args.overrides)
+        out = Path(args.report_folder)
         ran = invocation_text(args.profile, seeds, spec.seeds, args.overrides)
         keyed = keyed_trials(spec_path, profile, seeds, args, trials)
         report(spec_path, uri, seeds, keyed, session.tracker, out, ran)

@@ -366,7 +366,11 @@ class StudySession:
         if cost is not None:
             files[S.ARTIFACT_ESTIMATE] = cost[0]
         parent = self.tracker.start_parent(
-            self.args.profile, ["python -m runners.run", *self.argv], description=self.spec.title, files=files
+            self.args.profile,
+            ["python -m runners.run", *self.argv],
+            description=self.spec.title,
+            files=files,
+            report_folder=getattr(self.args, "report_folder", None),
         )
         if cost is not None:
             self.tracker.log_metrics(parent, cost[1])

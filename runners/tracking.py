@@ -296,7 +296,12 @@ class StudyTracker:
         return stale
 
     def start_parent(
-        self, profile: str | None, argv: list[str], description: str = "", files: dict[str, str] | None = None
+        self,
+        profile: str | None,
+        argv: list[str],
+        description: str = "",
+        files: dict[str, str] | None = None,
+        report_folder: str | None = None,
     ) -> str:
         """Creates the invocation's parent run with all its tags (``description``: its note, shown in the UI),
         then logs ``files`` (artifact name -> text: the spec, the plan) to it; returns its id."""
@@ -304,6 +309,7 @@ class StudyTracker:
         tags = {**self.system_tags, S.TAG_KIND: S.KIND_STUDY, S.TAG_STUDY: self.study}
         tags[S.TAG_STUDY_HASH] = self.study_hash
         tags[S.TAG_PROFILE] = profile or ""
+        tags[S.TAG_REPORT_FOLDER] = report_folder or ""
         tags[S.TAG_COMMAND] = " ".join(argv)[:5000]
         if description:
             tags[S.MLFLOW_RUN_NOTE] = run_note(description, S.ARTIFACT_SPEC)

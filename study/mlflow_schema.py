@@ -126,6 +126,8 @@ TAG_SUPERSEDED_BY = "ean.superseded_by"
 TAG_ENSEMBLE_OF = "ean.ensemble_of"
 #: On a study (parent) run: the profile it ran with and its command line.
 TAG_PROFILE = "ean.profile"
+#: On a study (parent) run: the folder its invocation writes its report to (``outputs/reports/table8-smoke``).
+TAG_REPORT_FOLDER = "ean.report_folder"
 TAG_COMMAND = "ean.command"
 TAG_WORKDIR = "ean.workdir"
 #: On a FINISHED trial run: the Ray node id of the process that computed its result (DDP: rank 0's).

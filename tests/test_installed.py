@@ -96,7 +96,7 @@ def test_a_users_study_in_the_working_directory_is_found_by_name(installed, empt
 
 @pytest.mark.parametrize(
     ("name", "usage"),
-    [("ean-profile", "python -m ean.profile"), ("ean-report", "python -m reports.make")],
+    [("ean-profile", "ean-profile"), ("ean-report", "ean-report")],  # each says the name it was started by
 )
 def test_the_console_commands_answer_help(installed, empty, name, usage):
     shown = command(installed, empty, name, "--help")

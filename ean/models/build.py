@@ -75,7 +75,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
 #: The modality without a motion module; ``"rgb_<name>"`` adds the ``MOTIONS`` variant ``name``.
 RGB = "rgb"
 RGB_FRAMES = ("middle", "first")
-#: Keys renamed since: a config that still uses one is told the new name.
+#: Keys renamed since: a config that still uses one (a run's saved config) reads as if it used the new name.
 RENAMED = {"lmc_options": "motion_options"}
 
 
@@ -85,16 +85,24 @@ class ModelConfigError(ValueError):
 
 def resolve_model_config(config: dict[str, Any]) -> dict[str, Any]:
     """Fills defaults and validates a model config; returns a new dict (the input is not changed)."""
-    section = config.get("model", config)
-    for old, new in RENAMED.items():
-        if old in section:
-            raise ModelConfigError(f"model.{old} is now model.{new} (the options of whichever motion module "
-                                   "model.modality names: rgb_lmc -> the LMC's)")  # fmt: skip
+    section = _renamed(dict(config.get("model", config)))
     check_known_keys("model", section, MODEL_DEFAULTS, ModelConfigError)
     cfg = copy.deepcopy(MODEL_DEFAULTS)
     cfg.update(copy.deepcopy(dict(section)))
     _validate(cfg)
     return cfg
+
+
+def _renamed(section: dict[str, Any]) -> dict[str, Any]:
+    """A model section with its keys renamed since (``RENAMED``): the configs of runs made before read as they
+    did; a section with both names is a ModelConfigError."""
+    for old, new in RENAMED.items():
+        if old not in section:
+            continue
+        if section.get(new):
+            raise ModelConfigError(f"model.{old} is now model.{new}: give the options once, as model.{new}")
+        section[new] = section.pop(old)
+    return section
 
 
 def _choice(cfg: dict, key: str, choices: tuple) -> None:
@@ -294,7 +302,22 @@ def build_model(config: dict[str, Any]) -> EAN:
 def frames_per_segment(config: dict[str, Any]) -> int:
     """Frames each segment of the model's input holds: 1 for RGB, the motion module's (5 for RGB+LMC)."""
     name = motion_name(resolve_model_config(config))
-    return 1 if name is None else MOTIONS.get(name).FRAMES_PER_SEGMENT
+    return 1 if name is None else _frames_of(name)
+
+
+def _frames_of(name: str) -> int:
+    """The frames each segment holds for the motion module ``name`` (its ``FRAMES_PER_SEGMENT``).
+
+    Raises:
+        ModelConfigError: the variant does not state them (the ``MOTIONS`` contract).
+    """
+    frames = getattr(MOTIONS.get(name), "FRAMES_PER_SEGMENT", None)
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
+        raise ModelConfigError(
+            f"motion '{name}' ({MOTIONS.get(name).__qualname__}) states no FRAMES_PER_SEGMENT (an int >= 2: the "
+            f"frames of each segment it reads), as the motion family's contract asks: {MOTIONS.contract}"
+        )
+    return frames
 
 
 def modalities() -> tuple[str, ...]:
@@ -313,6 +336,5 @@ def _motion_options(cfg: dict[str, Any], out_channels: int) -> dict[str, Any]:
     name = motion_name(cfg)
     if name is None:
         return {}
-    motion = MOTIONS.get(name)
-    fixed = {"frames_per_segment": motion.FRAMES_PER_SEGMENT, "out_channels": out_channels}
-    return _checked_options(f"motion '{name}'", motion, cfg["motion_options"], fixed)
+    fixed = {"frames_per_segment": _frames_of(name), "out_channels": out_channels}
+    return _checked_options(f"motion '{name}'", MOTIONS.get(name), cfg["motion_options"], fixed)

@@ -81,7 +81,8 @@ def _region_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
     weights = options.get("weights")
     if isinstance(weights, str) and weights != "torchvision":
-        named = "torchvision" if is_torchvision_coco(weights) else weights_identity(weights, "fasterrcnn")
+        coco = name == "fasterrcnn" and is_torchvision_coco(weights)
+        named = "torchvision" if coco else weights_identity(weights, "fasterrcnn")
         options = {**options, "weights": named}
     threshold = options.get("score_threshold")
     low = isinstance(threshold, int | float) and threshold < TORCHVISION_SCORE_FLOOR
@@ -129,11 +130,11 @@ def network_identity(config: dict[str, Any]) -> dict[str, Any]:
     out["lmc"] = None
     name = motion_name(cfg)
     if name is not None:
-        motion = MOTIONS.get(name)
-        options = bound_options(motion, cfg["motion_options"], ("out_channels", "frames_per_segment"))
-        options["frames_per_segment"] = motion.FRAMES_PER_SEGMENT
-        if name == "lmc":  # the LMC keeps the field it had when trial keys were first published
+        part = _part(MOTIONS, name, cfg["motion_options"], ("out_channels", "frames_per_segment"))
+        options = {**part["options"], "frames_per_segment": MOTIONS.get(name).FRAMES_PER_SEGMENT}
+        out["modality"] = f"rgb_{part['name']}"  # a variant registered same_as another is that one
+        if part["name"] == "lmc":  # the LMC keeps the field it had when trial keys were first published
             out["lmc"] = options
         else:
-            out["motion"] = {"name": name, "options": options}
+            out["motion"] = {"name": part["name"], "options": options}
     return out

@@ -58,9 +58,42 @@ def test_motion_options_the_module_owns_or_a_renamed_key_are_refused_by_name():
         check_model_config({**SMALL, "modality": "rgb_lmc", "motion_options": {"out_channels": 32}})
     with pytest.raises(ModelConfigError, match=r"motion 'diff' options \['latent'\] are not accepted; valid "):
         check_model_config({**SMALL, "modality": "rgb_diff", "motion_options": {"latent": 32}})
-    with pytest.raises(ModelConfigError, match=r"model.lmc_options is now model.motion_options"):
-        check_model_config({**SMALL, "modality": "rgb_lmc", "lmc_options": {"latent": 128}})
     assert check_model_config({**SMALL, "motion_options": {"latent": 1}})["modality"] == "rgb"  # never read
+
+
+def test_a_config_saved_with_the_old_lmc_options_reads_as_motion_options():
+    """Runs trained before the motion family saved ``lmc_options``: their configs still build and key alike."""
+    old = {**SMALL, "modality": "rgb_lmc", "lmc_options": {"patch": 32}}
+    new = {**SMALL, "modality": "rgb_lmc", "motion_options": {"patch": 32}}
+    assert check_model_config(old)["motion_options"] == {"patch": 32} and "lmc_options" not in check_model_config(old)
+    assert network_identity(old) == network_identity(new) != network_identity({**SMALL, "modality": "rgb_lmc"})
+    with pytest.raises(ModelConfigError, match=r"model.lmc_options is now model.motion_options: give the options once"):
+        check_model_config({**new, "lmc_options": {"latent": 128}})
+
+
+def test_a_motion_variant_registered_same_as_another_is_that_network(monkeypatch):
+    from ean.models.lmc import LatentMotionCode
+    from ean.trial import check_trial_config
+
+    class BigPatches(LatentMotionCode):  # the LMC with patches of 32, under a name of its own
+        def __init__(self, frames_per_segment: int = 5, out_channels: int = 64, latent: int = 256):
+            super().__init__(frames_per_segment, out_channels, latent=latent, patch=32)
+
+    class NoFrames(torch.nn.Module):
+        def __init__(self, frames_per_segment: int, out_channels: int):
+            super().__init__()
+
+    monkeypatch.setitem(MOTIONS._entries, "lmc32", BigPatches)
+    monkeypatch.setitem(MOTIONS._same_as, "lmc32", ("lmc", {"patch": 32}))
+    monkeypatch.setitem(MOTIONS._entries, "noframes", NoFrames)
+    same = network_identity({**SMALL, "modality": "rgb_lmc32"})
+    assert same == network_identity({**SMALL, "modality": "rgb_lmc", "motion_options": {"patch": 32}})
+    data = {"dataset": "synthetic", "root": "x", "frames_per_segment": 5, "num_classes": 5, "test_crop_size": 96}
+    config = {"model": {**SMALL, "modality": "rgb_lmc32"}, "data": data, "trainer": {"batch_size": 2}, "seed": 0}
+    found = check_trial_config(config, require_files=False)
+    assert any("the motion module 'lmc' needs a multiple of 64 (patch 32, downsample 2)" in f for f in found), found
+    with pytest.raises(ModelConfigError, match=r"motion 'noframes' \(.*NoFrames\) states no FRAMES_PER_SEGMENT"):
+        check_model_config({**SMALL, "modality": "rgb_noframes"})
 
 
 def test_the_data_must_give_a_motion_module_its_frames():

@@ -415,8 +415,12 @@ def test_a_figure_is_of_the_run_the_table_in_its_folder_shows(data_cfg, tmp_path
     parent = client.create_run(exp, tags={S.TAG_PROFILE: "smoke"}).info.run_id  # the invocation that made it
     client.set_tag(run_ids["other_key"], S.TAG_PARENT_RUN_ID, parent)
     monkeypatch.chdir(tmp_path)  # no table in outputs/reports/two_keys: the newest, a smoke run's, beside it
-    assert trained(client, spec, "eab", 0).folder == Path("outputs") / "reports" / "two_keys-smoke"
-    assert "a run of --profile smoke: its figures go to outputs/reports/two_keys-smoke" in capsys.readouterr().err
+    assert trained(client, spec, "eab", 0).folder == Path("outputs") / "reports" / "two_keys-smoke"  # an older run
+    assert "another invocation than the spec's own: its figures go to outputs/reports/two_keys-smoke" in (
+        capsys.readouterr().err
+    )
+    client.set_tag(parent, S.TAG_REPORT_FOLDER, "outputs/reports/two_keys-seeds-0-overrides-c988dfe7")
+    assert trained(client, spec, "eab", 0).folder == Path("outputs/reports/two_keys-seeds-0-overrides-c988dfe7")
     assert trained(client, spec, "eab", 0, out=tmp_path / "no-table").folder == tmp_path / "no-table"  # as asked
     assert trained(client, spec, "eab", 1, out=folder).run.info.run_id == run_ids["spec_key1"]
     assert f"the table in {folder} has no cell of eab seed 1" in capsys.readouterr().err

@@ -42,6 +42,8 @@ def test_cache_hit_added_row_and_rerun(study_dir, capsys):
     assert first.data.params["model.block"] == "none"
     for tag in ("ean.trial_key", "ean.git_commit", "ean.code_digest", "ean.data_fingerprint", "mlflow.parentRunId"):
         assert first.data.tags.get(tag)
+    parent = MlflowClient(f"sqlite:///{study_dir / 'mlflow.db'}").get_run(first.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["ean.report_folder"] == "outputs/reports/tiny"  # where its figures go, too
 
     capsys.readouterr()
     assert main(cli_args(study_dir, spec, "--no-report")) == 0  # cached: nothing runs
