@@ -192,9 +192,15 @@ def file_sha256(path: Path) -> str:
     return _file_digest(str(path.resolve()), *_version(path))
 
 
+def hub_hash_prefix(name: str) -> str:
+    """The hash prefix torch's hub puts in a weights file's name: ``name-<first hex digits of the sha256>.pth``
+    (of a file name or a URL)."""
+    return Path(name).stem.rsplit("-", 1)[-1]
+
+
 def _check_hub_hash(path: Path) -> None:
-    """torch's hub convention: ``name-<first hex digits of the sha256>.pth``."""
-    prefix = path.stem.rsplit("-", 1)[-1]
+    """torch's hub convention (``hub_hash_prefix``): the file's sha256 starts with the prefix in its name."""
+    prefix = hub_hash_prefix(path.name)
     if not _file_digest(str(path.resolve()), *_version(path)).startswith(prefix):
         raise PretrainedWeightsError(f"{path}: its sha256 does not start with {prefix}; the file is damaged or other")
 

@@ -73,7 +73,9 @@ def torchvision_coco_hash() -> str:
     """The sha256 prefix of torchvision's COCO Faster R-CNN file (in its name, as torch's hub has it)."""
     from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
-    return FasterRCNN_ResNet50_FPN_Weights.DEFAULT.url.rsplit("-", 1)[-1].removesuffix(".pth")
+    from ean.models.pretrained import hub_hash_prefix
+
+    return hub_hash_prefix(FasterRCNN_ResNet50_FPN_Weights.DEFAULT.url)
 
 
 def is_torchvision_coco(weights: str | None) -> bool:
